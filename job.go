@@ -1,0 +1,85 @@
+package vane
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// JobKind is what a job runs, spelled as in Windmill's job_kind.
+type JobKind string
+
+// Job kinds vane produces.
+const (
+	JobScript       JobKind = "script"
+	JobPreview      JobKind = "preview"
+	JobDependencies JobKind = "dependencies"
+	JobFlow         JobKind = "flow"
+	JobFlowPreview  JobKind = "flowpreview"
+	JobIdentity     JobKind = "identity"
+)
+
+// JobStatus is where a job is in its life.
+type JobStatus string
+
+// A job moves queued -> running -> completed; running -> queued when its lease
+// expires (up to MaxJobRestarts times); queued or running -> completed on cancel.
+const (
+	JobQueued    JobStatus = "queued"
+	JobRunning   JobStatus = "running"
+	JobCompleted JobStatus = "completed"
+)
+
+// MaxJobRestarts is how many times an expired lease re-queues a job; the next
+// expiry completes it as failed.
+const MaxJobRestarts = 3
+
+// Job is one execution request and, once done, its outcome. Queued, running and
+// completed jobs share this type; Status says which fields are meaningful.
+// Logs are stored separately (see the store's log methods) and are not part of Job.
+type Job struct {
+	ID             string          `json:"id"`
+	Workspace      string          `json:"workspace_id"`
+	Kind           JobKind         `json:"job_kind"`
+	ScriptPath     string          `json:"script_path,omitempty"`
+	ScriptHash     Hash            `json:"script_hash,omitempty"`
+	Language       ScriptLang      `json:"language,omitempty"`
+	RawCode        string          `json:"raw_code,omitempty"` // preview jobs: the code itself
+	RawLock        string          `json:"raw_lock,omitempty"`
+	Args           json.RawMessage `json:"args,omitempty"` // a JSON object
+	Tag            string          `json:"tag"`
+	ParentJob      string          `json:"parent_job,omitempty"`
+	RootJob        string          `json:"root_job,omitempty"`
+	FlowStepID     string          `json:"flow_step_id,omitempty"`
+	SchedulePath   string          `json:"schedule_path,omitempty"`
+	CreatedBy      string          `json:"created_by"`      // username
+	Email          string          `json:"email"`           // of the user the job runs as
+	PermissionedAs string          `json:"permissioned_as"` // u/<user> or g/<group>
+	CreatedAt      time.Time       `json:"created_at"`
+	ScheduledFor   time.Time       `json:"scheduled_for"`
+	Priority       int             `json:"priority,omitempty"`
+	Timeout        int             `json:"timeout,omitempty"` // seconds; 0 means the worker default
+	MemoryLimitMB  int             `json:"memory_limit_mb,omitempty"`
+	VisibleToOwner bool            `json:"visible_to_owner"`
+	Seq            uint64          `json:"-"` // queue order among equal ScheduledFor, set by the store
+
+	Status       JobStatus  `json:"-"`
+	StartedAt    *time.Time `json:"started_at,omitempty"`
+	Worker       string     `json:"worker,omitempty"`
+	LeaseEpoch   uint64     `json:"-"`
+	LeaseExpires time.Time  `json:"-"`
+	LastPing     *time.Time `json:"last_ping,omitempty"`
+	Restarts     int        `json:"restarts"` // re-executions after lease expiry
+
+	Canceled       bool   `json:"canceled"`
+	CanceledBy     string `json:"canceled_by,omitempty"`
+	CanceledReason string `json:"canceled_reason,omitempty"`
+
+	CompletedAt *time.Time      `json:"completed_at,omitempty"`
+	Success     bool            `json:"success"`
+	Result      json.RawMessage `json:"result,omitempty"`
+	DurationMs  int64           `json:"duration_ms,omitempty"`
+	MemPeak     int64           `json:"mem_peak,omitempty"`
+}
+
+// Finished reports whether the job has its one recorded completion.
+func (j *Job) Finished() bool { return j.Status == JobCompleted }

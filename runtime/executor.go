@@ -1,0 +1,132 @@
+// Package runtime executes jobs: the worker loop (claim, heartbeat, run,
+// complete) and the Executor interface that every language implements in its
+// own subpackage (runtime/bash, runtime/deno, runtime/gowasm, runtime/python).
+// Import it as jobrt where the standard library's runtime is also needed.
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"time"
+
+	"vane"
+)
+
+// Limits bound one job's resources. Zero fields mean DefaultLimits' values.
+type Limits struct {
+	Timeout      time.Duration // wall clock, from start to result
+	MemoryBytes  int64         // guest linear memory or the process tree's memory
+	LogBytes     int64         // stdout+stderr kept; the rest is dropped after a truncation marker
+	ResultBytes  int64         // the result JSON
+	MaxProcs     int           // subprocess jobs: processes in the jail
+	MaxOpenFiles int           // subprocess jobs: RLIMIT_NOFILE
+	MaxFileBytes int64         // subprocess jobs: RLIMIT_FSIZE, and the job dir's budget
+}
+
+// DefaultLimits returns the limits a job gets unless its script overrides them.
+func DefaultLimits() Limits {
+	return Limits{
+		Timeout:      15 * time.Minute,
+		MemoryBytes:  256 << 20,
+		LogBytes:     2 << 20,
+		ResultBytes:  vane.MaxResultBytes,
+		MaxProcs:     64,
+		MaxOpenFiles: 256,
+		MaxFileBytes: 64 << 20,
+	}
+}
+
+// WithDefaults returns l with every zero field set from DefaultLimits.
+func (l Limits) WithDefaults() Limits {
+	d := DefaultLimits()
+	if l.Timeout <= 0 {
+		l.Timeout = d.Timeout
+	}
+	if l.MemoryBytes <= 0 {
+		l.MemoryBytes = d.MemoryBytes
+	}
+	if l.LogBytes <= 0 {
+		l.LogBytes = d.LogBytes
+	}
+	if l.ResultBytes <= 0 {
+		l.ResultBytes = d.ResultBytes
+	}
+	if l.MaxProcs <= 0 {
+		l.MaxProcs = d.MaxProcs
+	}
+	if l.MaxOpenFiles <= 0 {
+		l.MaxOpenFiles = d.MaxOpenFiles
+	}
+	if l.MaxFileBytes <= 0 {
+		l.MaxFileBytes = d.MaxFileBytes
+	}
+	return l
+}
+
+// Request is everything an executor needs to run one job.
+type Request struct {
+	Job    *vane.Job
+	Code   string          // the script's content (RawCode for previews)
+	Lock   string          // the script's lock (go.sum, deno.lock, ...)
+	Schema *vane.Schema    // parameters in signature order; may be nil
+	Args   json.RawMessage // a JSON object; $var:/$res: references already resolved
+	Env    map[string]string
+	// Dir is a fresh, empty directory for this job only, created by the caller
+	// and removed by it after Run returns.
+	Dir    string
+	Limits Limits
+	// Logs receives the job's stdout and stderr as they are produced. It is
+	// safe for concurrent use and already capped at Limits.LogBytes.
+	Logs io.Writer
+}
+
+// Outcome is a finished job's result. A failed job's Result is
+// {"error":{"name","message","stack"}}.
+type Outcome struct {
+	Success bool
+	Result  json.RawMessage
+	MemPeak int64 // bytes, when known
+}
+
+// Executor runs jobs of one language. Run returns when the job has finished,
+// failed, timed out (ctx's deadline or Limits.Timeout) or was canceled (ctx);
+// in every case nothing of the job keeps running. A job that fails is a nil
+// error with Success false; the error is for failures of the executor itself.
+// Implementations are safe for concurrent use.
+type Executor interface {
+	Run(ctx context.Context, req *Request) (Outcome, error)
+}
+
+// SignatureParser infers the parameters' schema from a script's code.
+// Errors wrap vane.ErrInvalid and say where the signature is wrong.
+type SignatureParser interface {
+	ParseSignature(code string) (*vane.Schema, error)
+}
+
+// Deployer is the save-time dependencies step of languages that have one:
+// it resolves imports into a lock and prepares artifacts (a .wasm, a warm
+// cache). It must be idempotent for the same code. A returned error is the
+// build's message, shown as lock_error_logs.
+type Deployer interface {
+	Deploy(ctx context.Context, d *Deployment) (lock string, err error)
+}
+
+// Deployment identifies the script version being deployed.
+type Deployment struct {
+	Workspace string
+	Path      string
+	Hash      vane.Hash
+	Code      string
+	Lock      string // a lock given by the user, if any
+	// ResolveScript returns the current code of another workspace script, for
+	// languages that import scripts by path. It returns vane.ErrNotFound if
+	// there is none.
+	ResolveScript func(path string) (code string, lang vane.ScriptLang, err error)
+}
+
+// ErrorResult builds the failed-job result {"error":{"name","message","stack"}}.
+func ErrorResult(name, message, stack string) json.RawMessage {
+	b, _ := json.Marshal(map[string]any{"error": map[string]string{"name": name, "message": message, "stack": stack}})
+	return b
+}
