@@ -47,15 +47,20 @@ func ParseJobToken(secret []byte, tok string) (JobTokenClaims, error) {
 	if !hmac.Equal([]byte(mac), []byte(jobTokenMAC(secret, body))) {
 		return JobTokenClaims{}, ErrUnauthorized
 	}
-	parts := strings.Split(body, ".")
-	if len(parts) != 3 {
+	// Job ids and epochs hold no '.', workspace ids may: split from the right.
+	rest, epochStr, ok := cutLast(body, ".")
+	if !ok {
 		return JobTokenClaims{}, ErrUnauthorized
 	}
-	epoch, err := strconv.ParseUint(parts[2], 10, 64)
+	ws, jobID, ok := cutLast(rest, ".")
+	if !ok || ws == "" || jobID == "" {
+		return JobTokenClaims{}, ErrUnauthorized
+	}
+	epoch, err := strconv.ParseUint(epochStr, 10, 64)
 	if err != nil {
 		return JobTokenClaims{}, ErrUnauthorized
 	}
-	return JobTokenClaims{Workspace: parts[0], JobID: parts[1], Epoch: epoch}, nil
+	return JobTokenClaims{Workspace: ws, JobID: jobID, Epoch: epoch}, nil
 }
 
 func jobTokenMAC(secret []byte, body string) string {
@@ -63,4 +68,12 @@ func jobTokenMAC(secret []byte, body string) string {
 	m.Write([]byte("vane-job-token\x00"))
 	m.Write([]byte(body))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+func cutLast(s, sep string) (before, after string, found bool) {
+	i := strings.LastIndex(s, sep)
+	if i < 0 {
+		return s, "", false
+	}
+	return s[:i], s[i+len(sep):], true
 }
