@@ -1,0 +1,215 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"vane"
+)
+
+// principal is the authenticated caller of one request. The workspace fields
+// are set by enterWorkspace for /w/{ws}/ routes.
+type principal struct {
+	Email      string
+	SuperAdmin bool
+	// TokenWorkspace limits the token to one workspace when not empty.
+	TokenWorkspace string
+	// JobID is set for a job's WM_TOKEN: the job it belongs to.
+	JobID string
+
+	Workspace string
+	Username  string
+	IsAdmin   bool
+	Operator  bool
+}
+
+// actor is who the audit log records for this caller.
+func (p *principal) actor() vane.Actor {
+	return vane.Actor{Email: p.Email, Username: p.Username}
+}
+
+// bearerToken finds the caller's token: the Authorization header, then the
+// cookie "token", then the query parameter "token".
+func bearerToken(ctx *fasthttp.RequestCtx) string {
+	if h := ctx.Request.Header.Peek(fasthttp.HeaderAuthorization); len(h) > 0 {
+		if len(h) > 7 && bytes.EqualFold(h[:7], []byte("bearer ")) {
+			return string(bytes.TrimSpace(h[7:]))
+		}
+	}
+	if c := ctx.Request.Header.Cookie("token"); len(c) > 0 {
+		return string(c)
+	}
+	if q := ctx.QueryArgs().Peek("token"); len(q) > 0 {
+		return string(q)
+	}
+	return ""
+}
+
+// HashToken returns the hex SHA-256 of a token secret, the form the store keeps.
+func HashToken(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
+}
+
+// tokenAlphabet is what token secrets are made of.
+const tokenAlphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+// NewTokenSecret returns a random 32-character token secret (about 190 bits).
+func NewTokenSecret() string {
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		panic(fmt.Sprintf("cannot read random bytes: %v", err))
+	}
+	out := make([]byte, len(raw))
+	for i, b := range raw {
+		out[i] = tokenAlphabet[int(b)%len(tokenAlphabet)]
+	}
+	return string(out)
+}
+
+// TokenPrefixLen is how many leading characters of a secret form its prefix.
+const TokenPrefixLen = 10
+
+// authenticate resolves the caller's token to a principal. Every failure is
+// ErrUnauthorized with a message saying why.
+func (s *Server) authenticate(ctx *fasthttp.RequestCtx) (*principal, error) {
+	secret := bearerToken(ctx)
+	if secret == "" {
+		return nil, fmt.Errorf("missing token (Authorization: Bearer, cookie token or ?token=): %w", vane.ErrUnauthorized)
+	}
+	if strings.HasPrefix(secret, vane.JobTokenPrefix) {
+		return s.authenticateJobToken(secret)
+	}
+	tok, err := s.deps.Tokens.LookupToken(ctx, HashToken(secret), s.cfg.LinearizableAuth)
+	if err != nil {
+		if errors.Is(err, vane.ErrUnauthorized) || errors.Is(err, vane.ErrNotFound) {
+			return nil, fmt.Errorf("invalid token: %w", vane.ErrUnauthorized)
+		}
+		return nil, fmt.Errorf("cannot check token: %w", err)
+	}
+	if tok.Expired(time.Now()) {
+		return nil, fmt.Errorf("token expired: %w", vane.ErrUnauthorized)
+	}
+	u, err := s.deps.Users.GetUser(tok.Email)
+	if err != nil {
+		if errors.Is(err, vane.ErrNotFound) {
+			return nil, fmt.Errorf("the token's user no longer exists: %w", vane.ErrUnauthorized)
+		}
+		return nil, fmt.Errorf("cannot read user: %w", err)
+	}
+	if u.Disabled {
+		return nil, fmt.Errorf("user %s is disabled: %w", u.Email, vane.ErrUnauthorized)
+	}
+	return &principal{Email: u.Email, SuperAdmin: u.SuperAdmin, TokenWorkspace: tok.Workspace}, nil
+}
+
+// authenticateJobToken accepts a job's WM_TOKEN only while that job is
+// running under the lease epoch the token was minted for.
+func (s *Server) authenticateJobToken(secret string) (*principal, error) {
+	c, err := vane.ParseJobToken(s.deps.Keys.InstanceSecret(), secret)
+	if err != nil {
+		return nil, fmt.Errorf("invalid job token: %w", vane.ErrUnauthorized)
+	}
+	j, err := s.deps.JobReader.GetJob(c.Workspace, c.JobID)
+	if err != nil {
+		if errors.Is(err, vane.ErrNotFound) {
+			return nil, fmt.Errorf("job token of an unknown job: %w", vane.ErrUnauthorized)
+		}
+		return nil, fmt.Errorf("cannot check job token: %w", err)
+	}
+	if j.Status != vane.JobRunning || j.LeaseEpoch != c.Epoch {
+		return nil, fmt.Errorf("job token of job %s is no longer valid: the job is not running under that lease: %w", c.JobID, vane.ErrUnauthorized)
+	}
+	p := &principal{Email: j.Email, TokenWorkspace: c.Workspace, JobID: c.JobID}
+	if u, err := s.deps.Users.GetUser(j.Email); err == nil {
+		if u.Disabled {
+			return nil, fmt.Errorf("user %s is disabled: %w", u.Email, vane.ErrUnauthorized)
+		}
+		p.SuperAdmin = u.SuperAdmin
+	}
+	return p, nil
+}
+
+// enterWorkspace checks that the workspace exists and that p may act in it,
+// and fills p's workspace fields. Unknown workspace: 404; a token limited to
+// another workspace or a non-member: 403.
+func (s *Server) enterWorkspace(p *principal, ws string) error {
+	if _, err := s.deps.Workspaces.GetWorkspace(ws); err != nil {
+		if errors.Is(err, vane.ErrNotFound) {
+			return fmt.Errorf("workspace %q not found: %w", ws, vane.ErrNotFound)
+		}
+		return fmt.Errorf("cannot read workspace: %w", err)
+	}
+	if p.TokenWorkspace != "" && p.TokenWorkspace != ws {
+		return fmt.Errorf("this token is limited to workspace %q and cannot be used in %q: %w", p.TokenWorkspace, ws, vane.ErrForbidden)
+	}
+	p.Workspace = ws
+	m, err := s.deps.Workspaces.GetMember(ws, p.Email)
+	switch {
+	case err == nil:
+		if m.Disabled {
+			return fmt.Errorf("user %s is disabled in workspace %q: %w", p.Email, ws, vane.ErrForbidden)
+		}
+		p.Username, p.IsAdmin, p.Operator = m.Username, m.IsAdmin || p.SuperAdmin, m.Operator
+		return nil
+	case errors.Is(err, vane.ErrNotFound) && p.SuperAdmin:
+		// A superadmin acts in every workspace, as an admin, under the
+		// local part of its email.
+		p.Username, p.IsAdmin = usernameOf(p.Email), true
+		return nil
+	case errors.Is(err, vane.ErrNotFound):
+		return fmt.Errorf("user %s is not a member of workspace %q: %w", p.Email, ws, vane.ErrForbidden)
+	}
+	return fmt.Errorf("cannot read workspace membership: %w", err)
+}
+
+// requireAdmin refuses callers that are not admins of the current workspace.
+func requireAdmin(p *principal, what string) error {
+	if !p.IsAdmin {
+		return fmt.Errorf("%s requires a workspace admin: %w", what, vane.ErrForbidden)
+	}
+	return nil
+}
+
+// requireWriter refuses operators (who may only run) and job tokens from
+// changing workspace objects.
+func requireWriter(p *principal, what string) error {
+	if p.Operator && !p.IsAdmin {
+		return fmt.Errorf("%s is not allowed to operators: %w", what, vane.ErrForbidden)
+	}
+	return nil
+}
+
+// usernameOf derives a username from an email's local part.
+func usernameOf(email string) string {
+	local, _, _ := strings.Cut(email, "@")
+	var b strings.Builder
+	for _, r := range local {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '_', r == '-':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	if b.Len() == 0 {
+		return "user"
+	}
+	return b.String()
+}
+
+// detached returns a context for a store write that must not be abandoned
+// when the client goes away: the request's values are not needed, only a
+// bound on the time.
+func detached() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 30*time.Second)
+}

@@ -1,0 +1,128 @@
+package api
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"vane"
+	jobrt "vane/runtime"
+)
+
+// Config is the API's configuration. Zero fields mean DefaultConfig's values.
+type Config struct {
+	// BodyLimit is the largest request body accepted, in bytes; a larger one
+	// gets 413. Default 16 MiB.
+	BodyLimit int
+	// TimeoutWaitResult bounds a run_wait_result call; when it runs out the
+	// job is canceled and the caller gets 500 "timeout after Ns". Default 600 s.
+	TimeoutWaitResult time.Duration
+	// Version is what GET /api/version answers.
+	Version string
+	// LinearizableAuth makes every token lookup a linearizable read, so a
+	// revoked token is refused on every node at once. Default true; see
+	// DefaultConfig.
+	LinearizableAuth bool
+	// DisconnectPoll is how often a run_wait_result call checks whether its
+	// client went away. Default 100 ms.
+	DisconnectPoll time.Duration
+	// Logger receives request errors and deployment outcomes. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the configuration used for zero fields.
+func DefaultConfig() Config {
+	return Config{
+		BodyLimit:         16 << 20,
+		TimeoutWaitResult: 600 * time.Second,
+		Version:           "v1.458.3-vane",
+		LinearizableAuth:  true,
+		DisconnectPoll:    100 * time.Millisecond,
+		Logger:            slog.Default(),
+	}
+}
+
+// withDefaults fills zero fields from DefaultConfig.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.BodyLimit == 0 {
+		c.BodyLimit = d.BodyLimit
+	}
+	if c.TimeoutWaitResult == 0 {
+		c.TimeoutWaitResult = d.TimeoutWaitResult
+	}
+	if c.Version == "" {
+		c.Version = d.Version
+	}
+	if c.DisconnectPoll == 0 {
+		c.DisconnectPoll = d.DisconnectPoll
+	}
+	if c.Logger == nil {
+		c.Logger = d.Logger
+	}
+	return c
+}
+
+// Validate reports the first invalid field, naming it.
+func (c Config) Validate() error {
+	if c.BodyLimit < 0 {
+		return fmt.Errorf("body limit %d: must not be negative: %w", c.BodyLimit, vane.ErrInvalid)
+	}
+	if c.TimeoutWaitResult < 0 {
+		return fmt.Errorf("timeout wait result %s: must not be negative: %w", c.TimeoutWaitResult, vane.ErrInvalid)
+	}
+	if c.DisconnectPoll < 0 {
+		return fmt.Errorf("disconnect poll %s: must not be negative: %w", c.DisconnectPoll, vane.ErrInvalid)
+	}
+	return nil
+}
+
+// Deps are the values the API consumes. The store fields are all required;
+// cmd/vane passes the same *raftstore.Store for each. Variables may be nil,
+// in which case the variable endpoints answer 501.
+type Deps struct {
+	Tokens     TokenStore
+	Users      UserStore
+	Workspaces WorkspaceStore
+	Scripts    ScriptStore
+	Lifecycle  ScriptLifecycle
+	Jobs       JobQueue
+	JobReader  JobReader
+	Keys       InstanceKeys
+	Variables  VariableStore
+	// Parsers infer a script's schema at save time, per language. A language
+	// without a parser gets an empty schema.
+	Parsers map[vane.ScriptLang]jobrt.SignatureParser
+	// Deployers run the save-time dependencies step, per language. A language
+	// without one is ready as soon as it is saved.
+	Deployers map[vane.ScriptLang]jobrt.Deployer
+	// Metrics collects the HTTP request counts; nil makes a private registry.
+	Metrics *Metrics
+}
+
+// validate checks that every required dependency is present.
+func (d Deps) validate() error {
+	missing := ""
+	switch {
+	case d.Tokens == nil:
+		missing = "Tokens"
+	case d.Users == nil:
+		missing = "Users"
+	case d.Workspaces == nil:
+		missing = "Workspaces"
+	case d.Scripts == nil:
+		missing = "Scripts"
+	case d.Lifecycle == nil:
+		missing = "Lifecycle"
+	case d.Jobs == nil:
+		missing = "Jobs"
+	case d.JobReader == nil:
+		missing = "JobReader"
+	case d.Keys == nil:
+		missing = "Keys"
+	}
+	if missing != "" {
+		return fmt.Errorf("cannot create api server: dependency %s is nil: %w", missing, vane.ErrInvalid)
+	}
+	return nil
+}

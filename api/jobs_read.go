@@ -1,0 +1,268 @@
+package api
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/valyala/fasthttp"
+
+	"vane"
+)
+
+// jobView is Windmill's Job: a QueuedJob or a CompletedJob, told apart by Type.
+type jobView struct {
+	Type string `json:"type"`
+	*vane.Job
+	Running    bool   `json:"running"`
+	Logs       string `json:"logs,omitempty"`
+	IsFlowStep bool   `json:"is_flow_step"`
+	IsSkipped  bool   `json:"is_skipped"`
+	Deleted    bool   `json:"deleted"`
+}
+
+// viewOf wraps j for the wire.
+func viewOf(j *vane.Job) jobView {
+	v := jobView{Job: j, Type: "QueuedJob", Running: j.Status == vane.JobRunning, IsFlowStep: j.FlowStepID != ""}
+	if j.Finished() {
+		v.Type = "CompletedJob"
+	}
+	return v
+}
+
+// jobArg reads the job named by the {id} route parameter.
+func (s *Server) jobArg(ctx *fasthttp.RequestCtx, p *principal) (vane.Job, error) {
+	id := pathParam(ctx, "id")
+	if _, err := uuid.Parse(id); err != nil {
+		return vane.Job{}, badRequest("job id %q is not a uuid", id)
+	}
+	j, err := s.deps.JobReader.GetJob(p.Workspace, id)
+	if err != nil {
+		return vane.Job{}, fmt.Errorf("cannot find job %s: %w", id, err)
+	}
+	return j, nil
+}
+
+// getJob answers GET /w/{ws}/jobs_u/get/{id}, with its logs unless no_logs=true.
+func (s *Server) getJob(ctx *fasthttp.RequestCtx, p *principal) error {
+	j, err := s.jobArg(ctx, p)
+	if err != nil {
+		return err
+	}
+	v := viewOf(&j)
+	noLogs, err := queryFlag(ctx, "no_logs")
+	if err != nil {
+		return err
+	}
+	if !noLogs {
+		if v.Logs, _, err = s.deps.JobReader.GetJobLogs(p.Workspace, j.ID, 0); err != nil {
+			return fmt.Errorf("cannot read logs of job %s: %w", j.ID, err)
+		}
+	}
+	return writeJSON(ctx, v)
+}
+
+// getCompletedJob answers GET /w/{ws}/jobs_u/completed/get/{id}; 404 until done.
+func (s *Server) getCompletedJob(ctx *fasthttp.RequestCtx, p *principal) error {
+	j, err := s.jobArg(ctx, p)
+	if err != nil {
+		return err
+	}
+	if !j.Finished() {
+		return fmt.Errorf("job %s is not completed: %w", j.ID, vane.ErrNotFound)
+	}
+	v := viewOf(&j)
+	if v.Logs, _, err = s.deps.JobReader.GetJobLogs(p.Workspace, j.ID, 0); err != nil {
+		return fmt.Errorf("cannot read logs of job %s: %w", j.ID, err)
+	}
+	return writeJSON(ctx, v)
+}
+
+// getJobLogs answers GET /w/{ws}/jobs_u/get_logs/{id} with the logs as text.
+func (s *Server) getJobLogs(ctx *fasthttp.RequestCtx, p *principal) error {
+	j, err := s.jobArg(ctx, p)
+	if err != nil {
+		return err
+	}
+	logs, _, err := s.deps.JobReader.GetJobLogs(p.Workspace, j.ID, 0)
+	if err != nil {
+		return fmt.Errorf("cannot read logs of job %s: %w", j.ID, err)
+	}
+	return writeText(ctx, fasthttp.StatusOK, logs)
+}
+
+// getJobArgs answers GET /w/{ws}/jobs_u/get_args/{id} with the args JSON.
+func (s *Server) getJobArgs(ctx *fasthttp.RequestCtx, p *principal) error {
+	j, err := s.jobArg(ctx, p)
+	if err != nil {
+		return err
+	}
+	writeRawJSON(ctx, j.Args)
+	return nil
+}
+
+// jobUpdate is the answer of getupdate.
+type jobUpdate struct {
+	Running    bool    `json:"running"`
+	Completed  bool    `json:"completed"`
+	NewLogs    string  `json:"new_logs"`
+	LogOffset  int     `json:"log_offset"`
+	MemPeak    int64   `json:"mem_peak,omitempty"`
+	Progress   *int    `json:"progress"`
+	FlowStatus *string `json:"flow_status"`
+}
+
+// getJobUpdate answers GET /w/{ws}/jobs_u/getupdate/{id}?log_offset=: the
+// logs after log_offset and the offset to ask from next time.
+func (s *Server) getJobUpdate(ctx *fasthttp.RequestCtx, p *principal) error {
+	j, err := s.jobArg(ctx, p)
+	if err != nil {
+		return err
+	}
+	offset, err := queryInt(ctx, "log_offset", 0)
+	if err != nil {
+		return err
+	}
+	if offset < 0 {
+		return badRequest("log_offset %d must not be negative", offset)
+	}
+	logs, next, err := s.deps.JobReader.GetJobLogs(p.Workspace, j.ID, offset)
+	if err != nil {
+		return fmt.Errorf("cannot read logs of job %s: %w", j.ID, err)
+	}
+	return writeJSON(ctx, jobUpdate{Running: j.Status == vane.JobRunning, Completed: j.Finished(),
+		NewLogs: logs, LogOffset: next, MemPeak: j.MemPeak})
+}
+
+// getResult answers GET /w/{ws}/jobs_u/completed/get_result/{id} with the
+// result JSON; 404 while the job is not completed.
+func (s *Server) getResult(ctx *fasthttp.RequestCtx, p *principal) error {
+	j, err := s.jobArg(ctx, p)
+	if err != nil {
+		return err
+	}
+	if !j.Finished() {
+		return fmt.Errorf("job %s is not completed yet: %w", j.ID, vane.ErrNotFound)
+	}
+	writeRawJSON(ctx, j.Result)
+	return nil
+}
+
+// resultMaybe is the answer of get_result_maybe.
+type resultMaybe struct {
+	Completed bool    `json:"completed"`
+	Result    rawJSON `json:"result"`
+	Success   *bool   `json:"success,omitempty"`
+	Started   bool    `json:"started"`
+}
+
+// rawJSON is a JSON value that encodes as null when empty.
+type rawJSON []byte
+
+// MarshalJSON returns the value itself, or null.
+func (r rawJSON) MarshalJSON() ([]byte, error) {
+	if len(r) == 0 {
+		return []byte("null"), nil
+	}
+	return r, nil
+}
+
+// getResultMaybe answers GET /w/{ws}/jobs_u/completed/get_result_maybe/{id}.
+func (s *Server) getResultMaybe(ctx *fasthttp.RequestCtx, p *principal) error {
+	j, err := s.jobArg(ctx, p)
+	if err != nil {
+		return err
+	}
+	out := resultMaybe{Completed: j.Finished(), Started: j.StartedAt != nil || j.Finished()}
+	if out.Completed {
+		out.Result = rawJSON(j.Result)
+		out.Success = &j.Success
+	}
+	return writeJSON(ctx, out)
+}
+
+// jobFilter reads the list filters shared by the three job listings.
+func jobFilter(ctx *fasthttp.RequestCtx) (vane.JobFilter, error) {
+	q := ctx.QueryArgs()
+	f := vane.JobFilter{ScriptPathExact: string(q.Peek("script_path_exact")),
+		ScriptPathStart: string(q.Peek("script_path_start")), CreatedBy: string(q.Peek("created_by")),
+		ParentJob: string(q.Peek("parent_job")), Tag: string(q.Peek("tag"))}
+	if h := q.Peek("script_hash"); len(h) > 0 {
+		hash, err := vane.ParseHash(string(h))
+		if err != nil {
+			return f, fmt.Errorf("script_hash: %w", err)
+		}
+		f.ScriptHash = hash
+	}
+	var err error
+	if f.Success, err = queryBool(ctx, "success"); err != nil {
+		return f, err
+	}
+	if f.Running, err = queryBool(ctx, "running"); err != nil {
+		return f, err
+	}
+	if f.OrderDesc, err = queryFlag(ctx, "order_desc"); err != nil {
+		return f, err
+	}
+	if f.Page, f.PerPage, err = pagination(ctx); err != nil {
+		return f, err
+	}
+	for _, k := range splitList(string(q.Peek("job_kinds"))) {
+		f.JobKinds = append(f.JobKinds, vane.JobKind(strings.ToLower(k)))
+	}
+	return f, nil
+}
+
+// listJobsWith answers a job listing restricted to the given statuses.
+func (s *Server) listJobsWith(ctx *fasthttp.RequestCtx, p *principal, statuses ...vane.JobStatus) error {
+	f, err := jobFilter(ctx)
+	if err != nil {
+		return err
+	}
+	f.Status = statuses
+	jobs, err := s.deps.JobReader.ListJobs(p.Workspace, f)
+	if err != nil {
+		return fmt.Errorf("cannot list jobs: %w", err)
+	}
+	out := make([]jobView, len(jobs))
+	for i := range jobs {
+		out[i] = viewOf(&jobs[i])
+	}
+	return writeJSON(ctx, out)
+}
+
+// listJobs answers GET /w/{ws}/jobs/list: jobs in every state.
+func (s *Server) listJobs(ctx *fasthttp.RequestCtx, p *principal) error {
+	return s.listJobsWith(ctx, p)
+}
+
+// listQueue answers GET /w/{ws}/jobs/queue/list: queued and running jobs.
+func (s *Server) listQueue(ctx *fasthttp.RequestCtx, p *principal) error {
+	return s.listJobsWith(ctx, p, vane.JobQueued, vane.JobRunning)
+}
+
+// listCompleted answers GET /w/{ws}/jobs/completed/list.
+func (s *Server) listCompleted(ctx *fasthttp.RequestCtx, p *principal) error {
+	return s.listJobsWith(ctx, p, vane.JobCompleted)
+}
+
+// cancelJob answers POST /w/{ws}/jobs_u/queue/cancel/{id} {reason?}: a queued
+// job completes as canceled at once, a running one is killed by its worker.
+func (s *Server) cancelJob(ctx *fasthttp.RequestCtx, p *principal) error {
+	id := pathParam(ctx, "id")
+	if _, err := uuid.Parse(id); err != nil {
+		return badRequest("job id %q is not a uuid", id)
+	}
+	var req struct {
+		Reason string `json:"reason"`
+	}
+	if err := decodeBody(ctx, &req); err != nil {
+		return err
+	}
+	wctx, cancel := detached()
+	defer cancel()
+	if _, err := s.deps.Jobs.CancelJob(wctx, p.actor(), p.Workspace, id, req.Reason); err != nil {
+		return fmt.Errorf("cannot cancel job %s: %w", id, err)
+	}
+	return writeText(ctx, fasthttp.StatusOK, "job "+id+" canceled")
+}

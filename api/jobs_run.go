@@ -1,0 +1,305 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/valyala/fasthttp"
+
+	"vane"
+)
+
+// runArgs builds a job's args from the request: the JSON body (a non-object
+// is wrapped as {"body": ...}, as is everything with wrap_body=true), a
+// url-encoded form, plus include_header, include_query and raw. It returns
+// the parsed object and its encoding.
+func runArgs(ctx *fasthttp.RequestCtx, body []byte) (map[string]json.RawMessage, json.RawMessage, error) {
+	q := ctx.QueryArgs()
+	wrap, err := queryFlag(ctx, "wrap_body")
+	if err != nil {
+		return nil, nil, err
+	}
+	raw, err := queryFlag(ctx, "raw")
+	if err != nil {
+		return nil, nil, err
+	}
+	args := map[string]json.RawMessage{}
+	trimmed := bytes.TrimSpace(body)
+	changed := wrap || raw
+	var encoded json.RawMessage
+	switch {
+	case bytes.HasPrefix(ctx.Request.Header.ContentType(), []byte("application/x-www-form-urlencoded")):
+		changed = true
+		ctx.PostArgs().VisitAll(func(k, v []byte) {
+			b, _ := jsonAPI.Marshal(string(v))
+			args[string(k)] = b
+		})
+	case len(trimmed) == 0:
+		changed = true
+	case wrap || trimmed[0] != '{':
+		if !jsonAPI.Valid(trimmed) {
+			return nil, nil, badRequest("cannot parse args: the body is not valid JSON")
+		}
+		args["body"] = json.RawMessage(append([]byte(nil), trimmed...))
+		changed = true
+	default:
+		encoded = append([]byte(nil), trimmed...)
+		if err := jsonAPI.Unmarshal(encoded, &args); err != nil {
+			return nil, nil, badRequest("cannot parse args as a JSON object: %s", shortJSONError(err))
+		}
+	}
+	if raw {
+		b, _ := jsonAPI.Marshal(string(body))
+		args["raw_string"] = b
+	}
+	for _, name := range splitList(string(q.Peek("include_header"))) {
+		if v := ctx.Request.Header.Peek(name); v != nil {
+			b, _ := jsonAPI.Marshal(string(v))
+			args[strings.ReplaceAll(strings.ToLower(name), "-", "_")] = b
+			changed = true
+		}
+	}
+	for _, name := range splitList(string(q.Peek("include_query"))) {
+		if v := q.Peek(name); v != nil {
+			b, _ := jsonAPI.Marshal(string(v))
+			args[name] = b
+			changed = true
+		}
+	}
+	if changed {
+		if encoded, err = jsonAPI.Marshal(args); err != nil {
+			return nil, nil, fmt.Errorf("cannot encode args: %w", err)
+		}
+	}
+	if len(encoded) > vane.MaxArgsBytes {
+		return nil, nil, fmt.Errorf("args are %d bytes, more than %d: %w", len(encoded), vane.MaxArgsBytes, vane.ErrTooLarge)
+	}
+	return args, encoded, nil
+}
+
+// splitList splits a comma-separated list, dropping empty items.
+func splitList(s string) []string {
+	if s == "" {
+		return nil
+	}
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
+// newJobFor builds a job that runs script version sc with the request's args
+// and query parameters, after checking the args against the script's schema.
+func (s *Server) newJobFor(ctx *fasthttp.RequestCtx, p *principal, sc *vane.Script, body []byte) (vane.Job, error) {
+	if sc.Deleted {
+		return vane.Job{}, fmt.Errorf("script version %s was deleted: %w", sc.Hash, vane.ErrNotFound)
+	}
+	args, encoded, err := runArgs(ctx, body)
+	if err != nil {
+		return vane.Job{}, err
+	}
+	if len(sc.Schema) > 0 {
+		var sch vane.Schema
+		if err := jsonAPI.Unmarshal(sc.Schema, &sch); err != nil {
+			return vane.Job{}, fmt.Errorf("cannot read the schema of script %s: %w", sc.Path, err)
+		}
+		if err := sch.ValidateArgs(args); err != nil {
+			return vane.Job{}, fmt.Errorf("script %s: %w", sc.Path, err)
+		}
+	}
+	j, err := s.newJob(ctx, p)
+	if err != nil {
+		return vane.Job{}, err
+	}
+	j.Kind = vane.JobScript
+	j.ScriptPath, j.ScriptHash, j.Language = sc.Path, sc.Hash, sc.Language
+	j.Args = encoded
+	j.Timeout = sc.Timeout
+	j.MemoryLimitMB = sc.MemoryLimitMB
+	j.Priority = sc.Priority
+	if j.Tag == "" {
+		j.Tag = sc.Tag
+	}
+	if j.Tag == "" {
+		j.Tag = string(sc.Language)
+	}
+	return j, nil
+}
+
+// newJob reads the query parameters every run endpoint shares: job_id,
+// scheduled_for, scheduled_in_secs, parent_job, tag, invisible_to_owner,
+// queue_limit.
+func (s *Server) newJob(ctx *fasthttp.RequestCtx, p *principal) (vane.Job, error) {
+	q := ctx.QueryArgs()
+	now := time.Now().UTC()
+	j := vane.Job{Workspace: p.Workspace, CreatedBy: p.Username, Email: p.Email,
+		PermissionedAs: "u/" + p.Username, CreatedAt: now, ScheduledFor: now, VisibleToOwner: true,
+		Tag: string(q.Peek("tag"))}
+	if id := q.Peek("job_id"); len(id) > 0 {
+		u, err := uuid.ParseBytes(id)
+		if err != nil {
+			return vane.Job{}, badRequest("job_id %q is not a uuid", id)
+		}
+		j.ID = u.String()
+	} else {
+		u, err := uuid.NewV7()
+		if err != nil {
+			return vane.Job{}, fmt.Errorf("cannot make job id: %w", err)
+		}
+		j.ID = u.String()
+	}
+	if pj := q.Peek("parent_job"); len(pj) > 0 {
+		u, err := uuid.ParseBytes(pj)
+		if err != nil {
+			return vane.Job{}, badRequest("parent_job %q is not a uuid", pj)
+		}
+		j.ParentJob = u.String()
+	}
+	if sf := q.Peek("scheduled_for"); len(sf) > 0 {
+		t, err := time.Parse(time.RFC3339Nano, string(sf))
+		if err != nil {
+			return vane.Job{}, badRequest("scheduled_for %q is not an RFC 3339 date-time", sf)
+		}
+		j.ScheduledFor = t.UTC()
+	} else if in := q.Peek("scheduled_in_secs"); len(in) > 0 {
+		n, err := strconv.Atoi(string(in))
+		if err != nil || n < 0 {
+			return vane.Job{}, badRequest("scheduled_in_secs %q is not a non-negative integer", in)
+		}
+		j.ScheduledFor = now.Add(time.Duration(n) * time.Second)
+	}
+	invisible, err := queryFlag(ctx, "invisible_to_owner")
+	if err != nil {
+		return vane.Job{}, err
+	}
+	j.VisibleToOwner = !invisible
+	if lim := q.Peek("queue_limit"); len(lim) > 0 {
+		n, err := strconv.Atoi(string(lim))
+		if err != nil || n < 0 {
+			return vane.Job{}, badRequest("queue_limit %q is not a non-negative integer", lim)
+		}
+		if g, ok := s.deps.JobReader.(QueueGauge); ok && g.QueueDepth() >= n {
+			return vane.Job{}, badRequest("queue limit of %d jobs reached", n)
+		}
+	}
+	return j, nil
+}
+
+// pushJob durably queues j; the caller answers 201 only after it returns nil.
+func (s *Server) pushJob(p *principal, j vane.Job) error {
+	wctx, cancel := detached()
+	defer cancel()
+	if err := s.deps.Jobs.PushJob(wctx, p.actor(), j); err != nil {
+		return fmt.Errorf("cannot queue job %s: %w", j.ID, err)
+	}
+	return nil
+}
+
+// runByPath answers POST /w/{ws}/jobs/run/p/{path} with 201 and the job id.
+func (s *Server) runByPath(ctx *fasthttp.RequestCtx, p *principal) error {
+	sc, err := s.scriptAt(ctx, p)
+	if err != nil {
+		return err
+	}
+	return s.runScript(ctx, p, &sc)
+}
+
+// runByHash answers POST /w/{ws}/jobs/run/h/{hash} with 201 and the job id.
+func (s *Server) runByHash(ctx *fasthttp.RequestCtx, p *principal) error {
+	sc, err := s.scriptWithHash(ctx, p)
+	if err != nil {
+		return err
+	}
+	return s.runScript(ctx, p, &sc)
+}
+
+// runScript queues a job of sc and answers 201 with its id.
+func (s *Server) runScript(ctx *fasthttp.RequestCtx, p *principal, sc *vane.Script) error {
+	j, err := s.newJobFor(ctx, p, sc, ctx.PostBody())
+	if err != nil {
+		return err
+	}
+	if err := s.pushJob(p, j); err != nil {
+		return err
+	}
+	return writeText(ctx, fasthttp.StatusCreated, j.ID)
+}
+
+// previewRequest is Windmill's Preview.
+type previewRequest struct {
+	Content  *string         `json:"content"`
+	Path     string          `json:"path"`
+	Args     json.RawMessage `json:"args"`
+	Language vane.ScriptLang `json:"language"`
+	Tag      string          `json:"tag"`
+	Kind     string          `json:"kind"`
+	Lock     string          `json:"lock"`
+}
+
+// runPreview answers POST /w/{ws}/jobs/run/preview with 201 and the job id:
+// code that is run without being saved (kind "code"), or the identity job
+// whose result is its args (kind "identity").
+func (s *Server) runPreview(ctx *fasthttp.RequestCtx, p *principal) error {
+	if err := requireWriter(p, "running a preview"); err != nil {
+		return err
+	}
+	var req previewRequest
+	if err := decodeBody(ctx, &req); err != nil {
+		return err
+	}
+	args := bytes.TrimSpace(req.Args)
+	if len(args) == 0 || string(args) == "null" {
+		args = []byte("{}")
+	}
+	if args[0] != '{' {
+		return badRequest("args must be a JSON object")
+	}
+	if len(args) > vane.MaxArgsBytes {
+		return fmt.Errorf("args are %d bytes, more than %d: %w", len(args), vane.MaxArgsBytes, vane.ErrTooLarge)
+	}
+	if req.Path != "" {
+		if err := vane.ValidatePath(req.Path); err != nil {
+			return err
+		}
+	}
+	j, err := s.newJob(ctx, p)
+	if err != nil {
+		return err
+	}
+	j.Args, j.ScriptPath = args, req.Path
+	switch req.Kind {
+	case "identity":
+		j.Kind = vane.JobIdentity
+	case "", "code":
+		if req.Content == nil {
+			return badRequest("content is required")
+		}
+		if len(*req.Content) > vane.MaxContentBytes {
+			return fmt.Errorf("content is %d bytes, more than %d: %w", len(*req.Content), vane.MaxContentBytes, vane.ErrTooLarge)
+		}
+		if !req.Language.Valid() {
+			return badRequest("language %q is not supported (python3, deno, go, bash)", req.Language)
+		}
+		j.Kind, j.RawCode, j.RawLock, j.Language = vane.JobPreview, *req.Content, req.Lock, req.Language
+	default:
+		return badRequest("kind %q is not one of code, identity", req.Kind)
+	}
+	if req.Tag != "" && j.Tag == "" {
+		j.Tag = req.Tag
+	}
+	if j.Tag == "" && j.Language != "" {
+		j.Tag = string(j.Language)
+	}
+	if err := s.pushJob(p, j); err != nil {
+		return err
+	}
+	return writeText(ctx, fasthttp.StatusCreated, j.ID)
+}

@@ -1,0 +1,437 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"vane"
+	jobrt "vane/runtime"
+)
+
+// newScriptRequest is Windmill's NewScript. Fields vane does not use are
+// accepted and ignored so that real clients keep working.
+type newScriptRequest struct {
+	Path            string          `json:"path"`
+	Summary         string          `json:"summary"`
+	Description     string          `json:"description"`
+	Content         *string         `json:"content"`
+	Language        vane.ScriptLang `json:"language"`
+	ParentHash      string          `json:"parent_hash"`
+	Schema          json.RawMessage `json:"schema"`
+	IsTemplate      bool            `json:"is_template"`
+	Lock            *string         `json:"lock"`
+	Kind            string          `json:"kind"`
+	Tag             string          `json:"tag"`
+	DraftOnly       bool            `json:"draft_only"`
+	Envs            []string        `json:"envs"`
+	ConcurrentLimit int             `json:"concurrent_limit"`
+	CacheTTL        int             `json:"cache_ttl"`
+	DedicatedWorker bool            `json:"dedicated_worker"`
+	Priority        int             `json:"priority"`
+	Timeout         int             `json:"timeout"`
+	DeploymentMsg   string          `json:"deployment_message"`
+}
+
+// scriptKinds are the values of NewScript.kind.
+var scriptKinds = map[string]bool{"script": true, "failure": true, "trigger": true, "command": true,
+	"approval": true, "preprocessor": true}
+
+// createScript answers POST /w/{ws}/scripts/create with 201 and the new
+// version's hash. The schema is inferred from the code when the body has
+// none. Languages with a Deployer are then built in the background; the
+// request never waits for a build.
+func (s *Server) createScript(ctx *fasthttp.RequestCtx, p *principal) error {
+	if err := requireWriter(p, "saving a script"); err != nil {
+		return err
+	}
+	var req newScriptRequest
+	if err := decodeBody(ctx, &req); err != nil {
+		return err
+	}
+	sc, err := s.newScript(p, &req)
+	if err != nil {
+		return err
+	}
+	wctx, cancel := detached()
+	defer cancel()
+	if err := s.deps.Scripts.CreateScript(wctx, p.actor(), sc); err != nil {
+		if errors.Is(err, vane.ErrConflict) {
+			return fmt.Errorf("cannot save script %s: parent_hash %q is not the current version of the path (send the hash of its HEAD as parent_hash): %w", sc.Path, req.ParentHash, err)
+		}
+		return fmt.Errorf("cannot save script %s: %w", sc.Path, err)
+	}
+	if sc.DeploymentStatus == vane.DeployPending {
+		s.startDeploy(sc)
+	}
+	return writeText(ctx, fasthttp.StatusCreated, string(sc.Hash))
+}
+
+// newScript validates a NewScript and builds the version to store.
+func (s *Server) newScript(p *principal, req *newScriptRequest) (vane.Script, error) {
+	if err := vane.ValidatePath(req.Path); err != nil {
+		return vane.Script{}, err
+	}
+	if req.Content == nil {
+		return vane.Script{}, badRequest("content is required")
+	}
+	if len(*req.Content) > vane.MaxContentBytes {
+		return vane.Script{}, fmt.Errorf("content is %d bytes, more than %d: %w", len(*req.Content), vane.MaxContentBytes, vane.ErrTooLarge)
+	}
+	if req.Language == "" {
+		return vane.Script{}, badRequest("language is required")
+	}
+	if !req.Language.Valid() {
+		return vane.Script{}, badRequest("language %q is not supported (python3, deno, go, bash)", req.Language)
+	}
+	if req.Kind == "" {
+		req.Kind = "script"
+	}
+	if !scriptKinds[req.Kind] {
+		return vane.Script{}, badRequest("kind %q is not one of script, failure, trigger, command, approval, preprocessor", req.Kind)
+	}
+	if req.Timeout < 0 {
+		return vane.Script{}, badRequest("timeout %d must not be negative", req.Timeout)
+	}
+	sc := vane.Script{
+		Workspace: p.Workspace, Path: req.Path, Summary: req.Summary, Description: req.Description,
+		Content: *req.Content, Language: req.Language, Kind: req.Kind, Tag: req.Tag, Envs: req.Envs,
+		Timeout: req.Timeout, DedicatedWorker: req.DedicatedWorker, IsTemplate: req.IsTemplate,
+		DraftOnly: req.DraftOnly, DeploymentMsg: req.DeploymentMsg, ConcurrentLimit: req.ConcurrentLimit,
+		CacheTTL: req.CacheTTL, Priority: req.Priority, CreatedBy: p.Username, CreatedAt: time.Now().UTC(),
+		ExtraPerms: map[string]bool{},
+	}
+	if req.ParentHash != "" {
+		h, err := vane.ParseHash(req.ParentHash)
+		if err != nil {
+			return vane.Script{}, fmt.Errorf("parent_hash: %w", err)
+		}
+		sc.ParentHashes = []vane.Hash{h}
+	}
+	schema, err := s.scriptSchema(req)
+	if err != nil {
+		return vane.Script{}, err
+	}
+	sc.Schema = schema
+	if req.Lock != nil {
+		sc.Lock = *req.Lock
+	}
+	if _, ok := s.deps.Deployers[sc.Language]; ok {
+		sc.DeploymentStatus = vane.DeployPending
+	} else {
+		sc.DeploymentStatus = vane.DeployReady
+	}
+	sc.Hash = vane.ScriptHash(&sc)
+	return sc, nil
+}
+
+// scriptSchema returns the body's schema when it has one (it must be a JSON
+// Schema object), else the one the language's parser infers from the code.
+func (s *Server) scriptSchema(req *newScriptRequest) (json.RawMessage, error) {
+	if len(req.Schema) > 0 && string(req.Schema) != "null" {
+		var sch vane.Schema
+		if err := jsonAPI.Unmarshal(req.Schema, &sch); err != nil {
+			return nil, badRequest("schema is not a JSON Schema object: %s", shortJSONError(err))
+		}
+		return req.Schema, nil
+	}
+	var sch *vane.Schema
+	if parser, ok := s.deps.Parsers[req.Language]; ok {
+		var err error
+		sch, err = parser.ParseSignature(*req.Content)
+		if err != nil {
+			return nil, fmt.Errorf("cannot infer the schema of the %s script: %w", req.Language, err)
+		}
+	}
+	if sch == nil {
+		sch = vane.NewSchema()
+	}
+	b, err := jsonAPI.Marshal(sch)
+	if err != nil {
+		return nil, fmt.Errorf("cannot encode schema: %w", err)
+	}
+	return b, nil
+}
+
+// startDeploy runs the language's Deployer for sc in the background and
+// records its lock or its error with SetScriptDeployment.
+func (s *Server) startDeploy(sc vane.Script) {
+	dep := s.deps.Deployers[sc.Language]
+	s.deploys.Add(1)
+	go func() {
+		defer s.deploys.Done()
+		d := &jobrt.Deployment{Workspace: sc.Workspace, Path: sc.Path, Hash: sc.Hash, Code: sc.Content, Lock: sc.Lock,
+			ResolveScript: func(path string) (string, vane.ScriptLang, error) {
+				other, err := s.deps.Scripts.GetScriptByPath(sc.Workspace, path)
+				if err != nil {
+					return "", "", err
+				}
+				return other.Content, other.Language, nil
+			}}
+		lock, err := dep.Deploy(s.bg, d)
+		state, lockErr := vane.DeployReady, ""
+		if err != nil {
+			state, lock, lockErr = vane.DeployFailed, "", err.Error()
+		}
+		wctx, cancel := detached()
+		defer cancel()
+		if err := s.deps.Lifecycle.SetScriptDeployment(wctx, sc.Workspace, sc.Hash, state, lock, lockErr); err != nil {
+			s.log.Error("cannot record deployment", slog.String("workspace", sc.Workspace),
+				slog.String("hash", string(sc.Hash)), slog.Any("err", err))
+			return
+		}
+		s.log.Info("script deployed", slog.String("workspace", sc.Workspace), slog.String("path", sc.Path),
+			slog.String("hash", string(sc.Hash)), slog.String("state", string(state)))
+	}()
+}
+
+// scriptView is Windmill's Script: the stored version plus UI fields vane
+// does not track.
+type scriptView struct {
+	*vane.Script
+	Starred  bool `json:"starred"`
+	HasDraft bool `json:"has_draft"`
+}
+
+// pathArg returns the validated {path} route parameter.
+func pathArg(ctx *fasthttp.RequestCtx) (string, error) {
+	path := pathParam(ctx, "path")
+	if err := vane.ValidatePath(path); err != nil {
+		return "", err
+	}
+	return path, nil
+}
+
+// hashArg returns the validated {hash} route parameter.
+func hashArg(ctx *fasthttp.RequestCtx) (vane.Hash, error) {
+	return vane.ParseHash(pathParam(ctx, "hash"))
+}
+
+// scriptAt reads the HEAD of the {path} route parameter.
+func (s *Server) scriptAt(ctx *fasthttp.RequestCtx, p *principal) (vane.Script, error) {
+	path, err := pathArg(ctx)
+	if err != nil {
+		return vane.Script{}, err
+	}
+	sc, err := s.deps.Scripts.GetScriptByPath(p.Workspace, path)
+	if err != nil {
+		return vane.Script{}, fmt.Errorf("cannot find script %s: %w", path, err)
+	}
+	return sc, nil
+}
+
+// scriptWithHash reads the version named by the {hash} route parameter.
+func (s *Server) scriptWithHash(ctx *fasthttp.RequestCtx, p *principal) (vane.Script, error) {
+	h, err := hashArg(ctx)
+	if err != nil {
+		return vane.Script{}, err
+	}
+	sc, err := s.deps.Scripts.GetScriptByHash(p.Workspace, h)
+	if err != nil {
+		return vane.Script{}, fmt.Errorf("cannot find script version %s: %w", h, err)
+	}
+	return sc, nil
+}
+
+// getScriptByPath answers GET /w/{ws}/scripts/get/p/{path}.
+func (s *Server) getScriptByPath(ctx *fasthttp.RequestCtx, p *principal) error {
+	sc, err := s.scriptAt(ctx, p)
+	if err != nil {
+		return err
+	}
+	return writeJSON(ctx, scriptView{Script: &sc})
+}
+
+// getScriptByHash answers GET /w/{ws}/scripts/get/h/{hash}.
+func (s *Server) getScriptByHash(ctx *fasthttp.RequestCtx, p *principal) error {
+	sc, err := s.scriptWithHash(ctx, p)
+	if err != nil {
+		return err
+	}
+	return writeJSON(ctx, scriptView{Script: &sc})
+}
+
+// rawScriptByPath answers GET /w/{ws}/scripts/raw/p/{path} with the content.
+func (s *Server) rawScriptByPath(ctx *fasthttp.RequestCtx, p *principal) error {
+	// Windmill clients ask for raw/p/<path>.<ext>; the extension is not part of the path.
+	path := pathParam(ctx, "path")
+	for _, ext := range []string{".py", ".ts", ".go", ".sh"} {
+		if trimmed, ok := strings.CutSuffix(path, ext); ok {
+			if _, err := s.deps.Scripts.GetScriptByPath(p.Workspace, trimmed); err == nil {
+				ctx.SetUserValue("path", trimmed)
+			}
+			break
+		}
+	}
+	sc, err := s.scriptAt(ctx, p)
+	if err != nil {
+		return err
+	}
+	return writeText(ctx, fasthttp.StatusOK, sc.Content)
+}
+
+// scriptExists answers GET /w/{ws}/scripts/exists/p/{path} with a JSON bool.
+func (s *Server) scriptExists(ctx *fasthttp.RequestCtx, p *principal) error {
+	path, err := pathArg(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = s.deps.Scripts.GetScriptByPath(p.Workspace, path)
+	if err != nil && !errors.Is(err, vane.ErrNotFound) {
+		return fmt.Errorf("cannot read script %s: %w", path, err)
+	}
+	return writeJSON(ctx, err == nil)
+}
+
+// listScripts answers GET /w/{ws}/scripts/list with the HEADs that match.
+func (s *Server) listScripts(ctx *fasthttp.RequestCtx, p *principal) error {
+	q := ctx.QueryArgs()
+	f := vane.ScriptFilter{PathStart: string(q.Peek("path_start")), PathExact: string(q.Peek("path_exact")),
+		CreatedBy: string(q.Peek("created_by"))}
+	var err error
+	if f.ShowArchived, err = queryFlag(ctx, "show_archived"); err != nil {
+		return err
+	}
+	if f.OrderDesc, err = queryFlag(ctx, "order_desc"); err != nil {
+		return err
+	}
+	if f.Page, f.PerPage, err = pagination(ctx); err != nil {
+		return err
+	}
+	if langs := string(q.Peek("languages")); langs != "" {
+		for _, l := range strings.Split(langs, ",") {
+			f.Languages = append(f.Languages, vane.ScriptLang(strings.TrimSpace(l)))
+		}
+	}
+	list, err := s.deps.Scripts.ListScripts(p.Workspace, f)
+	if err != nil {
+		return fmt.Errorf("cannot list scripts: %w", err)
+	}
+	out := make([]scriptView, len(list))
+	for i := range list {
+		out[i] = scriptView{Script: &list[i]}
+	}
+	return writeJSON(ctx, out)
+}
+
+// pagination reads page (from 1) and per_page (default 30, at most 1000).
+func pagination(ctx *fasthttp.RequestCtx) (page, perPage int, err error) {
+	if page, err = queryInt(ctx, "page", 1); err != nil {
+		return 0, 0, err
+	}
+	if perPage, err = queryInt(ctx, "per_page", 30); err != nil {
+		return 0, 0, err
+	}
+	if page < 1 {
+		return 0, 0, badRequest("page %d must be at least 1", page)
+	}
+	if perPage < 1 || perPage > 1000 {
+		return 0, 0, badRequest("per_page %d must be between 1 and 1000", perPage)
+	}
+	return page, perPage, nil
+}
+
+// historyEntry is one element of scripts/history/p.
+type historyEntry struct {
+	ScriptHash    vane.Hash `json:"script_hash"`
+	DeploymentMsg string    `json:"deployment_msg,omitempty"`
+}
+
+// scriptHistory answers GET /w/{ws}/scripts/history/p/{path}, newest first.
+func (s *Server) scriptHistory(ctx *fasthttp.RequestCtx, p *principal) error {
+	path, err := pathArg(ctx)
+	if err != nil {
+		return err
+	}
+	versions, err := s.deps.Scripts.ScriptHistory(p.Workspace, path)
+	if err != nil {
+		return fmt.Errorf("cannot read history of %s: %w", path, err)
+	}
+	out := make([]historyEntry, len(versions))
+	for i, v := range versions {
+		out[i] = historyEntry{ScriptHash: v.Hash, DeploymentMsg: v.DeploymentMsg}
+	}
+	return writeJSON(ctx, out)
+}
+
+// archiveScriptByPath answers POST /w/{ws}/scripts/archive/p/{path} with text.
+func (s *Server) archiveScriptByPath(ctx *fasthttp.RequestCtx, p *principal) error {
+	if err := requireWriter(p, "archiving a script"); err != nil {
+		return err
+	}
+	path, err := pathArg(ctx)
+	if err != nil {
+		return err
+	}
+	wctx, cancel := detached()
+	defer cancel()
+	if err := s.deps.Lifecycle.ArchiveScriptByPath(wctx, p.actor(), p.Workspace, path); err != nil {
+		return fmt.Errorf("cannot archive script %s: %w", path, err)
+	}
+	return writeText(ctx, fasthttp.StatusOK, "archived script "+path)
+}
+
+// archiveScriptByHash answers POST /w/{ws}/scripts/archive/h/{hash} with the Script.
+func (s *Server) archiveScriptByHash(ctx *fasthttp.RequestCtx, p *principal) error {
+	if err := requireWriter(p, "archiving a script"); err != nil {
+		return err
+	}
+	h, err := hashArg(ctx)
+	if err != nil {
+		return err
+	}
+	wctx, cancel := detached()
+	defer cancel()
+	if err := s.deps.Lifecycle.ArchiveScriptByHash(wctx, p.actor(), p.Workspace, h); err != nil {
+		return fmt.Errorf("cannot archive script version %s: %w", h, err)
+	}
+	sc, err := s.deps.Scripts.GetScriptByHash(p.Workspace, h)
+	if err != nil {
+		return fmt.Errorf("cannot read archived script %s: %w", h, err)
+	}
+	return writeJSON(ctx, scriptView{Script: &sc})
+}
+
+// deleteScriptByPath answers POST /w/{ws}/scripts/delete/p/{path} with the
+// path as a JSON string; admins only.
+func (s *Server) deleteScriptByPath(ctx *fasthttp.RequestCtx, p *principal) error {
+	if err := requireAdmin(p, "deleting a script"); err != nil {
+		return err
+	}
+	path, err := pathArg(ctx)
+	if err != nil {
+		return err
+	}
+	wctx, cancel := detached()
+	defer cancel()
+	if err := s.deps.Lifecycle.DeleteScriptByPath(wctx, p.actor(), p.Workspace, path); err != nil {
+		return fmt.Errorf("cannot delete script %s: %w", path, err)
+	}
+	return writeJSON(ctx, path)
+}
+
+// deploymentStatus answers GET /w/{ws}/scripts/deployment_status/h/{hash}:
+// {lock, lock_error_logs}, both null while the build is running.
+func (s *Server) deploymentStatus(ctx *fasthttp.RequestCtx, p *principal) error {
+	sc, err := s.scriptWithHash(ctx, p)
+	if err != nil {
+		return err
+	}
+	var out struct {
+		Lock          *string `json:"lock"`
+		LockErrorLogs *string `json:"lock_error_logs"`
+	}
+	switch sc.DeploymentStatus {
+	case vane.DeployFailed:
+		out.LockErrorLogs = &sc.LockErrorLogs
+	case vane.DeployPending:
+	default:
+		out.Lock = &sc.Lock
+	}
+	return writeJSON(ctx, out)
+}

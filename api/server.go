@@ -1,0 +1,253 @@
+// Package api is vane's Windmill-compatible HTTP API on fasthttp: routing,
+// authentication, workspace membership, argument validation and the mapping
+// of the root package's errors to status codes. It talks to the store and the
+// runtime only through the small interfaces it declares (store.go); it knows
+// nothing of Raft, bbolt or wazero.
+package api
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fasthttp/router"
+	"github.com/valyala/fasthttp"
+
+	"vane"
+)
+
+// Server is the HTTP API. Create it with New, serve with Serve, stop with
+// Shutdown. Its handlers are safe for concurrent use.
+type Server struct {
+	cfg     Config
+	deps    Deps
+	log     *slog.Logger
+	metrics *Metrics
+	http    *fasthttp.Server
+
+	// bg is canceled by Shutdown; deployments run under it.
+	bg       context.Context
+	cancelBg context.CancelFunc
+	// deploys counts background deployments so Shutdown can wait for them.
+	deploys sync.WaitGroup
+}
+
+// New validates cfg and deps and builds the server and its routes.
+func New(cfg Config, deps Deps) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("cannot create api server: %w", err)
+	}
+	if err := deps.validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	s := &Server{cfg: cfg, deps: deps, log: cfg.Logger, metrics: deps.Metrics}
+	if s.metrics == nil {
+		s.metrics = NewMetrics()
+	}
+	if g, ok := deps.JobReader.(QueueGauge); ok {
+		s.metrics.GaugeFunc("vane_queue_depth", "Jobs queued and not yet claimed.",
+			func() float64 { return float64(g.QueueDepth()) })
+	}
+	s.bg, s.cancelBg = context.WithCancel(context.Background())
+	r := router.New()
+	r.RedirectTrailingSlash = false
+	r.RedirectFixedPath = false
+	r.HandleMethodNotAllowed = true
+	s.routes(r)
+	s.http = &fasthttp.Server{
+		Handler:            s.rejectDotSegments(r.Handler),
+		Name:               "vane",
+		MaxRequestBodySize: cfg.BodyLimit,
+		ReadTimeout:        5 * time.Minute,
+		IdleTimeout:        2 * time.Minute,
+		CloseOnShutdown:    true,
+		NoDefaultDate:      true,
+		ErrorHandler:       s.protocolError,
+		Logger:             slogPrinter{s.log},
+	}
+	return s, nil
+}
+
+// Handler returns the router, for serving on a listener of the caller's.
+func (s *Server) Handler() fasthttp.RequestHandler { return s.http.Handler }
+
+// Serve accepts connections on ln until Shutdown. It returns nil after a
+// Shutdown and the accept error otherwise.
+func (s *Server) Serve(ln net.Listener) error {
+	err := s.http.Serve(ln)
+	if errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting connections, waits for requests in flight (a
+// run_wait_result caller is answered when its job ends or ctx expires) and for
+// background deployments, then returns. Safe to call more than once.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.http.ShutdownWithContext(ctx)
+	s.cancelBg()
+	done := make(chan struct{})
+	go func() { s.deploys.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		if err == nil {
+			err = fmt.Errorf("cannot finish deployments: %w", ctx.Err())
+		}
+	}
+	return err
+}
+
+// protocolError answers requests fasthttp could not read, notably a body over
+// the limit, with a status and a message.
+func (s *Server) protocolError(ctx *fasthttp.RequestCtx, err error) {
+	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+		s.writeError(ctx, fmt.Errorf("request body is larger than the limit of %d bytes: %w", s.cfg.BodyLimit, errBodyTooLarge))
+		s.metrics.countRequest("body_too_large", ctx.Response.StatusCode())
+		return
+	}
+	s.writeError(ctx, badRequest("cannot read request: %v", err))
+}
+
+// rejectDotSegments refuses request paths with "." or ".." segments with a
+// 400 before routing: fasthttp would otherwise resolve them and run, say,
+// u/admin/../x as u/x.
+func (s *Server) rejectDotSegments(next fasthttp.RequestHandler) fasthttp.RequestHandler {
+	stats := s.metrics.route("dot_segments")
+	return func(ctx *fasthttp.RequestCtx) {
+		orig := ctx.Request.URI().PathOriginal()
+		if bytes.Contains(orig, []byte("/.")) || bytes.Contains(orig, []byte("%2e")) || bytes.Contains(orig, []byte("%2E")) {
+			decoded, err := url.PathUnescape(string(orig))
+			if err != nil {
+				decoded = string(orig)
+			}
+			for _, seg := range strings.Split(decoded, "/") {
+				if seg == "." || seg == ".." {
+					s.writeError(ctx, badRequest("path %q has a %q segment, which is not allowed", decoded, seg))
+					stats.observe(ctx.Response.StatusCode(), 0)
+					return
+				}
+			}
+		}
+		next(ctx)
+	}
+}
+
+// slogPrinter adapts slog to fasthttp's Logger.
+type slogPrinter struct{ log *slog.Logger }
+
+func (p slogPrinter) Printf(format string, args ...any) {
+	p.log.Debug(fmt.Sprintf(format, args...), slog.String("component", "fasthttp"))
+}
+
+// authMode says what a route requires of its caller.
+type authMode int
+
+const (
+	authNone      authMode = iota // anyone
+	authUser                      // a valid token
+	authWorkspace                 // a valid token of a member of {ws}
+)
+
+// handlerFunc is a route's body; a returned error is answered by writeError.
+type handlerFunc func(ctx *fasthttp.RequestCtx, p *principal) error
+
+// handle wraps h with authentication, error mapping and request metrics.
+func (s *Server) handle(name string, mode authMode, h handlerFunc) fasthttp.RequestHandler {
+	stats := s.metrics.route(name)
+	return func(ctx *fasthttp.RequestCtx) {
+		start := time.Now()
+		var p *principal
+		var err error
+		if mode != authNone {
+			p, err = s.authenticate(ctx)
+			if err == nil && mode == authWorkspace {
+				err = s.enterWorkspace(p, ctx.UserValue("ws").(string))
+			}
+		}
+		if err == nil {
+			err = h(ctx, p)
+		}
+		if err != nil {
+			s.writeError(ctx, err)
+		}
+		stats.observe(ctx.Response.StatusCode(), time.Since(start))
+	}
+}
+
+// routes registers every endpoint. Paths follow spec/windmill-api.md.
+func (s *Server) routes(r *router.Router) {
+	r.GET("/api/version", s.handle("version", authNone, s.version))
+	r.GET("/metrics", s.handle("metrics", authNone, s.serveMetrics))
+
+	r.GET("/api/users/whoami", s.handle("users.whoami", authUser, s.whoami))
+	r.GET("/api/users/email", s.handle("users.email", authUser, s.email))
+	r.POST("/api/users/tokens/create", s.handle("users.tokens.create", authUser, s.createToken))
+	r.GET("/api/users/tokens/list", s.handle("users.tokens.list", authUser, s.listTokens))
+	r.DELETE("/api/users/tokens/delete/{prefix}", s.handle("users.tokens.delete", authUser, s.deleteToken))
+	r.POST("/api/workspaces/create", s.handle("workspaces.create", authUser, s.createWorkspace))
+	r.GET("/api/workspaces/list", s.handle("workspaces.list", authUser, s.listWorkspaces))
+	r.POST("/api/workspaces/exists", s.handle("workspaces.exists", authUser, s.workspaceExists))
+
+	w := r.Group("/api/w/{ws}")
+	w.GET("/users/whoami", s.handle("w.users.whoami", authWorkspace, s.workspaceWhoami))
+	w.POST("/workspaces/add_user", s.handle("w.workspaces.add_user", authWorkspace, s.addUser))
+
+	w.POST("/scripts/create", s.handle("scripts.create", authWorkspace, s.createScript))
+	w.GET("/scripts/get/p/{path:*}", s.handle("scripts.get.p", authWorkspace, s.getScriptByPath))
+	w.GET("/scripts/get/h/{hash}", s.handle("scripts.get.h", authWorkspace, s.getScriptByHash))
+	w.GET("/scripts/raw/p/{path:*}", s.handle("scripts.raw.p", authWorkspace, s.rawScriptByPath))
+	w.GET("/scripts/exists/p/{path:*}", s.handle("scripts.exists.p", authWorkspace, s.scriptExists))
+	w.GET("/scripts/list", s.handle("scripts.list", authWorkspace, s.listScripts))
+	w.GET("/scripts/history/p/{path:*}", s.handle("scripts.history.p", authWorkspace, s.scriptHistory))
+	w.POST("/scripts/archive/p/{path:*}", s.handle("scripts.archive.p", authWorkspace, s.archiveScriptByPath))
+	w.POST("/scripts/archive/h/{hash}", s.handle("scripts.archive.h", authWorkspace, s.archiveScriptByHash))
+	w.POST("/scripts/delete/p/{path:*}", s.handle("scripts.delete.p", authWorkspace, s.deleteScriptByPath))
+	w.GET("/scripts/deployment_status/h/{hash}", s.handle("scripts.deployment_status.h", authWorkspace, s.deploymentStatus))
+
+	w.POST("/jobs/run/p/{path:*}", s.handle("jobs.run.p", authWorkspace, s.runByPath))
+	w.POST("/jobs/run/h/{hash}", s.handle("jobs.run.h", authWorkspace, s.runByHash))
+	w.POST("/jobs/run/preview", s.handle("jobs.run.preview", authWorkspace, s.runPreview))
+	w.POST("/jobs/run_wait_result/p/{path:*}", s.handle("jobs.run_wait_result.p", authWorkspace, s.runWaitResult))
+	w.GET("/jobs/run_wait_result/p/{path:*}", s.handle("jobs.run_wait_result.p", authWorkspace, s.runWaitResult))
+	w.POST("/jobs/run_wait_result/h/{hash}", s.handle("jobs.run_wait_result.h", authWorkspace, s.runWaitResultByHash))
+	w.GET("/jobs/list", s.handle("jobs.list", authWorkspace, s.listJobs))
+	w.GET("/jobs/queue/list", s.handle("jobs.queue.list", authWorkspace, s.listQueue))
+	w.GET("/jobs/completed/list", s.handle("jobs.completed.list", authWorkspace, s.listCompleted))
+	w.GET("/jobs_u/get/{id}", s.handle("jobs_u.get", authWorkspace, s.getJob))
+	w.GET("/jobs_u/completed/get/{id}", s.handle("jobs_u.completed.get", authWorkspace, s.getCompletedJob))
+	w.GET("/jobs_u/get_logs/{id}", s.handle("jobs_u.get_logs", authWorkspace, s.getJobLogs))
+	w.GET("/jobs_u/get_args/{id}", s.handle("jobs_u.get_args", authWorkspace, s.getJobArgs))
+	w.GET("/jobs_u/getupdate/{id}", s.handle("jobs_u.getupdate", authWorkspace, s.getJobUpdate))
+	w.GET("/jobs_u/completed/get_result/{id}", s.handle("jobs_u.completed.get_result", authWorkspace, s.getResult))
+	w.GET("/jobs_u/completed/get_result_maybe/{id}", s.handle("jobs_u.completed.get_result_maybe", authWorkspace, s.getResultMaybe))
+	w.POST("/jobs_u/queue/cancel/{id}", s.handle("jobs_u.queue.cancel", authWorkspace, s.cancelJob))
+
+	w.POST("/variables/create", s.handle("variables.create", authWorkspace, s.createVariable))
+	w.POST("/variables/update/{path:*}", s.handle("variables.update", authWorkspace, s.updateVariable))
+	w.DELETE("/variables/delete/{path:*}", s.handle("variables.delete", authWorkspace, s.deleteVariable))
+	w.GET("/variables/get/{path:*}", s.handle("variables.get", authWorkspace, s.getVariable))
+	w.GET("/variables/get_value/{path:*}", s.handle("variables.get_value", authWorkspace, s.getVariableValue))
+	w.GET("/variables/exists/{path:*}", s.handle("variables.exists", authWorkspace, s.variableExists))
+	w.GET("/variables/list", s.handle("variables.list", authWorkspace, s.listVariables))
+
+	r.NotFound = s.handle("not_found", authNone, func(ctx *fasthttp.RequestCtx, _ *principal) error {
+		return fmt.Errorf("no route for %s %s: %w", ctx.Method(), ctx.Path(), vane.ErrNotFound)
+	})
+}
+
+// version answers GET /api/version with the version text.
+func (s *Server) version(ctx *fasthttp.RequestCtx, _ *principal) error {
+	ctx.SetContentType("text/plain; charset=utf-8")
+	ctx.SetBodyString(s.cfg.Version)
+	return nil
+}

@@ -1,0 +1,91 @@
+package api
+
+import (
+	"context"
+
+	"vane"
+)
+
+// The interfaces below are what the API consumes from the store, split by
+// concern. Their signatures are exactly those of raftstore/CONTRACT.md so that
+// cmd/vane can pass the real *raftstore.Store for every one of them; the api
+// package never imports raftstore.
+
+// TokenStore resolves and manages API tokens.
+type TokenStore interface {
+	// LookupToken returns the token whose hex SHA-256 is tokenHash, or an
+	// error wrapping vane.ErrUnauthorized when there is none.
+	LookupToken(ctx context.Context, tokenHash string, linearizable bool) (vane.Token, error)
+	CreateToken(ctx context.Context, a vane.Actor, t vane.Token) error
+	DeleteToken(ctx context.Context, a vane.Actor, email, prefix string) error
+	ListTokens(email string) ([]vane.Token, error)
+}
+
+// UserStore reads and creates instance-level users.
+type UserStore interface {
+	GetUser(email string) (vane.User, error)
+	CreateUser(ctx context.Context, a vane.Actor, u vane.User) error
+}
+
+// WorkspaceStore manages workspaces and their members.
+type WorkspaceStore interface {
+	CreateWorkspace(ctx context.Context, a vane.Actor, w vane.Workspace, owner vane.Member) error
+	GetWorkspace(id string) (vane.Workspace, error)
+	ListWorkspaces() ([]vane.Workspace, error)
+	AddMember(ctx context.Context, a vane.Actor, m vane.Member) error
+	GetMember(ws, email string) (vane.Member, error)
+}
+
+// ScriptStore stores script versions and reads them back.
+type ScriptStore interface {
+	CreateScript(ctx context.Context, a vane.Actor, sc vane.Script) error
+	GetScriptByHash(ws string, h vane.Hash) (vane.Script, error)
+	GetScriptByPath(ws, path string) (vane.Script, error)
+	ListScripts(ws string, f vane.ScriptFilter) ([]vane.Script, error)
+	ScriptHistory(ws, path string) ([]vane.Script, error)
+}
+
+// ScriptLifecycle archives, deletes and records the deployment of scripts.
+type ScriptLifecycle interface {
+	SetScriptDeployment(ctx context.Context, ws string, h vane.Hash, state vane.DeployState, lock, lockErr string) error
+	ArchiveScriptByHash(ctx context.Context, a vane.Actor, ws string, h vane.Hash) error
+	ArchiveScriptByPath(ctx context.Context, a vane.Actor, ws, path string) error
+	DeleteScriptByPath(ctx context.Context, a vane.Actor, ws, path string) error
+}
+
+// JobQueue pushes and cancels jobs.
+type JobQueue interface {
+	// PushJob durably queues j (j.ID set by the caller); it returns only
+	// after the job is committed. ErrAlreadyExists for a known id.
+	PushJob(ctx context.Context, a vane.Actor, j vane.Job) error
+	CancelJob(ctx context.Context, a vane.Actor, ws, id, reason string) (vane.Job, error)
+	// WaitJob returns when the job is completed; ErrNotFound if unknown.
+	WaitJob(ctx context.Context, ws, id string) (vane.Job, error)
+}
+
+// JobReader reads jobs and their logs from the local state.
+type JobReader interface {
+	GetJob(ws, id string) (vane.Job, error)
+	GetJobLogs(ws, id string, offset int) (logs string, next int, err error)
+	ListJobs(ws string, f vane.JobFilter) ([]vane.Job, error)
+}
+
+// InstanceKeys gives the secret that job tokens (WM_TOKEN) are signed with.
+type InstanceKeys interface {
+	InstanceSecret() []byte
+}
+
+// VariableStore manages workspace variables.
+type VariableStore interface {
+	CreateVariable(ctx context.Context, a vane.Actor, v vane.Variable) error
+	UpdateVariable(ctx context.Context, a vane.Actor, ws, path string, u vane.VariableUpdate) error
+	DeleteVariable(ctx context.Context, a vane.Actor, ws, path string) error
+	GetVariable(ws, path string, decrypt bool) (vane.Variable, error)
+	ListVariables(ws, pathStart string) ([]vane.Variable, error)
+}
+
+// QueueGauge is an optional capability of the job store, found by type
+// assertion on the JobReader: the number of queued jobs, for /metrics.
+type QueueGauge interface {
+	QueueDepth() int
+}

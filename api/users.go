@@ -1,0 +1,286 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"vane"
+)
+
+// globalUserInfo is Windmill's GlobalUserInfo.
+type globalUserInfo struct {
+	Email      string `json:"email"`
+	LoginType  string `json:"login_type"`
+	SuperAdmin bool   `json:"super_admin"`
+	Verified   bool   `json:"verified"`
+	Name       string `json:"name,omitempty"`
+	Username   string `json:"username,omitempty"`
+}
+
+// whoami answers GET /api/users/whoami.
+func (s *Server) whoami(ctx *fasthttp.RequestCtx, p *principal) error {
+	u, err := s.deps.Users.GetUser(p.Email)
+	if err != nil {
+		return fmt.Errorf("cannot read user: %w", err)
+	}
+	return writeJSON(ctx, globalUserInfo{Email: u.Email, LoginType: "password", SuperAdmin: u.SuperAdmin,
+		Verified: true, Name: u.Name, Username: usernameOf(u.Email)})
+}
+
+// email answers GET /api/users/email with the caller's email as text.
+func (s *Server) email(ctx *fasthttp.RequestCtx, p *principal) error {
+	return writeText(ctx, fasthttp.StatusOK, p.Email)
+}
+
+// workspaceUser is Windmill's User (a member as seen in one workspace).
+type workspaceUser struct {
+	Email         string    `json:"email"`
+	Username      string    `json:"username"`
+	IsAdmin       bool      `json:"is_admin"`
+	IsSuperAdmin  bool      `json:"is_super_admin"`
+	CreatedAt     time.Time `json:"created_at"`
+	Operator      bool      `json:"operator"`
+	Disabled      bool      `json:"disabled"`
+	Groups        []string  `json:"groups"`
+	Folders       []string  `json:"folders"`
+	FoldersOwners []string  `json:"folders_owners"`
+	Name          string    `json:"name,omitempty"`
+}
+
+// workspaceWhoami answers GET /api/w/{ws}/users/whoami.
+func (s *Server) workspaceWhoami(ctx *fasthttp.RequestCtx, p *principal) error {
+	out := workspaceUser{Email: p.Email, Username: p.Username, IsAdmin: p.IsAdmin, IsSuperAdmin: p.SuperAdmin,
+		Operator: p.Operator, Groups: []string{}, Folders: []string{}, FoldersOwners: []string{}}
+	if m, err := s.deps.Workspaces.GetMember(p.Workspace, p.Email); err == nil {
+		out.CreatedAt = m.CreatedAt
+	}
+	return writeJSON(ctx, out)
+}
+
+// newTokenRequest is Windmill's NewToken.
+type newTokenRequest struct {
+	Label       string     `json:"label"`
+	Expiration  *time.Time `json:"expiration"`
+	Scopes      []string   `json:"scopes"`
+	WorkspaceID string     `json:"workspace_id"`
+}
+
+// createToken answers POST /api/users/tokens/create with 201 and the secret,
+// shown this once; the store keeps only its hash.
+func (s *Server) createToken(ctx *fasthttp.RequestCtx, p *principal) error {
+	if p.JobID != "" {
+		return fmt.Errorf("a job token cannot create tokens: %w", vane.ErrForbidden)
+	}
+	var req newTokenRequest
+	if err := decodeBody(ctx, &req); err != nil {
+		return err
+	}
+	ws := req.WorkspaceID
+	if p.TokenWorkspace != "" {
+		if ws != "" && ws != p.TokenWorkspace {
+			return fmt.Errorf("this token is limited to workspace %q and cannot create one for %q: %w", p.TokenWorkspace, ws, vane.ErrForbidden)
+		}
+		ws = p.TokenWorkspace
+	}
+	if ws != "" {
+		if _, err := s.deps.Workspaces.GetWorkspace(ws); err != nil {
+			return fmt.Errorf("cannot limit token to workspace %q: %w", ws, err)
+		}
+	}
+	if req.Expiration != nil && !req.Expiration.After(time.Now()) {
+		return badRequest("expiration %s is in the past", req.Expiration.Format(time.RFC3339))
+	}
+	secret := NewTokenSecret()
+	tok := vane.Token{TokenHash: HashToken(secret), Prefix: secret[:TokenPrefixLen], Email: p.Email,
+		Label: req.Label, Workspace: ws, Scopes: req.Scopes, Expiration: req.Expiration, CreatedAt: time.Now().UTC()}
+	wctx, cancel := detached()
+	defer cancel()
+	if err := s.deps.Tokens.CreateToken(wctx, p.actor(), tok); err != nil {
+		return fmt.Errorf("cannot create token: %w", err)
+	}
+	return writeText(ctx, fasthttp.StatusCreated, secret)
+}
+
+// truncatedToken is Windmill's TruncatedToken.
+type truncatedToken struct {
+	Label       string     `json:"label,omitempty"`
+	Expiration  *time.Time `json:"expiration,omitempty"`
+	TokenPrefix string     `json:"token_prefix"`
+	CreatedAt   time.Time  `json:"created_at"`
+	LastUsedAt  time.Time  `json:"last_used_at"`
+	Scopes      []string   `json:"scopes,omitempty"`
+	Email       string     `json:"email"`
+	WorkspaceID string     `json:"workspace_id,omitempty"`
+}
+
+// listTokens answers GET /api/users/tokens/list with the caller's tokens.
+func (s *Server) listTokens(ctx *fasthttp.RequestCtx, p *principal) error {
+	excludeEphemeral, err := queryFlag(ctx, "exclude_ephemeral")
+	if err != nil {
+		return err
+	}
+	toks, err := s.deps.Tokens.ListTokens(p.Email)
+	if err != nil {
+		return fmt.Errorf("cannot list tokens: %w", err)
+	}
+	out := make([]truncatedToken, 0, len(toks))
+	for _, t := range toks {
+		if excludeEphemeral && t.Ephemeral {
+			continue
+		}
+		out = append(out, truncatedToken{Label: t.Label, Expiration: t.Expiration, TokenPrefix: t.Prefix,
+			CreatedAt: t.CreatedAt, LastUsedAt: t.CreatedAt, Scopes: t.Scopes, Email: t.Email, WorkspaceID: t.Workspace})
+	}
+	return writeJSON(ctx, out)
+}
+
+// deleteToken answers DELETE /api/users/tokens/delete/{prefix}.
+func (s *Server) deleteToken(ctx *fasthttp.RequestCtx, p *principal) error {
+	if p.JobID != "" {
+		return fmt.Errorf("a job token cannot delete tokens: %w", vane.ErrForbidden)
+	}
+	prefix := pathParam(ctx, "prefix")
+	wctx, cancel := detached()
+	defer cancel()
+	if err := s.deps.Tokens.DeleteToken(wctx, p.actor(), p.Email, prefix); err != nil {
+		return fmt.Errorf("cannot delete token %s: %w", prefix, err)
+	}
+	return writeText(ctx, fasthttp.StatusOK, "deleted token "+prefix)
+}
+
+// createWorkspaceRequest is the body of POST /api/workspaces/create.
+type createWorkspaceRequest struct {
+	ID       string `json:"id"`
+	Name     string `json:"name"`
+	Username string `json:"username"`
+	Color    string `json:"color"`
+}
+
+// createWorkspace answers POST /api/workspaces/create with 201 and the id;
+// the caller becomes the workspace's first admin.
+func (s *Server) createWorkspace(ctx *fasthttp.RequestCtx, p *principal) error {
+	if p.JobID != "" || p.TokenWorkspace != "" {
+		return fmt.Errorf("a token limited to a workspace cannot create workspaces: %w", vane.ErrForbidden)
+	}
+	var req createWorkspaceRequest
+	if err := decodeBody(ctx, &req); err != nil {
+		return err
+	}
+	if err := vane.ValidateName("workspace id", req.ID); err != nil {
+		return err
+	}
+	if req.Name == "" {
+		req.Name = req.ID
+	}
+	if req.Username == "" {
+		req.Username = usernameOf(p.Email)
+	}
+	if err := vane.ValidateName("username", req.Username); err != nil {
+		return err
+	}
+	now := time.Now().UTC()
+	w := vane.Workspace{ID: req.ID, Name: req.Name, Owner: p.Email, Color: req.Color, CreatedAt: now}
+	owner := vane.Member{Workspace: req.ID, Email: p.Email, Username: req.Username, IsAdmin: true, CreatedAt: now}
+	wctx, cancel := detached()
+	defer cancel()
+	if err := s.deps.Workspaces.CreateWorkspace(wctx, vane.Actor{Email: p.Email, Username: req.Username}, w, owner); err != nil {
+		return fmt.Errorf("cannot create workspace %q: %w", req.ID, err)
+	}
+	return writeText(ctx, fasthttp.StatusCreated, req.ID)
+}
+
+// workspaceView is Windmill's Workspace.
+type workspaceView struct {
+	ID    string `json:"id"`
+	Name  string `json:"name"`
+	Owner string `json:"owner"`
+	Color string `json:"color,omitempty"`
+}
+
+// listWorkspaces answers GET /api/workspaces/list: the workspaces the caller
+// is a member of (every one for a superadmin).
+func (s *Server) listWorkspaces(ctx *fasthttp.RequestCtx, p *principal) error {
+	all, err := s.deps.Workspaces.ListWorkspaces()
+	if err != nil {
+		return fmt.Errorf("cannot list workspaces: %w", err)
+	}
+	out := make([]workspaceView, 0, len(all))
+	for _, w := range all {
+		if w.Deleted || (p.TokenWorkspace != "" && w.ID != p.TokenWorkspace) {
+			continue
+		}
+		if !p.SuperAdmin {
+			if _, err := s.deps.Workspaces.GetMember(w.ID, p.Email); err != nil {
+				continue
+			}
+		}
+		out = append(out, workspaceView{ID: w.ID, Name: w.Name, Owner: w.Owner, Color: w.Color})
+	}
+	return writeJSON(ctx, out)
+}
+
+// workspaceExists answers POST /api/workspaces/exists {id} with a JSON bool.
+func (s *Server) workspaceExists(ctx *fasthttp.RequestCtx, _ *principal) error {
+	var req struct {
+		ID string `json:"id"`
+	}
+	if err := decodeBody(ctx, &req); err != nil {
+		return err
+	}
+	_, err := s.deps.Workspaces.GetWorkspace(req.ID)
+	if err != nil && !errors.Is(err, vane.ErrNotFound) {
+		return fmt.Errorf("cannot read workspace: %w", err)
+	}
+	return writeJSON(ctx, err == nil)
+}
+
+// addUserRequest is the body of POST /api/w/{ws}/workspaces/add_user.
+type addUserRequest struct {
+	Email    string `json:"email"`
+	IsAdmin  bool   `json:"is_admin"`
+	Operator bool   `json:"operator"`
+	Username string `json:"username"`
+}
+
+// addUser answers POST /api/w/{ws}/workspaces/add_user; admins only. A user
+// unknown to the instance is created (without a password) first.
+func (s *Server) addUser(ctx *fasthttp.RequestCtx, p *principal) error {
+	if err := requireAdmin(p, "adding a user"); err != nil {
+		return err
+	}
+	var req addUserRequest
+	if err := decodeBody(ctx, &req); err != nil {
+		return err
+	}
+	req.Email = strings.TrimSpace(req.Email)
+	if !strings.Contains(req.Email, "@") {
+		return badRequest("email %q is not an email address", req.Email)
+	}
+	if req.Username == "" {
+		req.Username = usernameOf(req.Email)
+	}
+	if err := vane.ValidateName("username", req.Username); err != nil {
+		return err
+	}
+	wctx, cancel := detached()
+	defer cancel()
+	now := time.Now().UTC()
+	if _, err := s.deps.Users.GetUser(req.Email); errors.Is(err, vane.ErrNotFound) {
+		err = s.deps.Users.CreateUser(wctx, p.actor(), vane.User{Email: req.Email, CreatedAt: now})
+		if err != nil && !errors.Is(err, vane.ErrAlreadyExists) {
+			return fmt.Errorf("cannot create user %s: %w", req.Email, err)
+		}
+	} else if err != nil {
+		return fmt.Errorf("cannot read user: %w", err)
+	}
+	m := vane.Member{Workspace: p.Workspace, Email: req.Email, Username: req.Username, IsAdmin: req.IsAdmin,
+		Operator: req.Operator, CreatedAt: now}
+	if err := s.deps.Workspaces.AddMember(wctx, p.actor(), m); err != nil {
+		return fmt.Errorf("cannot add %s to workspace %q: %w", req.Email, p.Workspace, err)
+	}
+	return writeText(ctx, fasthttp.StatusOK, fmt.Sprintf("Added %s to workspace", req.Email))
+}

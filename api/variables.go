@@ -1,0 +1,231 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"vane"
+)
+
+// variables returns the variable store or a 501 when there is none.
+func (s *Server) variables() (VariableStore, error) {
+	if s.deps.Variables == nil {
+		return nil, errNotImplemented("variables")
+	}
+	return s.deps.Variables, nil
+}
+
+// notImplemented is an endpoint whose store is not wired.
+type notImplemented string
+
+func (n notImplemented) Error() string { return string(n) + " are not available on this server" }
+
+func errNotImplemented(what string) error { return notImplemented(what) }
+
+// createVariableRequest is Windmill's CreateVariable.
+type createVariableRequest struct {
+	Path        string     `json:"path"`
+	Value       *string    `json:"value"`
+	IsSecret    bool       `json:"is_secret"`
+	Description string     `json:"description"`
+	Account     *int       `json:"account"`
+	IsOauth     bool       `json:"is_oauth"`
+	ExpiresAt   *time.Time `json:"expires_at"`
+}
+
+// createVariable answers POST /w/{ws}/variables/create with 201 and the path.
+func (s *Server) createVariable(ctx *fasthttp.RequestCtx, p *principal) error {
+	vs, err := s.variables()
+	if err != nil {
+		return err
+	}
+	if err := requireWriter(p, "creating a variable"); err != nil {
+		return err
+	}
+	var req createVariableRequest
+	if err := decodeBody(ctx, &req); err != nil {
+		return err
+	}
+	if err := vane.ValidatePath(req.Path); err != nil {
+		return err
+	}
+	if req.Value == nil {
+		return badRequest("value is required")
+	}
+	v := vane.Variable{Workspace: p.Workspace, Path: req.Path, Value: *req.Value, IsSecret: req.IsSecret,
+		Description: req.Description, Account: req.Account, IsOauth: req.IsOauth, ExpiresAt: req.ExpiresAt,
+		ExtraPerms: map[string]bool{}, CreatedBy: p.Username, EditedAt: time.Now().UTC()}
+	wctx, cancel := detached()
+	defer cancel()
+	if err := vs.CreateVariable(wctx, p.actor(), v); err != nil {
+		return fmt.Errorf("cannot create variable %s: %w", req.Path, err)
+	}
+	return writeText(ctx, fasthttp.StatusCreated, req.Path)
+}
+
+// editVariableRequest is Windmill's EditVariable.
+type editVariableRequest struct {
+	Path        *string `json:"path"`
+	Value       *string `json:"value"`
+	IsSecret    *bool   `json:"is_secret"`
+	Description *string `json:"description"`
+}
+
+// updateVariable answers POST /w/{ws}/variables/update/{path}.
+func (s *Server) updateVariable(ctx *fasthttp.RequestCtx, p *principal) error {
+	vs, err := s.variables()
+	if err != nil {
+		return err
+	}
+	if err := requireWriter(p, "updating a variable"); err != nil {
+		return err
+	}
+	path, err := pathArg(ctx)
+	if err != nil {
+		return err
+	}
+	var req editVariableRequest
+	if err := decodeBody(ctx, &req); err != nil {
+		return err
+	}
+	if req.Path != nil {
+		if err := vane.ValidatePath(*req.Path); err != nil {
+			return err
+		}
+	}
+	wctx, cancel := detached()
+	defer cancel()
+	u := vane.VariableUpdate{Path: req.Path, Value: req.Value, IsSecret: req.IsSecret, Description: req.Description}
+	if err := vs.UpdateVariable(wctx, p.actor(), p.Workspace, path, u); err != nil {
+		return fmt.Errorf("cannot update variable %s: %w", path, err)
+	}
+	return writeText(ctx, fasthttp.StatusOK, "updated variable "+path)
+}
+
+// deleteVariable answers DELETE /w/{ws}/variables/delete/{path}.
+func (s *Server) deleteVariable(ctx *fasthttp.RequestCtx, p *principal) error {
+	vs, err := s.variables()
+	if err != nil {
+		return err
+	}
+	if err := requireWriter(p, "deleting a variable"); err != nil {
+		return err
+	}
+	path, err := pathArg(ctx)
+	if err != nil {
+		return err
+	}
+	wctx, cancel := detached()
+	defer cancel()
+	if err := vs.DeleteVariable(wctx, p.actor(), p.Workspace, path); err != nil {
+		return fmt.Errorf("cannot delete variable %s: %w", path, err)
+	}
+	return writeText(ctx, fasthttp.StatusOK, "deleted variable "+path)
+}
+
+// listableVariable is Windmill's ListableVariable; Value is omitted when not shown.
+type listableVariable struct {
+	Workspace   string          `json:"workspace_id"`
+	Path        string          `json:"path"`
+	Value       *string         `json:"value,omitempty"`
+	IsSecret    bool            `json:"is_secret"`
+	Description string          `json:"description"`
+	Account     *int            `json:"account,omitempty"`
+	IsOauth     bool            `json:"is_oauth"`
+	ExtraPerms  map[string]bool `json:"extra_perms"`
+	IsExpired   bool            `json:"is_expired"`
+	IsLinked    bool            `json:"is_linked"`
+	IsRefreshed bool            `json:"is_refreshed"`
+	ExpiresAt   *time.Time      `json:"expires_at,omitempty"`
+}
+
+func listable(v *vane.Variable, withValue bool) listableVariable {
+	out := listableVariable{Workspace: v.Workspace, Path: v.Path, IsSecret: v.IsSecret, Description: v.Description,
+		Account: v.Account, IsOauth: v.IsOauth, ExtraPerms: v.ExtraPerms, ExpiresAt: v.ExpiresAt,
+		IsExpired: v.ExpiresAt != nil && !time.Now().Before(*v.ExpiresAt)}
+	if out.ExtraPerms == nil {
+		out.ExtraPerms = map[string]bool{}
+	}
+	if withValue {
+		val := v.Value
+		out.Value = &val
+	}
+	return out
+}
+
+// getVariable answers GET /w/{ws}/variables/get/{path}?decrypt_secret= (default true).
+func (s *Server) getVariable(ctx *fasthttp.RequestCtx, p *principal) error {
+	vs, err := s.variables()
+	if err != nil {
+		return err
+	}
+	path, err := pathArg(ctx)
+	if err != nil {
+		return err
+	}
+	decrypt := true
+	if b, err := queryBool(ctx, "decrypt_secret"); err != nil {
+		return err
+	} else if b != nil {
+		decrypt = *b
+	}
+	v, err := vs.GetVariable(p.Workspace, path, decrypt)
+	if err != nil {
+		return fmt.Errorf("cannot find variable %s: %w", path, err)
+	}
+	return writeJSON(ctx, listable(&v, !v.IsSecret || decrypt))
+}
+
+// getVariableValue answers GET /w/{ws}/variables/get_value/{path} with the value as a JSON string.
+func (s *Server) getVariableValue(ctx *fasthttp.RequestCtx, p *principal) error {
+	vs, err := s.variables()
+	if err != nil {
+		return err
+	}
+	path, err := pathArg(ctx)
+	if err != nil {
+		return err
+	}
+	v, err := vs.GetVariable(p.Workspace, path, true)
+	if err != nil {
+		return fmt.Errorf("cannot find variable %s: %w", path, err)
+	}
+	return writeJSON(ctx, v.Value)
+}
+
+// variableExists answers GET /w/{ws}/variables/exists/{path} with a JSON bool.
+func (s *Server) variableExists(ctx *fasthttp.RequestCtx, p *principal) error {
+	vs, err := s.variables()
+	if err != nil {
+		return err
+	}
+	path, err := pathArg(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = vs.GetVariable(p.Workspace, path, false)
+	if err != nil && !errors.Is(err, vane.ErrNotFound) {
+		return fmt.Errorf("cannot read variable %s: %w", path, err)
+	}
+	return writeJSON(ctx, err == nil)
+}
+
+// listVariables answers GET /w/{ws}/variables/list?path_start=; secret values are never listed.
+func (s *Server) listVariables(ctx *fasthttp.RequestCtx, p *principal) error {
+	vs, err := s.variables()
+	if err != nil {
+		return err
+	}
+	list, err := vs.ListVariables(p.Workspace, string(ctx.QueryArgs().Peek("path_start")))
+	if err != nil {
+		return fmt.Errorf("cannot list variables: %w", err)
+	}
+	out := make([]listableVariable, len(list))
+	for i := range list {
+		out[i] = listable(&list[i], !list[i].IsSecret)
+	}
+	return writeJSON(ctx, out)
+}
