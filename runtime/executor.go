@@ -79,6 +79,11 @@ type Request struct {
 	// Logs receives the job's stdout and stderr as they are produced. It is
 	// safe for concurrent use and already capped at Limits.LogBytes.
 	Logs io.Writer
+	// DedicatedWorker is the script's dedicated_worker flag: the executor may
+	// serve the job from a long-lived process of the same script version
+	// (module state then persists across jobs, as in Windmill). Executors
+	// without such a mode ignore it.
+	DedicatedWorker bool
 }
 
 // Outcome is a finished job's result. A failed job's Result is
