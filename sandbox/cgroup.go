@@ -1,0 +1,221 @@
+package sandbox
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// cgroupManager creates one cgroup per jailed process tree, with whichever
+// cgroup version the machine has (detected once, in New).
+type cgroupManager interface {
+	version() string           // "v1", "v2" or "none"
+	available() bool           // vane may create child cgroups
+	unavailableReason() string // why not, "" when available
+	create(name string, l Limits) (cgroup, error)
+}
+
+// cgroup is one job's cgroup (one directory per controller in v1).
+type cgroup interface {
+	add(pid int) error
+	kill()                            // SIGKILL every member
+	stats() (memPeak int64, oom bool) // read before remove
+	remove()                          // removes the directories once empty
+}
+
+// v1Controllers are the cgroup v1 controllers a job's cgroup uses.
+var v1Controllers = []string{"memory", "pids", "cpu"}
+
+// detectCgroups finds the cgroup version from /proc/self/mountinfo and
+// checks that vane may create its parent cgroup. It never assumes v2.
+func detectCgroups(name string) cgroupManager {
+	v1 := map[string]string{} // controller -> mount point
+	var v2 string
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return noCgroups{why: "cannot read /proc/self/mountinfo: " + err.Error()}
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		// id parent maj:min root mountpoint opts... - fstype source superopts
+		pre, post, ok := strings.Cut(sc.Text(), " - ")
+		if !ok {
+			continue
+		}
+		pf, qf := strings.Fields(pre), strings.Fields(post)
+		if len(pf) < 5 || len(qf) < 3 {
+			continue
+		}
+		switch qf[0] {
+		case "cgroup":
+			for _, opt := range strings.Split(qf[2], ",") {
+				for _, c := range v1Controllers {
+					if opt == c {
+						v1[c] = pf[4]
+					}
+				}
+			}
+		case "cgroup2":
+			if v2 == "" || pf[4] == "/sys/fs/cgroup" {
+				v2 = pf[4]
+			}
+		}
+	}
+	if len(v1) == len(v1Controllers) {
+		m := &cgroupV1{mounts: v1, parent: name}
+		for _, c := range v1Controllers {
+			if err := os.MkdirAll(filepath.Join(v1[c], name), 0o755); err != nil {
+				return noCgroups{ver: "v1", why: fmt.Sprintf("cannot create %s: %v (cgroups v1 need root)", filepath.Join(v1[c], name), err)}
+			}
+		}
+		return m
+	}
+	if v2 != "" {
+		return detectV2(v2, name)
+	}
+	return noCgroups{why: "no cgroup v1 memory/pids/cpu controllers and no cgroup v2 mount"}
+}
+
+// noCgroups is the manager when vane may not create cgroups.
+type noCgroups struct{ ver, why string }
+
+func (n noCgroups) version() string {
+	if n.ver == "" {
+		return "none"
+	}
+	return n.ver
+}
+func (noCgroups) available() bool             { return false }
+func (n noCgroups) unavailableReason() string { return n.why }
+func (n noCgroups) create(string, Limits) (cgroup, error) {
+	return nil, errors.New("cgroups unavailable: " + n.why)
+}
+
+// cgroupV1 creates <mount>/<parent>/<job> under each controller.
+type cgroupV1 struct {
+	mounts map[string]string
+	parent string
+}
+
+func (*cgroupV1) version() string           { return "v1" }
+func (*cgroupV1) available() bool           { return true }
+func (*cgroupV1) unavailableReason() string { return "" }
+
+func (m *cgroupV1) create(name string, l Limits) (cgroup, error) {
+	g := &jobCgroupV1{dirs: map[string]string{}}
+	for _, c := range v1Controllers {
+		d := filepath.Join(m.mounts[c], m.parent, name)
+		if err := os.Mkdir(d, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+			g.remove()
+			return nil, fmt.Errorf("cannot create cgroup %s: %w", d, err)
+		}
+		g.dirs[c] = d
+	}
+	var writes [][2]string
+	if l.MemoryBytes > 0 {
+		writes = append(writes, [2]string{"memory/memory.limit_in_bytes", strconv.FormatInt(l.MemoryBytes, 10)})
+		if _, err := os.Stat(filepath.Join(g.dirs["memory"], "memory.memsw.limit_in_bytes")); err == nil {
+			writes = append(writes, [2]string{"memory/memory.memsw.limit_in_bytes", strconv.FormatInt(l.MemoryBytes, 10)})
+		}
+	}
+	if l.MaxProcs > 0 {
+		writes = append(writes, [2]string{"pids/pids.max", strconv.Itoa(l.MaxProcs + initThreads)})
+	}
+	if l.CPUs > 0 {
+		writes = append(writes, [2]string{"cpu/cpu.cfs_period_us", "100000"},
+			[2]string{"cpu/cpu.cfs_quota_us", strconv.Itoa(int(l.CPUs * 100000))})
+	}
+	for _, w := range writes {
+		ctl, file, _ := strings.Cut(w[0], "/")
+		if err := os.WriteFile(filepath.Join(g.dirs[ctl], file), []byte(w[1]), 0); err != nil {
+			g.remove()
+			return nil, fmt.Errorf("cannot set %s: %w", file, err)
+		}
+	}
+	return g, nil
+}
+
+type jobCgroupV1 struct {
+	dirs map[string]string // controller -> directory
+}
+
+func (g *jobCgroupV1) add(pid int) error {
+	for _, c := range v1Controllers {
+		if err := os.WriteFile(filepath.Join(g.dirs[c], "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
+			return fmt.Errorf("cannot add pid to %s cgroup: %w", c, err)
+		}
+	}
+	return nil
+}
+
+func (g *jobCgroupV1) kill() { killMembers(g.dirs["pids"]) }
+
+func (g *jobCgroupV1) stats() (int64, bool) {
+	d := g.dirs["memory"]
+	peak, _ := readInt(filepath.Join(d, "memory.max_usage_in_bytes"))
+	oom := false
+	if b, err := os.ReadFile(filepath.Join(d, "memory.oom_control")); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "oom_kill "); ok && strings.TrimSpace(v) != "0" {
+				oom = true
+			}
+		}
+	}
+	return peak, oom
+}
+
+func (g *jobCgroupV1) remove() {
+	for _, d := range g.dirs {
+		removeCgroupDir(d)
+	}
+}
+
+// killMembers SIGKILLs every process listed in dir's cgroup.procs.
+func killMembers(dir string) {
+	if dir == "" {
+		return
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+	if err != nil {
+		return
+	}
+	for _, f := range strings.Fields(string(b)) {
+		if pid, err := strconv.Atoi(f); err == nil && pid > 0 {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
+
+// removeCgroupDir removes a cgroup directory, waiting (bounded) for its
+// killed members to finish exiting; a cgroup still busy after that is left
+// behind in a background retry.
+func removeCgroupDir(dir string) {
+	if err := syscall.Rmdir(dir); err == nil || errors.Is(err, syscall.ENOENT) {
+		return
+	}
+	go func() {
+		deadline := time.Now().Add(killAfter)
+		for time.Now().Before(deadline) {
+			killMembers(dir)
+			if err := syscall.Rmdir(dir); err == nil || errors.Is(err, syscall.ENOENT) {
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+}
+
+func readInt(path string) (int64, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+}

@@ -1,0 +1,329 @@
+package sandbox
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// idmap is the host identity a jail's root maps to.
+type idmap struct {
+	uid, gid int
+	root     bool // vane runs as root: paths are chowned to uid/gid
+}
+
+func hostIDs(cfg Config) idmap {
+	if os.Geteuid() == 0 {
+		return idmap{uid: cfg.JailUID, gid: cfg.JailGID, root: true}
+	}
+	return idmap{uid: os.Geteuid(), gid: os.Getegid()}
+}
+
+const jailCloneFlags = syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS | syscall.CLONE_NEWPID |
+	syscall.CLONE_NEWNET | syscall.CLONE_NEWIPC | syscall.CLONE_NEWUTS | syscall.CLONE_NEWCGROUP
+
+// probe builds one jail without running anything in it, to learn whether
+// the kernel allows namespaces and mounts here.
+func (s *Sandbox) probe() error {
+	dir, err := os.MkdirTemp(s.cfg.StateDir, "probe-")
+	if err != nil {
+		return fmt.Errorf("cannot create probe dir: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return err
+	}
+	p, err := s.startJailedSpec(context.Background(), &Spec{Argv: []string{"probe"}, Dir: dir}, true)
+	if err != nil {
+		return err
+	}
+	ex, err := p.Wait()
+	if err != nil {
+		return err
+	}
+	if !ex.Success() {
+		return fmt.Errorf("probe jail ended with %s", ex)
+	}
+	return nil
+}
+
+func (s *Sandbox) startJailed(ctx context.Context, spec *Spec) (*Process, error) {
+	return s.startJailedSpec(ctx, spec, false)
+}
+
+func (s *Sandbox) startJailedSpec(ctx context.Context, spec *Spec, probe bool) (*Process, error) {
+	sp, err := s.initSpecFor(spec, probe)
+	if err != nil {
+		return nil, fmt.Errorf("cannot start jailed process: %w", err)
+	}
+	if s.hostID.root {
+		for _, p := range append([]string{spec.Dir}, spec.WritablePaths...) {
+			if err := chownTree(p, s.hostID.uid, s.hostID.gid); err != nil {
+				return nil, fmt.Errorf("cannot start jailed process: %w", err)
+			}
+		}
+	}
+	exe, err := os.Open("/proc/self/exe")
+	if err != nil {
+		return nil, fmt.Errorf("cannot open own binary for the jail's init: %w", err)
+	}
+	defer exe.Close()
+	specR, specW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("cannot create spec pipe: %w", err)
+	}
+	defer specR.Close()
+	defer specW.Close()
+	statusR, statusW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("cannot create status pipe: %w", err)
+	}
+	defer statusW.Close()
+	extra := []*os.File{specR, statusW, exe}
+	sp.ExeFD = 5
+	sp.APIDir = -1
+	if sp.APIPort > 0 {
+		dir, err := os.OpenFile(s.cfg.StateDir, unix.O_PATH|unix.O_DIRECTORY, 0)
+		if err != nil {
+			statusR.Close()
+			return nil, fmt.Errorf("cannot open api socket dir: %w", err)
+		}
+		defer dir.Close()
+		extra = append(extra, dir)
+		sp.APIDir = 6
+	}
+	cmd := &exec.Cmd{
+		Path:       fmt.Sprintf("/proc/self/fd/%d", sp.ExeFD),
+		Args:       []string{initArg0},
+		Env:        []string{initEnvKey + "=1"},
+		Stdin:      spec.Stdin,
+		Stdout:     discardIfNil(spec.Stdout),
+		Stderr:     discardIfNil(spec.Stderr),
+		ExtraFiles: extra,
+		SysProcAttr: &syscall.SysProcAttr{
+			Cloneflags:                 jailCloneFlags,
+			UidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: s.hostID.uid, Size: 1}},
+			GidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: s.hostID.gid, Size: 1}},
+			GidMappingsEnableSetgroups: false,
+			// Become the namespace's root, i.e. the mapped host ids: a root
+			// parent's ids are otherwise unmapped (overflow) in the namespace.
+			Credential: &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true},
+			Pdeathsig:  syscall.SIGKILL,
+		},
+	}
+	if err := cmd.Start(); err != nil {
+		statusR.Close()
+		return nil, fmt.Errorf("cannot start jail init: %w", err)
+	}
+	specR.Close()
+	statusW.Close()
+	p := &Process{cmd: cmd, pid: cmd.Process.Pid, jailed: true, statusFile: statusR, status: bufio.NewReader(statusR)}
+	fail := func(err error) (*Process, error) {
+		p.Kill()
+		_, _ = p.Wait()
+		return nil, err
+	}
+	if !probe && s.cg.available() {
+		cg, err := s.cg.create(fmt.Sprintf("job-%d", p.pid), spec.Limits)
+		if err != nil {
+			return fail(fmt.Errorf("cannot create job cgroup: %w", err))
+		}
+		p.cg = cg
+		if err := cg.add(p.pid); err != nil {
+			return fail(fmt.Errorf("cannot move jail into its cgroup: %w", err))
+		}
+	}
+	if err := json.NewEncoder(specW).Encode(sp); err != nil {
+		return fail(fmt.Errorf("cannot send spec to jail init: %w", err))
+	}
+	specW.Close()
+	line, _ := p.status.ReadString('\n')
+	if rest, ok := strings.CutPrefix(line, "err "); ok {
+		return fail(fmt.Errorf("cannot build jail: %s", strings.TrimSpace(rest)))
+	}
+	if !strings.HasPrefix(line, "ok ") {
+		return fail(fmt.Errorf("cannot build jail: init ended without a status (%q)", strings.TrimSpace(line)))
+	}
+	p.watch(ctx)
+	return p, nil
+}
+
+// initSpecFor turns a Spec into the init's instructions: the mount list
+// (system paths, a fresh /tmp, extra paths, the job dir) and the limits.
+func (s *Sandbox) initSpecFor(spec *Spec, probe bool) (*initSpec, error) {
+	sp := &initSpec{
+		Root:     filepath.Join(s.cfg.StateDir, "root"),
+		Argv:     spec.Argv,
+		Env:      spec.Env,
+		Dir:      filepath.Clean(spec.Dir),
+		Hostname: spec.Hostname,
+		Probe:    probe,
+	}
+	if sp.Hostname == "" {
+		sp.Hostname = "job"
+	}
+	for _, p := range s.cfg.SystemPaths {
+		st, err := os.Lstat(p)
+		if err != nil {
+			continue
+		}
+		if st.Mode()&fs.ModeSymlink != 0 {
+			target, err := os.Readlink(p)
+			if err != nil {
+				return nil, fmt.Errorf("cannot read link %s: %w", p, err)
+			}
+			sp.Mounts = append(sp.Mounts, mountSpec{Kind: "symlink", Src: target, Dst: p})
+			continue
+		}
+		sp.Mounts = append(sp.Mounts, mountSpec{Kind: "bind", Src: p, Dst: p, IsFile: !st.IsDir()})
+	}
+	tmpBytes := spec.Limits.MaxFileBytes
+	if tmpBytes <= 0 {
+		tmpBytes = 64 << 20
+	}
+	sp.Mounts = append(sp.Mounts, mountSpec{Kind: "tmpfs", Dst: "/tmp", Size: tmpBytes})
+	var binds []mountSpec
+	add := func(p string, rw bool) error {
+		p = filepath.Clean(p)
+		st, err := os.Stat(p)
+		if err != nil {
+			return fmt.Errorf("cannot use path %s in the jail: %w", p, err)
+		}
+		if s.hostID.root {
+			if err := checkReachable(p); err != nil {
+				return err
+			}
+		}
+		binds = append(binds, mountSpec{Kind: "bind", Src: p, Dst: p, RW: rw, IsFile: !st.IsDir()})
+		return nil
+	}
+	for _, p := range spec.ReadOnlyPaths {
+		if err := add(p, false); err != nil {
+			return nil, err
+		}
+	}
+	for _, p := range spec.WritablePaths {
+		if err := add(p, true); err != nil {
+			return nil, err
+		}
+	}
+	if err := add(spec.Dir, true); err != nil {
+		return nil, err
+	}
+	// Parents before children, so a nested path lands on top.
+	sort.SliceStable(binds, func(i, j int) bool { return strings.Count(binds[i].Dst, "/") < strings.Count(binds[j].Dst, "/") })
+	sp.Mounts = append(sp.Mounts, binds...)
+	if spec.Network == NetworkAPIOnly && s.api != nil && !probe {
+		sp.APIPort = spec.APIPort
+		if sp.APIPort == 0 {
+			sp.APIPort = DefaultAPIPort
+		}
+	}
+	l := spec.Limits
+	if l.CPUTime > 0 {
+		sp.CPUSeconds = uint64(math.Ceil(l.CPUTime.Seconds()))
+	}
+	sp.NProc = uint64(max(l.MaxProcs, 0))
+	sp.NoFile = uint64(max(l.MaxOpenFiles, 0))
+	sp.FileBytes = uint64(max(l.MaxFileBytes, 0))
+	sp.AddressSpace = uint64(max(l.AddressSpace, 0))
+	return sp, nil
+}
+
+// checkReachable fails clearly when a path cannot be reached by the jail's
+// unprivileged host uid (a parent directory without search permission for
+// others), instead of a cryptic mount error inside the jail.
+func checkReachable(p string) error {
+	for dir := filepath.Dir(p); ; dir = filepath.Dir(dir) {
+		st, err := os.Stat(dir)
+		if err != nil {
+			return fmt.Errorf("cannot use path %s in the jail: %w", p, err)
+		}
+		if st.Mode().Perm()&0o001 == 0 {
+			return fmt.Errorf("cannot use path %s in the jail: parent %s is not searchable by others (mode %v); jails run as an unprivileged uid", p, dir, st.Mode().Perm())
+		}
+		if dir == "/" {
+			return nil
+		}
+	}
+}
+
+// chownTree gives a job's writable tree to the jail's host ids.
+func chownTree(root string, uid, gid int) error {
+	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return fmt.Errorf("cannot chown %s: %w", p, err)
+		}
+		if err := os.Lchown(p, uid, gid); err != nil {
+			return fmt.Errorf("cannot chown %s: %w", p, err)
+		}
+		return nil
+	})
+}
+
+// startInsecure runs the process unjailed: a clean environment, its own
+// process group (killed as a whole), rlimits applied right after start, and
+// a cgroup when available.
+func (s *Sandbox) startInsecure(ctx context.Context, spec *Spec) (*Process, error) {
+	path := spec.Argv[0]
+	if !strings.Contains(path, "/") {
+		lp, err := lookPath(path, spec.Env)
+		if err != nil {
+			return nil, fmt.Errorf("cannot start process: %w", err)
+		}
+		path = lp
+	}
+	cmd := &exec.Cmd{
+		Path:        path,
+		Args:        spec.Argv,
+		Env:         spec.Env,
+		Dir:         spec.Dir,
+		Stdin:       spec.Stdin,
+		Stdout:      discardIfNil(spec.Stdout),
+		Stderr:      discardIfNil(spec.Stderr),
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL},
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("cannot start process: %w", err)
+	}
+	p := &Process{cmd: cmd, pid: cmd.Process.Pid}
+	l := spec.Limits
+	set := func(res int, v uint64) {
+		if v > 0 {
+			_ = unix.Prlimit(p.pid, res, &unix.Rlimit{Cur: v, Max: v}, nil)
+		}
+	}
+	if l.CPUTime > 0 {
+		set(unix.RLIMIT_CPU, uint64(math.Ceil(l.CPUTime.Seconds())))
+	}
+	set(unix.RLIMIT_NOFILE, uint64(max(l.MaxOpenFiles, 0)))
+	set(unix.RLIMIT_FSIZE, uint64(max(l.MaxFileBytes, 0)))
+	set(unix.RLIMIT_AS, uint64(max(l.AddressSpace, 0)))
+	if s.cg.available() {
+		if cg, err := s.cg.create(fmt.Sprintf("job-%d", p.pid), l); err == nil {
+			p.cg = cg
+			_ = cg.add(p.pid)
+		}
+	}
+	p.watch(ctx)
+	return p, nil
+}
+
+// killAfter is how long Wait-side cleanup polls for a cgroup to empty.
+const killAfter = 2 * time.Second

@@ -1,0 +1,178 @@
+package sandbox
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+)
+
+// Exit is how a jailed process ended.
+type Exit struct {
+	// Code is the exit status of the process, or -1 when a signal ended it.
+	Code int
+	// Signal is the signal that ended it, or 0.
+	Signal syscall.Signal
+	// Killed is true when Process.Kill (or the Start context) ended it.
+	Killed bool
+	// OOM is true when the cgroup's memory limit killed a process of the tree.
+	OOM bool
+	// MemPeak is the tree's peak memory in bytes when cgroups measure it, else 0.
+	MemPeak int64
+}
+
+// Success reports whether the process exited with status 0 on its own.
+func (e Exit) Success() bool { return e.Code == 0 && e.Signal == 0 && !e.Killed }
+
+// String describes the exit for error messages ("exit status 2", "killed by
+// signal 9", "killed: out of memory").
+func (e Exit) String() string {
+	switch {
+	case e.OOM:
+		return "killed: out of memory"
+	case e.Killed:
+		return "killed"
+	case e.Signal != 0:
+		return fmt.Sprintf("killed by signal %d (%s)", int(e.Signal), e.Signal)
+	default:
+		return fmt.Sprintf("exit status %d", e.Code)
+	}
+}
+
+// Process is a started jailed process tree. Wait must be called once the
+// caller is done with it; Kill may be called any time, from any goroutine.
+type Process struct {
+	cmd        *exec.Cmd
+	pid        int // host pid of the jail's init (or of the process, unjailed)
+	jailed     bool
+	status     *bufio.Reader // the init's status lines (jailed only)
+	statusFile *os.File
+	cg         cgroup // nil without cgroups
+
+	stopWatch func() bool // stops the ctx watcher
+
+	mu     sync.Mutex // guards killed
+	killed bool
+
+	waitOnce sync.Once
+	exit     Exit
+	err      error
+}
+
+// Pid returns the host pid of the process (jailed: of the jail's init, whose
+// death ends the whole tree).
+func (p *Process) Pid() int { return p.pid }
+
+// Kill ends the whole process tree now (SIGKILL). It is idempotent and safe
+// to call concurrently with Wait; Wait then reports Exit.Killed.
+func (p *Process) Kill() {
+	p.mu.Lock()
+	p.killed = true
+	p.mu.Unlock()
+	if p.jailed {
+		// The init is PID 1 of the jail's PID namespace: its death makes the
+		// kernel kill every process left in it.
+		_ = syscall.Kill(p.pid, syscall.SIGKILL)
+	} else {
+		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+	}
+	if p.cg != nil {
+		p.cg.kill()
+	}
+}
+
+// Wait waits for the process to end and for its output to be copied, then
+// releases its resources (cgroup, pipes). Every process left in the tree is
+// killed. The error is for failures of the sandbox itself, never for the
+// process's own exit status. Safe to call more than once.
+func (p *Process) Wait() (Exit, error) {
+	p.waitOnce.Do(p.wait)
+	return p.exit, p.err
+}
+
+func (p *Process) wait() {
+	werr := p.cmd.Wait()
+	if p.stopWatch != nil {
+		p.stopWatch()
+	}
+	p.mu.Lock()
+	killed := p.killed
+	p.mu.Unlock()
+	var ex Exit
+	if p.jailed {
+		ex = p.readJailExit(killed)
+		_ = p.statusFile.Close()
+	} else {
+		// Unjailed: the group may hold background processes; end them.
+		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+		ex = exitFromState(p.cmd.ProcessState, killed)
+	}
+	if werr != nil {
+		if _, ok := werr.(*exec.ExitError); !ok && !killed {
+			p.err = fmt.Errorf("cannot wait for jailed process: %w", werr)
+		}
+	}
+	if p.cg != nil {
+		p.cg.kill()
+		ex.MemPeak, ex.OOM = p.cg.stats()
+		p.cg.remove()
+	}
+	if ex.OOM {
+		ex.Killed = false
+	}
+	p.exit = ex
+}
+
+// readJailExit parses the init's final "exit <code> <signal>" line. Without
+// one, the init itself was killed (by Kill, or by the OOM killer).
+func (p *Process) readJailExit(killed bool) Exit {
+	for {
+		line, err := p.status.ReadString('\n')
+		if f := strings.Fields(line); len(f) == 3 && f[0] == "exit" {
+			code, _ := strconv.Atoi(f[1])
+			sig, _ := strconv.Atoi(f[2])
+			ex := Exit{Code: code, Signal: syscall.Signal(sig), Killed: killed}
+			if sig != 0 {
+				ex.Code = -1
+			}
+			return ex
+		}
+		if err != nil {
+			break
+		}
+	}
+	return Exit{Code: -1, Signal: syscall.SIGKILL, Killed: killed}
+}
+
+func exitFromState(st *os.ProcessState, killed bool) Exit {
+	if st == nil {
+		return Exit{Code: -1, Signal: syscall.SIGKILL, Killed: killed}
+	}
+	ws, _ := st.Sys().(syscall.WaitStatus)
+	if ws.Signaled() {
+		return Exit{Code: -1, Signal: ws.Signal(), Killed: killed}
+	}
+	return Exit{Code: ws.ExitStatus(), Killed: killed}
+}
+
+// watch kills p when ctx ends before Wait.
+func (p *Process) watch(ctx context.Context) {
+	if ctx.Done() == nil {
+		return
+	}
+	p.stopWatch = context.AfterFunc(ctx, p.Kill)
+}
+
+// discardIfNil returns w, or io.Discard for nil.
+func discardIfNil(w io.Writer) io.Writer {
+	if w == nil {
+		return io.Discard
+	}
+	return w
+}

@@ -1,0 +1,317 @@
+// Package sandbox jails subprocess jobs (Bash, Deno): every process runs in
+// new user, PID, mount, network, IPC and UTS namespaces, under rlimits and
+// no_new_privs, with a read-only view of only the paths it needs, a fresh
+// writable job directory and /tmp, a fresh /proc, a minimal /dev, cgroup
+// limits when vane may create cgroups, and its own loopback on which a
+// forwarder reaches vane's API and nothing else.
+//
+// The jail is built by vane re-executing its own binary as a tiny init (PID 1
+// of the job's PID namespace); that init is entered from this package's Go
+// init function, so any binary that imports sandbox (vane itself, test
+// binaries) can jail processes without further wiring. See DESIGN.md.
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// Mode says how the sandbox runs processes.
+type Mode string
+
+// Sandbox modes, reported by Status (and by /api/version's details).
+const (
+	// ModeJail: every process runs in its own namespaces; the default.
+	ModeJail Mode = "jail"
+	// ModeInsecure: the kernel refused namespaces and Config.InsecureNoJail
+	// was set: processes run unjailed (own process group, rlimits, clean env).
+	ModeInsecure Mode = "insecure-no-jail"
+	// ModeUnavailable: the kernel refused namespaces and InsecureNoJail was
+	// not set: Start refuses every process with ErrJailUnavailable.
+	ModeUnavailable Mode = "unavailable"
+)
+
+// ErrJailUnavailable is returned by Start when the kernel refused namespaces
+// and the sandbox was not configured with InsecureNoJail.
+var ErrJailUnavailable = errors.New("the jail is unavailable (namespaces refused) and insecure mode is off")
+
+// Network is what a jailed process may reach over the network.
+type Network int
+
+// Network policies.
+const (
+	// NetworkNone: an empty network namespace with only its own loopback up.
+	NetworkNone Network = iota
+	// NetworkAPIOnly: NetworkNone plus a forwarder from 127.0.0.1:Spec.APIPort
+	// inside the namespace to vane's API (Config.APIAddr). Nothing else is
+	// reachable.
+	NetworkAPIOnly
+)
+
+// DefaultAPIPort is the port of the in-jail forwarder to vane's API when
+// Spec.APIPort is zero.
+const DefaultAPIPort = 8000
+
+// Config configures a Sandbox. Zero fields mean DefaultConfig's values.
+type Config struct {
+	// StateDir holds the sandbox's own files: the empty directory each jail
+	// mounts its root on, and the unix socket of the API forwarder. Default:
+	// <os.TempDir()>/vane-sandbox-<pid>. Created 0711, removed by Close.
+	StateDir string
+	// APIAddr is vane's HTTP API as host:port (TCP). Jobs with
+	// NetworkAPIOnly reach it through 127.0.0.1:Spec.APIPort. Empty: no API
+	// forwarding (NetworkAPIOnly behaves as NetworkNone).
+	APIAddr string
+	// InsecureNoJail lets processes run unjailed when the kernel refuses
+	// namespaces. Without it such a machine refuses to run jobs.
+	InsecureNoJail bool
+	// SystemPaths are host paths mounted read-only at the same place in every
+	// jail, for the interpreters: default /usr /bin /lib /lib64 /sbin (merged
+	// /usr symlinks are recreated as symlinks). Missing paths are skipped.
+	SystemPaths []string
+	// JailUID and JailGID are the host ids a jail's root maps to when vane runs
+	// as root (default 65534, nobody). Unprivileged, the jail maps to vane's
+	// own ids.
+	JailUID, JailGID int
+	// CgroupName is the parent cgroup under which each process gets its own
+	// (v1: under every used controller). Default "vane".
+	CgroupName string
+	// Logger receives the sandbox's startup and warning lines. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the configuration New uses for zero fields.
+func DefaultConfig() Config {
+	return Config{
+		StateDir:    filepath.Join(os.TempDir(), fmt.Sprintf("vane-sandbox-%d", os.Getpid())),
+		SystemPaths: []string{"/usr", "/bin", "/lib", "/lib64", "/sbin"},
+		JailUID:     65534,
+		JailGID:     65534,
+		CgroupName:  "vane",
+	}
+}
+
+// Validate reports the first invalid field, naming it. It does not fill defaults.
+func (c Config) Validate() error {
+	if c.StateDir != "" && !filepath.IsAbs(c.StateDir) {
+		return fmt.Errorf("sandbox config: StateDir %q must be absolute", c.StateDir)
+	}
+	if c.APIAddr != "" {
+		if _, _, err := net.SplitHostPort(c.APIAddr); err != nil {
+			return fmt.Errorf("sandbox config: APIAddr %q: %w", c.APIAddr, err)
+		}
+	}
+	for _, p := range c.SystemPaths {
+		if !filepath.IsAbs(p) {
+			return fmt.Errorf("sandbox config: SystemPaths entry %q must be absolute", p)
+		}
+	}
+	if c.JailUID < 0 || c.JailGID < 0 {
+		return fmt.Errorf("sandbox config: JailUID/JailGID must not be negative")
+	}
+	if c.CgroupName != "" && (filepath.Base(c.CgroupName) != c.CgroupName || c.CgroupName == "." || c.CgroupName == "..") {
+		return fmt.Errorf("sandbox config: CgroupName %q must be one path element", c.CgroupName)
+	}
+	return nil
+}
+
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.StateDir == "" {
+		c.StateDir = d.StateDir
+	}
+	if c.SystemPaths == nil {
+		c.SystemPaths = d.SystemPaths
+	}
+	if c.JailUID == 0 {
+		c.JailUID = d.JailUID
+	}
+	if c.JailGID == 0 {
+		c.JailGID = d.JailGID
+	}
+	if c.CgroupName == "" {
+		c.CgroupName = d.CgroupName
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Limits bound one jailed process tree. Zero fields mean no limit of that kind.
+type Limits struct {
+	CPUTime      time.Duration // RLIMIT_CPU of each process (rounded up to seconds)
+	MaxProcs     int           // RLIMIT_NPROC in the jail's user namespace, and the cgroup's pids.max
+	MaxOpenFiles int           // RLIMIT_NOFILE
+	MaxFileBytes int64         // RLIMIT_FSIZE, and the size of the jail's /tmp
+	AddressSpace int64         // RLIMIT_AS; leave 0 for V8 (Deno), which cannot live under it
+	MemoryBytes  int64         // the cgroup's memory limit (when cgroups are usable)
+	CPUs         float64       // the cgroup's CPU quota in cores (when cgroups are usable)
+}
+
+// Spec is one process to run in a jail. Host paths are mounted at the same
+// path inside the jail, so the same argv works jailed and unjailed.
+type Spec struct {
+	Argv []string // Argv[0] is an absolute path or looked up in Env's PATH inside the jail
+	Env  []string // the whole environment ("K=V"); nothing of vane's is inherited
+	// Dir is the job directory: mounted read-write, the working directory.
+	// Required. When vane runs as root it is chowned to the jail's ids.
+	Dir string
+	// ReadOnlyPaths are extra host paths (files or directories) visible
+	// read-only, e.g. the deno binary and a shared DENO_DIR.
+	ReadOnlyPaths []string
+	// WritablePaths are extra host paths visible read-write (chowned like Dir).
+	WritablePaths []string
+	Limits        Limits
+	Network       Network
+	APIPort       int // port of the API forwarder on the jail's 127.0.0.1; default DefaultAPIPort
+	Hostname      string
+	Stdin         io.Reader // nil: /dev/null
+	Stdout        io.Writer // nil: discarded
+	Stderr        io.Writer // nil: discarded
+}
+
+func (s *Spec) validate() error {
+	if len(s.Argv) == 0 || s.Argv[0] == "" {
+		return errors.New("spec: Argv is empty")
+	}
+	if s.Dir == "" || !filepath.IsAbs(s.Dir) {
+		return fmt.Errorf("spec: Dir %q must be an absolute path", s.Dir)
+	}
+	for _, p := range append(append([]string{}, s.ReadOnlyPaths...), s.WritablePaths...) {
+		if !filepath.IsAbs(p) {
+			return fmt.Errorf("spec: path %q must be absolute", p)
+		}
+	}
+	if s.APIPort < 0 || s.APIPort > 65535 {
+		return fmt.Errorf("spec: APIPort %d out of range", s.APIPort)
+	}
+	return nil
+}
+
+// Status describes what the sandbox enforces on this machine.
+type Status struct {
+	Mode    Mode   `json:"mode"`
+	Cgroups string `json:"cgroups"` // "v1", "v2" or "none"
+	// Reason explains a degraded mode (namespaces refused, cgroups not
+	// writable); empty when everything is enforced.
+	Reason string `json:"reason,omitempty"`
+}
+
+// Sandbox starts jailed processes. It is safe for concurrent use.
+type Sandbox struct {
+	cfg    Config
+	status Status
+	cg     cgroupManager
+	hostID idmap
+	api    *apiProxy // nil without Config.APIAddr
+
+	mu     sync.Mutex // guards closed
+	closed bool
+}
+
+// New validates cfg, creates the state directory, detects what the kernel
+// allows (namespaces by spawning a probe jail, cgroup version and
+// writability) and logs one line saying which mode it runs in. It fails only
+// for an invalid config or an unusable state directory; a kernel that refuses
+// namespaces gives a Sandbox in ModeInsecure or ModeUnavailable.
+func New(cfg Config) (*Sandbox, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	if err := os.MkdirAll(cfg.StateDir, 0o711); err != nil {
+		return nil, fmt.Errorf("cannot create sandbox state dir: %w", err)
+	}
+	if err := os.Chmod(cfg.StateDir, 0o711); err != nil {
+		return nil, fmt.Errorf("cannot chmod sandbox state dir: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Join(cfg.StateDir, "root"), 0o755); err != nil {
+		return nil, fmt.Errorf("cannot create sandbox mount point: %w", err)
+	}
+	s := &Sandbox{cfg: cfg, hostID: hostIDs(cfg)}
+	s.cg = detectCgroups(cfg.CgroupName)
+	s.status.Cgroups = s.cg.version()
+	if cfg.APIAddr != "" {
+		p, err := newAPIProxy(filepath.Join(cfg.StateDir, "api.sock"), cfg.APIAddr)
+		if err != nil {
+			return nil, err
+		}
+		s.api = p
+	}
+	if err := s.probe(); err != nil {
+		if cfg.InsecureNoJail {
+			s.status.Mode = ModeInsecure
+		} else {
+			s.status.Mode = ModeUnavailable
+		}
+		s.status.Reason = "namespaces refused: " + err.Error()
+		cfg.Logger.Warn("sandbox: jail unavailable", "mode", s.status.Mode, "error", err)
+	} else {
+		s.status.Mode = ModeJail
+	}
+	if why := s.cg.unavailableReason(); why != "" {
+		if s.status.Reason != "" {
+			s.status.Reason += "; "
+		}
+		s.status.Reason += "cgroup limits off: " + why
+		cfg.Logger.Warn("sandbox: cgroup limits (memory, pids, cpu) are not enforced", "reason", why)
+	}
+	cfg.Logger.Info("sandbox ready", "mode", s.status.Mode, "cgroups", s.status.Cgroups)
+	return s, nil
+}
+
+// Status returns the mode and what is enforced; it does not change after New.
+func (s *Sandbox) Status() Status { return s.status }
+
+// Close stops the API forwarder and removes the state directory. Processes
+// already started keep running until they end or are killed. Idempotent.
+func (s *Sandbox) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	var err error
+	if s.api != nil {
+		err = s.api.Close()
+	}
+	if rmErr := os.RemoveAll(s.cfg.StateDir); rmErr != nil && err == nil {
+		err = fmt.Errorf("cannot remove sandbox state dir: %w", rmErr)
+	}
+	return err
+}
+
+// Start starts spec's process in a jail (or unjailed in ModeInsecure) and
+// returns once it runs, or the reason it could not (a bad spec, a path that
+// cannot be mounted, an argv[0] not found inside the jail). Canceling ctx
+// kills the whole process tree, as Process.Kill does. The caller must call
+// Process.Wait.
+func (s *Sandbox) Start(ctx context.Context, spec *Spec) (*Process, error) {
+	if err := spec.validate(); err != nil {
+		return nil, fmt.Errorf("cannot start jailed process: %w", err)
+	}
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return nil, errors.New("cannot start jailed process: sandbox closed")
+	}
+	switch s.status.Mode {
+	case ModeJail:
+		return s.startJailed(ctx, spec)
+	case ModeInsecure:
+		return s.startInsecure(ctx, spec)
+	default:
+		return nil, fmt.Errorf("cannot start jailed process: %w (%s)", ErrJailUnavailable, s.status.Reason)
+	}
+}
