@@ -1,0 +1,120 @@
+package wasmhost
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+)
+
+// CallModule is the name of the host module through which a guest reads its
+// call's input and writes its output:
+//
+//	vane.input(ptr i32, cap i32) -> i32   copies up to cap bytes of the input
+//	                                      to ptr (none when ptr is 0) and
+//	                                      returns the input's full length
+//	vane.output(ptr i32, len i32, failed i32)
+//	                                      sets the call's output (the last
+//	                                      call wins); failed != 0 marks it an
+//	                                      error result
+//
+// In Go: //go:wasmimport vane input, with unsafe.Pointer and uint32 params.
+const CallModule = "vane"
+
+// ErrOutputTooLarge is what Call.Output returns when the guest's output
+// exceeded Call.MaxOutput.
+var ErrOutputTooLarge = errors.New("output too large")
+
+// Call is one invocation's input and output, passed to the guest through the
+// context of the exported function's Call (see WithCall). It is safe for
+// concurrent use.
+type Call struct {
+	// Input is what the guest reads with vane.input.
+	Input []byte
+	// MaxOutput caps the output; 0 means no cap.
+	MaxOutput int
+
+	mu       sync.Mutex // guards output, failed, set and tooLarge
+	output   []byte
+	failed   bool
+	set      bool
+	tooLarge bool
+}
+
+// Output returns what the guest set with vane.output: the bytes, whether it
+// marked them as an error, and whether it set anything at all. The error is
+// ErrOutputTooLarge when the output exceeded MaxOutput.
+func (c *Call) Output() (out []byte, failed, set bool, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.tooLarge {
+		return nil, c.failed, c.set, fmt.Errorf("cannot take the guest's output: %w (limit %d bytes)", ErrOutputTooLarge, c.MaxOutput)
+	}
+	return c.output, c.failed, c.set, nil
+}
+
+type callKey struct{}
+
+// WithCall returns a context carrying c for the "vane" host module.
+func WithCall(ctx context.Context, c *Call) context.Context {
+	return context.WithValue(ctx, callKey{}, c)
+}
+
+func callFrom(ctx context.Context) *Call {
+	c, _ := ctx.Value(callKey{}).(*Call)
+	return c
+}
+
+func instantiateCallModule(ctx context.Context, rt wazero.Runtime) error {
+	_, err := rt.NewHostModuleBuilder(CallModule).
+		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(hostInput),
+		[]api.ValueType{api.ValueTypeI32, api.ValueTypeI32}, []api.ValueType{api.ValueTypeI32}).
+		WithParameterNames("ptr", "cap").Export("input").
+		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(hostOutput),
+		[]api.ValueType{api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32}, nil).
+		WithParameterNames("ptr", "len", "failed").Export("output").
+		Instantiate(ctx)
+	if err != nil {
+		return fmt.Errorf("cannot instantiate the %q host module: %w", CallModule, err)
+	}
+	return nil
+}
+
+func hostInput(ctx context.Context, mod api.Module, stack []uint64) {
+	c := callFrom(ctx)
+	if c == nil {
+		stack[0] = 0
+		return
+	}
+	ptr, capacity := api.DecodeU32(stack[0]), api.DecodeU32(stack[1])
+	if ptr != 0 {
+		n := min(int(capacity), len(c.Input))
+		if !mod.Memory().Write(ptr, c.Input[:n]) {
+			panic(fmt.Errorf("vane.input: [%d, %d) is out of memory bounds", ptr, ptr+uint32(n)))
+		}
+	}
+	stack[0] = api.EncodeU32(uint32(len(c.Input)))
+}
+
+func hostOutput(ctx context.Context, mod api.Module, stack []uint64) {
+	c := callFrom(ctx)
+	if c == nil {
+		return
+	}
+	ptr, n, failed := api.DecodeU32(stack[0]), api.DecodeU32(stack[1]), api.DecodeU32(stack[2])
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.set, c.failed = true, failed != 0
+	if c.MaxOutput > 0 && int(n) > c.MaxOutput {
+		c.tooLarge, c.output = true, nil
+		return
+	}
+	b, ok := mod.Memory().Read(ptr, n)
+	if !ok {
+		panic(fmt.Errorf("vane.output: [%d, %d) is out of memory bounds", ptr, ptr+n))
+	}
+	c.tooLarge, c.output = false, append([]byte(nil), b...)
+}
