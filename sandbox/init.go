@@ -69,6 +69,11 @@ type mountSpec struct {
 	RW     bool
 	IsFile bool
 	Dev    bool  // bind: keep device nodes usable (no nodev)
+	// FD, when > 0, is a detached mount (open_tree) the parent made of Src,
+	// already read-only or not: the init only moves it into place. Root
+	// parents use it so that paths under directories the jail's uid cannot
+	// search still mount.
+	FD int
 	Size   int64 // tmpfs bytes
 }
 
@@ -207,6 +212,11 @@ func mountOne(root string, m mountSpec) error {
 			}
 			f.Close()
 		} else if err := os.MkdirAll(dst, 0o755); err != nil {
+			return err
+		}
+		if m.FD > 0 {
+			err := unix.MoveMount(m.FD, "", unix.AT_FDCWD, dst, unix.MOVE_MOUNT_F_EMPTY_PATH)
+			unix.Close(m.FD)
 			return err
 		}
 		if err := unix.Mount(m.Src, dst, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {

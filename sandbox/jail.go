@@ -105,6 +105,27 @@ func (s *Sandbox) startJailedSpec(ctx context.Context, spec *Spec, probe bool) (
 		extra = append(extra, dir)
 		sp.APIDir = 6
 	}
+	if s.hostID.root {
+		// Detached bind mounts made here, as root, for paths the jail's
+		// unprivileged uid could not reach by path.
+		for i := range sp.Mounts {
+			m := &sp.Mounts[i]
+			if m.Kind != "bind" {
+				continue
+			}
+			f, err := detachedBind(m.Src, m.RW)
+			if err != nil {
+				statusR.Close()
+				for _, e := range extra[3:] {
+					e.Close()
+				}
+				return nil, fmt.Errorf("cannot start jailed process: %w", err)
+			}
+			defer f.Close()
+			m.FD = 3 + len(extra)
+			extra = append(extra, f)
+		}
+	}
 	cmd := &exec.Cmd{
 		Path:       fmt.Sprintf("/proc/self/fd/%d", sp.ExeFD),
 		Args:       []string{initArg0},
@@ -202,11 +223,6 @@ func (s *Sandbox) initSpecFor(spec *Spec, probe bool) (*initSpec, error) {
 		if err != nil {
 			return fmt.Errorf("cannot use path %s in the jail: %w", p, err)
 		}
-		if s.hostID.root {
-			if err := checkReachable(p); err != nil {
-				return err
-			}
-		}
 		binds = append(binds, mountSpec{Kind: "bind", Src: p, Dst: p, RW: rw, IsFile: !st.IsDir()})
 		return nil
 	}
@@ -243,22 +259,23 @@ func (s *Sandbox) initSpecFor(spec *Spec, probe bool) (*initSpec, error) {
 	return sp, nil
 }
 
-// checkReachable fails clearly when a path cannot be reached by the jail's
-// unprivileged host uid (a parent directory without search permission for
-// others), instead of a cryptic mount error inside the jail.
-func checkReachable(p string) error {
-	for dir := filepath.Dir(p); ; dir = filepath.Dir(dir) {
-		st, err := os.Stat(dir)
-		if err != nil {
-			return fmt.Errorf("cannot use path %s in the jail: %w", p, err)
-		}
-		if st.Mode().Perm()&0o001 == 0 {
-			return fmt.Errorf("cannot use path %s in the jail: parent %s is not searchable by others (mode %v); jails run as an unprivileged uid", p, dir, st.Mode().Perm())
-		}
-		if dir == "/" {
-			return nil
-		}
+// detachedBind clones the mount tree at src into a detached mount (open_tree)
+// with nosuid, nodev and, unless rw, read-only set, for the init to move
+// into its root.
+func detachedBind(src string, rw bool) (*os.File, error) {
+	fd, err := unix.OpenTree(unix.AT_FDCWD, src, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
+	if err != nil {
+		return nil, fmt.Errorf("cannot clone mount of %s: %w", src, err)
 	}
+	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}
+	if !rw {
+		attr.Attr_set |= unix.MOUNT_ATTR_RDONLY
+	}
+	if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &attr); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("cannot set mount flags of %s: %w", src, err)
+	}
+	return os.NewFile(uintptr(fd), src), nil
 }
 
 // chownTree gives a job's writable tree to the jail's host ids.

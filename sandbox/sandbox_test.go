@@ -75,3 +75,16 @@ func TestSandbox_Start_Echo(t *testing.T) {
 		t.Fatalf("f.txt = %q, %v", b, err)
 	}
 }
+
+func TestSandbox_Start_UnreachableParent(t *testing.T) {
+	s := MustNew(t, Config{})
+	dir := t.TempDir() // 0700 parents owned by root
+	var out bytes.Buffer
+	p, err := s.Start(context.Background(), &Spec{Argv: []string{"bash", "-c", "echo hi > f; cat f"}, Env: []string{"PATH=/usr/bin:/bin"}, Dir: dir, Stdout: &out, Stderr: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ex, err := p.Wait(); err != nil || !ex.Success() || out.String() != "hi\n" {
+		t.Fatalf("exit %v err %v out %q", ex, err, out.String())
+	}
+}
