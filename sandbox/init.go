@@ -68,13 +68,13 @@ type mountSpec struct {
 	Dst    string
 	RW     bool
 	IsFile bool
-	Dev    bool  // bind: keep device nodes usable (no nodev)
+	Dev    bool // bind: keep device nodes usable (no nodev)
 	// FD, when > 0, is a detached mount (open_tree) the parent made of Src,
 	// already read-only or not: the init only moves it into place. Root
 	// parents use it so that paths under directories the jail's uid cannot
 	// search still mount.
-	FD int
-	Size   int64 // tmpfs bytes
+	FD   int
+	Size int64 // tmpfs bytes
 }
 
 func runInit() int {
