@@ -315,3 +315,20 @@ func (s *Sandbox) Start(ctx context.Context, spec *Spec) (*Process, error) {
 		return nil, fmt.Errorf("cannot start jailed process: %w (%s)", ErrJailUnavailable, s.status.Reason)
 	}
 }
+
+// BaseInternalURL is the URL of vane's API as seen from a process started
+// with NetworkAPIOnly and the given Spec.APIPort (0: DefaultAPIPort):
+// http://127.0.0.1:<port> in a jail (the forwarder), http://<APIAddr>
+// unjailed. It is "" when the sandbox has no APIAddr.
+func (s *Sandbox) BaseInternalURL(apiPort int) string {
+	if s.cfg.APIAddr == "" {
+		return ""
+	}
+	if s.status.Mode != ModeJail {
+		return "http://" + s.cfg.APIAddr
+	}
+	if apiPort == 0 {
+		apiPort = DefaultAPIPort
+	}
+	return fmt.Sprintf("http://127.0.0.1:%d", apiPort)
+}
