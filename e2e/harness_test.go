@@ -1,0 +1,326 @@
+// Package e2e drives the real `vane serve` binary over HTTP only: it builds
+// the binary once, starts it on port 0 with a temporary data dir, and checks
+// what a Windmill client would see.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// adminToken is the superadmin token every test server starts with.
+const adminToken = "e2e-admin-token-0123456789"
+
+// vaneBin is the binary built by TestMain.
+var vaneBin string
+
+func TestMain(m *testing.M) {
+	os.Exit(runTests(m))
+}
+
+func runTests(m *testing.M) int {
+	root, err := repoRoot()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	dir, err := os.MkdirTemp("", "vane-e2e-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	vaneBin = filepath.Join(dir, "vane")
+	build := exec.Command("go", "build", "-o", vaneBin, "./cmd/vane")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "cannot build vane: %v\n%s", err, out)
+		return 1
+	}
+	return m.Run()
+}
+
+// repoRoot walks up from the working directory to the directory with go.mod.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("cannot find go.mod above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// Server is a running `vane serve` process.
+type Server struct {
+	tb      testing.TB
+	DataDir string
+	URL     string // http://127.0.0.1:port
+	args    []string
+	cmd     *exec.Cmd
+	exited  chan struct{}
+
+	// mu guards output, the process's combined stdout and stderr.
+	mu     sync.Mutex
+	output bytes.Buffer
+}
+
+// ServerOptions tune MustStartServer. Zero fields take defaults.
+type ServerOptions struct {
+	DataDir string   // reuse a data dir (restart); default: a new temp dir
+	Args    []string // extra flags
+}
+
+// MustStartServer starts vane serve and waits until GET /api/version
+// answers. The process is stopped (SIGTERM, then SIGKILL) at cleanup.
+func MustStartServer(tb testing.TB, opts ServerOptions) *Server {
+	tb.Helper()
+	dir := opts.DataDir
+	if dir == "" {
+		dir = tb.TempDir()
+	}
+	args := append([]string{"serve", "--data-dir", dir, "--http-addr", "127.0.0.1:0",
+		"--raft-addr", "127.0.0.1:0", "--shutdown-grace", "2", "--log-level", "warn"}, opts.Args...)
+	s := &Server{tb: tb, DataDir: dir, args: args}
+	s.start()
+	tb.Cleanup(s.Stop)
+	return s
+}
+
+// start launches the process and waits for readiness.
+func (s *Server) start() {
+	s.tb.Helper()
+	cmd := exec.Command(vaneBin, s.args...)
+	cmd.Env = append(os.Environ(), "VANE_ADMIN_TOKEN="+adminToken)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		s.tb.Fatalf("cannot pipe stdout: %v", err)
+	}
+	cmd.Stderr = &lockedWriter{s: s}
+	if err := cmd.Start(); err != nil {
+		s.tb.Fatalf("cannot start vane: %v", err)
+	}
+	s.cmd, s.exited = cmd, make(chan struct{})
+	urlCh := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			line := sc.Text()
+			s.mu.Lock()
+			s.output.WriteString(line + "\n")
+			s.mu.Unlock()
+			if rest, ok := strings.CutPrefix(line, "vane: listening on "); ok {
+				url, _, _ := strings.Cut(rest, " ")
+				urlCh <- url
+			}
+		}
+	}()
+	go func() { _ = cmd.Wait(); close(s.exited) }()
+	select {
+	case s.URL = <-urlCh:
+	case <-s.exited:
+		s.tb.Fatalf("vane exited before listening:\n%s", s.Output())
+	case <-time.After(90 * time.Second):
+		s.tb.Fatalf("vane did not listen within 90s:\n%s", s.Output())
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(s.URL + "/api/version")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			s.tb.Fatalf("vane at %s is not ready: %v\n%s", s.URL, err, s.Output())
+		}
+		time.Sleep(20 * time.Millisecond) // polling readiness with a deadline
+	}
+}
+
+// Output returns what the process printed so far.
+func (s *Server) Output() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.output.String()
+}
+
+// Stop sends SIGTERM and waits for the exit, killing the process after 20 s.
+func (s *Server) Stop() {
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.exited:
+	case <-time.After(20 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.exited
+		s.tb.Errorf("vane did not stop within 20s of SIGTERM:\n%s", s.Output())
+	}
+	s.cmd = nil
+}
+
+// Kill9 kills the process with SIGKILL and waits for it.
+func (s *Server) Kill9() {
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	<-s.exited
+	s.cmd = nil
+}
+
+// Restart starts the same data dir again (after Stop or Kill9).
+func (s *Server) Restart() {
+	s.tb.Helper()
+	s.start()
+}
+
+type lockedWriter struct{ s *Server }
+
+func (w *lockedWriter) Write(p []byte) (int, error) {
+	w.s.mu.Lock()
+	defer w.s.mu.Unlock()
+	return w.s.output.Write(p)
+}
+
+// Response is an HTTP answer read whole.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   string
+}
+
+// JSON decodes the body into v, failing the test if it is not JSON.
+func (r Response) JSON(tb testing.TB, v any) {
+	tb.Helper()
+	if err := json.Unmarshal([]byte(r.Body), v); err != nil {
+		tb.Fatalf("response %d is not JSON (%v): %q", r.Status, err, r.Body)
+	}
+}
+
+// Client calls a server with a token.
+type Client struct {
+	tb    testing.TB
+	base  string
+	token string
+	http  *http.Client
+}
+
+// Client returns a client of s with the admin token.
+func (s *Server) Client() *Client {
+	return &Client{tb: s.tb, base: s.URL, token: adminToken, http: &http.Client{Timeout: 60 * time.Second}}
+}
+
+// WithToken returns a copy of c using another token ("" sends none).
+func (c *Client) WithToken(tok string) *Client {
+	cp := *c
+	cp.token = tok
+	return &cp
+}
+
+// Do sends a request; body may be nil, a string or []byte (sent as is) or
+// anything else (sent as JSON).
+func (c *Client) Do(method, path string, body any) Response {
+	c.tb.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		enc, err := json.Marshal(b)
+		if err != nil {
+			c.tb.Fatalf("cannot encode body: %v", err)
+		}
+		rd = bytes.NewReader(enc)
+	}
+	req, err := http.NewRequest(method, c.base+path, rd)
+	if err != nil {
+		c.tb.Fatalf("cannot make request: %v", err)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		c.tb.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	if err != nil {
+		c.tb.Fatalf("%s %s: cannot read body: %v", method, path, err)
+	}
+	return Response{Status: resp.StatusCode, Header: resp.Header, Body: string(out)}
+}
+
+// MustDo is Do that fails the test unless the status is want.
+func (c *Client) MustDo(method, path string, body any, want int) Response {
+	c.tb.Helper()
+	r := c.Do(method, path, body)
+	if r.Status != want {
+		c.tb.Fatalf("%s %s: status %d, want %d; body %q", method, path, r.Status, want, r.Body)
+	}
+	return r
+}
+
+// MustSaveScript saves a script in workspace main and returns its hash.
+func (c *Client) MustSaveScript(path, lang, content string) string {
+	c.tb.Helper()
+	body := map[string]any{"path": path, "summary": "", "description": "", "content": content, "language": lang}
+	if r := c.Do("GET", "/api/w/main/scripts/get/p/"+path, nil); r.Status == 200 {
+		var sc struct {
+			Hash string `json:"hash"`
+		}
+		r.JSON(c.tb, &sc)
+		body["parent_hash"] = sc.Hash
+	}
+	return c.MustDo("POST", "/api/w/main/scripts/create", body, 201).Body
+}
+
+// WaitJob polls get_result_maybe until the job completes or the deadline passes.
+func (c *Client) WaitJob(id string, within time.Duration) (result json.RawMessage, success bool) {
+	c.tb.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		var m struct {
+			Completed bool            `json:"completed"`
+			Result    json.RawMessage `json:"result"`
+			Success   bool            `json:"success"`
+		}
+		c.MustDo("GET", "/api/w/main/jobs_u/completed/get_result_maybe/"+id, nil, 200).JSON(c.tb, &m)
+		if m.Completed {
+			return m.Result, m.Success
+		}
+		if time.Now().After(deadline) {
+			c.tb.Fatalf("job %s did not complete within %s", id, within)
+		}
+		time.Sleep(10 * time.Millisecond) // polling the job's state with a deadline
+	}
+}

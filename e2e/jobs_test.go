@@ -1,0 +1,230 @@
+package e2e
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+const helloScript = `name="$1"
+greeting="${2:-hello}"
+echo "$greeting $name"
+`
+
+// TestJobs_RunByPathAndHash saves a Bash script and runs it by webhook, by
+// path and by hash, and synchronously.
+func TestJobs_RunByPathAndHash(t *testing.T) {
+	srv := MustStartServer(t, ServerOptions{})
+	c := srv.Client()
+	hash := c.MustSaveScript("u/admin/hello", "bash", helloScript)
+	if len(hash) != 16 {
+		t.Fatalf("scripts/create answered %q, want a 16-char hash", hash)
+	}
+
+	id := c.MustDo("POST", "/api/w/main/jobs/run/p/u/admin/hello", map[string]any{"name": "path"}, 201).Body
+	if res, ok := c.WaitJob(id, 30*time.Second); !ok || string(res) != `"hello path"` {
+		t.Fatalf("run/p: result %s success %v, want \"hello path\"", res, ok)
+	}
+	id = c.MustDo("POST", "/api/w/main/jobs/run/h/"+hash, map[string]any{"name": "hash", "greeting": "hi"}, 201).Body
+	if res, ok := c.WaitJob(id, 30*time.Second); !ok || string(res) != `"hi hash"` {
+		t.Fatalf("run/h: result %s success %v, want \"hi hash\"", res, ok)
+	}
+
+	r := c.MustDo("POST", "/api/w/main/jobs/run_wait_result/p/u/admin/hello", map[string]any{"name": "sync"}, 200)
+	if r.Body != `"hello sync"` {
+		t.Fatalf("run_wait_result: body %q, want \"hello sync\"", r.Body)
+	}
+	payload := base64.StdEncoding.EncodeToString([]byte(`{"name":"get"}`))
+	r = c.MustDo("GET", "/api/w/main/jobs/run_wait_result/p/u/admin/hello?payload="+payload, nil, 200)
+	if r.Body != `"hello get"` {
+		t.Fatalf("run_wait_result GET: body %q, want \"hello get\"", r.Body)
+	}
+
+	// A job_id given twice: the second is refused with 400.
+	jobID := "0193a5f0-0000-7000-8000-000000000001"
+	c.MustDo("POST", "/api/w/main/jobs/run/p/u/admin/hello?job_id="+jobID, map[string]any{"name": "dup"}, 201)
+	if r := c.Do("POST", "/api/w/main/jobs/run/p/u/admin/hello?job_id="+jobID, map[string]any{"name": "dup"}); r.Status != 400 {
+		t.Fatalf("duplicate job_id: status %d, want 400; body %q", r.Status, r.Body)
+	}
+	c.WaitJob(jobID, 30*time.Second)
+
+	// The job reads: the Job, its logs and the listings.
+	var job struct {
+		Type       string `json:"type"`
+		ID         string `json:"id"`
+		Success    bool   `json:"success"`
+		ScriptPath string `json:"script_path"`
+		Logs       string `json:"logs"`
+	}
+	c.MustDo("GET", "/api/w/main/jobs_u/get/"+id, nil, 200).JSON(t, &job)
+	if job.Type != "CompletedJob" || job.ID != id || !job.Success || job.ScriptPath != "u/admin/hello" {
+		t.Fatalf("jobs_u/get: %+v", job)
+	}
+	if logs := c.MustDo("GET", "/api/w/main/jobs_u/get_logs/"+id, nil, 200).Body; !strings.Contains(logs, "hi hash") {
+		t.Fatalf("get_logs: %q does not contain the script's output", logs)
+	}
+	if res := c.MustDo("GET", "/api/w/main/jobs_u/completed/get_result/"+id, nil, 200).Body; res != `"hi hash"` {
+		t.Fatalf("get_result: %q", res)
+	}
+	var completed []struct {
+		ID string `json:"id"`
+	}
+	c.MustDo("GET", "/api/w/main/jobs/completed/list?per_page=100", nil, 200).JSON(t, &completed)
+	if len(completed) != 5 {
+		t.Fatalf("completed/list has %d jobs, want 5", len(completed))
+	}
+}
+
+// TestJobs_FailureIs422 checks that a failing job gives 422 with its error.
+func TestJobs_FailureIs422(t *testing.T) {
+	srv := MustStartServer(t, ServerOptions{})
+	c := srv.Client()
+	c.MustSaveScript("u/admin/fail", "bash", "echo 'something broke' >&2\nexit 3\n")
+	r := c.MustDo("POST", "/api/w/main/jobs/run_wait_result/p/u/admin/fail", map[string]any{}, 422)
+	var res struct {
+		Error struct {
+			Message string `json:"message"`
+			Name    string `json:"name"`
+		} `json:"error"`
+	}
+	r.JSON(t, &res)
+	if res.Error.Message == "" {
+		t.Fatalf("422 body has no error message: %q", r.Body)
+	}
+}
+
+// TestJobs_StatusCodeShaping checks windmill_status_code,
+// windmill_content_type and windmill_headers, and 204 without result.
+func TestJobs_StatusCodeShaping(t *testing.T) {
+	srv := MustStartServer(t, ServerOptions{})
+	c := srv.Client()
+	tests := []struct {
+		name       string
+		result     string
+		wantStatus int
+		wantBody   string
+		wantHeader [2]string
+	}{
+		{name: "status and result", result: `{"windmill_status_code":201,"result":{"Hello":"World"}}`,
+			wantStatus: 201, wantBody: `{"Hello":"World"}`},
+		{name: "content type unquotes a string", result: `{"windmill_content_type":"text/csv","result":"a,b\n1,2"}`,
+			wantStatus: 200, wantBody: "a,b\n1,2", wantHeader: [2]string{"Content-Type", "text/csv"}},
+		{name: "headers", result: `{"windmill_headers":{"X-Vane":"yes"},"result":1}`,
+			wantStatus: 200, wantBody: "1", wantHeader: [2]string{"X-Vane", "yes"}},
+		{name: "no result is 204", result: `{"windmill_status_code":204}`, wantStatus: 204, wantBody: ""},
+		{name: "headers without result", result: `{"windmill_headers":{"X-Only":"h"}}`, wantStatus: 204, wantBody: "",
+			wantHeader: [2]string{"X-Only", "h"}},
+		{name: "plain object", result: `{"a":1}`, wantStatus: 200, wantBody: `{"a":1}`},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := "u/admin/shape" + string(rune('a'+i))
+			c.MustSaveScript(path, "bash", "cat > result.json <<'EOF'\n"+tt.result+"\nEOF\n")
+			r := c.MustDo("POST", "/api/w/main/jobs/run_wait_result/p/"+path, map[string]any{}, tt.wantStatus)
+			if strings.TrimSpace(r.Body) != tt.wantBody {
+				t.Fatalf("body %q, want %q", r.Body, tt.wantBody)
+			}
+			if h := tt.wantHeader; h[0] != "" && !strings.HasPrefix(r.Header.Get(h[0]), h[1]) {
+				t.Fatalf("header %s = %q, want %q", h[0], r.Header.Get(h[0]), h[1])
+			}
+		})
+	}
+}
+
+// waitRunning polls until the job is running, or fails the test.
+func waitRunning(t *testing.T, c *Client, id string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var u struct {
+			Running   bool `json:"running"`
+			Completed bool `json:"completed"`
+		}
+		c.MustDo("GET", "/api/w/main/jobs_u/getupdate/"+id, nil, 200).JSON(t, &u)
+		if u.Running {
+			return
+		}
+		if u.Completed || time.Now().After(deadline) {
+			t.Fatalf("job %s never seen running (completed %v)", id, u.Completed)
+		}
+		time.Sleep(10 * time.Millisecond) // polling the job's state with a deadline
+	}
+}
+
+// TestJobs_LogsWhileRunningAndCancel checks that logs are visible before
+// the job ends and that cancel kills a running `sleep 100` within a second.
+func TestJobs_LogsWhileRunningAndCancel(t *testing.T) {
+	srv := MustStartServer(t, ServerOptions{})
+	c := srv.Client()
+	c.MustSaveScript("u/admin/slow", "bash", "echo first line\nsleep 100\necho never\n")
+	id := c.MustDo("POST", "/api/w/main/jobs/run/p/u/admin/slow", map[string]any{}, 201).Body
+	waitRunning(t, c, id)
+
+	offset, logs := 0, ""
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(logs, "first line") {
+		var u struct {
+			Running   bool   `json:"running"`
+			NewLogs   string `json:"new_logs"`
+			LogOffset int    `json:"log_offset"`
+		}
+		c.MustDo("GET", "/api/w/main/jobs_u/getupdate/"+id+"?log_offset="+itoa(offset), nil, 200).JSON(t, &u)
+		if !u.Running {
+			t.Fatalf("job stopped running before its logs were seen (logs %q)", logs)
+		}
+		logs += u.NewLogs
+		offset = u.LogOffset
+		if time.Now().After(deadline) {
+			t.Fatalf("logs of the running job never showed its first line: %q", logs)
+		}
+		time.Sleep(20 * time.Millisecond) // polling incremental logs with a deadline
+	}
+
+	start := time.Now()
+	c.MustDo("POST", "/api/w/main/jobs_u/queue/cancel/"+id, map[string]any{"reason": "test"}, 200)
+	res, ok := c.WaitJob(id, 10*time.Second)
+	took := time.Since(start)
+	t.Logf("cancel to completion: %s", took)
+	if ok || !strings.Contains(string(res), "anceled") {
+		t.Fatalf("canceled job: success %v result %s", ok, res)
+	}
+	if took > time.Second {
+		t.Fatalf("cancel took %s to stop sleep 100, want at most 1s", took)
+	}
+}
+
+// TestJobs_RestartKeepsScriptsAndJobs restarts the server on its data dir.
+func TestJobs_RestartKeepsScriptsAndJobs(t *testing.T) {
+	srv := MustStartServer(t, ServerOptions{})
+	c := srv.Client()
+	hash := c.MustSaveScript("u/admin/hello", "bash", helloScript)
+	id := c.MustDo("POST", "/api/w/main/jobs/run/p/u/admin/hello", map[string]any{"name": "before"}, 201).Body
+	c.WaitJob(id, 30*time.Second)
+
+	srv.Stop()
+	srv.Restart()
+	c = srv.Client()
+
+	var sc struct {
+		Hash    string `json:"hash"`
+		Content string `json:"content"`
+	}
+	c.MustDo("GET", "/api/w/main/scripts/get/p/u/admin/hello", nil, 200).JSON(t, &sc)
+	if sc.Hash != hash || sc.Content != helloScript {
+		t.Fatalf("after restart the script is %+v, want hash %s and the same content", sc, hash)
+	}
+	if res := c.MustDo("GET", "/api/w/main/jobs_u/completed/get_result/"+id, nil, 200).Body; res != `"hello before"` {
+		t.Fatalf("after restart the result is %q", res)
+	}
+	r := c.MustDo("POST", "/api/w/main/jobs/run_wait_result/p/u/admin/hello", map[string]any{"name": "after"}, 200)
+	if r.Body != `"hello after"` {
+		t.Fatalf("after restart run_wait_result gives %q", r.Body)
+	}
+}
+
+func itoa(n int) string {
+	b, _ := json.Marshal(n)
+	return string(b)
+}
