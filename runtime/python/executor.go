@@ -1,0 +1,299 @@
+// Package python runs Windmill Python scripts in CPython 3.11 compiled to WASI
+// (built by `make python-wasm`, see tools/python-wasm), under wazero. Every job
+// gets a fresh instance of an interpreter snapshot taken after start-up, so a
+// job pays neither CPython's start nor the common imports, and nothing of one
+// job is visible to the next. DESIGN.md records the choices and the figures.
+package python
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/sys"
+
+	"vane"
+	jobrt "vane/runtime"
+	"vane/runtime/wasmhost"
+)
+
+// SnapshotFile and StdlibDir name the parts of a python-wasm build directory.
+const (
+	SnapshotFile = "vane-python.snap.wasm"
+	StdlibDir    = "stdlib"
+)
+
+// Config configures an Executor. BuildDir and CacheDir are required.
+type Config struct {
+	// BuildDir is the output of `make python-wasm`: the interpreter snapshot
+	// and the standard library (DefaultBuildDir gives the usual place).
+	BuildDir string
+	// CacheDir holds wazero's compiled machine code (so a restart does not
+	// recompile the interpreter) and the scripts compiled to .pyc.
+	CacheDir string
+	// PackagesDir is an optional directory of pure-Python packages (what
+	// pip install --target would make), mounted read-only at /packages. The
+	// Deployer accepts third-party imports that it provides.
+	PackagesDir string
+	// Host is the shared wazero layer (one per process, shared with the Go
+	// executor). Nil makes New create one with its compilation cache in
+	// CacheDir/wazero, which Close then closes.
+	Host *wasmhost.Host
+}
+
+// DefaultBuildDir returns where `make python-wasm` puts its newest build,
+// given the tools directory ($VANE_TOOLS_DIR, the repository's .tools).
+func DefaultBuildDir(toolsDir string) string {
+	return filepath.Join(toolsDir, "python-wasm", "current")
+}
+
+// Validate checks that the build directory holds a build.
+func (c Config) Validate() error {
+	if c.BuildDir == "" {
+		return vane.Invalidf("python: BuildDir is required")
+	}
+	if c.CacheDir == "" {
+		return vane.Invalidf("python: CacheDir is required")
+	}
+	for _, p := range []string{filepath.Join(c.BuildDir, SnapshotFile), filepath.Join(c.BuildDir, StdlibDir, "lib", "python3.11")} {
+		if _, err := os.Stat(p); err != nil {
+			return fmt.Errorf("cannot find the python-wasm build (run `make python-wasm`): %w", err)
+		}
+	}
+	if c.PackagesDir != "" {
+		if st, err := os.Stat(c.PackagesDir); err != nil || !st.IsDir() {
+			return vane.Invalidf("python: PackagesDir %q is not a directory", c.PackagesDir)
+		}
+	}
+	return nil
+}
+
+// Executor runs Python jobs; it is also the language's SignatureParser and
+// Deployer. It is safe for concurrent use. Close releases it.
+type Executor struct {
+	cfg         Config
+	host        *wasmhost.Host
+	ownsHost    bool
+	snapshot    string // path of the Wizer snapshot
+	stdlibDir   string
+	packagesDir string
+	emptyDir    string
+	buildID     string // identifies the interpreter, part of compiled scripts' keys
+	scripts     *scriptCache
+	tmpl        *wasmhost.Template // the first template, for its memory size; see template()
+}
+
+var (
+	_ jobrt.Executor        = (*Executor)(nil)
+	_ jobrt.SignatureParser = (*Executor)(nil)
+	_ jobrt.Deployer        = (*Executor)(nil)
+)
+
+// New loads the interpreter snapshot into a wasmhost template: compiled to
+// machine code (or taken from the compilation cache) and mapped so that
+// every instance starts from it copy-on-write.
+func New(ctx context.Context, cfg Config) (*Executor, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	build, err := filepath.EvalSymlinks(cfg.BuildDir)
+	if err != nil {
+		return nil, fmt.Errorf("cannot resolve python build dir: %w", err)
+	}
+	e := &Executor{cfg: cfg, host: cfg.Host, snapshot: filepath.Join(build, SnapshotFile), stdlibDir: filepath.Join(build, StdlibDir)}
+	st, err := os.Stat(e.snapshot)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read python snapshot: %w", err)
+	}
+	e.buildID = string(vane.HashOf(filepath.Base(build), fmt.Sprint(st.Size())))
+	e.emptyDir = filepath.Join(cfg.CacheDir, "empty")
+	if err := os.MkdirAll(e.emptyDir, 0o755); err != nil {
+		return nil, fmt.Errorf("cannot create python cache dir: %w", err)
+	}
+	e.packagesDir = e.emptyDir
+	if cfg.PackagesDir != "" {
+		e.packagesDir = cfg.PackagesDir
+	}
+	if e.host == nil {
+		hc := wasmhost.DefaultConfig()
+		hc.CompilationCacheDir = filepath.Join(cfg.CacheDir, "wazero")
+		if e.host, err = wasmhost.New(ctx, hc); err != nil {
+			return nil, err
+		}
+		e.ownsHost = true
+	}
+	e.scripts = newScriptCache(e, filepath.Join(cfg.CacheDir, "scripts"))
+	if e.tmpl, err = e.template(ctx); err != nil {
+		return nil, errors.Join(err, e.Close())
+	}
+	return e, nil
+}
+
+// template returns the interpreter's template from the host's LRU, building
+// it on a miss: the Wizer snapshot already holds the initialized
+// interpreter, so the template's init does nothing.
+func (e *Executor) template(ctx context.Context) (*wasmhost.Template, error) {
+	return e.host.Template(ctx, "python:"+e.buildID, func(ctx context.Context) (*wasmhost.Template, error) {
+		wasm, err := os.ReadFile(e.snapshot)
+		if err != nil {
+			return nil, fmt.Errorf("cannot read python snapshot: %w", err)
+		}
+		if wasm, err = activateEmptyPassiveSegments(wasm); err != nil {
+			return nil, err
+		}
+		t, err := e.host.NewTemplate(ctx, wasm, func(context.Context, api.Module) error { return nil })
+		if err != nil {
+			return nil, fmt.Errorf("cannot load python snapshot: %w", err)
+		}
+		return t, nil
+	})
+}
+
+// Close releases the host if New created it. It is idempotent.
+func (e *Executor) Close() error {
+	if e.ownsHost && e.host != nil {
+		err := e.host.Close(context.Background())
+		e.host = nil
+		return err
+	}
+	return nil
+}
+
+// runRequest is the wrapper's "run" request (tools/python-wasm/vane_wrapper.py).
+type runRequest struct {
+	Op     string            `json:"op"`
+	Module string            `json:"module"`
+	Args   json.RawMessage   `json:"args"`
+	Env    map[string]string `json:"env"`
+}
+
+// guestResponse is any of the wrapper's responses.
+type guestResponse struct {
+	Result  json.RawMessage   `json:"result"`
+	Error   json.RawMessage   `json:"error"`
+	Pyc     []byte            `json:"pyc"` // base64 in JSON
+	Imports []guestImport     `json:"imports"`
+	Params  []sigParam        `json:"params"`
+	Aliases map[string]string `json:"aliases"`
+	Line    int               `json:"line"`
+}
+
+// guestError is the wrapper's {"name","message","stack"}.
+type guestError struct {
+	Name    string `json:"name"`
+	Message string `json:"message"`
+	Stack   string `json:"stack"`
+}
+
+// Run runs one job in a fresh interpreter instance. The job's args go to
+// main (see the wrapper for the conversions), its prints to req.Logs, and
+// its result or exception to the Outcome. A timeout, a cancellation, an
+// exhausted memory or a too large result fail the job; the error is only
+// for failures of the executor itself.
+func (e *Executor) Run(ctx context.Context, req *jobrt.Request) (jobrt.Outcome, error) {
+	limits := req.Limits.WithDefaults()
+	ctx, cancel := context.WithTimeout(ctx, limits.Timeout)
+	defer cancel()
+	dir, failure, err := e.scripts.prepare(ctx, req.Code, req.Lock)
+	if err != nil {
+		if ctx.Err() != nil {
+			return e.interrupted(ctx, limits), nil
+		}
+		return jobrt.Outcome{}, err
+	}
+	if failure != nil {
+		return jobrt.Outcome{Result: failure}, nil
+	}
+	args := req.Args
+	if len(args) == 0 || string(args) == "null" {
+		args = json.RawMessage("{}")
+	}
+	env := wmEnv(req.Env)
+	res, err := e.call(ctx, guestCall{
+		request:     runRequest{Op: "run", Module: mainModule, Args: args, Env: env},
+		scriptDir:   dir,
+		jobDir:      req.Dir,
+		env:         env,
+		logs:        req.Logs,
+		memoryBytes: limits.MemoryBytes,
+		maxResponse: limits.ResultBytes,
+	})
+	if err != nil {
+		return jobrt.Outcome{}, err
+	}
+	out := jobrt.Outcome{MemPeak: res.memPeak}
+	switch {
+	case ctx.Err() != nil && res.response == nil:
+		o := e.interrupted(ctx, limits)
+		o.MemPeak = res.memPeak
+		return o, nil
+	case res.tooLarge:
+		out.Result = jobrt.ErrorResult("ResultTooLarge", fmt.Sprintf("the result is larger than %d bytes", limits.ResultBytes), "")
+		return out, nil
+	case res.response == nil:
+		out.Result = crashResult(res, limits)
+		return out, nil
+	}
+	var resp guestResponse
+	if err := json.Unmarshal(res.response, &resp); err != nil {
+		out.Result = jobrt.ErrorResult("ExecutionError", fmt.Sprintf("cannot decode the wrapper's response: %v", err), "")
+		return out, nil
+	}
+	if len(resp.Error) > 0 {
+		out.Result = json.RawMessage(`{"error":` + string(resp.Error) + `}`)
+		return out, nil
+	}
+	if int64(len(resp.Result)) > limits.ResultBytes {
+		out.Result = jobrt.ErrorResult("ResultTooLarge", fmt.Sprintf("the result is larger than %d bytes", limits.ResultBytes), "")
+		return out, nil
+	}
+	out.Success = true
+	out.Result = resp.Result
+	if len(out.Result) == 0 {
+		out.Result = json.RawMessage("null")
+	}
+	return out, nil
+}
+
+// interrupted is the outcome of a job stopped by its deadline or a cancel.
+func (e *Executor) interrupted(ctx context.Context, limits jobrt.Limits) jobrt.Outcome {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return jobrt.Outcome{Result: jobrt.ErrorResult("TimeoutError",
+			fmt.Sprintf("job timed out after %s", limits.Timeout), "")}
+	}
+	return jobrt.Outcome{Result: jobrt.ErrorResult("Canceled", "job canceled", "")}
+}
+
+// crashResult describes a guest that ended without a response: out of
+// memory (CPython aborts when it cannot even raise MemoryError), an exit
+// from os._exit, or a trap.
+func crashResult(res guestResult, limits jobrt.Limits) json.RawMessage {
+	if res.memPeak >= limits.MemoryBytes-limits.MemoryBytes/16 {
+		return jobrt.ErrorResult("MemoryError", fmt.Sprintf("the job exceeded its memory limit of %d MiB", limits.MemoryBytes>>20), "")
+	}
+	var exit *sys.ExitError
+	if errors.As(res.exitErr, &exit) {
+		return jobrt.ErrorResult("SystemExit", fmt.Sprintf("the interpreter exited with code %d", exit.ExitCode()), "")
+	}
+	msg := "the interpreter ended without a result"
+	if res.exitErr != nil {
+		msg = res.exitErr.Error()
+	}
+	return jobrt.ErrorResult("ExecutionError", msg, "")
+}
+
+// wmEnv keeps the WM_* variables of env: nothing else reaches the guest.
+func wmEnv(env map[string]string) map[string]string {
+	out := make(map[string]string, len(env))
+	for k, v := range env {
+		if strings.HasPrefix(k, "WM_") {
+			out[k] = v
+		}
+	}
+	return out
+}

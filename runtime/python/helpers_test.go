@@ -1,0 +1,78 @@
+package python
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+)
+
+// buildDir finds the python-wasm build: $VANE_TOOLS_DIR or the repository's
+// .tools, as `make python-wasm` leaves it.
+func buildDir(tb testing.TB) string {
+	tb.Helper()
+	tools := os.Getenv("VANE_TOOLS_DIR")
+	if tools == "" {
+		dir, err := os.Getwd()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		for {
+			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+				break
+			}
+			parent := filepath.Dir(dir)
+			if parent == dir {
+				tb.Fatal("cannot find the repository root (go.mod)")
+			}
+			dir = parent
+		}
+		tools = filepath.Join(dir, ".tools")
+	}
+	d := DefaultBuildDir(tools)
+	if _, err := os.Stat(filepath.Join(d, SnapshotFile)); err != nil {
+		tb.Fatalf("the python-wasm build is missing at %s: run `make python-wasm` (%v)", d, err)
+	}
+	return d
+}
+
+// MustNewExecutor returns an executor on the python-wasm build with its
+// caches in a temporary directory, closed at cleanup.
+func MustNewExecutor(tb testing.TB) *Executor {
+	tb.Helper()
+	return mustNewExecutorConfig(tb, Config{})
+}
+
+func mustNewExecutorConfig(tb testing.TB, cfg Config) *Executor {
+	tb.Helper()
+	cfg.BuildDir = buildDir(tb)
+	if cfg.CacheDir == "" {
+		cfg.CacheDir = tb.TempDir()
+	}
+	e, err := New(context.Background(), cfg)
+	if err != nil {
+		tb.Fatalf("cannot create the python executor: %v", err)
+	}
+	tb.Cleanup(func() { _ = e.Close() })
+	return e
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writes, for Request.Logs.
+type syncBuffer struct {
+	mu  sync.Mutex // guards buf
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

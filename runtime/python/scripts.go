@@ -1,0 +1,204 @@
+package python
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// mainModule is the module name of the job's own script under /script.
+const mainModule = "_vane_main"
+
+// compileMemory bounds the save-time guest calls (compile, signature).
+const compileMemory = 256 << 20
+
+// Lock is what the Deployer records for a Python script version: the code
+// of the workspace scripts it imports by path (resolved at save time, so a
+// version always runs with the same imports, on any node) and the
+// third-party modules the operator's packages directory provides. It is
+// stored as JSON; a script with no such imports has an empty lock.
+type Lock struct {
+	// Scripts maps a workspace script's path (f/folder/name) to its code.
+	Scripts map[string]string `json:"scripts,omitempty"`
+	// Packages lists the top-level modules taken from the packages dir.
+	Packages []string `json:"packages,omitempty"`
+}
+
+// ParseLock decodes a lock; an empty (or non-JSON, e.g. a requirements.txt
+// given by the user) lock is an empty Lock.
+func ParseLock(s string) (Lock, error) {
+	var l Lock
+	s = strings.TrimSpace(s)
+	if s == "" || !strings.HasPrefix(s, "{") {
+		return l, nil
+	}
+	if err := json.Unmarshal([]byte(s), &l); err != nil {
+		return l, fmt.Errorf("cannot decode python lock: %w", err)
+	}
+	return l, nil
+}
+
+// String encodes the lock; the empty lock is "".
+func (l Lock) String() string {
+	if len(l.Scripts) == 0 && len(l.Packages) == 0 {
+		return ""
+	}
+	b, _ := json.Marshal(l) // map keys are sorted: the same lock, the same text
+	return string(b)
+}
+
+// guestImport is one import statement, as the wrapper's compile op sees it.
+type guestImport struct {
+	Module string   `json:"module"`
+	Names  []string `json:"names"`
+	Kind   string   `json:"kind"` // workspace, stdlib, package, missing
+}
+
+// compiled is one source file compiled by the guest.
+type compiled struct {
+	pyc     []byte
+	imports []guestImport
+}
+
+// scriptCache keeps the scripts compiled to sourceless .pyc trees, one
+// directory per (interpreter, code, lock), mounted at /script by the jobs.
+type scriptCache struct {
+	e   *Executor
+	dir string
+
+	mu       sync.Mutex             // guards inflight
+	inflight map[string]*sync.Mutex // one preparation per key at a time
+}
+
+func newScriptCache(e *Executor, dir string) *scriptCache {
+	return &scriptCache{e: e, dir: dir, inflight: map[string]*sync.Mutex{}}
+}
+
+func (c *scriptCache) key(code, lock string) string {
+	h := sha256.New()
+	for _, s := range []string{c.e.buildID, code, lock} {
+		fmt.Fprintf(h, "%d:", len(s))
+		h.Write([]byte(s))
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// prepare returns the directory holding the compiled script and its
+// workspace imports, compiling them if needed. A script that does not
+// compile gives a failed job's result (failure) rather than an error.
+func (c *scriptCache) prepare(ctx context.Context, code, lock string) (dir string, failure json.RawMessage, err error) {
+	key := c.key(code, lock)
+	dir = filepath.Join(c.dir, key)
+	if _, err := os.Stat(filepath.Join(dir, mainModule+".pyc")); err == nil {
+		return dir, nil, nil
+	}
+	c.mu.Lock()
+	m, ok := c.inflight[key]
+	if !ok {
+		m = &sync.Mutex{}
+		c.inflight[key] = m
+	}
+	c.mu.Unlock()
+	m.Lock()
+	defer m.Unlock()
+	if _, err := os.Stat(filepath.Join(dir, mainModule+".pyc")); err == nil {
+		return dir, nil, nil
+	}
+
+	l, err := ParseLock(lock)
+	if err != nil {
+		return "", nil, err
+	}
+	files := map[string]compiled{}
+	main, failure, err := c.compile(ctx, code, "main.py")
+	if err != nil || failure != nil {
+		return "", failure, err
+	}
+	files[mainModule+".pyc"] = main
+	for path, src := range l.Scripts {
+		comp, failure, err := c.compile(ctx, src, path+".py")
+		if err != nil || failure != nil {
+			return "", failure, err
+		}
+		files[filepath.FromSlash(path)+".pyc"] = comp
+	}
+
+	if err := os.MkdirAll(c.dir, 0o755); err != nil {
+		return "", nil, fmt.Errorf("cannot create script cache: %w", err)
+	}
+	tmp, err := os.MkdirTemp(c.dir, key+".tmp")
+	if err != nil {
+		return "", nil, fmt.Errorf("cannot create script dir: %w", err)
+	}
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names) // the main module last: its presence marks a complete dir
+	for _, n := range names {
+		p := filepath.Join(tmp, n)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			os.RemoveAll(tmp)
+			return "", nil, fmt.Errorf("cannot create script dir: %w", err)
+		}
+		if err := os.WriteFile(p, files[n].pyc, 0o644); err != nil {
+			os.RemoveAll(tmp)
+			return "", nil, fmt.Errorf("cannot write compiled script: %w", err)
+		}
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		os.RemoveAll(tmp)
+		if _, statErr := os.Stat(filepath.Join(dir, mainModule+".pyc")); statErr == nil {
+			return dir, nil, nil // another process prepared it
+		}
+		return "", nil, fmt.Errorf("cannot install compiled script: %w", err)
+	}
+	return dir, nil, nil
+}
+
+// compile runs the guest's compile op on one source file.
+func (c *scriptCache) compile(ctx context.Context, source, filename string) (compiled, json.RawMessage, error) {
+	res, err := c.e.call(ctx, guestCall{
+		request:     map[string]string{"op": "compile", "source": source, "filename": filename},
+		memoryBytes: compileMemory,
+		maxResponse: 64 << 20,
+	})
+	if err != nil {
+		return compiled{}, nil, err
+	}
+	if res.response == nil {
+		if ctx.Err() != nil {
+			return compiled{}, nil, fmt.Errorf("cannot compile %s: %w", filename, ctx.Err())
+		}
+		return compiled{}, nil, fmt.Errorf("cannot compile %s: the interpreter ended without a response: %v", filename, res.exitErr)
+	}
+	var resp guestResponse
+	if err := json.Unmarshal(res.response, &resp); err != nil {
+		return compiled{}, nil, fmt.Errorf("cannot decode compile response: %w", err)
+	}
+	if len(resp.Error) > 0 {
+		return compiled{}, json.RawMessage(`{"error":` + string(resp.Error) + `}`), nil
+	}
+	return compiled{pyc: resp.Pyc, imports: resp.Imports}, nil, nil
+}
+
+// errorMessage renders a failed compile's {"error":{...}} as one line.
+func errorMessage(failure json.RawMessage) string {
+	var f struct {
+		Error guestError `json:"error"`
+	}
+	if err := json.Unmarshal(failure, &f); err != nil {
+		return string(failure)
+	}
+	if f.Error.Name == "" {
+		return f.Error.Message
+	}
+	return f.Error.Name + ": " + f.Error.Message
+}
