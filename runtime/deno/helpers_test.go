@@ -1,0 +1,33 @@
+package deno
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// denoPathForTests is the deno `make deps` installs: under $VANE_TOOLS_DIR
+// when make runs the tests, else under the repository's .tools.
+func denoPathForTests() string {
+	if dir := os.Getenv("VANE_TOOLS_DIR"); dir != "" {
+		return filepath.Join(dir, "deno", "node_modules", "@deno", "linux-x64-glibc", "deno")
+	}
+	return filepath.Join("..", "..", DefaultDenoPath)
+}
+
+// MustNewDeno returns a Deno executor over the installed deno and a cache
+// directory shared by this package's tests (a cache keyed by content, so
+// sharing it only saves time). It fails, never skips, when deno is missing.
+func MustNewDeno(tb testing.TB, mutate ...func(*Config)) *Deno {
+	tb.Helper()
+	cfg := Config{DenoPath: denoPathForTests(), CacheDir: filepath.Join(os.TempDir(), "vane-deno-test-cache")}
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	d, err := New(cfg)
+	if err != nil {
+		tb.Fatalf("cannot start the Deno executor (run `make deps` to install deno into .tools/deno): %v", err)
+	}
+	tb.Cleanup(func() { _ = d.Close() })
+	return d
+}

@@ -1,0 +1,86 @@
+package deno
+
+import (
+	"bytes"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+// memWatch polls a process's resident memory and kills it when the memory
+// exceeds the job's limit. V8's --max-old-space-size caps only the
+// JavaScript heap: ArrayBuffers and other external memory live outside it,
+// and RLIMIT_AS cannot be used (V8 reserves huge address ranges), so
+// without a cgroup this watchdog is what bounds a job's memory.
+type memWatch struct {
+	peak     atomic.Int64
+	exceeded atomic.Bool
+	stop     chan struct{}
+	done     chan struct{}
+}
+
+// memPollInterval is how often the watchdog reads /proc/<pid>/statm. At a
+// few GB/s of allocation, a job overshoots its limit by at most a few tens
+// of MB before it is killed.
+const memPollInterval = 5 * time.Millisecond
+
+var pageSize = int64(os.Getpagesize())
+
+// watchMemory starts watching pid; kill is called once if its resident set
+// exceeds limit bytes (limit <= 0 only records the peak).
+func watchMemory(pid int, limit int64, kill func()) *memWatch {
+	m := &memWatch{stop: make(chan struct{}), done: make(chan struct{})}
+	path := "/proc/" + strconv.Itoa(pid) + "/statm"
+	go func() {
+		defer close(m.done)
+		t := time.NewTicker(memPollInterval)
+		defer t.Stop()
+		for {
+			rss, ok := residentBytes(path)
+			if ok {
+				if rss > m.peak.Load() {
+					m.peak.Store(rss)
+				}
+				if limit > 0 && rss > limit && !m.exceeded.Swap(true) {
+					kill()
+				}
+			}
+			select {
+			case <-m.stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return m
+}
+
+// Stop ends the watch and returns the peak resident bytes seen and whether
+// the limit was exceeded (and the process killed for it).
+func (m *memWatch) Stop() (peak int64, exceeded bool) {
+	select {
+	case <-m.stop:
+	default:
+		close(m.stop)
+	}
+	<-m.done
+	return m.peak.Load(), m.exceeded.Load()
+}
+
+// residentBytes reads the resident set size from a /proc/<pid>/statm file.
+func residentBytes(path string) (int64, bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, false
+	}
+	fields := bytes.Fields(b)
+	if len(fields) < 2 {
+		return 0, false
+	}
+	pages, err := strconv.ParseInt(string(fields[1]), 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	return pages * pageSize, true
+}

@@ -1,0 +1,283 @@
+package deno
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	jobrt "vane/runtime"
+)
+
+// procSpec is one Deno process to start: its argv (deno's flags included),
+// its whole environment, the job directory it may write, the extra paths it
+// may read, and its limits. It is what a jail needs to know.
+type procSpec struct {
+	argv     []string
+	env      []string
+	dir      string   // working directory, read-write
+	readOnly []string // host paths the process reads (deno binary, bundle, DENO_DIR)
+	limits   jobrt.Limits
+	apiOnly  bool // the process may reach vane's API (BASE_INTERNAL_URL)
+	stdin    io.Reader
+	stdout   io.Writer
+	stderr   io.Writer
+}
+
+// proc is a started Deno process tree.
+type proc interface {
+	// Wait waits for the process to exit and its output to be copied.
+	Wait() error
+	// Kill kills the whole process tree; safe to call more than once and
+	// after exit.
+	Kill()
+	// Pid is the host pid of the process whose memory is watched.
+	Pid() int
+}
+
+// plainProc is a Deno process run without a jail: its own process group
+// (killed as a whole), SIGKILL if vane dies, a clean environment, rlimits
+// set with prlimit right after start, and Deno's permission flags.
+type plainProc struct {
+	cmd  *exec.Cmd
+	once sync.Once
+}
+
+// startPlain starts spec as a plain subprocess.
+func startPlain(spec *procSpec) (proc, error) {
+	cmd := exec.Command(spec.argv[0], spec.argv[1:]...)
+	cmd.Env = spec.env
+	cmd.Dir = spec.dir
+	cmd.Stdin = spec.stdin
+	cmd.Stdout = spec.stdout
+	cmd.Stderr = spec.stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.WaitDelay = 2 * time.Second
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("cannot start deno: %w", err)
+	}
+	p := &plainProc{cmd: cmd}
+	if err := setRlimits(cmd.Process.Pid, spec.limits); err != nil {
+		p.Kill()
+		_ = cmd.Wait()
+		return nil, err
+	}
+	return p, nil
+}
+
+// setRlimits caps the file size and open files of a just-started process,
+// and its CPU time at the job's timeout (a backstop: the wall-clock timer
+// kills it first). Address space is not capped: V8 reserves huge ranges and
+// aborts under RLIMIT_AS; the heap is capped by --max-old-space-size.
+func setRlimits(pid int, l jobrt.Limits) error {
+	set := func(res int, v uint64) error {
+		if err := unix.Prlimit(pid, res, &unix.Rlimit{Cur: v, Max: v}, nil); err != nil {
+			return fmt.Errorf("cannot set rlimit %d of deno: %w", res, err)
+		}
+		return nil
+	}
+	if l.MaxFileBytes > 0 {
+		if err := set(unix.RLIMIT_FSIZE, uint64(l.MaxFileBytes)); err != nil {
+			return err
+		}
+	}
+	if l.MaxOpenFiles > 0 {
+		if err := set(unix.RLIMIT_NOFILE, uint64(l.MaxOpenFiles)); err != nil {
+			return err
+		}
+	}
+	if l.Timeout > 0 {
+		if err := set(unix.RLIMIT_CPU, uint64(l.Timeout/time.Second)+2); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *plainProc) Wait() error { return p.cmd.Wait() }
+
+func (p *plainProc) Pid() int { return p.cmd.Process.Pid }
+
+func (p *plainProc) Kill() {
+	p.once.Do(func() {
+		// The negative pid is the process group: Deno and anything it made.
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	})
+}
+
+// runFlags returns the flags of `deno run` for one bundle: no prompts, no
+// config discovery, no remote modules, only the cache filled at deploy time,
+// the bundle's lock (frozen) and import map, reads of the job dir, the
+// bundle and the npm cache, writes of the job dir only, the WM_* variables
+// and BASE_INTERNAL_URL, the network of vane's API (and Config.AllowNet),
+// and the heap capped from Limits.MemoryBytes. There is no --allow-run,
+// --allow-ffi, --allow-sys nor --allow-import.
+func (d *Deno) runFlags(b *bundle, jobDir string, env map[string]string, memoryBytes int64) []string {
+	flags := []string{"run", "--no-prompt", "--no-config", "--no-remote", "--cached-only", "--quiet"}
+	if b.hasLock {
+		flags = append(flags, "--lock="+filepath.Join(b.dir, "deno.lock"), "--frozen")
+	} else {
+		flags = append(flags, "--no-lock")
+	}
+	if b.hasImportMap {
+		flags = append(flags, "--import-map="+filepath.Join(b.dir, "import_map.json"))
+	}
+	flags = append(flags,
+		"--allow-read="+strings.Join([]string{jobDir, b.dir, filepath.Join(d.denoDir, "npm")}, ","),
+		"--allow-write="+jobDir,
+		"--allow-env=WM_*,BASE_INTERNAL_URL",
+	)
+	if hosts := d.netHosts(env); len(hosts) > 0 {
+		flags = append(flags, "--allow-net="+strings.Join(hosts, ","))
+	}
+	flags = append(flags, "--v8-flags=--max-old-space-size="+strconv.FormatInt(heapMB(memoryBytes), 10))
+	return flags
+}
+
+// heapMB is V8's old-space cap for a job's memory limit, at least 16 MiB.
+func heapMB(memoryBytes int64) int64 {
+	mb := memoryBytes >> 20
+	if mb < 16 {
+		mb = 16
+	}
+	return mb
+}
+
+// netHosts lists the host:port entries a job may connect to: vane's API
+// (from BASE_INTERNAL_URL) and the operator's extra hosts.
+func (d *Deno) netHosts(env map[string]string) []string {
+	var hosts []string
+	if base := env["BASE_INTERNAL_URL"]; base != "" {
+		if u, err := url.Parse(base); err == nil && u.Host != "" {
+			host := u.Host
+			if u.Port() == "" {
+				if u.Scheme == "https" {
+					host += ":443"
+				} else {
+					host += ":80"
+				}
+			}
+			hosts = append(hosts, host)
+		}
+	}
+	return append(hosts, d.cfg.AllowNet...)
+}
+
+// jobEnv is the whole environment of a Deno process: the request's WM_*
+// variables and BASE_INTERNAL_URL, and Deno's own settings. Nothing of
+// vane's environment is inherited, and no other variable of the request
+// passes (a DENO_* or proxy variable would change Deno's behaviour).
+func (d *Deno) jobEnv(env map[string]string, home string) []string {
+	out := []string{
+		"DENO_DIR=" + d.denoDir,
+		"DENO_NO_UPDATE_CHECK=1",
+		"DENO_NO_PACKAGE_JSON=1",
+		"NO_COLOR=1",
+		"HOME=" + home,
+		"TZ=UTC",
+		"PATH=/usr/bin:/bin",
+	}
+	var names []string
+	for k := range env {
+		if strings.HasPrefix(k, "WM_") || k == "BASE_INTERNAL_URL" {
+			names = append(names, k)
+		}
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		out = append(out, k+"="+env[k])
+	}
+	return out
+}
+
+// startProc starts spec, in the jail when one is configured.
+func (d *Deno) startProc(_ context.Context, spec *procSpec) (proc, error) {
+	return startPlain(spec)
+}
+
+// logCap passes at most limit bytes to w, then writes a truncation marker
+// once and drops the rest (still reporting success, so the process drains).
+// It also keeps the last bytes for error messages. Safe for concurrent use.
+type logCap struct {
+	mu        sync.Mutex // guards everything below
+	w         io.Writer
+	limit     int64
+	written   int64
+	truncated bool
+	tail      []byte
+}
+
+const tailKeep = 4096
+
+func newLogCap(w io.Writer, limit int64) *logCap {
+	if w == nil {
+		w = io.Discard
+	}
+	return &logCap{w: w, limit: limit}
+}
+
+// Write implements io.Writer.
+func (c *logCap) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.tail = append(c.tail, p...)
+	if over := len(c.tail) - tailKeep; over > 0 {
+		c.tail = append(c.tail[:0:0], c.tail[over:]...)
+	}
+	if c.truncated {
+		return len(p), nil
+	}
+	room := c.limit - c.written
+	if int64(len(p)) <= room {
+		c.written += int64(len(p))
+		_, _ = c.w.Write(p)
+		return len(p), nil
+	}
+	if room > 0 {
+		_, _ = c.w.Write(p[:room])
+		c.written += room
+	}
+	c.truncated = true
+	_, _ = fmt.Fprintf(c.w, "\n[vane: logs truncated after %d bytes]\n", c.limit)
+	return len(p), nil
+}
+
+// Tail returns the last bytes written (kept or not).
+func (c *logCap) Tail() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return string(c.tail)
+}
+
+// ensureDir creates dir (and parents) with mode 0700 if missing.
+func ensureDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("cannot create %s: %w", dir, err)
+	}
+	return nil
+}
+
+// toolEnv is the environment of save-time deno commands: Deno's settings
+// and Config.ToolEnv (say, a registry mirror or proxy for npm packages).
+func (d *Deno) toolEnv() []string {
+	env := []string{
+		"DENO_DIR=" + d.denoDir,
+		"DENO_NO_UPDATE_CHECK=1",
+		"DENO_NO_PACKAGE_JSON=1",
+		"NO_COLOR=1",
+		"RUST_BACKTRACE=0",
+		"PATH=/usr/bin:/bin",
+	}
+	return append(env, d.cfg.ToolEnv...)
+}
