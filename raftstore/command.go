@@ -1,0 +1,231 @@
+package raftstore
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"vane"
+)
+
+// A log entry is an envelope of one or more commands:
+//
+//	version byte (envelopeVersion)
+//	count   uvarint (1..maxCommandsPerEntry)
+//	count times: type uint16 big-endian, length uvarint, JSON body
+//
+// Each command is its own Go type with a type code that is never reused: a
+// command whose shape changes incompatibly gets a new code (a new Go type) and
+// the decoder keeps the old one, so old logs and snapshots still replay.
+const (
+	envelopeVersion     = 1
+	maxCommandsPerEntry = 4095     // seq numbers reserve 12 bits for the position in an entry
+	maxCommandBytes     = 32 << 20 // one command's JSON body
+)
+
+// cmdType is the code of a command type in the envelope.
+type cmdType uint16
+
+// Command type codes. Append only; never renumber or reuse.
+const (
+	cmdInitInstance       cmdType = 1
+	cmdCreateUser         cmdType = 2
+	cmdCreateWorkspace    cmdType = 3
+	cmdAddMember          cmdType = 4
+	cmdCreateToken        cmdType = 5
+	cmdDeleteToken        cmdType = 6
+	cmdCreateScript       cmdType = 10
+	cmdSetDeployment      cmdType = 11
+	cmdArchiveScriptHash  cmdType = 12
+	cmdArchiveScriptPath  cmdType = 13
+	cmdDeleteScriptPath   cmdType = 14
+	cmdPushJob            cmdType = 20
+	cmdClaimJobs          cmdType = 21
+	cmdHeartbeat          cmdType = 22
+	cmdAppendLogs         cmdType = 23
+	cmdCompleteJob        cmdType = 24
+	cmdCancelJob          cmdType = 25
+	cmdExpireLeases       cmdType = 26
+	cmdCreateVariable     cmdType = 30
+	cmdUpdateVariable     cmdType = 31
+	cmdDeleteVariable     cmdType = 32
+	cmdPutEntity          cmdType = 40
+	cmdDeleteEntity       cmdType = 41
+	cmdCreateFlow         cmdType = 42
+	cmdArchiveFlow        cmdType = 43
+	cmdDeleteFlow         cmdType = 44
+)
+
+// command is one state change. validate is pure and deterministic: it runs
+// before proposing and again when an entry is decoded in the FSM. apply runs
+// inside the FSM's write transaction; it checks everything before writing
+// anything, so a refused command leaves no partial change.
+type command interface {
+	cmdType() cmdType
+	validate() error
+	apply(a *applier) (output, error)
+}
+
+// newCommand returns an empty command of type t, or nil if t is unknown.
+func newCommand(t cmdType) command {
+	switch t {
+	case cmdInitInstance:
+		return &initInstanceCmd{}
+	case cmdCreateUser:
+		return &createUserCmd{}
+	case cmdCreateWorkspace:
+		return &createWorkspaceCmd{}
+	case cmdAddMember:
+		return &addMemberCmd{}
+	case cmdCreateToken:
+		return &createTokenCmd{}
+	case cmdDeleteToken:
+		return &deleteTokenCmd{}
+	case cmdCreateScript:
+		return &createScriptCmd{}
+	case cmdSetDeployment:
+		return &setDeploymentCmd{}
+	case cmdArchiveScriptHash:
+		return &archiveScriptHashCmd{}
+	case cmdArchiveScriptPath:
+		return &archiveScriptPathCmd{}
+	case cmdDeleteScriptPath:
+		return &deleteScriptPathCmd{}
+	case cmdPushJob:
+		return &pushJobCmd{}
+	case cmdClaimJobs:
+		return &claimJobsCmd{}
+	case cmdHeartbeat:
+		return &heartbeatCmd{}
+	case cmdAppendLogs:
+		return &appendLogsCmd{}
+	case cmdCompleteJob:
+		return &completeJobCmd{}
+	case cmdCancelJob:
+		return &cancelJobCmd{}
+	case cmdExpireLeases:
+		return &expireLeasesCmd{}
+	}
+	return nil
+}
+
+// base is in every command: when the proposer stamped it and who asked. The
+// FSM uses At as "now"; it never reads the applying node's clock.
+type base struct {
+	At    time.Time  `json:"at"`
+	Actor vane.Actor `json:"actor"`
+}
+
+func (b *base) validateBase() error {
+	if b.At.IsZero() {
+		return vane.Invalidf("command has no timestamp")
+	}
+	if len(b.Actor.Email) > 320 || len(b.Actor.Username) > vane.MaxNameLen {
+		return vane.Invalidf("actor is too long")
+	}
+	return nil
+}
+
+// output is what an applied command returns to its proposer. One concrete type
+// keeps forwarded results (see ApplyEncoded) trivially encodable.
+type output struct {
+	Job      *jobRecord  `json:"job,omitempty"`
+	Jobs     []jobRecord `json:"jobs,omitempty"`
+	Canceled bool        `json:"canceled,omitempty"`
+	Requeued int         `json:"requeued,omitempty"`
+	Failed   int         `json:"failed,omitempty"`
+}
+
+// encodedCommand is a validated command ready for an envelope.
+type encodedCommand struct {
+	typ  cmdType
+	body []byte
+}
+
+func encodeCommand(c command) (encodedCommand, error) {
+	if err := c.validate(); err != nil {
+		return encodedCommand{}, err
+	}
+	body, err := codec.Marshal(c)
+	if err != nil {
+		return encodedCommand{}, fmt.Errorf("cannot encode command: %w", err)
+	}
+	if len(body) > maxCommandBytes {
+		return encodedCommand{}, fmt.Errorf("command is %d bytes, more than %d: %w", len(body), maxCommandBytes, vane.ErrTooLarge)
+	}
+	return encodedCommand{typ: c.cmdType(), body: body}, nil
+}
+
+// encodeEntry builds one log entry from commands.
+func encodeEntry(cmds []encodedCommand) []byte {
+	n := 1 + binary.MaxVarintLen64
+	for _, c := range cmds {
+		n += 2 + binary.MaxVarintLen64 + len(c.body)
+	}
+	b := make([]byte, 0, n)
+	b = append(b, envelopeVersion)
+	b = binary.AppendUvarint(b, uint64(len(cmds)))
+	for _, c := range cmds {
+		b = binary.BigEndian.AppendUint16(b, uint16(c.typ))
+		b = binary.AppendUvarint(b, uint64(len(c.body)))
+		b = append(b, c.body...)
+	}
+	return b
+}
+
+// errBadEntry marks an entry that cannot be decoded at all.
+var errBadEntry = errors.New("malformed command entry")
+
+// decodeEntry parses an entry into its commands and validates each. An
+// envelope error fails the whole entry; a command that decodes but does not
+// validate comes back as nil with its error in errs, so the other commands of
+// the entry still apply.
+func decodeEntry(b []byte) (cmds []command, errs []error, err error) {
+	if len(b) == 0 {
+		return nil, nil, fmt.Errorf("%w: empty: %w", errBadEntry, vane.ErrInvalid)
+	}
+	if b[0] != envelopeVersion {
+		return nil, nil, fmt.Errorf("%w: unknown envelope version %d (this node reads version %d): %w",
+			errBadEntry, b[0], envelopeVersion, vane.ErrInvalid)
+	}
+	b = b[1:]
+	count, n := binary.Uvarint(b)
+	if n <= 0 || count == 0 || count > maxCommandsPerEntry {
+		return nil, nil, fmt.Errorf("%w: bad command count: %w", errBadEntry, vane.ErrInvalid)
+	}
+	b = b[n:]
+	cmds = make([]command, count)
+	errs = make([]error, count)
+	for i := range cmds {
+		if len(b) < 2 {
+			return nil, nil, fmt.Errorf("%w: truncated at command %d: %w", errBadEntry, i, vane.ErrInvalid)
+		}
+		t := cmdType(binary.BigEndian.Uint16(b))
+		b = b[2:]
+		size, n := binary.Uvarint(b)
+		if n <= 0 || size > uint64(len(b)-n) || size > maxCommandBytes {
+			return nil, nil, fmt.Errorf("%w: bad length of command %d: %w", errBadEntry, i, vane.ErrInvalid)
+		}
+		body := b[n : n+int(size)]
+		b = b[n+int(size):]
+		c := newCommand(t)
+		if c == nil {
+			errs[i] = fmt.Errorf("unknown command type %d (a newer vane wrote it?): %w", t, vane.ErrInvalid)
+			continue
+		}
+		if err := codec.Unmarshal(body, c); err != nil {
+			errs[i] = fmt.Errorf("cannot decode command type %d: %v: %w", t, err, vane.ErrInvalid)
+			continue
+		}
+		if err := c.validate(); err != nil {
+			errs[i] = err
+			continue
+		}
+		cmds[i] = c
+	}
+	if len(b) != 0 {
+		return nil, nil, fmt.Errorf("%w: %d trailing bytes: %w", errBadEntry, len(b), vane.ErrInvalid)
+	}
+	return cmds, errs, nil
+}

@@ -1,0 +1,174 @@
+package raftstore
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"vane"
+)
+
+// Config configures a Store. Zero fields take DefaultConfig's values, except
+// Dir, which is required. A Config is validated once, by Open.
+type Config struct {
+	// Dir holds everything of this node: raft.db (log and stable store),
+	// state.db (the FSM), snapshots/, and master.key unless MasterKey is set.
+	Dir string
+	// NodeID is this node's raft server id. Default: "node-" + BindAddr.
+	NodeID string
+	// BindAddr is the raft TCP listen address. Default 127.0.0.1:0 (a free
+	// port; fine for one node, a cluster needs fixed addresses).
+	BindAddr string
+	// AdvertiseAddr is the address other nodes dial; default: the bound address.
+	AdvertiseAddr string
+	// Join says this node will be added to an existing cluster by its leader
+	// (Store.Join there), so Open on an empty Dir does not bootstrap.
+	Join bool
+
+	// MasterKey (32 bytes) wraps every workspace's data key (see variables).
+	// Every node of a cluster needs the same key. When empty, Open reads
+	// Dir/master.key, creating it with a random key if absent; a joining
+	// node must then be given the leader's file before it starts.
+	MasterKey []byte
+
+	// SnapshotThreshold is how many new log entries trigger a snapshot;
+	// TrailingLogs how many entries stay after one (so slow followers can
+	// catch up without a snapshot install); SnapshotInterval how often raft
+	// checks; RetainSnapshots how many snapshot files stay on disk.
+	SnapshotThreshold uint64
+	TrailingLogs      uint64
+	SnapshotInterval  time.Duration
+	RetainSnapshots   int
+
+	// Raft timing. Defaults suit a LAN; tests on loopback use shorter ones.
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	CommitTimeout      time.Duration
+	// MaxAppendEntries bounds both the entries in one replication RPC and the
+	// entries raft hands to the FSM in one batch (1..1024).
+	MaxAppendEntries int
+	// MaxBatchCommands bounds how many commands the proposer packs into one
+	// log entry (1..4095). 1 turns proposer-side batching off.
+	MaxBatchCommands int
+
+	// ApplyTimeout bounds how long a write waits to be enqueued by raft.
+	ApplyTimeout time.Duration
+	// ReapInterval is how often the leader's reaper looks for expired leases.
+	ReapInterval time.Duration
+	// FSMSync makes every FSM commit fsync. Off by default: the raft log is
+	// the durability point and the FSM is rebuilt after a crash (DESIGN.md).
+	FSMSync bool
+	// LogOutput receives raft's log lines; nil discards them.
+	LogOutput io.Writer
+	// LogLevel is raft's log level (hclog names: "debug", "info", "warn", "error").
+	LogLevel string
+}
+
+// DefaultConfig returns the defaults for everything but Dir.
+func DefaultConfig() Config {
+	return Config{
+		BindAddr:           "127.0.0.1:0",
+		SnapshotThreshold:  16384,
+		TrailingLogs:       10240,
+		SnapshotInterval:   30 * time.Second,
+		RetainSnapshots:    2,
+		HeartbeatTimeout:   1000 * time.Millisecond,
+		ElectionTimeout:    1000 * time.Millisecond,
+		LeaderLeaseTimeout: 500 * time.Millisecond,
+		CommitTimeout:      5 * time.Millisecond,
+		MaxAppendEntries:   1024,
+		MaxBatchCommands:   512,
+		ApplyTimeout:       10 * time.Second,
+		ReapInterval:       time.Second,
+		LogLevel:           "warn",
+	}
+}
+
+// withDefaults fills zero fields from DefaultConfig.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.BindAddr == "" {
+		c.BindAddr = d.BindAddr
+	}
+	if c.SnapshotThreshold == 0 {
+		c.SnapshotThreshold = d.SnapshotThreshold
+	}
+	if c.TrailingLogs == 0 {
+		c.TrailingLogs = d.TrailingLogs
+	}
+	if c.SnapshotInterval == 0 {
+		c.SnapshotInterval = d.SnapshotInterval
+	}
+	if c.RetainSnapshots == 0 {
+		c.RetainSnapshots = d.RetainSnapshots
+	}
+	if c.HeartbeatTimeout == 0 {
+		c.HeartbeatTimeout = d.HeartbeatTimeout
+	}
+	if c.ElectionTimeout == 0 {
+		c.ElectionTimeout = d.ElectionTimeout
+	}
+	if c.LeaderLeaseTimeout == 0 {
+		c.LeaderLeaseTimeout = d.LeaderLeaseTimeout
+	}
+	if c.CommitTimeout == 0 {
+		c.CommitTimeout = d.CommitTimeout
+	}
+	if c.MaxAppendEntries == 0 {
+		c.MaxAppendEntries = d.MaxAppendEntries
+	}
+	if c.MaxBatchCommands == 0 {
+		c.MaxBatchCommands = d.MaxBatchCommands
+	}
+	if c.ApplyTimeout == 0 {
+		c.ApplyTimeout = d.ApplyTimeout
+	}
+	if c.ReapInterval == 0 {
+		c.ReapInterval = d.ReapInterval
+	}
+	if c.LogLevel == "" {
+		c.LogLevel = d.LogLevel
+	}
+	return c
+}
+
+// Validate reports the first field that is unusable, after defaults apply.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	if c.Dir == "" {
+		return vane.Invalidf("config: Dir is required")
+	}
+	if _, _, err := net.SplitHostPort(c.BindAddr); err != nil {
+		return vane.Invalidf("config: BindAddr %q: %v", c.BindAddr, err)
+	}
+	if c.AdvertiseAddr != "" {
+		if _, _, err := net.SplitHostPort(c.AdvertiseAddr); err != nil {
+			return vane.Invalidf("config: AdvertiseAddr %q: %v", c.AdvertiseAddr, err)
+		}
+	}
+	if len(c.MasterKey) != 0 && len(c.MasterKey) != 32 {
+		return vane.Invalidf("config: MasterKey must be 32 bytes, not %d", len(c.MasterKey))
+	}
+	if c.MaxAppendEntries < 1 || c.MaxAppendEntries > 1024 {
+		return vane.Invalidf("config: MaxAppendEntries must be 1..1024, not %d", c.MaxAppendEntries)
+	}
+	if c.MaxBatchCommands < 1 || c.MaxBatchCommands > maxCommandsPerEntry {
+		return vane.Invalidf("config: MaxBatchCommands must be 1..%d, not %d", maxCommandsPerEntry, c.MaxBatchCommands)
+	}
+	if c.LeaderLeaseTimeout > c.HeartbeatTimeout {
+		return vane.Invalidf("config: LeaderLeaseTimeout (%v) must not exceed HeartbeatTimeout (%v)", c.LeaderLeaseTimeout, c.HeartbeatTimeout)
+	}
+	if c.ElectionTimeout < c.HeartbeatTimeout {
+		return vane.Invalidf("config: ElectionTimeout (%v) must be at least HeartbeatTimeout (%v)", c.ElectionTimeout, c.HeartbeatTimeout)
+	}
+	if c.RetainSnapshots < 1 {
+		return vane.Invalidf("config: RetainSnapshots must be at least 1")
+	}
+	return nil
+}
+
+func (c Config) String() string {
+	return fmt.Sprintf("raftstore.Config{Dir: %q, NodeID: %q, BindAddr: %q, Join: %v}", c.Dir, c.NodeID, c.BindAddr, c.Join)
+}

@@ -1,0 +1,335 @@
+package raftstore
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/hashicorp/raft"
+	bolt "go.etcd.io/bbolt"
+
+	"vane"
+)
+
+// fsm is the replicated state machine: a bbolt file that every node updates by
+// applying the same log. It implements raft.BatchingFSM: a batch of committed
+// entries is applied in ONE bbolt write transaction, which is where group
+// commit pays off on the state side.
+type fsm struct {
+	path   string
+	noSync bool
+
+	// mu guards db: Restore swaps the file under the write lock; applies and
+	// reads hold the read lock for the length of their transaction.
+	mu sync.RWMutex
+	db *bolt.DB
+
+	applied atomic.Uint64 // the last applied raft index, mirrored from bucketMeta
+	queued  atomic.Int64  // number of queued jobs, mirrored from bucketQueue
+	secret  atomic.Pointer[[]byte]
+
+	// appliedMu guards appliedCh, closed and replaced after every applied batch.
+	appliedMu sync.Mutex
+	appliedCh chan struct{}
+
+	// subMu guards subs and nextSub.
+	subMu   sync.Mutex
+	subs    map[int]chan vane.Event
+	nextSub int
+
+	// waitMu guards waiters: ws\x00id -> channels closed when the job completes.
+	waitMu  sync.Mutex
+	waiters map[string][]chan struct{}
+}
+
+var _ raft.BatchingFSM = (*fsm)(nil)
+
+func openFSM(path string, noSync bool) (*fsm, error) {
+	f := &fsm{path: path, noSync: noSync, appliedCh: make(chan struct{}),
+		subs: map[int]chan vane.Event{}, waiters: map[string][]chan struct{}{}}
+	if err := f.openDB(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func boltOptions(noSync bool) *bolt.Options {
+	return &bolt.Options{
+		NoSync:          noSync,
+		NoFreelistSync:  true,
+		FreelistType:    bolt.FreelistMapType,
+		InitialMmapSize: 1 << 30, // few remaps: a remap waits for every open read transaction
+	}
+}
+
+// openDB opens f.path, creates missing buckets and loads the mirrors. Callers
+// hold mu or own f exclusively.
+func (f *fsm) openDB() error {
+	db, err := bolt.Open(f.path, 0o600, boltOptions(f.noSync))
+	if err != nil {
+		return fmt.Errorf("cannot open state file %s: %w", f.path, err)
+	}
+	var applied uint64
+	var queued int
+	var secret []byte
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, name := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		if v := meta.Get(metaApplied); len(v) == 8 {
+			applied = binary.BigEndian.Uint64(v)
+		}
+		if v := meta.Get(metaSecret); len(v) > 0 {
+			secret = append([]byte(nil), v...)
+		}
+		queued = tx.Bucket(bucketQueue).Stats().KeyN
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return fmt.Errorf("cannot initialize state file %s: %w", f.path, err)
+	}
+	f.db = db
+	f.applied.Store(applied)
+	f.queued.Store(int64(queued))
+	if secret != nil {
+		f.secret.Store(&secret)
+	} else {
+		f.secret.Store(nil)
+	}
+	return nil
+}
+
+func (f *fsm) close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.db == nil {
+		return nil
+	}
+	var err error
+	if f.noSync {
+		err = f.db.Sync()
+	}
+	if cerr := f.db.Close(); err == nil {
+		err = cerr
+	}
+	f.db = nil
+	return err
+}
+
+// view runs fn in a read-only transaction of the current state file.
+func (f *fsm) view(fn func(tx *bolt.Tx) error) error {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if f.db == nil {
+		return fmt.Errorf("state is closed: %w", vane.ErrUnavailable)
+	}
+	return f.db.View(fn)
+}
+
+// cmdResult is one command's outcome, delivered to its proposer.
+type cmdResult struct {
+	out output
+	err error
+}
+
+// entryResult is the response of one log entry: one result per command, or
+// err when the entry itself could not be decoded.
+type entryResult struct {
+	results []cmdResult
+	err     error
+}
+
+// applier is the context of the commands applied in one batch.
+type applier struct {
+	tx        *bolt.Tx
+	index     uint64 // raft index of the entry being applied
+	pos       int    // position of the command in its entry
+	events    []vane.Event
+	completed []string // ws\x00id of jobs completed in this batch
+	queued    int64    // change in the number of queued jobs
+	secret    []byte   // set when the instance secret is initialized
+}
+
+// seq is a number unique to this command, increasing with log order. It
+// orders the job queue and the audit log and names new log chunks; using the
+// raft index instead of a counter keeps replays deterministic for free.
+func (a *applier) seq() uint64 { return a.index<<12 | uint64(a.pos) }
+
+func (a *applier) bucket(name []byte) *bolt.Bucket { return a.tx.Bucket(name) }
+
+func (a *applier) emit(e vane.Event) { a.events = append(a.events, e) }
+
+// Apply applies one entry; raft calls ApplyBatch instead, this is for completeness.
+func (f *fsm) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
+
+// ApplyBatch applies committed entries in one bbolt transaction. Entries at or
+// below the stored applied index were applied before a restart and are skipped,
+// so a replayed log never applies twice. A failing commit means the state file
+// is unusable (disk full or I/O error); the node stops rather than diverge.
+func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
+	resp := make([]any, len(logs))
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	a := &applier{}
+	last := f.applied.Load()
+	start := last
+	err := f.db.Update(func(tx *bolt.Tx) error {
+		a.tx = tx
+		for i, l := range logs {
+			if l.Index <= last {
+				resp[i] = entryResult{err: fmt.Errorf("entry %d was applied before: %w", l.Index, vane.ErrIndeterminate)}
+				continue
+			}
+			if l.Type == raft.LogCommand {
+				a.index = l.Index
+				resp[i] = a.applyEntry(l.Data)
+			}
+			last = l.Index
+		}
+		if last == start {
+			return nil
+		}
+		return tx.Bucket(bucketMeta).Put(metaApplied, u64(last))
+	})
+	if err != nil {
+		panic(fmt.Sprintf("raftstore: cannot commit applied entries up to %d: %v", last, err))
+	}
+	f.applied.Store(last)
+	f.queued.Add(a.queued)
+	if a.secret != nil {
+		s := a.secret
+		f.secret.Store(&s)
+	}
+	f.appliedMu.Lock()
+	close(f.appliedCh)
+	f.appliedCh = make(chan struct{})
+	f.appliedMu.Unlock()
+	f.publish(a.events)
+	f.wake(a.completed)
+	return resp
+}
+
+func (a *applier) applyEntry(data []byte) entryResult {
+	cmds, errs, err := decodeEntry(data)
+	if err != nil {
+		return entryResult{err: err}
+	}
+	res := make([]cmdResult, len(cmds))
+	for i, c := range cmds {
+		if errs[i] != nil {
+			res[i].err = errs[i]
+			continue
+		}
+		a.pos = i
+		res[i].out, res[i].err = c.apply(a)
+	}
+	return entryResult{results: res}
+}
+
+// waitApplied returns once index idx has been applied locally.
+func (f *fsm) waitApplied(ctx context.Context, idx uint64) error {
+	for {
+		f.appliedMu.Lock()
+		ch := f.appliedCh
+		f.appliedMu.Unlock()
+		if f.applied.Load() >= idx {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("cannot wait for index %d: %w", idx, ctx.Err())
+		}
+	}
+}
+
+func (f *fsm) subscribe() (<-chan vane.Event, func()) {
+	ch := make(chan vane.Event, 1024)
+	f.subMu.Lock()
+	id := f.nextSub
+	f.nextSub++
+	f.subs[id] = ch
+	f.subMu.Unlock()
+	var once sync.Once
+	return ch, func() {
+		once.Do(func() {
+			f.subMu.Lock()
+			delete(f.subs, id)
+			f.subMu.Unlock()
+		})
+	}
+}
+
+// publish delivers events without blocking: a full subscriber misses them.
+func (f *fsm) publish(events []vane.Event) {
+	if len(events) == 0 {
+		return
+	}
+	f.subMu.Lock()
+	defer f.subMu.Unlock()
+	for _, ch := range f.subs {
+		for _, e := range events {
+			select {
+			case ch <- e:
+			default:
+			}
+		}
+	}
+}
+
+// addWaiter registers interest in the completion of ws/id.
+func (f *fsm) addWaiter(ws, id string) (chan struct{}, func()) {
+	k := string(key(ws, id))
+	ch := make(chan struct{})
+	f.waitMu.Lock()
+	f.waiters[k] = append(f.waiters[k], ch)
+	f.waitMu.Unlock()
+	return ch, func() {
+		f.waitMu.Lock()
+		defer f.waitMu.Unlock()
+		list := f.waiters[k]
+		for i, c := range list {
+			if c == ch {
+				list = append(list[:i], list[i+1:]...)
+				break
+			}
+		}
+		if len(list) == 0 {
+			delete(f.waiters, k)
+		} else {
+			f.waiters[k] = list
+		}
+	}
+}
+
+func (f *fsm) wake(completed []string) {
+	if len(completed) == 0 {
+		return
+	}
+	f.waitMu.Lock()
+	defer f.waitMu.Unlock()
+	for _, k := range completed {
+		for _, ch := range f.waiters[k] {
+			close(ch)
+		}
+		delete(f.waiters, k)
+	}
+}
+
+// wakeAll wakes every waiter (after a restore); WaitJob re-reads and waits again.
+func (f *fsm) wakeAll() {
+	f.waitMu.Lock()
+	defer f.waitMu.Unlock()
+	for k, list := range f.waiters {
+		for _, ch := range list {
+			close(ch)
+		}
+		delete(f.waiters, k)
+	}
+}

@@ -1,0 +1,288 @@
+package raftstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"strings"
+
+	bolt "go.etcd.io/bbolt"
+
+	"vane"
+)
+
+// pushJobCmd queues a job under the id its caller chose.
+type pushJobCmd struct {
+	base
+	Job vane.Job `json:"job"`
+}
+
+func (c *pushJobCmd) cmdType() cmdType { return cmdPushJob }
+func (c *pushJobCmd) validate() error {
+	j := &c.Job
+	if err := validateID("job id", j.ID); err != nil {
+		return err
+	}
+	if err := validateWorkspaceID(j.Workspace); err != nil {
+		return err
+	}
+	switch j.Kind {
+	case vane.JobScript, vane.JobPreview, vane.JobDependencies, vane.JobFlow, vane.JobFlowPreview, vane.JobIdentity:
+	default:
+		return vane.Invalidf("job kind %q is unknown", j.Kind)
+	}
+	if j.ScriptPath != "" {
+		if err := vane.ValidatePath(j.ScriptPath); err != nil {
+			return err
+		}
+	}
+	if j.ScriptHash != "" {
+		if _, err := vane.ParseHash(string(j.ScriptHash)); err != nil {
+			return err
+		}
+	}
+	if j.Language != "" && !j.Language.Valid() {
+		return vane.Invalidf("language %q is not supported", j.Language)
+	}
+	if err := validateContent("raw_code", j.RawCode); err != nil {
+		return err
+	}
+	if err := validateContent("raw_lock", j.RawLock); err != nil {
+		return err
+	}
+	if err := validateJSON("args", j.Args, vane.MaxArgsBytes, true); err != nil {
+		return err
+	}
+	if err := validateTag(j.Tag); err != nil {
+		return err
+	}
+	for field, id := range map[string]string{"parent_job": j.ParentJob, "root_job": j.RootJob} {
+		if id != "" {
+			if err := validateID(field, id); err != nil {
+				return err
+			}
+		}
+	}
+	if j.SchedulePath != "" {
+		if err := vane.ValidatePath(j.SchedulePath); err != nil {
+			return err
+		}
+	}
+	for field, v := range map[string]string{"flow_step_id": j.FlowStepID, "created_by": j.CreatedBy,
+		"email": j.Email, "permissioned_as": j.PermissionedAs} {
+		if err := validateText(field, v, maxSmallLen); err != nil {
+			return err
+		}
+	}
+	if j.Timeout < 0 || j.MemoryLimitMB < 0 {
+		return vane.Invalidf("timeout and memory limit must not be negative")
+	}
+	return c.validateBase()
+}
+
+func (c *pushJobCmd) apply(a *applier) (output, error) {
+	j := c.Job
+	if err := requireWorkspace(a.tx, j.Workspace); err != nil {
+		return output{}, err
+	}
+	jobs := a.bucket(bucketJobs)
+	k := key(j.Workspace, j.ID)
+	if jobs.Get(k) != nil {
+		return output{}, alreadyExists("job", j.ID)
+	}
+	j.Seq = a.seq()
+	j.Status = vane.JobQueued
+	if j.CreatedAt.IsZero() {
+		j.CreatedAt = c.At
+	}
+	if j.ScheduledFor.IsZero() {
+		j.ScheduledFor = c.At
+	}
+	// Outcome fields are the store's to set.
+	j.StartedAt, j.Worker, j.LeaseEpoch, j.LastPing, j.Restarts = nil, "", 0, nil, 0
+	j.Canceled, j.CanceledBy, j.CanceledReason = false, "", ""
+	j.CompletedAt, j.Success, j.Result, j.DurationMs, j.MemPeak = nil, false, nil, 0, 0
+	j.LeaseExpires = j.LeaseExpires.UTC().Truncate(0)
+	rec := jobToRecord(j)
+	put(jobs, k, marshal(rec))
+	put(a.bucket(bucketJobsBySeq), keyU64(j.Seq, j.Workspace), []byte(j.ID))
+	enqueue(a, &j)
+	resource := j.ScriptPath
+	if resource == "" {
+		resource = j.ID
+	}
+	a.audit(j.Workspace, c.base, "jobs.run."+auditJobKind(j.Kind), actionExecute, resource, map[string]string{"id": j.ID})
+	return output{Job: &rec}, nil
+}
+
+func auditJobKind(k vane.JobKind) string {
+	switch k {
+	case vane.JobFlowPreview:
+		return "flow_preview"
+	}
+	return string(k)
+}
+
+// enqueue puts j in the queue index and wakes workers.
+func enqueue(a *applier, j *vane.Job) {
+	v := make([]byte, 0, len(j.ID)+len(j.Tag)+len(j.Language)+2)
+	v = append(append(append(append(append(v, j.ID...), sep), j.Tag...), sep), j.Language...)
+	put(a.bucket(bucketQueue), queueKey(j.Workspace, j.ScheduledFor, j.Seq), v)
+	a.queued++
+	a.emit(vane.Event{Kind: vane.EventJobPushed, Workspace: j.Workspace, JobID: j.ID, Tag: j.Tag, Language: j.Language})
+}
+
+func dequeue(a *applier, j *vane.Job) {
+	del(a.bucket(bucketQueue), queueKey(j.Workspace, j.ScheduledFor, j.Seq))
+	a.queued--
+}
+
+// parseQueueValue splits a queue index value into id, tag and language.
+func parseQueueValue(v []byte) (id, tag string, lang vane.ScriptLang) {
+	parts := bytes.SplitN(v, []byte{sep}, 3)
+	id = string(parts[0])
+	if len(parts) > 1 {
+		tag = string(parts[1])
+	}
+	if len(parts) > 2 {
+		lang = vane.ScriptLang(parts[2])
+	}
+	return id, tag, lang
+}
+
+func loadJob(b *bolt.Bucket, ws, id string) (jobRecord, error) {
+	v := b.Get(key(ws, id))
+	if v == nil {
+		return jobRecord{}, notFound("job", id)
+	}
+	var r jobRecord
+	if err := unmarshal(v, &r); err != nil {
+		return jobRecord{}, err
+	}
+	return r, nil
+}
+
+// PushJob queues j under its caller-given id: ErrAlreadyExists if a job with
+// that id exists in any state, ErrNotFound for an unknown workspace. The store
+// sets Seq and Status (queued); CreatedAt and ScheduledFor default to now.
+// Concurrent pushes share log entries and bbolt commits (group commit).
+func (s *Store) PushJob(ctx context.Context, a vane.Actor, j vane.Job) error {
+	_, err := s.apply(ctx, &pushJobCmd{base: base{At: stampNow(), Actor: a}, Job: j})
+	return wrapErr("push job", err)
+}
+
+// GetJob returns a job in any state, or ErrNotFound.
+func (s *Store) GetJob(ws, id string) (vane.Job, error) {
+	var r jobRecord
+	err := s.fsm.view(func(tx *bolt.Tx) error {
+		var err error
+		r, err = loadJob(tx.Bucket(bucketJobs), ws, id)
+		return err
+	})
+	if err != nil {
+		return vane.Job{}, fmt.Errorf("cannot get job: %w", err)
+	}
+	return r.job(), nil
+}
+
+// GetJobLogs returns a job's logs from byte offset on, and the offset to ask
+// for next. ErrNotFound if the job does not exist.
+func (s *Store) GetJobLogs(ws, id string, offset int) (string, int, error) {
+	var sb strings.Builder
+	err := s.fsm.view(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketJobs).Get(key(ws, id)) == nil {
+			return notFound("job", id)
+		}
+		scanPrefix(tx.Bucket(bucketJobLogs), prefix(ws, id), func(_, v []byte) bool {
+			sb.Write(v)
+			return true
+		})
+		return nil
+	})
+	if err != nil {
+		return "", 0, fmt.Errorf("cannot get job logs: %w", err)
+	}
+	all := sb.String()
+	if offset < 0 {
+		offset = 0
+	}
+	if offset > len(all) {
+		offset = len(all)
+	}
+	return all[offset:], len(all), nil
+}
+
+// ListJobs returns a workspace's jobs in push order (newest first with
+// f.OrderDesc), filtered by f's non-zero fields and paged. Running, when set,
+// selects running (true) or queued (false) jobs; Success selects completed
+// jobs with that outcome.
+func (s *Store) ListJobs(ws string, f vane.JobFilter) ([]vane.Job, error) {
+	out := []vane.Job{}
+	pg := newPager(f.Page, f.PerPage)
+	err := s.fsm.view(func(tx *bolt.Tx) error {
+		jobs := tx.Bucket(bucketJobs)
+		var derr error
+		visit := func(_, id []byte) bool {
+			var r jobRecord
+			if r, derr = loadJob(jobs, ws, string(id)); derr != nil {
+				return false
+			}
+			j := r.job()
+			if !jobMatches(&j, &f) {
+				return true
+			}
+			if pg.take() {
+				out = append(out, j)
+			}
+			return pg.more()
+		}
+		if f.OrderDesc {
+			scanPrefixReverse(tx.Bucket(bucketJobsBySeq), prefix(ws), visit)
+		} else {
+			scanPrefix(tx.Bucket(bucketJobsBySeq), prefix(ws), visit)
+		}
+		return derr
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cannot list jobs: %w", err)
+	}
+	return out, nil
+}
+
+func jobMatches(j *vane.Job, f *vane.JobFilter) bool {
+	switch {
+	case len(f.Status) > 0 && !slices.Contains(f.Status, j.Status),
+		f.ScriptPathExact != "" && j.ScriptPath != f.ScriptPathExact,
+		f.ScriptPathStart != "" && !strings.HasPrefix(j.ScriptPath, f.ScriptPathStart),
+		f.ScriptHash != "" && j.ScriptHash != f.ScriptHash,
+		f.CreatedBy != "" && j.CreatedBy != f.CreatedBy,
+		f.ParentJob != "" && j.ParentJob != f.ParentJob,
+		f.Tag != "" && j.Tag != f.Tag,
+		len(f.JobKinds) > 0 && !slices.Contains(f.JobKinds, j.Kind),
+		f.Success != nil && (j.Status != vane.JobCompleted || j.Success != *f.Success):
+		return false
+	}
+	if f.Running != nil {
+		want := vane.JobQueued
+		if *f.Running {
+			want = vane.JobRunning
+		}
+		if j.Status != want {
+			return false
+		}
+	}
+	return true
+}
+
+// QueueDepth returns the number of queued (not running) jobs on this node's state.
+func (s *Store) QueueDepth() int { return int(s.fsm.queued.Load()) }
+
+// queueKeyTime returns the scheduled_for and seq of a queue key under prefix p.
+func queueKeyParts(k []byte, plen int) (sched, seq uint64, ok bool) {
+	if len(k) != plen+16 {
+		return 0, 0, false
+	}
+	return binary.BigEndian.Uint64(k[plen:]), binary.BigEndian.Uint64(k[plen+8:]), true
+}
