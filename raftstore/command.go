@@ -29,32 +29,32 @@ type cmdType uint16
 
 // Command type codes. Append only; never renumber or reuse.
 const (
-	cmdInitInstance       cmdType = 1
-	cmdCreateUser         cmdType = 2
-	cmdCreateWorkspace    cmdType = 3
-	cmdAddMember          cmdType = 4
-	cmdCreateToken        cmdType = 5
-	cmdDeleteToken        cmdType = 6
-	cmdCreateScript       cmdType = 10
-	cmdSetDeployment      cmdType = 11
-	cmdArchiveScriptHash  cmdType = 12
-	cmdArchiveScriptPath  cmdType = 13
-	cmdDeleteScriptPath   cmdType = 14
-	cmdPushJob            cmdType = 20
-	cmdClaimJobs          cmdType = 21
-	cmdHeartbeat          cmdType = 22
-	cmdAppendLogs         cmdType = 23
-	cmdCompleteJob        cmdType = 24
-	cmdCancelJob          cmdType = 25
-	cmdExpireLeases       cmdType = 26
-	cmdCreateVariable     cmdType = 30
-	cmdUpdateVariable     cmdType = 31
-	cmdDeleteVariable     cmdType = 32
-	cmdPutEntity          cmdType = 40
-	cmdDeleteEntity       cmdType = 41
-	cmdCreateFlow         cmdType = 42
-	cmdArchiveFlow        cmdType = 43
-	cmdDeleteFlow         cmdType = 44
+	cmdInitInstance      cmdType = 1
+	cmdCreateUser        cmdType = 2
+	cmdCreateWorkspace   cmdType = 3
+	cmdAddMember         cmdType = 4
+	cmdCreateToken       cmdType = 5
+	cmdDeleteToken       cmdType = 6
+	cmdCreateScript      cmdType = 10
+	cmdSetDeployment     cmdType = 11
+	cmdArchiveScriptHash cmdType = 12
+	cmdArchiveScriptPath cmdType = 13
+	cmdDeleteScriptPath  cmdType = 14
+	cmdPushJob           cmdType = 20
+	cmdClaimJobs         cmdType = 21
+	cmdHeartbeat         cmdType = 22
+	cmdAppendLogs        cmdType = 23
+	cmdCompleteJob       cmdType = 24
+	cmdCancelJob         cmdType = 25
+	cmdExpireLeases      cmdType = 26
+	cmdCreateVariable    cmdType = 30
+	cmdUpdateVariable    cmdType = 31
+	cmdDeleteVariable    cmdType = 32
+	cmdPutEntity         cmdType = 40
+	cmdDeleteEntity      cmdType = 41
+	cmdCreateFlow        cmdType = 42
+	cmdArchiveFlow       cmdType = 43
+	cmdDeleteFlow        cmdType = 44
 )
 
 // command is one state change. validate is pure and deterministic: it runs

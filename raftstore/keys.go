@@ -13,30 +13,30 @@ import (
 // workspace. Instance-level buckets (meta, users, tokens, workspaces) are the
 // only exception.
 var (
-	bucketMeta          = []byte("meta")           // applied index, instance secret
-	bucketUsers         = []byte("users")          // email -> userRecord
-	bucketTokens        = []byte("tokens")         // token hash -> tokenRecord
+	bucketMeta          = []byte("meta")            // applied index, instance secret
+	bucketUsers         = []byte("users")           // email -> userRecord
+	bucketTokens        = []byte("tokens")          // token hash -> tokenRecord
 	bucketTokensByEmail = []byte("tokens_by_email") // email \x00 hash -> nil
-	bucketWorkspaces    = []byte("workspaces")     // id -> workspaceRecord (incl. the wrapped data key)
-	bucketMembers       = []byte("members")        // ws \x00 email -> vane.Member
-	bucketMemberNames   = []byte("member_names")   // ws \x00 username -> email
-	bucketScripts       = []byte("scripts")        // ws \x00 hash -> scriptRecord
-	bucketScriptHeads   = []byte("script_heads")   // ws \x00 path -> hash of the newest version
-	bucketScriptHist    = []byte("script_history") // ws \x00 path \x00 seq -> hash
-	bucketJobs          = []byte("jobs")           // ws \x00 id -> jobRecord (every state)
-	bucketJobsBySeq     = []byte("jobs_by_seq")    // ws \x00 seq -> id
-	bucketQueue         = []byte("queue")          // ws \x00 scheduled_for seq -> queueEntry (queued jobs only)
-	bucketLeases        = []byte("leases")         // ws \x00 lease_expires id -> nil (running jobs only)
-	bucketJobLogs       = []byte("job_logs")       // ws \x00 id \x00 seq -> log chunk
-	bucketVariables     = []byte("variables")      // ws \x00 path -> variableRecord
-	bucketResources     = []byte("resources")      // ws \x00 path -> vane.Resource
-	bucketResourceTypes = []byte("resource_types") // ws \x00 name -> vane.ResourceType
-	bucketSchedules     = []byte("schedules")      // ws \x00 path -> vane.Schedule
-	bucketGroups        = []byte("groups")         // ws \x00 name -> vane.Group
-	bucketFolders       = []byte("folders")        // ws \x00 name -> vane.Folder
-	bucketFlows         = []byte("flows")          // ws \x00 path -> vane.Flow (the newest version)
-	bucketFlowVersions  = []byte("flow_versions")  // ws \x00 path \x00 version -> vane.Flow
-	bucketAudit         = []byte("audit")          // ws \x00 seq -> vane.AuditEntry
+	bucketWorkspaces    = []byte("workspaces")      // id -> workspaceRecord (incl. the wrapped data key)
+	bucketMembers       = []byte("members")         // ws \x00 email -> vane.Member
+	bucketMemberNames   = []byte("member_names")    // ws \x00 username -> email
+	bucketScripts       = []byte("scripts")         // ws \x00 hash -> scriptRecord
+	bucketScriptHeads   = []byte("script_heads")    // ws \x00 path -> hash of the newest version
+	bucketScriptHist    = []byte("script_history")  // ws \x00 path \x00 seq -> hash
+	bucketJobs          = []byte("jobs")            // ws \x00 id -> jobRecord (every state)
+	bucketJobsBySeq     = []byte("jobs_by_seq")     // ws \x00 seq -> id
+	bucketQueue         = []byte("queue")           // ws \x00 scheduled_for seq -> queueEntry (queued jobs only)
+	bucketLeases        = []byte("leases")          // ws \x00 lease_expires id -> nil (running jobs only)
+	bucketJobLogs       = []byte("job_logs")        // ws \x00 id \x00 seq -> log chunk
+	bucketVariables     = []byte("variables")       // ws \x00 path -> variableRecord
+	bucketResources     = []byte("resources")       // ws \x00 path -> vane.Resource
+	bucketResourceTypes = []byte("resource_types")  // ws \x00 name -> vane.ResourceType
+	bucketSchedules     = []byte("schedules")       // ws \x00 path -> vane.Schedule
+	bucketGroups        = []byte("groups")          // ws \x00 name -> vane.Group
+	bucketFolders       = []byte("folders")         // ws \x00 name -> vane.Folder
+	bucketFlows         = []byte("flows")           // ws \x00 path -> vane.Flow (the newest version)
+	bucketFlowVersions  = []byte("flow_versions")   // ws \x00 path \x00 version -> vane.Flow
+	bucketAudit         = []byte("audit")           // ws \x00 seq -> vane.AuditEntry
 )
 
 // allBuckets lists every bucket; the FSM creates them on open and after restore.
