@@ -214,12 +214,13 @@ func (e *Executor) Run(ctx context.Context, req *jobrt.Request) (jobrt.Outcome, 
 		args = json.RawMessage("{}")
 	}
 	env := wmEnv(req.Env)
+	logs := wasmhost.NewCappedWriter(req.Logs, limits.LogBytes)
 	res, err := e.call(ctx, guestCall{
 		request:     runRequest{Op: "run", Module: mainModule, Args: args, Env: env},
 		scriptDir:   dir,
 		jobDir:      req.Dir,
 		env:         env,
-		logs:        req.Logs,
+		logs:        logs,
 		memoryBytes: limits.MemoryBytes,
 		maxResponse: limits.ResultBytes,
 	})

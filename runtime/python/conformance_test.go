@@ -1,0 +1,95 @@
+package python
+
+import (
+	"testing"
+
+	"vane"
+	jobrt "vane/runtime"
+	"vane/runtime/runtimetest"
+)
+
+// conformanceCode is the Python script for every case of the executor
+// conformance suite (see runtimetest.Case).
+var conformanceCode = map[runtimetest.Case]string{
+	runtimetest.ReturnsObject: `
+def main(name: str, n: int):
+    return {"greeting": "hello " + name, "n": n}
+`,
+	runtimetest.ReturnsError: `
+def main():
+    raise ValueError("boom")
+`,
+	runtimetest.Panics: `
+def main():
+    def deeper():
+        raise RuntimeError("kaboom")
+    deeper()
+`,
+	runtimetest.PrintsLogs: `
+import sys
+
+def main():
+    print("log-to-stdout")
+    print("log-to-stderr", file=sys.stderr)
+    return "ok"
+`,
+	runtimetest.RunsForever: `
+def main():
+    print("started", flush=True)
+    n = 0
+    while True:
+        n += 1
+`,
+	runtimetest.GrowsMemory: `
+def main():
+    hold = []
+    while True:
+        hold.append(b"\x01" * (1 << 20))
+`,
+	runtimetest.PrintsFlood: `
+def main():
+    line = "x" * 1023
+    for _ in range(100 * 1024):
+        print(line)
+    return "done"
+`,
+	runtimetest.ReadsFile: `
+def main(path: str):
+    with open(path) as f:
+        return f.read()
+`,
+	runtimetest.SharesFiles: `
+def main(secret: str, peek: str):
+    with open("mine.txt", "w") as f:
+        f.write(secret)
+    peeked = ""
+    try:
+        with open(peek) as f:
+            peeked = f.read()
+    except Exception:
+        pass
+    return {"peeked": peeked}
+`,
+	runtimetest.ReadsEnv: `
+import os
+
+def main():
+    return {"job": os.environ.get("WM_JOB_ID", ""), "secret": os.environ.get("VANE_RUNTIMETEST_SECRET", "")}
+`,
+	runtimetest.FreshState: `
+counter = 0
+
+def main():
+    global counter
+    counter += 1
+    return counter
+`,
+}
+
+func TestConformance(t *testing.T) {
+	runtimetest.Run(t, runtimetest.Harness{
+		Language: vane.LangPython3,
+		New:      func(tb testing.TB) jobrt.Executor { return MustNewExecutor(tb) },
+		Code:     conformanceCode,
+	})
+}
