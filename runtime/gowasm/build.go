@@ -1,0 +1,281 @@
+package gowasm
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+)
+
+// lockSumSeparator splits a lock into go.mod and go.sum, as Windmill's Go
+// locks do.
+const lockSumSeparator = "//go.sum\n"
+
+// BuildError is a script that does not compile (or whose imports do not
+// resolve): Output is the toolchain's message, with build paths removed.
+type BuildError struct {
+	Output string
+}
+
+func (e *BuildError) Error() string { return e.Output }
+
+// builder turns (code, lock) into a .wasm: the wrapper generated around the
+// code, imports resolved with go mod tidy, GOOS=wasip1 GOARCH=wasm
+// -buildmode=c-shared. Artifacts are content-addressed on disk by
+// (code, lock, Go version, wrapper version); builds of the same key are
+// shared, and failed keys are remembered so a broken version is not rebuilt
+// at every run.
+type builder struct {
+	goBin     string
+	goVersion string
+	wasmDir   string
+	workDir   string
+	env       []string
+	sem       chan struct{} // bounds concurrent toolchain runs
+
+	mu       sync.Mutex // guards inflight and failures
+	inflight map[string]*buildCall
+	failures map[string]error
+}
+
+// buildCall is one in-flight build that callers of the same key share.
+type buildCall struct {
+	done chan struct{}
+	wasm []byte
+	lock string
+	err  error
+}
+
+const maxRememberedFailures = 1024
+
+func newBuilder(ctx context.Context, cfg Config) (*builder, error) {
+	b := &builder{
+		goBin: cfg.GoBinary, wasmDir: filepath.Join(cfg.CacheDir, "wasm"), workDir: filepath.Join(cfg.CacheDir, "build"),
+		sem: make(chan struct{}, cfg.MaxConcurrentBuilds), inflight: map[string]*buildCall{}, failures: map[string]error{},
+	}
+	for _, d := range []string{b.wasmDir, b.workDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("cannot create the Go build cache dir: %w", err)
+		}
+	}
+	base := cfg.Env
+	if base == nil {
+		base = os.Environ()
+	}
+	b.env = append(append([]string(nil), base...),
+		"GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0", "GOTOOLCHAIN=local", "GOWORK=off", "GOFLAGS=", "GO111MODULE=on")
+	out, err := exec.CommandContext(ctx, b.goBin, "env", "GOVERSION").Output()
+	if err != nil {
+		return nil, fmt.Errorf("cannot run the Go toolchain (%s env GOVERSION): %w", b.goBin, err)
+	}
+	b.goVersion = strings.TrimSpace(string(out))
+	return b, nil
+}
+
+// key is the content address of the artifact for (code, lock).
+func (b *builder) key(code, lock string) string {
+	h := sha256.New()
+	for _, part := range []string{wrapperVersion, b.goVersion, code, lock} {
+		fmt.Fprintf(h, "%d:%s;", len(part), part)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// wasm returns the module for (code, lock), from disk or by building it.
+// When lock is "" the imports are resolved afresh (previews, and versions
+// saved before their lock was known).
+func (b *builder) wasm(ctx context.Context, code, lock string) ([]byte, error) {
+	key := b.key(code, lock)
+	if data, err := os.ReadFile(b.wasmPath(key)); err == nil {
+		return data, nil
+	}
+	c := b.build(ctx, key, code, lock)
+	return c.wasm, c.err
+}
+
+// deploy resolves code's imports into a lock and builds (and caches) the
+// module for that lock.
+func (b *builder) deploy(ctx context.Context, code, lock string) (string, error) {
+	c := b.build(ctx, b.key(code, lock), code, lock)
+	if c.err != nil {
+		return "", c.err
+	}
+	if c.lock != lock {
+		// Also file the artifact under the resolved lock, the one runs will ask for.
+		if err := b.store(b.key(code, c.lock), c.wasm); err != nil {
+			return "", err
+		}
+	}
+	return c.lock, nil
+}
+
+func (b *builder) wasmPath(key string) string { return filepath.Join(b.wasmDir, key+".wasm") }
+
+// build runs (or joins) the build of key; a remembered failure returns at once.
+func (b *builder) build(ctx context.Context, key, code, lock string) *buildCall {
+	b.mu.Lock()
+	if err, ok := b.failures[key]; ok {
+		b.mu.Unlock()
+		return &buildCall{err: err}
+	}
+	if c, ok := b.inflight[key]; ok {
+		b.mu.Unlock()
+		select {
+		case <-c.done:
+			return c
+		case <-ctx.Done():
+			return &buildCall{err: fmt.Errorf("cannot build the Go script: %w", ctx.Err())}
+		}
+	}
+	c := &buildCall{done: make(chan struct{})}
+	b.inflight[key] = c
+	b.mu.Unlock()
+
+	c.wasm, c.lock, c.err = b.compile(ctx, code, lock)
+	if c.err == nil {
+		c.err = b.store(key, c.wasm)
+	}
+
+	b.mu.Lock()
+	delete(b.inflight, key)
+	var be *BuildError
+	if errors.As(c.err, &be) {
+		if len(b.failures) >= maxRememberedFailures {
+			clear(b.failures)
+		}
+		b.failures[key] = c.err
+	}
+	b.mu.Unlock()
+	close(c.done)
+	return c
+}
+
+func (b *builder) store(key string, wasm []byte) error {
+	tmp, err := os.CreateTemp(b.wasmDir, key+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("cannot cache the wasm module: %w", err)
+	}
+	_, werr := tmp.Write(wasm)
+	cerr := tmp.Close()
+	if err := errors.Join(werr, cerr); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("cannot cache the wasm module: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), b.wasmPath(key)); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("cannot cache the wasm module: %w", err)
+	}
+	return nil
+}
+
+// compile generates the wrapper in a fresh directory, resolves imports (go
+// mod tidy) unless lock pins them, and builds the reactor module.
+func (b *builder) compile(ctx context.Context, code, lock string) (wasm []byte, resolved string, err error) {
+	sig, err := parseSignature(code)
+	if err != nil {
+		return nil, "", &BuildError{Output: err.Error()}
+	}
+	select {
+	case b.sem <- struct{}{}:
+		defer func() { <-b.sem }()
+	case <-ctx.Done():
+		return nil, "", fmt.Errorf("cannot build the Go script: %w", ctx.Err())
+	}
+	dir, err := os.MkdirTemp(b.workDir, "script-")
+	if err != nil {
+		return nil, "", fmt.Errorf("cannot create a build dir: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	goMod, goSum := splitLock(lock)
+	if goMod == "" {
+		goMod = "module mymod\n\ngo " + goDirective(b.goVersion) + "\n"
+	}
+	files := map[string]string{
+		"go.mod":         goMod,
+		"go.sum":         goSum,
+		"main.go":        mainSource,
+		"inner/inner.go": innerSource(code, sig),
+	}
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return nil, "", fmt.Errorf("cannot write the build dir: %w", err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			return nil, "", fmt.Errorf("cannot write the build dir: %w", err)
+		}
+	}
+	if lock == "" {
+		if err := b.goCmd(ctx, dir, "mod", "tidy"); err != nil {
+			return nil, "", err
+		}
+	}
+	if err := b.goCmd(ctx, dir, "build", "-mod=mod", "-buildmode=c-shared", "-trimpath", "-buildvcs=false",
+		"-ldflags=-checklinkname=0 -s -w", "-o", "script.wasm", "."); err != nil {
+		return nil, "", err
+	}
+	if wasm, err = os.ReadFile(filepath.Join(dir, "script.wasm")); err != nil {
+		return nil, "", fmt.Errorf("cannot read the built module: %w", err)
+	}
+	if resolved = lock; resolved == "" {
+		mod, err1 := os.ReadFile(filepath.Join(dir, "go.mod"))
+		sum, err2 := os.ReadFile(filepath.Join(dir, "go.sum"))
+		if err2 != nil && errors.Is(err2, os.ErrNotExist) {
+			err2 = nil
+		}
+		if err := errors.Join(err1, err2); err != nil {
+			return nil, "", fmt.Errorf("cannot read the resolved lock: %w", err)
+		}
+		resolved = string(mod) + lockSumSeparator + string(sum)
+	}
+	return wasm, resolved, nil
+}
+
+// goCmd runs the toolchain in dir; a failure is a BuildError with its output.
+func (b *builder) goCmd(ctx context.Context, dir string, args ...string) error {
+	cmd := exec.CommandContext(ctx, b.goBin, args...)
+	cmd.Dir = dir
+	cmd.Env = b.env
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("cannot build the Go script: %w", ctx.Err())
+		}
+		msg := strings.ReplaceAll(out.String(), dir+string(filepath.Separator), "")
+		msg = strings.ReplaceAll(msg, dir, ".")
+		if strings.TrimSpace(msg) == "" {
+			msg = err.Error()
+		}
+		return &BuildError{Output: fmt.Sprintf("go %s: %s", args[0], strings.TrimSpace(msg))}
+	}
+	return nil
+}
+
+// splitLock splits a lock into its go.mod and go.sum parts.
+func splitLock(lock string) (goMod, goSum string) {
+	if lock == "" {
+		return "", ""
+	}
+	if i := strings.Index(lock, lockSumSeparator); i >= 0 {
+		return lock[:i], lock[i+len(lockSumSeparator):]
+	}
+	return lock, ""
+}
+
+// goDirective turns "go1.26.8" into "1.26".
+func goDirective(goVersion string) string {
+	v := strings.TrimPrefix(goVersion, "go")
+	parts := strings.SplitN(v, ".", 3)
+	if len(parts) >= 2 {
+		return parts[0] + "." + parts[1]
+	}
+	return v
+}

@@ -1,0 +1,187 @@
+package gowasm
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"vane"
+	jobrt "vane/runtime"
+	"vane/runtime/runtimetest"
+)
+
+// conformanceCode is the Go script for every case of the executor
+// conformance suite.
+var conformanceCode = map[runtimetest.Case]string{
+	runtimetest.ReturnsObject: `package inner
+
+func main(name string, n int) (interface{}, error) {
+	return map[string]any{"greeting": "hello " + name, "n": n}, nil
+}
+`,
+	runtimetest.ReturnsError: `package inner
+
+import "errors"
+
+func main() (interface{}, error) {
+	return nil, errors.New("boom")
+}
+`,
+	runtimetest.Panics: `package inner
+
+func main() (interface{}, error) {
+	panic("kaboom")
+}
+`,
+	runtimetest.PrintsLogs: `package inner
+
+import (
+	"fmt"
+	"os"
+)
+
+func main() (interface{}, error) {
+	fmt.Println("log-to-stdout")
+	fmt.Fprintln(os.Stderr, "log-to-stderr")
+	return "done", nil
+}
+`,
+	runtimetest.RunsForever: `package inner
+
+import "fmt"
+
+var sink int
+
+func main() (interface{}, error) {
+	fmt.Println("started")
+	for i := 0; ; i++ {
+		sink += i
+	}
+}
+`,
+	runtimetest.GrowsMemory: `package inner
+
+var hoard [][]byte
+
+func main() (interface{}, error) {
+	for {
+		b := make([]byte, 1<<20)
+		for i := range b {
+			b[i] = 1
+		}
+		hoard = append(hoard, b)
+	}
+}
+`,
+	runtimetest.PrintsFlood: `package inner
+
+import (
+	"bytes"
+	"os"
+)
+
+func main() (interface{}, error) {
+	line := append(bytes.Repeat([]byte("x"), 1023), '\n')
+	for i := 0; i < 100*1024; i++ {
+		os.Stdout.Write(line)
+	}
+	return "done", nil
+}
+`,
+	runtimetest.ReadsFile: `package inner
+
+import "os"
+
+func main(path string) (interface{}, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return string(b), nil
+}
+`,
+	runtimetest.SharesFiles: `package inner
+
+import "os"
+
+func main(secret string, peek string) (interface{}, error) {
+	if err := os.WriteFile("mine.txt", []byte(secret), 0o600); err != nil {
+		return nil, err
+	}
+	b, _ := os.ReadFile(peek)
+	return map[string]string{"peeked": string(b)}, nil
+}
+`,
+	runtimetest.ReadsEnv: `package inner
+
+import "os"
+
+func main() (interface{}, error) {
+	return map[string]string{"job": os.Getenv("WM_JOB_ID"), "secret": os.Getenv("VANE_RUNTIMETEST_SECRET")}, nil
+}
+`,
+	runtimetest.FreshState: `package inner
+
+var counter int
+
+func main() (interface{}, error) {
+	counter++
+	return counter, nil
+}
+`,
+}
+
+// MustNewExecutor returns an Executor with its caches in a directory shared
+// by this package's tests (so each script builds once per test binary) and a
+// host of its own, closed at cleanup.
+func MustNewExecutor(tb testing.TB) *Executor {
+	tb.Helper()
+	e, err := New(context.Background(), Config{CacheDir: sharedCacheDir(tb)})
+	if err != nil {
+		tb.Fatalf("cannot create the Go executor: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := e.Close(context.Background()); err != nil {
+			tb.Errorf("cannot close the Go executor: %v", err)
+		}
+	})
+	return e
+}
+
+var (
+	cacheDirOnce sync.Once
+	cacheDir     string
+)
+
+// sharedCacheDir is one cache directory for the whole test binary, removed by
+// TestMain.
+func sharedCacheDir(tb testing.TB) string {
+	cacheDirOnce.Do(func() {
+		d, err := os.MkdirTemp("", "vane-gowasm-test-")
+		if err != nil {
+			tb.Fatalf("cannot create the test cache dir: %v", err)
+		}
+		cacheDir = d
+	})
+	return cacheDir
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if cacheDir != "" {
+		os.RemoveAll(cacheDir)
+	}
+	os.Exit(code)
+}
+
+func TestConformance(t *testing.T) {
+	runtimetest.Run(t, runtimetest.Harness{
+		Language: vane.LangGo,
+		New:      func(tb testing.TB) jobrt.Executor { return MustNewExecutor(tb) },
+		Code:     conformanceCode,
+	})
+}
+
+var _ = filepath.Join

@@ -1,0 +1,287 @@
+// Package gowasm runs Windmill Go scripts as WebAssembly under wazero. A
+// script is compiled once per (code, lock, Go version) to a GOOS=wasip1
+// reactor module around a generated wrapper; the module is initialized once
+// per process and snapshotted, and every job starts a fresh instance from that
+// snapshot (see DESIGN.md).
+//
+// New returns an Executor that implements runtime.Executor (Run),
+// runtime.Deployer (Deploy: go mod tidy + build, the lock is go.mod and
+// go.sum) and runtime.SignatureParser (ParseSignature: main's parameters as
+// JSON Schema).
+package gowasm
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tetratelabs/wazero/sys"
+
+	"vane"
+	jobrt "vane/runtime"
+	"vane/runtime/wasmhost"
+)
+
+// Config configures an Executor. Zero fields mean DefaultConfig's values.
+type Config struct {
+	// CacheDir holds built .wasm modules (CacheDir/wasm), build dirs
+	// (CacheDir/build) and, when Host is nil, wazero's compiled code
+	// (CacheDir/compiled). Required.
+	CacheDir string
+	// Host is the process's shared wasm host. When nil, New creates one (and
+	// Close closes it).
+	Host *wasmhost.Host
+	// GoBinary is the toolchain used to build scripts.
+	GoBinary string
+	// Env is the environment of the toolchain (module proxy, caches); nil
+	// means the process's own. GOOS, GOARCH and the like are set on top.
+	Env []string
+	// MaxConcurrentBuilds bounds toolchain runs at once.
+	MaxConcurrentBuilds int
+	// BuildTimeout bounds one build (tidy included).
+	BuildTimeout time.Duration
+}
+
+// DefaultConfig returns the values New uses for zero fields.
+func DefaultConfig() Config {
+	return Config{GoBinary: "go", MaxConcurrentBuilds: 1, BuildTimeout: 5 * time.Minute}
+}
+
+// Validate reports a configuration New cannot use.
+func (c Config) Validate() error {
+	if c.CacheDir == "" {
+		return errors.New("invalid gowasm config: CacheDir is required")
+	}
+	if c.MaxConcurrentBuilds < 0 || c.BuildTimeout < 0 {
+		return errors.New("invalid gowasm config: negative MaxConcurrentBuilds or BuildTimeout")
+	}
+	return nil
+}
+
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.GoBinary == "" {
+		c.GoBinary = d.GoBinary
+	}
+	if c.MaxConcurrentBuilds == 0 {
+		c.MaxConcurrentBuilds = d.MaxConcurrentBuilds
+	}
+	if c.BuildTimeout == 0 {
+		c.BuildTimeout = d.BuildTimeout
+	}
+	return c
+}
+
+// Executor runs Go scripts. It is safe for concurrent use.
+type Executor struct {
+	cfg      Config
+	host     *wasmhost.Host
+	ownsHost bool
+	build    *builder
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var (
+	_ jobrt.Executor        = (*Executor)(nil)
+	_ jobrt.Deployer        = (*Executor)(nil)
+	_ jobrt.SignatureParser = (*Executor)(nil)
+)
+
+// New checks the toolchain and prepares the caches.
+func New(ctx context.Context, cfg Config) (*Executor, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	b, err := newBuilder(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	e := &Executor{cfg: cfg, host: cfg.Host, build: b}
+	if e.host == nil {
+		hc := wasmhost.DefaultConfig()
+		hc.CompilationCacheDir = filepath.Join(cfg.CacheDir, "compiled")
+		if e.host, err = wasmhost.New(ctx, hc); err != nil {
+			return nil, err
+		}
+		e.ownsHost = true
+	}
+	return e, nil
+}
+
+// Close closes the wasm host if New created it. It is idempotent.
+func (e *Executor) Close(ctx context.Context) error {
+	e.closeOnce.Do(func() {
+		if e.ownsHost {
+			e.closeErr = e.host.Close(ctx)
+		}
+	})
+	return e.closeErr
+}
+
+// GoVersion is the toolchain version scripts are built with.
+func (e *Executor) GoVersion() string { return e.build.goVersion }
+
+// ParseSignature implements runtime.SignatureParser: main's parameters as a
+// JSON Schema. Errors wrap vane.ErrInvalid.
+func (e *Executor) ParseSignature(code string) (*vane.Schema, error) {
+	sig, err := parseSignature(code)
+	if err != nil {
+		return nil, err
+	}
+	return sig.schema(), nil
+}
+
+// Deploy implements runtime.Deployer: it resolves the imports with go mod
+// tidy (unless d.Lock pins them), builds the module and caches it. The lock
+// is go.mod, a "//go.sum" line, then go.sum. A script that does not compile
+// returns a *BuildError whose message is the compiler's.
+func (e *Executor) Deploy(ctx context.Context, d *jobrt.Deployment) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.BuildTimeout)
+	defer cancel()
+	return e.build.deploy(ctx, d.Code, d.Lock)
+}
+
+// Run implements runtime.Executor: it starts a fresh instance of the
+// script's module from its snapshot, with req.Dir mounted at "/" (and
+// nothing else), only the WM_* variables of req.Env, stdout and stderr into
+// req.Logs (capped at Limits.LogBytes), linear memory capped at
+// Limits.MemoryBytes, and the call bounded by ctx and Limits.Timeout. A script
+// that does not build fails with the compiler's message.
+func (e *Executor) Run(ctx context.Context, req *jobrt.Request) (jobrt.Outcome, error) {
+	lim := req.Limits.WithDefaults()
+	ctx, cancel := context.WithTimeout(ctx, lim.Timeout)
+	defer cancel()
+	tmpl, err := e.template(ctx, req.Code, req.Lock)
+	if err != nil {
+		var be *BuildError
+		switch {
+		case errors.As(err, &be):
+			return failed("CompileError", be.Output, ""), nil
+		case ctx.Err() != nil:
+			return contextFailure(ctx, lim.Timeout), nil
+		}
+		return jobrt.Outcome{}, err
+	}
+	input, err := json.Marshal(struct {
+		Args json.RawMessage   `json:"args"`
+		Env  map[string]string `json:"env"`
+	}{Args: argsOrEmpty(req.Args), Env: wmEnv(req.Env)})
+	if err != nil {
+		return jobrt.Outcome{}, fmt.Errorf("cannot encode the job's input: %w", err)
+	}
+	logs := wasmhost.NewCappedWriter(req.Logs, lim.LogBytes)
+	mod, err := tmpl.Instantiate(ctx, wasmhost.InstanceConfig{
+		Dir: req.Dir, Stdout: logs, Stderr: logs, MemoryBytes: lim.MemoryBytes,
+	})
+	if errors.Is(err, wasmhost.ErrTemplateClosed) {
+		// Evicted between lookup and use: fetch (rebuild) it once more.
+		if tmpl, err = e.template(ctx, req.Code, req.Lock); err == nil {
+			mod, err = tmpl.Instantiate(ctx, wasmhost.InstanceConfig{Dir: req.Dir, Stdout: logs, Stderr: logs, MemoryBytes: lim.MemoryBytes})
+		}
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return contextFailure(ctx, lim.Timeout), nil
+		}
+		return failed("InstantiationError", err.Error(), ""), nil
+	}
+	defer mod.Close(context.WithoutCancel(ctx))
+
+	call := &wasmhost.Call{Input: input, MaxOutput: int(lim.ResultBytes)}
+	_, callErr := mod.ExportedFunction(runExport).Call(wasmhost.WithCall(ctx, call))
+	memPeak := int64(mod.Memory().Size())
+	out, isErr, set, outErr := call.Output()
+	switch {
+	case callErr != nil:
+		var exit *sys.ExitError
+		if errors.As(callErr, &exit) && (exit.ExitCode() == sys.ExitCodeDeadlineExceeded || exit.ExitCode() == sys.ExitCodeContextCanceled) {
+			o := contextFailure(ctx, lim.Timeout)
+			o.MemPeak = memPeak
+			return o, nil
+		}
+		o := failed("ExecutionError", exitMessage(callErr, logs.Tail()), logs.Tail())
+		o.MemPeak = memPeak
+		return o, nil
+	case outErr != nil:
+		return jobrt.Outcome{Result: jobrt.ErrorResult("ResultTooLarge", outErr.Error(), ""), MemPeak: memPeak}, nil
+	case !set:
+		return jobrt.Outcome{Result: jobrt.ErrorResult("NoResult", "the script returned without a result", logs.Tail()), MemPeak: memPeak}, nil
+	}
+	return jobrt.Outcome{Success: !isErr, Result: out, MemPeak: memPeak}, nil
+}
+
+// template returns the ready-to-start module for (code, lock).
+func (e *Executor) template(ctx context.Context, code, lock string) (*wasmhost.Template, error) {
+	key := e.build.key(code, lock)
+	return e.host.Template(ctx, "go:"+key, func(ctx context.Context) (*wasmhost.Template, error) {
+		bctx, cancel := context.WithTimeout(ctx, e.cfg.BuildTimeout)
+		defer cancel()
+		wasm, err := e.build.wasm(bctx, code, lock)
+		if err != nil {
+			return nil, err
+		}
+		return e.host.NewTemplate(ctx, wasm, wasmhost.CallExport("_initialize"))
+	})
+}
+
+func failed(name, message, stack string) jobrt.Outcome {
+	return jobrt.Outcome{Result: jobrt.ErrorResult(name, message, stack)}
+}
+
+// contextFailure is the outcome of a job stopped by its context.
+func contextFailure(ctx context.Context, timeout time.Duration) jobrt.Outcome {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return failed("Timeout", fmt.Sprintf("timeout: the job ran past its deadline (limit %s)", timeout), "")
+	}
+	return failed("Canceled", "the job was canceled", "")
+}
+
+// exitMessage explains a guest that stopped without a result: the Go
+// runtime's fatal errors (out of memory, a panic in another goroutine) exit
+// with code 2 after printing to stderr.
+func exitMessage(err error, tail string) string {
+	msg := err.Error()
+	var exit *sys.ExitError
+	if errors.As(err, &exit) {
+		msg = fmt.Sprintf("the script exited with code %d", exit.ExitCode())
+	}
+	for _, line := range strings.Split(tail, "\n") {
+		if strings.HasPrefix(line, "fatal error:") || strings.HasPrefix(line, "panic:") || strings.HasPrefix(line, "runtime:") {
+			return msg + ": " + strings.TrimSpace(line)
+		}
+	}
+	return msg
+}
+
+// wmEnv keeps only the WM_* variables.
+func wmEnv(env map[string]string) map[string]string {
+	out := make(map[string]string, len(env))
+	for k, v := range env {
+		if strings.HasPrefix(k, "WM_") {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func argsOrEmpty(args json.RawMessage) json.RawMessage {
+	if len(args) == 0 {
+		return json.RawMessage(`{}`)
+	}
+	return args
+}
+
+// removeWasmCache deletes every cached module (tests use it to force
+// rebuilds).
+func (e *Executor) removeWasmCache() error {
+	return errors.Join(os.RemoveAll(e.build.wasmDir), os.MkdirAll(e.build.wasmDir, 0o755))
+}
