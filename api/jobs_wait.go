@@ -68,7 +68,9 @@ func (s *Server) runAndWait(ctx *fasthttp.RequestCtx, p *principal, sc *vane.Scr
 	case errors.Is(err, context.DeadlineExceeded):
 		reason = fmt.Sprintf("timeout after %ds", int(s.cfg.TimeoutWaitResult.Seconds()))
 	case errors.Is(err, context.Canceled):
-		reason = "server shutting down"
+		// The server is shutting down: the job stays queued or running and
+		// its result can be fetched by id later.
+		return fmt.Errorf("server shutting down before job %s finished: %w", j.ID, vane.ErrUnavailable)
 	default:
 		return fmt.Errorf("cannot wait for job %s: %w", j.ID, err)
 	}

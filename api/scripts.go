@@ -198,6 +198,17 @@ type scriptView struct {
 	HasDraft bool `json:"has_draft"`
 }
 
+// viewOfScript wraps sc for the wire, with empty lists instead of nulls.
+func viewOfScript(sc *vane.Script) scriptView {
+	if sc.ParentHashes == nil {
+		sc.ParentHashes = []vane.Hash{}
+	}
+	if sc.ExtraPerms == nil {
+		sc.ExtraPerms = map[string]bool{}
+	}
+	return scriptView{Script: sc}
+}
+
 // pathArg returns the validated {path} route parameter.
 func pathArg(ctx *fasthttp.RequestCtx) (string, error) {
 	path := pathParam(ctx, "path")
@@ -244,7 +255,7 @@ func (s *Server) getScriptByPath(ctx *fasthttp.RequestCtx, p *principal) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(ctx, scriptView{Script: &sc})
+	return writeJSON(ctx, viewOfScript(&sc))
 }
 
 // getScriptByHash answers GET /w/{ws}/scripts/get/h/{hash}.
@@ -253,7 +264,7 @@ func (s *Server) getScriptByHash(ctx *fasthttp.RequestCtx, p *principal) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(ctx, scriptView{Script: &sc})
+	return writeJSON(ctx, viewOfScript(&sc))
 }
 
 // rawScriptByPath answers GET /w/{ws}/scripts/raw/p/{path} with the content.
@@ -314,7 +325,7 @@ func (s *Server) listScripts(ctx *fasthttp.RequestCtx, p *principal) error {
 	}
 	out := make([]scriptView, len(list))
 	for i := range list {
-		out[i] = scriptView{Script: &list[i]}
+		out[i] = viewOfScript(&list[i])
 	}
 	return writeJSON(ctx, out)
 }
@@ -394,7 +405,7 @@ func (s *Server) archiveScriptByHash(ctx *fasthttp.RequestCtx, p *principal) err
 	if err != nil {
 		return fmt.Errorf("cannot read archived script %s: %w", h, err)
 	}
-	return writeJSON(ctx, scriptView{Script: &sc})
+	return writeJSON(ctx, viewOfScript(&sc))
 }
 
 // deleteScriptByPath answers POST /w/{ws}/scripts/delete/p/{path} with the
