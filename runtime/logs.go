@@ -1,9 +1,13 @@
 package runtime
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"sync"
+	"time"
+
+	"vane"
 )
 
 // TruncationMarker is written once, after the last byte a CappedWriter
@@ -70,4 +74,87 @@ func (c *CappedWriter) Truncated() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.marked
+}
+
+// logStreamer buffers a running job's output and appends it to the store in
+// chunks: when ChunkBytes have accumulated or Interval has passed since the
+// first unsent byte. One goroutine sends, so chunks arrive in order; Finish
+// stops it and returns what was never sent (for the Completion).
+type logStreamer struct {
+	send     func(chunk string) error
+	chunk    int
+	interval time.Duration
+
+	mu     sync.Mutex // guards buf and failed
+	buf    []byte
+	failed bool // a send failed (stale epoch, ...): stop sending, keep buffering
+
+	kick chan struct{}
+	stop chan struct{}
+	done chan struct{}
+}
+
+func newLogStreamer(send func(string) error, chunk int, interval time.Duration) *logStreamer {
+	l := &logStreamer{send: send, chunk: chunk, interval: interval,
+		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	go l.run()
+	return l
+}
+
+// Write buffers p; it never blocks on the store.
+func (l *logStreamer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	l.buf = append(l.buf, p...)
+	full := len(l.buf) >= l.chunk
+	l.mu.Unlock()
+	if full {
+		select {
+		case l.kick <- struct{}{}:
+		default:
+		}
+	}
+	return len(p), nil
+}
+
+func (l *logStreamer) run() {
+	defer close(l.done)
+	t := time.NewTicker(l.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+		case <-l.kick:
+		}
+		l.flush()
+	}
+}
+
+func (l *logStreamer) flush() {
+	l.mu.Lock()
+	if l.failed || len(l.buf) == 0 {
+		l.mu.Unlock()
+		return
+	}
+	chunk := string(l.buf)
+	l.buf = l.buf[:0]
+	l.mu.Unlock()
+	if err := l.send(chunk); err != nil {
+		// Keep the chunk (it goes with the completion); stop for good only
+		// when the lease is gone, retry on the next tick otherwise.
+		l.mu.Lock()
+		l.failed = errors.Is(err, vane.ErrStaleEpoch) || errors.Is(err, vane.ErrJobFinished)
+		l.buf = append([]byte(chunk), l.buf...)
+		l.mu.Unlock()
+	}
+}
+
+// Finish stops the sender and returns the unsent rest.
+func (l *logStreamer) Finish() string {
+	close(l.stop)
+	<-l.done
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return string(l.buf)
 }

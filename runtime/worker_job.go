@@ -1,0 +1,239 @@
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"vane"
+)
+
+// errCanceled is the cause of a job killed because it was canceled.
+var errCanceled = errors.New("job canceled")
+
+// errLeaseLost is the cause of a job killed because its lease is no longer
+// ours (a heartbeat answered with a stale epoch): another worker owns it.
+var errLeaseLost = errors.New("lease lost")
+
+// runningJob is one job this worker runs.
+type runningJob struct {
+	job    vane.Job
+	cancel context.CancelCauseFunc
+}
+
+// completeRetries bounds how often a completion is retried while the store
+// has no leader; after that the lease expires and the job is re-queued.
+const completeRetries = 20
+
+// startJob registers a claimed job and runs it in its own goroutine.
+func (w *Worker) startJob(j vane.Job) {
+	ctx, cancel := context.WithCancelCause(w.runCtx)
+	r := &runningJob{job: j, cancel: cancel}
+	w.mu.Lock()
+	w.running[j.Workspace+"/"+j.ID] = r
+	w.mu.Unlock()
+	w.jobs.Add(1)
+	go func() {
+		defer w.jobs.Done()
+		defer func() {
+			w.mu.Lock()
+			delete(w.running, j.Workspace+"/"+j.ID)
+			w.mu.Unlock()
+			cancel(nil)
+			w.poke() // a slot is free
+		}()
+		w.runJob(ctx, r)
+	}()
+}
+
+// runJob runs one claimed job to its completion in the store.
+func (w *Worker) runJob(ctx context.Context, r *runningJob) {
+	j := &r.job
+	log := w.cfg.Logger.With("job", j.ID, "workspace", j.Workspace, "path", j.ScriptPath)
+	start := time.Now()
+	hbCtx, stopHeartbeat := context.WithCancel(ctx)
+	hbDone := make(chan struct{})
+	go func() { defer close(hbDone); w.heartbeat(hbCtx, r) }()
+
+	logs := newLogStreamer(func(chunk string) error {
+		sctx, cancel := context.WithTimeout(context.Background(), storeCallTimeout)
+		defer cancel()
+		return w.store.AppendJobLogs(sctx, j.Workspace, j.ID, j.LeaseEpoch, chunk)
+	}, w.cfg.LogChunkBytes, w.cfg.LogInterval)
+
+	out, err := w.execute(ctx, j, logs)
+	stopHeartbeat()
+	<-hbDone
+	rest := logs.Finish()
+
+	cause := context.Cause(ctx)
+	switch {
+	case errors.Is(cause, errShutdown):
+		log.Warn("worker: job killed at shutdown; its lease will expire and it will be re-queued")
+		return
+	case errors.Is(cause, errLeaseLost):
+		log.Warn("worker: job's lease was lost; another worker owns it now")
+		return
+	case errors.Is(cause, errCanceled):
+		reason, by := "", ""
+		if cur, gerr := w.store.GetJob(j.Workspace, j.ID); gerr == nil {
+			reason, by = cur.CanceledReason, cur.CanceledBy
+		}
+		out = Outcome{Result: canceledResult(reason, by), MemPeak: out.MemPeak}
+	case err != nil:
+		log.Error("worker: job failed in the executor", "error", err)
+		out = Outcome{Result: ErrorResult("ExecutionErr", err.Error(), "")}
+	}
+	if len(out.Result) == 0 {
+		out.Result = json.RawMessage("null")
+	}
+	c := vane.Completion{Workspace: j.Workspace, ID: j.ID, Epoch: j.LeaseEpoch, Success: out.Success,
+		Result: out.Result, Logs: rest, MemPeak: out.MemPeak}
+	w.complete(c, log)
+	log.Debug("worker: job done", "success", out.Success, "duration", time.Since(start))
+}
+
+// canceledResult is the result of a canceled job, as the store writes it for
+// a job canceled while queued.
+func canceledResult(reason, by string) json.RawMessage {
+	b, _ := json.Marshal(map[string]any{"error": map[string]any{
+		"name": "Canceled", "message": "Job canceled: " + reason, "reason": reason, "canceler": by}})
+	return b
+}
+
+// complete records the completion, retrying while the store is unavailable.
+// A stale epoch or an already finished job means someone else completed it.
+func (w *Worker) complete(c vane.Completion, log interface{ Warn(string, ...any) }) {
+	backoff := 20 * time.Millisecond
+	for i := 0; ; i++ {
+		sctx, cancel := context.WithTimeout(context.Background(), storeCallTimeout)
+		_, err := w.store.CompleteJob(sctx, c)
+		cancel()
+		if err == nil {
+			return
+		}
+		if errors.Is(err, vane.ErrStaleEpoch) || errors.Is(err, vane.ErrJobFinished) || errors.Is(err, vane.ErrNotFound) {
+			log.Warn("worker: completion refused", "error", err)
+			return
+		}
+		if i >= completeRetries || errors.Is(err, vane.ErrInvalid) || errors.Is(err, vane.ErrTooLarge) {
+			log.Warn("worker: cannot complete job; its lease will expire", "error", err)
+			return
+		}
+		time.Sleep(backoff)
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// storeCallTimeout bounds one store call made for a job.
+const storeCallTimeout = 15 * time.Second
+
+// heartbeat renews the job's lease every HeartbeatInterval until ctx ends;
+// it cancels the job when the store says it was canceled or the lease is gone.
+func (w *Worker) heartbeat(ctx context.Context, r *runningJob) {
+	t := time.NewTicker(w.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		hctx, cancel := context.WithTimeout(ctx, w.cfg.HeartbeatInterval)
+		canceled, err := w.store.Heartbeat(hctx, r.job.Workspace, r.job.ID, r.job.LeaseEpoch, w.cfg.Lease)
+		cancel()
+		switch {
+		case canceled:
+			r.cancel(errCanceled)
+			return
+		case errors.Is(err, vane.ErrStaleEpoch):
+			r.cancel(errLeaseLost)
+			return
+		case errors.Is(err, vane.ErrJobFinished):
+			r.cancel(errCanceled)
+			return
+		case err != nil && ctx.Err() == nil:
+			w.cfg.Logger.Warn("worker: heartbeat failed", "job", r.job.ID, "error", err)
+		}
+	}
+}
+
+// execute prepares the request (script, args, env, job directory) and runs
+// it with the language's executor. A job that cannot even be prepared (its
+// script is gone, an arg reference is missing) is a failed Outcome.
+func (w *Worker) execute(ctx context.Context, j *vane.Job, logs *logStreamer) (Outcome, error) {
+	fail := func(name string, err error) (Outcome, error) {
+		return Outcome{Result: ErrorResult(name, err.Error(), "")}, nil
+	}
+	exec := w.executors[j.Language]
+	if exec == nil {
+		return fail("UnsupportedLanguage", fmt.Errorf("no executor for language %q on worker %s", j.Language, w.Name()))
+	}
+	req := &Request{Job: j, Limits: w.cfg.Limits}
+	if j.Timeout > 0 {
+		req.Limits.Timeout = time.Duration(j.Timeout) * time.Second
+	}
+	if j.MemoryLimitMB > 0 {
+		req.Limits.MemoryBytes = int64(j.MemoryLimitMB) << 20
+	}
+	switch {
+	case j.Kind == vane.JobPreview || j.RawCode != "":
+		req.Code, req.Lock = j.RawCode, j.RawLock
+		if p, ok := exec.(SignatureParser); ok {
+			if s, err := p.ParseSignature(j.RawCode); err == nil {
+				req.Schema = s
+			}
+		}
+	default:
+		sc, err := w.store.GetScriptByHash(j.Workspace, j.ScriptHash)
+		if err != nil {
+			return fail("ScriptNotFound", fmt.Errorf("cannot load script %s (%s): %w", j.ScriptPath, j.ScriptHash, err))
+		}
+		req.Code, req.Lock, req.DedicatedWorker = sc.Content, sc.Lock, sc.DedicatedWorker
+		if len(sc.Schema) > 0 {
+			var s vane.Schema
+			if err := json.Unmarshal(sc.Schema, &s); err == nil {
+				req.Schema = &s
+			}
+		}
+		if (req.Schema == nil || len(req.Schema.Order) == 0) && exec != nil {
+			if p, ok := exec.(SignatureParser); ok {
+				if s, err := p.ParseSignature(sc.Content); err == nil {
+					req.Schema = s
+				}
+			}
+		}
+		if j.Timeout == 0 && sc.Timeout > 0 {
+			req.Limits.Timeout = time.Duration(sc.Timeout) * time.Second
+		}
+		if j.MemoryLimitMB == 0 && sc.MemoryLimitMB > 0 {
+			req.Limits.MemoryBytes = int64(sc.MemoryLimitMB) << 20
+		}
+	}
+	vars, _ := w.store.(VariableReader)
+	res, _ := w.store.(ResourceReader)
+	args, err := ResolveArgs(j.Workspace, j.Args, vars, res)
+	if err != nil {
+		return fail("InvalidArgs", err)
+	}
+	req.Args = args
+	req.Env = JobEnv(j, EnvInput{
+		Token:           vane.MintJobToken(w.cfg.InstanceSecret(), vane.JobTokenClaims{Workspace: j.Workspace, JobID: j.ID, Epoch: j.LeaseEpoch}),
+		BaseURL:         w.cfg.BaseURL,
+		BaseInternalURL: w.cfg.BaseInternalURL,
+		WorkerGroup:     w.cfg.WorkerGroup,
+	})
+	dir, err := os.MkdirTemp(w.cfg.JobRoot, "job-")
+	if err != nil {
+		return Outcome{}, fmt.Errorf("cannot create job dir: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	req.Dir = dir
+	// The executor caps at LogBytes with its own marker; this cap is the
+	// backstop for executors that do not.
+	req.Logs = NewCappedWriter(logs, req.Limits.LogBytes+4096)
+	return exec.Run(ctx, req)
+}
