@@ -29,32 +29,46 @@ type cmdType uint16
 
 // Command type codes. Append only; never renumber or reuse.
 const (
-	cmdInitInstance      cmdType = 1
-	cmdCreateUser        cmdType = 2
-	cmdCreateWorkspace   cmdType = 3
-	cmdAddMember         cmdType = 4
-	cmdCreateToken       cmdType = 5
-	cmdDeleteToken       cmdType = 6
-	cmdCreateScript      cmdType = 10
-	cmdSetDeployment     cmdType = 11
-	cmdArchiveScriptHash cmdType = 12
-	cmdArchiveScriptPath cmdType = 13
-	cmdDeleteScriptPath  cmdType = 14
-	cmdPushJob           cmdType = 20
-	cmdClaimJobs         cmdType = 21
-	cmdHeartbeat         cmdType = 22
-	cmdAppendLogs        cmdType = 23
-	cmdCompleteJob       cmdType = 24
-	cmdCancelJob         cmdType = 25
-	cmdExpireLeases      cmdType = 26
-	cmdCreateVariable    cmdType = 30
-	cmdUpdateVariable    cmdType = 31
-	cmdDeleteVariable    cmdType = 32
-	cmdPutEntity         cmdType = 40
-	cmdDeleteEntity      cmdType = 41
-	cmdCreateFlow        cmdType = 42
-	cmdArchiveFlow       cmdType = 43
-	cmdDeleteFlow        cmdType = 44
+	cmdInitInstance       cmdType = 1
+	cmdCreateUser         cmdType = 2
+	cmdCreateWorkspace    cmdType = 3
+	cmdAddMember          cmdType = 4
+	cmdCreateToken        cmdType = 5
+	cmdDeleteToken        cmdType = 6
+	cmdCreateScript       cmdType = 10
+	cmdSetDeployment      cmdType = 11
+	cmdArchiveScriptHash  cmdType = 12
+	cmdArchiveScriptPath  cmdType = 13
+	cmdDeleteScriptPath   cmdType = 14
+	cmdPushJob            cmdType = 20
+	cmdClaimJobs          cmdType = 21
+	cmdHeartbeat          cmdType = 22
+	cmdAppendLogs         cmdType = 23
+	cmdCompleteJob        cmdType = 24
+	cmdCancelJob          cmdType = 25
+	cmdExpireLeases       cmdType = 26
+	cmdCreateVariable     cmdType = 30
+	cmdUpdateVariable     cmdType = 31
+	cmdDeleteVariable     cmdType = 32
+	cmdCreateFlow         cmdType = 42
+	cmdArchiveFlow        cmdType = 43
+	cmdDeleteFlow         cmdType = 44
+	cmdUpdateFlow         cmdType = 45
+	cmdCreateResource     cmdType = 50
+	cmdUpdateResource     cmdType = 51
+	cmdDeleteResource     cmdType = 52
+	cmdCreateResourceType cmdType = 53
+	cmdUpdateResourceType cmdType = 54
+	cmdDeleteResourceType cmdType = 55
+	cmdCreateSchedule     cmdType = 56
+	cmdUpdateSchedule     cmdType = 57
+	cmdDeleteSchedule     cmdType = 58
+	cmdCreateGroup        cmdType = 59
+	cmdUpdateGroup        cmdType = 60
+	cmdDeleteGroup        cmdType = 61
+	cmdCreateFolder       cmdType = 62
+	cmdUpdateFolder       cmdType = 63
+	cmdDeleteFolder       cmdType = 64
 )
 
 // command is one state change. validate is pure and deterministic: it runs
@@ -78,6 +92,20 @@ func newCommand(t cmdType) command {
 		return &createWorkspaceCmd{}
 	case cmdAddMember:
 		return &addMemberCmd{}
+	case cmdCreateVariable:
+		return &createVariableCmd{}
+	case cmdUpdateVariable:
+		return &updateVariableCmd{}
+	case cmdDeleteVariable:
+		return &deleteVariableCmd{}
+	case cmdCreateFlow:
+		return &createFlowCmd{}
+	case cmdUpdateFlow:
+		return &updateFlowCmd{}
+	case cmdArchiveFlow:
+		return &archiveFlowCmd{}
+	case cmdDeleteFlow:
+		return &deleteFlowCmd{}
 	case cmdCreateToken:
 		return &createTokenCmd{}
 	case cmdDeleteToken:
@@ -106,6 +134,36 @@ func newCommand(t cmdType) command {
 		return &cancelJobCmd{}
 	case cmdExpireLeases:
 		return &expireLeasesCmd{}
+	case cmdCreateResource:
+		return &createResourceCmd{}
+	case cmdUpdateResource:
+		return &updateResourceCmd{}
+	case cmdDeleteResource:
+		return &deleteResourceCmd{}
+	case cmdCreateResourceType:
+		return &createResourceTypeCmd{}
+	case cmdUpdateResourceType:
+		return &updateResourceTypeCmd{}
+	case cmdDeleteResourceType:
+		return &deleteResourceTypeCmd{}
+	case cmdCreateSchedule:
+		return &createScheduleCmd{}
+	case cmdUpdateSchedule:
+		return &updateScheduleCmd{}
+	case cmdDeleteSchedule:
+		return &deleteScheduleCmd{}
+	case cmdCreateGroup:
+		return &createGroupCmd{}
+	case cmdUpdateGroup:
+		return &updateGroupCmd{}
+	case cmdDeleteGroup:
+		return &deleteGroupCmd{}
+	case cmdCreateFolder:
+		return &createFolderCmd{}
+	case cmdUpdateFolder:
+		return &updateFolderCmd{}
+	case cmdDeleteFolder:
+		return &deleteFolderCmd{}
 	}
 	return nil
 }
