@@ -143,7 +143,9 @@ var groups = &entity[vane.Group]{
 		slices.Sort(g.Members)
 		g.Members = slices.Compact(g.Members)
 	},
-	params: func(g *vane.Group) map[string]string { return map[string]string{"members": strings.Join(g.Members, ",")} },
+	params: func(g *vane.Group) map[string]string {
+		return map[string]string{"members": strings.Join(g.Members, ",")}
+	},
 }
 
 var folders = &entity[vane.Folder]{
@@ -175,7 +177,9 @@ var folders = &entity[vane.Folder]{
 			f.Owners = []string{}
 		}
 	},
-	params: func(f *vane.Folder) map[string]string { return map[string]string{"owners": strings.Join(f.Owners, ",")} },
+	params: func(f *vane.Folder) map[string]string {
+		return map[string]string{"owners": strings.Join(f.Owners, ",")}
+	},
 }
 
 // ListResources returns a workspace's resources whose path starts with
