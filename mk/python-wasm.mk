@@ -5,7 +5,8 @@
 # wrapper, this file), so a change to any of them rebuilds and nothing else
 # does; .tools/python-wasm/current points at the newest build, which is what
 # the Python executor and its tests load. Sources and objects are kept in
-# .tools/python-wasm/work/ so that a rebuild after a wrapper change is quick.
+# .tools/python-wasm/work/ so that a rebuild after a wrapper change is quick;
+# the package's tests keep wazero's compiled code in .tools/python-wasm/test-cache/.
 PYTHON_WASM_DIR := $(TOOLS_DIR)/python-wasm
 PYTHON_WASM_INPUTS := mk/python-wasm.mk $(sort $(wildcard tools/python-wasm/*.sh tools/python-wasm/*.c tools/python-wasm/*.py tools/python-wasm/*.mk tools/python-wasm/patches/*.patch))
 PYTHON_WASM_KEY := $(shell cat $(PYTHON_WASM_INPUTS) | sha256sum | cut -c1-16)
@@ -20,5 +21,7 @@ $(PYTHON_WASM_STAMP): $(PYTHON_WASM_INPUTS)
 	bash tools/python-wasm/build.sh $(PYTHON_WASM_OUT) $(PYTHON_WASM_DIR)/work
 	ln -sfn $(PYTHON_WASM_KEY) $(PYTHON_WASM_DIR)/current
 	touch $@
+	@# older builds (other keys) are of no further use
+	find $(PYTHON_WASM_DIR) -mindepth 1 -maxdepth 1 -type d ! -name work ! -name test-cache ! -name $(PYTHON_WASM_KEY) -exec rm -rf {} +
 
 DEPS += python-wasm

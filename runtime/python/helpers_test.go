@@ -7,7 +7,31 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"vane/runtime/wasmhost"
 )
+
+// sharedHost is one wasmhost for every executor of the test binary, with
+// its compilation cache beside the build, so the interpreter is compiled
+// to machine code once, not once per test (or per test run).
+var sharedHost struct {
+	once sync.Once
+	host *wasmhost.Host
+	err  error
+}
+
+func testHost(tb testing.TB) *wasmhost.Host {
+	tb.Helper()
+	sharedHost.once.Do(func() {
+		cfg := wasmhost.DefaultConfig()
+		cfg.CompilationCacheDir = filepath.Join(filepath.Dir(buildDir(tb)), "test-cache")
+		sharedHost.host, sharedHost.err = wasmhost.New(context.Background(), cfg)
+	})
+	if sharedHost.err != nil {
+		tb.Fatalf("cannot create the wasm host: %v", sharedHost.err)
+	}
+	return sharedHost.host
+}
 
 // buildDir finds the python-wasm build: $VANE_TOOLS_DIR or the repository's
 // .tools, as `make python-wasm` leaves it.
@@ -48,6 +72,9 @@ func MustNewExecutor(tb testing.TB) *Executor {
 func mustNewExecutorConfig(tb testing.TB, cfg Config) *Executor {
 	tb.Helper()
 	cfg.BuildDir = buildDir(tb)
+	if cfg.Host == nil {
+		cfg.Host = testHost(tb)
+	}
 	if cfg.CacheDir == "" {
 		cfg.CacheDir = tb.TempDir()
 	}

@@ -141,7 +141,7 @@ find "$LIBDIR" -name '__pycache__' -prune -exec rm -rf {} +
 cp build/lib.wasi-wasm32-3.11/_sysconfigdata__wasi_wasm32-wasi.py "$LIBDIR/"
 cp "$HERE/vane_wrapper.py" "$LIBDIR/"
 mkdir -p "$LIBDIR/lib-dynload"
-"$BUILD_PYTHON" -m compileall -q -b -j 2 "$LIBDIR" >/dev/null
+"$BUILD_PYTHON" -m compileall -q -b -j 2 -d /usr/local/lib/python3.11 "$LIBDIR" >/dev/null
 find "$LIBDIR" -name '*.py' -delete
 
 # --- 6. Wizer ----------------------------------------------------------------

@@ -177,10 +177,34 @@ def _run_job(req):
     positional, kwargs = _call_args(main, req.get("args") or {})
     result = main(*positional, **kwargs)
     if inspect.iscoroutine(result):
-        import asyncio
-
-        result = asyncio.run(result)
+        result = _run_coroutine(result)
     return {"result": _jsonable(result)}
+
+
+def _run_coroutine(coro):
+    """Runs an async main on an event loop that needs no self-pipe (WASI has
+    no socketpair): it waits in select() on no descriptors, i.e. sleeps."""
+    import asyncio
+    import asyncio.selector_events
+    import selectors
+
+    class _Loop(asyncio.selector_events.BaseSelectorEventLoop):
+        def _make_self_pipe(self):
+            self._ssock = self._csock = None
+
+        def _close_self_pipe(self):
+            pass
+
+        def _write_to_self(self):
+            pass
+
+    loop = _Loop(selectors.SelectSelector())
+    asyncio.set_event_loop(loop)
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
 
 
 # --- save-time analysis ----------------------------------------------------
