@@ -1,0 +1,97 @@
+package attacktest_test
+
+import (
+	"os"
+	"testing"
+
+	"vane"
+	jobrt "vane/runtime"
+	"vane/runtime/bash"
+	"vane/sandbox"
+	"vane/sandbox/attacktest"
+)
+
+// BashCode is the Bash script of every attack.
+var BashCode = map[attacktest.Attack]string{
+	attacktest.Sanity: `echo sane`,
+	attacktest.ForkBomb: `marker="$1"
+exec -a "$marker" bash -c 'f() { f | f & }; f; wait'
+`,
+	attacktest.InfiniteLoop: `marker="$1"
+echo looping
+exec -a "$marker" bash -c 'while :; do :; done'
+`,
+	attacktest.Allocate8GiB: `marker="$1"
+exec -a "$marker" bash -c 'x=$(head -c 8G /dev/zero | tr "\0" x); echo ${#x}'
+`,
+	attacktest.ReadFile: `marker="$1"
+path="$2"
+cat "$path" > result.out
+`,
+	attacktest.ReadViaSymlink: `marker="$1"
+path="$2"
+ln -s "$path" link
+cat link > result.out
+`,
+	attacktest.ReadViaHardlink: `marker="$1"
+path="$2"
+ln "$path" hardlink 2>/dev/null || true
+cat hardlink > result.out
+`,
+	attacktest.PlantResult: `marker="$1"
+path="$2"
+ln -s "$path" result.json || ln "$path" result.json || true
+ln -s "$path" result.out || true
+echo planted
+`,
+	attacktest.DumpEnv: `marker="$1"
+env
+for f in /proc/*/environ; do tr '\0' '\n' < "$f" 2>/dev/null || true; done
+`,
+	attacktest.Connect: `marker="$1"
+host="$2"
+port="$3"
+exec 3<>"/dev/tcp/$host/$port"
+echo connected > result.out
+`,
+	attacktest.Flood: `marker="$1"
+head -c 1073741824 /dev/zero | tr '\0' 'x'
+`,
+	attacktest.Background: `marker="$1"
+setsid bash -c "trap '' HUP; exec -a $marker sleep 1000" < /dev/null > /dev/null 2>&1 &
+(exec -a "$marker" sleep 1000 &)
+echo left
+`,
+	attacktest.WriteOutside: `marker="$1"
+path="$2"
+echo pwned > "$path"
+echo written > result.out
+`,
+}
+
+func TestAttacks_Bash(t *testing.T) {
+	attacktest.Run(t, attacktest.Harness{
+		Language: vane.LangBash,
+		New: func(tb testing.TB) jobrt.Executor {
+			state, err := os.MkdirTemp("", "vane-attack-test-")
+			if err != nil {
+				tb.Fatal(err)
+			}
+			tb.Cleanup(func() { _ = os.RemoveAll(state) })
+			sb, err := sandbox.New(sandbox.Config{StateDir: state})
+			if err != nil {
+				tb.Fatal(err)
+			}
+			tb.Cleanup(func() { _ = sb.Close() })
+			if st := sb.Status(); st.Mode != sandbox.ModeJail {
+				tb.Fatalf("sandbox mode %q: %s", st.Mode, st.Reason)
+			}
+			e, err := bash.New(bash.Config{Sandbox: sb})
+			if err != nil {
+				tb.Fatal(err)
+			}
+			return e
+		},
+		Code: BashCode,
+	})
+}
