@@ -344,6 +344,11 @@ func (d *Deno) buildBundle(ctx context.Context, code, lock, scriptPath string, r
 	if err != nil {
 		return nil, "", fmt.Errorf("cannot create bundle dir: %w", err)
 	}
+	// Jobs read bundles as the jail's unprivileged user.
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		_ = os.RemoveAll(tmp)
+		return nil, "", fmt.Errorf("cannot create bundle dir: %w", err)
+	}
 	b := &bundle{dir: tmp, names: names, hasLock: g.hasNPM, hasImportMap: len(g.mapping) > 0}
 	lockOut, err := d.fillBundle(ctx, b, code, lf, g, check)
 	if err != nil {

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"vane/sandbox"
 )
 
 // DefaultDenoPath is where `make deps` installs Deno (from the npm registry
@@ -42,6 +44,15 @@ type Config struct {
 	// that fetch npm packages, e.g. NPM_CONFIG_REGISTRY or HTTPS_PROXY. Jobs
 	// never see it.
 	ToolEnv []string
+	// Sandbox, when set, starts every job's Deno process in its jail
+	// (namespaces, read-only view of the deno binary, the bundle and
+	// DENO_DIR, rlimits, cgroup, the API forwarder). Nil runs Deno as a
+	// plain subprocess locked down by its permission flags, a clean
+	// environment, its own process group and rlimits.
+	Sandbox *sandbox.Sandbox
+	// APIPort is the port of the jail's forwarder to vane's API
+	// (BASE_INTERNAL_URL inside the jail). Default sandbox.DefaultAPIPort.
+	APIPort int
 	// DeployTimeout bounds one save-time resolution and type check. Default 5m.
 	DeployTimeout time.Duration
 	// DedicatedPerScript is how many long-lived processes a dedicated-worker
@@ -56,6 +67,7 @@ func DefaultConfig() Config {
 	return Config{
 		DenoPath:           DefaultDenoPath,
 		CacheDir:           filepath.Join(os.TempDir(), "vane-deno"),
+		APIPort:            sandbox.DefaultAPIPort,
 		DeployTimeout:      5 * time.Minute,
 		DedicatedPerScript: 1,
 		DedicatedIdle:      10 * time.Minute,
@@ -65,6 +77,9 @@ func DefaultConfig() Config {
 // Validate reports the first invalid field, naming it. It does not fill
 // defaults nor look at the disk (CheckDeno does).
 func (c Config) Validate() error {
+	if c.APIPort < 0 || c.APIPort > 65535 {
+		return fmt.Errorf("deno config: APIPort %d out of range", c.APIPort)
+	}
 	if c.DeployTimeout < 0 {
 		return fmt.Errorf("deno config: DeployTimeout %v must not be negative", c.DeployTimeout)
 	}
@@ -99,6 +114,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.CacheDir == "" {
 		c.CacheDir = d.CacheDir
+	}
+	if c.APIPort == 0 {
+		c.APIPort = d.APIPort
 	}
 	if c.DeployTimeout == 0 {
 		c.DeployTimeout = d.DeployTimeout

@@ -64,10 +64,22 @@ export function main() {
 }`,
 }
 
+// TestConformance runs the suite with Deno as a plain subprocess (the
+// --insecure-no-jail mode: permission flags, clean env, process group).
 func TestConformance(t *testing.T) {
 	runtimetest.Run(t, runtimetest.Harness{
 		Language: vane.LangDeno,
 		New:      func(tb testing.TB) jobrt.Executor { return MustNewDeno(tb) },
+		Code:     conformanceCode,
+	})
+}
+
+// TestConformance_Jailed runs the suite with every Deno process in the
+// sandbox's jail, the default.
+func TestConformance_Jailed(t *testing.T) {
+	runtimetest.Run(t, runtimetest.Harness{
+		Language: vane.LangDeno,
+		New:      func(tb testing.TB) jobrt.Executor { return MustNewJailedDeno(tb, "") },
 		Code:     conformanceCode,
 	})
 }

@@ -158,7 +158,7 @@ func (d *Deno) startWorker(ctx context.Context, b *bundle, req *jobrt.Request, l
 		w.readLoop(outR, lim.ResultBytes)
 	}()
 	go func() {
-		_ = p.Wait()
+		_, _ = p.Wait()
 		w.mem.Stop()
 		<-readDone
 		outR.Close()
@@ -191,7 +191,7 @@ func (w *worker) call(parent, runCtx context.Context, req *jobrt.Request, lim jo
 	}
 	if _, err := w.stdin.Write(append(line, '\n')); err != nil {
 		<-w.exited
-		return jobrt.Outcome{Result: crashResult(err, w.tail.Tail())}, false
+		return jobrt.Outcome{Result: crashResult("cannot send the request: "+err.Error(), w.tail.Tail())}, false
 	}
 	select {
 	case raw := <-w.results:
@@ -200,7 +200,7 @@ func (w *worker) call(parent, runCtx context.Context, req *jobrt.Request, lim jo
 		if _, exceeded := w.mem.Stop(); exceeded {
 			return jobrt.Outcome{Result: outOfMemory(lim)}, false
 		}
-		return jobrt.Outcome{Result: crashResult(fmt.Errorf("the dedicated worker exited"), w.tail.Tail())}, false
+		return jobrt.Outcome{Result: crashResult("the dedicated worker exited", w.tail.Tail())}, false
 	case <-runCtx.Done():
 		w.kill()
 		<-w.exited

@@ -19,10 +19,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 
 	"vane"
 	jobrt "vane/runtime"
@@ -178,11 +180,18 @@ func (d *Deno) runOnce(ctx context.Context, req *jobrt.Request, b *bundle, lim j
 		return jobrt.Outcome{}, err
 	}
 	mem := watchMemory(p.Pid(), lim.MemoryBytes, p.Kill)
-	done := make(chan error, 1)
-	go func() { done <- p.Wait() }()
-	var waitErr error
+	type waited struct {
+		exit procExit
+		err  error
+	}
+	done := make(chan waited, 1)
+	go func() {
+		ex, err := p.Wait()
+		done <- waited{ex, err}
+	}()
+	var w waited
 	select {
-	case waitErr = <-done:
+	case w = <-done:
 	case <-runCtx.Done():
 		p.Kill()
 		<-done
@@ -193,10 +202,14 @@ func (d *Deno) runOnce(ctx context.Context, req *jobrt.Request, b *bundle, lim j
 	}
 	p.Kill() // nothing of the job outlives it
 	peak, exceeded := mem.Stop()
-	if exceeded {
+	if w.err != nil {
+		return jobrt.Outcome{}, w.err
+	}
+	peak = max(peak, w.exit.memPeak)
+	if exceeded || w.exit.oom {
 		return jobrt.Outcome{Result: outOfMemory(lim), MemPeak: peak}, nil
 	}
-	out, err := readOutcome(resultPath, waitErr, logs.Tail(), lim)
+	out, err := readOutcome(resultPath, w.exit, logs.Tail(), lim)
 	out.MemPeak = peak
 	return out, err
 }
@@ -214,19 +227,12 @@ func stoppedOutcome(parent, runCtx context.Context, lim jobrt.Limits) jobrt.Outc
 }
 
 // readOutcome turns the process's exit and result.json into an Outcome.
-func readOutcome(resultPath string, waitErr error, tail string, lim jobrt.Limits) (jobrt.Outcome, error) {
-	st, statErr := os.Stat(resultPath)
-	if statErr == nil && st.Size() > lim.ResultBytes {
-		return jobrt.Outcome{Result: jobrt.ErrorResult("ResultTooLarge", fmt.Sprintf("the result is %d bytes; the limit is %d", st.Size(), lim.ResultBytes), "")}, nil
+func readOutcome(resultPath string, exit procExit, tail string, lim jobrt.Limits) (jobrt.Outcome, error) {
+	raw, tooLarge := readJobFile(resultPath, lim.ResultBytes)
+	if tooLarge {
+		return jobrt.Outcome{Result: jobrt.ErrorResult("ResultTooLarge", fmt.Sprintf("the result is larger than the limit of %d bytes", lim.ResultBytes), "")}, nil
 	}
-	var raw []byte
-	if statErr == nil {
-		var err error
-		if raw, err = os.ReadFile(resultPath); err != nil {
-			return jobrt.Outcome{}, fmt.Errorf("cannot read result.json: %w", err)
-		}
-	}
-	if waitErr == nil {
+	if exit.ok {
 		if len(raw) == 0 {
 			raw = []byte("null")
 		}
@@ -239,7 +245,29 @@ func readOutcome(resultPath string, waitErr error, tail string, lim jobrt.Limits
 	if len(raw) > 0 && json.Unmarshal(raw, &e) == nil && (e.Message != "" || e.Name != "") {
 		return jobrt.Outcome{Result: jobrt.ErrorResult(e.Name, e.Message, e.Stack)}, nil
 	}
-	return jobrt.Outcome{Result: crashResult(waitErr, tail)}, nil
+	return jobrt.Outcome{Result: crashResult(exit.desc, tail)}, nil
+}
+
+// readJobFile reads a file the job wrote, at most limit bytes, without
+// following a symlink or blocking on a FIFO the job may have put there.
+// A missing or unreadable file is empty.
+func readJobFile(path string, limit int64) (content []byte, tooLarge bool) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, false
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		return nil, false
+	}
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, false
+	}
+	if int64(len(b)) > limit {
+		return nil, true
+	}
+	return b, false
 }
 
 // outOfMemory is the failed result of a job killed for its memory.
@@ -250,7 +278,7 @@ func outOfMemory(lim jobrt.Limits) json.RawMessage {
 // crashResult describes a Deno process that died without writing an error:
 // out of heap, killed by a signal, or a startup failure (say, a module that
 // is not in the cache).
-func crashResult(waitErr error, tail string) json.RawMessage {
+func crashResult(exit string, tail string) json.RawMessage {
 	tail = strings.TrimSpace(tail)
 	if len(tail) > 1500 {
 		tail = tail[len(tail)-1500:]
@@ -259,5 +287,5 @@ func crashResult(waitErr error, tail string) json.RawMessage {
 	if strings.Contains(lower, "out of memory") || strings.Contains(lower, "heap limit") {
 		return jobrt.ErrorResult("OutOfMemory", "the job ran out of memory (its heap is capped from the memory limit)", tail)
 	}
-	return jobrt.ErrorResult("ExecutionErr", fmt.Sprintf("deno exited without a result: %v", waitErr), tail)
+	return jobrt.ErrorResult("ExecutionErr", "deno exited without a result: "+exit, tail)
 }

@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"vane/sandbox"
 )
 
 // denoPathForTests is the deno `make deps` installs: under $VANE_TOOLS_DIR
@@ -30,4 +32,32 @@ func MustNewDeno(tb testing.TB, mutate ...func(*Config)) *Deno {
 	}
 	tb.Cleanup(func() { _ = d.Close() })
 	return d
+}
+
+// MustNewSandbox returns a jail-mode sandbox (APIAddr may be ""), closed at
+// cleanup. It fails when the kernel refuses the jail.
+func MustNewSandbox(tb testing.TB, apiAddr string) *sandbox.Sandbox {
+	tb.Helper()
+	state, err := os.MkdirTemp("", "vane-deno-sandbox-")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = os.RemoveAll(state) })
+	sb, err := sandbox.New(sandbox.Config{StateDir: state, APIAddr: apiAddr})
+	if err != nil {
+		tb.Fatalf("sandbox.New: %v", err)
+	}
+	tb.Cleanup(func() { _ = sb.Close() })
+	if st := sb.Status(); st.Mode != sandbox.ModeJail {
+		tb.Fatalf("sandbox mode %q (%s); the jailed Deno tests need the jail", st.Mode, st.Reason)
+	}
+	return sb
+}
+
+// MustNewJailedDeno returns a Deno executor whose processes run in a fresh
+// jail-mode sandbox.
+func MustNewJailedDeno(tb testing.TB, apiAddr string, mutate ...func(*Config)) *Deno {
+	tb.Helper()
+	sb := MustNewSandbox(tb, apiAddr)
+	return MustNewDeno(tb, append([]func(*Config){func(c *Config) { c.Sandbox = sb }}, mutate...)...)
 }

@@ -2,6 +2,7 @@ package deno
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -18,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	jobrt "vane/runtime"
+	"vane/sandbox"
 )
 
 // procSpec is one Deno process to start: its argv (deno's flags included),
@@ -35,10 +37,19 @@ type procSpec struct {
 	stderr   io.Writer
 }
 
+// procExit is how a Deno process ended.
+type procExit struct {
+	ok      bool   // exit status 0 on its own
+	desc    string // "exit status 1", "killed by signal 9", ...
+	oom     bool   // a cgroup memory limit killed it
+	memPeak int64  // bytes, when a cgroup measured it
+}
+
 // proc is a started Deno process tree.
 type proc interface {
-	// Wait waits for the process to exit and its output to be copied.
-	Wait() error
+	// Wait waits for the process to exit and its output to be copied. The
+	// error is for failures of the jail itself, not the process's status.
+	Wait() (procExit, error)
 	// Kill kills the whole process tree; safe to call more than once and
 	// after exit.
 	Kill()
@@ -105,7 +116,17 @@ func setRlimits(pid int, l jobrt.Limits) error {
 	return nil
 }
 
-func (p *plainProc) Wait() error { return p.cmd.Wait() }
+func (p *plainProc) Wait() (procExit, error) {
+	err := p.cmd.Wait()
+	if err == nil {
+		return procExit{ok: true, desc: "exit status 0"}, nil
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return procExit{desc: ee.ProcessState.String()}, nil
+	}
+	return procExit{}, fmt.Errorf("cannot wait for deno: %w", err)
+}
 
 func (p *plainProc) Pid() int { return p.cmd.Process.Pid }
 
@@ -157,6 +178,7 @@ func heapMB(memoryBytes int64) int64 {
 // netHosts lists the host:port entries a job may connect to: vane's API
 // (from BASE_INTERNAL_URL) and the operator's extra hosts.
 func (d *Deno) netHosts(env map[string]string) []string {
+	env = d.effectiveEnv(env)
 	var hosts []string
 	if base := env["BASE_INTERNAL_URL"]; base != "" {
 		if u, err := url.Parse(base); err == nil && u.Host != "" {
@@ -174,11 +196,31 @@ func (d *Deno) netHosts(env map[string]string) []string {
 	return append(hosts, d.cfg.AllowNet...)
 }
 
+// effectiveEnv is the request's environment as the process sees it: in the
+// jail, BASE_INTERNAL_URL is the forwarder to vane's API on the jail's
+// loopback.
+func (d *Deno) effectiveEnv(env map[string]string) map[string]string {
+	if d.cfg.Sandbox == nil {
+		return env
+	}
+	u := d.cfg.Sandbox.BaseInternalURL(d.cfg.APIPort)
+	if u == "" || env["BASE_INTERNAL_URL"] == u {
+		return env
+	}
+	out := make(map[string]string, len(env)+1)
+	for k, v := range env {
+		out[k] = v
+	}
+	out["BASE_INTERNAL_URL"] = u
+	return out
+}
+
 // jobEnv is the whole environment of a Deno process: the request's WM_*
 // variables and BASE_INTERNAL_URL, and Deno's own settings. Nothing of
 // vane's environment is inherited, and no other variable of the request
 // passes (a DENO_* or proxy variable would change Deno's behaviour).
 func (d *Deno) jobEnv(env map[string]string, home string) []string {
+	env = d.effectiveEnv(env)
 	out := []string{
 		"DENO_DIR=" + d.denoDir,
 		"DENO_NO_UPDATE_CHECK=1",
@@ -202,9 +244,63 @@ func (d *Deno) jobEnv(env map[string]string, home string) []string {
 }
 
 // startProc starts spec, in the jail when one is configured.
-func (d *Deno) startProc(_ context.Context, spec *procSpec) (proc, error) {
-	return startPlain(spec)
+func (d *Deno) startProc(ctx context.Context, spec *procSpec) (proc, error) {
+	if d.cfg.Sandbox == nil {
+		return startPlain(spec)
+	}
+	net := sandbox.NetworkNone
+	if spec.apiOnly {
+		net = sandbox.NetworkAPIOnly
+	}
+	p, err := d.cfg.Sandbox.Start(ctx, &sandbox.Spec{
+		Argv:          spec.argv,
+		Env:           spec.env,
+		Dir:           spec.dir,
+		ReadOnlyPaths: spec.readOnly,
+		Limits:        jailLimits(spec.limits),
+		Network:       net,
+		APIPort:       d.cfg.APIPort,
+		Stdin:         spec.stdin,
+		Stdout:        spec.stdout,
+		Stderr:        spec.stderr,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cannot start deno in the jail: %w", err)
+	}
+	return jailedProc{p}, nil
 }
+
+// jailLimits maps a job's limits onto the jail's. There is no RLIMIT_AS
+// (V8 cannot live under it); the cgroup bounds the memory where vane may
+// create one, and the RSS watchdog everywhere. Deno runs a few threads per
+// process, which count as processes.
+func jailLimits(l jobrt.Limits) sandbox.Limits {
+	sl := sandbox.Limits{
+		MaxProcs:     max(l.MaxProcs, 64),
+		MaxOpenFiles: max(l.MaxOpenFiles, 64),
+		MaxFileBytes: l.MaxFileBytes,
+		MemoryBytes:  l.MemoryBytes + 32<<20, // the jail's init and Deno's own runtime
+		CPUs:         1,
+	}
+	if l.Timeout > 0 {
+		sl.CPUTime = l.Timeout + 2*time.Second
+	}
+	return sl
+}
+
+// jailedProc is a Deno process in the sandbox's jail.
+type jailedProc struct{ p *sandbox.Process }
+
+func (j jailedProc) Wait() (procExit, error) {
+	ex, err := j.p.Wait()
+	if err != nil {
+		return procExit{}, err
+	}
+	return procExit{ok: ex.Success(), desc: ex.String(), oom: ex.OOM, memPeak: ex.MemPeak}, nil
+}
+
+func (j jailedProc) Kill()    { j.p.Kill() }
+func (j jailedProc) Pid() int { return j.p.Pid() }
 
 // logCap passes at most limit bytes to w, then writes a truncation marker
 // once and drops the rest (still reporting success, so the process drains).
