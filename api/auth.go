@@ -89,10 +89,15 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx) (*principal, error) {
 	if strings.HasPrefix(secret, vane.JobTokenPrefix) {
 		return s.authenticateJobToken(secret)
 	}
-	tok, err := s.deps.Tokens.LookupToken(ctx, HashToken(secret), s.cfg.LinearizableAuth)
+	lctx, cancel := context.WithTimeout(ctx, s.cfg.AuthTimeout)
+	tok, err := s.deps.Tokens.LookupToken(lctx, HashToken(secret), s.cfg.LinearizableAuth)
+	cancel()
 	if err != nil {
 		if errors.Is(err, vane.ErrUnauthorized) || errors.Is(err, vane.ErrNotFound) {
 			return nil, fmt.Errorf("invalid token: %w", vane.ErrUnauthorized)
+		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			return nil, fmt.Errorf("cannot check token: no answer from the leader within %s: %w", s.cfg.AuthTimeout, vane.ErrUnavailable)
 		}
 		return nil, fmt.Errorf("cannot check token: %w", err)
 	}

@@ -23,6 +23,9 @@ type Config struct {
 	// revoked token is refused on every node at once. Default true; see
 	// DefaultConfig.
 	LinearizableAuth bool
+	// AuthTimeout bounds a token lookup (a linearizable read waits for the
+	// leader); past it the request gets 503. Default 5 s.
+	AuthTimeout time.Duration
 	// DisconnectPoll is how often a run_wait_result call checks whether its
 	// client went away. Default 100 ms.
 	DisconnectPoll time.Duration
@@ -38,6 +41,7 @@ func DefaultConfig() Config {
 		Version:           "v1.458.3-vane",
 		LinearizableAuth:  true,
 		DisconnectPoll:    100 * time.Millisecond,
+		AuthTimeout:       5 * time.Second,
 		Logger:            slog.Default(),
 	}
 }
@@ -57,6 +61,9 @@ func (c Config) withDefaults() Config {
 	if c.DisconnectPoll == 0 {
 		c.DisconnectPoll = d.DisconnectPoll
 	}
+	if c.AuthTimeout == 0 {
+		c.AuthTimeout = d.AuthTimeout
+	}
 	if c.Logger == nil {
 		c.Logger = d.Logger
 	}
@@ -70,6 +77,9 @@ func (c Config) Validate() error {
 	}
 	if c.TimeoutWaitResult < 0 {
 		return fmt.Errorf("timeout wait result %s: must not be negative: %w", c.TimeoutWaitResult, vane.ErrInvalid)
+	}
+	if c.AuthTimeout < 0 {
+		return fmt.Errorf("auth timeout %s: must not be negative: %w", c.AuthTimeout, vane.ErrInvalid)
 	}
 	if c.DisconnectPoll < 0 {
 		return fmt.Errorf("disconnect poll %s: must not be negative: %w", c.DisconnectPoll, vane.ErrInvalid)

@@ -33,7 +33,10 @@ func runArgs(ctx *fasthttp.RequestCtx, body []byte) (map[string]json.RawMessage,
 	changed := wrap || raw
 	var encoded json.RawMessage
 	switch {
-	case bytes.HasPrefix(ctx.Request.Header.ContentType(), []byte("application/x-www-form-urlencoded")):
+	case bytes.HasPrefix(ctx.Request.Header.ContentType(), []byte("application/x-www-form-urlencoded")) &&
+		// curl -d sends JSON as a form by default: a body that is a JSON
+		// object is taken as JSON whatever its content type says.
+		!(len(trimmed) > 0 && trimmed[0] == '{' && jsonAPI.Valid(trimmed)):
 		changed = true
 		ctx.PostArgs().VisitAll(func(k, v []byte) {
 			b, _ := jsonAPI.Marshal(string(v))

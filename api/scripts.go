@@ -61,9 +61,6 @@ func (s *Server) createScript(ctx *fasthttp.RequestCtx, p *principal) error {
 	wctx, cancel := detached()
 	defer cancel()
 	if err := s.deps.Scripts.CreateScript(wctx, p.actor(), sc); err != nil {
-		if errors.Is(err, vane.ErrConflict) {
-			return fmt.Errorf("cannot save script %s: parent_hash %q is not the current version of the path (send the hash of its HEAD as parent_hash): %w", sc.Path, req.ParentHash, err)
-		}
 		return fmt.Errorf("cannot save script %s: %w", sc.Path, err)
 	}
 	if sc.DeploymentStatus == vane.DeployPending {

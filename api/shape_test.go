@@ -115,6 +115,7 @@ func TestRunArgs(t *testing.T) {
 		{name: "include_header", uri: "/x?include_header=X-Request-Id,Content-Type", ctype: "application/json", body: `{}`,
 			headers: []string{"X-Request-Id", "r1"}, wantKeys: map[string]string{"x_request_id": `"r1"`, "content_type": `"application/json"`}},
 		{name: "include_query", uri: "/x?include_query=q&q=v", body: `{}`, wantKeys: map[string]string{"q": `"v"`}},
+		{name: "JSON sent as a form", uri: "/x", ctype: "application/x-www-form-urlencoded", body: `{"a":1}`, wantKeys: map[string]string{"a": "1"}},
 		{name: "form", uri: "/x", ctype: "application/x-www-form-urlencoded", body: `a=1&b=two`, wantKeys: map[string]string{"a": `"1"`, "b": `"two"`}},
 	}
 	for _, tt := range tests {

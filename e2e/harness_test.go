@@ -99,7 +99,10 @@ func MustStartServer(tb testing.TB, opts ServerOptions) *Server {
 		dir = tb.TempDir()
 	}
 	args := append([]string{"serve", "--data-dir", dir, "--http-addr", "127.0.0.1:0",
-		"--raft-addr", "127.0.0.1:0", "--shutdown-grace", "2", "--log-level", "warn"}, opts.Args...)
+		"--raft-addr", "127.0.0.1:0", "--shutdown-grace", "2", "--log-level", "warn",
+		// Bash is all these tests run; the jail is still used where the kernel
+		// allows it (the flag only permits running unjailed where it does not).
+		"--languages", "bash", "--insecure-no-jail"}, opts.Args...)
 	s := &Server{tb: tb, DataDir: dir, args: args}
 	s.start()
 	tb.Cleanup(s.Stop)

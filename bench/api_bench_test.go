@@ -1,0 +1,234 @@
+package bench
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// The API benchmarks build and start the real `vane serve` binary (port 0,
+// temp data dir) and drive it over loopback HTTP with keep-alive clients.
+//
+//	go test -run '^$' -bench 'API' -benchtime 20000x ./bench/
+
+const benchToken = "bench-admin-token-0123456789"
+
+// apiServer is a running vane serve for a benchmark.
+type apiServer struct {
+	url  string
+	host string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+var (
+	buildOnce sync.Once
+	builtBin  string
+	buildErr  error
+)
+
+// vaneBinary builds cmd/vane once per test binary.
+func vaneBinary(tb testing.TB) string {
+	tb.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.Getwd()
+		if err != nil {
+			buildErr = err
+			return
+		}
+		for {
+			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+				break
+			}
+			parent := filepath.Dir(dir)
+			if parent == dir {
+				buildErr = fmt.Errorf("cannot find go.mod")
+				return
+			}
+			dir = parent
+		}
+		out, err := os.MkdirTemp("", "vane-bench-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		builtBin = filepath.Join(out, "vane")
+		cmd := exec.Command("go", "build", "-o", builtBin, "./cmd/vane")
+		cmd.Dir = dir
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("cannot build vane: %v\n%s", err, msg)
+		}
+	})
+	if buildErr != nil {
+		tb.Fatal(buildErr)
+	}
+	return builtBin
+}
+
+// MustStartAPIServer starts vane serve with extra flags and waits for it to
+// listen; it is stopped with SIGTERM at cleanup.
+func MustStartAPIServer(tb testing.TB, args ...string) *apiServer {
+	tb.Helper()
+	bin := vaneBinary(tb)
+	all := append([]string{"serve", "--data-dir", tb.TempDir(), "--http-addr", "127.0.0.1:0",
+		"--raft-addr", "127.0.0.1:0", "--log-level", "error", "--languages", "bash", "--insecure-no-jail",
+		"--shutdown-grace", "1"}, args...)
+	cmd := exec.Command(bin, all...)
+	cmd.Env = append(os.Environ(), "VANE_ADMIN_TOKEN="+benchToken)
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	s := &apiServer{cmd: cmd, done: make(chan struct{})}
+	urlCh := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if rest, ok := strings.CutPrefix(sc.Text(), "vane: listening on "); ok {
+				u, _, _ := strings.Cut(rest, " ")
+				urlCh <- u
+			}
+		}
+	}()
+	go func() { _ = cmd.Wait(); close(s.done) }()
+	select {
+	case s.url = <-urlCh:
+	case <-s.done:
+		tb.Fatal("vane exited before listening")
+	case <-time.After(90 * time.Second):
+		tb.Fatal("vane did not listen within 90s")
+	}
+	s.host = strings.TrimPrefix(s.url, "http://")
+	tb.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-s.done:
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			<-s.done
+		}
+	})
+	return s
+}
+
+// client returns a keep-alive client with up to conns connections.
+func (s *apiServer) client(conns int) *fasthttp.HostClient {
+	return &fasthttp.HostClient{Addr: s.host, MaxConns: conns, ReadTimeout: 5 * time.Minute}
+}
+
+// do sends one request and returns the status and body.
+func do(tb testing.TB, c *fasthttp.HostClient, method, url, body string) (int, string) {
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI(url)
+	req.Header.SetMethod(method)
+	req.Header.Set("Authorization", "Bearer "+benchToken)
+	req.Header.SetContentType("application/json")
+	req.SetBodyString(body)
+	if err := c.Do(req, resp); err != nil {
+		tb.Fatalf("%s %s: %v", method, url, err)
+	}
+	return resp.StatusCode(), string(resp.Body())
+}
+
+// mustSaveScript saves a bash script in workspace main.
+func (s *apiServer) mustSaveScript(tb testing.TB, path, content string) {
+	tb.Helper()
+	body := fmt.Sprintf(`{"path":%q,"summary":"","description":"","language":"bash","content":%q}`, path, content)
+	if code, out := do(tb, s.client(1), "POST", s.url+"/api/w/main/scripts/create", body); code != 201 {
+		tb.Fatalf("cannot save script: %d %s", code, out)
+	}
+}
+
+// percentiles reports p50 and p99 of the latencies in milliseconds.
+func percentiles(lat []time.Duration) (p50, p99 float64) {
+	if len(lat) == 0 {
+		return 0, 0
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	at := func(q float64) float64 {
+		i := int(q * float64(len(lat)-1))
+		return float64(lat[i]) / float64(time.Millisecond)
+	}
+	return at(0.50), at(0.99)
+}
+
+// drive runs b.N requests from callers concurrent keep-alive clients and
+// reports requests/s and latency percentiles.
+func drive(b *testing.B, s *apiServer, callers int, method, url, body string, wantStatus int) {
+	c := s.client(callers)
+	// Warm the connections and the server.
+	for range callers {
+		if code, out := do(b, c, method, url, body); code != wantStatus {
+			b.Fatalf("warm-up: status %d, want %d: %s", code, wantStatus, out)
+		}
+	}
+	lat := make([]time.Duration, b.N)
+	var next atomic.Int64
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	for range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(b.N) {
+					return
+				}
+				t0 := time.Now()
+				code, _ := do(b, c, method, url, body)
+				lat[i] = time.Since(t0)
+				if code != wantStatus {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if n := failed.Load(); n > 0 {
+		b.Fatalf("%d of %d requests did not get %d", n, b.N, wantStatus)
+	}
+	p50, p99 := percentiles(lat)
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "req/s")
+	b.ReportMetric(p50, "p50_ms")
+	b.ReportMetric(p99, "p99_ms")
+}
+
+// BenchmarkAPI_WebhookIngestion posts run/p webhooks from 64 keep-alive
+// clients; each 201 means the job is durably queued (raft commit).
+func BenchmarkAPI_WebhookIngestion(b *testing.B) {
+	s := MustStartAPIServer(b, "--workers", "1")
+	s.mustSaveScript(b, "u/admin/noop", "echo ok\n")
+	drive(b, s, 64, "POST", s.url+"/api/w/main/jobs/run/p/u/admin/noop", `{"x":1}`, 201)
+}
+
+// BenchmarkAPI_RunWaitResultBash calls run_wait_result on a trivial Bash
+// script, one caller at a time and from 16 concurrent callers.
+func BenchmarkAPI_RunWaitResultBash(b *testing.B) {
+	s := MustStartAPIServer(b)
+	s.mustSaveScript(b, "u/admin/echo", "echo ok\n")
+	url := s.url + "/api/w/main/jobs/run_wait_result/p/u/admin/echo"
+	b.Run("sequential", func(b *testing.B) { drive(b, s, 1, "POST", url, `{}`, 200) })
+	b.Run("concurrent16", func(b *testing.B) { drive(b, s, 16, "POST", url, `{}`, 200) })
+}

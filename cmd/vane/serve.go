@@ -1,0 +1,157 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"vane/api"
+	"vane/raftstore"
+)
+
+// serveCommand runs `vane serve` until SIGTERM or SIGINT.
+func serveCommand(args []string, stdout, stderr io.Writer) int {
+	cfg, err := parseServeConfig(args, os.Getenv, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "vane serve: %v\n", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := serve(ctx, cfg, stdout, stderr); err != nil {
+		fmt.Fprintf(stderr, "vane serve: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// serve starts a node and blocks until ctx ends, then stops it; see main.go
+// for the order and why.
+func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err error) {
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slogLevel(cfg.LogLevel)}))
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("cannot create data dir: %w", err)
+	}
+	metrics := api.NewMetrics()
+	stopRaftMetrics := installRaftMetrics(metrics)
+	defer stopRaftMetrics()
+
+	// 1. The store.
+	scfg := raftstore.DefaultConfig()
+	scfg.Dir = filepath.Join(cfg.DataDir, "store")
+	scfg.NodeID = cfg.NodeID
+	scfg.BindAddr = cfg.RaftAddr
+	st, err := raftstore.Open(scfg)
+	if err != nil {
+		return fmt.Errorf("cannot open store: %w", err)
+	}
+	defer func() {
+		if cerr := st.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("cannot close store: %w", cerr)
+		}
+		log.Info("store closed")
+	}()
+	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	err = st.WaitLeader(wctx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("cannot find a raft leader: %w", err)
+	}
+
+	// 2. First-start bootstrap.
+	bctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = bootstrap(bctx, st, cfg.DataDir, cfg.AdminToken, stdout)
+	cancel()
+	if err != nil {
+		return err
+	}
+
+	// 3. The HTTP listener.
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	defer ln.Close()
+	baseURL := "http://" + internalAddr(ln.Addr())
+
+	// 4. The workers.
+	langs, err := newLanguages(ctx, cfg, internalAddr(ln.Addr()), log)
+	if err != nil {
+		return err
+	}
+	defer langs.Close()
+	workers, err := startWorkers(cfg, st, langs, baseURL, metrics, log)
+	if err != nil {
+		return err
+	}
+
+	// 5. The API.
+	deps := api.Deps{
+		Tokens: st, Users: st, Workspaces: st, Scripts: st, Lifecycle: st, Jobs: st, JobReader: st,
+		Keys: st, Parsers: langs.parsers, Deployers: langs.deployers, Metrics: metrics,
+	}
+	if vs, ok := any(st).(api.VariableStore); ok {
+		deps.Variables = vs
+	}
+	srv, err := api.New(api.Config{BodyLimit: cfg.BodyLimit, TimeoutWaitResult: cfg.TimeoutWaitResult,
+		Version: version, LinearizableAuth: true, Logger: log}, deps)
+	if err != nil {
+		workers.Stop()
+		return err
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	fmt.Fprintf(stdout, "vane: listening on %s (data dir %s, node %s)\n", baseURL, cfg.DataDir, cfg.NodeID)
+	log.Info("ready", "http", baseURL, "raft", st.Addr(), "workers", cfg.Workers)
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case err = <-served:
+		log.Error("http server stopped", "err", err)
+	}
+
+	// Stop in reverse order: API, workers, then the store (deferred).
+	grace, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace+5*time.Second)
+	defer cancel()
+	if serr := srv.Shutdown(grace); serr != nil && !errors.Is(serr, context.DeadlineExceeded) {
+		log.Warn("api shutdown", "err", serr)
+	}
+	log.Info("api stopped")
+	workers.Stop()
+	log.Info("workers stopped")
+	return err
+}
+
+// internalAddr is the address jobs use to reach this node's API: the bound
+// port on loopback when the listener is on every interface.
+func internalAddr(a net.Addr) string {
+	tcp, ok := a.(*net.TCPAddr)
+	if !ok {
+		return a.String()
+	}
+	if tcp.IP == nil || tcp.IP.IsUnspecified() {
+		return fmt.Sprintf("127.0.0.1:%d", tcp.Port)
+	}
+	return tcp.String()
+}
+
+func slogLevel(s string) slog.Level {
+	switch s {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}

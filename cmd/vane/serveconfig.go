@@ -1,0 +1,152 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	goruntime "runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"vane"
+)
+
+// serveConfig is everything `vane serve` reads from flags and the environment.
+type serveConfig struct {
+	DataDir           string
+	HTTPAddr          string
+	RaftAddr          string
+	NodeID            string
+	Workers           int
+	BodyLimit         int
+	TimeoutWaitResult time.Duration
+	DenoPath          string
+	InsecureNoJail    bool
+	ShutdownGrace     time.Duration
+	LogLevel          string
+	// Languages are the script languages this node runs.
+	Languages []vane.ScriptLang
+	// ToolsDir holds the installed toolchains (deno, the CPython wasm build).
+	ToolsDir string
+	// AdminToken is VANE_ADMIN_TOKEN: the superadmin's token when set.
+	AdminToken string
+}
+
+// parseServeConfig reads flags, with environment variables as their
+// defaults (a flag given on the command line wins over the environment).
+func parseServeConfig(args []string, getenv func(string) string, stderr io.Writer) (serveConfig, error) {
+	var c serveConfig
+	fs := flag.NewFlagSet("vane serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	envStr := func(key, def string) string {
+		if v := getenv(key); v != "" {
+			return v
+		}
+		return def
+	}
+	var envErr error
+	envInt := func(key string, def int) int {
+		if v := getenv(key); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				envErr = errors.Join(envErr, fmt.Errorf("%s=%q is not an integer", key, v))
+				return def
+			}
+			return n
+		}
+		return def
+	}
+	envBool := func(key string) bool {
+		if v := getenv(key); v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				envErr = errors.Join(envErr, fmt.Errorf("%s=%q is not a boolean", key, v))
+			}
+			return b
+		}
+		return false
+	}
+	fs.StringVar(&c.DataDir, "data-dir", envStr("VANE_DATA_DIR", "./vane-data"), "where the store, its raft log and the admin token live (env VANE_DATA_DIR)")
+	fs.StringVar(&c.HTTPAddr, "http-addr", envStr("VANE_HTTP_ADDR", ":8000"), "HTTP API listen address (env VANE_HTTP_ADDR)")
+	fs.StringVar(&c.RaftAddr, "raft-addr", envStr("VANE_RAFT_ADDR", "127.0.0.1:0"), "raft listen address; the default suits a single node (env VANE_RAFT_ADDR)")
+	fs.StringVar(&c.NodeID, "node-id", envStr("VANE_NODE_ID", "node1"), "raft server id of this node (env VANE_NODE_ID)")
+	fs.IntVar(&c.Workers, "workers", envInt("VANE_WORKERS", goruntime.NumCPU()), "jobs run concurrently on this node (env VANE_WORKERS)")
+	fs.IntVar(&c.BodyLimit, "body-limit", envInt("VANE_BODY_LIMIT", 16<<20), "largest request body in bytes; larger gets 413 (env VANE_BODY_LIMIT)")
+	timeout := fs.Int("timeout-wait-result", envInt("TIMEOUT_WAIT_RESULT", 600), "seconds a run_wait_result call waits before canceling the job (env TIMEOUT_WAIT_RESULT)")
+	fs.StringVar(&c.DenoPath, "deno-path", envStr("VANE_DENO_PATH", ""), "the deno binary; default: .tools/deno, then PATH (env VANE_DENO_PATH)")
+	fs.BoolVar(&c.InsecureNoJail, "insecure-no-jail", envBool("VANE_INSECURE_NO_JAIL"), "run subprocess jobs without the jail (development only) (env VANE_INSECURE_NO_JAIL)")
+	grace := fs.Int("shutdown-grace", envInt("VANE_SHUTDOWN_GRACE", 30), "seconds running jobs get to finish on SIGTERM before their leases are released (env VANE_SHUTDOWN_GRACE)")
+	langs := fs.String("languages", envStr("VANE_LANGUAGES", "bash,deno,python3,go"), "comma-separated languages this node runs (env VANE_LANGUAGES)")
+	fs.StringVar(&c.LogLevel, "log-level", envStr("VANE_LOG_LEVEL", "info"), "debug, info, warn or error (env VANE_LOG_LEVEL)")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if envErr != nil {
+		return c, envErr
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	c.TimeoutWaitResult = time.Duration(*timeout) * time.Second
+	if *timeout <= 0 {
+		// As Windmill: a value of zero or less means 2 seconds.
+		c.TimeoutWaitResult = 2 * time.Second
+	}
+	c.ShutdownGrace = time.Duration(*grace) * time.Second
+	c.AdminToken = getenv("VANE_ADMIN_TOKEN")
+	c.ToolsDir = toolsDir(getenv)
+	for _, l := range strings.Split(*langs, ",") {
+		if l = strings.TrimSpace(l); l != "" {
+			c.Languages = append(c.Languages, vane.ScriptLang(l))
+		}
+	}
+	return c, c.validate()
+}
+
+// validate reports the first unusable field, naming its flag.
+func (c serveConfig) validate() error {
+	if c.DataDir == "" {
+		return errors.New("--data-dir must not be empty")
+	}
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		return fmt.Errorf("--http-addr %q: %v", c.HTTPAddr, err)
+	}
+	if _, _, err := net.SplitHostPort(c.RaftAddr); err != nil {
+		return fmt.Errorf("--raft-addr %q: %v", c.RaftAddr, err)
+	}
+	if c.NodeID == "" {
+		return errors.New("--node-id must not be empty")
+	}
+	if c.Workers < 1 || c.Workers > 1024 {
+		return fmt.Errorf("--workers %d must be between 1 and 1024", c.Workers)
+	}
+	if c.BodyLimit < 1024 {
+		return fmt.Errorf("--body-limit %d must be at least 1024 bytes", c.BodyLimit)
+	}
+	if c.ShutdownGrace < 0 {
+		return fmt.Errorf("--shutdown-grace must not be negative")
+	}
+	if c.AdminToken != "" && len(c.AdminToken) < 16 {
+		return fmt.Errorf("VANE_ADMIN_TOKEN must be at least 16 characters")
+	}
+	if c.DenoPath != "" {
+		if _, err := os.Stat(c.DenoPath); err != nil {
+			return fmt.Errorf("--deno-path: %v", err)
+		}
+	}
+	for _, l := range c.Languages {
+		if !l.Valid() {
+			return fmt.Errorf("--languages: %q is not one of bash, deno, python3, go", l)
+		}
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("--log-level %q must be debug, info, warn or error", c.LogLevel)
+	}
+	return nil
+}

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"vane"
+	"vane/api"
+	"vane/raftstore"
+	jobrt "vane/runtime"
+)
+
+// workerPool is this node's running worker.
+type workerPool struct {
+	w   *jobrt.Worker
+	log *slog.Logger
+}
+
+// startWorkers creates and starts the worker over the store with the
+// executors of langs, each wrapped to feed the job metrics.
+func startWorkers(cfg serveConfig, st *raftstore.Store, langs *languages, baseURL string, m *api.Metrics, log *slog.Logger) (*workerPool, error) {
+	dataDir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("cannot resolve data dir: %w", err)
+	}
+	wc := jobrt.DefaultConfig()
+	wc.Node = cfg.NodeID
+	wc.Concurrency = cfg.Workers
+	wc.BaseURL = baseURL
+	wc.BaseInternalURL = baseURL
+	wc.InstanceSecret = st.InstanceSecret
+	wc.JobRoot = filepath.Join(dataDir, "jobs")
+	wc.ShutdownGrace = cfg.ShutdownGrace
+	wc.Logger = log
+	execs := make(map[vane.ScriptLang]jobrt.Executor, len(langs.executors))
+	for lang, e := range langs.executors {
+		execs[lang] = newMeteredExecutor(e, lang, m)
+	}
+	w, err := jobrt.New(wc, st, execs)
+	if err != nil {
+		return nil, fmt.Errorf("cannot create worker: %w", err)
+	}
+	if err := w.Start(); err != nil {
+		return nil, fmt.Errorf("cannot start worker: %w", err)
+	}
+	return &workerPool{w: w, log: log}, nil
+}
+
+// Stop stops claiming, lets running jobs finish within the configured
+// grace period, then kills and releases the rest.
+func (p *workerPool) Stop() {
+	if err := p.w.Close(); err != nil {
+		p.log.Warn("worker shutdown", "err", err)
+	}
+}
+
+// meteredExecutor counts and times the jobs an executor runs.
+type meteredExecutor struct {
+	next      jobrt.Executor
+	started   interface{ Add(uint64) uint64 }
+	succeeded interface{ Add(uint64) uint64 }
+	failed    interface{ Add(uint64) uint64 }
+	duration  *api.Histogram
+	wait      *api.Histogram
+}
+
+func newMeteredExecutor(e jobrt.Executor, lang vane.ScriptLang, m *api.Metrics) *meteredExecutor {
+	l := fmt.Sprintf("language=%q", lang)
+	return &meteredExecutor{
+		next:      e,
+		started:   m.Counter("vane_jobs_started_total", "Jobs whose execution started on this node.", l),
+		succeeded: m.Counter("vane_jobs_completed_total", "Jobs that ran to success on this node.", l),
+		failed:    m.Counter("vane_jobs_failed_total", "Jobs that failed, timed out or were canceled while running on this node.", l),
+		duration:  m.Histogram("vane_job_duration_seconds", "Execution time of jobs on this node.", l),
+		wait:      m.Histogram("vane_job_queue_wait_seconds", "Time from a job's scheduled start to the start of its execution.", l),
+	}
+}
+
+// Run implements runtime.Executor.
+func (e *meteredExecutor) Run(ctx context.Context, req *jobrt.Request) (jobrt.Outcome, error) {
+	start := time.Now()
+	e.started.Add(1)
+	if j := req.Job; j != nil {
+		ready := j.ScheduledFor
+		if j.CreatedAt.After(ready) {
+			ready = j.CreatedAt
+		}
+		if !ready.IsZero() && start.After(ready) {
+			e.wait.Observe(start.Sub(ready))
+		}
+	}
+	out, err := e.next.Run(ctx, req)
+	e.duration.Observe(time.Since(start))
+	if err == nil && out.Success {
+		e.succeeded.Add(1)
+	} else {
+		e.failed.Add(1)
+	}
+	return out, err
+}
