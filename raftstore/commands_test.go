@@ -185,7 +185,9 @@ func TestStore_ScriptCommands(t *testing.T) {
 		{"set deployment bad state", func(ctx context.Context, s *Store) error {
 			return s.SetScriptDeployment(ctx, testWS, v2.Hash, "done", "", "")
 		}, vane.ErrInvalid},
-		{"archive by hash", func(ctx context.Context, s *Store) error { return s.ArchiveScriptByHash(ctx, testAdmin, testWS, v1.Hash) }, nil},
+		{"archive by hash", func(ctx context.Context, s *Store) error {
+			return s.ArchiveScriptByHash(ctx, testAdmin, testWS, v1.Hash)
+		}, nil},
 		{"archive unknown hash", func(ctx context.Context, s *Store) error {
 			return s.ArchiveScriptByHash(ctx, testAdmin, testWS, "0000000000000000")
 		}, vane.ErrNotFound},

@@ -55,7 +55,9 @@ func TestStore_VariableCommands(t *testing.T) {
 		{"update unknown", func(ctx context.Context, s *Store) error {
 			return s.UpdateVariable(ctx, testAdmin, testWS, "u/admin/none", vane.VariableUpdate{Value: ptr("x")})
 		}, vane.ErrNotFound},
-		{"delete unknown", func(ctx context.Context, s *Store) error { return s.DeleteVariable(ctx, testAdmin, testWS, "u/admin/none") }, vane.ErrNotFound},
+		{"delete unknown", func(ctx context.Context, s *Store) error {
+			return s.DeleteVariable(ctx, testAdmin, testWS, "u/admin/none")
+		}, vane.ErrNotFound},
 	})
 	v, err := s.GetVariable(testWS, secret.Path, true)
 	if err != nil || v.Value != "correct horse" || !v.IsSecret {
@@ -139,9 +141,15 @@ func TestStore_EntityCommands(t *testing.T) {
 			r.Path = "f/infra/pg2"
 			return s.UpdateResource(ctx, testAdmin, testWS, res.Path, r)
 		}, nil},
-		{"update resource unknown", func(ctx context.Context, s *Store) error { return s.UpdateResource(ctx, testAdmin, testWS, res.Path, res) }, vane.ErrNotFound},
-		{"delete resource", func(ctx context.Context, s *Store) error { return s.DeleteResource(ctx, testAdmin, testWS, "f/infra/pg2") }, nil},
-		{"delete resource unknown", func(ctx context.Context, s *Store) error { return s.DeleteResource(ctx, testAdmin, testWS, "f/infra/pg2") }, vane.ErrNotFound},
+		{"update resource unknown", func(ctx context.Context, s *Store) error {
+			return s.UpdateResource(ctx, testAdmin, testWS, res.Path, res)
+		}, vane.ErrNotFound},
+		{"delete resource", func(ctx context.Context, s *Store) error {
+			return s.DeleteResource(ctx, testAdmin, testWS, "f/infra/pg2")
+		}, nil},
+		{"delete resource unknown", func(ctx context.Context, s *Store) error {
+			return s.DeleteResource(ctx, testAdmin, testWS, "f/infra/pg2")
+		}, vane.ErrNotFound},
 		{"create resource type", func(ctx context.Context, s *Store) error { return s.CreateResourceType(ctx, testAdmin, rt) }, nil},
 		{"create resource type again", func(ctx context.Context, s *Store) error { return s.CreateResourceType(ctx, testAdmin, rt) }, vane.ErrAlreadyExists},
 		{"create resource type bad name", func(ctx context.Context, s *Store) error {
@@ -154,7 +162,9 @@ func TestStore_EntityCommands(t *testing.T) {
 			r.Description = "PostgreSQL"
 			return s.UpdateResourceType(ctx, testAdmin, testWS, rt.Name, r)
 		}, nil},
-		{"delete resource type", func(ctx context.Context, s *Store) error { return s.DeleteResourceType(ctx, testAdmin, testWS, rt.Name) }, nil},
+		{"delete resource type", func(ctx context.Context, s *Store) error {
+			return s.DeleteResourceType(ctx, testAdmin, testWS, rt.Name)
+		}, nil},
 		{"create schedule", func(ctx context.Context, s *Store) error { return s.CreateSchedule(ctx, testAdmin, sched) }, nil},
 		{"create schedule again", func(ctx context.Context, s *Store) error { return s.CreateSchedule(ctx, testAdmin, sched) }, vane.ErrAlreadyExists},
 		{"create schedule empty cron", func(ctx context.Context, s *Store) error {
@@ -172,7 +182,9 @@ func TestStore_EntityCommands(t *testing.T) {
 			sc.Enabled = false
 			return s.UpdateSchedule(ctx, testAdmin, testWS, sched.Path, sc)
 		}, nil},
-		{"delete schedule unknown", func(ctx context.Context, s *Store) error { return s.DeleteSchedule(ctx, testAdmin, testWS, "u/admin/none") }, vane.ErrNotFound},
+		{"delete schedule unknown", func(ctx context.Context, s *Store) error {
+			return s.DeleteSchedule(ctx, testAdmin, testWS, "u/admin/none")
+		}, vane.ErrNotFound},
 		{"create group", func(ctx context.Context, s *Store) error { return s.CreateGroup(ctx, testAdmin, grp) }, nil},
 		{"create group again", func(ctx context.Context, s *Store) error { return s.CreateGroup(ctx, testAdmin, grp) }, vane.ErrAlreadyExists},
 		{"create group bad member", func(ctx context.Context, s *Store) error {
@@ -245,7 +257,9 @@ func TestStore_FlowCommands(t *testing.T) {
 			return s.UpdateFlow(ctx, testAdmin, testWS, f.Path, g)
 		}, nil},
 		{"update unknown", func(ctx context.Context, s *Store) error { return s.UpdateFlow(ctx, testAdmin, testWS, f.Path, f) }, vane.ErrNotFound},
-		{"archive", func(ctx context.Context, s *Store) error { return s.ArchiveFlow(ctx, testAdmin, testWS, "f/etl/nightly", true) }, nil},
+		{"archive", func(ctx context.Context, s *Store) error {
+			return s.ArchiveFlow(ctx, testAdmin, testWS, "f/etl/nightly", true)
+		}, nil},
 		{"archive unknown", func(ctx context.Context, s *Store) error { return s.ArchiveFlow(ctx, testAdmin, testWS, f.Path, true) }, vane.ErrNotFound},
 	})
 	h, err := s.FlowHistory(testWS, "f/etl/nightly")
