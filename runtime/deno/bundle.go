@@ -48,6 +48,9 @@ func bundleKey(code, lock string) string {
 // save time). A lock that is a bare deno.lock (it has a "version" key) is
 // accepted too, as Windmill stores it.
 type lockFile struct {
+	// Path is the script's own path when it imports workspace scripts: the
+	// base of its relative imports, wherever the lock is used.
+	Path    string            `json:"path,omitempty"`
 	Deno    json.RawMessage   `json:"deno,omitempty"`
 	Scripts map[string]string `json:"scripts,omitempty"`
 }
@@ -336,6 +339,9 @@ func (d *Deno) buildBundle(ctx context.Context, code, lock, scriptPath string, r
 	if err != nil {
 		return nil, "", err
 	}
+	if scriptPath == "" {
+		scriptPath = lf.Path
+	}
 	g, err := resolveGraph(scriptPath, code, lf.Scripts, resolve)
 	if err != nil {
 		return nil, "", err
@@ -350,7 +356,7 @@ func (d *Deno) buildBundle(ctx context.Context, code, lock, scriptPath string, r
 		return nil, "", fmt.Errorf("cannot create bundle dir: %w", err)
 	}
 	b := &bundle{dir: tmp, names: names, hasLock: g.hasNPM, hasImportMap: len(g.mapping) > 0}
-	lockOut, err := d.fillBundle(ctx, b, code, lf, g, check)
+	lockOut, err := d.fillBundle(ctx, b, code, scriptPath, lf, g, check)
 	if err != nil {
 		_ = os.RemoveAll(tmp)
 		return nil, "", err
@@ -359,14 +365,15 @@ func (d *Deno) buildBundle(ctx context.Context, code, lock, scriptPath string, r
 }
 
 // fillBundle writes b's files and runs the save-time deno commands in b.dir.
-func (d *Deno) fillBundle(ctx context.Context, b *bundle, code string, lf *lockFile, g *graph, check bool) (string, error) {
+func (d *Deno) fillBundle(ctx context.Context, b *bundle, code, scriptPath string, lf *lockFile, g *graph, check bool) (string, error) {
 	if err := writeBundleFiles(b.dir, code, b.names, g, lf.Deno); err != nil {
 		return "", err
 	}
 	frozen := len(lf.Deno) > 0
 	if g.hasNPM {
 		args := append([]string{"install", "--entrypoint"}, toolFlags(b.dir, b.hasImportMap, frozen)...)
-		if err := d.denoTool(ctx, b.dir, append(args, "main.ts")...); err != nil {
+		// inner.ts too: main.ts imports it dynamically, which install does not follow.
+		if err := d.denoTool(ctx, b.dir, append(args, "main.ts", "inner.ts")...); err != nil {
 			return "", err
 		}
 	}
@@ -379,6 +386,8 @@ func (d *Deno) fillBundle(ctx context.Context, b *bundle, code string, lf *lockF
 	out := &lockFile{Scripts: g.scripts}
 	if len(out.Scripts) == 0 {
 		out.Scripts = nil
+	} else {
+		out.Path = scriptPath
 	}
 	lockPath := filepath.Join(b.dir, "deno.lock")
 	if g.hasNPM {

@@ -226,6 +226,7 @@ func (d *Deno) jobEnv(env map[string]string, home string) []string {
 		"DENO_NO_UPDATE_CHECK=1",
 		"DENO_NO_PACKAGE_JSON=1",
 		"NO_COLOR=1",
+		"DENO_TLS_CA_STORE=system,mozilla",
 		"HOME=" + home,
 		"TZ=UTC",
 		"PATH=/usr/bin:/bin",
@@ -374,6 +375,9 @@ func (d *Deno) toolEnv() []string {
 		"NO_COLOR=1",
 		"RUST_BACKTRACE=0",
 		"PATH=/usr/bin:/bin",
+		// The machine's CA store, not only Deno's bundled roots: a registry
+		// behind a corporate proxy presents the proxy's certificate.
+		"DENO_TLS_CA_STORE=system,mozilla",
 	}
 	return append(env, d.cfg.ToolEnv...)
 }

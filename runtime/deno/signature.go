@@ -62,9 +62,10 @@ var (
 // mainParams returns the raw text of each parameter of main.
 func mainParams(code string) ([]string, error) {
 	clean := stripComments(code)
-	loc := mainFuncRE.FindStringIndex(clean)
+	masked := maskStrings(clean) // same offsets; no "main(" inside a string
+	loc := mainFuncRE.FindStringIndex(masked)
 	if loc == nil {
-		loc = mainConstRE.FindStringIndex(clean)
+		loc = mainConstRE.FindStringIndex(masked)
 	}
 	if loc == nil {
 		return nil, vane.Invalidf("cannot find main: the script must export a function main, e.g. `export async function main(name: string) { ... }`")
@@ -387,6 +388,24 @@ func stripComments(code string) string {
 				b[k] = ' '
 			}
 			i = j + 1
+		}
+	}
+	return string(b)
+}
+
+// maskStrings blanks the inside of string and template literals, keeping
+// offsets, so that searches do not match text inside strings.
+func maskStrings(code string) string {
+	b := []byte(code)
+	for i := 0; i < len(b); i++ {
+		if c := b[i]; c == '"' || c == '\'' || c == '`' {
+			end := skipString(b, i)
+			for k := i + 1; k < end; k++ {
+				if b[k] != '\n' {
+					b[k] = ' '
+				}
+			}
+			i = end
 		}
 	}
 	return string(b)
