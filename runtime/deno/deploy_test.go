@@ -174,7 +174,9 @@ func TestDeno_Run_WrapperSemantics(t *testing.T) {
 				assertOutcome(t, out, logs, tt.want)
 				return
 			}
-			var got, want struct{ Error struct{ Name, Message string } }
+			var got, want struct {
+				Error struct{ Name, Message string }
+			}
 			_ = json.Unmarshal(out.Result, &got)
 			_ = json.Unmarshal([]byte(tt.want), &want)
 			if got.Error != want.Error {
