@@ -127,8 +127,8 @@ func (s *Sandbox) startJailedSpec(ctx context.Context, spec *Spec, probe bool) (
 		}
 	}
 	cmd := &exec.Cmd{
-		Path:       fmt.Sprintf("/proc/self/fd/%d", sp.ExeFD),
-		Args:       []string{initArg0},
+		Path: fmt.Sprintf("/proc/self/fd/%d", sp.ExeFD),
+		Args: []string{initArg0},
 		// GORACE: a race-built binary (go test -race) otherwise sleeps 1 s at exit.
 		Env:        []string{initEnvKey + "=1", "GORACE=atexit_sleep_ms=0"},
 		Stdin:      spec.Stdin,
