@@ -76,7 +76,7 @@ func (d *Deno) runDedicated(ctx context.Context, req *jobrt.Request, b *bundle, 
 	}
 	if w == nil {
 		var err error
-		if w, err = d.startWorker(runCtx, b, req, lim); err != nil {
+		if w, err = d.startWorker(b, req, lim); err != nil {
 			pl.slots <- nil
 			return jobrt.Outcome{}, err
 		}
@@ -97,7 +97,7 @@ func (d *Deno) runDedicated(ctx context.Context, req *jobrt.Request, b *bundle, 
 
 // startWorker starts a dedicated worker process for b, with the first
 // request's environment (later calls replace the WM_* variables).
-func (d *Deno) startWorker(ctx context.Context, b *bundle, req *jobrt.Request, lim jobrt.Limits) (*worker, error) {
+func (d *Deno) startWorker(b *bundle, req *jobrt.Request, lim jobrt.Limits) (*worker, error) {
 	dir, err := os.MkdirTemp(d.workDir, "w-")
 	if err != nil {
 		return nil, fmt.Errorf("cannot create dedicated worker dir: %w", err)
@@ -139,14 +139,21 @@ func (d *Deno) startWorker(ctx context.Context, b *bundle, req *jobrt.Request, l
 		stderr:   stderr,
 	}
 	spec.limits.Timeout = 0 // a long-lived process: no CPU-time cap, each call has its timer
-	p, err := d.startProc(ctx, spec)
-	inR.Close()
-	outW.Close()
+	// Not ctx: the jail kills a process when its start context ends, and
+	// this one outlives the call that started it (the pool kills it).
+	p, err := d.startProc(context.Background(), spec)
 	if err != nil {
-		inW.Close()
-		outR.Close()
+		for _, f := range []*os.File{inR, inW, outR, outW} {
+			f.Close()
+		}
 		_ = os.RemoveAll(dir)
 		return nil, err
+	}
+	if d.cfg.Sandbox == nil {
+		// exec gave the child its own copies of the pipe ends; the jail may
+		// copy through them instead, so there they stay open until exit.
+		inR.Close()
+		outW.Close()
 	}
 	w.p = p
 	w.mem = watchMemory(p.Pid(), lim.MemoryBytes, p.Kill)
@@ -160,6 +167,10 @@ func (d *Deno) startWorker(ctx context.Context, b *bundle, req *jobrt.Request, l
 	go func() {
 		_, _ = p.Wait()
 		w.mem.Stop()
+		if d.cfg.Sandbox != nil {
+			inR.Close()
+			outW.Close()
+		}
 		<-readDone
 		outR.Close()
 		inW.Close()
