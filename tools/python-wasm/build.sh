@@ -31,7 +31,7 @@ ZLIB_SRC_VERSION=1:1.2.13.dfsg-1
 ZLIB_ORIG=zlib_1.2.13.dfsg.orig.tar.bz2
 ZLIB_ORIG_SHA256=71feb7947e3c00ef125f83b79a4e529bde31171e5babe48b391f06758d1ab0a1
 WIZER_PKG=@bytecodealliance/wizer-linux-x64@11.0.3
-APT_PACKAGES="clang-16 lld-16 llvm-16 wasi-libc libclang-rt-16-dev-wasm32 python3.11 bzip2"
+APT_PACKAGES="clang-16 lld-16 llvm-16 wasi-libc libclang-rt-16-dev-wasm32 python3.11 bzip2 patch make"
 BUILD_PYTHON=/usr/bin/python3.11
 
 step() { printf '\n==> python-wasm: %s\n' "$*"; }
