@@ -1,0 +1,124 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"sort"
+	"testing"
+	"time"
+
+	"vane"
+	jobrt "vane/runtime"
+	"vane/runtime/bash"
+	"vane/sandbox"
+)
+
+// The jail benchmarks measure what the sandbox costs per process and what a
+// trivial Bash job costs through the Bash executor in the jail:
+//
+//	go test -run '^$' -bench 'Jail|BashExecutor' -benchtime 300x ./bench/
+
+func mustSandbox(b *testing.B) *sandbox.Sandbox {
+	b.Helper()
+	state, err := os.MkdirTemp("", "vane-jail-bench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = os.RemoveAll(state) })
+	sb, err := sandbox.New(sandbox.Config{StateDir: state})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = sb.Close() })
+	if st := sb.Status(); st.Mode != sandbox.ModeJail {
+		b.Fatalf("sandbox mode %q: %s", st.Mode, st.Reason)
+	}
+	return sb
+}
+
+func reportLatency(b *testing.B, d []time.Duration) {
+	b.Helper()
+	if len(d) == 0 {
+		return
+	}
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	ms := func(q float64) float64 { return float64(d[int(q*float64(len(d)-1))].Microseconds()) / 1000 }
+	b.ReportMetric(ms(0.50), "p50_ms")
+	b.ReportMetric(ms(0.99), "p99_ms")
+}
+
+// BenchmarkJailSpawn: start and wait for /bin/true, plainly and in the jail
+// (namespaces, mounts, rlimits, and a cgroup when the machine allows it).
+func BenchmarkJailSpawn(b *testing.B) {
+	b.Run("plain", func(b *testing.B) {
+		lat := make([]time.Duration, 0, b.N)
+		for b.Loop() {
+			t := time.Now()
+			if err := exec.Command("/bin/true").Run(); err != nil {
+				b.Fatal(err)
+			}
+			lat = append(lat, time.Since(t))
+		}
+		reportLatency(b, lat)
+	})
+	for _, c := range []struct {
+		name string
+		lim  sandbox.Limits
+		net  sandbox.Network
+	}{
+		{"jailed", sandbox.Limits{}, sandbox.NetworkNone},
+		{"jailed_limits_cgroup", sandbox.Limits{MaxProcs: 64, MaxOpenFiles: 256, MaxFileBytes: 64 << 20, MemoryBytes: 256 << 20, CPUs: 1, CPUTime: time.Minute}, sandbox.NetworkNone},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			sb := mustSandbox(b)
+			dir := b.TempDir()
+			lat := make([]time.Duration, 0, b.N)
+			for b.Loop() {
+				t := time.Now()
+				p, err := sb.Start(context.Background(), &sandbox.Spec{Argv: []string{"/bin/true"}, Dir: dir, Limits: c.lim, Network: c.net})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if ex, err := p.Wait(); err != nil || !ex.Success() {
+					b.Fatalf("exit %v, %v", ex, err)
+				}
+				lat = append(lat, time.Since(t))
+			}
+			reportLatency(b, lat)
+		})
+	}
+}
+
+// BenchmarkBashExecutor: one trivial Bash job (echo, result from the last
+// line) through the Bash executor in the jail, with the default limits.
+func BenchmarkBashExecutor(b *testing.B) {
+	e, err := bash.New(bash.Config{Sandbox: mustSandbox(b)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	code := "name=\"$1\"\necho \"hello $name\"\n"
+	schema := bash.ParseSignature(code)
+	args := json.RawMessage(`{"name":"bench"}`)
+	root := b.TempDir()
+	lat := make([]time.Duration, 0, b.N)
+	for b.Loop() {
+		dir, err := os.MkdirTemp(root, "job-")
+		if err != nil {
+			b.Fatal(err)
+		}
+		t := time.Now()
+		out, err := e.Run(context.Background(), &jobrt.Request{
+			Job:  &vane.Job{ID: "bench", Workspace: "bench", Language: vane.LangBash},
+			Code: code, Schema: schema, Args: args, Dir: dir, Limits: jobrt.DefaultLimits(),
+			Env: map[string]string{"WM_JOB_ID": "bench"},
+		})
+		lat = append(lat, time.Since(t))
+		if err != nil || !out.Success || string(out.Result) != `"hello bench"` {
+			b.Fatalf("result %s, %v", out.Result, err)
+		}
+		_ = os.RemoveAll(dir)
+	}
+	reportLatency(b, lat)
+}
