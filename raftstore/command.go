@@ -35,6 +35,7 @@ const (
 	cmdAddMember          cmdType = 4
 	cmdCreateToken        cmdType = 5
 	cmdDeleteToken        cmdType = 6
+	cmdReadBarrier        cmdType = 7
 	cmdCreateScript       cmdType = 10
 	cmdSetDeployment      cmdType = 11
 	cmdArchiveScriptHash  cmdType = 12
@@ -86,6 +87,8 @@ func newCommand(t cmdType) command {
 	switch t {
 	case cmdInitInstance:
 		return &initInstanceCmd{}
+	case cmdReadBarrier:
+		return &readBarrierCmd{}
 	case cmdCreateUser:
 		return &createUserCmd{}
 	case cmdCreateWorkspace:
@@ -193,7 +196,20 @@ type output struct {
 	Canceled bool        `json:"canceled,omitempty"`
 	Requeued int         `json:"requeued,omitempty"`
 	Failed   int         `json:"failed,omitempty"`
+	// Index is the raft index of the entry that carried the command, set
+	// by the proposer side (deliver, ApplyEncoded) for read barriers.
+	Index uint64 `json:"index,omitempty"`
 }
+
+// readBarrierCmd changes nothing: once applied, every write acknowledged
+// before it was proposed is in the local state of every node that applied it.
+// Linearizable reads use it (ReadIndex); it rides in group-committed entries
+// with the writes, so concurrent reads share one log append.
+type readBarrierCmd struct{ base }
+
+func (c *readBarrierCmd) cmdType() cmdType                 { return cmdReadBarrier }
+func (c *readBarrierCmd) validate() error                  { return c.validateBase() }
+func (c *readBarrierCmd) apply(a *applier) (output, error) { return output{}, nil }
 
 // encodedCommand is a validated command ready for an envelope.
 type encodedCommand struct {

@@ -466,13 +466,13 @@ func (s *Store) DeleteToken(ctx context.Context, a vane.Actor, email, prefix str
 }
 
 // LookupToken returns the token with that hash. Unknown and expired tokens
-// give ErrUnauthorized. With linearizable, the local state is first brought
-// up to the leader's commit index (VerifyLeader on the leader; through the
-// Forwarder on a follower, else *vane.NotLeaderError), so a deleted token is
-// refused everywhere as soon as its deletion was acknowledged.
+// give ErrUnauthorized. With linearizable, the read first passes Barrier (a
+// read barrier through the log on the leader; through the Forwarder on a
+// follower, else *vane.NotLeaderError), so a deleted token is refused
+// everywhere as soon as its deletion was acknowledged.
 func (s *Store) LookupToken(ctx context.Context, tokenHash string, linearizable bool) (vane.Token, error) {
 	if linearizable {
-		if err := s.linearize(ctx); err != nil {
+		if err := s.Barrier(ctx); err != nil {
 			return vane.Token{}, fmt.Errorf("cannot look up token: %w", err)
 		}
 	}

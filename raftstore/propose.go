@@ -155,7 +155,9 @@ func (s *Store) deliver(f raft.ApplyFuture, batch []*proposal) {
 		if res.err != nil {
 			p.done <- cmdResult{err: res.err}
 		} else {
-			p.done <- res.results[i]
+			r := res.results[i]
+			r.out.Index = f.Index()
+			p.done <- r
 		}
 	}
 }
@@ -199,6 +201,9 @@ func (s *Store) ApplyEncoded(ctx context.Context, entry []byte) ([]byte, error) 
 	res, _ := f.Response().(entryResult)
 	if res.err != nil {
 		return nil, res.err
+	}
+	for i := range res.results {
+		res.results[i].out.Index = f.Index()
 	}
 	return encodeResults(res.results), nil
 }
@@ -277,36 +282,66 @@ func (s *Store) VerifyLeader(ctx context.Context) error {
 }
 
 // ReadIndex returns an index such that local state at or past it reflects
-// every write acknowledged before the call. On the leader it is the commit
-// index, confirmed by VerifyLeader; a follower asks the leader through its
-// Forwarder (or returns *vane.NotLeaderError) and waits to apply that far.
+// every write acknowledged before the call. A leader that has applied every
+// entry of earlier terms (see watchLeadership) confirms its leadership with
+// VerifyLeader and returns its applied index; a leader that has not yet
+// proposes a read barrier (a command that changes nothing) and returns its
+// index. A follower asks the leader through its Forwarder (or returns
+// *vane.NotLeaderError). A forwarding layer serves a follower's ReadIndex by
+// calling this on the leader.
 func (s *Store) ReadIndex(ctx context.Context) (uint64, error) {
 	if s.IsLeader() {
-		idx := s.raft.CommitIndex()
-		if err := s.VerifyLeader(ctx); err != nil {
+		if s.leaderCaughtUp() {
+			idx := s.fsm.applied.Load()
+			if err := s.VerifyLeader(ctx); err != nil {
+				return 0, err
+			}
+			return idx, nil
+		}
+		out, err := s.apply(ctx, &readBarrierCmd{base: base{At: stampNow()}})
+		if err != nil {
 			return 0, err
 		}
-		return idx, nil
+		return out.Index, nil
 	}
 	fwd := s.forwarder()
 	addr, id := s.Leader()
 	if fwd == nil || addr == "" {
 		return 0, s.notLeader()
 	}
-	idx, err := fwd.ReadIndex(ctx, addr, id)
-	if err != nil {
-		return 0, err
-	}
-	return idx, nil
+	return fwd.ReadIndex(ctx, addr, id)
 }
 
-// linearize makes the local state current for a linearizable read.
-func (s *Store) linearize(ctx context.Context) error {
+// Barrier returns once this node's state reflects every write acknowledged
+// (anywhere in the cluster) before the call: a linearizable read point. On a
+// restarted node it also means the log has been replayed.
+func (s *Store) Barrier(ctx context.Context) error {
 	idx, err := s.ReadIndex(ctx)
 	if err != nil {
-		return err
+		return fmt.Errorf("cannot pass a read barrier: %w", err)
 	}
 	return s.fsm.waitApplied(ctx, idx)
+}
+
+// leaderCaughtUp reports whether this leader has applied every entry
+// committed before its term began, so that its local state holds every
+// acknowledged write (writes of its own term are applied before they are
+// acknowledged).
+func (s *Store) leaderCaughtUp() bool {
+	t := s.readyTerm.Load()
+	return t != 0 && t == s.raft.CurrentTerm()
+}
+
+// markCaughtUp runs when this node becomes leader: raft's Barrier returns once
+// every earlier entry is applied to the FSM.
+func (s *Store) markCaughtUp() {
+	term := s.raft.CurrentTerm()
+	if err := s.raft.Barrier(s.cfg.ApplyTimeout).Error(); err != nil {
+		return
+	}
+	if s.raft.CurrentTerm() == term && s.IsLeader() {
+		s.readyTerm.Store(term)
+	}
 }
 
 // verifier coalesces VerifyLeader calls: callers that arrive while a round is

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -49,6 +50,7 @@ type Store struct {
 
 	proposals chan *proposal
 	verifier  *verifier
+	readyTerm atomic.Uint64 // the term in which this leader caught up (see leaderCaughtUp)
 
 	// fwdMu guards fwd.
 	fwdMu sync.RWMutex
@@ -404,6 +406,7 @@ func (s *Store) watchLeadership() {
 			return
 		case leader := <-s.notifyCh:
 			if leader {
+				go s.markCaughtUp()
 				s.startReaper()
 				if s.fsm.secret.Load() == nil {
 					go s.initSecret()
