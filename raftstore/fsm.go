@@ -29,6 +29,9 @@ type fsm struct {
 	applied atomic.Uint64 // the last applied raft index, mirrored from bucketMeta
 	queued  atomic.Int64  // number of queued jobs, mirrored from bucketQueue
 	secret  atomic.Pointer[[]byte]
+	// restores counts snapshot restores (installs from the leader, or restarts
+	// after a crash); tests use it to see that a snapshot install happened.
+	restores atomic.Int64
 
 	// appliedMu guards appliedCh, closed and replaced after every applied batch.
 	appliedMu sync.Mutex

@@ -88,5 +88,6 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	f.appliedCh = make(chan struct{})
 	f.appliedMu.Unlock()
 	f.wakeAll()
+	f.restores.Add(1)
 	return nil
 }

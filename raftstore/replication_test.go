@@ -1,0 +1,398 @@
+package raftstore
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"vane"
+)
+
+// testCluster is n in-process nodes on loopback with fixed addresses (so a
+// node can restart on its address) and one shared master key.
+type testCluster struct {
+	t     *testing.T
+	cfgs  []Config
+	nodes []*Store // nil while a node is down
+}
+
+func clusterConfig(t *testing.T, i int, key []byte) Config {
+	c := DefaultConfig()
+	c.Dir = t.TempDir()
+	c.NodeID = fmt.Sprintf("n%d", i)
+	c.BindAddr = freeAddr(t)
+	c.MasterKey = key
+	c.HeartbeatTimeout = 300 * time.Millisecond
+	c.ElectionTimeout = 300 * time.Millisecond
+	c.LeaderLeaseTimeout = 150 * time.Millisecond
+	c.ReapInterval = 50 * time.Millisecond
+	c.Join = i > 0
+	return c
+}
+
+// MustCluster starts n nodes: n0 bootstraps, the others join through it.
+func MustCluster(t *testing.T, n int, mod func(*Config)) *testCluster {
+	t.Helper()
+	key := bytes.Repeat([]byte{7}, 32)
+	c := &testCluster{t: t}
+	for i := range n {
+		cfg := clusterConfig(t, i, key)
+		if mod != nil {
+			mod(&cfg)
+		}
+		c.cfgs = append(c.cfgs, cfg)
+		c.nodes = append(c.nodes, nil)
+		c.start(i)
+		if i > 0 {
+			if err := c.nodes[0].Join(context.Background(), cfg.NodeID, c.nodes[i].Addr()); err != nil {
+				t.Fatalf("join n%d: %v", i, err)
+			}
+		}
+	}
+	t.Cleanup(func() {
+		for i := range c.nodes {
+			c.stop(i)
+		}
+	})
+	return c
+}
+
+func (c *testCluster) start(i int) {
+	c.t.Helper()
+	s, err := Open(c.cfgs[i])
+	if err != nil {
+		c.t.Fatalf("open n%d: %v", i, err)
+	}
+	c.nodes[i] = s
+}
+
+func (c *testCluster) stop(i int) {
+	c.t.Helper()
+	if c.nodes[i] == nil {
+		return
+	}
+	if err := c.nodes[i].Close(); err != nil {
+		c.t.Errorf("close n%d: %v", i, err)
+	}
+	c.nodes[i] = nil
+	MustCheckStateFile(c.t, c.cfgs[i].Dir)
+}
+
+// leader waits for a leader among the running nodes and returns its index.
+func (c *testCluster) leader() int {
+	c.t.Helper()
+	idx := -1
+	eventually(c.t, 20*time.Second, "a leader", func() bool {
+		for i, s := range c.nodes {
+			if s != nil && s.IsLeader() {
+				idx = i
+				return true
+			}
+		}
+		return false
+	})
+	return idx
+}
+
+// converged waits until every running node applied the same last index.
+func (c *testCluster) converged() {
+	c.t.Helper()
+	l := c.nodes[c.leader()]
+	if err := l.Barrier(context.Background()); err != nil {
+		c.t.Fatalf("barrier: %v", err)
+	}
+	want := l.fsm.applied.Load()
+	eventually(c.t, 30*time.Second, "every node at the leader's applied index", func() bool {
+		for _, s := range c.nodes {
+			if s != nil && s.fsm.applied.Load() < want {
+				return false
+			}
+		}
+		return true
+	})
+	eventually(c.t, 30*time.Second, "equal applied indexes", func() bool {
+		var first uint64
+		for _, s := range c.nodes {
+			if s == nil {
+				continue
+			}
+			if first == 0 {
+				first = s.fsm.applied.Load()
+			} else if s.fsm.applied.Load() != first {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// bucketHashes hashes every bucket of a node's state file.
+func bucketHashes(t *testing.T, s *Store) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := s.fsm.view(func(tx *bolt.Tx) error {
+		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+			h := sha256.New()
+			err := b.ForEach(func(k, v []byte) error {
+				fmt.Fprintf(h, "%d:%s%d:%s", len(k), k, len(v), v)
+				return nil
+			})
+			out[string(name)] = fmt.Sprintf("%x", h.Sum(nil))
+			return err
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func (c *testCluster) requireEqualState() {
+	c.t.Helper()
+	c.converged()
+	var ref map[string]string
+	refNode := -1
+	for i, s := range c.nodes {
+		if s == nil {
+			continue
+		}
+		h := bucketHashes(c.t, s)
+		if ref == nil {
+			ref, refNode = h, i
+			continue
+		}
+		for name, sum := range ref {
+			if h[name] != sum {
+				c.t.Errorf("bucket %s differs between n%d and n%d", name, refNode, i)
+			}
+		}
+	}
+	if len(ref) != len(allBuckets) {
+		c.t.Errorf("state has %d buckets, want %d", len(ref), len(allBuckets))
+	}
+}
+
+// pushMany pushes n jobs concurrently on the current leader and returns the acknowledged ids.
+func (c *testCluster) pushMany(prefix string, n int) []string {
+	c.t.Helper()
+	s := c.nodes[c.leader()]
+	var mu sync.Mutex
+	var acked []string
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := g; i < n; i += 8 {
+				id := fmt.Sprintf("%s-%d", prefix, i)
+				if err := s.PushJob(context.Background(), testAdmin, testJob(id)); err != nil {
+					c.t.Errorf("push %s: %v", id, err)
+					return
+				}
+				mu.Lock()
+				acked = append(acked, id)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return acked
+}
+
+func (c *testCluster) requireJobs(ids []string) {
+	c.t.Helper()
+	c.converged()
+	for i, s := range c.nodes {
+		if s == nil {
+			continue
+		}
+		for _, id := range ids {
+			if _, err := s.GetJob(testWS, id); err != nil {
+				c.t.Fatalf("n%d lost acknowledged job %s: %v", i, id, err)
+			}
+		}
+	}
+}
+
+func TestReplication_ThreeNodes(t *testing.T) {
+	c := MustCluster(t, 3, nil)
+	ctx := context.Background()
+	l := c.leader()
+	MustWorkspace(t, c.nodes[l])
+	if err := c.nodes[l].CreateVariable(ctx, testAdmin, vane.Variable{Workspace: testWS, Path: "u/admin/s", Value: "v", IsSecret: true}); err != nil {
+		t.Fatal(err)
+	}
+	acked := c.pushMany("a", 300)
+	c.requireEqualState()
+	c.requireJobs(acked)
+
+	// Every node decrypts with the shared master key and has the instance secret.
+	for i, s := range c.nodes {
+		if v, err := s.GetVariable(testWS, "u/admin/s", true); err != nil || v.Value != "v" {
+			t.Fatalf("n%d secret: %+v %v", i, v, err)
+		}
+		if !bytes.Equal(s.InstanceSecret(), c.nodes[l].InstanceSecret()) || len(s.InstanceSecret()) != 32 {
+			t.Fatalf("n%d instance secret differs", i)
+		}
+	}
+
+	// A follower refuses writes with the leader's address.
+	f := (l + 1) % 3
+	err := c.nodes[f].PushJob(ctx, testAdmin, testJob("from-follower"))
+	var nl *vane.NotLeaderError
+	if !errors.As(err, &nl) || !errors.Is(err, vane.ErrNotLeader) || nl.LeaderAddr != c.nodes[l].Addr() {
+		t.Fatalf("follower write: %v", err)
+	}
+	if _, err := c.nodes[f].LookupToken(ctx, "00", true); !errors.Is(err, vane.ErrNotLeader) {
+		t.Fatalf("follower linearizable read without forwarder: %v", err)
+	}
+
+	// Only the leader runs the reaper.
+	for i, s := range c.nodes {
+		if want := i == l; s.ReaperRunning() != want {
+			eventually(t, 5*time.Second, "reaper only on the leader", func() bool { return s.ReaperRunning() == want })
+		}
+	}
+
+	// The leader goes away: a new one is elected, writes continue, nothing acknowledged is lost.
+	c.stop(l)
+	nl2 := c.leader()
+	if nl2 == l {
+		t.Fatal("stopped node still leads")
+	}
+	eventually(t, 5*time.Second, "reaper on the new leader", c.nodes[nl2].ReaperRunning)
+	acked2 := c.pushMany("b", 200)
+	c.requireJobs(append(acked, acked2...))
+
+	// The old leader restarts and catches up from the log.
+	c.start(l)
+	c.requireEqualState()
+	c.requireJobs(append(acked, acked2...))
+	if c.nodes[l].ReaperRunning() && !c.nodes[l].IsLeader() {
+		t.Fatal("a follower runs the reaper")
+	}
+}
+
+func TestReplication_SnapshotInstall(t *testing.T) {
+	c := MustCluster(t, 3, func(cfg *Config) {
+		cfg.SnapshotThreshold = 100
+		cfg.TrailingLogs = 10
+		cfg.SnapshotInterval = 50 * time.Millisecond
+	})
+	l := c.leader()
+	MustWorkspace(t, c.nodes[l])
+	acked := c.pushMany("a", 50)
+	c.converged()
+
+	f := (l + 1) % 3
+	c.stop(f)
+	acked = append(acked, c.pushMany("b", 600)...)
+	leader := c.nodes[c.leader()]
+	if err := leader.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	first, err := leader.logStore.FirstIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first <= 60 {
+		t.Fatalf("logs were not compacted (first index %d)", first)
+	}
+	c.start(f)
+	c.requireEqualState()
+	c.requireJobs(acked)
+	if c.nodes[f].fsm.restores.Load() == 0 {
+		t.Fatalf("n%d caught up without installing a snapshot", f)
+	}
+}
+
+func TestReplication_JoinRemove(t *testing.T) {
+	c := MustCluster(t, 3, nil)
+	ctx := context.Background()
+	l := c.leader()
+	if got := len(c.nodes[l].Status().Members); got != 3 {
+		t.Fatalf("members: %d", got)
+	}
+	f := (l + 1) % 3
+	if err := c.nodes[f].Join(ctx, "x", "127.0.0.1:1"); !errors.Is(err, vane.ErrNotLeader) {
+		t.Fatalf("join on follower: %v", err)
+	}
+	if err := c.nodes[l].Remove(ctx, c.cfgs[f].NodeID); err != nil {
+		t.Fatal(err)
+	}
+	st := c.nodes[l].Status()
+	if len(st.Members) != 2 || st.State != "Leader" || st.LeaderID != c.cfgs[l].NodeID {
+		t.Fatalf("status after remove: %+v", st)
+	}
+	c.stop(f)
+	MustWorkspace(t, c.nodes[c.leader()])
+	if err := c.nodes[l].Join(ctx, "", ""); !errors.Is(err, vane.ErrInvalid) {
+		t.Fatalf("join without id: %v", err)
+	}
+}
+
+// loopForwarder forwards to in-process stores by raft address, as the HTTP
+// layer will between processes.
+type loopForwarder struct{ c *testCluster }
+
+func (f loopForwarder) node(addr string) (*Store, error) {
+	for _, s := range f.c.nodes {
+		if s != nil && s.Addr() == addr {
+			return s, nil
+		}
+	}
+	return nil, fmt.Errorf("no node at %s: %w", addr, vane.ErrUnavailable)
+}
+
+func (f loopForwarder) Forward(ctx context.Context, addr, _ string, entry []byte) ([]byte, error) {
+	s, err := f.node(addr)
+	if err != nil {
+		return nil, err
+	}
+	return s.ApplyEncoded(ctx, entry)
+}
+
+func (f loopForwarder) ReadIndex(ctx context.Context, addr, _ string) (uint64, error) {
+	s, err := f.node(addr)
+	if err != nil {
+		return 0, err
+	}
+	return s.ReadIndex(ctx)
+}
+
+func TestReplication_Forwarding(t *testing.T) {
+	c := MustCluster(t, 3, nil)
+	ctx := context.Background()
+	l := c.leader()
+	MustWorkspace(t, c.nodes[l])
+	f := c.nodes[(l+1)%3]
+	f.SetForwarder(loopForwarder{c})
+	if err := f.PushJob(ctx, testAdmin, testJob("fwd")); err != nil {
+		t.Fatalf("forwarded push: %v", err)
+	}
+	if err := f.PushJob(ctx, testAdmin, testJob("fwd")); !errors.Is(err, vane.ErrAlreadyExists) {
+		t.Fatalf("forwarded duplicate must keep its sentinel: %v", err)
+	}
+	jobs, err := f.ClaimJobs(ctx, vane.ClaimRequest{Worker: "w", Max: 5, Lease: time.Minute})
+	if err != nil || len(jobs) != 1 || jobs[0].LeaseEpoch != 1 {
+		t.Fatalf("forwarded claim: %+v %v", jobs, err)
+	}
+	// A linearizable read on the follower sees the token created through the leader.
+	hash := fmt.Sprintf("%064x", 1)
+	if err := c.nodes[l].CreateToken(ctx, testAdmin, vane.Token{TokenHash: hash, Prefix: "p", Email: testAdmin.Email}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.LookupToken(ctx, hash, true); err != nil {
+		t.Fatalf("follower linearizable lookup: %v", err)
+	}
+	if _, err := f.ApplyEncoded(ctx, []byte{1}); !errors.Is(err, vane.ErrInvalid) {
+		t.Fatalf("malformed forwarded entry: %v", err)
+	}
+}
