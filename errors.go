@@ -53,7 +53,18 @@ func (e *NotLeaderError) Error() string {
 // Unwrap makes errors.Is(err, ErrNotLeader) true.
 func (e *NotLeaderError) Unwrap() error { return ErrNotLeader }
 
-// Invalidf returns an error wrapping ErrInvalid with a formatted message.
+// Invalidf returns an error that matches ErrInvalid (errors.Is) and whose
+// message is exactly the formatted text, so a client sees what is wrong and
+// nothing else.
 func Invalidf(format string, args ...any) error {
-	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), ErrInvalid)
+	return &sentinelError{msg: fmt.Sprintf(format, args...), sentinel: ErrInvalid}
 }
+
+// sentinelError is a message that matches one sentinel without repeating its text.
+type sentinelError struct {
+	msg      string
+	sentinel error
+}
+
+func (e *sentinelError) Error() string { return e.msg }
+func (e *sentinelError) Unwrap() error { return e.sentinel }
