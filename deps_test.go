@@ -43,11 +43,20 @@ func TestDependencyRules(t *testing.T) {
 	rules := []rule{
 		{"vane/raftstore", []string{"vane/api", "vane/runtime", "vane/flows", "vane/sandbox", "github.com/valyala/fasthttp", "github.com/tetratelabs/wazero"}},
 		{"vane/runtime", []string{"vane/raftstore", "vane/api", "github.com/hashicorp/raft", "go.etcd.io/bbolt", "github.com/valyala/fasthttp"}},
-		{"vane/sandbox", []string{"vane/raftstore", "vane/api", "vane/runtime", "github.com/hashicorp/raft", "go.etcd.io/bbolt"}},
+		{"vane/sandbox", []string{"vane/raftstore", "vane/api", "github.com/hashicorp/raft", "go.etcd.io/bbolt"}},
 		{"vane/api", []string{"vane/raftstore", "github.com/hashicorp/raft", "go.etcd.io/bbolt", "github.com/tetratelabs/wazero"}},
 		{"vane/flows", []string{"vane/raftstore", "vane/api", "github.com/hashicorp/raft", "go.etcd.io/bbolt"}},
 	}
 	for _, p := range pkgs {
+		// The jail itself must not know the executors that use it; only the
+		// attack suite (sandbox/attacktest), which drives real executors, may.
+		if strings.HasPrefix(p.ImportPath, "vane/sandbox") && !strings.HasSuffix(p.ImportPath, "test") {
+			for _, d := range p.Deps {
+				if d == "vane/runtime" || strings.HasPrefix(d, "vane/runtime/") {
+					t.Errorf("%s depends on %s: the jail must not know its users", p.ImportPath, d)
+				}
+			}
+		}
 		if p.ImportPath == "vane" {
 			for _, d := range p.Deps {
 				if strings.Contains(strings.SplitN(d, "/", 2)[0], ".") || strings.HasPrefix(d, "vane") {
