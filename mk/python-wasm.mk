@@ -22,6 +22,6 @@ $(PYTHON_WASM_STAMP): $(PYTHON_WASM_INPUTS)
 	ln -sfn $(PYTHON_WASM_KEY) $(PYTHON_WASM_DIR)/current
 	touch $@
 	@# older builds (other keys) are of no further use
-	find $(PYTHON_WASM_DIR) -mindepth 1 -maxdepth 1 -type d ! -name work ! -name test-cache ! -name $(PYTHON_WASM_KEY) -exec rm -rf {} +
+	find $(PYTHON_WASM_DIR) -mindepth 1 -maxdepth 1 -type d ! -name work ! -name 'test-cache*' ! -name $(PYTHON_WASM_KEY) -exec rm -rf {} +
 
 DEPS += python-wasm

@@ -1,6 +1,7 @@
 package python
 
 import (
+	"os"
 	"testing"
 
 	"vane"
@@ -91,5 +92,17 @@ func TestConformance(t *testing.T) {
 		Language: vane.LangPython3,
 		New:      func(tb testing.TB) jobrt.Executor { return MustNewExecutor(tb) },
 		Code:     conformanceCode,
+	})
+}
+
+// TestConformanceWorkerProcess runs the suite with jobs in worker processes
+// (Config.WorkerCommand), stopped by killing the process at the deadline.
+func TestConformanceWorkerProcess(t *testing.T) {
+	runtimetest.Run(t, runtimetest.Harness{
+		Language: vane.LangPython3,
+		New: func(tb testing.TB) jobrt.Executor {
+			return mustNewExecutorConfig(tb, Config{WorkerCommand: []string{os.Args[0]}, WorkerEnv: []string{workerEnvVar + "=1"}})
+		},
+		Code: conformanceCode,
 	})
 }

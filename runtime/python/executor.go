@@ -44,6 +44,19 @@ type Config struct {
 	// executor). Nil makes New create one with its compilation cache in
 	// CacheDir/wazero, which Close then closes.
 	Host *wasmhost.Host
+	// WorkerCommand, when set, runs jobs in worker processes started with
+	// this command (argv), whose program must call ServeWorker with its
+	// stdin and stdout (e.g. a hidden `vane python-worker` subcommand).
+	// Workers run the interpreter without wazero's close-on-context-done
+	// checks, at full speed, and a job past its deadline is stopped by
+	// killing its process. Empty runs jobs in this process, on Host.
+	WorkerCommand []string
+	// WorkerEnv is the worker processes' whole environment (jobs never see
+	// it: they get only their WM_* variables).
+	WorkerEnv []string
+	// MaxIdleWorkers is how many finished worker processes are kept for
+	// the next jobs (0 means 4).
+	MaxIdleWorkers int
 }
 
 // DefaultBuildDir returns where `make python-wasm` puts its newest build,
@@ -86,6 +99,7 @@ type Executor struct {
 	buildID     string // identifies the interpreter, part of compiled scripts' keys
 	scripts     *scriptCache
 	tmpl        *wasmhost.Template // the first template, for its memory size; see template()
+	pool        *workerPool        // nil unless Config.WorkerCommand is set
 }
 
 var (
@@ -131,6 +145,23 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 	if e.tmpl, err = e.template(ctx); err != nil {
 		return nil, errors.Join(err, e.Close())
 	}
+	if len(cfg.WorkerCommand) > 0 {
+		idle := cfg.MaxIdleWorkers
+		if idle <= 0 {
+			idle = 4
+		}
+		// Compiled code without the context checks must not share a cache
+		// dir with code that has them: wazero's cache key does not say which
+		// it is, and a checked runtime loading unchecked code could not stop
+		// a loop.
+		wcache := filepath.Join(cfg.CacheDir, "wazero-nocheck")
+		if d := e.host.Config().CompilationCacheDir; d != "" {
+			wcache = filepath.Clean(d) + "-nocheck"
+		}
+		e.pool = newWorkerPool(cfg.WorkerCommand, cfg.WorkerEnv, workerConfig{BuildDir: cfg.BuildDir, CacheDir: cfg.CacheDir,
+			PackagesDir: cfg.PackagesDir, CompilationCacheDir: wcache}, idle)
+		e.pool.prewarm()
+	}
 	return e, nil
 }
 
@@ -154,8 +185,12 @@ func (e *Executor) template(ctx context.Context) (*wasmhost.Template, error) {
 	})
 }
 
-// Close releases the host if New created it. It is idempotent.
+// Close stops the idle worker processes and releases the host if New
+// created it. It is idempotent.
 func (e *Executor) Close() error {
+	if e.pool != nil {
+		e.pool.close()
+	}
 	if e.ownsHost && e.host != nil {
 		err := e.host.Close(context.Background())
 		e.host = nil
@@ -196,6 +231,14 @@ type guestError struct {
 // exhausted memory or a too large result fail the job; the error is only
 // for failures of the executor itself.
 func (e *Executor) Run(ctx context.Context, req *jobrt.Request) (jobrt.Outcome, error) {
+	if e.pool != nil {
+		return e.runInWorker(ctx, req)
+	}
+	return e.runLocal(ctx, req)
+}
+
+// runLocal runs a job in this process.
+func (e *Executor) runLocal(ctx context.Context, req *jobrt.Request) (jobrt.Outcome, error) {
 	limits := req.Limits.WithDefaults()
 	ctx, cancel := context.WithTimeout(ctx, limits.Timeout)
 	defer cancel()
