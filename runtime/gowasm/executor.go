@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/sys"
 
 	"vane"
@@ -229,7 +230,9 @@ func (e *Executor) template(ctx context.Context, code, lock string) (*wasmhost.T
 		if err != nil {
 			return nil, err
 		}
-		return e.host.NewTemplate(ctx, wasm, wasmhost.CallExport("_initialize"))
+		return e.host.NewTemplate(ctx, wasm, func(ctx context.Context, mod api.Module) error {
+			return errors.Join(wasmhost.CallExport("_initialize")(ctx, mod), wasmhost.CallExport(warmExport)(ctx, mod))
+		})
 	})
 }
 

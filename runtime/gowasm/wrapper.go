@@ -9,14 +9,19 @@ import (
 
 // wrapperVersion is part of every artifact's cache key: change it whenever
 // the generated code changes.
-const wrapperVersion = "vane-gowasm-3"
+const wrapperVersion = "vane-gowasm-4"
 
 // Names the wrapper shares between the generated files.
 const (
 	runFunc = "VaneWrapperRun"
 	reqType = "VaneWrapperReq"
-	// RunExport is the wasm export that runs one job.
+	// runExport is the wasm export that runs one job.
 	runExport = "vane_run"
+	// warmExport is the wasm export the snapshot is taken after (with
+	// _initialize): it exercises the wrapper's own paths (JSON of the request
+	// type, the environment, crypto/rand) without calling main, so that jobs
+	// start with those caches built and those pages written.
+	warmExport = "vane_warm"
 )
 
 // innerSource is the user's code as package inner (Windmill's Go scripts say
@@ -84,6 +89,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"unsafe"
@@ -198,6 +204,27 @@ func vaneRun() {
 		return
 	}
 	setOutput(b, false)
+}
+
+//go:wasmexport ` + warmExport + `
+func vaneWarm() {
+	reseedRuntime()
+	var in struct {
+		Args json.RawMessage   ` + "`json:\"args\"`" + `
+		Env  map[string]string ` + "`json:\"env\"`" + `
+	}
+	_ = json.Unmarshal([]byte(` + "`{\"args\":{},\"env\":{\"WM_WARM\":\"1\"}}`" + `), &in)
+	var req inner.` + reqType + `
+	_ = json.Unmarshal(in.Args, &req)
+	os.Clearenv()
+	for k, v := range in.Env {
+		os.Setenv(k, v)
+	}
+	os.Clearenv()
+	b, _ := json.Marshal(map[string]interface{}{"s": "x", "n": 1, "f": 1.5, "b": true, "a": []interface{}{"x"}, "m": map[string]string{"k": "v"}})
+	_ = json.Unmarshal(b, new(interface{}))
+	_, _ = json.Marshal(map[string]vaneErr{"error": {Name: fmt.Sprintf("%T", b), Message: fmt.Sprint(1)}})
+	runtime.GC()
 }
 
 func main() {}

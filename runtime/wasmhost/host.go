@@ -42,6 +42,10 @@ type Config struct {
 	// DefaultMemoryBytes is an instance's memory limit when its
 	// InstanceConfig.MemoryBytes is zero.
 	DefaultMemoryBytes int64
+	// PooledMemories is how many reset linear memories each template keeps
+	// for reuse (their pages stay present, so jobs take fewer page faults);
+	// negative turns pooling off.
+	PooledMemories int
 	// NoCloseOnContextDone turns off wazero's context checks in compiled
 	// loops. Only benchmarks measuring their cost set it: without them a
 	// guest in a busy loop cannot be stopped by a timeout or a cancel.
@@ -50,7 +54,7 @@ type Config struct {
 
 // DefaultConfig returns the configuration New uses for zero fields.
 func DefaultConfig() Config {
-	return Config{Templates: 64, MaxMemoryBytes: 4 << 30, DefaultMemoryBytes: 256 << 20}
+	return Config{Templates: 64, MaxMemoryBytes: 4 << 30, DefaultMemoryBytes: 256 << 20, PooledMemories: 8}
 }
 
 func (c Config) withDefaults() Config {
@@ -63,6 +67,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DefaultMemoryBytes <= 0 {
 		c.DefaultMemoryBytes = d.DefaultMemoryBytes
+	}
+	if c.PooledMemories == 0 {
+		c.PooledMemories = d.PooledMemories
 	}
 	return c
 }

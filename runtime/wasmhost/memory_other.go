@@ -36,3 +36,14 @@ func (m *mappedMemory) Reallocate(size uint64) []byte {
 
 // Free implements experimental.LinearMemory.
 func (m *mappedMemory) Free() { m.mem = nil }
+
+// memoryPool is Linux-only; elsewhere every memory is mapped afresh.
+type memoryPool struct{}
+
+func newMemoryPool(*image, uint64, int) *memoryPool { return nil }
+
+func (p *memoryPool) get(uint64) (*mappedMemory, error) {
+	return nil, fmt.Errorf("cannot pool memories on this OS")
+}
+
+func (p *memoryPool) close() {}

@@ -49,8 +49,9 @@ type Template struct {
 	mu       sync.RWMutex // guards compiled and image against Close during Instantiate
 	compiled wazero.CompiledModule
 	image    *image
-	pages    uint32   // memory size at snapshot time, in 64 KiB pages
-	globals  []uint64 // values of GlobalName(i), in order
+	pool     *memoryPool // nil when pooling is off
+	pages    uint32      // memory size at snapshot time, in 64 KiB pages
+	globals  []uint64    // values of GlobalName(i), in order
 	host     *Host
 }
 
@@ -196,6 +197,7 @@ func (h *Host) snapshot(ctx context.Context, compiled wazero.CompiledModule, seg
 	if t.image, err = newImage(buf); err != nil {
 		return nil, err
 	}
+	t.pool = newMemoryPool(t.image, uint64(h.cfg.MaxMemoryBytes), h.cfg.PooledMemories)
 	return t, nil
 }
 
@@ -212,7 +214,13 @@ func (t *Template) Instantiate(ctx context.Context, c InstanceConfig) (api.Modul
 	if uint64(t.pages)<<16 > limit {
 		return nil, fmt.Errorf("cannot start the instance: its initialized memory (%d MiB) exceeds the memory limit (%d MiB)", uint64(t.pages)<<16>>20, limit>>20)
 	}
-	mem, err := mapMemory(limit, t.image)
+	var mem *mappedMemory
+	var err error
+	if t.pool != nil {
+		mem, err = t.pool.get(limit)
+	} else {
+		mem, err = mapMemory(limit, t.image)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -256,6 +264,8 @@ func (t *Template) Close(ctx context.Context) error {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.pool.close()
+	t.pool = nil
 	errs := []error{t.image.close()}
 	if t.compiled != nil {
 		errs = append(errs, t.compiled.Close(ctx))

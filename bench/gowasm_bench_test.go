@@ -1,0 +1,212 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"vane"
+	jobrt "vane/runtime"
+	"vane/runtime/gowasm"
+	"vane/runtime/wasmhost"
+)
+
+// trivialGoScript is the script of the Go benchmarks: a struct parameter in,
+// a small object out.
+const trivialGoScript = `package inner
+
+type Who struct {
+	Name string ` + "`json:\"name\"`" + `
+}
+
+func main(who Who, n int) (interface{}, error) {
+	return map[string]any{"hello": who.Name, "n": n + 1}, nil
+}
+`
+
+var trivialGoArgs = json.RawMessage(`{"who":{"name":"bench"},"n":41}`)
+
+// goBenchCacheDir is where the Go benchmarks keep built modules and compiled
+// code, so that repeated runs measure jobs, not the first build.
+func goBenchCacheDir(b *testing.B) string {
+	b.Helper()
+	d, err := os.UserCacheDir()
+	if err != nil {
+		d = os.TempDir()
+	}
+	return filepath.Join(d, "vane-bench", "gowasm")
+}
+
+// newGoExecutor returns an executor over a fresh wasm host (closed at
+// cleanup) with the trivial script deployed; its lock is returned.
+func newGoExecutor(b *testing.B, hc wasmhost.Config) (*gowasm.Executor, string) {
+	b.Helper()
+	ctx := context.Background()
+	dir := goBenchCacheDir(b)
+	hc.CompilationCacheDir = filepath.Join(dir, "compiled")
+	host, err := wasmhost.New(ctx, hc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	e, err := gowasm.New(ctx, gowasm.Config{CacheDir: dir, Host: host})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { e.Close(ctx); host.Close(ctx) })
+	lock, err := e.Deploy(ctx, &jobrt.Deployment{Workspace: "bench", Path: "u/bench/trivial", Code: trivialGoScript})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return e, lock
+}
+
+func trivialGoRequest(b *testing.B, lock string, dir string) *jobrt.Request {
+	return &jobrt.Request{
+		Job:  &vane.Job{ID: "00000000-0000-0000-0000-000000000000", Workspace: "bench", Kind: vane.JobScript, Language: vane.LangGo},
+		Code: trivialGoScript, Lock: lock, Args: trivialGoArgs, Dir: dir,
+		Env:    map[string]string{"WM_JOB_ID": "00000000-0000-0000-0000-000000000000", "WM_WORKSPACE": "bench"},
+		Limits: jobrt.DefaultLimits(),
+	}
+}
+
+func runTrivialGo(b *testing.B, e *gowasm.Executor, req *jobrt.Request) {
+	out, err := e.Run(context.Background(), req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if !out.Success || string(out.Result) != `{"hello":"bench","n":42}` {
+		b.Fatalf("unexpected outcome: %+v %s", out, out.Result)
+	}
+}
+
+// reportPercentiles reports p50_ms and p99_ms of durations.
+func reportPercentiles(b *testing.B, durations []time.Duration) {
+	if len(durations) == 0 {
+		return
+	}
+	sort.Slice(durations, func(i, j int) bool { return durations[i] < durations[j] })
+	at := func(q float64) float64 {
+		return float64(durations[min(len(durations)-1, int(q*float64(len(durations))))].Microseconds()) / 1000
+	}
+	b.ReportMetric(at(0.50), "p50_ms")
+	b.ReportMetric(at(0.99), "p99_ms")
+}
+
+// BenchmarkGoWasmRun is one job at a time with the script's template (compiled
+// module and snapshot) reused: instantiate from the snapshot, run, close.
+// Sub-benchmarks compare the close-on-context-done checks that timeouts need
+// with none.
+func BenchmarkGoWasmRun(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		hc   wasmhost.Config
+	}{
+		{"close_on_ctx_done", wasmhost.Config{}},
+		{"no_ctx_checks", wasmhost.Config{NoCloseOnContextDone: true}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			e, lock := newGoExecutor(b, tc.hc)
+			jobDir := b.TempDir()
+			req := trivialGoRequest(b, lock, jobDir)
+			runTrivialGo(b, e, req) // build the template
+			durations := make([]time.Duration, 0, b.N)
+			b.ResetTimer()
+			for range b.N {
+				start := time.Now()
+				runTrivialGo(b, e, req)
+				durations = append(durations, time.Since(start))
+			}
+			b.StopTimer()
+			reportPercentiles(b, durations)
+		})
+	}
+}
+
+// BenchmarkGoWasmFirstJobAfterRestart is the first job of a new process with
+// the disk caches warm (the .wasm and wazero's compiled code): a new wasm
+// host over the file compilation cache, a new executor, the snapshot taken
+// and one job run. It does not include the OS starting the process.
+func BenchmarkGoWasmFirstJobAfterRestart(b *testing.B) {
+	ctx := context.Background()
+	_, lock := newGoExecutor(b, wasmhost.Config{}) // warms both disk caches
+	dir := goBenchCacheDir(b)
+	jobDir := b.TempDir()
+	durations := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		host, err := wasmhost.New(ctx, wasmhost.Config{CompilationCacheDir: filepath.Join(dir, "compiled")})
+		if err != nil {
+			b.Fatal(err)
+		}
+		e, err := gowasm.New(ctx, gowasm.Config{CacheDir: dir, Host: host})
+		if err != nil {
+			b.Fatal(err)
+		}
+		runTrivialGo(b, e, trivialGoRequest(b, lock, jobDir))
+		durations = append(durations, time.Since(start))
+		b.StopTimer()
+		e.Close(ctx)
+		host.Close(ctx)
+		b.StartTimer()
+	}
+	b.StopTimer()
+	reportPercentiles(b, durations)
+}
+
+// BenchmarkGoWasmThroughput runs jobs on every core at once, each in a fresh
+// instance and its own job directory (created and removed per job, as the
+// worker does), and reports jobs/s.
+func BenchmarkGoWasmThroughput(b *testing.B) {
+	e, lock := newGoExecutor(b, wasmhost.Config{})
+	base := b.TempDir()
+	runTrivialGo(b, e, trivialGoRequest(b, lock, base))
+	var seq atomic.Int64
+	var mu sync.Mutex // guards durations
+	durations := make([]time.Duration, 0, b.N)
+	b.SetParallelism(2) // goroutines per GOMAXPROCS: jobs also wait on the host
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		local := make([]time.Duration, 0, 1024)
+		for pb.Next() {
+			t0 := time.Now()
+			dir := filepath.Join(base, "job-"+itoa(seq.Add(1)))
+			if err := os.Mkdir(dir, 0o700); err != nil {
+				b.Error(err)
+				return
+			}
+			runTrivialGo(b, e, trivialGoRequest(b, lock, dir))
+			os.RemoveAll(dir)
+			local = append(local, time.Since(t0))
+		}
+		mu.Lock()
+		durations = append(durations, local...)
+		mu.Unlock()
+	})
+	elapsed := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "jobs/s")
+	b.ReportMetric(float64(runtime.GOMAXPROCS(0)), "procs")
+	reportPercentiles(b, durations)
+}
+
+func itoa(n int64) string {
+	var buf [20]byte
+	i := len(buf)
+	for {
+		i--
+		buf[i] = byte('0' + n%10)
+		n /= 10
+		if n == 0 {
+			return string(buf[i:])
+		}
+	}
+}
