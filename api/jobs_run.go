@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -85,6 +86,44 @@ func runArgs(ctx *fasthttp.RequestCtx, body []byte) (map[string]json.RawMessage,
 	return args, encoded, nil
 }
 
+// schemaCache keeps the parsed schema of script versions: a version is
+// immutable, so its schema is parsed once instead of on every run.
+type schemaCache struct {
+	// mu guards m.
+	mu sync.RWMutex
+	m  map[schemaKey]*vane.Schema
+}
+
+type schemaKey struct {
+	ws   string
+	hash vane.Hash
+}
+
+// maxCachedSchemas bounds the cache; past it the cache starts over.
+const maxCachedSchemas = 4096
+
+// get returns the parsed schema of sc. The result is shared: read only.
+func (c *schemaCache) get(sc *vane.Script) (*vane.Schema, error) {
+	key := schemaKey{sc.Workspace, sc.Hash}
+	c.mu.RLock()
+	sch, ok := c.m[key]
+	c.mu.RUnlock()
+	if ok {
+		return sch, nil
+	}
+	sch = &vane.Schema{}
+	if err := jsonAPI.Unmarshal(sc.Schema, sch); err != nil {
+		return nil, fmt.Errorf("cannot read the schema of script %s: %w", sc.Path, err)
+	}
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= maxCachedSchemas {
+		c.m = make(map[schemaKey]*vane.Schema)
+	}
+	c.m[key] = sch
+	c.mu.Unlock()
+	return sch, nil
+}
+
 // splitList splits a comma-separated list, dropping empty items.
 func splitList(s string) []string {
 	if s == "" {
@@ -110,9 +149,9 @@ func (s *Server) newJobFor(ctx *fasthttp.RequestCtx, p *principal, sc *vane.Scri
 		return vane.Job{}, err
 	}
 	if len(sc.Schema) > 0 {
-		var sch vane.Schema
-		if err := jsonAPI.Unmarshal(sc.Schema, &sch); err != nil {
-			return vane.Job{}, fmt.Errorf("cannot read the schema of script %s: %w", sc.Path, err)
+		sch, err := s.schemas.get(sc)
+		if err != nil {
+			return vane.Job{}, err
 		}
 		if err := sch.ValidateArgs(args); err != nil {
 			return vane.Job{}, fmt.Errorf("script %s: %w", sc.Path, err)

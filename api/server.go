@@ -35,6 +35,8 @@ type Server struct {
 	// bg is canceled by Shutdown; deployments run under it.
 	bg       context.Context
 	cancelBg context.CancelFunc
+	// schemas caches the parsed schemas of script versions.
+	schemas schemaCache
 	// deploys counts background deployments so Shutdown can wait for them.
 	deploys sync.WaitGroup
 }

@@ -40,6 +40,13 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("cannot create data dir: %w", err)
 	}
+	if cfg.PprofAddr != "" {
+		stopPprof, err := startPprof(cfg.PprofAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+	}
 	metrics := api.NewMetrics()
 	stopRaftMetrics := installRaftMetrics(metrics)
 	defer stopRaftMetrics()

@@ -28,6 +28,8 @@ type serveConfig struct {
 	InsecureNoJail    bool
 	ShutdownGrace     time.Duration
 	LogLevel          string
+	// PprofAddr serves net/http/pprof when set (profiling only).
+	PprofAddr string
 	// Languages are the script languages this node runs.
 	Languages []vane.ScriptLang
 	// ToolsDir holds the installed toolchains (deno, the CPython wasm build).
@@ -81,6 +83,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.BoolVar(&c.InsecureNoJail, "insecure-no-jail", envBool("VANE_INSECURE_NO_JAIL"), "run subprocess jobs without the jail (development only) (env VANE_INSECURE_NO_JAIL)")
 	grace := fs.Int("shutdown-grace", envInt("VANE_SHUTDOWN_GRACE", 30), "seconds running jobs get to finish on SIGTERM before their leases are released (env VANE_SHUTDOWN_GRACE)")
 	langs := fs.String("languages", envStr("VANE_LANGUAGES", "bash,deno,python3,go"), "comma-separated languages this node runs (env VANE_LANGUAGES)")
+	fs.StringVar(&c.PprofAddr, "pprof-addr", envStr("VANE_PPROF_ADDR", ""), "serve Go's pprof endpoints on this address, for profiling (env VANE_PPROF_ADDR)")
 	fs.StringVar(&c.LogLevel, "log-level", envStr("VANE_LOG_LEVEL", "info"), "debug, info, warn or error (env VANE_LOG_LEVEL)")
 	if err := fs.Parse(args); err != nil {
 		return c, err

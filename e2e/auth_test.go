@@ -1,0 +1,111 @@
+package e2e
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestAuth_Tokens creates, lists, uses and deletes a token, and checks the
+// three places a token may come from.
+func TestAuth_Tokens(t *testing.T) {
+	srv := MustStartServer(t, ServerOptions{})
+	c := srv.Client()
+	secret := c.MustDo("POST", "/api/users/tokens/create", map[string]any{"label": "ci"}, 201).Body
+	if len(secret) < 20 {
+		t.Fatalf("token %q is too short", secret)
+	}
+	var list []struct {
+		TokenPrefix string `json:"token_prefix"`
+		Label       string `json:"label"`
+	}
+	c.MustDo("GET", "/api/users/tokens/list", nil, 200).JSON(t, &list)
+	found := false
+	for _, tok := range list {
+		found = found || (tok.TokenPrefix == secret[:10] && tok.Label == "ci")
+	}
+	if !found {
+		t.Fatalf("tokens/list %+v does not show prefix %s", list, secret[:10])
+	}
+
+	user := c.WithToken(secret)
+	var who struct {
+		Email      string `json:"email"`
+		SuperAdmin bool   `json:"super_admin"`
+	}
+	user.MustDo("GET", "/api/users/whoami", nil, 200).JSON(t, &who)
+	if who.Email != "admin@vane.local" || !who.SuperAdmin {
+		t.Fatalf("whoami: %+v", who)
+	}
+	// The cookie and the query parameter work too.
+	anon := c.WithToken("")
+	if r := anon.Do("GET", "/api/w/main/users/whoami?token="+secret, nil); r.Status != 200 {
+		t.Fatalf("?token=: status %d %s", r.Status, r.Body)
+	}
+
+	c.MustDo("DELETE", "/api/users/tokens/delete/"+secret[:10], nil, 200)
+	if r := user.Do("GET", "/api/users/whoami", nil); r.Status != 401 {
+		t.Fatalf("a deleted token: status %d, want 401", r.Status)
+	}
+}
+
+// TestAuth_JobToken checks that a job's WM_TOKEN reaches the API while the
+// job runs (through BASE_INTERNAL_URL) and is refused once it has ended.
+func TestAuth_JobToken(t *testing.T) {
+	srv := MustStartServer(t, ServerOptions{})
+	c := srv.Client()
+	c.MustSaveScript("u/admin/calls_api", "bash", `code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $WM_TOKEN" "$BASE_INTERNAL_URL/api/w/main/users/whoami")
+printf '{"code":"%s","token":"%s","workspace":"%s"}' "$code" "$WM_TOKEN" "$WM_WORKSPACE" > result.json
+`)
+	r := c.MustDo("POST", "/api/w/main/jobs/run_wait_result/p/u/admin/calls_api", map[string]any{}, 200)
+	var res struct {
+		Code      string `json:"code"`
+		Token     string `json:"token"`
+		Workspace string `json:"workspace"`
+	}
+	if err := json.Unmarshal([]byte(r.Body), &res); err != nil {
+		t.Fatalf("result %q: %v", r.Body, err)
+	}
+	if res.Code != "200" || res.Workspace != "main" || !strings.HasPrefix(res.Token, "wmj_") {
+		t.Fatalf("inside the job: %+v", res)
+	}
+	if r := c.WithToken(res.Token).Do("GET", "/api/w/main/users/whoami", nil); r.Status != 401 {
+		t.Fatalf("the job token after the job ended: status %d, want 401 (%s)", r.Status, r.Body)
+	}
+}
+
+// TestMetrics checks that /metrics exposes the request, job and queue series.
+func TestMetrics(t *testing.T) {
+	srv := MustStartServer(t, ServerOptions{})
+	c := srv.Client()
+	c.MustSaveScript("u/admin/ok", "bash", "echo ok\n")
+	c.MustDo("POST", "/api/w/main/jobs/run_wait_result/p/u/admin/ok", map[string]any{}, 200)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		body := c.MustDo("GET", "/metrics", nil, 200).Body
+		missing := ""
+		for _, series := range []string{
+			`vane_http_requests_total{route="jobs.run_wait_result.p",code="200"} 1`,
+			`vane_jobs_started_total{language="bash"} 1`,
+			`vane_jobs_completed_total{language="bash"} 1`,
+			"vane_queue_depth 0",
+			"vane_job_duration_seconds_count",
+			"vane_job_queue_wait_seconds_count",
+			"vane_raft_commit_seconds_count",
+			"vane_raft_apply_seconds_count",
+		} {
+			if !strings.Contains(body, series) {
+				missing = series
+				break
+			}
+		}
+		if missing == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics lacks %q:\n%s", missing, body)
+		}
+		time.Sleep(20 * time.Millisecond) // polling the metrics with a deadline
+	}
+}
