@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,17 +18,25 @@ import (
 )
 
 // The jail's init is this very binary, re-executed with argv[0] initArg0 and
-// the single environment variable initEnvKey=1. It reads an initSpec from fd
-// 3, reports on fd 4 ("ok" once the target runs, "err <why>" if the jail
-// could not be built, "exit <code> <signal>" at the end), builds the jail,
-// starts the target and reaps every process until the target exits. Its
-// death tears the PID namespace down, which kills whatever is left.
+// the environment initEnvKey=1. It may be started ahead of need (a pooled
+// "zygote", its namespaces made and its Go runtime up) and then blocks
+// reading its initSpec from the control socket on fd 3: an 8-byte length,
+// the JSON, and the job's mount fds as SCM_RIGHTS. It reports on fd 4 ("ok"
+// once the target runs, "err <why>" if the jail could not be built, "exit
+// <code> <signal>" at the end), builds the jail, starts the target and reaps
+// every process until the target exits. Its death tears the PID namespace
+// down, which kills whatever is left.
 const (
 	initArg0   = "vane-jail-init"
 	initEnvKey = "_VANE_JAIL_INIT"
-	specFD     = 3
+	ctlFD      = 3
 	statusFD   = 4
+	exeFD      = 5
+	apiDirFD   = 6 // present only when the sandbox forwards to an API
 )
+
+// maxSpecBytes bounds the spec a zygote accepts.
+const maxSpecBytes = 16 << 20
 
 // initThreads is headroom in RLIMIT_NPROC for the init's own Go threads,
 // which count against the jail user's process limit.
@@ -49,9 +58,8 @@ type initSpec struct {
 	Hostname string
 	Probe    bool // build the jail, then exit 0 without running anything
 
-	APIPort int // 0: no forwarder
-	APIDir  int // fd of the directory holding api.sock (O_PATH), or -1
-	ExeFD   int // fd of the binary, closed before the target starts
+	APIPort     int  // 0: no forwarder (apiDirFD is then absent or unused)
+	MergeStderr bool // the target's stderr is its stdout (one ordered stream)
 
 	CPUSeconds   uint64
 	NProc        uint64
@@ -86,13 +94,11 @@ func runInit() int {
 	signal.Ignore(syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGPIPE, syscall.SIGUSR1, syscall.SIGUSR2)
 	// A process dumping nothing keeps its /proc/1/* (environ, fds) unreadable.
 	_ = unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
-	specFile := os.NewFile(specFD, "spec")
-	var sp initSpec
-	if err := json.NewDecoder(specFile).Decode(&sp); err != nil {
+	sp, err := readSpec()
+	if err != nil {
 		return fail("read spec", err)
 	}
-	specFile.Close()
-	if err := buildRoot(&sp); err != nil {
+	if err := buildRoot(sp); err != nil {
 		return fail("build root", err)
 	}
 	if err := unix.Sethostname([]byte(sp.Hostname)); err != nil {
@@ -102,13 +108,11 @@ func runInit() int {
 		return fail("bring loopback up", err)
 	}
 	if sp.APIPort > 0 {
-		if err := startForwarder(sp.APIPort, sp.APIDir); err != nil {
+		if err := startForwarder(sp.APIPort, apiDirFD); err != nil {
 			return fail("start api forwarder", err)
 		}
 	}
-	if sp.ExeFD > 0 {
-		unix.Close(sp.ExeFD)
-	}
+	unix.Close(exeFD)
 	if sp.Probe {
 		fmt.Fprintf(status, "ok 0\n")
 		fmt.Fprintf(status, "exit 0 0\n")
@@ -118,10 +122,10 @@ func runInit() int {
 	if err != nil {
 		return fail("find "+sp.Argv[0], err)
 	}
-	if err := setLimits(&sp); err != nil {
+	if err := setLimits(sp); err != nil {
 		return fail("set rlimits", err)
 	}
-	pid, err := startTarget(path, &sp)
+	pid, err := startTarget(path, sp)
 	if err != nil {
 		return fail("start "+sp.Argv[0], err)
 	}
@@ -135,6 +139,61 @@ func runInit() int {
 	code, sig := reap(pid)
 	fmt.Fprintf(status, "exit %d %d\n", code, sig)
 	return 0
+}
+
+// readSpec reads the spec and its fds from the control socket, then closes it.
+func readSpec() (*initSpec, error) {
+	defer unix.Close(ctlFD)
+	buf := make([]byte, 64<<10)
+	oob := make([]byte, unix.CmsgSpace(64*4))
+	n, oobn, _, _, err := unix.Recvmsg(ctlFD, buf, oob, unix.MSG_CMSG_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	if n < 8 {
+		return nil, fmt.Errorf("short spec header (%d bytes)", n)
+	}
+	var fds []int
+	if oobn > 0 {
+		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range msgs {
+			rights, err := unix.ParseUnixRights(&m)
+			if err == nil {
+				fds = append(fds, rights...)
+			}
+		}
+	}
+	size := int(binary.BigEndian.Uint64(buf[:8]))
+	if size > maxSpecBytes {
+		return nil, fmt.Errorf("spec of %d bytes is too large", size)
+	}
+	data := append([]byte{}, buf[8:n]...)
+	for len(data) < size {
+		m, err := unix.Read(ctlFD, buf)
+		if err != nil {
+			return nil, err
+		}
+		if m == 0 {
+			return nil, io.ErrUnexpectedEOF
+		}
+		data = append(data, buf[:m]...)
+	}
+	var sp initSpec
+	if err := json.Unmarshal(data[:size], &sp); err != nil {
+		return nil, err
+	}
+	for i := range sp.Mounts {
+		if f := sp.Mounts[i].FD; f >= 0 {
+			if f >= len(fds) {
+				return nil, fmt.Errorf("mount %s refers to fd %d of %d sent", sp.Mounts[i].Dst, f, len(fds))
+			}
+			sp.Mounts[i].FD = fds[f]
+		}
+	}
+	return &sp, nil
 }
 
 // buildRoot makes the new root on sp.Root and pivots into it.
@@ -214,7 +273,7 @@ func mountOne(root string, m mountSpec) error {
 		} else if err := os.MkdirAll(dst, 0o755); err != nil {
 			return err
 		}
-		if m.FD > 0 {
+		if m.FD >= 0 {
 			err := unix.MoveMount(m.FD, "", unix.AT_FDCWD, dst, unix.MOVE_MOUNT_F_EMPTY_PATH)
 			unix.Close(m.FD)
 			return err
@@ -250,7 +309,7 @@ func buildDev(dev string) error {
 		return err
 	}
 	for _, name := range []string{"null", "zero", "full", "random", "urandom"} {
-		if err := mountOne(dev, mountSpec{Kind: "bind", Src: "/dev/" + name, Dst: name, RW: true, IsFile: true, Dev: true}); err != nil {
+		if err := mountOne(dev, mountSpec{Kind: "bind", Src: "/dev/" + name, Dst: name, RW: true, IsFile: true, Dev: true, FD: -1}); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 	}
@@ -416,10 +475,14 @@ func startTarget(path string, sp *initSpec) (int, error) {
 	}
 	// Ambient and inheritable sets are empty; with an empty bounding set the
 	// exec'd root of the namespace gets no capabilities.
+	files := []uintptr{0, 1, 2}
+	if sp.MergeStderr {
+		files[2] = 1
+	}
 	return syscall.ForkExec(path, sp.Argv, &syscall.ProcAttr{
 		Dir:   sp.Dir,
 		Env:   sp.Env,
-		Files: []uintptr{0, 1, 2},
+		Files: files,
 		Sys:   &syscall.SysProcAttr{Setsid: true},
 	})
 }

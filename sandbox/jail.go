@@ -3,7 +3,6 @@ package sandbox
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -76,35 +75,12 @@ func (s *Sandbox) startJailedSpec(ctx context.Context, spec *Spec, probe bool) (
 			}
 		}
 	}
-	exe, err := os.Open("/proc/self/exe")
-	if err != nil {
-		return nil, fmt.Errorf("cannot open own binary for the jail's init: %w", err)
-	}
-	defer exe.Close()
-	specR, specW, err := os.Pipe()
-	if err != nil {
-		return nil, fmt.Errorf("cannot create spec pipe: %w", err)
-	}
-	defer specR.Close()
-	defer specW.Close()
-	statusR, statusW, err := os.Pipe()
-	if err != nil {
-		return nil, fmt.Errorf("cannot create status pipe: %w", err)
-	}
-	defer statusW.Close()
-	extra := []*os.File{specR, statusW, exe}
-	sp.ExeFD = 5
-	sp.APIDir = -1
-	if sp.APIPort > 0 {
-		dir, err := os.OpenFile(s.cfg.StateDir, unix.O_PATH|unix.O_DIRECTORY, 0)
-		if err != nil {
-			statusR.Close()
-			return nil, fmt.Errorf("cannot open api socket dir: %w", err)
+	var fds []*os.File
+	defer func() {
+		for _, f := range fds {
+			f.Close()
 		}
-		defer dir.Close()
-		extra = append(extra, dir)
-		sp.APIDir = 6
-	}
+	}()
 	if s.hostID.root {
 		// Detached bind mounts made here, as root, for paths the jail's
 		// unprivileged uid could not reach by path.
@@ -115,44 +91,24 @@ func (s *Sandbox) startJailedSpec(ctx context.Context, spec *Spec, probe bool) (
 			}
 			f, err := detachedBind(m.Src, m.RW)
 			if err != nil {
-				statusR.Close()
-				for _, e := range extra[3:] {
-					e.Close()
-				}
 				return nil, fmt.Errorf("cannot start jailed process: %w", err)
 			}
-			defer f.Close()
-			m.FD = 3 + len(extra)
-			extra = append(extra, f)
+			m.FD = len(fds)
+			fds = append(fds, f)
 		}
 	}
-	cmd := &exec.Cmd{
-		Path: fmt.Sprintf("/proc/self/fd/%d", sp.ExeFD),
-		Args: []string{initArg0},
-		// GORACE: a race-built binary (go test -race) otherwise sleeps 1 s at exit.
-		Env:        []string{initEnvKey + "=1", "GORACE=atexit_sleep_ms=0"},
-		Stdin:      spec.Stdin,
-		Stdout:     discardIfNil(spec.Stdout),
-		Stderr:     discardIfNil(spec.Stderr),
-		ExtraFiles: extra,
-		SysProcAttr: &syscall.SysProcAttr{
-			Cloneflags:                 jailCloneFlags,
-			UidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: s.hostID.uid, Size: 1}},
-			GidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: s.hostID.gid, Size: 1}},
-			GidMappingsEnableSetgroups: false,
-			// Become the namespace's root, i.e. the mapped host ids: a root
-			// parent's ids are otherwise unmapped (overflow) in the namespace.
-			Credential: &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true},
-			Pdeathsig:  syscall.SIGKILL,
-		},
+	sp.MergeStderr = spec.Stdout != nil && spec.Stdout == spec.Stderr
+	var z *zygote
+	if !probe {
+		z = s.pool.take()
 	}
-	if err := cmd.Start(); err != nil {
-		statusR.Close()
-		return nil, fmt.Errorf("cannot start jail init: %w", err)
+	if z == nil {
+		if z, err = s.spawnZygote(); err != nil {
+			return nil, err
+		}
 	}
-	specR.Close()
-	statusW.Close()
-	p := &Process{cmd: cmd, pid: cmd.Process.Pid, jailed: true, statusFile: statusR, status: bufio.NewReader(statusR)}
+	p := &Process{cmd: z.cmd, pid: z.cmd.Process.Pid, jailed: true, statusFile: z.status, status: bufio.NewReader(z.status)}
+	p.attachOutput(z, spec)
 	fail := func(err error) (*Process, error) {
 		p.Kill()
 		_, _ = p.Wait()
@@ -168,10 +124,10 @@ func (s *Sandbox) startJailedSpec(ctx context.Context, spec *Spec, probe bool) (
 			return fail(fmt.Errorf("cannot move jail into its cgroup: %w", err))
 		}
 	}
-	if err := json.NewEncoder(specW).Encode(sp); err != nil {
+	if err := sendSpec(z.ctl, sp, fds); err != nil {
 		return fail(fmt.Errorf("cannot send spec to jail init: %w", err))
 	}
-	specW.Close()
+	z.ctl.Close()
 	line, _ := p.status.ReadString('\n')
 	if rest, ok := strings.CutPrefix(line, "err "); ok {
 		return fail(fmt.Errorf("cannot build jail: %s", strings.TrimSpace(rest)))
@@ -207,16 +163,16 @@ func (s *Sandbox) initSpecFor(spec *Spec, probe bool) (*initSpec, error) {
 			if err != nil {
 				return nil, fmt.Errorf("cannot read link %s: %w", p, err)
 			}
-			sp.Mounts = append(sp.Mounts, mountSpec{Kind: "symlink", Src: target, Dst: p})
+			sp.Mounts = append(sp.Mounts, mountSpec{Kind: "symlink", Src: target, Dst: p, FD: -1})
 			continue
 		}
-		sp.Mounts = append(sp.Mounts, mountSpec{Kind: "bind", Src: p, Dst: p, IsFile: !st.IsDir()})
+		sp.Mounts = append(sp.Mounts, mountSpec{Kind: "bind", Src: p, Dst: p, IsFile: !st.IsDir(), FD: -1})
 	}
 	tmpBytes := spec.Limits.MaxFileBytes
 	if tmpBytes <= 0 {
 		tmpBytes = 64 << 20
 	}
-	sp.Mounts = append(sp.Mounts, mountSpec{Kind: "tmpfs", Dst: "/tmp", Size: tmpBytes})
+	sp.Mounts = append(sp.Mounts, mountSpec{Kind: "tmpfs", Dst: "/tmp", Size: tmpBytes, FD: -1})
 	var binds []mountSpec
 	add := func(p string, rw bool) error {
 		p = filepath.Clean(p)
@@ -224,7 +180,7 @@ func (s *Sandbox) initSpecFor(spec *Spec, probe bool) (*initSpec, error) {
 		if err != nil {
 			return fmt.Errorf("cannot use path %s in the jail: %w", p, err)
 		}
-		binds = append(binds, mountSpec{Kind: "bind", Src: p, Dst: p, RW: rw, IsFile: !st.IsDir()})
+		binds = append(binds, mountSpec{Kind: "bind", Src: p, Dst: p, RW: rw, IsFile: !st.IsDir(), FD: -1})
 		return nil
 	}
 	for _, p := range spec.ReadOnlyPaths {

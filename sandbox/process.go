@@ -53,7 +53,9 @@ type Process struct {
 	jailed     bool
 	status     *bufio.Reader // the init's status lines (jailed only)
 	statusFile *os.File
-	cg         cgroup // nil without cgroups
+	cg         cgroup         // nil without cgroups
+	stdin      *os.File       // jailed: write end of the init's stdin pipe
+	copying    sync.WaitGroup // jailed: stdout/stderr copiers
 
 	stopWatch func() bool // stops the ctx watcher
 
@@ -98,6 +100,12 @@ func (p *Process) Wait() (Exit, error) {
 
 func (p *Process) wait() {
 	werr := p.cmd.Wait()
+	if p.jailed {
+		// Every process of the jail is dead once its init is: the pipes
+		// reach EOF as soon as their contents are copied.
+		p.copying.Wait()
+		_ = p.stdin.Close()
+	}
 	if p.stopWatch != nil {
 		p.stopWatch()
 	}

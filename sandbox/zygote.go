@@ -1,0 +1,261 @@
+package sandbox
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// zygote is a jail init started ahead of need: its namespaces exist and its
+// Go runtime is up, and it waits on its control socket for a spec. Taking
+// one from the pool moves the clone and the runtime start (most of a jail's
+// cost) off the job's path.
+type zygote struct {
+	cmd    *exec.Cmd
+	ctl    *os.File // parent end of the control socket
+	status *os.File // read end of the status pipe
+	stdin  *os.File // write end of the init's stdin pipe
+	stdout *os.File // read end of the init's stdout pipe
+	stderr *os.File // read end of the init's stderr pipe
+}
+
+// discard kills an unused zygote and releases its files.
+func (z *zygote) discard() {
+	_ = z.cmd.Process.Kill()
+	_ = z.cmd.Wait()
+	for _, f := range []*os.File{z.ctl, z.status, z.stdin, z.stdout, z.stderr} {
+		f.Close()
+	}
+}
+
+// spawnZygote starts a jail init in fresh namespaces.
+func (s *Sandbox) spawnZygote() (*zygote, error) {
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("cannot create jail control socket: %w", err)
+	}
+	ctlParent, ctlChild := os.NewFile(uintptr(pair[0]), "ctl"), os.NewFile(uintptr(pair[1]), "ctl-child")
+	var pipes [4][2]*os.File // status, stdin, stdout, stderr: {read, write}
+	closeAll := func() {
+		ctlParent.Close()
+		ctlChild.Close()
+		for _, p := range pipes {
+			if p[0] != nil {
+				p[0].Close()
+				p[1].Close()
+			}
+		}
+	}
+	for i := range pipes {
+		r, w, err := os.Pipe()
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("cannot create jail pipe: %w", err)
+		}
+		pipes[i] = [2]*os.File{r, w}
+	}
+	extra := []*os.File{ctlChild, pipes[0][1], s.exe}
+	if s.apiDir != nil {
+		extra = append(extra, s.apiDir)
+	}
+	cmd := &exec.Cmd{
+		Path: fmt.Sprintf("/proc/self/fd/%d", exeFD),
+		Args: []string{initArg0},
+		// GORACE: a race-built binary (go test -race) otherwise sleeps 1 s at exit.
+		Env:        []string{initEnvKey + "=1", "GORACE=atexit_sleep_ms=0"},
+		Stdin:      pipes[1][0],
+		Stdout:     pipes[2][1],
+		Stderr:     pipes[3][1],
+		ExtraFiles: extra,
+		SysProcAttr: &syscall.SysProcAttr{
+			Cloneflags:                 jailCloneFlags,
+			UidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: s.hostID.uid, Size: 1}},
+			GidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: s.hostID.gid, Size: 1}},
+			GidMappingsEnableSetgroups: false,
+			// Become the namespace's root, i.e. the mapped host ids: a root
+			// parent's ids are otherwise unmapped (overflow) in the namespace.
+			Credential: &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true},
+			Pdeathsig:  syscall.SIGKILL,
+		},
+	}
+	if err := cmd.Start(); err != nil {
+		closeAll()
+		return nil, fmt.Errorf("cannot start jail init: %w", err)
+	}
+	// The child's ends live on in the init only.
+	ctlChild.Close()
+	pipes[0][1].Close()
+	pipes[1][0].Close()
+	pipes[2][1].Close()
+	pipes[3][1].Close()
+	return &zygote{cmd: cmd, ctl: ctlParent, status: pipes[0][0], stdin: pipes[1][1], stdout: pipes[2][0], stderr: pipes[3][0]}, nil
+}
+
+// sendSpec writes the spec (8-byte length, JSON) with fds as SCM_RIGHTS.
+func sendSpec(ctl *os.File, sp *initSpec, fds []*os.File) error {
+	data, err := json.Marshal(sp)
+	if err != nil {
+		return err
+	}
+	msg := make([]byte, 8+len(data))
+	binary.BigEndian.PutUint64(msg, uint64(len(data)))
+	copy(msg[8:], data)
+	var oob []byte
+	if len(fds) > 0 {
+		ints := make([]int, len(fds))
+		for i, f := range fds {
+			ints[i] = int(f.Fd())
+		}
+		oob = unix.UnixRights(ints...)
+	}
+	first := min(len(msg), 32<<10)
+	if err := unix.Sendmsg(int(ctl.Fd()), msg[:first], oob, nil, 0); err != nil {
+		return err
+	}
+	if first == len(msg) {
+		return nil
+	}
+	_, err = ctl.Write(msg[first:])
+	return err
+}
+
+// attachOutput wires the zygote's stdio to the spec's readers and writers.
+func (p *Process) attachOutput(z *zygote, spec *Spec) {
+	copyOut := func(dst io.Writer, src *os.File) {
+		p.copying.Add(1)
+		go func() {
+			defer p.copying.Done()
+			_, _ = io.Copy(discardIfNil(dst), src)
+			src.Close()
+		}()
+	}
+	stdout, stderr := spec.Stdout, spec.Stderr
+	if stdout != nil && stdout == stderr {
+		// One writer for both (as exec.Cmd promises, never written to
+		// concurrently): the target's stderr already goes to the stdout pipe
+		// (MergeStderr); the stderr pipe carries only the init's own output.
+		lw := &lockedWriter{w: stdout}
+		stdout, stderr = lw, lw
+	}
+	copyOut(stdout, z.stdout)
+	copyOut(stderr, z.stderr)
+	p.stdin = z.stdin
+	if spec.Stdin == nil {
+		z.stdin.Close()
+		return
+	}
+	go func() {
+		_, _ = io.Copy(z.stdin, spec.Stdin)
+		z.stdin.Close()
+	}()
+}
+
+// zygotePool keeps up to size zygotes ready. A background goroutine refills
+// it after every take.
+type zygotePool struct {
+	spawn func() (*zygote, error)
+	ready chan *zygote
+	kick  chan struct{}
+	stop  chan struct{}
+	done  chan struct{}
+
+	mu     sync.Mutex // guards closed
+	closed bool
+}
+
+func newZygotePool(size int, spawn func() (*zygote, error)) *zygotePool {
+	p := &zygotePool{spawn: spawn, ready: make(chan *zygote, max(size, 0)), kick: make(chan struct{}, 1),
+		stop: make(chan struct{}), done: make(chan struct{})}
+	if size <= 0 {
+		close(p.done)
+		return p
+	}
+	go p.refill()
+	p.poke()
+	return p
+}
+
+func (p *zygotePool) poke() {
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+// take returns a ready zygote, or nil when none is ready (the caller then
+// spawns one itself rather than wait).
+func (p *zygotePool) take() *zygote {
+	select {
+	case z := <-p.ready:
+		p.poke()
+		return z
+	default:
+		p.poke()
+		return nil
+	}
+}
+
+func (p *zygotePool) refill() {
+	defer close(p.done)
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-p.kick:
+		}
+		for len(p.ready) < cap(p.ready) {
+			z, err := p.spawn()
+			if err != nil {
+				break // the next take spawns directly and reports the error
+			}
+			select {
+			case p.ready <- z:
+			case <-p.stop:
+				z.discard()
+				return
+			}
+		}
+	}
+}
+
+// Close stops refilling and kills the idle zygotes.
+func (p *zygotePool) Close() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	p.mu.Unlock()
+	if cap(p.ready) > 0 {
+		close(p.stop)
+	}
+	<-p.done
+	for {
+		select {
+		case z := <-p.ready:
+			z.discard()
+		default:
+			return
+		}
+	}
+}
+
+// lockedWriter serializes writes to w.
+type lockedWriter struct {
+	mu sync.Mutex // guards w
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
