@@ -297,7 +297,7 @@ func (d *Deno) ensureBundle(ctx context.Context, code, lock string) (*bundle, er
 			if err != nil {
 				return nil, err
 			}
-			if b, err = d.installBundle(built, key); err != nil {
+			if b, err = d.installBundle(ctx, built, key); err != nil {
 				return nil, err
 			}
 		}
@@ -402,20 +402,42 @@ func (d *Deno) fillBundle(ctx context.Context, b *bundle, code, scriptPath strin
 	return out.String(), nil
 }
 
-// installBundle renames a built bundle into place under key. When another
+// installBundle renames a built bundle into place under key and warms
+// DENO_DIR for it at its final path (see warmBundle). When another
 // preparation got there first, the built one is removed and the installed
 // one returned.
-func (d *Deno) installBundle(b *bundle, key string) (*bundle, error) {
+func (d *Deno) installBundle(ctx context.Context, b *bundle, key string) (*bundle, error) {
 	final := filepath.Join(d.bundlesDir, key)
+	installed := *b
+	installed.dir = final
 	if err := os.Rename(b.dir, final); err != nil {
 		_ = os.RemoveAll(b.dir)
 		if !exists(filepath.Join(final, "main.ts")) {
 			return nil, fmt.Errorf("cannot install bundle: %w", err)
 		}
+		return &installed, nil
 	}
-	installed := *b
-	installed.dir = final
+	if err := d.warmBundle(ctx, &installed); err != nil {
+		return nil, err
+	}
 	return &installed, nil
+}
+
+// warmBundle fills DENO_DIR's module caches (transpiled code, dependency
+// analysis) for the bundle at its final path, from the cache only. Jailed
+// jobs see DENO_DIR read-only, and a Deno that cannot write a missing emit
+// spends about 150 ms more per run; with the emit present it only reads.
+func (d *Deno) warmBundle(ctx context.Context, b *bundle) error {
+	args := []string{"install", "--entrypoint", "--cached-only"}
+	if b.hasLock {
+		args = append(args, toolFlags(b.dir, b.hasImportMap, true)...)
+	} else {
+		args = append(args, "--no-config", "--quiet", "--no-lock")
+		if b.hasImportMap {
+			args = append(args, "--import-map="+filepath.Join(b.dir, "import_map.json"))
+		}
+	}
+	return d.denoTool(ctx, b.dir, append(args, "main.ts", "worker.ts", "inner.ts")...)
 }
 
 func exists(p string) bool {

@@ -115,7 +115,7 @@ func (d *Deno) Deploy(ctx context.Context, dep *jobrt.Deployment) (string, error
 		return "", fmt.Errorf("cannot deploy %s: %w", dep.Path, err)
 	}
 	key := bundleKey(dep.Code, lock)
-	installed, err := d.installBundle(b, key)
+	installed, err := d.installBundle(ctx, b, key)
 	if err != nil {
 		return "", err
 	}

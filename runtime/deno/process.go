@@ -274,14 +274,16 @@ func (d *Deno) startProc(ctx context.Context, spec *procSpec) (proc, error) {
 // jailLimits maps a job's limits onto the jail's. There is no RLIMIT_AS
 // (V8 cannot live under it); the cgroup bounds the memory where vane may
 // create one, and the RSS watchdog everywhere. Deno runs a few threads per
-// process, which count as processes.
+// process, which count as processes. The CPU quota is two cores: Deno's
+// start is multi-threaded (V8 platform and runtime threads), and a
+// one-core CFS quota throttled it by about 30 ms per cold run.
 func jailLimits(l jobrt.Limits) sandbox.Limits {
 	sl := sandbox.Limits{
 		MaxProcs:     max(l.MaxProcs, 64),
 		MaxOpenFiles: max(l.MaxOpenFiles, 64),
 		MaxFileBytes: l.MaxFileBytes,
 		MemoryBytes:  l.MemoryBytes + 32<<20, // the jail's init and Deno's own runtime
-		CPUs:         1,
+		CPUs:         2,
 	}
 	if l.Timeout > 0 {
 		sl.CPUTime = l.Timeout + 2*time.Second
