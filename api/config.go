@@ -100,6 +100,9 @@ type Deps struct {
 	JobReader  JobReader
 	Keys       InstanceKeys
 	Variables  VariableStore
+	// Resources and ResourceTypes may be nil (their endpoints answer 501).
+	Resources     ResourceStore
+	ResourceTypes ResourceTypeStore
 	// Parsers infer a script's schema at save time, per language. A language
 	// without a parser gets an empty schema.
 	Parsers map[vane.ScriptLang]jobrt.SignatureParser

@@ -242,6 +242,22 @@ func (s *Server) routes(r *router.Router) {
 	w.GET("/variables/exists/{path:*}", s.handle("variables.exists", authWorkspace, s.variableExists))
 	w.GET("/variables/list", s.handle("variables.list", authWorkspace, s.listVariables))
 
+	w.POST("/resources/create", s.handle("resources.create", authWorkspace, s.createResource))
+	w.POST("/resources/update/{path:*}", s.handle("resources.update", authWorkspace, s.updateResource))
+	w.POST("/resources/update_value/{path:*}", s.handle("resources.update_value", authWorkspace, s.updateResource))
+	w.DELETE("/resources/delete/{path:*}", s.handle("resources.delete", authWorkspace, s.deleteResource))
+	w.GET("/resources/get/{path:*}", s.handle("resources.get", authWorkspace, s.getResource))
+	w.GET("/resources/get_value/{path:*}", s.handle("resources.get_value", authWorkspace, s.getResourceValue))
+	w.GET("/resources/exists/{path:*}", s.handle("resources.exists", authWorkspace, s.resourceExists))
+	w.GET("/resources/list", s.handle("resources.list", authWorkspace, s.listResources))
+	w.POST("/resources/type/create", s.handle("resources.type.create", authWorkspace, s.createResourceType))
+	w.POST("/resources/type/update/{name}", s.handle("resources.type.update", authWorkspace, s.updateResourceType))
+	w.DELETE("/resources/type/delete/{name}", s.handle("resources.type.delete", authWorkspace, s.deleteResourceType))
+	w.GET("/resources/type/get/{name}", s.handle("resources.type.get", authWorkspace, s.getResourceType))
+	w.GET("/resources/type/exists/{name}", s.handle("resources.type.exists", authWorkspace, s.resourceTypeExists))
+	w.GET("/resources/type/list", s.handle("resources.type.list", authWorkspace, s.listResourceTypes))
+	w.GET("/resources/type/listnames", s.handle("resources.type.listnames", authWorkspace, s.listResourceTypeNames))
+
 	r.NotFound = s.handle("not_found", authNone, func(ctx *fasthttp.RequestCtx, _ *principal) error {
 		return fmt.Errorf("no route for %s %s: %w", ctx.Method(), ctx.Path(), vane.ErrNotFound)
 	})

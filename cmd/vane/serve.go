@@ -105,8 +105,15 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 		Tokens: st, Users: st, Workspaces: st, Scripts: st, Lifecycle: st, Jobs: st, JobReader: st,
 		Keys: st, Parsers: langs.parsers, Deployers: langs.deployers, Metrics: metrics,
 	}
+	// Optional stores: wired when the store has them.
 	if vs, ok := any(st).(api.VariableStore); ok {
 		deps.Variables = vs
+	}
+	if rs, ok := any(st).(api.ResourceStore); ok {
+		deps.Resources = rs
+	}
+	if ts, ok := any(st).(api.ResourceTypeStore); ok {
+		deps.ResourceTypes = ts
 	}
 	srv, err := api.New(api.Config{BodyLimit: cfg.BodyLimit, TimeoutWaitResult: cfg.TimeoutWaitResult,
 		Version: version, LinearizableAuth: true, Logger: log}, deps)

@@ -1,0 +1,395 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"vane"
+)
+
+// ResourceStore manages workspace resources (typed JSON values).
+type ResourceStore interface {
+	CreateResource(ctx context.Context, a vane.Actor, v vane.Resource) error
+	UpdateResource(ctx context.Context, a vane.Actor, ws, name string, v vane.Resource) error
+	DeleteResource(ctx context.Context, a vane.Actor, ws, name string) error
+	GetResource(ws, name string) (vane.Resource, error)
+	ListResources(ws, pathStart string, types []string) ([]vane.Resource, error)
+}
+
+// ResourceTypeStore manages the resource types of a workspace.
+type ResourceTypeStore interface {
+	CreateResourceType(ctx context.Context, a vane.Actor, v vane.ResourceType) error
+	UpdateResourceType(ctx context.Context, a vane.Actor, ws, name string, v vane.ResourceType) error
+	DeleteResourceType(ctx context.Context, a vane.Actor, ws, name string) error
+	GetResourceType(ws, name string) (vane.ResourceType, error)
+	ListResourceTypes(ws string) ([]vane.ResourceType, error)
+}
+
+func (s *Server) resources() (ResourceStore, error) {
+	if s.deps.Resources == nil {
+		return nil, errNotImplemented("resources")
+	}
+	return s.deps.Resources, nil
+}
+
+func (s *Server) resourceTypes() (ResourceTypeStore, error) {
+	if s.deps.ResourceTypes == nil {
+		return nil, errNotImplemented("resource types")
+	}
+	return s.deps.ResourceTypes, nil
+}
+
+// resourceView is Windmill's Resource.
+type resourceView struct {
+	*vane.Resource
+}
+
+func viewOfResource(r *vane.Resource) resourceView {
+	if r.ExtraPerms == nil {
+		r.ExtraPerms = map[string]bool{}
+	}
+	if len(r.Value) == 0 {
+		r.Value = json.RawMessage("null")
+	}
+	return resourceView{r}
+}
+
+// createResourceRequest is the body of resources/create.
+type createResourceRequest struct {
+	Path         string          `json:"path"`
+	Value        json.RawMessage `json:"value"`
+	ResourceType string          `json:"resource_type"`
+	Description  string          `json:"description"`
+}
+
+// createResource answers POST /w/{ws}/resources/create?update_if_exists= with 201 and the path.
+func (s *Server) createResource(ctx *fasthttp.RequestCtx, p *principal) error {
+	rs, err := s.resources()
+	if err != nil {
+		return err
+	}
+	if err := requireWriter(p, "creating a resource"); err != nil {
+		return err
+	}
+	upsert, err := queryFlag(ctx, "update_if_exists")
+	if err != nil {
+		return err
+	}
+	var req createResourceRequest
+	if err := decodeBody(ctx, &req); err != nil {
+		return err
+	}
+	if err := vane.ValidatePath(req.Path); err != nil {
+		return err
+	}
+	if req.ResourceType == "" {
+		return badRequest("resource_type is required")
+	}
+	if len(req.Value) > vane.MaxContentBytes {
+		return fmt.Errorf("value is %d bytes, more than %d: %w", len(req.Value), vane.MaxContentBytes, vane.ErrTooLarge)
+	}
+	r := vane.Resource{Workspace: p.Workspace, Path: req.Path, ResourceType: req.ResourceType, Value: req.Value,
+		Description: req.Description, ExtraPerms: map[string]bool{}, CreatedBy: p.Username, EditedAt: time.Now().UTC()}
+	wctx, cancel := detached()
+	defer cancel()
+	err = rs.CreateResource(wctx, p.actor(), r)
+	if upsert && errors.Is(err, vane.ErrAlreadyExists) {
+		err = rs.UpdateResource(wctx, p.actor(), p.Workspace, req.Path, r)
+	}
+	if err != nil {
+		return fmt.Errorf("cannot create resource %s: %w", req.Path, err)
+	}
+	return writeText(ctx, fasthttp.StatusCreated, req.Path)
+}
+
+// editResourceRequest is the body of resources/update and update_value.
+type editResourceRequest struct {
+	Path        *string         `json:"path"`
+	Description *string         `json:"description"`
+	Value       json.RawMessage `json:"value"`
+}
+
+// updateResource answers POST /w/{ws}/resources/update/{path} and
+// update_value/{path}: the fields given replace the stored ones.
+func (s *Server) updateResource(ctx *fasthttp.RequestCtx, p *principal) error {
+	rs, err := s.resources()
+	if err != nil {
+		return err
+	}
+	if err := requireWriter(p, "updating a resource"); err != nil {
+		return err
+	}
+	path, err := pathArg(ctx)
+	if err != nil {
+		return err
+	}
+	var req editResourceRequest
+	if err := decodeBody(ctx, &req); err != nil {
+		return err
+	}
+	r, err := rs.GetResource(p.Workspace, path)
+	if err != nil {
+		return fmt.Errorf("cannot find resource %s: %w", path, err)
+	}
+	if req.Path != nil {
+		if err := vane.ValidatePath(*req.Path); err != nil {
+			return err
+		}
+		r.Path = *req.Path
+	}
+	if req.Description != nil {
+		r.Description = *req.Description
+	}
+	if len(req.Value) > 0 {
+		r.Value = req.Value
+	}
+	r.EditedAt = time.Now().UTC()
+	wctx, cancel := detached()
+	defer cancel()
+	if err := rs.UpdateResource(wctx, p.actor(), p.Workspace, path, r); err != nil {
+		return fmt.Errorf("cannot update resource %s: %w", path, err)
+	}
+	return writeText(ctx, fasthttp.StatusOK, "updated resource "+path)
+}
+
+// deleteResource answers DELETE /w/{ws}/resources/delete/{path}.
+func (s *Server) deleteResource(ctx *fasthttp.RequestCtx, p *principal) error {
+	rs, err := s.resources()
+	if err != nil {
+		return err
+	}
+	if err := requireWriter(p, "deleting a resource"); err != nil {
+		return err
+	}
+	path, err := pathArg(ctx)
+	if err != nil {
+		return err
+	}
+	wctx, cancel := detached()
+	defer cancel()
+	if err := rs.DeleteResource(wctx, p.actor(), p.Workspace, path); err != nil {
+		return fmt.Errorf("cannot delete resource %s: %w", path, err)
+	}
+	return writeText(ctx, fasthttp.StatusOK, "deleted resource "+path)
+}
+
+// getResource answers GET /w/{ws}/resources/get/{path}.
+func (s *Server) getResource(ctx *fasthttp.RequestCtx, p *principal) error {
+	r, err := s.resourceAt(ctx, p)
+	if err != nil {
+		return err
+	}
+	return writeJSON(ctx, viewOfResource(&r))
+}
+
+// getResourceValue answers GET /w/{ws}/resources/get_value/{path} with the value.
+func (s *Server) getResourceValue(ctx *fasthttp.RequestCtx, p *principal) error {
+	r, err := s.resourceAt(ctx, p)
+	if err != nil {
+		return err
+	}
+	writeRawJSON(ctx, r.Value)
+	return nil
+}
+
+// resourceExists answers GET /w/{ws}/resources/exists/{path} with a JSON bool.
+func (s *Server) resourceExists(ctx *fasthttp.RequestCtx, p *principal) error {
+	_, err := s.resourceAt(ctx, p)
+	if err != nil && !errors.Is(err, vane.ErrNotFound) {
+		return err
+	}
+	return writeJSON(ctx, err == nil)
+}
+
+func (s *Server) resourceAt(ctx *fasthttp.RequestCtx, p *principal) (vane.Resource, error) {
+	rs, err := s.resources()
+	if err != nil {
+		return vane.Resource{}, err
+	}
+	path, err := pathArg(ctx)
+	if err != nil {
+		return vane.Resource{}, err
+	}
+	r, err := rs.GetResource(p.Workspace, path)
+	if err != nil {
+		return vane.Resource{}, fmt.Errorf("cannot find resource %s: %w", path, err)
+	}
+	return r, nil
+}
+
+// listResources answers GET /w/{ws}/resources/list?resource_type=a,b&resource_type_exclude=&path_start=.
+func (s *Server) listResources(ctx *fasthttp.RequestCtx, p *principal) error {
+	rs, err := s.resources()
+	if err != nil {
+		return err
+	}
+	q := ctx.QueryArgs()
+	list, err := rs.ListResources(p.Workspace, string(q.Peek("path_start")), splitList(string(q.Peek("resource_type"))))
+	if err != nil {
+		return fmt.Errorf("cannot list resources: %w", err)
+	}
+	exclude := map[string]bool{}
+	for _, t := range splitList(string(q.Peek("resource_type_exclude"))) {
+		exclude[t] = true
+	}
+	out := make([]resourceView, 0, len(list))
+	for i := range list {
+		if !exclude[list[i].ResourceType] {
+			out = append(out, viewOfResource(&list[i]))
+		}
+	}
+	return writeJSON(ctx, out)
+}
+
+// resourceTypeRequest is Windmill's ResourceType (create) and its update body.
+type resourceTypeRequest struct {
+	Name            string          `json:"name"`
+	Schema          json.RawMessage `json:"schema"`
+	Description     *string         `json:"description"`
+	FormatExtension string          `json:"format_extension"`
+}
+
+// createResourceType answers POST /w/{ws}/resources/type/create with 201 and the name.
+func (s *Server) createResourceType(ctx *fasthttp.RequestCtx, p *principal) error {
+	ts, err := s.resourceTypes()
+	if err != nil {
+		return err
+	}
+	if err := requireWriter(p, "creating a resource type"); err != nil {
+		return err
+	}
+	var req resourceTypeRequest
+	if err := decodeBody(ctx, &req); err != nil {
+		return err
+	}
+	if err := vane.ValidateName("resource type name", req.Name); err != nil {
+		return err
+	}
+	rt := vane.ResourceType{Workspace: p.Workspace, Name: req.Name, Schema: req.Schema,
+		FormatExtension: req.FormatExtension, CreatedBy: p.Username, EditedAt: time.Now().UTC()}
+	if req.Description != nil {
+		rt.Description = *req.Description
+	}
+	wctx, cancel := detached()
+	defer cancel()
+	if err := ts.CreateResourceType(wctx, p.actor(), rt); err != nil {
+		return fmt.Errorf("cannot create resource type %s: %w", req.Name, err)
+	}
+	return writeText(ctx, fasthttp.StatusCreated, req.Name)
+}
+
+// updateResourceType answers POST /w/{ws}/resources/type/update/{name} {schema, description}.
+func (s *Server) updateResourceType(ctx *fasthttp.RequestCtx, p *principal) error {
+	ts, err := s.resourceTypes()
+	if err != nil {
+		return err
+	}
+	if err := requireWriter(p, "updating a resource type"); err != nil {
+		return err
+	}
+	name := pathParam(ctx, "name")
+	var req resourceTypeRequest
+	if err := decodeBody(ctx, &req); err != nil {
+		return err
+	}
+	rt, err := ts.GetResourceType(p.Workspace, name)
+	if err != nil {
+		return fmt.Errorf("cannot find resource type %s: %w", name, err)
+	}
+	if len(req.Schema) > 0 {
+		rt.Schema = req.Schema
+	}
+	if req.Description != nil {
+		rt.Description = *req.Description
+	}
+	rt.EditedAt = time.Now().UTC()
+	wctx, cancel := detached()
+	defer cancel()
+	if err := ts.UpdateResourceType(wctx, p.actor(), p.Workspace, name, rt); err != nil {
+		return fmt.Errorf("cannot update resource type %s: %w", name, err)
+	}
+	return writeText(ctx, fasthttp.StatusOK, "updated resource type "+name)
+}
+
+// deleteResourceType answers DELETE /w/{ws}/resources/type/delete/{name}.
+func (s *Server) deleteResourceType(ctx *fasthttp.RequestCtx, p *principal) error {
+	ts, err := s.resourceTypes()
+	if err != nil {
+		return err
+	}
+	if err := requireWriter(p, "deleting a resource type"); err != nil {
+		return err
+	}
+	name := pathParam(ctx, "name")
+	wctx, cancel := detached()
+	defer cancel()
+	if err := ts.DeleteResourceType(wctx, p.actor(), p.Workspace, name); err != nil {
+		return fmt.Errorf("cannot delete resource type %s: %w", name, err)
+	}
+	return writeText(ctx, fasthttp.StatusOK, "deleted resource type "+name)
+}
+
+// getResourceType answers GET /w/{ws}/resources/type/get/{name}.
+func (s *Server) getResourceType(ctx *fasthttp.RequestCtx, p *principal) error {
+	ts, err := s.resourceTypes()
+	if err != nil {
+		return err
+	}
+	name := pathParam(ctx, "name")
+	rt, err := ts.GetResourceType(p.Workspace, name)
+	if err != nil {
+		return fmt.Errorf("cannot find resource type %s: %w", name, err)
+	}
+	return writeJSON(ctx, rt)
+}
+
+// resourceTypeExists answers GET /w/{ws}/resources/type/exists/{name} with a JSON bool.
+func (s *Server) resourceTypeExists(ctx *fasthttp.RequestCtx, p *principal) error {
+	ts, err := s.resourceTypes()
+	if err != nil {
+		return err
+	}
+	_, err = ts.GetResourceType(p.Workspace, pathParam(ctx, "name"))
+	if err != nil && !errors.Is(err, vane.ErrNotFound) {
+		return fmt.Errorf("cannot read resource type: %w", err)
+	}
+	return writeJSON(ctx, err == nil)
+}
+
+// listResourceTypes answers GET /w/{ws}/resources/type/list.
+func (s *Server) listResourceTypes(ctx *fasthttp.RequestCtx, p *principal) error {
+	ts, err := s.resourceTypes()
+	if err != nil {
+		return err
+	}
+	list, err := ts.ListResourceTypes(p.Workspace)
+	if err != nil {
+		return fmt.Errorf("cannot list resource types: %w", err)
+	}
+	if list == nil {
+		list = []vane.ResourceType{}
+	}
+	return writeJSON(ctx, list)
+}
+
+// listResourceTypeNames answers GET /w/{ws}/resources/type/listnames.
+func (s *Server) listResourceTypeNames(ctx *fasthttp.RequestCtx, p *principal) error {
+	ts, err := s.resourceTypes()
+	if err != nil {
+		return err
+	}
+	list, err := ts.ListResourceTypes(p.Workspace)
+	if err != nil {
+		return fmt.Errorf("cannot list resource types: %w", err)
+	}
+	names := make([]string, len(list))
+	for i, rt := range list {
+		names[i] = rt.Name
+	}
+	return writeJSON(ctx, names)
+}
