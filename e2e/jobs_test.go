@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -227,4 +229,78 @@ func TestJobs_RestartKeepsScriptsAndJobs(t *testing.T) {
 func itoa(n int) string {
 	b, _ := json.Marshal(n)
 	return string(b)
+}
+
+// TestJobs_WaitResultTimeoutCancels checks that run_wait_result gives up
+// after TIMEOUT_WAIT_RESULT with 500 "timeout after Ns" and cancels the job.
+func TestJobs_WaitResultTimeoutCancels(t *testing.T) {
+	srv := MustStartServer(t, ServerOptions{Args: []string{"--timeout-wait-result", "1"}})
+	c := srv.Client()
+	c.MustSaveScript("u/admin/sleepy", "bash", "sleep 100\n")
+	r := c.MustDo("POST", "/api/w/main/jobs/run_wait_result/p/u/admin/sleepy", map[string]any{}, 500)
+	if !strings.Contains(r.Body, "timeout after 1s") {
+		t.Fatalf("timeout body %q, want it to say \"timeout after 1s\"", r.Body)
+	}
+	id := onlyJob(t, c)
+	if res, ok := c.WaitJob(id, 10*time.Second); ok || !strings.Contains(string(res), "anceled") {
+		t.Fatalf("the timed-out job: success %v result %s, want canceled", ok, res)
+	}
+}
+
+// TestJobs_WaitResultDisconnectCancels checks that a run_wait_result caller
+// that hangs up cancels its job.
+func TestJobs_WaitResultDisconnectCancels(t *testing.T) {
+	srv := MustStartServer(t, ServerOptions{})
+	c := srv.Client()
+	c.MustSaveScript("u/admin/sleepy", "bash", "sleep 100\n")
+	impatient := &http.Client{Timeout: 10 * time.Second}
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "POST", srv.URL+"/api/w/main/jobs/run_wait_result/p/u/admin/sleepy", strings.NewReader("{}"))
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	req.Header.Set("Content-Type", "application/json")
+	done := make(chan error, 1)
+	go func() {
+		resp, err := impatient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	// Hang up once the job is running.
+	var id string
+	deadline := time.Now().Add(30 * time.Second)
+	for id == "" {
+		var jobs []struct {
+			ID      string `json:"id"`
+			Running bool   `json:"running"`
+		}
+		c.MustDo("GET", "/api/w/main/jobs/queue/list", nil, 200).JSON(t, &jobs)
+		if len(jobs) == 1 && jobs[0].Running {
+			id = jobs[0].ID
+		} else if time.Now().After(deadline) {
+			t.Fatalf("the job never ran: %+v", jobs)
+		} else {
+			time.Sleep(10 * time.Millisecond) // polling the queue with a deadline
+		}
+	}
+	cancel()
+	if err := <-done; err == nil {
+		t.Fatal("the request ended without the client hanging up")
+	}
+	if res, ok := c.WaitJob(id, 10*time.Second); ok || !strings.Contains(string(res), "anceled") {
+		t.Fatalf("the abandoned job: success %v result %s, want canceled", ok, res)
+	}
+}
+
+// onlyJob returns the id of the one job of workspace main.
+func onlyJob(t *testing.T, c *Client) string {
+	t.Helper()
+	var jobs []struct {
+		ID string `json:"id"`
+	}
+	c.MustDo("GET", "/api/w/main/jobs/list", nil, 200).JSON(t, &jobs)
+	if len(jobs) != 1 {
+		t.Fatalf("want one job, have %d", len(jobs))
+	}
+	return jobs[0].ID
 }
