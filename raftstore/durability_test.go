@@ -95,12 +95,16 @@ func runDurabilityChild(dir, addr, round string) int {
 			}
 		}()
 	}
-	go func() { // a worker: claims and completes
+	go func() { // a worker: claims and completes, woken by pushes
+		events, _ := s.Subscribe()
 		for {
 			jobs, err := s.ClaimJobs(ctx, vane.ClaimRequest{Worker: "child", Max: 8, Lease: time.Hour})
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "claim:", err)
 				return
+			}
+			if len(jobs) == 0 {
+				<-events
 			}
 			for _, j := range jobs {
 				if _, err := s.CompleteJob(ctx, vane.Completion{Workspace: j.Workspace, ID: j.ID, Epoch: j.LeaseEpoch, Success: true}); err != nil {
@@ -164,17 +168,22 @@ func TestDurability_KillNine(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		ready := make(chan struct{})
+		ready := make(chan struct{}) // closed at the child's first acknowledged write
 		lines := make(chan []string, 1)
 		go func() {
 			var got []string
 			sc := bufio.NewScanner(out)
 			for sc.Scan() {
 				if sc.Text() == "ready" {
-					close(ready)
 					continue
 				}
+				if len(got) == 0 {
+					close(ready)
+				}
 				got = append(got, sc.Text())
+			}
+			if len(got) == 0 {
+				close(ready)
 			}
 			lines <- got
 		}()
@@ -184,13 +193,16 @@ func TestDurability_KillNine(t *testing.T) {
 			_ = cmd.Process.Kill()
 			t.Fatalf("round %d: child not ready: %s", round, stderr.String())
 		}
-		// The kill moment is the random variable of this test.
-		time.Sleep(time.Duration(20+rand.IntN(400)) * time.Millisecond)
+		// The kill moment, while writes are in flight, is the random variable of this test.
+		time.Sleep(time.Duration(rand.IntN(300)) * time.Millisecond)
 		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
 		_ = cmd.Wait()
 		acked := <-lines
+		if len(acked) == 0 {
+			t.Fatalf("round %d: the child acknowledged nothing before the kill; stderr: %s", round, stderr.String())
+		}
 		for _, l := range acked {
 			if id, ok := strings.CutPrefix(l, "pushed "); ok {
 				pushed[id] = true
@@ -233,7 +245,7 @@ func TestDurability_KillNine(t *testing.T) {
 			t.Fatal(err)
 		}
 		checkBolt(t, filepath.Join(dir, stateDBFile))
-		t.Logf("round %d: %d acknowledged pushes, %d completions so far", round, len(pushed), len(completed))
+		t.Logf("round %d: %d acknowledged pushes, %d completions so far; child's stderr: %q", round, len(pushed), len(completed), stderr.String())
 	}
 	if len(pushed) == 0 || len(completed) == 0 {
 		t.Fatalf("the child acknowledged nothing (%d pushes, %d completions)", len(pushed), len(completed))
