@@ -28,6 +28,23 @@ const trivialPython = "def main(name: str = 'world'):\n    return {'hello': name
 // close-on-context-done checks sit.
 const cpuPython = "def main(n: int = 300000):\n    s = 0\n    for i in range(n):\n        s += i * i % 7\n    return s\n"
 
+// pythonWorkerEnv makes the benchmark binary act as a Python worker process
+// (python.ServeWorker), as `vane python-worker` would.
+const pythonWorkerEnv = "VANE_BENCH_PYTHON_WORKER"
+
+// TestMain serves as a Python worker process when pythonWorkerEnv is set,
+// and otherwise runs the benchmarks.
+func TestMain(m *testing.M) {
+	if os.Getenv(pythonWorkerEnv) == "1" {
+		if err := python.ServeWorker(context.Background(), os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "python worker:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
 // pythonBuildDir finds `make python-wasm`'s output ($VANE_TOOLS_DIR or the
 // repository's .tools).
 func pythonBuildDir(tb testing.TB) string {
@@ -56,17 +73,34 @@ func pythonBuildDir(tb testing.TB) string {
 	return d
 }
 
+// pythonMode is how a benchmark runs its jobs.
+type pythonMode int
+
+const (
+	inProcess         pythonMode = iota // close-on-context-done checks stop runaway jobs
+	inProcessNoChecks                   // no checks: nothing could stop a runaway job
+	inWorkerProcesses                   // no checks; a runaway job's process is killed
+)
+
 // newPythonExecutor starts a host and an executor with their caches in cacheDir.
-func newPythonExecutor(tb testing.TB, cacheDir string, noInterrupt bool) (*python.Executor, *wasmhost.Host) {
+func newPythonExecutor(tb testing.TB, cacheDir string, mode pythonMode) (*python.Executor, *wasmhost.Host) {
 	tb.Helper()
 	hc := wasmhost.DefaultConfig()
 	hc.CompilationCacheDir = filepath.Join(cacheDir, "wazero")
-	hc.NoCloseOnContextDone = noInterrupt
+	if mode == inProcessNoChecks {
+		hc.CompilationCacheDir += "-nocheck" // wazero's cache key does not tell checked code from unchecked
+		hc.NoCloseOnContextDone = true
+	}
 	host, err := wasmhost.New(context.Background(), hc)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	e, err := python.New(context.Background(), python.Config{BuildDir: pythonBuildDir(tb), CacheDir: cacheDir, Host: host})
+	cfg := python.Config{BuildDir: pythonBuildDir(tb), CacheDir: cacheDir, Host: host}
+	if mode == inWorkerProcesses {
+		cfg.WorkerCommand = []string{os.Args[0]}
+		cfg.WorkerEnv = []string{pythonWorkerEnv + "=1"}
+	}
+	e, err := python.New(context.Background(), cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -100,9 +134,10 @@ func pythonPercentiles(lat []time.Duration) (p50, p99 float64) {
 }
 
 // benchmarkPythonJobs measures Run from start to result, one job at a time.
-func benchmarkPythonJobs(b *testing.B, code string, noInterrupt bool) {
-	e, host := newPythonExecutor(b, b.TempDir(), noInterrupt)
+func benchmarkPythonJobs(b *testing.B, code string, mode pythonMode) {
+	e, host := newPythonExecutor(b, b.TempDir(), mode)
 	defer host.Close(context.Background())
+	defer e.Close()
 	lock, err := e.Deploy(context.Background(), &jobrt.Deployment{Workspace: "bench", Path: "u/bench/s", Code: code})
 	if err != nil {
 		b.Fatal(err)
@@ -123,26 +158,29 @@ func benchmarkPythonJobs(b *testing.B, code string, noInterrupt bool) {
 }
 
 // BenchmarkPythonJob is a trivial script's job from Run to result (goal:
-// p50 <= 15 ms), with the timeout enforced by close-on-context-done.
-func BenchmarkPythonJob(b *testing.B) { benchmarkPythonJobs(b, trivialPython, false) }
+// p50 <= 15 ms): in process with close-on-context-done (the default), in
+// process without the checks (what they cost; such jobs could not be
+// stopped), and in worker processes (no checks; killed at the deadline).
+func BenchmarkPythonJob(b *testing.B) {
+	b.Run("checks", func(b *testing.B) { benchmarkPythonJobs(b, trivialPython, inProcess) })
+	b.Run("nochecks", func(b *testing.B) { benchmarkPythonJobs(b, trivialPython, inProcessNoChecks) })
+	b.Run("workerprocess", func(b *testing.B) { benchmarkPythonJobs(b, trivialPython, inWorkerProcesses) })
+}
 
-// BenchmarkPythonJobNoInterrupt is the same without the context checks
-// (jobs could then not be stopped): what the checks cost at start-up.
-func BenchmarkPythonJobNoInterrupt(b *testing.B) { benchmarkPythonJobs(b, trivialPython, true) }
-
-// BenchmarkPythonCPU is a CPU-bound job (300k loop iterations) with the
-// context checks; BenchmarkPythonCPUNoInterrupt without them.
-func BenchmarkPythonCPU(b *testing.B) { benchmarkPythonJobs(b, cpuPython, false) }
-
-// BenchmarkPythonCPUNoInterrupt: see BenchmarkPythonCPU.
-func BenchmarkPythonCPUNoInterrupt(b *testing.B) { benchmarkPythonJobs(b, cpuPython, true) }
+// BenchmarkPythonCPU is a CPU-bound job (300k loop iterations) in the same
+// three modes: where the context checks cost most.
+func BenchmarkPythonCPU(b *testing.B) {
+	b.Run("checks", func(b *testing.B) { benchmarkPythonJobs(b, cpuPython, inProcess) })
+	b.Run("nochecks", func(b *testing.B) { benchmarkPythonJobs(b, cpuPython, inProcessNoChecks) })
+	b.Run("workerprocess", func(b *testing.B) { benchmarkPythonJobs(b, cpuPython, inWorkerProcesses) })
+}
 
 // BenchmarkPythonFirstJobAfterRestart is a restart with warm caches (the
 // compiled interpreter and the compiled script on disk): a new host and
 // executor, then the first job (goal <= 300 ms).
 func BenchmarkPythonFirstJobAfterRestart(b *testing.B) {
 	cache := b.TempDir()
-	e, host := newPythonExecutor(b, cache, false)
+	e, host := newPythonExecutor(b, cache, inProcess)
 	lock, err := e.Deploy(context.Background(), &jobrt.Deployment{Workspace: "bench", Path: "u/bench/s", Code: trivialPython})
 	if err != nil {
 		b.Fatal(err)
@@ -152,10 +190,11 @@ func BenchmarkPythonFirstJobAfterRestart(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		t0 := time.Now()
-		e, host := newPythonExecutor(b, cache, false)
+		e, host := newPythonExecutor(b, cache, inProcess)
 		runPython(b, e, pythonRequest(b, trivialPython, lock))
 		lat = append(lat, time.Since(t0))
 		b.StopTimer()
+		_ = e.Close()
 		_ = host.Close(context.Background())
 		b.StartTimer()
 	}
