@@ -31,6 +31,7 @@ ZLIB_SRC_VERSION=1:1.2.13.dfsg-1
 ZLIB_ORIG=zlib_1.2.13.dfsg.orig.tar.bz2
 ZLIB_ORIG_SHA256=71feb7947e3c00ef125f83b79a4e529bde31171e5babe48b391f06758d1ab0a1
 WIZER_PKG=@bytecodealliance/wizer-linux-x64@11.0.3
+WIZER_SHA256=a081ff0c2f2689e84680189d1a17b3369bab8c8c04490c5ee8179cba44a34a98
 APT_PACKAGES="clang-16 lld-16 llvm-16 wasi-libc libclang-rt-16-dev-wasm32 python3.11 bzip2 patch make"
 BUILD_PYTHON=/usr/bin/python3.11
 
@@ -151,6 +152,7 @@ if [ ! -x "$WIZER" ]; then
 	mkdir -p "$WORK/wizer"
 	npm install --prefix "$WORK/wizer" --ignore-scripts --no-save --no-audit --no-fund --loglevel=error "$WIZER_PKG"
 fi
+echo "$WIZER_SHA256  $WIZER" | sha256sum -c -
 
 step "pre-initializing the interpreter with Wizer"
 EMPTY="$WORK/empty"
