@@ -55,6 +55,7 @@ func (s *Store) apply(ctx context.Context, c command) (output, error) {
 	if err != nil {
 		return output{}, err
 	}
+	s.awaitLeader(ctx)
 	if !s.IsLeader() {
 		fwd := s.forwarder()
 		if fwd == nil {
@@ -160,6 +161,18 @@ func (s *Store) deliver(f raft.ApplyFuture, batch []*proposal) {
 			p.done <- r
 		}
 	}
+}
+
+// awaitLeader waits a few election timeouts for a leader when none is known
+// (a restart, an election in progress), so that requests arriving then are
+// served instead of refused. It returns early if ctx ends.
+func (s *Store) awaitLeader(ctx context.Context) {
+	if addr, _ := s.Leader(); addr != "" {
+		return
+	}
+	wctx, cancel := context.WithTimeout(ctx, 5*s.cfg.ElectionTimeout)
+	defer cancel()
+	_ = s.WaitLeader(wctx)
 }
 
 // raftErr maps raft's errors to vane's sentinels.
@@ -290,6 +303,7 @@ func (s *Store) VerifyLeader(ctx context.Context) error {
 // *vane.NotLeaderError). A forwarding layer serves a follower's ReadIndex by
 // calling this on the leader.
 func (s *Store) ReadIndex(ctx context.Context) (uint64, error) {
+	s.awaitLeader(ctx)
 	if s.IsLeader() {
 		if s.leaderCaughtUp() {
 			idx := s.fsm.applied.Load()
