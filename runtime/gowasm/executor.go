@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -180,13 +181,13 @@ func (e *Executor) Run(ctx context.Context, req *jobrt.Request) (jobrt.Outcome, 
 		return jobrt.Outcome{}, fmt.Errorf("cannot encode the job's input: %w", err)
 	}
 	logs := wasmhost.NewCappedWriter(req.Logs, lim.LogBytes)
-	mod, err := tmpl.Instantiate(ctx, wasmhost.InstanceConfig{
-		Dir: req.Dir, Stdout: logs, Stderr: logs, MemoryBytes: lim.MemoryBytes,
-	})
+	crash := &crashWatcher{}
+	ic := wasmhost.InstanceConfig{Dir: req.Dir, Stdout: logs, Stderr: io.MultiWriter(logs, crash), MemoryBytes: lim.MemoryBytes}
+	mod, err := tmpl.Instantiate(ctx, ic)
 	if errors.Is(err, wasmhost.ErrTemplateClosed) {
 		// Evicted between lookup and use: fetch (rebuild) it once more.
 		if tmpl, err = e.template(ctx, req.Code, req.Lock); err == nil {
-			mod, err = tmpl.Instantiate(ctx, wasmhost.InstanceConfig{Dir: req.Dir, Stdout: logs, Stderr: logs, MemoryBytes: lim.MemoryBytes})
+			mod, err = tmpl.Instantiate(ctx, ic)
 		}
 	}
 	if err != nil {
@@ -209,7 +210,7 @@ func (e *Executor) Run(ctx context.Context, req *jobrt.Request) (jobrt.Outcome, 
 			o.MemPeak = memPeak
 			return o, nil
 		}
-		o := failed("ExecutionError", exitMessage(callErr, logs.Tail()), logs.Tail())
+		o := failed("ExecutionError", crash.message(callErr), logs.Tail())
 		o.MemPeak = memPeak
 		return o, nil
 	case outErr != nil:
@@ -246,23 +247,6 @@ func contextFailure(ctx context.Context, timeout time.Duration) jobrt.Outcome {
 		return failed("Timeout", fmt.Sprintf("timeout: the job ran past its deadline (limit %s)", timeout), "")
 	}
 	return failed("Canceled", "the job was canceled", "")
-}
-
-// exitMessage explains a guest that stopped without a result: the Go
-// runtime's fatal errors (out of memory, a panic in another goroutine) exit
-// with code 2 after printing to stderr.
-func exitMessage(err error, tail string) string {
-	msg := err.Error()
-	var exit *sys.ExitError
-	if errors.As(err, &exit) {
-		msg = fmt.Sprintf("the script exited with code %d", exit.ExitCode())
-	}
-	for _, line := range strings.Split(tail, "\n") {
-		if strings.HasPrefix(line, "fatal error:") || strings.HasPrefix(line, "panic:") || strings.HasPrefix(line, "runtime:") {
-			return msg + ": " + strings.TrimSpace(line)
-		}
-	}
-	return msg
 }
 
 // wmEnv keeps only the WM_* variables.

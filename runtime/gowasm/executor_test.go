@@ -1,0 +1,233 @@
+package gowasm
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	jobrt "vane/runtime"
+)
+
+// run runs code with args under lim in a fresh directory, failing tb on an
+// executor error.
+func run(tb testing.TB, e *Executor, code, lock, args string, lim jobrt.Limits) (jobrt.Outcome, string) {
+	tb.Helper()
+	var logs bytes.Buffer
+	out, err := e.Run(context.Background(), &jobrt.Request{
+		Code: code, Lock: lock, Args: json.RawMessage(args), Dir: tb.TempDir(), Limits: lim, Logs: &logs,
+		Env: map[string]string{"WM_JOB_ID": "job-1", "HOME": "/root"},
+	})
+	if err != nil {
+		tb.Fatalf("Run: %v", err)
+	}
+	return out, logs.String()
+}
+
+func errorOf(tb testing.TB, out jobrt.Outcome) (name, message string) {
+	tb.Helper()
+	var r struct {
+		Error struct{ Name, Message string }
+	}
+	if err := json.Unmarshal(out.Result, &r); err != nil {
+		tb.Fatalf("a failed result is not {\"error\":...}: %s", out.Result)
+	}
+	return r.Error.Name, r.Error.Message
+}
+
+const structScript = `package inner
+
+import (
+	"fmt"
+	"strings"
+)
+
+type Order struct {
+	Item     string   ` + "`json:\"item\"`" + `
+	Quantity int      ` + "`json:\"quantity\"`" + `
+	Tags     []string ` + "`json:\"tags\"`" + `
+}
+
+func main(order Order, discount *float64) (interface{}, error) {
+	total := float64(order.Quantity) * 2.5
+	if discount != nil {
+		total -= *discount
+	}
+	return map[string]any{"summary": fmt.Sprintf("%dx %s", order.Quantity, strings.ToUpper(order.Item)), "total": total, "tags": order.Tags}, nil
+}
+`
+
+func TestExecutor_Deploy(t *testing.T) {
+	e := MustNewExecutor(t)
+	ctx := context.Background()
+	lock, err := e.Deploy(ctx, &jobrt.Deployment{Workspace: "test", Path: "u/test/order", Code: structScript})
+	if err != nil {
+		t.Fatalf("Deploy: %v", err)
+	}
+	if !strings.HasPrefix(lock, "module mymod\n") || !strings.Contains(lock, lockSumSeparator) {
+		t.Fatalf("the lock is not go.mod + //go.sum + go.sum: %q", lock)
+	}
+	again, err := e.Deploy(ctx, &jobrt.Deployment{Code: structScript})
+	if err != nil || again != lock {
+		t.Fatalf("a second deploy gave %q, %v; expected the same lock", again, err)
+	}
+	tests := []struct {
+		name, args, want string
+	}{
+		{"with optional", `{"order":{"item":"tea","quantity":4,"tags":["hot"]},"discount":1.5}`, `{"summary":"4x TEA","tags":["hot"],"total":8.5}`},
+		{"without optional", `{"order":{"item":"tea","quantity":2}}`, `{"summary":"2x TEA","tags":null,"total":5}`},
+		{"extra keys ignored", `{"order":{"item":"x","quantity":1},"unknown":true}`, `{"summary":"1x X","tags":null,"total":2.5}`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out, logs := run(t, e, structScript, lock, tc.args, jobrt.Limits{})
+			if !out.Success || string(out.Result) != tc.want {
+				t.Fatalf("got %s (success %v, logs %q); expected %s", out.Result, out.Success, logs, tc.want)
+			}
+		})
+	}
+}
+
+func TestExecutor_Deploy_compileError(t *testing.T) {
+	e := MustNewExecutor(t)
+	code := "package inner\n\nfunc main(x int) (interface{}, error) {\n\treturn undefinedThing(x), nil\n}\n"
+	_, err := e.Deploy(context.Background(), &jobrt.Deployment{Code: code})
+	var be *BuildError
+	if !errors.As(err, &be) || !strings.Contains(be.Output, "undefined: undefinedThing") || !strings.Contains(be.Output, "inner.go:4") {
+		t.Fatalf("Deploy = %v; expected a BuildError with the compiler's message and line", err)
+	}
+	if strings.Contains(be.Output, os.TempDir()) {
+		t.Errorf("the build error leaks build paths: %s", be.Output)
+	}
+	out, _ := run(t, e, code, "", `{"x":1}`, jobrt.Limits{})
+	if name, msg := errorOf(t, out); out.Success || name != "CompileError" || !strings.Contains(msg, "undefined: undefinedThing") {
+		t.Fatalf("running a version that does not build: %s; expected a CompileError with the compiler's message", out.Result)
+	}
+	if _, err := e.Deploy(context.Background(), &jobrt.Deployment{Code: "package inner\nfunc run() {}"}); err == nil || !strings.Contains(err.Error(), "no func main") {
+		t.Fatalf("deploying a script without main: %v", err)
+	}
+}
+
+func TestExecutor_Run_failures(t *testing.T) {
+	e := MustNewExecutor(t)
+	tests := []struct {
+		name, code, args string
+		lim              jobrt.Limits
+		wantName         string
+		wantIn           string
+	}{
+		{"wrong arg type", "package inner\nfunc main(n int) (int, error) { return n, nil }", `{"n":"seven"}`, jobrt.Limits{}, "InvalidArgs", "cannot decode the args"},
+		{"returned error type", "package inner\nimport \"os\"\nfunc main() error { _, err := os.Open(\"/missing\"); return err }", `{}`, jobrt.Limits{}, "fs.PathError", "missing"},
+		{"sleeping past the timeout", "package inner\nimport \"time\"\nfunc main() error { time.Sleep(time.Hour); return nil }", `{}`, jobrt.Limits{Timeout: 500 * time.Millisecond}, "Timeout", "timeout"},
+		{"result too large", "package inner\nimport \"strings\"\nfunc main() (string, error) { return strings.Repeat(\"x\", 1<<20), nil }", `{}`, jobrt.Limits{ResultBytes: 1024}, "ResultTooLarge", "too large"},
+		{"unencodable result", "package inner\nfunc main() (interface{}, error) { return func() {}, nil }", `{}`, jobrt.Limits{}, "SerializationError", "cannot encode"},
+		{"panic in another goroutine", "package inner\nimport \"time\"\nfunc main() error { go func() { panic(\"elsewhere\") }(); time.Sleep(time.Second); return nil }", `{}`, jobrt.Limits{}, "ExecutionError", "panic: elsewhere"},
+		{"memory over the override", "package inner\nvar keep [][]byte\nfunc main() error { for i := 0; i < 100; i++ { b := make([]byte, 1<<20); b[0] = 1; keep = append(keep, b) }; return nil }", `{}`, jobrt.Limits{MemoryBytes: 48 << 20}, "ExecutionError", "out of memory"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out, logs := run(t, e, tc.code, "", tc.args, tc.lim)
+			name, msg := errorOf(t, out)
+			if out.Success || name != tc.wantName || !strings.Contains(msg, tc.wantIn) {
+				t.Fatalf("got %s (logs %q); expected a %s mentioning %q", out.Result, logs, tc.wantName, tc.wantIn)
+			}
+		})
+	}
+	t.Run("memory under the override", func(t *testing.T) {
+		out, _ := run(t, e, tests[len(tests)-1].code, "", `{}`, jobrt.Limits{MemoryBytes: 256 << 20})
+		if !out.Success || out.MemPeak < 100<<20 {
+			t.Fatalf("got %s with a peak of %d bytes; expected success above 100 MiB", out.Result, out.MemPeak)
+		}
+	})
+}
+
+// TestExecutor_Run_freshRandomness checks that the runtime's random state,
+// frozen in the snapshot, is reseeded per job (and so that the wrapper's
+// assumption about runtime.globalRand's layout holds for this Go version).
+func TestExecutor_Run_freshRandomness(t *testing.T) {
+	e := MustNewExecutor(t)
+	code := "package inner\nimport \"math/rand/v2\"\nfunc main() (interface{}, error) {\n\tm := map[int]bool{}\n\tfor i := 0; i < 16; i++ { m[i] = true }\n\torder := []int{}\n\tfor k := range m { order = append(order, k) }\n\treturn []any{rand.Int64(), order}, nil\n}\n"
+	seen := map[string]bool{}
+	for range 4 {
+		out, logs := run(t, e, code, "", `{}`, jobrt.Limits{})
+		if !out.Success {
+			t.Fatalf("job failed: %s (logs %q)", out.Result, logs)
+		}
+		if seen[string(out.Result)] {
+			t.Fatalf("two jobs drew the same random numbers and map order: %s", out.Result)
+		}
+		seen[string(out.Result)] = true
+	}
+}
+
+// TestExecutor_Run_rebuildsMissingArtifact deletes the cached .wasm and
+// starts a new executor (no template in memory): the module is rebuilt from
+// (code, lock) into the same bytes.
+func TestExecutor_Run_rebuildsMissingArtifact(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	first, err := New(ctx, Config{CacheDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close(ctx)
+	lock, err := first.Deploy(ctx, &jobrt.Deployment{Code: structScript})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := first.build.key(structScript, lock)
+	original, err := os.ReadFile(first.build.wasmPath(key))
+	if err != nil {
+		t.Fatalf("the deployed module is not cached under its key: %v", err)
+	}
+	if err := first.removeWasmCache(); err != nil {
+		t.Fatal(err)
+	}
+	second, err := New(ctx, Config{CacheDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close(ctx)
+	out, logs := run(t, second, structScript, lock, `{"order":{"item":"a","quantity":1}}`, jobrt.Limits{})
+	if !out.Success {
+		t.Fatalf("the job failed after its artifact was removed: %s (logs %q)", out.Result, logs)
+	}
+	rebuilt, err := os.ReadFile(second.build.wasmPath(key))
+	if err != nil {
+		t.Fatalf("the rebuilt module was not cached: %v", err)
+	}
+	if !bytes.Equal(rebuilt, original) {
+		t.Fatalf("the rebuild is not deterministic: %d bytes vs %d", len(rebuilt), len(original))
+	}
+}
+
+func TestExecutor_Run_concurrent(t *testing.T) {
+	e := MustNewExecutor(t)
+	code := "package inner\nvar calls int\nfunc main(n int) (interface{}, error) { calls++; return []int{n, calls}, nil }"
+	const jobs = 16
+	errs := make(chan error, jobs)
+	for i := range jobs {
+		go func() {
+			out, err := e.Run(context.Background(), &jobrt.Request{Code: code, Args: json.RawMessage(`{"n":` + itoa(i) + `}`), Dir: t.TempDir()})
+			switch {
+			case err != nil:
+				errs <- err
+			case string(out.Result) != "["+itoa(i)+",1]":
+				errs <- errors.New("job " + itoa(i) + " returned " + string(out.Result))
+			default:
+				errs <- nil
+			}
+		}()
+	}
+	for range jobs {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }
