@@ -139,3 +139,51 @@ func BenchmarkDenoDedicated(b *testing.B) { benchmarkDeno(b, true, true) }
 
 // BenchmarkDenoDedicatedNoJail: the script's long-lived plain deno process.
 func BenchmarkDenoDedicatedNoJail(b *testing.B) { benchmarkDeno(b, false, true) }
+
+const npmDenoScript = `import { camelCase } from "npm:lodash-es@4.17.21";
+export async function main(name: string, n: number) {
+  return { greeting: "hello " + camelCase(name), n };
+}`
+
+// benchmarkDenoNPM times a cold run of a script importing an npm package
+// (lodash-es, about 600 ES modules).
+func benchmarkDenoNPM(b *testing.B, jailed bool) {
+	d, _ := newDenoBench(b, jailed)
+	lock, err := d.Deploy(context.Background(), &jobrt.Deployment{
+		Workspace: "bench", Path: "u/bench/npm", Hash: vane.HashOf(npmDenoScript), Code: npmDenoScript,
+	})
+	if err != nil {
+		b.Fatalf("cannot deploy the npm script: %v", err)
+	}
+	run := func() {
+		dir, err := os.MkdirTemp("", "vane-deno-bench-job-")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer os.RemoveAll(dir)
+		out, err := d.Run(context.Background(), &jobrt.Request{
+			Job:  &vane.Job{ID: "bench-npm", Workspace: "bench", Kind: vane.JobScript, Language: vane.LangDeno},
+			Code: npmDenoScript, Lock: lock, Args: json.RawMessage(`{"name":"big vane","n":1}`),
+			Env: map[string]string{"WM_JOB_ID": "bench-npm"}, Dir: dir, Limits: jobrt.Limits{}.WithDefaults(),
+		})
+		if err != nil || !out.Success || !strings.Contains(string(out.Result), "hello bigVane") {
+			b.Fatalf("the npm job returned %s, %v", out.Result, err)
+		}
+	}
+	run()
+	durations := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		run()
+		durations = append(durations, time.Since(start))
+	}
+	b.StopTimer()
+	denoPercentiles(b, durations)
+}
+
+// BenchmarkDenoColdNPM: a fresh jailed deno process per job, importing lodash-es.
+func BenchmarkDenoColdNPM(b *testing.B) { benchmarkDenoNPM(b, true) }
+
+// BenchmarkDenoColdNPMNoJail: the same, unjailed.
+func BenchmarkDenoColdNPMNoJail(b *testing.B) { benchmarkDenoNPM(b, false) }
