@@ -76,6 +76,12 @@ func (s *Store) apply(ctx context.Context, c command) (output, error) {
 		if len(res) != 1 {
 			return output{}, fmt.Errorf("leader returned %d results for one command: %w", len(res), vane.ErrIndeterminate)
 		}
+		// Read your writes: answer once this node's own state holds the
+		// entry, so the caller's next local read sees it (a follower's
+		// run_wait_result waits on the job it just pushed).
+		if idx := res[0].out.Index; idx > 0 {
+			_ = s.fsm.waitApplied(ctx, idx)
+		}
 		return res[0].out, res[0].err
 	}
 	p := &proposal{cmd: enc, done: make(chan cmdResult, 1)}
