@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"vane/api"
+	"vane/cluster"
 	"vane/raftstore"
 )
 
@@ -51,11 +52,26 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 	stopRaftMetrics := installRaftMetrics(metrics)
 	defer stopRaftMetrics()
 
-	// 1. The store.
+	// 0. The HTTP listener binds first: a joining node announces its
+	// address to the cluster before its store opens (connections wait in
+	// the backlog until step 5 serves them).
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	defer ln.Close()
+	baseURL := "http://" + internalAddr(ln.Addr())
+
+	// 1. The store, with the cluster RPC as its forwarder (serve_cluster.go).
 	scfg := raftstore.DefaultConfig()
 	scfg.Dir = filepath.Join(cfg.DataDir, "store")
 	scfg.NodeID = cfg.NodeID
 	scfg.BindAddr = cfg.RaftAddr
+	cl, err := prepareCluster(ctx, cfg, &scfg, advertisedURL(cfg, ln.Addr()), log)
+	if err != nil {
+		return fmt.Errorf("cannot prepare cluster: %w", err)
+	}
+	defer cl.Close()
 	st, err := raftstore.Open(scfg)
 	if err != nil {
 		return fmt.Errorf("cannot open store: %w", err)
@@ -66,6 +82,9 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 		}
 		log.Info("store closed")
 	}()
+	if err := cl.start(ctx, st, log); err != nil {
+		return fmt.Errorf("cannot join the cluster: %w", err)
+	}
 	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	err = st.WaitLeader(wctx)
 	cancel()
@@ -74,20 +93,14 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 	}
 
 	// 2. First-start bootstrap.
-	bctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = bootstrap(bctx, st, cfg.DataDir, cfg.AdminToken, stdout)
-	cancel()
-	if err != nil {
-		return err
+	if cl.runBootstrap(cfg) {
+		bctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err = bootstrap(bctx, st, cfg.DataDir, cfg.AdminToken, stdout)
+		cancel()
+		if err != nil {
+			return err
+		}
 	}
-
-	// 3. The HTTP listener.
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("cannot listen on %s: %w", cfg.HTTPAddr, err)
-	}
-	defer ln.Close()
-	baseURL := "http://" + internalAddr(ln.Addr())
 
 	// 4. The workers.
 	langs, err := newLanguages(ctx, cfg, internalAddr(ln.Addr()), log)
@@ -102,7 +115,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 
 	// 5. The API.
 	deps := api.Deps{
-		Tokens: st, Users: st, Workspaces: st, Scripts: st, Lifecycle: st, Jobs: st, JobReader: st,
+		Tokens: st, Users: st, Workspaces: st, Scripts: st, Lifecycle: st, Jobs: cluster.IdempotentJobs{Store: st}, JobReader: st,
 		Keys: st, Parsers: langs.parsers, Deployers: langs.deployers, Metrics: metrics,
 	}
 	// Optional stores: wired when the store has them.
@@ -121,6 +134,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 		workers.Stop()
 		return err
 	}
+	srv.MountCluster(cl.node, cluster.PathPrefix, cl.node.Handler())
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	fmt.Fprintf(stdout, "vane: listening on %s (data dir %s, node %s)\n", baseURL, cfg.DataDir, cfg.NodeID)

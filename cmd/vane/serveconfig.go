@@ -36,6 +36,16 @@ type serveConfig struct {
 	ToolsDir string
 	// AdminToken is VANE_ADMIN_TOKEN: the superadmin's token when set.
 	AdminToken string
+	// Bootstrap marks the first node of a cluster (also what a node without
+	// Join does on an empty data dir).
+	Bootstrap bool
+	// Join is a member's base URL to join through on the first start.
+	Join string
+	// Advertise is the host other nodes reach this one at (raft and HTTP).
+	Advertise string
+	// ClusterSecretFile is a copy of the first node's cluster secret, which
+	// a joining node needs (it is kept in the data dir afterwards).
+	ClusterSecretFile string
 }
 
 // parseServeConfig reads flags, with environment variables as their
@@ -84,6 +94,10 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	grace := fs.Int("shutdown-grace", envInt("VANE_SHUTDOWN_GRACE", 30), "seconds running jobs get to finish on SIGTERM before their leases are released (env VANE_SHUTDOWN_GRACE)")
 	langs := fs.String("languages", envStr("VANE_LANGUAGES", "bash,deno,python3,go"), "comma-separated languages this node runs (env VANE_LANGUAGES)")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", envStr("VANE_PPROF_ADDR", ""), "serve Go's pprof endpoints on this address, for profiling (env VANE_PPROF_ADDR)")
+	fs.BoolVar(&c.Bootstrap, "bootstrap", envBool("VANE_BOOTSTRAP"), "start a new cluster with this node as its first member (the default on an empty data dir without --join) (env VANE_BOOTSTRAP)")
+	fs.StringVar(&c.Join, "join", envStr("VANE_JOIN", ""), "join the cluster of this member on the first start, e.g. http://10.0.0.1:8000 (env VANE_JOIN)")
+	fs.StringVar(&c.Advertise, "advertise", envStr("VANE_ADVERTISE", ""), "host other nodes reach this one at; default: the listen addresses (env VANE_ADVERTISE)")
+	fs.StringVar(&c.ClusterSecretFile, "cluster-secret-file", envStr("VANE_CLUSTER_SECRET_FILE", ""), "the cluster secret (a copy of the first node's <data-dir>/cluster/secret), needed to --join (env VANE_CLUSTER_SECRET_FILE)")
 	fs.StringVar(&c.LogLevel, "log-level", envStr("VANE_LOG_LEVEL", "info"), "debug, info, warn or error (env VANE_LOG_LEVEL)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -144,6 +158,17 @@ func (c serveConfig) validate() error {
 	for _, l := range c.Languages {
 		if !l.Valid() {
 			return fmt.Errorf("--languages: %q is not one of bash, deno, python3, go", l)
+		}
+	}
+	if c.Bootstrap && c.Join != "" {
+		return errors.New("--bootstrap and --join exclude each other")
+	}
+	if c.Join != "" && !strings.HasPrefix(c.Join, "http://") && !strings.HasPrefix(c.Join, "https://") {
+		return fmt.Errorf("--join %q must be a member's URL, like http://10.0.0.1:8000", c.Join)
+	}
+	if c.Bootstrap || c.Join != "" {
+		if _, port, _ := net.SplitHostPort(c.RaftAddr); port == "0" {
+			return fmt.Errorf("--raft-addr %q: a cluster node needs a fixed port, so that it keeps its address across restarts", c.RaftAddr)
 		}
 	}
 	switch c.LogLevel {
