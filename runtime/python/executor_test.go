@@ -88,14 +88,15 @@ func TestExecutor_RunFailures(t *testing.T) {
 		code      string
 		wantName  string
 		wantInMsg string
+		wantStack string // in the traceback: the user's frames, not the wrapper's
 	}{
-		{"exception", "def main():\n    raise KeyError('missing-key')\n", "KeyError", "missing-key"},
-		{"custom exception", "class Oops(Exception):\n    pass\ndef main():\n    raise Oops('custom')\n", "Oops", "custom"},
-		{"syntax error", "def main(:\n    pass\n", "SyntaxError", "invalid syntax"},
-		{"no main", "x = 1\n", "NameError", "no main"},
-		{"sys.exit(3)", "import sys\ndef main():\n    sys.exit(3)\n", "SystemExit", "3"},
-		{"third-party import at run", "import requests\ndef main():\n    pass\n", "ModuleNotFoundError", "requests"},
-		{"no subprocess", "import subprocess\ndef main():\n    return subprocess.run(['ls']).returncode\n", "", ""},
+		{"exception", "def main():\n    raise KeyError('missing-key')\n", "KeyError", "missing-key", `File "main.py", line 2, in main`},
+		{"custom exception", "class Oops(Exception):\n    pass\ndef main():\n    raise Oops('custom')\n", "Oops", "custom", `line 4, in main`},
+		{"syntax error", "def main(:\n    pass\n", "SyntaxError", "invalid syntax", ""},
+		{"no main", "x = 1\n", "NameError", "no main", ""},
+		{"sys.exit(3)", "import sys\ndef main():\n    sys.exit(3)\n", "SystemExit", "3", "in main"},
+		{"third-party import at run", "import requests\ndef main():\n    pass\n", "ModuleNotFoundError", "requests", `File "main.py", line 1`},
+		{"no subprocess", "import subprocess\ndef main():\n    return subprocess.run(['ls']).returncode\n", "", "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -113,8 +114,11 @@ func TestExecutor_RunFailures(t *testing.T) {
 			if !strings.Contains(r.Error.Message, tt.wantInMsg) {
 				t.Errorf("error message %q does not contain %q", r.Error.Message, tt.wantInMsg)
 			}
-			if tt.wantName != "" && tt.wantName != "SyntaxError" && !strings.Contains(r.Error.Stack, "Traceback") {
-				t.Errorf("error stack %q is not a traceback", r.Error.Stack)
+			if !strings.Contains(r.Error.Stack, tt.wantStack) {
+				t.Errorf("error stack %q does not contain %q", r.Error.Stack, tt.wantStack)
+			}
+			if strings.Contains(r.Error.Stack, "vane_wrapper") {
+				t.Errorf("error stack %q shows the wrapper's frames", r.Error.Stack)
 			}
 		})
 	}

@@ -40,8 +40,9 @@ type sigParam struct {
 // module-level alias `my_type = dict` (object, format resource-my_type).
 // Literal defaults become the schema's defaults; an unannotated parameter
 // takes its default's type. *args and **kwargs are not properties. A code
-// without a top-level main, or that does not parse, is an error wrapping
-// vane.ErrInvalid that says where.
+// without a top-level main (a module other scripts import) has no
+// parameters; a code that does not parse is an error wrapping
+// vane.ErrInvalid with Python's message and line.
 func (e *Executor) ParseSignature(code string) (*vane.Schema, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), signatureTimeout)
 	defer cancel()

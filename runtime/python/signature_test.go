@@ -96,6 +96,12 @@ func TestExecutor_ParseSignature(t *testing.T) {
 			order:    []string{"a", "key"},
 		},
 		{
+			name:     "no main: a module for other scripts",
+			code:     "def helper():\n    pass\n\nclass C:\n    def main(self):\n        pass\n",
+			props:    map[string]string{},
+			required: []string{},
+		},
+		{
 			name:     "no parameters",
 			code:     "def main():\n    return 1\n",
 			props:    map[string]string{},
@@ -138,9 +144,8 @@ func TestExecutor_ParseSignatureErrors(t *testing.T) {
 		name string
 		code string
 	}{
-		{"no main", "def helper():\n    pass\n"},
 		{"syntax error", "def main(a:\n"},
-		{"nested main only", "class C:\n    def main(self):\n        pass\n"},
+		{"unterminated string", "def main(a='x):\n    pass\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -74,12 +74,17 @@ def _jsonable(value):
     return value
 
 
-def _error(exc, skip_frames=0):
-    tb = exc.__traceback__
-    for _ in range(skip_frames):
-        if tb is not None:
-            tb = tb.tb_next
-    stack = "".join(traceback.format_exception(type(exc), exc, tb))
+def _error(exc):
+    """The failed job's result; the stack leaves out the wrapper's and
+    importlib's frames, so it starts at the user's code."""
+    frames = [
+        f
+        for f in traceback.extract_tb(exc.__traceback__)
+        if f.filename != _error.__code__.co_filename and not f.filename.startswith("<frozen importlib")
+    ]
+    stack = "".join(traceback.format_exception_only(type(exc), exc))
+    if frames:
+        stack = "Traceback (most recent call last):\n" + "".join(traceback.format_list(frames)) + stack
     return {"error": {"name": type(exc).__name__, "message": str(exc), "stack": stack}}
 
 
@@ -304,7 +309,9 @@ def _signature(req):
             if isinstance(node.value, (ast.Name, ast.Attribute)):
                 aliases[node.target.id] = _dotted(node.value)
     if main is None:
-        raise SyntaxError("no top-level function main")
+        # A script without main is a module other scripts import (Windmill's
+        # no_main_func): no parameters.
+        return {"params": [], "aliases": aliases, "line": 0, "no_main": True}
     a = main.args
     params = []
     positional = a.posonlyargs + a.args
@@ -350,9 +357,9 @@ def run():
         if exc.code in (None, 0):
             response = {"result": None}
         else:
-            response = _error(exc, skip_frames=1)
+            response = _error(exc)
     except BaseException as exc:
-        response = _error(exc, skip_frames=1)
+        response = _error(exc)
     finally:
         sys.stdout = real_stdout
     _respond(response)
