@@ -27,17 +27,17 @@ const memPollInterval = 5 * time.Millisecond
 
 var pageSize = int64(os.Getpagesize())
 
-// watchMemory starts watching pid; kill is called once if its resident set
-// exceeds limit bytes (limit <= 0 only records the peak).
+// watchMemory starts watching pid and its descendants; kill is called once
+// if their resident memory exceeds limit bytes (limit <= 0 only records the
+// peak).
 func watchMemory(pid int, limit int64, kill func()) *memWatch {
 	m := &memWatch{stop: make(chan struct{}), done: make(chan struct{})}
-	path := "/proc/" + strconv.Itoa(pid) + "/statm"
 	go func() {
 		defer close(m.done)
 		t := time.NewTicker(memPollInterval)
 		defer t.Stop()
 		for {
-			rss, ok := residentBytes(path)
+			rss, ok := treeResidentBytes(pid, 0)
 			if ok {
 				if rss > m.peak.Load() {
 					m.peak.Store(rss)
@@ -66,6 +66,38 @@ func (m *memWatch) Stop() (peak int64, exceeded bool) {
 	}
 	<-m.done
 	return m.peak.Load(), m.exceeded.Load()
+}
+
+// maxTreeDepth bounds the walk down a process tree (the jail's init, Deno).
+const maxTreeDepth = 4
+
+// treeResidentBytes sums the resident memory of pid and its descendants
+// (in the jail, pid is the jail's init and Deno its child). ok is false when
+// pid itself is gone.
+func treeResidentBytes(pid, depth int) (int64, bool) {
+	base := "/proc/" + strconv.Itoa(pid)
+	total, ok := residentBytes(base + "/statm")
+	if !ok || depth >= maxTreeDepth {
+		return total, ok
+	}
+	tasks, err := os.ReadDir(base + "/task")
+	if err != nil {
+		return total, true
+	}
+	for _, task := range tasks {
+		children, err := os.ReadFile(base + "/task/" + task.Name() + "/children")
+		if err != nil {
+			continue
+		}
+		for _, c := range bytes.Fields(children) {
+			if cpid, err := strconv.Atoi(string(c)); err == nil {
+				if rss, ok := treeResidentBytes(cpid, depth+1); ok {
+					total += rss
+				}
+			}
+		}
+	}
+	return total, true
 }
 
 // residentBytes reads the resident set size from a /proc/<pid>/statm file.
