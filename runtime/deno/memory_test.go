@@ -43,7 +43,9 @@ func TestDeno_Run_MemoryLimit(t *testing.T) {
 // assertErrorName fails tb unless out failed with an error of that name.
 func assertErrorName(tb testing.TB, out jobrt.Outcome, name string) {
 	tb.Helper()
-	var r struct{ Error struct{ Name, Message string } }
+	var r struct {
+		Error struct{ Name, Message string }
+	}
 	if err := json.Unmarshal(out.Result, &r); err != nil || r.Error.Name != name {
 		tb.Fatalf("result %s; expected an error named %s", out.Result, name)
 	}
