@@ -90,7 +90,7 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx) (*principal, error) {
 		return s.authenticateJobToken(secret)
 	}
 	lctx, cancel := context.WithTimeout(ctx, s.cfg.AuthTimeout)
-	tok, err := s.deps.Tokens.LookupToken(lctx, HashToken(secret), s.cfg.LinearizableAuth)
+	tok, err := s.deps.Tokens.LookupToken(lctx, HashToken(secret), s.linearizableLookup())
 	cancel()
 	if err != nil {
 		if errors.Is(err, vane.ErrUnauthorized) || errors.Is(err, vane.ErrNotFound) {
@@ -115,6 +115,18 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx) (*principal, error) {
 		return nil, fmt.Errorf("user %s is disabled: %w", u.Email, vane.ErrUnauthorized)
 	}
 	return &principal{Email: u.Email, SuperAdmin: u.SuperAdmin, TokenWorkspace: tok.Workspace}, nil
+}
+
+// linearizableLookup says whether this token lookup must be a linearizable
+// read: when configured so and this node is not known to be the leader.
+func (s *Server) linearizableLookup() bool {
+	if !s.cfg.LinearizableAuth {
+		return false
+	}
+	if l, ok := s.deps.Tokens.(LeaderStatus); ok && l.IsLeader() {
+		return false
+	}
+	return true
 }
 
 // authenticateJobToken accepts a job's WM_TOKEN only while that job is

@@ -19,9 +19,14 @@ type Config struct {
 	TimeoutWaitResult time.Duration
 	// Version is what GET /api/version answers.
 	Version string
-	// LinearizableAuth makes every token lookup a linearizable read, so a
-	// revoked token is refused on every node at once. Default true; see
-	// DefaultConfig.
+	// LinearizableAuth makes token lookups linearizable, so a revoked token
+	// is refused on every node as soon as its deletion is acknowledged. On a
+	// follower that is a read-index round trip to the leader. On the leader
+	// (when the TokenStore implements LeaderStatus) the local state is read:
+	// raft acknowledges a write only after the leader applied it, and a
+	// leader cut off from its quorum steps down within its lease, before
+	// another can be elected; waiting for the in-flight batch to apply would
+	// only add latency. Default true.
 	LinearizableAuth bool
 	// AuthTimeout bounds a token lookup (a linearizable read waits for the
 	// leader); past it the request gets 503. Default 5 s.

@@ -89,3 +89,10 @@ type VariableStore interface {
 type QueueGauge interface {
 	QueueDepth() int
 }
+
+// LeaderStatus is an optional capability of the TokenStore, found by type
+// assertion: whether this node is the Raft leader. The leader answers token
+// lookups from its local state (see Config.LinearizableAuth).
+type LeaderStatus interface {
+	IsLeader() bool
+}

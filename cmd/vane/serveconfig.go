@@ -86,7 +86,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.StringVar(&c.HTTPAddr, "http-addr", envStr("VANE_HTTP_ADDR", ":8000"), "HTTP API listen address (env VANE_HTTP_ADDR)")
 	fs.StringVar(&c.RaftAddr, "raft-addr", envStr("VANE_RAFT_ADDR", "127.0.0.1:0"), "raft listen address; the default suits a single node (env VANE_RAFT_ADDR)")
 	fs.StringVar(&c.NodeID, "node-id", envStr("VANE_NODE_ID", "node1"), "raft server id of this node (env VANE_NODE_ID)")
-	fs.IntVar(&c.Workers, "workers", envInt("VANE_WORKERS", goruntime.NumCPU()), "jobs run concurrently on this node (env VANE_WORKERS)")
+	fs.IntVar(&c.Workers, "workers", envInt("VANE_WORKERS", goruntime.NumCPU()), "jobs run concurrently on this node; 0 makes an API-only node that runs no jobs (env VANE_WORKERS)")
 	fs.IntVar(&c.BodyLimit, "body-limit", envInt("VANE_BODY_LIMIT", 16<<20), "largest request body in bytes; larger gets 413 (env VANE_BODY_LIMIT)")
 	timeout := fs.Int("timeout-wait-result", envInt("TIMEOUT_WAIT_RESULT", 600), "seconds a run_wait_result call waits before canceling the job (env TIMEOUT_WAIT_RESULT)")
 	fs.StringVar(&c.DenoPath, "deno-path", envStr("VANE_DENO_PATH", ""), "the deno binary; default: .tools/deno, then PATH (env VANE_DENO_PATH)")
@@ -138,8 +138,8 @@ func (c serveConfig) validate() error {
 	if c.NodeID == "" {
 		return errors.New("--node-id must not be empty")
 	}
-	if c.Workers < 1 || c.Workers > 1024 {
-		return fmt.Errorf("--workers %d must be between 1 and 1024", c.Workers)
+	if c.Workers < 0 || c.Workers > 1024 {
+		return fmt.Errorf("--workers %d must be between 0 and 1024", c.Workers)
 	}
 	if c.BodyLimit < 1024 {
 		return fmt.Errorf("--body-limit %d must be at least 1024 bytes", c.BodyLimit)

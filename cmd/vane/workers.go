@@ -13,7 +13,8 @@ import (
 	jobrt "vane/runtime"
 )
 
-// workerPool is this node's running worker.
+// workerPool is this node's running worker; w is nil on a node that runs
+// no language.
 type workerPool struct {
 	w   *jobrt.Worker
 	log *slog.Logger
@@ -39,6 +40,14 @@ func startWorkers(cfg serveConfig, st *raftstore.Store, langs *languages, baseUR
 	for lang, e := range langs.executors {
 		execs[lang] = newMeteredExecutor(e, lang, m)
 	}
+	switch {
+	case cfg.Workers == 0:
+		log.Info("--workers 0: this node serves the API and runs no jobs")
+		return &workerPool{log: log}, nil
+	case len(execs) == 0:
+		log.Warn("no language can run on this node: it serves the API and runs no jobs")
+		return &workerPool{log: log}, nil
+	}
 	w, err := jobrt.New(wc, st, execs)
 	if err != nil {
 		return nil, fmt.Errorf("cannot create worker: %w", err)
@@ -52,6 +61,9 @@ func startWorkers(cfg serveConfig, st *raftstore.Store, langs *languages, baseUR
 // Stop stops claiming, lets running jobs finish within the configured
 // grace period, then kills and releases the rest.
 func (p *workerPool) Stop() {
+	if p.w == nil {
+		return
+	}
 	if err := p.w.Close(); err != nil {
 		p.log.Warn("worker shutdown", "err", err)
 	}
