@@ -44,13 +44,20 @@ func TestJobs_RunByPathAndHash(t *testing.T) {
 		t.Fatalf("run_wait_result GET: body %q, want \"hello get\"", r.Body)
 	}
 
-	// A job_id given twice: the second is refused with 400.
+	// A job_id given twice for a different job is refused with 400; the
+	// same submission retried (after an indeterminate answer) gets its 201
+	// again without a second job (cluster.IdempotentJobs).
 	jobID := "0193a5f0-0000-7000-8000-000000000001"
 	c.MustDo("POST", "/api/w/main/jobs/run/p/u/admin/hello?job_id="+jobID, map[string]any{"name": "dup"}, 201)
-	if r := c.Do("POST", "/api/w/main/jobs/run/p/u/admin/hello?job_id="+jobID, map[string]any{"name": "dup"}); r.Status != 400 {
+	if r := c.Do("POST", "/api/w/main/jobs/run/p/u/admin/hello?job_id="+jobID, map[string]any{"name": "other"}); r.Status != 400 {
 		t.Fatalf("duplicate job_id: status %d, want 400; body %q", r.Status, r.Body)
 	}
-	c.WaitJob(jobID, 30*time.Second)
+	if r := c.MustDo("POST", "/api/w/main/jobs/run/p/u/admin/hello?job_id="+jobID, map[string]any{"name": "dup"}, 201); r.Body != jobID {
+		t.Fatalf("retried submission: body %q, want %s", r.Body, jobID)
+	}
+	if res, ok := c.WaitJob(jobID, 30*time.Second); !ok || string(res) != `"hello dup"` {
+		t.Fatalf("job %s: result %s success %v", jobID, res, ok)
+	}
 
 	// The job reads: the Job, its logs and the listings.
 	var job struct {
