@@ -171,3 +171,7 @@ func writeFileSync(path string, data []byte) error {
 	defer d.Close()
 	return d.Sync()
 }
+
+// AuthHeader returns the header (name and value) that internal requests of
+// a holder of s carry; operators' tools and tests use it to call /internal/.
+func (s Secret) AuthHeader() (name, value string) { return authHeaderName, s.authHeader() }

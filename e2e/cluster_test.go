@@ -1,0 +1,262 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"vane"
+	"vane/cluster"
+)
+
+// Cluster is n `vane serve` processes on loopback forming one raft cluster:
+// node 0 bootstraps, the others join through it with its cluster secret.
+// Every node has fixed raft and HTTP ports, so a restart keeps its address.
+type Cluster struct {
+	tb     testing.TB
+	Nodes  []*Server
+	IDs    []string
+	secret cluster.Secret
+	http   *http.Client
+}
+
+// MustStartCluster starts n nodes (extra flags go to every node) and waits
+// until every node is ready. All processes are stopped at cleanup.
+func MustStartCluster(tb testing.TB, n int, extra ...string) *Cluster {
+	tb.Helper()
+	c := &Cluster{tb: tb, http: &http.Client{Timeout: 5 * time.Second}}
+	for i := range n {
+		id := fmt.Sprintf("n%d", i+1)
+		args := []string{"--node-id", id, "--raft-addr", freeAddr(tb), "--http-addr", freeAddr(tb)}
+		if i == 0 {
+			args = append(args, "--bootstrap")
+		} else {
+			args = append(args, "--join", c.Nodes[0].URL,
+				"--cluster-secret-file", filepath.Join(c.Nodes[0].DataDir, "cluster", "secret"))
+		}
+		c.Nodes = append(c.Nodes, MustStartServer(tb, ServerOptions{Args: append(args, extra...)}))
+		c.IDs = append(c.IDs, id)
+		if i == 0 {
+			s, err := cluster.LoadSecret(filepath.Join(c.Nodes[0].DataDir, "cluster", "secret"))
+			if err != nil {
+				tb.Fatalf("cannot read the cluster secret: %v", err)
+			}
+			c.secret = s
+		}
+	}
+	// Stop every node at once (before each server's own cleanup): a node
+	// stopped alone after the others waits for a quorum that is gone.
+	tb.Cleanup(c.StopAll)
+	return c
+}
+
+// StopAll sends SIGTERM to every running node at once and waits for all.
+func (c *Cluster) StopAll() {
+	var wg sync.WaitGroup
+	for _, s := range c.Nodes {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.Stop() }()
+	}
+	wg.Wait()
+}
+
+// freeAddr returns a loopback address with a port that was free just now.
+func freeAddr(tb testing.TB) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatalf("cannot find a free port: %v", err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// Status asks node i for its own raft status over the internal RPC (which
+// needs no leader, unlike the user API).
+func (c *Cluster) Status(i int) (vane.NodeStatus, error) {
+	var st vane.NodeStatus
+	s := c.Nodes[i]
+	if s.cmd == nil {
+		return st, fmt.Errorf("node %d is down", i)
+	}
+	req, err := http.NewRequest("POST", s.URL+"/internal/status", strings.NewReader("{}"))
+	if err != nil {
+		return st, err
+	}
+	name, value := c.secret.AuthHeader()
+	req.Header.Set(name, value)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return st, err
+	}
+	if resp.StatusCode != 200 {
+		return st, fmt.Errorf("status %d: %s", resp.StatusCode, b)
+	}
+	return st, json.Unmarshal(b, &st)
+}
+
+// Leader returns the index of the node that leads in the highest term seen,
+// or -1 when none does right now.
+func (c *Cluster) Leader() int {
+	best, term := -1, uint64(0)
+	for i := range c.Nodes {
+		st, err := c.Status(i)
+		if err == nil && st.State == "Leader" && st.Term >= term {
+			best, term = i, st.Term
+		}
+	}
+	return best
+}
+
+// MustLeader polls until some node leads.
+func (c *Cluster) MustLeader(within time.Duration) int {
+	c.tb.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		if l := c.Leader(); l >= 0 {
+			return l
+		}
+		if time.Now().After(deadline) {
+			c.tb.Fatalf("no leader within %s", within)
+		}
+		time.Sleep(20 * time.Millisecond) // polling for a leader with a deadline
+	}
+}
+
+// Audit returns node i's audit entries of workspace main for one job,
+// oldest first, over the internal RPC.
+func (c *Cluster) Audit(i int, resource string) ([]vane.AuditEntry, error) {
+	req, err := http.NewRequest("GET", c.Nodes[i].URL+"/internal/audit?ws=main&resource="+resource, nil)
+	if err != nil {
+		return nil, err
+	}
+	name, value := c.secret.AuthHeader()
+	req.Header.Set(name, value)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var out []vane.AuditEntry
+	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(resp.Body)
+		return nil, fmt.Errorf("audit: status %d: %s", resp.StatusCode, b)
+	}
+	return out, json.NewDecoder(resp.Body).Decode(&out)
+}
+
+// Stop18 and Cont resume: SIGSTOP and SIGCONT of node i's process.
+func (c *Cluster) signal(i int, sig syscall.Signal) {
+	c.tb.Helper()
+	if s := c.Nodes[i]; s.cmd != nil {
+		if err := s.cmd.Process.Signal(sig); err != nil {
+			c.tb.Fatalf("cannot signal node %d: %v", i, err)
+		}
+	}
+}
+
+// TestCluster_JobsEverywhereAndFollowerCatchUp: three real nodes; jobs
+// submitted through every node run on workers of every node; a follower
+// killed with SIGKILL misses writes, and after its restart it catches up and
+// serves them.
+func TestCluster_JobsEverywhereAndFollowerCatchUp(t *testing.T) {
+	c := MustStartCluster(t, 3, "--workers", "2")
+	leader := c.MustLeader(10 * time.Second)
+	follower := (leader + 1) % 3
+	c.Nodes[follower].Client().MustSaveScript("u/admin/slow", "bash", "sleep 0.3\necho \"$WM_JOB_ID\"\n")
+
+	submit := func(nodes []int, n int) []string {
+		var ids []string
+		for i := range n {
+			node := nodes[i%len(nodes)]
+			r := c.Nodes[node].Client().MustDo("POST", "/api/w/main/jobs/run/p/u/admin/slow", map[string]any{}, 201)
+			ids = append(ids, r.Body)
+		}
+		return ids
+	}
+	ran := map[string]int{}
+	ids := submit([]int{0, 1, 2}, 30)
+	for k, id := range ids {
+		cl := c.Nodes[k%3].Client()
+		res, ok := cl.WaitJob(id, 60*time.Second)
+		if !ok || !strings.Contains(string(res), id) {
+			t.Fatalf("job %s: success %v, result %s", id, ok, res)
+		}
+		var j struct {
+			Worker string `json:"worker"`
+		}
+		cl.MustDo("GET", "/api/w/main/jobs_u/get/"+id, nil, 200).JSON(t, &j)
+		node, _, _ := strings.Cut(j.Worker, "/")
+		ran[node]++
+	}
+	t.Logf("jobs per node: %v", ran)
+	for _, id := range c.IDs {
+		if ran[id] == 0 {
+			t.Errorf("no job ran on node %s: %v", id, ran)
+		}
+	}
+
+	// A follower dies; writes go on through the other two.
+	c.Nodes[follower].Kill9()
+	others := []int{leader, 3 - leader - follower}
+	missed := submit(others, 9)
+	for k, id := range missed {
+		c.Nodes[others[k%2]].Client().WaitJob(id, 60*time.Second)
+	}
+	want, err := c.Status(leader)
+	if err != nil {
+		t.Fatalf("leader status: %v", err)
+	}
+
+	c.Nodes[follower].Restart()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, err := c.Status(follower)
+		if err == nil && st.AppliedIndex >= want.CommitIndex {
+			t.Logf("restarted follower applied %d (leader had committed %d before the restart)", st.AppliedIndex, want.CommitIndex)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("restarted follower did not catch up to index %d: %+v %v", want.CommitIndex, st, err)
+		}
+		time.Sleep(20 * time.Millisecond) // polling the follower's applied index with a deadline
+	}
+	cl := c.Nodes[follower].Client()
+	for _, id := range missed {
+		var m struct {
+			Completed bool            `json:"completed"`
+			Result    json.RawMessage `json:"result"`
+		}
+		cl.MustDo("GET", "/api/w/main/jobs_u/completed/get_result_maybe/"+id, nil, 200).JSON(t, &m)
+		if !m.Completed || !strings.Contains(string(m.Result), id) {
+			t.Errorf("job %s on the restarted follower: completed %v, result %s", id, m.Completed, m.Result)
+		}
+	}
+	// And the restarted follower takes writes again (forwarded).
+	id := cl.MustDo("POST", "/api/w/main/jobs/run/p/u/admin/slow", map[string]any{}, 201).Body
+	cl.WaitJob(id, 60*time.Second)
+
+	var st vane.ClusterStatus
+	cl.MustDo("GET", "/api/cluster/status", nil, 200).JSON(t, &st)
+	if len(st.Members) != 3 || st.LeaderID == "" {
+		t.Fatalf("cluster status: %+v", st)
+	}
+	for _, m := range st.Members {
+		if !m.Reachable {
+			t.Errorf("member %s unreachable in status: %s", m.ID, m.Error)
+		}
+	}
+}
