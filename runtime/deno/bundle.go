@@ -379,7 +379,7 @@ func (d *Deno) fillBundle(ctx context.Context, b *bundle, code, scriptPath strin
 	}
 	if check {
 		args := append([]string{"check"}, toolFlags(b.dir, b.hasImportMap, false)...)
-		if err := d.denoTool(ctx, b.dir, append(args, "inner.ts")...); err != nil {
+		if err := d.denoTool(ctx, b.dir, append(args, "inner.ts")...); err != nil && !onlyWindmillHints(err) {
 			return "", err
 		}
 	}
@@ -438,6 +438,35 @@ func (d *Deno) warmBundle(ctx context.Context, b *bundle) error {
 		}
 	}
 	return d.denoTool(ctx, b.dir, append(args, "main.ts", "worker.ts", "inner.ts")...)
+}
+
+var (
+	diagnosticRE = regexp.MustCompile(`(?m)^TS\d+ \[ERROR\]: (.*)$`)
+	// windmillHintRE matches the diagnostics of Windmill's type hints
+	// (wmill.Email, wmill.Resource<'t'>, ...), which Windmill documents as
+	// hints for its parser only: windmill-client does not export them all
+	// (its Resource is not generic), and a script may use them without
+	// importing wmill at all.
+	windmillHintRE = regexp.MustCompile(`has no exported member '(Email|Resource|Base64|Sql)'|Type 'Resource' is not generic|Cannot find namespace 'wmill'`)
+)
+
+// onlyWindmillHints reports whether a failed `deno check` found nothing but
+// diagnostics of Windmill's type hints; such a script deploys.
+func onlyWindmillHints(err error) bool {
+	var tool *toolError
+	if !errors.As(err, &tool) || tool.cmd != "check" {
+		return false
+	}
+	diags := diagnosticRE.FindAllStringSubmatch(tool.msg, -1)
+	if len(diags) == 0 {
+		return false
+	}
+	for _, m := range diags {
+		if !windmillHintRE.MatchString(m[1]) {
+			return false
+		}
+	}
+	return true
 }
 
 func exists(p string) bool {

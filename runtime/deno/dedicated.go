@@ -81,7 +81,7 @@ func (d *Deno) runDedicated(ctx context.Context, req *jobrt.Request, b *bundle, 
 			return jobrt.Outcome{}, err
 		}
 	}
-	out, alive := w.call(ctx, runCtx, req, lim)
+	out, alive := w.call(ctx, runCtx, d.effectiveEnv(req.Env), req, lim)
 	d.mu.Lock()
 	closed := d.closed
 	d.mu.Unlock()
@@ -180,16 +180,20 @@ func (d *Deno) startWorker(b *bundle, req *jobrt.Request, lim jobrt.Limits) (*wo
 	return w, nil
 }
 
-// call sends one request and waits for its answer, the process's death,
+// call sends one request (args, and reqEnv's WM_* variables and
+// BASE_INTERNAL_URL as the process sees them) and waits for its answer, the process's death,
 // the timeout or the cancellation. alive says the worker can serve again.
-func (w *worker) call(parent, runCtx context.Context, req *jobrt.Request, lim jobrt.Limits) (out jobrt.Outcome, alive bool) {
+func (w *worker) call(parent, runCtx context.Context, reqEnv map[string]string, req *jobrt.Request, lim jobrt.Limits) (out jobrt.Outcome, alive bool) {
 	logs := newLogCap(req.Logs, lim.LogBytes)
 	w.sink.set(io.MultiWriter(logs, w.tail))
 	defer w.sink.set(nil)
 	env := map[string]string{}
-	for k, v := range req.Env {
+	for k, v := range reqEnv {
 		if strings.HasPrefix(k, "WM_") || k == "BASE_INTERNAL_URL" {
 			env[k] = v
+		}
+		if k == "BASE_INTERNAL_URL" {
+			env["BASE_URL"] = v
 		}
 	}
 	args := req.Args

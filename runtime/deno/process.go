@@ -157,7 +157,7 @@ func (d *Deno) runFlags(b *bundle, jobDir string, env map[string]string, memoryB
 	flags = append(flags,
 		"--allow-read="+strings.Join([]string{jobDir, b.dir, filepath.Join(d.denoDir, "npm")}, ","),
 		"--allow-write="+jobDir,
-		"--allow-env=WM_*,BASE_INTERNAL_URL",
+		"--allow-env=WM_*,BASE_INTERNAL_URL,BASE_URL",
 	)
 	if hosts := d.netHosts(env); len(hosts) > 0 {
 		flags = append(flags, "--allow-net="+strings.Join(hosts, ","))
@@ -216,7 +216,8 @@ func (d *Deno) effectiveEnv(env map[string]string) map[string]string {
 }
 
 // jobEnv is the whole environment of a Deno process: the request's WM_*
-// variables and BASE_INTERNAL_URL, and Deno's own settings. Nothing of
+// variables, BASE_INTERNAL_URL (and BASE_URL, the same), and Deno's own
+// settings. Nothing of
 // vane's environment is inherited, and no other variable of the request
 // passes (a DENO_* or proxy variable would change Deno's behaviour).
 func (d *Deno) jobEnv(env map[string]string, home string) []string {
@@ -240,6 +241,10 @@ func (d *Deno) jobEnv(env map[string]string, home string) []string {
 	sort.Strings(names)
 	for _, k := range names {
 		out = append(out, k+"="+env[k])
+	}
+	if base := env["BASE_INTERNAL_URL"]; base != "" {
+		// As Windmill's workers do; windmill-client reads either.
+		out = append(out, "BASE_URL="+base)
 	}
 	return out
 }
