@@ -9,6 +9,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -172,6 +173,8 @@ func BenchmarkGoWasmThroughput(b *testing.B) {
 	var mu sync.Mutex // guards durations
 	durations := make([]time.Duration, 0, b.N)
 	b.SetParallelism(2) // goroutines per GOMAXPROCS: jobs also wait on the host
+	var before syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &before)
 	b.ResetTimer()
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
@@ -193,7 +196,13 @@ func BenchmarkGoWasmThroughput(b *testing.B) {
 	})
 	elapsed := time.Since(start)
 	b.StopTimer()
+	var after syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &after)
+	cpu := time.Duration(after.Utime.Nano() + after.Stime.Nano() - before.Utime.Nano() - before.Stime.Nano())
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "jobs/s")
+	// CPU time per job bounds throughput whatever else the machine runs:
+	// cores / cpu_ms_per_job is the ceiling on an otherwise idle machine.
+	b.ReportMetric(float64(cpu.Microseconds())/1000/float64(b.N), "cpu_ms/job")
 	b.ReportMetric(float64(runtime.GOMAXPROCS(0)), "procs")
 	reportPercentiles(b, durations)
 }

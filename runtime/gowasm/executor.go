@@ -111,6 +111,7 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 	if e.host == nil {
 		hc := wasmhost.DefaultConfig()
 		hc.CompilationCacheDir = filepath.Join(cfg.CacheDir, "compiled")
+		hc.InstanceDir = filepath.Join(cfg.CacheDir, "instances")
 		if e.host, err = wasmhost.New(ctx, hc); err != nil {
 			return nil, err
 		}
@@ -183,11 +184,11 @@ func (e *Executor) Run(ctx context.Context, req *jobrt.Request) (jobrt.Outcome, 
 	logs := wasmhost.NewCappedWriter(req.Logs, lim.LogBytes)
 	crash := &crashWatcher{}
 	ic := wasmhost.InstanceConfig{Dir: req.Dir, Stdout: logs, Stderr: io.MultiWriter(logs, crash), MemoryBytes: lim.MemoryBytes}
-	mod, err := tmpl.Instantiate(ctx, ic)
+	inst, err := tmpl.Acquire(ctx, ic)
 	if errors.Is(err, wasmhost.ErrTemplateClosed) {
 		// Evicted between lookup and use: fetch (rebuild) it once more.
 		if tmpl, err = e.template(ctx, req.Code, req.Lock); err == nil {
-			mod, err = tmpl.Instantiate(ctx, ic)
+			inst, err = tmpl.Acquire(ctx, ic)
 		}
 	}
 	if err != nil {
@@ -196,10 +197,16 @@ func (e *Executor) Run(ctx context.Context, req *jobrt.Request) (jobrt.Outcome, 
 		}
 		return failed("InstantiationError", err.Error(), ""), nil
 	}
-	defer mod.Close(context.WithoutCancel(ctx))
+	mod := inst.Module()
+	var callErr error
+	defer func() {
+		if err := inst.Release(context.WithoutCancel(ctx), callErr == nil); err != nil {
+			fmt.Fprintf(logs, "\n[vane: %v]\n", err)
+		}
+	}()
 
 	call := &wasmhost.Call{Input: input, MaxOutput: int(lim.ResultBytes)}
-	_, callErr := mod.ExportedFunction(runExport).Call(wasmhost.WithCall(ctx, call))
+	_, callErr = mod.ExportedFunction(runExport).Call(wasmhost.WithCall(ctx, call))
 	memPeak := int64(mod.Memory().Size())
 	out, isErr, set, outErr := call.Output()
 	switch {

@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 
 	"github.com/tetratelabs/wazero"
@@ -46,6 +47,11 @@ type Config struct {
 	// for reuse (their pages stay present, so jobs take fewer page faults);
 	// negative turns pooling off.
 	PooledMemories int
+	// InstanceDir holds the private directories of pooled instances (see
+	// Template.Acquire); "" means a directory in os.TempDir(). On the same
+	// filesystem as the jobs' directories, a job's files are moved with a
+	// rename rather than copied.
+	InstanceDir string
 	// NoCloseOnContextDone turns off wazero's context checks in compiled
 	// loops. Only benchmarks measuring their cost set it: without them a
 	// guest in a busy loop cannot be stopped by a timeout or a cancel.
@@ -70,6 +76,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.PooledMemories == 0 {
 		c.PooledMemories = d.PooledMemories
+	}
+	if c.InstanceDir == "" {
+		c.InstanceDir = filepath.Join(os.TempDir(), "vane-wasm-instances")
 	}
 	return c
 }

@@ -13,13 +13,16 @@ func (im *image) close() error { return nil }
 
 // mappedMemory is a LinearMemory with a fixed limit; off Linux it is a Go
 // slice of the whole limit (no copy-on-write).
-type mappedMemory struct{ mem []byte }
+type mappedMemory struct {
+	mem   []byte
+	limit uint64
+}
 
 func mapMemory(limit uint64, im *image) (*mappedMemory, error) {
 	if im != nil && uint64(len(im.mem)) > limit {
 		return nil, fmt.Errorf("cannot map a %d-byte snapshot into a %d-byte memory limit", len(im.mem), limit)
 	}
-	m := &mappedMemory{mem: make([]byte, limit)}
+	m := &mappedMemory{mem: make([]byte, limit), limit: limit}
 	if im != nil {
 		copy(m.mem, im.mem)
 	}
@@ -28,7 +31,7 @@ func mapMemory(limit uint64, im *image) (*mappedMemory, error) {
 
 // Reallocate implements experimental.LinearMemory.
 func (m *mappedMemory) Reallocate(size uint64) []byte {
-	if size > uint64(len(m.mem)) {
+	if size > m.limit {
 		return nil
 	}
 	return m.mem[:size:size]
@@ -47,3 +50,5 @@ func (p *memoryPool) get(uint64) (*mappedMemory, error) {
 }
 
 func (p *memoryPool) close() {}
+
+func (p *memoryPool) reset(*mappedMemory) bool { return false }

@@ -46,8 +46,9 @@ func CallExport(name string) InitFunc {
 // copy-on-write, so no state passes from one instance to the next. A
 // Template is safe for concurrent use.
 type Template struct {
-	mu       sync.RWMutex // guards compiled and image against Close during Instantiate
+	mu       sync.RWMutex // guards compiled and image against Close during Instantiate, and idle
 	compiled wazero.CompiledModule
+	idle     []*Instance // reset pooled instances (see Acquire)
 	image    *image
 	pool     *memoryPool // nil when pooling is off
 	pages    uint32      // memory size at snapshot time, in 64 KiB pages
@@ -264,6 +265,7 @@ func (t *Template) Close(ctx context.Context) error {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.closeIdleLocked(ctx)
 	t.pool.close()
 	t.pool = nil
 	errs := []error{t.image.close()}

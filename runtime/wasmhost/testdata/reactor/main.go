@@ -66,3 +66,17 @@ func write() int32 {
 }
 
 func main() {}
+
+var kept *os.File
+
+// keepOpen creates a file and keeps it open.
+//
+//go:wasmexport keepOpen
+func keepOpen() int32 {
+	f, err := os.Create("/kept.txt")
+	if err != nil {
+		return 0
+	}
+	kept = f
+	return 1
+}
