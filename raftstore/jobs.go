@@ -58,11 +58,14 @@ func (c *pushJobCmd) validate() error {
 	if err := validateTag(j.Tag); err != nil {
 		return err
 	}
-	for field, id := range map[string]string{"parent_job": j.ParentJob, "root_job": j.RootJob} {
-		if id != "" {
-			if err := validateID(field, id); err != nil {
-				return err
-			}
+	if j.ParentJob != "" {
+		if err := validateID("parent_job", j.ParentJob); err != nil {
+			return err
+		}
+	}
+	if j.RootJob != "" {
+		if err := validateID("root_job", j.RootJob); err != nil {
+			return err
 		}
 	}
 	if j.SchedulePath != "" {
@@ -70,11 +73,9 @@ func (c *pushJobCmd) validate() error {
 			return err
 		}
 	}
-	for field, v := range map[string]string{"flow_step_id": j.FlowStepID, "created_by": j.CreatedBy,
-		"email": j.Email, "permissioned_as": j.PermissionedAs} {
-		if err := validateText(field, v, maxSmallLen); err != nil {
-			return err
-		}
+	if err := validateTexts(maxSmallLen, "flow_step_id", j.FlowStepID, "created_by", j.CreatedBy,
+		"email", j.Email, "permissioned_as", j.PermissionedAs); err != nil {
+		return err
 	}
 	if j.Timeout < 0 || j.MemoryLimitMB < 0 {
 		return vane.Invalidf("timeout and memory limit must not be negative")

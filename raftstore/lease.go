@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -133,7 +134,7 @@ func (c *claimJobsCmd) apply(a *applier) (output, error) {
 		put(jobs, key(j.Workspace, j.ID), marshal(rec))
 		out.Jobs = append(out.Jobs, rec)
 		a.audit(j.Workspace, c.base, "jobs.claim", actionExecute, j.ID,
-			map[string]string{"worker": c.Worker, "epoch": fmt.Sprint(j.LeaseEpoch)})
+			map[string]string{"worker": c.Worker, "epoch": strconv.FormatUint(j.LeaseEpoch, 10)})
 	}
 	return out, nil
 }
@@ -281,7 +282,7 @@ func (c *completeJobCmd) apply(a *applier) (output, error) {
 	rec.MemPeak = c.MemPeak
 	put(a.bucket(bucketJobs), key(j.Workspace, j.ID), marshal(rec))
 	a.audit(j.Workspace, c.base, "jobs.complete", actionExecute, j.ID,
-		map[string]string{"success": fmt.Sprint(c.Success), "epoch": fmt.Sprint(c.Epoch)})
+		map[string]string{"success": strconv.FormatBool(c.Success), "epoch": strconv.FormatUint(c.Epoch, 10)})
 	return output{Job: &rec}, nil
 }
 

@@ -84,11 +84,9 @@ var schedules = &entity[vane.Schedule]{
 		if strings.TrimSpace(s.Cron) == "" {
 			return vane.Invalidf("schedule (cron) is empty")
 		}
-		for field, v := range map[string]string{"schedule": s.Cron, "timezone": s.Timezone, "on_failure": s.OnFailure,
-			"email": s.Email, "edited_by": s.EditedBy, "error": s.Error} {
-			if err := validateText(field, v, maxTextLen); err != nil {
-				return err
-			}
+		if err := validateTexts(maxTextLen, "schedule", s.Cron, "timezone", s.Timezone, "on_failure", s.OnFailure,
+			"email", s.Email, "edited_by", s.EditedBy, "error", s.Error); err != nil {
+			return err
 		}
 		if err := vane.ValidatePath(s.ScriptPath); err != nil {
 			return fmt.Errorf("script_path: %w", err)

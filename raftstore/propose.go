@@ -55,6 +55,11 @@ func (s *Store) apply(ctx context.Context, c command) (output, error) {
 	if err != nil {
 		return output{}, err
 	}
+	select {
+	case <-s.stop:
+		return output{}, fmt.Errorf("store closed: %w", vane.ErrUnavailable)
+	default:
+	}
 	s.awaitLeader(ctx)
 	if !s.IsLeader() {
 		fwd := s.forwarder()
@@ -97,6 +102,14 @@ func (s *Store) apply(ctx context.Context, c command) (output, error) {
 		return r.out, r.err
 	case <-ctx.Done():
 		return output{}, fmt.Errorf("gave up waiting for the outcome: %w: %w", ctx.Err(), vane.ErrIndeterminate)
+	case <-s.stop:
+		// The proposal may have reached the log before raft stopped.
+		select {
+		case r := <-p.done:
+			return r.out, r.err
+		case <-time.After(s.cfg.ApplyTimeout):
+			return output{}, fmt.Errorf("store closed before the outcome was known: %w", vane.ErrIndeterminate)
+		}
 	}
 }
 

@@ -227,8 +227,8 @@ func (s *Store) Close() error {
 				errs = append(errs, fmt.Errorf("cannot shut down raft: %w", err))
 			}
 		}
+		s.wg.Wait() // the proposer and the leadership watcher (which starts reapers)
 		s.stopReaper()
-		s.wg.Wait()
 		if s.transport != nil {
 			_ = s.transport.Close()
 		}

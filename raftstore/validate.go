@@ -46,6 +46,16 @@ func validateText(field, s string, max int) error {
 	return nil
 }
 
+// validateTexts checks field/value pairs with validateText, in order.
+func validateTexts(max int, pairs ...string) error {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if err := validateText(pairs[i], pairs[i+1], max); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // validateContent checks a large value (script content, variable value).
 func validateContent(field, s string) error {
 	if len(s) > vane.MaxContentBytes {
