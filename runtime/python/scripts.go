@@ -11,13 +11,19 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 )
 
 // mainModule is the module name of the job's own script under /script.
 const mainModule = "_vane_main"
 
-// compileMemory bounds the save-time guest calls (compile, signature).
-const compileMemory = 256 << 20
+// compileMemory and compileTimeout bound one save-time guest call (compile,
+// signature): they run only the wrapper and Python's compiler, never the
+// user's code.
+const (
+	compileMemory  = 256 << 20
+	compileTimeout = time.Minute
+)
 
 // Lock is what the Deployer records for a Python script version: the code
 // of the workspace scripts it imports by path (resolved at save time, so a
@@ -165,6 +171,8 @@ func (c *scriptCache) prepare(ctx context.Context, code, lock string) (dir strin
 
 // compile runs the guest's compile op on one source file.
 func (c *scriptCache) compile(ctx context.Context, source, filename string) (compiled, json.RawMessage, error) {
+	ctx, cancel := context.WithTimeout(ctx, compileTimeout)
+	defer cancel()
 	res, err := c.e.call(ctx, guestCall{
 		request:     map[string]string{"op": "compile", "source": source, "filename": filename},
 		memoryBytes: compileMemory,

@@ -6,14 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"time"
 
 	"vane"
 )
-
-// signatureTimeout bounds one ParseSignature (it runs Python's own parser in
-// a fresh instance, a few milliseconds).
-const signatureTimeout = 10 * time.Second
 
 // sigType is an annotation as the wrapper's signature op describes it:
 // a (dotted) name, its subscript arguments, or a Literal's values.
@@ -44,7 +39,7 @@ type sigParam struct {
 // parameters; a code that does not parse is an error wrapping
 // vane.ErrInvalid with Python's message and line.
 func (e *Executor) ParseSignature(code string) (*vane.Schema, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), signatureTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), compileTimeout)
 	defer cancel()
 	res, err := e.call(ctx, guestCall{
 		request:     map[string]string{"op": "signature", "source": code},
