@@ -261,8 +261,35 @@ func TestReplication_ThreeNodes(t *testing.T) {
 		}
 	}
 
-	// The leader goes away: a new one is elected, writes continue, nothing acknowledged is lost.
+	// The leader goes away while writes are in flight: a new one is elected,
+	// writes continue, nothing acknowledged is lost.
+	var inflightMu sync.Mutex
+	var inflight []string
+	var wg sync.WaitGroup
+	leaderNode := c.nodes[l]
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				id := fmt.Sprintf("inflight-%d-%d", g, i)
+				if err := leaderNode.PushJob(ctx, testAdmin, testJob(id)); err != nil {
+					return // the leader stopped; unacknowledged writes may or may not be there
+				}
+				inflightMu.Lock()
+				inflight = append(inflight, id)
+				inflightMu.Unlock()
+			}
+		}()
+	}
+	eventually(t, 10*time.Second, "writes in flight", func() bool {
+		inflightMu.Lock()
+		defer inflightMu.Unlock()
+		return len(inflight) > 50
+	})
 	c.stop(l)
+	wg.Wait()
+	acked = append(acked, inflight...)
 	nl2 := c.leader()
 	if nl2 == l {
 		t.Fatal("stopped node still leads")
