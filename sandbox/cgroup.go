@@ -71,8 +71,8 @@ func detectCgroups(name string) cgroupManager {
 	if len(v1) == len(v1Controllers) {
 		m := &cgroupV1{mounts: v1, parent: name}
 		for _, c := range v1Controllers {
-			if err := os.MkdirAll(filepath.Join(v1[c], name), 0o755); err != nil {
-				return noCgroups{ver: "v1", why: fmt.Sprintf("cannot create %s: %v (cgroups v1 need root)", filepath.Join(v1[c], name), err)}
+			if err := probeCgroupDir(filepath.Join(v1[c], name)); err != nil {
+				return noCgroups{ver: "v1", why: err.Error() + " (cgroups v1 need root)"}
 			}
 		}
 		return m
@@ -81,6 +81,20 @@ func detectCgroups(name string) cgroupManager {
 		return detectV2(v2, name)
 	}
 	return noCgroups{why: "no cgroup v1 memory/pids/cpu controllers and no cgroup v2 mount"}
+}
+
+// probeCgroupDir creates parent (if needed) and checks that a child cgroup
+// can be made in it (an existing parent made by root says nothing about us).
+func probeCgroupDir(parent string) error {
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return fmt.Errorf("cannot create %s: %v", parent, err)
+	}
+	probe := filepath.Join(parent, fmt.Sprintf("probe-%d", os.Getpid()))
+	if err := os.Mkdir(probe, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("cannot create a cgroup in %s: %v", parent, err)
+	}
+	_ = syscall.Rmdir(probe)
+	return nil
 }
 
 // noCgroups is the manager when vane may not create cgroups.

@@ -44,8 +44,8 @@ func detectV2(mount, name string) cgroupManager {
 		}
 	}
 	parent := filepath.Join(base, name)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return noCgroups{ver: "v2", why: fmt.Sprintf("cannot create %s: %v", parent, err)}
+	if err := probeCgroupDir(parent); err != nil {
+		return noCgroups{ver: "v2", why: err.Error()}
 	}
 	if err := os.WriteFile(filepath.Join(parent, "cgroup.subtree_control"), []byte("+memory +pids +cpu"), 0); err != nil {
 		return noCgroups{ver: "v2", why: fmt.Sprintf("cannot enable controllers in %s: %v", parent, err)}

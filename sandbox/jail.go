@@ -263,20 +263,45 @@ func (s *Sandbox) startInsecure(ctx context.Context, spec *Spec) (*Process, erro
 		}
 		path = lp
 	}
+	// Own pipes (not exec.Cmd's copiers), so that Wait can kill the group
+	// when the process exits even if a background child holds the pipes.
+	var pipes [3][2]*os.File // stdin, stdout, stderr: {read, write}
+	for i := range pipes {
+		r, w, err := os.Pipe()
+		if err != nil {
+			for _, q := range pipes[:i] {
+				q[0].Close()
+				q[1].Close()
+			}
+			return nil, fmt.Errorf("cannot create pipe: %w", err)
+		}
+		pipes[i] = [2]*os.File{r, w}
+	}
 	cmd := &exec.Cmd{
 		Path:        path,
 		Args:        spec.Argv,
 		Env:         spec.Env,
 		Dir:         spec.Dir,
-		Stdin:       spec.Stdin,
-		Stdout:      discardIfNil(spec.Stdout),
-		Stderr:      discardIfNil(spec.Stderr),
+		Stdin:       pipes[0][0],
+		Stdout:      pipes[1][1],
+		Stderr:      pipes[2][1],
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL},
 	}
-	if err := cmd.Start(); err != nil {
+	if spec.Stdout != nil && spec.Stdout == spec.Stderr {
+		cmd.Stderr = pipes[1][1]
+	}
+	err := cmd.Start()
+	pipes[0][0].Close()
+	pipes[1][1].Close()
+	pipes[2][1].Close()
+	if err != nil {
+		pipes[0][1].Close()
+		pipes[1][0].Close()
+		pipes[2][0].Close()
 		return nil, fmt.Errorf("cannot start process: %w", err)
 	}
 	p := &Process{cmd: cmd, pid: cmd.Process.Pid}
+	p.attachOutput(&zygote{stdin: pipes[0][1], stdout: pipes[1][0], stderr: pipes[2][0]}, spec)
 	l := spec.Limits
 	set := func(res int, v uint64) {
 		if v > 0 {

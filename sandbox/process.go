@@ -54,8 +54,8 @@ type Process struct {
 	status     *bufio.Reader // the init's status lines (jailed only)
 	statusFile *os.File
 	cg         cgroup         // nil without cgroups
-	stdin      *os.File       // jailed: write end of the init's stdin pipe
-	copying    sync.WaitGroup // jailed: stdout/stderr copiers
+	stdin      *os.File       // write end of the stdin pipe
+	copying    sync.WaitGroup // stdout/stderr copiers
 
 	stopWatch func() bool // stops the ctx watcher
 
@@ -100,12 +100,14 @@ func (p *Process) Wait() (Exit, error) {
 
 func (p *Process) wait() {
 	werr := p.cmd.Wait()
-	if p.jailed {
-		// Every process of the jail is dead once its init is: the pipes
-		// reach EOF as soon as their contents are copied.
-		p.copying.Wait()
-		_ = p.stdin.Close()
+	if !p.jailed {
+		// Unjailed: the group may hold background processes; end them.
+		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
 	}
+	// Every process of the tree is dead now (jailed: its init is, which
+	// ended the PID namespace): the pipes reach EOF once copied.
+	p.copying.Wait()
+	_ = p.stdin.Close()
 	if p.stopWatch != nil {
 		p.stopWatch()
 	}
@@ -117,8 +119,6 @@ func (p *Process) wait() {
 		ex = p.readJailExit(killed)
 		_ = p.statusFile.Close()
 	} else {
-		// Unjailed: the group may hold background processes; end them.
-		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
 		ex = exitFromState(p.cmd.ProcessState, killed)
 	}
 	if werr != nil {

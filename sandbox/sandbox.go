@@ -92,6 +92,10 @@ type Config struct {
 	PoolSize int
 	// Logger receives the sandbox's startup and warning lines. Default slog.Default().
 	Logger *slog.Logger
+
+	// probeErr, when set (by tests), stands for a kernel that refuses
+	// namespaces: New skips its probe and takes this as the refusal.
+	probeErr error
 }
 
 // DefaultConfig returns the configuration New uses for zero fields.
@@ -268,7 +272,11 @@ func New(cfg Config) (*Sandbox, error) {
 			return nil, fmt.Errorf("cannot open api socket dir: %w", err)
 		}
 	}
-	if err := s.probe(); err != nil {
+	probeErr := cfg.probeErr
+	if probeErr == nil {
+		probeErr = s.probe()
+	}
+	if err := probeErr; err != nil {
 		if cfg.InsecureNoJail {
 			s.status.Mode = ModeInsecure
 		} else {
