@@ -143,7 +143,7 @@ func (s *Sandbox) startJailedSpec(ctx context.Context, spec *Spec, probe bool) (
 // (system paths, a fresh /tmp, extra paths, the job dir) and the limits.
 func (s *Sandbox) initSpecFor(spec *Spec, probe bool) (*initSpec, error) {
 	sp := &initSpec{
-		Root:     filepath.Join(s.cfg.StateDir, "root"),
+		Root:     s.mountPoint,
 		Argv:     spec.Argv,
 		Env:      spec.Env,
 		Dir:      filepath.Clean(spec.Dir),

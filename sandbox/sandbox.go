@@ -229,6 +229,8 @@ type Sandbox struct {
 	exe    *os.File  // this binary, exec'd as the jail's init
 	apiDir *os.File  // O_PATH of StateDir (holds api.sock); nil without APIAddr
 	pool   *zygotePool
+	// mountPoint is the empty directory each jail mounts its new root on.
+	mountPoint string
 
 	mu     sync.Mutex // guards closed
 	closed bool
@@ -250,10 +252,18 @@ func New(cfg Config) (*Sandbox, error) {
 	if err := os.Chmod(cfg.StateDir, 0o711); err != nil {
 		return nil, fmt.Errorf("cannot chmod sandbox state dir: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Join(cfg.StateDir, "root"), 0o755); err != nil {
-		return nil, fmt.Errorf("cannot create sandbox mount point: %w", err)
+	// The jail's root is mounted on an empty directory that the jail's
+	// unprivileged uid can reach by path: not in StateDir, which may sit in
+	// a private data directory. Each jail mounts on it in its own mount
+	// namespace, so one directory serves every jail; nothing is written in it.
+	mountPoint := filepath.Join(os.TempDir(), "vane-jail-root")
+	if err := os.MkdirAll(mountPoint, 0o755); err != nil {
+		return nil, fmt.Errorf("cannot create jail mount point: %w", err)
 	}
-	s := &Sandbox{cfg: cfg, hostID: hostIDs(cfg), pool: newZygotePool(0, nil)}
+	if st, err := os.Stat(mountPoint); err != nil || !st.IsDir() {
+		return nil, fmt.Errorf("cannot use jail mount point %s: not a directory", mountPoint)
+	}
+	s := &Sandbox{cfg: cfg, hostID: hostIDs(cfg), pool: newZygotePool(0, nil), mountPoint: mountPoint}
 	exe, err := os.Open("/proc/self/exe")
 	if err != nil {
 		return nil, fmt.Errorf("cannot open own binary for the jail's init: %w", err)

@@ -3,6 +3,9 @@ package sandbox
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -86,5 +89,78 @@ func TestSandbox_Start_UnreachableParent(t *testing.T) {
 	}
 	if ex, err := p.Wait(); err != nil || !ex.Success() || out.String() != "hi\n" {
 		t.Fatalf("exit %v err %v out %q", ex, err, out.String())
+	}
+}
+
+// TestSandbox_APIForwarder: with vane's data dir (holding StateDir) 0700
+// and jails running as another uid, a job reaches vane's API through
+// 127.0.0.1:<APIPort> in its namespace, and nothing else on the host.
+func TestSandbox_APIForwarder(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "api saw %s %s", r.Method, r.URL.Path)
+	})}
+	go srv.Serve(ln)
+	defer srv.Close()
+	private := t.TempDir() // 0700
+	s := MustNew(t, Config{StateDir: filepath.Join(private, "sandbox"), APIAddr: ln.Addr().String()})
+	if got := s.BaseInternalURL(9123); got != "http://127.0.0.1:9123" {
+		t.Fatalf("BaseInternalURL = %q", got)
+	}
+	apiPort := ln.Addr().(*net.TCPAddr).Port
+	script := fmt.Sprintf(`exec 3<>/dev/tcp/127.0.0.1/9123
+printf 'GET /api/version HTTP/1.0\r\n\r\n' >&3
+tail -n 1 <&3; echo
+(exec 4<>/dev/tcp/127.0.0.1/%d) 2>/dev/null && echo host-port-reached || echo host-port-refused
+`, apiPort)
+	var out bytes.Buffer
+	p, err := s.Start(context.Background(), &Spec{Argv: []string{"bash", "-c", script}, Env: []string{"PATH=/usr/bin:/bin"},
+		Dir: t.TempDir(), Network: NetworkAPIOnly, APIPort: 9123, Stdout: &out, Stderr: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ex, err := p.Wait(); err != nil || !ex.Success() {
+		t.Fatalf("exit %v err %v out %q", ex, err, out.String())
+	}
+	if !strings.Contains(out.String(), "api saw GET /api/version") || !strings.Contains(out.String(), "host-port-refused") {
+		t.Fatalf("output %q: want the API's answer and the host's port refused", out.String())
+	}
+}
+
+// TestSandbox_Cgroup: where vane may create cgroups, the memory limit
+// kills a tree that exceeds it (Exit.OOM) and the peak is measured; where it
+// may not, the status says why.
+func TestSandbox_Cgroup(t *testing.T) {
+	s := MustNew(t, Config{})
+	st := s.Status()
+	if st.Cgroups == "none" || !s.cg.available() {
+		if !strings.Contains(st.Reason, "cgroup") {
+			t.Fatalf("cgroups unavailable but the status does not say why: %+v", st)
+		}
+		return
+	}
+	var out bytes.Buffer
+	p, err := s.Start(context.Background(), &Spec{
+		Argv:   []string{"bash", "-c", `x=$(head -c 400000000 /dev/zero | tr '\0' x); echo ${#x}`},
+		Env:    []string{"PATH=/usr/bin:/bin"},
+		Dir:    t.TempDir(),
+		Limits: Limits{MemoryBytes: 64 << 20, MaxProcs: 16},
+		Stdout: &out, Stderr: &out,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex, err := p.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ex.OOM || ex.Success() {
+		t.Fatalf("exit %+v (%s): want an OOM kill under a 64 MiB cgroup limit; output %q", ex, ex, out.String())
+	}
+	if ex.MemPeak <= 0 || ex.MemPeak > 80<<20 {
+		t.Fatalf("MemPeak %d: want a measured peak near the 64 MiB limit", ex.MemPeak)
 	}
 }
