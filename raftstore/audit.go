@@ -25,7 +25,11 @@ func (a *applier) audit(ws string, b base, op, kind, resource string, params map
 	if user == "" {
 		user = b.Actor.Email
 	}
-	e := vane.AuditEntry{ID: a.seq(), Workspace: ws, Timestamp: b.At, Username: user, Operation: op,
+	// One command may write several entries (a claim of many jobs, an
+	// expiry of many leases): each gets its own id after the command's seq.
+	id := a.seq()<<16 | a.audits
+	a.audits++
+	e := vane.AuditEntry{ID: id, Workspace: ws, Timestamp: b.At, Username: user, Operation: op,
 		ActionKind: kind, Resource: resource, Parameters: params}
 	put(a.bucket(bucketAudit), keyU64(e.ID, ws), marshal(e))
 }

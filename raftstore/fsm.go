@@ -153,6 +153,7 @@ type applier struct {
 	tx        *bolt.Tx
 	index     uint64 // raft index of the entry being applied
 	pos       int    // position of the command in its entry
+	audits    uint64 // audit entries the current command has written
 	events    []vane.Event
 	completed []string // ws\x00id of jobs completed in this batch
 	queued    int64    // change in the number of queued jobs
@@ -229,7 +230,7 @@ func (a *applier) applyEntry(data []byte) entryResult {
 			res[i].err = errs[i]
 			continue
 		}
-		a.pos = i
+		a.pos, a.audits = i, 0
 		res[i].out, res[i].err = c.apply(a)
 	}
 	return entryResult{results: res}
