@@ -71,12 +71,42 @@ func newBuilder(ctx context.Context, cfg Config) (*builder, error) {
 	}
 	b.env = append(append([]string(nil), base...),
 		"GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0", "GOTOOLCHAIN=local", "GOWORK=off", "GOFLAGS=", "GO111MODULE=on")
-	out, err := exec.CommandContext(ctx, b.goBin, "env", "GOVERSION").Output()
+	v, err := goVersion(ctx, b.goBin, filepath.Join(cfg.CacheDir, "goversion"))
 	if err != nil {
-		return nil, fmt.Errorf("cannot run the Go toolchain (%s env GOVERSION): %w", b.goBin, err)
+		return nil, err
 	}
-	b.goVersion = strings.TrimSpace(string(out))
+	b.goVersion = v
 	return b, nil
+}
+
+// goVersion returns the toolchain's version. Running "go env" takes tens of
+// milliseconds, which would show in the first job after a restart, so the
+// answer is kept in dir under a name derived from the binary's path, size
+// and modification time.
+func goVersion(ctx context.Context, goBin, dir string) (string, error) {
+	path, err := exec.LookPath(goBin)
+	if err != nil {
+		return "", fmt.Errorf("cannot find the Go toolchain %q: %w", goBin, err)
+	}
+	var cacheFile string
+	if fi, err := os.Stat(path); err == nil {
+		sum := sha256.Sum256([]byte(fmt.Sprintf("%s|%d|%d", path, fi.Size(), fi.ModTime().UnixNano())))
+		cacheFile = filepath.Join(dir, hex.EncodeToString(sum[:8]))
+		if v, err := os.ReadFile(cacheFile); err == nil && len(v) > 0 {
+			return string(v), nil
+		}
+	}
+	out, err := exec.CommandContext(ctx, path, "env", "GOVERSION").Output()
+	if err != nil {
+		return "", fmt.Errorf("cannot run the Go toolchain (%s env GOVERSION): %w", path, err)
+	}
+	v := strings.TrimSpace(string(out))
+	if cacheFile != "" && v != "" {
+		if err := os.MkdirAll(dir, 0o755); err == nil {
+			_ = os.WriteFile(cacheFile, []byte(v), 0o644)
+		}
+	}
+	return v, nil
 }
 
 // key is the content address of the artifact for (code, lock).

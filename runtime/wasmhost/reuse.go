@@ -151,7 +151,10 @@ func (i *Instance) Release(ctx context.Context, clean bool) error {
 	i.stdout.set(nil)
 	i.stderr.set(nil)
 	i.sleep.set(nil)
-	moveErr := moveEntries(i.dir, i.jobDir)
+	var moveErr error
+	if i.files.created.Swap(false) {
+		moveErr = moveEntries(i.dir, i.jobDir)
+	}
 	reusable := clean && moveErr == nil && !i.mod.IsClosed() &&
 		i.mod.Memory().Size() == t.pages<<16 && i.files.open.Load() == i.baseline
 	if reusable {
@@ -233,13 +236,19 @@ func copyFile(src, dst string) error {
 // countingFS counts the files (other than the root) the guest has open, so
 // that Release can tell whether a job left one open: a pooled instance must
 // not carry a handle to one job's file into the next job.
+// It also notes whether anything may have been created, so that Release
+// lists the directory only then.
 type countingFS struct {
 	experimentalsys.FS
-	open atomic.Int64
+	open    atomic.Int64
+	created atomic.Bool
 }
 
 // OpenFile implements experimentalsys.FS.
 func (c *countingFS) OpenFile(path string, flag experimentalsys.Oflag, perm fs.FileMode) (experimentalsys.File, experimentalsys.Errno) {
+	if flag&experimentalsys.O_CREAT != 0 {
+		c.created.Store(true)
+	}
 	f, errno := c.FS.OpenFile(path, flag, perm)
 	if errno != 0 {
 		return nil, errno
@@ -252,6 +261,30 @@ func (c *countingFS) OpenFile(path string, flag experimentalsys.Oflag, perm fs.F
 	}
 	c.open.Add(1)
 	return &countedFile{File: f, fs: c}, 0
+}
+
+// Mkdir implements experimentalsys.FS.
+func (c *countingFS) Mkdir(path string, perm fs.FileMode) experimentalsys.Errno {
+	c.created.Store(true)
+	return c.FS.Mkdir(path, perm)
+}
+
+// Rename implements experimentalsys.FS.
+func (c *countingFS) Rename(from, to string) experimentalsys.Errno {
+	c.created.Store(true)
+	return c.FS.Rename(from, to)
+}
+
+// Link implements experimentalsys.FS.
+func (c *countingFS) Link(oldPath, newPath string) experimentalsys.Errno {
+	c.created.Store(true)
+	return c.FS.Link(oldPath, newPath)
+}
+
+// Symlink implements experimentalsys.FS.
+func (c *countingFS) Symlink(oldPath, linkName string) experimentalsys.Errno {
+	c.created.Store(true)
+	return c.FS.Symlink(oldPath, linkName)
 }
 
 // countedFile decrements its FS's count when closed.
