@@ -68,6 +68,7 @@ func TestExecutor_Run(t *testing.T) {
 		{"time.sleep sleeps", "import time\ndef main():\n    t = time.monotonic()\n    time.sleep(0.05)\n    return time.monotonic() - t >= 0.04\n", `{}`, `true`},
 		{"json re datetime stdlib", "import json, re, datetime, hashlib\ndef main():\n    return [json.loads('[1]'), bool(re.match(r'a+', 'aa')), hashlib.sha256(b'x').hexdigest()[:8]]\n", `{}`, `[[1],true,"2d711642"]`},
 		{"files in the job dir", "import os\ndef main():\n    open('out.txt', 'w').write('x')\n    return sorted(os.listdir('.'))\n", `{}`, `["out.txt"]`},
+		{"UTF-8 everywhere", "import sys\ndef main(s: str):\n    print('héllo', s)\n    open('u.txt', 'w').write(s)\n    return [open('u.txt').read(), sys.getfilesystemencoding(), len(s)]\n", `{"s":"é漢🙂"}`, `["é漢🙂","utf-8",3]`},
 		{"sys.exit(0) succeeds", "import sys\ndef main():\n    sys.exit(0)\n", `{}`, `null`},
 	}
 	for _, tt := range tests {

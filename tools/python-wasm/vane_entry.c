@@ -35,6 +35,13 @@ __attribute__((export_name("vane_init")))
 void vane_init(void) {
     __wasm_call_ctors();
 
+    /* UTF-8 mode: files, stdio and the filesystem encoding are UTF-8 (WASI
+       has no locale; without it they would be ASCII). */
+    PyPreConfig preconfig;
+    PyPreConfig_InitIsolatedConfig(&preconfig);
+    preconfig.utf8_mode = 1;
+    fail_status(Py_PreInitialize(&preconfig));
+
     PyConfig config;
     PyConfig_InitIsolatedConfig(&config);
     config.site_import = 0;
