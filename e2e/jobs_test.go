@@ -311,3 +311,26 @@ func onlyJob(t *testing.T, c *Client) string {
 	}
 	return jobs[0].ID
 }
+
+// TestJobs_SigtermLetsRunningJobsFinish stops the server while a job runs:
+// the job gets the grace period to finish, and its result survives.
+func TestJobs_SigtermLetsRunningJobsFinish(t *testing.T) {
+	srv := MustStartServer(t, ServerOptions{Args: []string{"--shutdown-grace", "20"}})
+	c := srv.Client()
+	c.MustSaveScript("u/admin/short", "bash", "echo started\nsleep 1\necho finished\n")
+	id := c.MustDo("POST", "/api/w/main/jobs/run/p/u/admin/short", map[string]any{}, 201).Body
+	waitRunning(t, c, id)
+	srv.Stop()
+	srv.Restart()
+	c = srv.Client()
+	if res, ok := c.WaitJob(id, 30*time.Second); !ok || string(res) != `"finished"` {
+		t.Fatalf("job running at SIGTERM: success %v result %s, want \"finished\"", ok, res)
+	}
+	var job struct {
+		Restarts int `json:"restarts"`
+	}
+	c.MustDo("GET", "/api/w/main/jobs_u/get/"+id+"?no_logs=true", nil, 200).JSON(t, &job)
+	if job.Restarts != 0 {
+		t.Fatalf("the job was re-run %d times: it should have finished during the grace period", job.Restarts)
+	}
+}
