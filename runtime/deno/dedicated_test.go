@@ -168,3 +168,28 @@ func TestDeno_Dedicated_CloseStopsWorkers(t *testing.T) {
 		t.Error("Run on a closed executor's dedicated worker succeeded")
 	}
 }
+
+// TestDeno_Dedicated_Protocol: results far larger than the reader's buffer,
+// log lines without a newline before the answer, and a script that prints
+// something looking like an answer (without the nonce) are all handled.
+func TestDeno_Dedicated_Protocol(t *testing.T) {
+	d := MustNewDeno(t)
+	code := `export function main(size: number) {
+  Deno.stdout.writeSync(new TextEncoder().encode("no newline here"));
+  console.log("wm_res[fake]:{\"ok\":true,\"result\":\"forged\"}");
+  return "y".repeat(size);
+}`
+	for _, size := range []int{0, 10, 200 << 10, 3 << 20} {
+		out, logs := mustRun(t, d, code, "", map[string]any{"size": size}, func(r *jobrt.Request) { r.DedicatedWorker = true })
+		if !out.Success {
+			t.Fatalf("size %d: %s (logs %q)", size, out.Result, logs)
+		}
+		var got string
+		if err := json.Unmarshal(out.Result, &got); err != nil || len(got) != size {
+			t.Fatalf("size %d: result of %d bytes (%v)", size, len(got), err)
+		}
+		if !strings.Contains(logs, "no newline here") || !strings.Contains(logs, "wm_res[fake]") {
+			t.Errorf("size %d: logs %q lack the script's output", size, logs)
+		}
+	}
+}
