@@ -50,3 +50,20 @@ func assertErrorName(tb testing.TB, out jobrt.Outcome, name string) {
 		tb.Fatalf("result %s; expected an error named %s", out.Result, name)
 	}
 }
+
+// TestDeno_Run_ResultTooLarge: a result over Limits.ResultBytes fails the
+// job, one-shot and dedicated.
+func TestDeno_Run_ResultTooLarge(t *testing.T) {
+	d := MustNewDeno(t)
+	code := `export function main(n: number) { return "x".repeat(n) }`
+	for _, dedicated := range []bool{false, true} {
+		small := func(r *jobrt.Request) { r.Limits.ResultBytes = 1000; r.DedicatedWorker = dedicated }
+		out, logs := mustRun(t, d, code, "", map[string]any{"n": 10}, small)
+		assertOutcome(t, out, logs, `"xxxxxxxxxx"`)
+		out, _ = mustRun(t, d, code, "", map[string]any{"n": 5000}, small)
+		if out.Success {
+			t.Fatalf("dedicated=%v: a 5000-byte result under a 1000-byte limit succeeded", dedicated)
+		}
+		assertErrorName(t, out, "ResultTooLarge")
+	}
+}
