@@ -106,6 +106,7 @@ type Node struct {
 	httpAddr string
 
 	reads *readCoalescer
+	lease *leaseKeeper
 
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -160,10 +161,12 @@ func (n *Node) SetHTTPAddr(url string) error {
 func (n *Node) Attach(st *raftstore.Store) {
 	n.mu.Lock()
 	n.store = st
+	n.lease = &leaseKeeper{st: st, base: time.Now()}
 	n.mu.Unlock()
 	st.SetForwarder(n)
-	n.wg.Add(1)
+	n.wg.Add(2)
 	go n.exchangeLoop()
+	go func() { defer n.wg.Done(); n.lease.run(n.stop) }()
 }
 
 func (n *Node) st() *raftstore.Store {

@@ -260,3 +260,104 @@ func TestCluster_JobsEverywhereAndFollowerCatchUp(t *testing.T) {
 		}
 	}
 }
+
+// TestCluster_RevokedTokenRefusedEverywhere: a token revoked through one
+// node is refused by every node as soon as the revocation is acknowledged,
+// including the old leader, stopped with SIGSTOP while the others elected a
+// new leader and then resumed with a request already waiting for it.
+func TestCluster_RevokedTokenRefusedEverywhere(t *testing.T) {
+	c := MustStartCluster(t, 3)
+	old := c.MustLeader(10 * time.Second)
+	tok := c.Nodes[old].Client().MustDo("POST", "/api/users/tokens/create", map[string]any{"label": "doomed"}, 201).Body
+	for i, s := range c.Nodes {
+		s.Client().WithToken(tok).MustDo("GET", "/api/users/whoami", nil, 200)
+		t.Logf("node %d accepts the new token", i)
+	}
+
+	// Partition the leader: stop its process. The other two elect a leader.
+	c.signal(old, syscall.SIGSTOP)
+	stopped := true
+	t.Cleanup(func() {
+		if stopped {
+			c.signal(old, syscall.SIGCONT)
+		}
+	})
+	others := []int{(old + 1) % 3, (old + 2) % 3}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if l := c.leaderAmong(others); l >= 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no new leader among %v within 20s", others)
+		}
+		time.Sleep(20 * time.Millisecond) // polling for the new leader with a deadline
+	}
+
+	// Revoke through a node that is not the new leader when possible.
+	via := others[1]
+	c.Nodes[via].Client().MustDo("DELETE", "/api/users/tokens/delete/"+tok[:10], nil, 200)
+	revokedAt := time.Now()
+	for _, i := range others {
+		r := c.Nodes[i].Client().WithToken(tok).Do("GET", "/api/users/whoami", nil)
+		if r.Status != 401 {
+			t.Errorf("node %d answered %d to the revoked token right after the revocation: %s", i, r.Status, r.Body)
+		}
+	}
+
+	// A request reaches the old leader while it is stopped; it is served
+	// only after SIGCONT, by a node that still believes it leads.
+	type answer struct {
+		status int
+		body   string
+		err    error
+	}
+	waiting := make(chan answer, 1)
+	go func() {
+		req, _ := http.NewRequest("GET", c.Nodes[old].URL+"/api/users/whoami", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+		if err != nil {
+			waiting <- answer{err: err}
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		waiting <- answer{status: resp.StatusCode, body: string(b)}
+	}()
+	time.Sleep(200 * time.Millisecond) // let the request reach the stopped process's socket
+	c.signal(old, syscall.SIGCONT)
+	stopped = false
+	a := <-waiting
+	if a.err != nil || a.status == 200 {
+		t.Fatalf("the resumed old leader answered %d (%v) to a token revoked %s earlier: %s", a.status, a.err, time.Since(revokedAt), a.body)
+	}
+	t.Logf("resumed old leader answered %d: %s", a.status, strings.TrimSpace(a.body))
+	// And once it has caught up it refuses it as unknown.
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		r := c.Nodes[old].Client().WithToken(tok).Do("GET", "/api/users/whoami", nil)
+		if r.Status == 200 {
+			t.Fatalf("the old leader accepted the revoked token: %s", r.Body)
+		}
+		if r.Status == 401 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the old leader still answers %d: %s", r.Status, r.Body)
+		}
+		time.Sleep(20 * time.Millisecond) // polling until the old leader answers 401, with a deadline
+	}
+}
+
+// leaderAmong returns the node of nodes that leads in the highest term, or -1.
+func (c *Cluster) leaderAmong(nodes []int) int {
+	best, term := -1, uint64(0)
+	for _, i := range nodes {
+		st, err := c.Status(i)
+		if err == nil && st.State == "Leader" && st.Term >= term {
+			best, term = i, st.Term
+		}
+	}
+	return best
+}
