@@ -1,0 +1,96 @@
+package main
+
+import (
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+// envOf returns a getenv over a fixed map.
+func envOf(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestParseServeConfig(t *testing.T) {
+	tests := []struct {
+		name  string
+		args  []string
+		env   map[string]string
+		check func(t *testing.T, c serveConfig)
+	}{
+		{name: "defaults", check: func(t *testing.T, c serveConfig) {
+			if c.DataDir != "./vane-data" || c.HTTPAddr != ":8000" || c.RaftAddr != "127.0.0.1:0" || c.BodyLimit != 16<<20 ||
+				c.TimeoutWaitResult != 600*time.Second || c.Workers < 1 || len(c.Languages) != 4 {
+				t.Fatalf("defaults: %+v", c)
+			}
+		}},
+		{name: "env sets defaults", env: map[string]string{"VANE_DATA_DIR": "/d", "TIMEOUT_WAIT_RESULT": "20",
+			"VANE_WORKERS": "3", "VANE_ADMIN_TOKEN": "0123456789abcdef0123"}, check: func(t *testing.T, c serveConfig) {
+			if c.DataDir != "/d" || c.TimeoutWaitResult != 20*time.Second || c.Workers != 3 || c.AdminToken != "0123456789abcdef0123" {
+				t.Fatalf("from env: %+v", c)
+			}
+		}},
+		{name: "flags win over env", args: []string{"--data-dir", "/flag", "--workers", "0"},
+			env: map[string]string{"VANE_DATA_DIR": "/env", "VANE_WORKERS": "3"}, check: func(t *testing.T, c serveConfig) {
+				if c.DataDir != "/flag" || c.Workers != 0 {
+					t.Fatalf("flags: %+v", c)
+				}
+			}},
+		{name: "zero timeout means 2s", args: []string{"--timeout-wait-result", "0"}, check: func(t *testing.T, c serveConfig) {
+			if c.TimeoutWaitResult != 2*time.Second {
+				t.Fatalf("timeout %s, want 2s", c.TimeoutWaitResult)
+			}
+		}},
+		{name: "languages list", args: []string{"--languages", "bash, python3"}, check: func(t *testing.T, c serveConfig) {
+			if len(c.Languages) != 2 || c.Languages[0] != "bash" || c.Languages[1] != "python3" {
+				t.Fatalf("languages %v", c.Languages)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := parseServeConfig(tt.args, envOf(tt.env), io.Discard)
+			if err != nil {
+				t.Fatalf("parseServeConfig: %v", err)
+			}
+			tt.check(t, c)
+		})
+	}
+}
+
+func TestParseServeConfig_Errors(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		wantErr string
+	}{
+		{name: "bad http addr", args: []string{"--http-addr", "nope"}, wantErr: "--http-addr"},
+		{name: "negative workers", args: []string{"--workers", "-1"}, wantErr: "--workers"},
+		{name: "tiny body limit", args: []string{"--body-limit", "10"}, wantErr: "--body-limit"},
+		{name: "unknown language", args: []string{"--languages", "bash,cobol"}, wantErr: "cobol"},
+		{name: "short admin token", env: map[string]string{"VANE_ADMIN_TOKEN": "short"}, wantErr: "VANE_ADMIN_TOKEN"},
+		{name: "env not an integer", env: map[string]string{"VANE_WORKERS": "many"}, wantErr: "VANE_WORKERS"},
+		{name: "bad log level", args: []string{"--log-level", "loud"}, wantErr: "--log-level"},
+		{name: "stray argument", args: []string{"extra"}, wantErr: "unexpected"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parseServeConfig(tt.args, envOf(tt.env), io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("error %v, want one mentioning %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestRun_Dispatch(t *testing.T) {
+	var out, errOut strings.Builder
+	if code := run([]string{"version"}, &out, &errOut); code != 0 || !strings.Contains(out.String(), version) {
+		t.Fatalf("version: code %d, out %q", code, out.String())
+	}
+	if code := run([]string{"frobnicate"}, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "unknown command") {
+		t.Fatalf("unknown command: code %d, stderr %q", code, errOut.String())
+	}
+}
