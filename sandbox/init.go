@@ -1,7 +1,6 @@
 package sandbox
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,8 +34,8 @@ const (
 	apiDirFD   = 6 // present only when the sandbox forwards to an API
 )
 
-// maxSpecBytes bounds the spec a zygote accepts.
-const maxSpecBytes = 16 << 20
+// maxSpecBytes bounds one spec message (a unix datagram).
+const maxSpecBytes = 128 << 10
 
 // initThreads is headroom in RLIMIT_NPROC for the init's own Go threads,
 // which count against the jail user's process limit.
@@ -94,18 +93,25 @@ func runInit() int {
 	signal.Ignore(syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGPIPE, syscall.SIGUSR1, syscall.SIGUSR2)
 	// A process dumping nothing keeps its /proc/1/* (environ, fds) unreadable.
 	_ = unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
+	// Stage 1, ahead of need: the parts of the root every job shares.
+	prep, err := readSpec()
+	if err != nil {
+		return fail("read prepare spec", err)
+	}
+	if err := prepareRoot(prep); err != nil {
+		return fail("prepare root", err)
+	}
+	// Stage 2: the job.
 	sp, err := readSpec()
+	unix.Close(ctlFD)
 	if err != nil {
 		return fail("read spec", err)
 	}
-	if err := buildRoot(sp); err != nil {
+	if err := finishRoot(prep.Root, sp); err != nil {
 		return fail("build root", err)
 	}
 	if err := unix.Sethostname([]byte(sp.Hostname)); err != nil {
 		return fail("set hostname", err)
-	}
-	if err := loopbackUp(); err != nil {
-		return fail("bring loopback up", err)
 	}
 	if sp.APIPort > 0 {
 		if err := startForwarder(sp.APIPort, apiDirFD); err != nil {
@@ -141,17 +147,20 @@ func runInit() int {
 	return 0
 }
 
-// readSpec reads the spec and its fds from the control socket, then closes it.
+// readSpec reads one spec message and its fds from the control socket (a
+// SOCK_SEQPACKET: one message per read).
 func readSpec() (*initSpec, error) {
-	defer unix.Close(ctlFD)
-	buf := make([]byte, 64<<10)
+	buf := make([]byte, maxSpecBytes)
 	oob := make([]byte, unix.CmsgSpace(64*4))
-	n, oobn, _, _, err := unix.Recvmsg(ctlFD, buf, oob, unix.MSG_CMSG_CLOEXEC)
+	n, oobn, flags, _, err := unix.Recvmsg(ctlFD, buf, oob, unix.MSG_CMSG_CLOEXEC)
 	if err != nil {
 		return nil, err
 	}
-	if n < 8 {
-		return nil, fmt.Errorf("short spec header (%d bytes)", n)
+	if n == 0 {
+		return nil, io.ErrUnexpectedEOF
+	}
+	if flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0 {
+		return nil, errors.New("spec message truncated")
 	}
 	var fds []int
 	if oobn > 0 {
@@ -166,23 +175,8 @@ func readSpec() (*initSpec, error) {
 			}
 		}
 	}
-	size := int(binary.BigEndian.Uint64(buf[:8]))
-	if size > maxSpecBytes {
-		return nil, fmt.Errorf("spec of %d bytes is too large", size)
-	}
-	data := append([]byte{}, buf[8:n]...)
-	for len(data) < size {
-		m, err := unix.Read(ctlFD, buf)
-		if err != nil {
-			return nil, err
-		}
-		if m == 0 {
-			return nil, io.ErrUnexpectedEOF
-		}
-		data = append(data, buf[:m]...)
-	}
 	var sp initSpec
-	if err := json.Unmarshal(data[:size], &sp); err != nil {
+	if err := json.Unmarshal(buf[:n], &sp); err != nil {
 		return nil, err
 	}
 	for i := range sp.Mounts {
@@ -196,12 +190,14 @@ func readSpec() (*initSpec, error) {
 	return &sp, nil
 }
 
-// buildRoot makes the new root on sp.Root and pivots into it.
-func buildRoot(sp *initSpec) error {
+// prepareRoot makes the shared part of the new root on prep.Root: a tmpfs
+// with the read-only system paths, a fresh /proc, a minimal /dev and /etc,
+// and the loopback up. A pooled init does this before any job exists.
+func prepareRoot(prep *initSpec) error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("make mounts private: %w", err)
 	}
-	root := sp.Root
+	root := prep.Root
 	if err := unix.Mount("tmpfs", root, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size=1m,mode=0755"); err != nil {
 		return fmt.Errorf("mount root tmpfs: %w", err)
 	}
@@ -210,7 +206,7 @@ func buildRoot(sp *initSpec) error {
 			return err
 		}
 	}
-	for _, m := range sp.Mounts {
+	for _, m := range prep.Mounts {
 		if err := mountOne(root, m); err != nil {
 			return fmt.Errorf("mount %s: %w", m.Dst, err)
 		}
@@ -223,6 +219,20 @@ func buildRoot(sp *initSpec) error {
 	}
 	if err := writeEtc(filepath.Join(root, "etc")); err != nil {
 		return fmt.Errorf("write /etc: %w", err)
+	}
+	if err := loopbackUp(); err != nil {
+		return fmt.Errorf("bring loopback up: %w", err)
+	}
+	return nil
+}
+
+// finishRoot adds the job's mounts (its /tmp, directory, extra paths) to the
+// prepared root, pivots into it and enters the job directory.
+func finishRoot(root string, sp *initSpec) error {
+	for _, m := range sp.Mounts {
+		if err := mountOne(root, m); err != nil {
+			return fmt.Errorf("mount %s: %w", m.Dst, err)
+		}
 	}
 	if err := unix.PivotRoot(root, filepath.Join(root, ".oldroot")); err != nil {
 		return fmt.Errorf("pivot_root: %w", err)

@@ -125,7 +125,8 @@ func (s *Sandbox) startJailedSpec(ctx context.Context, spec *Spec, probe bool) (
 		}
 	}
 	if err := sendSpec(z.ctl, sp, fds); err != nil {
-		return fail(fmt.Errorf("cannot send spec to jail init: %w", err))
+		line, _ := p.status.ReadString('\n')
+		return fail(fmt.Errorf("cannot send spec to jail init: %w %s", err, strings.TrimSpace(line)))
 	}
 	z.ctl.Close()
 	line, _ := p.status.ReadString('\n')
@@ -137,6 +138,28 @@ func (s *Sandbox) startJailedSpec(ctx context.Context, spec *Spec, probe bool) (
 	}
 	p.watch(ctx)
 	return p, nil
+}
+
+// prepareSpec is a pooled init's first message: the root every job shares
+// (the read-only system paths, bound by path: they are world-readable).
+func (s *Sandbox) prepareSpec() (*initSpec, error) {
+	sp := &initSpec{Root: s.mountPoint}
+	for _, p := range s.cfg.SystemPaths {
+		st, err := os.Lstat(p)
+		if err != nil {
+			continue
+		}
+		if st.Mode()&fs.ModeSymlink != 0 {
+			target, err := os.Readlink(p)
+			if err != nil {
+				return nil, fmt.Errorf("cannot read link %s: %w", p, err)
+			}
+			sp.Mounts = append(sp.Mounts, mountSpec{Kind: "symlink", Src: target, Dst: p, FD: -1})
+			continue
+		}
+		sp.Mounts = append(sp.Mounts, mountSpec{Kind: "bind", Src: p, Dst: p, IsFile: !st.IsDir(), FD: -1})
+	}
+	return sp, nil
 }
 
 // initSpecFor turns a Spec into the init's instructions: the mount list
@@ -152,21 +175,6 @@ func (s *Sandbox) initSpecFor(spec *Spec, probe bool) (*initSpec, error) {
 	}
 	if sp.Hostname == "" {
 		sp.Hostname = "job"
-	}
-	for _, p := range s.cfg.SystemPaths {
-		st, err := os.Lstat(p)
-		if err != nil {
-			continue
-		}
-		if st.Mode()&fs.ModeSymlink != 0 {
-			target, err := os.Readlink(p)
-			if err != nil {
-				return nil, fmt.Errorf("cannot read link %s: %w", p, err)
-			}
-			sp.Mounts = append(sp.Mounts, mountSpec{Kind: "symlink", Src: target, Dst: p, FD: -1})
-			continue
-		}
-		sp.Mounts = append(sp.Mounts, mountSpec{Kind: "bind", Src: p, Dst: p, IsFile: !st.IsDir(), FD: -1})
 	}
 	tmpBytes := spec.Limits.MaxFileBytes
 	if tmpBytes <= 0 {

@@ -1,7 +1,6 @@
 package sandbox
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -37,7 +36,7 @@ func (z *zygote) discard() {
 
 // spawnZygote starts a jail init in fresh namespaces.
 func (s *Sandbox) spawnZygote() (*zygote, error) {
-	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("cannot create jail control socket: %w", err)
 	}
@@ -95,18 +94,27 @@ func (s *Sandbox) spawnZygote() (*zygote, error) {
 	pipes[1][0].Close()
 	pipes[2][1].Close()
 	pipes[3][1].Close()
-	return &zygote{cmd: cmd, ctl: ctlParent, status: pipes[0][0], stdin: pipes[1][1], stdout: pipes[2][0], stderr: pipes[3][0]}, nil
+	z := &zygote{cmd: cmd, ctl: ctlParent, status: pipes[0][0], stdin: pipes[1][1], stdout: pipes[2][0], stderr: pipes[3][0]}
+	prep, err := s.prepareSpec()
+	if err == nil {
+		err = sendSpec(z.ctl, prep, nil)
+	}
+	if err != nil {
+		z.discard()
+		return nil, fmt.Errorf("cannot prepare jail init: %w", err)
+	}
+	return z, nil
 }
 
-// sendSpec writes the spec (8-byte length, JSON) with fds as SCM_RIGHTS.
+// sendSpec sends the spec as one message, with fds as SCM_RIGHTS.
 func sendSpec(ctl *os.File, sp *initSpec, fds []*os.File) error {
 	data, err := json.Marshal(sp)
 	if err != nil {
 		return err
 	}
-	msg := make([]byte, 8+len(data))
-	binary.BigEndian.PutUint64(msg, uint64(len(data)))
-	copy(msg[8:], data)
+	if len(data) > maxSpecBytes {
+		return fmt.Errorf("the jail spec is %d bytes (argv and env too large); the limit is %d", len(data), maxSpecBytes)
+	}
 	var oob []byte
 	if len(fds) > 0 {
 		ints := make([]int, len(fds))
@@ -115,15 +123,7 @@ func sendSpec(ctl *os.File, sp *initSpec, fds []*os.File) error {
 		}
 		oob = unix.UnixRights(ints...)
 	}
-	first := min(len(msg), 32<<10)
-	if err := unix.Sendmsg(int(ctl.Fd()), msg[:first], oob, nil, 0); err != nil {
-		return err
-	}
-	if first == len(msg) {
-		return nil
-	}
-	_, err = ctl.Write(msg[first:])
-	return err
+	return unix.Sendmsg(int(ctl.Fd()), data, oob, nil, 0)
 }
 
 // attachOutput wires the zygote's stdio to the spec's readers and writers.
