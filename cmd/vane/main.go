@@ -4,19 +4,24 @@
 //
 //	vane serve     run a node: store, workers and the HTTP API (serve.go)
 //	vane run FILE  run a script file on a server and print its result (run.go)
+//	vane cluster   up (local nodes), status, remove (cluster.go, cluster_up.go)
 //	vane version   print the version (version.go)
 //
 // This package is the only one that reads flags and the environment or calls
 // os.Exit; everything else receives plain config structs.
 //
 // Start order of `vane serve` (serve.go), and why:
-//  1. the store opens and waits to be leader (single node) or to see one:
-//     nothing can be read or written before;
+//  0. the HTTP listener binds (connections wait in the backlog until step 5),
+//     so the workers know the API's address (BASE_INTERNAL_URL) and a
+//     joining node can announce its address before its store opens;
+//  1. the cluster secret is loaded and, on a first --join, the master key is
+//     fetched from the member (serve_cluster.go); the store opens with the
+//     cluster RPC as its forwarder, the node asks to be added, and waits to
+//     be leader (single node) or to see one: nothing can be read or written
+//     before;
 //  2. the first-start bootstrap (superadmin, workspace main, admin token) runs
 //     as ordinary store writes, idempotently, so a crash half-way is repaired
 //     by the next start;
-//  3. the HTTP listener binds, so the workers know the API's address
-//     (BASE_INTERNAL_URL) before any job runs;
 //  4. the workers start claiming;
 //  5. the API starts serving: GET /api/version answers only from here on,
 //     which is what "ready" means.
@@ -53,6 +58,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serveCommand(args[1:], stdout, stderr)
 	case "run":
 		return runCommand(args[1:], stdout, stderr)
+	case "cluster":
+		return clusterCommand(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		return versionCommand(stdout)
 	case "help", "-h", "--help":
@@ -70,6 +77,7 @@ func usage(w io.Writer) {
 commands:
   serve     run a node (store, workers, HTTP API); see vane serve -h
   run FILE  run a script file on a server and print its result; see vane run -h
+  cluster   up (a local cluster for development), status, remove; see vane cluster help
   version   print the version
 `)
 }
