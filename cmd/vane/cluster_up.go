@@ -97,11 +97,13 @@ func clusterUp(ctx context.Context, c upConfig, stdout, stderr io.Writer) error 
 			raft: fmt.Sprintf("127.0.0.1:%d", c.RaftBase+i-1)}
 		args := []string{"serve", "--node-id", n.id, "--data-dir", n.dir, "--raft-addr", n.raft,
 			"--http-addr", strings.TrimPrefix(n.url, "http://")}
-		if i == 1 {
-			if !exists(filepath.Join(n.dir, "store")) {
-				args = append(args, "--bootstrap")
-			}
-		} else if !exists(filepath.Join(n.dir, "store")) {
+		// A new node starts only once the one before it is ready (it joins
+		// through node 1); restarted nodes start together, since none is
+		// ready before a quorum of them is up.
+		fresh := !exists(filepath.Join(n.dir, "store"))
+		if i == 1 && fresh {
+			args = append(args, "--bootstrap")
+		} else if fresh {
 			args = append(args, "--join", nodes[0].url, "--cluster-secret-file", filepath.Join(nodes[0].dir, "cluster", "secret"))
 		}
 		logf, err := os.OpenFile(filepath.Join(c.Dir, n.id+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
@@ -121,6 +123,13 @@ func clusterUp(ctx context.Context, c upConfig, stdout, stderr io.Writer) error 
 		n.exited = make(chan struct{})
 		go func() { _ = n.cmd.Wait(); close(n.exited) }()
 		nodes = append(nodes, n)
+		if fresh {
+			if err := waitReady(ctx, n, 120*time.Second); err != nil {
+				return fmt.Errorf("%w (see %s)", err, filepath.Join(c.Dir, n.id+".log"))
+			}
+		}
+	}
+	for _, n := range nodes {
 		if err := waitReady(ctx, n, 120*time.Second); err != nil {
 			return fmt.Errorf("%w (see %s)", err, filepath.Join(c.Dir, n.id+".log"))
 		}
