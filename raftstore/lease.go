@@ -114,13 +114,16 @@ func (c *claimJobsCmd) apply(a *applier) (output, error) {
 		cands = cands[:c.Max]
 	}
 	jobs := a.bucket(bucketJobs)
-	out := output{Jobs: make([]jobRecord, 0, len(cands))}
-	for _, cd := range cands {
+	loaded := make([]vane.Job, len(cands))
+	for i, cd := range cands { // read everything before writing anything
 		r, err := loadJob(jobs, cd.ws, cd.id)
 		if err != nil {
 			return output{}, err
 		}
-		j := r.job()
+		loaded[i] = r.job()
+	}
+	out := output{Jobs: make([]jobRecord, 0, len(cands))}
+	for _, j := range loaded {
 		dequeue(a, &j)
 		at := c.At
 		j.Status = vane.JobRunning
@@ -383,13 +386,17 @@ func (c *expireLeasesCmd) apply(a *applier) (output, error) {
 	expired := findExpired(a.tx, c.At, c.Max)
 	jobs := a.bucket(bucketJobs)
 	leases := a.bucket(bucketLeases)
-	var out output
-	for _, e := range expired {
+	loaded := make([]vane.Job, len(expired))
+	for i, e := range expired { // read everything before writing anything
 		r, err := loadJob(jobs, e.ws, e.id)
 		if err != nil {
 			return output{}, err
 		}
-		j := r.job()
+		loaded[i] = r.job()
+	}
+	var out output
+	for i, e := range expired {
+		j := loaded[i]
 		del(leases, e.key)
 		var rec jobRecord
 		switch {

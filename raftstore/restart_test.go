@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -116,5 +117,33 @@ func TestStore_EventsAndWaitJob(t *testing.T) {
 	stop() // idempotent
 	if j, err := s.WaitJob(ctx, testWS, "w"); err != nil || !j.Finished() || !j.Canceled {
 		t.Fatalf("WaitJob after completion: %+v %v", j, err)
+	}
+}
+
+// TestStore_SlowSubscriberNeverBlocksApply leaves a subscription unread while
+// more events than its buffer are applied.
+func TestStore_SlowSubscriberNeverBlocksApply(t *testing.T) {
+	s := MustOpen(t, testConfig(t))
+	MustWorkspace(t, s)
+	_, stop := s.Subscribe()
+	defer stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 200 {
+				if err := s.PushJob(ctx, testAdmin, testJob(fmt.Sprintf("s%d-%d", g, i))); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if s.QueueDepth() != 1600 {
+		t.Fatalf("queue depth %d", s.QueueDepth())
 	}
 }
