@@ -97,12 +97,12 @@ func ResolveArgs(ws string, args json.RawMessage, vars VariableReader, res Resou
 
 // wrapObject returns args unchanged when it is a JSON object, else {"body": args}.
 func wrapObject(args json.RawMessage) (json.RawMessage, error) {
+	if !json.Valid(args) {
+		return nil, fmt.Errorf("cannot read job args: %w", vane.Invalidf("not valid JSON"))
+	}
 	s := strings.TrimSpace(string(args))
 	if strings.HasPrefix(s, "{") {
 		return args, nil
-	}
-	if !json.Valid(args) {
-		return nil, fmt.Errorf("cannot read job args: %w", vane.Invalidf("not valid JSON"))
 	}
 	return json.RawMessage(`{"body":` + s + `}`), nil
 }

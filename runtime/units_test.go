@@ -1,0 +1,154 @@
+package runtime_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"vane"
+	jobrt "vane/runtime"
+)
+
+func TestJobEnv(t *testing.T) {
+	created := time.Date(2026, 1, 2, 3, 4, 5, 600_000_000, time.UTC)
+	cases := []struct {
+		name string
+		job  vane.Job
+		want map[string]string
+	}{
+		{"script", vane.Job{ID: "j1", Workspace: "ws", ScriptPath: "f/team/sync", CreatedBy: "ann", Email: "ann@x.io", PermissionedAs: "u/ann", CreatedAt: created},
+			map[string]string{"WM_WORKSPACE": "ws", "WM_JOB_ID": "j1", "WM_USERNAME": "ann", "WM_EMAIL": "ann@x.io", "WM_JOB_PATH": "f/team/sync",
+				"WM_STATE_PATH": "f/team/sync/user", "WM_OBJECT_PATH": "f_team_sync/manual/1767323045600_j1", "WM_SCHEDULED_FOR": "", "WM_PERMISSIONED_AS": "u/ann",
+				"WM_TOKEN": "tok", "WM_BASE_URL": "http://b", "BASE_INTERNAL_URL": "http://i", "WM_WORKER_GROUP": "default"}},
+		{"scheduled", vane.Job{ID: "j2", Workspace: "ws", ScriptPath: "u/ann/s", SchedulePath: "u/ann/every_min", CreatedBy: "ann", CreatedAt: created, ScheduledFor: created},
+			map[string]string{"WM_STATE_PATH": "u/ann/s/ann", "WM_SCHEDULE_PATH": "u/ann/every_min", "WM_SCHEDULED_FOR": "2026-01-02T03:04:05Z",
+				"WM_OBJECT_PATH": "u_ann_s/u_ann_every_min/1767323045600_j2"}},
+		{"no path", vane.Job{ID: "j3", Workspace: "ws", CreatedBy: "bob"},
+			map[string]string{"WM_STATE_PATH": "u/bob/tmp_state", "WM_JOB_PATH": ""}},
+		{"flow step", vane.Job{ID: "j4", Workspace: "ws", ScriptPath: "u/a/step", ParentJob: "p1", FlowStepID: "b", CreatedBy: "a"},
+			map[string]string{"WM_FLOW_JOB_ID": "p1", "WM_ROOT_FLOW_JOB_ID": "p1", "WM_FLOW_STEP_ID": "b"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			env := jobrt.JobEnv(&c.job, jobrt.EnvInput{Token: "tok", BaseURL: "http://b", BaseInternalURL: "http://i", WorkerGroup: "default"})
+			for k, v := range c.want {
+				if got, ok := env[k]; !ok || got != v {
+					t.Errorf("%s = %q (set %v), want %q", k, got, ok, v)
+				}
+			}
+			for _, k := range []string{"WM_WORKSPACE", "WM_TOKEN", "WM_EMAIL", "WM_USERNAME", "WM_BASE_URL", "WM_JOB_ID", "WM_SCHEDULED_FOR",
+				"WM_JOB_PATH", "WM_FLOW_JOB_ID", "WM_ROOT_FLOW_JOB_ID", "WM_FLOW_PATH", "WM_SCHEDULE_PATH", "WM_PERMISSIONED_AS",
+				"WM_STATE_PATH", "WM_FLOW_STEP_ID", "WM_OBJECT_PATH", "WM_WORKER_GROUP", "BASE_INTERNAL_URL"} {
+				if _, ok := env[k]; !ok {
+					t.Errorf("%s is missing", k)
+				}
+			}
+		})
+	}
+}
+
+// TestResolveArgs resolves $var: and $res: against the real store.
+func TestResolveArgs(t *testing.T) {
+	s := MustStore(t)
+	ctx := context.Background()
+	if err := s.CreateVariable(ctx, testActor, vane.Variable{Workspace: testWS, Path: "u/admin/pw", Value: "hunter2", IsSecret: true}); err != nil {
+		t.Fatalf("CreateVariable: %v", err)
+	}
+	if err := s.CreateResource(ctx, testActor, vane.Resource{Workspace: testWS, Path: "u/admin/db", ResourceType: "postgresql",
+		Value: json.RawMessage(`{"host":"db","port":5432}`)}); err != nil {
+		t.Fatalf("CreateResource: %v", err)
+	}
+	cases := []struct{ name, in, want string }{
+		{"plain object", `{"a":1}`, `{"a":1}`},
+		{"empty", ``, `{}`},
+		{"non-object wrapped", `[1,2]`, `{"body":[1,2]}`},
+		{"variable", `{"pw":"$var:u/admin/pw"}`, `{"pw":"hunter2"}`},
+		{"resource nested", `{"x":{"db":"$res:u/admin/db"},"l":["$var:u/admin/pw"]}`, `{"l":["hunter2"],"x":{"db":{"host":"db","port":5432}}}`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := jobrt.ResolveArgs(testWS, json.RawMessage(c.in), s, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var a, b any
+			_ = json.Unmarshal(got, &a)
+			_ = json.Unmarshal([]byte(c.want), &b)
+			ga, _ := json.Marshal(a)
+			gb, _ := json.Marshal(b)
+			if !bytes.Equal(ga, gb) {
+				t.Fatalf("got %s, want %s", got, c.want)
+			}
+		})
+	}
+	errCases := []struct{ name, in string }{
+		{"missing variable", `{"pw":"$var:u/admin/nope"}`},
+		{"missing resource", `{"db":"$res:u/admin/nope"}`},
+		{"variable of another workspace", `{"pw":"$var:../other/pw"}`},
+	}
+	for _, c := range errCases {
+		t.Run(c.name, func(t *testing.T) {
+			if _, err := jobrt.ResolveArgs(testWS, json.RawMessage(c.in), s, s); err == nil || !strings.Contains(err.Error(), "cannot resolve arg") {
+				t.Fatalf("err = %v; want a resolution error", err)
+			}
+		})
+	}
+	if _, err := jobrt.ResolveArgs(testWS, json.RawMessage(`{"a":`), s, s); !errors.Is(err, vane.ErrInvalid) {
+		t.Fatalf("malformed args: err = %v; want ErrInvalid", err)
+	}
+}
+
+// TestWorker_ResolvesArgs: a job sees the variable's value, not the reference.
+func TestWorker_ResolvesArgs(t *testing.T) {
+	s := MustStore(t)
+	MustWorker(t, s, MustSandbox(t, ""), nil)
+	if err := s.CreateVariable(context.Background(), testActor, vane.Variable{Workspace: testWS, Path: "u/admin/greeting", Value: "bonjour"}); err != nil {
+		t.Fatal(err)
+	}
+	hash := MustScript(t, s, "u/admin/say", "word=\"$1\"\necho \"$word\"\n", 0)
+	j := MustWait(t, s, MustPush(t, s, "u/admin/say", hash, "", `{"word":"$var:u/admin/greeting"}`))
+	if !j.Success || string(j.Result) != `"bonjour"` {
+		t.Fatalf("success %v result %s", j.Success, j.Result)
+	}
+	j = MustWait(t, s, MustPush(t, s, "u/admin/say", hash, "", `{"word":"$var:u/admin/missing"}`))
+	if j.Success || !strings.Contains(string(j.Result), "u/admin/missing") {
+		t.Fatalf("a missing variable: success %v result %s", j.Success, j.Result)
+	}
+}
+
+func TestCappedWriter(t *testing.T) {
+	cases := []struct {
+		name   string
+		limit  int64
+		writes []string
+		want   string
+		trunc  bool
+	}{
+		{"under", 10, []string{"abc", "def"}, "abcdef", false},
+		{"exact", 6, []string{"abc", "def"}, "abcdef", false},
+		{"split write", 4, []string{"abc", "def"}, "abcd", true},
+		{"after cap", 3, []string{"abc", "def", "ghi"}, "abc", true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			w := jobrt.NewCappedWriter(&buf, c.limit)
+			for _, s := range c.writes {
+				if n, err := w.Write([]byte(s)); err != nil || n != len(s) {
+					t.Fatalf("Write = %d, %v", n, err)
+				}
+			}
+			got := buf.String()
+			if !strings.HasPrefix(got, c.want) || w.Truncated() != c.trunc {
+				t.Fatalf("got %q (truncated %v), want prefix %q (truncated %v)", got, w.Truncated(), c.want, c.trunc)
+			}
+			if c.trunc != strings.Contains(got, "truncated") || strings.Count(got, "truncated") > 1 {
+				t.Fatalf("marker: %q", got)
+			}
+		})
+	}
+}
