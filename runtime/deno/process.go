@@ -146,6 +146,11 @@ func (p *plainProc) Kill() {
 // --allow-ffi, --allow-sys nor --allow-import.
 func (d *Deno) runFlags(b *bundle, jobDir string, env map[string]string, memoryBytes int64) []string {
 	flags := []string{"run", "--no-prompt", "--no-config", "--no-remote", "--cached-only", "--quiet"}
+	if d.cfg.Sandbox != nil {
+		// The jail mounts DENO_DIR read-only: V8's code cache can be
+		// neither written nor, since only runs write it, ever read.
+		flags = append(flags, "--no-code-cache")
+	}
 	if b.hasLock {
 		flags = append(flags, "--lock="+filepath.Join(b.dir, "deno.lock"), "--frozen")
 	} else {
