@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,6 +21,22 @@ func benchStore(b *testing.B) *Store {
 	s := MustOpen(b, cfg)
 	MustWorkspace(b, s)
 	return s
+}
+
+// cpuTime is this process's user+system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU reports the process CPU time per operation since start: unlike
+// ops/s it barely depends on what else the machine is doing, and 2 cores
+// divided by it bounds the throughput of a 2-core box.
+func reportCPU(b *testing.B, start time.Duration, ops int64) {
+	if ops > 0 {
+		b.ReportMetric(float64((cpuTime()-start).Microseconds())/float64(ops), "cpu_us/op")
+	}
 }
 
 // reportLatency reports p50 and p99 of the durations in ms.
@@ -42,7 +59,7 @@ func BenchmarkPushJobs(b *testing.B) {
 			var next atomic.Int64
 			lats := make([][]time.Duration, proposers)
 			b.ResetTimer()
-			start := time.Now()
+			start, cpu0 := time.Now(), cpuTime()
 			var wg sync.WaitGroup
 			for p := range proposers {
 				wg.Add(1)
@@ -66,6 +83,7 @@ func BenchmarkPushJobs(b *testing.B) {
 			el := time.Since(start)
 			b.StopTimer()
 			b.ReportMetric(float64(b.N)/el.Seconds(), "pushes/s")
+			reportCPU(b, cpu0, int64(b.N))
 			reportLatency(b, slices.Concat(lats...))
 		})
 	}
@@ -79,7 +97,7 @@ func BenchmarkJobCycle(b *testing.B) {
 	ctx := context.Background()
 	var next, done atomic.Int64
 	b.ResetTimer()
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuTime()
 	var wg sync.WaitGroup
 	for w := range clients {
 		wg.Add(1)
@@ -115,4 +133,5 @@ func BenchmarkJobCycle(b *testing.B) {
 	el := time.Since(start)
 	b.StopTimer()
 	b.ReportMetric(float64(done.Load())/el.Seconds(), "cycles/s")
+	reportCPU(b, cpu0, done.Load())
 }
