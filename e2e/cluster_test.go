@@ -1,11 +1,16 @@
 package e2e
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -360,4 +365,106 @@ func (c *Cluster) leaderAmong(nodes []int) int {
 		}
 	}
 	return best
+}
+
+// TestClusterUp_StartsServesStops runs `vane cluster up --nodes 3`, uses the
+// printed admin token on the third node, and stops the whole cluster with
+// one SIGTERM.
+func TestClusterUp_StartsServesStops(t *testing.T) {
+	httpBase, raftBase := freeRun(t, 3), freeRun(t, 3)
+	dir := t.TempDir()
+	cmd := exec.Command(vaneBin, "cluster", "up", "--nodes", "3", "--dir", dir,
+		"--http-port", fmt.Sprint(httpBase), "--raft-port", fmt.Sprint(raftBase),
+		"--languages", "bash", "--insecure-no-jail", "--workers", "1")
+	cmd.Env = os.Environ()
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	started := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("cannot start vane cluster up: %v", err)
+	}
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(90 * time.Second):
+			_ = cmd.Process.Kill()
+		}
+	})
+	lines := make(chan string, 64)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	token := ""
+	timeout := time.After(120 * time.Second)
+	for token == "" {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("cluster up ended before it was up: %s", stderr.String())
+			}
+			if strings.Contains(l, "nodes up; admin token") {
+				token = <-lines
+			}
+		case <-timeout:
+			t.Fatalf("cluster up not up within 120s: %s", stderr.String())
+		}
+	}
+	cl := &Client{tb: t, base: fmt.Sprintf("http://127.0.0.1:%d", httpBase+2), token: token, http: &http.Client{Timeout: 30 * time.Second}}
+	var st vane.ClusterStatus
+	cl.MustDo("GET", "/api/cluster/status", nil, 200).JSON(t, &st)
+	if len(st.Members) != 3 || st.LeaderID == "" {
+		t.Fatalf("cluster status after up: %+v", st)
+	}
+	t.Logf("up and serving after %s", time.Since(started).Round(time.Millisecond))
+	stopAt := time.Now()
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+		if waitErr != nil {
+			t.Fatalf("cluster up exited with %v: %s", waitErr, stderr.String())
+		}
+		t.Logf("stopped %s after SIGTERM", time.Since(stopAt).Round(time.Millisecond))
+	case <-time.After(90 * time.Second):
+		t.Fatalf("cluster up did not stop within 90s of SIGTERM")
+	}
+	for i := range 3 {
+		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", httpBase+i)); err == nil {
+			c.Close()
+			t.Errorf("node %d still listens after cluster up stopped", i+1)
+		}
+	}
+}
+
+// freeRun returns the first of n consecutive loopback ports that are free now.
+func freeRun(tb testing.TB, n int) int {
+	tb.Helper()
+	for try := 0; try < 200; try++ {
+		base := 20000 + rand.IntN(30000)
+		ok := true
+		for i := range n {
+			ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+i))
+			if err != nil {
+				ok = false
+				break
+			}
+			ln.Close()
+		}
+		if ok {
+			return base
+		}
+	}
+	tb.Fatalf("cannot find %d consecutive free ports", n)
+	return 0
 }
