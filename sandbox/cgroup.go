@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -15,14 +16,16 @@ import (
 // cgroupManager creates one cgroup per jailed process tree, with whichever
 // cgroup version the machine has (detected once, in New).
 type cgroupManager interface {
-	version() string           // "v1", "v2" or "none"
-	available() bool           // vane may create child cgroups
-	unavailableReason() string // why not, "" when available
-	create(name string, l Limits) (cgroup, error)
+	version() string                              // "v1", "v2" or "none"
+	available() bool                              // vane may create child cgroups
+	unavailableReason() string                    // why not, "" when available
+	create(name string, l Limits) (cgroup, error) // the cgroup, with l set
+	close()                                       // waits for removals, removes vane's own parent
 }
 
 // cgroup is one job's cgroup (one directory per controller in v1).
 type cgroup interface {
+	setLimits(l Limits) error
 	add(pid int) error
 	kill()                            // SIGKILL every member
 	stats() (memPeak int64, oom bool) // read before remove
@@ -69,9 +72,12 @@ func detectCgroups(name string) cgroupManager {
 		}
 	}
 	if len(v1) == len(v1Controllers) {
-		m := &cgroupV1{mounts: v1, parent: name}
+		// <mount>/<name>/<vane's pid>/job-<init pid>: a per-process parent,
+		// so a later vane can sweep what a dead one left behind.
+		m := &cgroupV1{mounts: v1, parent: filepath.Join(name, strconv.Itoa(os.Getpid()))}
 		for _, c := range v1Controllers {
-			if err := probeCgroupDir(filepath.Join(v1[c], name)); err != nil {
+			sweepStale(filepath.Join(v1[c], name))
+			if err := probeCgroupDir(filepath.Join(v1[c], m.parent)); err != nil {
 				return noCgroups{ver: "v1", why: err.Error() + " (cgroups v1 need root)"}
 			}
 		}
@@ -82,6 +88,41 @@ func detectCgroups(name string) cgroupManager {
 	}
 	return noCgroups{why: "no cgroup v1 memory/pids/cpu controllers and no cgroup v2 mount"}
 }
+
+// sweepStale removes the per-process cgroup directories under dir whose
+// vane process is gone (their job cgroups are empty once their jails died).
+func sweepStale(dir string) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), "job-") && e.IsDir() {
+			_ = syscall.Rmdir(filepath.Join(dir, e.Name())) // flat layout of older versions; fails while busy
+			continue
+		}
+		pid, err := strconv.Atoi(e.Name())
+		if !e.IsDir() || err != nil || pid <= 0 {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+			continue // alive (or not ours to judge)
+		}
+		owner := filepath.Join(dir, e.Name())
+		jobs, _ := os.ReadDir(owner)
+		for _, j := range jobs {
+			if j.IsDir() {
+				killMembers(filepath.Join(owner, j.Name()))
+				_ = syscall.Rmdir(filepath.Join(owner, j.Name()))
+			}
+		}
+		_ = syscall.Rmdir(owner)
+	}
+}
+
+// pendingRemovals counts cgroup directories still being removed, so that
+// Sandbox.Close can wait for them.
+var pendingRemovals sync.WaitGroup
 
 // probeCgroupDir creates parent (if needed) and checks that a child cgroup
 // can be made in it (an existing parent made by root says nothing about us).
@@ -108,6 +149,7 @@ func (n noCgroups) version() string {
 }
 func (noCgroups) available() bool             { return false }
 func (n noCgroups) unavailableReason() string { return n.why }
+func (noCgroups) close()                      {}
 func (n noCgroups) create(string, Limits) (cgroup, error) {
 	return nil, errors.New("cgroups unavailable: " + n.why)
 }
@@ -122,6 +164,13 @@ func (*cgroupV1) version() string           { return "v1" }
 func (*cgroupV1) available() bool           { return true }
 func (*cgroupV1) unavailableReason() string { return "" }
 
+func (m *cgroupV1) close() {
+	pendingRemovals.Wait()
+	for _, c := range v1Controllers {
+		_ = syscall.Rmdir(filepath.Join(m.mounts[c], m.parent))
+	}
+}
+
 func (m *cgroupV1) create(name string, l Limits) (cgroup, error) {
 	g := &jobCgroupV1{dirs: map[string]string{}}
 	for _, c := range v1Controllers {
@@ -132,6 +181,20 @@ func (m *cgroupV1) create(name string, l Limits) (cgroup, error) {
 		}
 		g.dirs[c] = d
 	}
+	if err := g.setLimits(l); err != nil {
+		g.remove()
+		return nil, err
+	}
+	return g, nil
+}
+
+type jobCgroupV1 struct {
+	dirs map[string]string // controller -> directory
+}
+
+// setLimits writes l's memory, pids and cpu limits; zero fields are left
+// as they are.
+func (g *jobCgroupV1) setLimits(l Limits) error {
 	var writes [][2]string
 	if l.MemoryBytes > 0 {
 		writes = append(writes, [2]string{"memory/memory.limit_in_bytes", strconv.FormatInt(l.MemoryBytes, 10)})
@@ -149,15 +212,10 @@ func (m *cgroupV1) create(name string, l Limits) (cgroup, error) {
 	for _, w := range writes {
 		ctl, file, _ := strings.Cut(w[0], "/")
 		if err := os.WriteFile(filepath.Join(g.dirs[ctl], file), []byte(w[1]), 0); err != nil {
-			g.remove()
-			return nil, fmt.Errorf("cannot set %s: %w", file, err)
+			return fmt.Errorf("cannot set %s: %w", file, err)
 		}
 	}
-	return g, nil
-}
-
-type jobCgroupV1 struct {
-	dirs map[string]string // controller -> directory
+	return nil
 }
 
 func (g *jobCgroupV1) add(pid int) error {
@@ -214,7 +272,9 @@ func removeCgroupDir(dir string) {
 	if err := syscall.Rmdir(dir); err == nil || errors.Is(err, syscall.ENOENT) {
 		return
 	}
+	pendingRemovals.Add(1)
 	go func() {
+		defer pendingRemovals.Done()
 		deadline := time.Now().Add(killAfter)
 		for time.Now().Before(deadline) {
 			killMembers(dir)

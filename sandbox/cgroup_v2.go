@@ -57,12 +57,27 @@ func (*cgroupV2) version() string           { return "v2" }
 func (*cgroupV2) available() bool           { return true }
 func (*cgroupV2) unavailableReason() string { return "" }
 
+func (m *cgroupV2) close() { pendingRemovals.Wait() }
+
 func (m *cgroupV2) create(name string, l Limits) (cgroup, error) {
 	d := filepath.Join(m.parent, name)
 	if err := os.Mkdir(d, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 		return nil, fmt.Errorf("cannot create cgroup %s: %w", d, err)
 	}
 	g := &jobCgroupV2{dir: d}
+	if err := g.setLimits(l); err != nil {
+		g.remove()
+		return nil, err
+	}
+	return g, nil
+}
+
+type jobCgroupV2 struct{ dir string }
+
+// setLimits writes l's memory, pids and cpu limits; zero fields are left
+// as they are.
+func (g *jobCgroupV2) setLimits(l Limits) error {
+	d := g.dir
 	var writes [][2]string
 	if l.MemoryBytes > 0 {
 		writes = append(writes, [2]string{"memory.max", strconv.FormatInt(l.MemoryBytes, 10)}, [2]string{"memory.swap.max", "0"})
@@ -75,14 +90,11 @@ func (m *cgroupV2) create(name string, l Limits) (cgroup, error) {
 	}
 	for _, w := range writes {
 		if err := os.WriteFile(filepath.Join(d, w[0]), []byte(w[1]), 0); err != nil && w[0] != "memory.swap.max" {
-			g.remove()
-			return nil, fmt.Errorf("cannot set %s: %w", w[0], err)
+			return fmt.Errorf("cannot set %s: %w", w[0], err)
 		}
 	}
-	return g, nil
+	return nil
 }
-
-type jobCgroupV2 struct{ dir string }
 
 func (g *jobCgroupV2) add(pid int) error {
 	if err := os.WriteFile(filepath.Join(g.dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {

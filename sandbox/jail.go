@@ -114,14 +114,10 @@ func (s *Sandbox) startJailedSpec(ctx context.Context, spec *Spec, probe bool) (
 		_, _ = p.Wait()
 		return nil, err
 	}
-	if !probe && s.cg.available() {
-		cg, err := s.cg.create(fmt.Sprintf("job-%d", p.pid), spec.Limits)
-		if err != nil {
-			return fail(fmt.Errorf("cannot create job cgroup: %w", err))
-		}
-		p.cg = cg
-		if err := cg.add(p.pid); err != nil {
-			return fail(fmt.Errorf("cannot move jail into its cgroup: %w", err))
+	p.cg = z.cg
+	if p.cg != nil {
+		if err := p.cg.setLimits(spec.Limits); err != nil {
+			return fail(fmt.Errorf("cannot set job cgroup limits: %w", err))
 		}
 	}
 	if err := sendSpec(z.ctl, sp, fds); err != nil {

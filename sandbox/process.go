@@ -129,7 +129,7 @@ func (p *Process) wait() {
 	if p.cg != nil {
 		p.cg.kill()
 		ex.MemPeak, ex.OOM = p.cg.stats()
-		p.cg.remove()
+		p.cg.remove() // retries in the background while killed members are reaped
 	}
 	if ex.OOM {
 		ex.Killed = false

@@ -322,6 +322,7 @@ func (s *Sandbox) Close() error {
 	}
 	s.closed = true
 	s.pool.Close()
+	s.cg.close()
 	var err error
 	if s.api != nil {
 		err = s.api.Close()

@@ -23,12 +23,17 @@ type zygote struct {
 	stdin  *os.File // write end of the init's stdin pipe
 	stdout *os.File // read end of the init's stdout pipe
 	stderr *os.File // read end of the init's stderr pipe
+	cg     cgroup   // made and joined at spawn (no limits yet); nil without cgroups
 }
 
 // discard kills an unused zygote and releases its files.
 func (z *zygote) discard() {
 	_ = z.cmd.Process.Kill()
 	_ = z.cmd.Wait()
+	if z.cg != nil {
+		z.cg.kill()
+		z.cg.remove()
+	}
 	for _, f := range []*os.File{z.ctl, z.status, z.stdin, z.stdout, z.stderr} {
 		f.Close()
 	}
@@ -95,6 +100,20 @@ func (s *Sandbox) spawnZygote() (*zygote, error) {
 	pipes[2][1].Close()
 	pipes[3][1].Close()
 	z := &zygote{cmd: cmd, ctl: ctlParent, status: pipes[0][0], stdin: pipes[1][1], stdout: pipes[2][0], stderr: pipes[3][0]}
+	if s.cg.available() {
+		// The cgroup's mkdirs are the slow part of cgroups: done here, ahead
+		// of need; the job's limits are written when it takes the init.
+		cg, err := s.cg.create(fmt.Sprintf("job-%d", cmd.Process.Pid), Limits{})
+		if err != nil {
+			z.discard()
+			return nil, fmt.Errorf("cannot create job cgroup: %w", err)
+		}
+		z.cg = cg
+		if err := cg.add(cmd.Process.Pid); err != nil {
+			z.discard()
+			return nil, fmt.Errorf("cannot move jail into its cgroup: %w", err)
+		}
+	}
 	prep, err := s.prepareSpec()
 	if err == nil {
 		err = sendSpec(z.ctl, prep, nil)
