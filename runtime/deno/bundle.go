@@ -34,7 +34,7 @@ type bundle struct {
 
 // bundleVersion changes whenever the wrappers or the layout change, so old
 // bundles are not reused.
-const bundleVersion = "vane-deno-bundle-2"
+const bundleVersion = "vane-deno-bundle-3"
 
 // bundleKey names the bundle of (code, lock).
 func bundleKey(code, lock string) string {

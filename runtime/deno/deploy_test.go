@@ -162,6 +162,8 @@ func TestDeno_Run_WrapperSemantics(t *testing.T) {
 		{"throwing a string", `export function main() { throw "plain" }`, `{}`, `{"error":{"name":"Error","message":"plain"}}`, false},
 		{"rejected promise", `export async function main() { await Promise.resolve(); return Promise.reject(new SyntaxError("nope")) }`, `{}`, `{"error":{"name":"SyntaxError","message":"nope"}}`, false},
 		{"sync main", `export function main(x: number) { return x * 2 }`, `{"x": 21}`, `42`, true},
+		{"default-exported main", `export default async function main(x: number) { return x + 1 }`, `{"x": 1}`, `2`, true},
+		{"no main at all", `export function handler() { return 1 }`, `{}`, `{"error":{"name":"PrepareError"}}`, false},
 	}
 	d := MustNewDeno(t)
 	for _, tt := range tests {
@@ -179,7 +181,7 @@ func TestDeno_Run_WrapperSemantics(t *testing.T) {
 			}
 			_ = json.Unmarshal(out.Result, &got)
 			_ = json.Unmarshal([]byte(tt.want), &want)
-			if got.Error != want.Error {
+			if got.Error.Name != want.Error.Name || (want.Error.Message != "" && got.Error.Message != want.Error.Message) {
 				t.Errorf("error %+v; expected %+v", got.Error, want.Error)
 			}
 		})

@@ -25,6 +25,8 @@ function vaneJSON(v: unknown): string {
 // mainWrapper is main.ts: the one-shot wrapper of spec section 6. It reads
 // args.json from the working directory (the job dir), imports inner.ts
 // (inside the try, so a throw at module load is reported too), calls main
+// (the export named main, else the default export, which is what
+// `export default async function main` gives)
 // with the args in signature order, writes result.json and exits 0; on a
 // throw it writes {message, name, stack} and exits 1.
 func mainWrapper(names []string) string {
@@ -36,9 +38,10 @@ func mainWrapper(names []string) string {
 let code = 0;
 try {
   const inner = await import("./inner.ts");
-  if (typeof inner.main !== "function") throw new Error("the script does not export a function main");
+  const main = typeof inner.main === "function" ? inner.main : inner.default;
+  if (typeof main !== "function") throw new Error("the script does not export a function main");
   const args = JSON.parse(Deno.readTextFileSync("args.json") || "{}");
-  const res = await inner.main(...names.map((k) => args[k]));
+  const res = await main(...names.map((k) => args[k]));
   Deno.writeTextFileSync("result.json", vaneJSON(res));
 } catch (e) {
   Deno.writeTextFileSync("result.json", JSON.stringify(vaneError(e)));
@@ -69,11 +72,12 @@ function answer(s: string) {
   let off = 0;
   while (off < bytes.length) off += Deno.stdout.writeSync(bytes.subarray(off));
 }
-let inner: any = null;
+let main: any = null;
 let loadError: unknown = null;
 try {
-  inner = await import("./inner.ts");
-  if (typeof inner.main !== "function") throw new Error("the script does not export a function main");
+  const inner = await import("./inner.ts");
+  main = typeof inner.main === "function" ? inner.main : inner.default;
+  if (typeof main !== "function") throw new Error("the script does not export a function main");
 } catch (e) {
   loadError = e;
 }
@@ -89,7 +93,7 @@ async function handle(line: string) {
       previous.push(k);
     }
     const args = req.args ?? {};
-    const res = await inner.main(...names.map((k) => args[k]));
+    const res = await main(...names.map((k) => args[k]));
     answer('{"ok":true,"result":' + vaneJSON(res) + "}");
   } catch (e) {
     answer(JSON.stringify({ ok: false, error: vaneError(e) }));
