@@ -214,6 +214,11 @@ func prepareRoot(prep *initSpec) error {
 	if err := unix.Mount("proc", filepath.Join(root, "proc"), "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
 		return fmt.Errorf("mount /proc: %w", err)
 	}
+	// No nested user namespaces: in one, a job would get a fresh
+	// RLIMIT_NPROC count and capabilities. The sysctl is per user namespace.
+	if err := os.WriteFile(filepath.Join(root, "proc/sys/user/max_user_namespaces"), []byte("0"), 0); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("forbid nested user namespaces: %w", err)
+	}
 	if err := buildDev(filepath.Join(root, "dev")); err != nil {
 		return fmt.Errorf("build /dev: %w", err)
 	}

@@ -79,6 +79,10 @@ const (
 	// (detached: new session, ignoring SIGHUP) that sleeps for 1000 s, prints
 	// "left", and exits successfully right away.
 	Background Attack = "background"
+	// NestedNamespace: tries to create a new user namespace (in which it
+	// would hold capabilities and a fresh process count) and returns
+	// "created" if it could, else prints "refused" and the reason.
+	NestedNamespace Attack = "nested_namespace"
 	// WriteOutside: arg "path": tries to write a file at path (outside its
 	// job directory) and returns "written" on success.
 	WriteOutside Attack = "write_outside"
@@ -86,7 +90,7 @@ const (
 
 // AllAttacks lists every Attack the harness must supply code for.
 var AllAttacks = []Attack{Sanity, ForkBomb, InfiniteLoop, Allocate8GiB, ReadFile, ReadViaSymlink,
-	ReadViaHardlink, PlantResult, DumpEnv, Connect, Flood, Background, WriteOutside}
+	ReadViaHardlink, PlantResult, DumpEnv, Connect, Flood, Background, WriteOutside, NestedNamespace}
 
 // Harness is what a language supplies.
 type Harness struct {
@@ -125,6 +129,7 @@ func Run(t *testing.T, h Harness) {
 		{"flood", s.flood},
 		{"background", s.background},
 		{"write_outside", s.writeOutside},
+		{"nested_namespace", s.nestedNamespace},
 	} {
 		t.Run(c.name, c.fn)
 	}
@@ -442,6 +447,16 @@ func (s *suite) writeOutside(t *testing.T) {
 			os.Remove(p)
 			t.Fatalf("the job wrote %s on the host (result %s)", p, r.out.Result)
 		}
+	}
+}
+
+func (s *suite) nestedNamespace(t *testing.T) {
+	r := s.run(t, NestedNamespace, nil, jobrt.Limits{}, "")
+	if strings.Contains(string(r.out.Result), "created") {
+		t.Fatalf("the job created a nested user namespace: %s", r.out.Result)
+	}
+	if !strings.Contains(r.text(), "refused") {
+		t.Fatalf("the attack did not report its refusal; did it run? %s %q", r.out.Result, r.logs.head(500))
 	}
 }
 

@@ -62,6 +62,9 @@ setsid bash -c "trap '' HUP; exec -a $marker sleep 1000" < /dev/null > /dev/null
 (exec -a "$marker" sleep 1000 &)
 echo left
 `,
+	attacktest.NestedNamespace: `marker="$1"
+if unshare -U true; then echo created > result.out; else echo "refused (exit $?)"; fi
+`,
 	attacktest.WriteOutside: `marker="$1"
 path="$2"
 echo pwned > "$path"
