@@ -78,7 +78,7 @@ func DefaultConfig() Config {
 		ElectionTimeout:    1000 * time.Millisecond,
 		LeaderLeaseTimeout: 500 * time.Millisecond,
 		CommitTimeout:      5 * time.Millisecond,
-		MaxAppendEntries:   1024,
+		MaxAppendEntries:   64,
 		MaxBatchCommands:   512,
 		ApplyTimeout:       10 * time.Second,
 		ReapInterval:       time.Second,

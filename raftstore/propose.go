@@ -20,7 +20,7 @@ type proposal struct {
 
 // maxEntryBytes bounds the commands packed into one entry; a single larger
 // command still goes alone.
-const maxEntryBytes = 4 << 20
+const maxEntryBytes = 1 << 20
 
 // Forwarder sends a follower's writes and read-index requests to the leader.
 // The HTTP layer implements it (the leader side calls ApplyEncoded and
