@@ -98,31 +98,41 @@ func (s *Sandbox) startJailedSpec(ctx context.Context, spec *Spec, probe bool) (
 		}
 	}
 	sp.MergeStderr = spec.Stdout != nil && spec.Stdout == spec.Stderr
+	// A pooled init that died while idle (its spawning thread gone, the OOM
+	// killer) fails the send: one fresh init is tried then.
 	var z *zygote
 	if !probe {
 		z = s.pool.take()
 	}
-	if z == nil {
-		if z, err = s.spawnZygote(); err != nil {
-			return nil, err
+	pooled := z != nil
+	for {
+		if z == nil {
+			if z, err = s.spawnZygote(); err != nil {
+				return nil, err
+			}
 		}
+		if z.cg != nil {
+			err = z.cg.setLimits(spec.Limits)
+		}
+		if err == nil {
+			err = sendSpec(z.ctl, sp, fds)
+		}
+		if err == nil {
+			break
+		}
+		line, _ := bufio.NewReader(z.status).ReadString('\n')
+		z.discard()
+		if !pooled {
+			return nil, fmt.Errorf("cannot start jailed process: %w %s", err, strings.TrimSpace(line))
+		}
+		z, pooled = nil, false
 	}
-	p := &Process{cmd: z.cmd, pid: z.cmd.Process.Pid, jailed: true, statusFile: z.status, status: bufio.NewReader(z.status)}
+	p := &Process{cmd: z.cmd, pid: z.cmd.Process.Pid, jailed: true, statusFile: z.status, status: bufio.NewReader(z.status), cg: z.cg}
 	p.attachOutput(z, spec)
 	fail := func(err error) (*Process, error) {
 		p.Kill()
 		_, _ = p.Wait()
 		return nil, err
-	}
-	p.cg = z.cg
-	if p.cg != nil {
-		if err := p.cg.setLimits(spec.Limits); err != nil {
-			return fail(fmt.Errorf("cannot set job cgroup limits: %w", err))
-		}
-	}
-	if err := sendSpec(z.ctl, sp, fds); err != nil {
-		line, _ := p.status.ReadString('\n')
-		return fail(fmt.Errorf("cannot send spec to jail init: %w %s", err, strings.TrimSpace(line)))
 	}
 	z.ctl.Close()
 	line, _ := p.status.ReadString('\n')

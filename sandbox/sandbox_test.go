@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // MustNew returns a Sandbox in jail mode with its own state dir, closed at cleanup.
@@ -162,5 +163,30 @@ func TestSandbox_Cgroup(t *testing.T) {
 	}
 	if ex.MemPeak <= 0 || ex.MemPeak > 80<<20 {
 		t.Fatalf("MemPeak %d: want a measured peak near the 64 MiB limit", ex.MemPeak)
+	}
+}
+
+// TestSandbox_DeadPooledInit: a pooled init that died while idle is
+// replaced by a fresh one; the job still runs.
+func TestSandbox_DeadPooledInit(t *testing.T) {
+	s := MustNew(t, Config{PoolSize: 1})
+	deadline := time.Now().Add(10 * time.Second)
+	for s.PoolReady() < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the pool never filled")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	z := <-s.pool.ready
+	_ = z.cmd.Process.Kill()
+	_, _ = z.cmd.Process.Wait()
+	s.pool.ready <- z
+	var out bytes.Buffer
+	p, err := s.Start(context.Background(), &Spec{Argv: []string{"/bin/echo", "alive"}, Dir: t.TempDir(), Stdout: &out})
+	if err != nil {
+		t.Fatalf("Start with a dead pooled init: %v", err)
+	}
+	if ex, err := p.Wait(); err != nil || !ex.Success() || out.String() != "alive\n" {
+		t.Fatalf("exit %v err %v out %q", ex, err, out.String())
 	}
 }
