@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -16,6 +17,7 @@ import (
 type memWatch struct {
 	peak     atomic.Int64
 	exceeded atomic.Bool
+	stopOnce sync.Once
 	stop     chan struct{}
 	done     chan struct{}
 }
@@ -57,13 +59,10 @@ func watchMemory(pid int, limit int64, kill func()) *memWatch {
 }
 
 // Stop ends the watch and returns the peak resident bytes seen and whether
-// the limit was exceeded (and the process killed for it).
+// the limit was exceeded (and the process killed for it). It may be called
+// more than once, from any goroutine.
 func (m *memWatch) Stop() (peak int64, exceeded bool) {
-	select {
-	case <-m.stop:
-	default:
-		close(m.stop)
-	}
+	m.stopOnce.Do(func() { close(m.stop) })
 	<-m.done
 	return m.peak.Load(), m.exceeded.Load()
 }
