@@ -35,6 +35,11 @@ func (w *Worker) startJob(j vane.Job) {
 	w.mu.Lock()
 	w.running[j.Workspace+"/"+j.ID] = r
 	w.mu.Unlock()
+	// A cancel applied between the claim and the line above fired its
+	// event before the job was registered: look once (a local read).
+	if cur, err := w.store.GetJob(j.Workspace, j.ID); err == nil && cur.Canceled {
+		cancel(errCanceled)
+	}
 	w.jobs.Add(1)
 	go func() {
 		defer w.jobs.Done()
