@@ -128,29 +128,47 @@ func auditJobKind(k vane.JobKind) string {
 
 // enqueue puts j in the queue index and wakes workers.
 func enqueue(a *applier, j *vane.Job) {
-	v := make([]byte, 0, len(j.ID)+len(j.Tag)+len(j.Language)+2)
-	v = append(append(append(append(append(v, j.ID...), sep), j.Tag...), sep), j.Language...)
-	put(a.bucket(bucketQueue), queueKey(j.Workspace, j.ScheduledFor, j.Seq), v)
+	v := make([]byte, 0, len(j.ID)+len(j.Language)+1)
+	v = append(append(append(v, j.ID...), sep), j.Language...)
+	put(a.bucket(bucketQueue), queueKey(j.Workspace, j.Tag, j.ScheduledFor, j.Seq), v)
 	a.queued++
 	a.emit(vane.Event{Kind: vane.EventJobPushed, Workspace: j.Workspace, JobID: j.ID, Tag: j.Tag, Language: j.Language})
 }
 
 func dequeue(a *applier, j *vane.Job) {
-	del(a.bucket(bucketQueue), queueKey(j.Workspace, j.ScheduledFor, j.Seq))
+	del(a.bucket(bucketQueue), queueKey(j.Workspace, j.Tag, j.ScheduledFor, j.Seq))
 	a.queued--
 }
 
-// parseQueueValue splits a queue index value into id, tag and language.
-func parseQueueValue(v []byte) (id, tag string, lang vane.ScriptLang) {
-	parts := bytes.SplitN(v, []byte{sep}, 3)
-	id = string(parts[0])
-	if len(parts) > 1 {
-		tag = string(parts[1])
+// parseQueueValue splits a queue index value into id and language.
+func parseQueueValue(v []byte) (id string, lang vane.ScriptLang) {
+	i := bytes.IndexByte(v, sep)
+	if i < 0 {
+		return string(v), ""
 	}
-	if len(parts) > 2 {
-		lang = vane.ScriptLang(parts[2])
+	return string(v[:i]), vane.ScriptLang(v[i+1:])
+}
+
+// queuedTags returns the distinct tags with queued jobs in ws, seeking from
+// one tag to the next instead of reading every key.
+func queuedTags(queue *bolt.Bucket, ws string) []string {
+	var tags []string
+	p := prefix(ws)
+	c := queue.Cursor()
+	k, _ := c.Seek(p)
+	for k != nil && bytes.HasPrefix(k, p) {
+		rest := k[len(p):]
+		i := bytes.IndexByte(rest, sep)
+		if i < 0 {
+			break
+		}
+		tag := string(rest[:i])
+		tags = append(tags, tag)
+		// ws \x00 tag \x01 sorts after every key of this tag.
+		next := append(append(append([]byte(nil), p...), tag...), sep+1)
+		k, _ = c.Seek(next)
 	}
-	return id, tag, lang
+	return tags
 }
 
 func loadJob(b *bolt.Bucket, ws, id string) (jobRecord, error) {
@@ -280,7 +298,7 @@ func jobMatches(j *vane.Job, f *vane.JobFilter) bool {
 // QueueDepth returns the number of queued (not running) jobs on this node's state.
 func (s *Store) QueueDepth() int { return int(s.fsm.queued.Load()) }
 
-// queueKeyTime returns the scheduled_for and seq of a queue key under prefix p.
+// queueKeyParts returns the scheduled_for and seq of a queue key under a prefix of length plen.
 func queueKeyParts(k []byte, plen int) (sched, seq uint64, ok bool) {
 	if len(k) != plen+16 {
 		return 0, 0, false

@@ -92,9 +92,10 @@ func timeKey(t time.Time) uint64 {
 	return uint64(n)
 }
 
-// queueKey is ws \x00 scheduled_for(8) seq(8).
-func queueKey(ws string, sched time.Time, seq uint64) []byte {
-	return binary.BigEndian.AppendUint64(keyU64(timeKey(sched), ws), seq)
+// queueKey is ws \x00 tag \x00 scheduled_for(8) seq(8): per tag, so a worker
+// that serves some tags never scans past other tags' backlog.
+func queueKey(ws, tag string, sched time.Time, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(keyU64(timeKey(sched), ws, tag), seq)
 }
 
 // leaseKey is ws \x00 lease_expires(8) id.

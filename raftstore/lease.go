@@ -85,24 +85,27 @@ func (c *claimJobsCmd) apply(a *applier) (output, error) {
 		return nil
 	})
 	for _, ws := range wss {
-		p := prefix(ws)
-		n := 0
-		scanPrefix(queue, p, func(k, v []byte) bool {
-			sched, seq, ok := queueKeyParts(k, len(p))
-			if !ok || sched > now {
-				return false
-			}
-			id, tag, lang := parseQueueValue(v)
-			if len(c.Tags) > 0 && !slices.Contains(c.Tags, tag) {
-				return true
-			}
-			if len(c.Languages) > 0 && !slices.Contains(c.Languages, lang) {
-				return true
-			}
-			cands = append(cands, claimCandidate{ws: ws, id: id, sched: sched, seq: seq})
-			n++
-			return n < c.Max
-		})
+		tags := c.Tags
+		if len(tags) == 0 {
+			tags = queuedTags(queue, ws)
+		}
+		for _, tag := range tags {
+			p := prefix(ws, tag)
+			n := 0
+			scanPrefix(queue, p, func(k, v []byte) bool {
+				sched, seq, ok := queueKeyParts(k, len(p))
+				if !ok || sched > now {
+					return false
+				}
+				id, lang := parseQueueValue(v)
+				if len(c.Languages) > 0 && !slices.Contains(c.Languages, lang) {
+					return true
+				}
+				cands = append(cands, claimCandidate{ws: ws, id: id, sched: sched, seq: seq})
+				n++
+				return n < c.Max
+			})
+		}
 	}
 	slices.SortFunc(cands, func(x, y claimCandidate) int {
 		if x.sched != y.sched {

@@ -60,6 +60,22 @@ func TestQueue_OrderAndFilters(t *testing.T) {
 	if s.QueueDepth() != 1 {
 		t.Fatalf("queue depth %d, want 1 (the future job)", s.QueueDepth())
 	}
+	// Any-tag claims merge the per-tag queues in (scheduled_for, seq) order.
+	push("x", now.Add(-3*time.Second), "a", vane.LangBash)
+	push("y", now.Add(-2*time.Second), "b", vane.LangBash)
+	push("z", now.Add(-1*time.Second), "a", vane.LangBash)
+	push("w", now.Add(-1*time.Second), "", vane.LangBash)
+	got, _ = s.ClaimJobs(ctx, vane.ClaimRequest{Worker: "w", Max: 3, Lease: time.Minute})
+	ids = nil
+	for _, j := range got {
+		ids = append(ids, j.ID)
+	}
+	if fmt.Sprint(ids) != "[x y z]" {
+		t.Fatalf("any-tag claim %v, want [x y z]", ids)
+	}
+	if got, _ = s.ClaimJobs(ctx, vane.ClaimRequest{Worker: "w", Max: 3, Lease: time.Minute}); len(got) != 1 || got[0].ID != "w" {
+		t.Fatalf("untagged job: %+v", got)
+	}
 }
 
 func TestQueue_ExpiryRequeuesThenFails(t *testing.T) {
