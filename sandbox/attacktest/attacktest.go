@@ -101,6 +101,9 @@ type Harness struct {
 	Code map[Attack]string
 	// NewDir returns a fresh job directory (default tb.TempDir()).
 	NewDir func(tb testing.TB) string
+	// RaftAddr is the host:port of a real raft transport (vane's raft port)
+	// the Connect attack aims at, besides a loopback listener of the suite.
+	RaftAddr string
 }
 
 // Run runs every attack in its own subtest.
@@ -397,8 +400,15 @@ func (s *suite) connect(t *testing.T) {
 	}()
 	port := ln.Addr().(*net.TCPAddr).Port
 	cases := []struct{ name, host, port string }{
-		{"raft_port", "127.0.0.1", fmt.Sprint(port)},
+		{"host_loopback_listener", "127.0.0.1", fmt.Sprint(port)},
 		{"outside", "192.0.2.1", "80"},
+	}
+	if s.h.RaftAddr != "" {
+		host, rport, err := net.SplitHostPort(s.h.RaftAddr)
+		if err != nil {
+			t.Fatalf("RaftAddr %q: %v", s.h.RaftAddr, err)
+		}
+		cases = append(cases, struct{ name, host, port string }{"raft_port", host, rport})
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -412,7 +422,7 @@ func (s *suite) connect(t *testing.T) {
 		})
 	}
 	if n := accepted.Load(); n > 0 {
-		t.Fatalf("the host's listener (standing for the raft port) accepted %d connections from jobs", n)
+		t.Fatalf("the host's loopback listener accepted %d connections from jobs", n)
 	}
 }
 

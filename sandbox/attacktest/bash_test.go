@@ -1,10 +1,13 @@
 package attacktest_test
 
 import (
+	"context"
 	"os"
 	"testing"
+	"time"
 
 	"vane"
+	"vane/raftstore"
 	jobrt "vane/runtime"
 	"vane/runtime/bash"
 	"vane/sandbox"
@@ -72,8 +75,37 @@ echo written > result.out
 `,
 }
 
+// MustRaftStore opens a real one-node store (its raft port is an attack
+// target) and checks at cleanup that it still takes writes.
+func MustRaftStore(tb testing.TB) *raftstore.Store {
+	tb.Helper()
+	cfg := raftstore.DefaultConfig()
+	cfg.Dir = tb.TempDir()
+	st, err := raftstore.Open(cfg)
+	if err != nil {
+		tb.Fatalf("raftstore.Open: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := st.WaitLeader(ctx); err != nil {
+		tb.Fatalf("WaitLeader: %v", err)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		a := vane.Actor{Email: "after@example.com", Username: "after"}
+		if err := st.CreateUser(ctx, a, vane.User{Email: a.Email, Name: "After"}); err != nil {
+			tb.Errorf("host harmed: the store no longer takes writes after the attacks: %v", err)
+		}
+		_ = st.Close()
+	})
+	return st
+}
+
 func TestAttacks_Bash(t *testing.T) {
+	store := MustRaftStore(t)
 	attacktest.Run(t, attacktest.Harness{
+		RaftAddr: store.Addr(),
 		Language: vane.LangBash,
 		New: func(tb testing.TB) jobrt.Executor {
 			state, err := os.MkdirTemp("", "vane-attack-test-")
