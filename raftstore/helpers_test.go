@@ -93,3 +93,20 @@ func eventually(tb testing.TB, d time.Duration, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// forEachTopology runs fn against a single node and against the leader of a
+// three-node cluster (every node forwarding to whichever leads, so a
+// leadership change mid-test does not matter); for the cluster it then
+// requires every node's state to be identical, bucket by bucket, which
+// catches any command whose apply is not deterministic.
+func forEachTopology(t *testing.T, fn func(t *testing.T, s *Store)) {
+	t.Run("single", func(t *testing.T) { fn(t, MustOpen(t, testConfig(t))) })
+	t.Run("cluster", func(t *testing.T) {
+		c := MustCluster(t, 3, nil)
+		for _, n := range c.nodes {
+			n.SetForwarder(loopForwarder{c})
+		}
+		fn(t, c.nodes[c.leader()])
+		c.requireEqualState()
+	})
+}
