@@ -3,13 +3,18 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"vane"
+	"vane/raftstore"
 	jobrt "vane/runtime"
 	"vane/runtime/bash"
 	"vane/sandbox"
@@ -18,7 +23,7 @@ import (
 // The jail benchmarks measure what the sandbox costs per process and what a
 // trivial Bash job costs through the Bash executor in the jail:
 //
-//	go test -run '^$' -bench 'Jail|BashExecutor' -benchtime 300x ./bench/
+//	go test -run '^$' -bench '^Benchmark(JailSpawn|BashExecutor|WorkerBash)$' -benchtime 300x ./bench/
 
 func mustSandbox(b *testing.B) *sandbox.Sandbox {
 	b.Helper()
@@ -136,6 +141,63 @@ func BenchmarkBashExecutor(b *testing.B) {
 			b.Fatalf("result %s, %v", out.Result, err)
 		}
 		_ = os.RemoveAll(dir)
+	}
+	reportLatency(b, lat)
+}
+
+// BenchmarkWorkerBash: push a trivial Bash job to a real one-node store and
+// wait for its completion, run by the worker in the jail (what
+// run_wait_result costs below the HTTP layer).
+func BenchmarkWorkerBash(b *testing.B) {
+	cfg := raftstore.DefaultConfig()
+	cfg.Dir = b.TempDir()
+	cfg.CommitTimeout = 2 * time.Millisecond
+	st, err := raftstore.Open(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := st.WaitLeader(wctx); err != nil {
+		b.Fatal(err)
+	}
+	admin := vane.Actor{Email: "admin@example.com", Username: "admin"}
+	if err := st.CreateUser(ctx, admin, vane.User{Email: admin.Email, Name: "Admin", SuperAdmin: true}); err != nil {
+		b.Fatal(err)
+	}
+	if err := st.CreateWorkspace(ctx, admin, vane.Workspace{ID: "bench", Name: "Bench"}, vane.Member{Email: admin.Email, Username: "admin", IsAdmin: true}); err != nil {
+		b.Fatal(err)
+	}
+	e, err := bash.New(bash.Config{Sandbox: mustSandbox(b)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	wc := jobrt.DefaultConfig()
+	wc.InstanceSecret = st.InstanceSecret
+	wc.JobRoot = filepath.Join(os.TempDir(), fmt.Sprintf("vane-bench-jobs-%d", os.Getpid()))
+	w, err := jobrt.New(wc, st, map[vane.ScriptLang]jobrt.Executor{vane.LangBash: e})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := w.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer w.Close()
+	lat := make([]time.Duration, 0, b.N)
+	for b.Loop() {
+		id := uuid.NewString()
+		t := time.Now()
+		if err := st.PushJob(ctx, admin, vane.Job{ID: id, Workspace: "bench", Kind: vane.JobPreview, Language: vane.LangBash,
+			RawCode: "echo hello", CreatedBy: "admin", Email: admin.Email, PermissionedAs: "u/admin", Args: json.RawMessage(`{}`)}); err != nil {
+			b.Fatal(err)
+		}
+		j, err := st.WaitJob(ctx, "bench", id)
+		lat = append(lat, time.Since(t))
+		if err != nil || !j.Success || string(j.Result) != `"hello"` {
+			b.Fatalf("job %s: %v %s", id, err, j.Result)
+		}
 	}
 	reportLatency(b, lat)
 }
