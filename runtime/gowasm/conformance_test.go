@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 
 	"vane"
@@ -133,9 +132,11 @@ func main() (interface{}, error) {
 `,
 }
 
-// MustNewExecutor returns an Executor with its caches in a directory shared
-// by this package's tests (so each script builds once per test binary) and a
-// host of its own, closed at cleanup.
+// MustNewExecutor returns an Executor with a host of its own, closed at
+// cleanup, and its caches (built modules and wazero's compiled code, both
+// content-addressed) in the user's cache directory, shared across test runs
+// as they are across restarts in production: compiling a Go module takes
+// seconds, many more under the race detector.
 func MustNewExecutor(tb testing.TB) *Executor {
 	tb.Helper()
 	e, err := New(context.Background(), Config{CacheDir: sharedCacheDir(tb)})
@@ -150,30 +151,13 @@ func MustNewExecutor(tb testing.TB) *Executor {
 	return e
 }
 
-var (
-	cacheDirOnce sync.Once
-	cacheDir     string
-)
-
-// sharedCacheDir is one cache directory for the whole test binary, removed by
-// TestMain.
+// sharedCacheDir is the tests' cache directory.
 func sharedCacheDir(tb testing.TB) string {
-	cacheDirOnce.Do(func() {
-		d, err := os.MkdirTemp("", "vane-gowasm-test-")
-		if err != nil {
-			tb.Fatalf("cannot create the test cache dir: %v", err)
-		}
-		cacheDir = d
-	})
-	return cacheDir
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if cacheDir != "" {
-		os.RemoveAll(cacheDir)
+	d, err := os.UserCacheDir()
+	if err != nil {
+		d = os.TempDir()
 	}
-	os.Exit(code)
+	return filepath.Join(d, "vane-test", "gowasm")
 }
 
 func TestConformance(t *testing.T) {
@@ -183,5 +167,3 @@ func TestConformance(t *testing.T) {
 		Code:     conformanceCode,
 	})
 }
-
-var _ = filepath.Join

@@ -6,11 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	jobrt "vane/runtime"
+	"vane/runtime/wasmhost"
 )
 
 // run runs code with args under lim in a fresh directory, failing tb on an
@@ -112,25 +114,62 @@ func TestExecutor_Deploy_compileError(t *testing.T) {
 	}
 }
 
+// failuresScript fails in the way its mode names (one script, so that the
+// table costs one build and one compilation).
+const failuresScript = `package inner
+
+import (
+	"os"
+	"strings"
+	"time"
+)
+
+var keep [][]byte
+
+func main(mode string) (interface{}, error) {
+	switch mode {
+	case "error":
+		_, err := os.Open("/missing")
+		return nil, err
+	case "sleep":
+		time.Sleep(time.Hour)
+	case "large":
+		return strings.Repeat("x", 1<<20), nil
+	case "func":
+		return func() {}, nil
+	case "goroutine panic":
+		go func() { panic("elsewhere") }()
+		time.Sleep(time.Second)
+	case "memory":
+		for i := 0; i < 100; i++ {
+			b := make([]byte, 1<<20)
+			b[0] = 1
+			keep = append(keep, b)
+		}
+	}
+	return mode, nil
+}
+`
+
 func TestExecutor_Run_failures(t *testing.T) {
 	e := MustNewExecutor(t)
 	tests := []struct {
-		name, code, args string
-		lim              jobrt.Limits
-		wantName         string
-		wantIn           string
+		name, args string
+		lim        jobrt.Limits
+		wantName   string
+		wantIn     string
 	}{
-		{"wrong arg type", "package inner\nfunc main(n int) (int, error) { return n, nil }", `{"n":"seven"}`, jobrt.Limits{}, "InvalidArgs", "cannot decode the args"},
-		{"returned error type", "package inner\nimport \"os\"\nfunc main() error { _, err := os.Open(\"/missing\"); return err }", `{}`, jobrt.Limits{}, "fs.PathError", "missing"},
-		{"sleeping past the timeout", "package inner\nimport \"time\"\nfunc main() error { time.Sleep(time.Hour); return nil }", `{}`, jobrt.Limits{Timeout: 500 * time.Millisecond}, "Timeout", "timeout"},
-		{"result too large", "package inner\nimport \"strings\"\nfunc main() (string, error) { return strings.Repeat(\"x\", 1<<20), nil }", `{}`, jobrt.Limits{ResultBytes: 1024}, "ResultTooLarge", "too large"},
-		{"unencodable result", "package inner\nfunc main() (interface{}, error) { return func() {}, nil }", `{}`, jobrt.Limits{}, "SerializationError", "cannot encode"},
-		{"panic in another goroutine", "package inner\nimport \"time\"\nfunc main() error { go func() { panic(\"elsewhere\") }(); time.Sleep(time.Second); return nil }", `{}`, jobrt.Limits{}, "ExecutionError", "panic: elsewhere"},
-		{"memory over the override", "package inner\nvar keep [][]byte\nfunc main() error { for i := 0; i < 100; i++ { b := make([]byte, 1<<20); b[0] = 1; keep = append(keep, b) }; return nil }", `{}`, jobrt.Limits{MemoryBytes: 48 << 20}, "ExecutionError", "out of memory"},
+		{"wrong arg type", `{"mode":7}`, jobrt.Limits{}, "InvalidArgs", "cannot decode the args"},
+		{"returned error type", `{"mode":"error"}`, jobrt.Limits{}, "fs.PathError", "missing"},
+		{"sleeping past the timeout", `{"mode":"sleep"}`, jobrt.Limits{Timeout: 500 * time.Millisecond}, "Timeout", "timeout"},
+		{"result too large", `{"mode":"large"}`, jobrt.Limits{ResultBytes: 1024}, "ResultTooLarge", "too large"},
+		{"unencodable result", `{"mode":"func"}`, jobrt.Limits{}, "SerializationError", "cannot encode"},
+		{"panic in another goroutine", `{"mode":"goroutine panic"}`, jobrt.Limits{}, "ExecutionError", "panic: elsewhere"},
+		{"memory over the override", `{"mode":"memory"}`, jobrt.Limits{MemoryBytes: 48 << 20}, "ExecutionError", "out of memory"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			out, logs := run(t, e, tc.code, "", tc.args, tc.lim)
+			out, logs := run(t, e, failuresScript, "", tc.args, tc.lim)
 			name, msg := errorOf(t, out)
 			if out.Success || name != tc.wantName || !strings.Contains(msg, tc.wantIn) {
 				t.Fatalf("got %s (logs %q); expected a %s mentioning %q", out.Result, logs, tc.wantName, tc.wantIn)
@@ -138,9 +177,15 @@ func TestExecutor_Run_failures(t *testing.T) {
 		})
 	}
 	t.Run("memory under the override", func(t *testing.T) {
-		out, _ := run(t, e, tests[len(tests)-1].code, "", `{}`, jobrt.Limits{MemoryBytes: 256 << 20})
+		out, _ := run(t, e, failuresScript, "", `{"mode":"memory"}`, jobrt.Limits{MemoryBytes: 256 << 20})
 		if !out.Success || out.MemPeak < 100<<20 {
 			t.Fatalf("got %s with a peak of %d bytes; expected success above 100 MiB", out.Result, out.MemPeak)
+		}
+	})
+	t.Run("a clean job after all that", func(t *testing.T) {
+		out, _ := run(t, e, failuresScript, "", `{"mode":"fine"}`, jobrt.Limits{})
+		if !out.Success || string(out.Result) != `"fine"` {
+			t.Fatalf("got %s", out.Result)
 		}
 	})
 }
@@ -170,7 +215,15 @@ func TestExecutor_Run_freshRandomness(t *testing.T) {
 func TestExecutor_Run_rebuildsMissingArtifact(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	first, err := New(ctx, Config{CacheDir: dir})
+	newHost := func() *wasmhost.Host { // its own template LRU, the shared compiled code
+		h, err := wasmhost.New(ctx, wasmhost.Config{CompilationCacheDir: filepath.Join(sharedCacheDir(t), "compiled")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { h.Close(ctx) })
+		return h
+	}
+	first, err := New(ctx, Config{CacheDir: dir, Host: newHost()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +240,7 @@ func TestExecutor_Run_rebuildsMissingArtifact(t *testing.T) {
 	if err := first.removeWasmCache(); err != nil {
 		t.Fatal(err)
 	}
-	second, err := New(ctx, Config{CacheDir: dir})
+	second, err := New(ctx, Config{CacheDir: dir, Host: newHost()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -147,7 +147,7 @@ func (h *Host) NewTemplate(ctx context.Context, wasm []byte, init InitFunc) (*Te
 	if err != nil {
 		return nil, err
 	}
-	compiled, err := h.rt.CompileModule(ctx, job)
+	compiled, err := h.rt.CompileModule(experimental.WithCompilationWorkers(ctx, runtime.GOMAXPROCS(0)), job)
 	if err != nil {
 		return nil, fmt.Errorf("cannot compile the wasm module: %w", err)
 	}
