@@ -3,10 +3,12 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -218,4 +220,92 @@ func itoa(n int64) string {
 			return string(buf[i:])
 		}
 	}
+}
+
+// mustSaveGoScript saves a Go script in workspace main and returns its hash.
+func (s *apiServer) mustSaveGoScript(tb testing.TB, path, content string) string {
+	tb.Helper()
+	body := fmt.Sprintf(`{"path":%q,"summary":"","description":"","language":"go","content":%q}`, path, content)
+	code, hash := do(tb, s.client(1), "POST", s.url+"/api/w/main/scripts/create", body)
+	if code != 201 {
+		tb.Fatalf("cannot save the Go script: %d %s", code, hash)
+	}
+	return strings.TrimSpace(hash)
+}
+
+// waitDeployment polls deployment_status until the lock or the lock error is
+// known.
+func (s *apiServer) waitDeployment(tb testing.TB, hash string) (lock, lockError string) {
+	tb.Helper()
+	deadline := time.Now().Add(5 * time.Minute)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for time.Now().Before(deadline) {
+		code, body := do(tb, s.client(1), "GET", s.url+"/api/w/main/scripts/deployment_status/h/"+hash, "")
+		if code != 200 {
+			tb.Fatalf("deployment_status: %d %s", code, body)
+		}
+		var st struct {
+			Lock          *string `json:"lock"`
+			LockErrorLogs *string `json:"lock_error_logs"`
+		}
+		if err := json.Unmarshal([]byte(body), &st); err != nil {
+			tb.Fatalf("deployment_status is not JSON: %s", body)
+		}
+		if st.Lock != nil || st.LockErrorLogs != nil {
+			if st.Lock != nil {
+				lock = *st.Lock
+			}
+			if st.LockErrorLogs != nil {
+				lockError = *st.LockErrorLogs
+			}
+			return lock, lockError
+		}
+		<-tick.C
+	}
+	tb.Fatalf("the deployment of %s did not finish", hash)
+	return "", ""
+}
+
+// TestGoWasmOverHTTP is issue 4's end-to-end check against the real binary:
+// a Go script with a struct parameter deploys (its lock in
+// deployment_status) and run_wait_result returns its typed result; wrong
+// argument types get a 400 from the schema; a script that does not compile
+// shows the compiler's message in deployment_status and its run fails with it.
+func TestGoWasmOverHTTP(t *testing.T) {
+	s := MustStartAPIServer(t, "--languages", "go")
+	c := s.client(1)
+
+	hash := s.mustSaveGoScript(t, "u/admin/hello_go", trivialGoScript)
+	lock, lockErr := s.waitDeployment(t, hash)
+	if lockErr != "" || !strings.Contains(lock, "module mymod") {
+		t.Fatalf("deployment_status: lock %q, error %q; expected the go.mod lock", lock, lockErr)
+	}
+	url := s.url + "/api/w/main/jobs/run_wait_result/p/u/admin/hello_go"
+	if code, body := do(t, c, "POST", url, string(trivialGoArgs)); code != 200 || body != `{"hello":"bench","n":42}` {
+		t.Fatalf("run_wait_result: %d %s", code, body)
+	}
+	if code, body := do(t, c, "POST", url, `{"who":{"name":"x"},"n":"forty-one"}`); code != 400 {
+		t.Fatalf("run_wait_result with a string for an int: %d %s; expected 400", code, body)
+	}
+
+	broken := "package inner\n\nfunc main(n int) (interface{}, error) {\n\treturn missing(n), nil\n}\n"
+	bhash := s.mustSaveGoScript(t, "u/admin/broken_go", broken)
+	if _, lockErr := s.waitDeployment(t, bhash); !strings.Contains(lockErr, "undefined: missing") {
+		t.Fatalf("deployment_status of a script that does not compile: lock_error_logs %q", lockErr)
+	}
+	code, body := do(t, c, "POST", s.url+"/api/w/main/jobs/run_wait_result/p/u/admin/broken_go", `{"n":1}`)
+	if code == 200 || !strings.Contains(body, "undefined: missing") {
+		t.Fatalf("running a script that does not compile: %d %s; expected a failure with the compiler's message", code, body)
+	}
+}
+
+// BenchmarkAPI_RunWaitResultGo calls run_wait_result over HTTP on a trivial
+// Go script on a single node (goal: p50 <= 5 ms, p99 <= 15 ms sequential).
+func BenchmarkAPI_RunWaitResultGo(b *testing.B) {
+	s := MustStartAPIServer(b, "--languages", "go")
+	s.waitDeployment(b, s.mustSaveGoScript(b, "u/admin/hello_go", trivialGoScript))
+	url := s.url + "/api/w/main/jobs/run_wait_result/p/u/admin/hello_go"
+	b.Run("sequential", func(b *testing.B) { drive(b, s, 1, "POST", url, string(trivialGoArgs), 200) })
+	b.Run("concurrent16", func(b *testing.B) { drive(b, s, 16, "POST", url, string(trivialGoArgs), 200) })
 }
