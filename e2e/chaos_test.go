@@ -195,7 +195,6 @@ func TestChaos_LeaderKillsUnderLoad(t *testing.T) {
 	for _, s := range acked {
 		cl.WaitJob(s.id, 120*time.Second)
 	}
-	histEnd := time.Now()
 
 	// Exactly once: each acked id is listed once, and the audit log holds one push and one completion.
 	listed := map[string]int{}
@@ -255,7 +254,7 @@ func TestChaos_LeaderKillsUnderLoad(t *testing.T) {
 	}
 
 	// Linearizability of each job's history.
-	res := checkJobHistories(t, cl, acked, byJob, histEnd)
+	res := checkJobHistories(t, cl, acked, byJob)
 	if res != "Ok" {
 		t.Errorf("porcupine: job histories are %s (a checker timeout counts as a failure)", res)
 	}
@@ -430,20 +429,22 @@ var jobModel = porcupine.Model{
 // porcupine (60 s budget; a timeout is reported as "Unknown").
 //
 // Client operations carry the client's own call and return times. Store
-// events carry the proposer's time stamp from the audit log as their call
-// (the command was stamped before it was proposed) and, as their return, the
-// stamp of the job's next event (which its proposer made only after seeing
-// this one applied) or, for the last one, the end of the history. The final
-// read happens after everything.
-func checkJobHistories(t *testing.T, cl *Client, acked []*submission, byJob map[string][]vane.AuditEntry, end time.Time) porcupine.CheckResult {
+// events happen in log order (the audit log's order) at a point no later
+// than their apply: each is placed at its proposer's time stamp (taken before
+// the command was proposed), or just after the job's previous event when
+// that is later. A claim does not name its job (it takes whatever is ready
+// when it applies), so its stamp may precede the expiry that requeued the job;
+// the log order, not the stamps, orders them. The final read happens after
+// everything.
+func checkJobHistories(t *testing.T, cl *Client, acked []*submission, byJob map[string][]vane.AuditEntry) porcupine.CheckResult {
 	t.Helper()
 	var ops []porcupine.Operation
 	for ci, s := range acked {
 		last := s.attempts[len(s.attempts)-1]
 		ops = append(ops, porcupine.Operation{ClientId: ci, Input: jobOp{job: s.id, kind: "ack"},
 			Call: last.call.UnixNano(), Return: last.ret.UnixNano()})
-		evs := byJob[s.id]
-		for i, e := range evs {
+		at := int64(0)
+		for _, e := range byJob[s.id] {
 			op := jobOp{job: s.id, outcome: e.Parameters["outcome"]}
 			switch {
 			case strings.HasPrefix(e.Operation, "jobs.run."):
@@ -460,11 +461,8 @@ func checkJobHistories(t *testing.T, cl *Client, acked []*submission, byJob map[
 				continue
 			}
 			fmt.Sscan(e.Parameters["epoch"], &op.epoch)
-			ret := end
-			if i+1 < len(evs) {
-				ret = evs[i+1].Timestamp
-			}
-			ops = append(ops, porcupine.Operation{ClientId: ci, Input: op, Call: e.Timestamp.UnixNano(), Return: ret.UnixNano()})
+			at = max(e.Timestamp.UnixNano(), at+1)
+			ops = append(ops, porcupine.Operation{ClientId: ci, Input: op, Call: at, Return: at})
 		}
 		restarts, done := readJobRestarts(t, cl, s.id)
 		if !done {
@@ -488,4 +486,35 @@ func checkJobHistories(t *testing.T, cl *Client, acked []*submission, byJob map[
 		}
 	}
 	return res
+}
+
+// TestJobModel_RefusesBrokenHistories checks that the chaos test's model
+// tells good histories from broken ones (it is not vacuous).
+func TestJobModel_RefusesBrokenHistories(t *testing.T) {
+	op := func(at int64, kind string, epoch int, outcome string, out any) porcupine.Operation {
+		return porcupine.Operation{Input: jobOp{job: "j", kind: kind, epoch: epoch, outcome: outcome}, Output: out, Call: at, Return: at}
+	}
+	tests := []struct {
+		name string
+		ops  []porcupine.Operation
+		want porcupine.CheckResult
+	}{
+		{"once", []porcupine.Operation{op(1, "push", 0, "", nil), op(2, "claim", 1, "", nil), op(3, "complete", 1, "", nil), op(4, "read", 0, "", 0)}, porcupine.Ok},
+		{"requeued then done", []porcupine.Operation{op(1, "push", 0, "", nil), op(2, "claim", 1, "", nil), op(3, "expire", 0, "requeued", nil),
+			op(4, "claim", 2, "", nil), op(5, "complete", 2, "", nil), op(6, "read", 0, "", 1)}, porcupine.Ok},
+		{"completed twice", []porcupine.Operation{op(1, "push", 0, "", nil), op(2, "claim", 1, "", nil), op(3, "complete", 1, "", nil), op(4, "complete", 1, "", nil)}, porcupine.Illegal},
+		{"stale epoch completes", []porcupine.Operation{op(1, "push", 0, "", nil), op(2, "claim", 1, "", nil), op(3, "expire", 0, "requeued", nil),
+			op(4, "claim", 2, "", nil), op(5, "complete", 1, "", nil)}, porcupine.Illegal},
+		{"pushed twice", []porcupine.Operation{op(1, "push", 0, "", nil), op(2, "push", 0, "", nil)}, porcupine.Illegal},
+		{"acked before pushed", []porcupine.Operation{op(1, "ack", 0, "", nil), op(2, "push", 0, "", nil)}, porcupine.Illegal},
+		{"never completed", []porcupine.Operation{op(1, "push", 0, "", nil), op(2, "claim", 1, "", nil), op(3, "read", 0, "", 0)}, porcupine.Illegal},
+		{"restarts miscounted", []porcupine.Operation{op(1, "push", 0, "", nil), op(2, "claim", 1, "", nil), op(3, "complete", 1, "", nil), op(4, "read", 0, "", 1)}, porcupine.Illegal},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := porcupine.CheckOperationsTimeout(jobModel, tt.ops, 10*time.Second); got != tt.want {
+				t.Errorf("got %s, want %s", got, tt.want)
+			}
+		})
+	}
 }
