@@ -50,6 +50,7 @@ func detectV2(mount, name string) cgroupManager {
 	if err := os.WriteFile(filepath.Join(parent, "cgroup.subtree_control"), []byte("+memory +pids +cpu"), 0); err != nil {
 		return noCgroups{ver: "v2", why: fmt.Sprintf("cannot enable controllers in %s: %v", parent, err)}
 	}
+	_ = os.WriteFile(filepath.Join(parent, "cpu.weight"), []byte(strconv.Itoa(parentCPUWeight*100)), 0)
 	return &cgroupV2{parent: parent}
 }
 
