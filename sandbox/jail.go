@@ -143,6 +143,9 @@ func (s *Sandbox) startJailedSpec(ctx context.Context, spec *Spec, probe bool) (
 		return fail(fmt.Errorf("cannot build jail: init ended without a status (%q)", strings.TrimSpace(line)))
 	}
 	p.watch(ctx)
+	if spec.Limits.DirBytes > 0 {
+		p.watchDir(spec.Dir, spec.Limits.DirBytes)
+	}
 	return p, nil
 }
 
@@ -335,6 +338,9 @@ func (s *Sandbox) startInsecure(ctx context.Context, spec *Spec) (*Process, erro
 		}
 	}
 	p.watch(ctx)
+	if spec.Limits.DirBytes > 0 {
+		p.watchDir(spec.Dir, spec.Limits.DirBytes)
+	}
 	return p, nil
 }
 

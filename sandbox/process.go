@@ -25,6 +25,9 @@ type Exit struct {
 	OOM bool
 	// MemPeak is the tree's peak memory in bytes when cgroups measure it, else 0.
 	MemPeak int64
+	// DirOverBudget is true when the job directory outgrew Limits.DirBytes
+	// (or its entry cap) and the tree was killed for it.
+	DirOverBudget bool
 }
 
 // Success reports whether the process exited with status 0 on its own.
@@ -36,6 +39,8 @@ func (e Exit) String() string {
 	switch {
 	case e.OOM:
 		return "killed: out of memory"
+	case e.DirOverBudget:
+		return "killed: job directory over its size budget"
 	case e.Killed:
 		return "killed"
 	case e.Signal != 0:
@@ -59,8 +64,11 @@ type Process struct {
 
 	stopWatch func() bool // stops the ctx watcher
 
-	mu     sync.Mutex // guards killed
-	killed bool
+	stopDirWatch func() // stops the job directory's size watch; nil without one
+
+	mu         sync.Mutex // guards killed and overBudget
+	killed     bool
+	overBudget bool
 
 	waitOnce sync.Once
 	exit     Exit
@@ -111,8 +119,11 @@ func (p *Process) wait() {
 	if p.stopWatch != nil {
 		p.stopWatch()
 	}
+	if p.stopDirWatch != nil {
+		p.stopDirWatch()
+	}
 	p.mu.Lock()
-	killed := p.killed
+	killed, overBudget := p.killed, p.overBudget
 	p.mu.Unlock()
 	var ex Exit
 	if p.jailed {
@@ -131,8 +142,9 @@ func (p *Process) wait() {
 		ex.MemPeak, ex.OOM = p.cg.stats()
 		p.cg.remove() // retries in the background while killed members are reaped
 	}
-	if ex.OOM {
+	if ex.OOM || overBudget {
 		ex.Killed = false
+		ex.DirOverBudget = overBudget
 	}
 	p.exit = ex
 }

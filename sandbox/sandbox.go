@@ -167,6 +167,7 @@ type Limits struct {
 	MaxFileBytes int64         // RLIMIT_FSIZE, and the size of the jail's /tmp
 	AddressSpace int64         // RLIMIT_AS; leave 0 for V8 (Deno), which cannot live under it
 	MemoryBytes  int64         // the cgroup's memory limit (when cgroups are usable)
+	DirBytes     int64         // the job directory's total size; the tree is killed past it (checked every 100 ms)
 	CPUs         float64       // the cgroup's CPU quota in cores (when cgroups are usable)
 }
 

@@ -131,6 +131,8 @@ func (e *Executor) Run(ctx context.Context, req *jobrt.Request) (jobrt.Outcome, 
 		o.Result = jobrt.ErrorResult("Canceled", "Job canceled", "")
 	case runCtx.Err() != nil:
 		o.Result = jobrt.ErrorResult("Timeout", fmt.Sprintf("Job timed out (timeout) after %s", time.Since(start).Round(time.Millisecond)), strings.Join(out.lastLines(5), "\n"))
+	case ex.DirOverBudget:
+		o.Result = jobrt.ErrorResult("DiskQuota", fmt.Sprintf("Job killed: its directory outgrew its budget of %d bytes", lim.MaxFileBytes), "")
 	case ex.OOM:
 		o.Result = jobrt.ErrorResult("OutOfMemory", fmt.Sprintf("Job ran out of memory (limit %d bytes); last lines: %s", lim.MemoryBytes, strings.Join(out.lastLines(5), "\n")), "")
 	case !ex.Success():
@@ -224,6 +226,7 @@ func sandboxLimits(l jobrt.Limits) sandbox.Limits {
 		MaxFileBytes: l.MaxFileBytes,
 		AddressSpace: l.MemoryBytes + 64<<20,
 		MemoryBytes:  l.MemoryBytes + 16<<20, // the jail's init lives in the cgroup too
+		DirBytes:     l.MaxFileBytes,
 		CPUs:         1,
 	}
 }

@@ -79,6 +79,9 @@ const (
 	// (detached: new session, ignoring SIGHUP) that sleeps for 1000 s, prints
 	// "left", and exits successfully right away.
 	Background Attack = "background"
+	// FillDisk: writes 16 MiB files into its directory, one after another,
+	// forever (each file under RLIMIT_FSIZE; together without bound).
+	FillDisk Attack = "fill_disk"
 	// NestedNamespace: tries to create a new user namespace (in which it
 	// would hold capabilities and a fresh process count) and returns
 	// "created" if it could, else prints "refused" and the reason.
@@ -90,7 +93,7 @@ const (
 
 // AllAttacks lists every Attack the harness must supply code for.
 var AllAttacks = []Attack{Sanity, ForkBomb, InfiniteLoop, Allocate8GiB, ReadFile, ReadViaSymlink,
-	ReadViaHardlink, PlantResult, DumpEnv, Connect, Flood, Background, WriteOutside, NestedNamespace}
+	ReadViaHardlink, PlantResult, DumpEnv, Connect, Flood, Background, WriteOutside, NestedNamespace, FillDisk}
 
 // Harness is what a language supplies.
 type Harness struct {
@@ -133,6 +136,7 @@ func Run(t *testing.T, h Harness) {
 		{"background", s.background},
 		{"write_outside", s.writeOutside},
 		{"nested_namespace", s.nestedNamespace},
+		{"fill_disk", s.fillDisk},
 	} {
 		t.Run(c.name, c.fn)
 	}
@@ -459,6 +463,30 @@ func (s *suite) writeOutside(t *testing.T) {
 			t.Fatalf("the job wrote %s on the host (result %s)", p, r.out.Result)
 		}
 	}
+}
+
+func (s *suite) fillDisk(t *testing.T) {
+	dir := s.h.NewDir(t)
+	lim := jobrt.Limits{Timeout: 2 * time.Minute, MaxFileBytes: 64 << 20}
+	r := s.run(t, FillDisk, nil, lim, dir)
+	if r.out.Success {
+		t.Fatalf("filling the disk succeeded: %s", r.out.Result)
+	}
+	var used int64
+	_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if info, err := d.Info(); err == nil {
+				used += info.Size()
+			}
+		}
+		return nil
+	})
+	// The budget is checked every 100 ms: what a job writes in that time is
+	// the overshoot; a bound well below "the disk" is the point.
+	if used > lim.MaxFileBytes+(1<<30) {
+		t.Fatalf("the job left %d bytes in its directory; its budget is %d", used, lim.MaxFileBytes)
+	}
+	t.Logf("the job was stopped with %d MiB in its directory (budget %d MiB): %.200s", used>>20, lim.MaxFileBytes>>20, r.out.Result)
 }
 
 func (s *suite) nestedNamespace(t *testing.T) {

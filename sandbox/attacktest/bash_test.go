@@ -65,6 +65,10 @@ setsid bash -c "trap '' HUP; exec -a $marker sleep 1000" < /dev/null > /dev/null
 (exec -a "$marker" sleep 1000 &)
 echo left
 `,
+	attacktest.FillDisk: `marker="$1"
+i=0
+while :; do head -c 16777216 /dev/zero > "fill-$i"; i=$((i+1)); done
+`,
 	attacktest.NestedNamespace: `marker="$1"
 if unshare -U true; then echo created > result.out; else echo "refused (exit $?)"; fi
 `,
