@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -375,5 +376,56 @@ func TestConfig_Validate(t *testing.T) {
 	}
 	if err := (jobrt.Config{InstanceSecret: secret}).Validate(); err != nil {
 		t.Fatalf("a config with only a secret is valid, got %v", err)
+	}
+}
+
+// lossyEvents is the real store whose subscription misses every cancel
+// event, as a slow subscriber may (the store's contract allows it).
+type lossyEvents struct{ *raftstore.Store }
+
+func (l lossyEvents) Subscribe() (<-chan vane.Event, func()) {
+	in, stop := l.Store.Subscribe()
+	out := make(chan vane.Event, 64)
+	go func() {
+		defer close(out)
+		for ev := range in {
+			if ev.Kind != vane.EventJobCanceled {
+				out <- ev
+			}
+		}
+	}()
+	return out, stop
+}
+
+// TestWorker_CancelByHeartbeat: with the cancel event missed, the next
+// heartbeat learns of the cancel and the job is killed and completed.
+func TestWorker_CancelByHeartbeat(t *testing.T) {
+	s := MustStore(t)
+	ex, err := bash.New(bash.Config{Sandbox: MustSandbox(t, "")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := jobrt.DefaultConfig()
+	cfg.InstanceSecret = s.InstanceSecret
+	cfg.Lease = 2 * time.Second
+	cfg.HeartbeatInterval = 100 * time.Millisecond
+	cfg.LogInterval = 20 * time.Millisecond
+	cfg.JobRoot = filepath.Join(t.TempDir(), "jobs")
+	w, err := jobrt.New(cfg, lossyEvents{s}, map[vane.ScriptLang]jobrt.Executor{vane.LangBash: ex})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.Close() })
+	id := MustPush(t, s, "u/admin/hb", "", "echo started; sleep 100", `{}`)
+	poll(t, 30*time.Second, "the job to start", func() bool { return strings.Contains(mustLogs(t, s, id), "started") })
+	if _, err := s.CancelJob(context.Background(), testActor, testWS, id, "by heartbeat"); err != nil {
+		t.Fatal(err)
+	}
+	j := MustWait(t, s, id)
+	if j.Success || !strings.Contains(string(j.Result), "Job canceled: by heartbeat") {
+		t.Fatalf("result %s", j.Result)
 	}
 }
