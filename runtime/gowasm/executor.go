@@ -206,7 +206,7 @@ func (e *Executor) Run(ctx context.Context, req *jobrt.Request) (jobrt.Outcome, 
 	}()
 
 	call := &wasmhost.Call{Input: input, MaxOutput: int(lim.ResultBytes)}
-	_, callErr = mod.ExportedFunction(runExport).Call(wasmhost.WithCall(ctx, call))
+	_, callErr = inst.Function(runExport).Call(wasmhost.WithCall(ctx, call))
 	memPeak := int64(mod.Memory().Size())
 	out, isErr, set, outErr := call.Output()
 	switch {

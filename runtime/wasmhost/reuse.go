@@ -38,10 +38,29 @@ type Instance struct {
 	sleep    sleepGate
 	jobDir   string // where Release moves the job's files
 	reused   bool
+	funcs    map[string]api.Function // exports already looked up; each keeps its grown call stack
 }
 
 // Module is the instance's module; call its exports with the job's context.
 func (i *Instance) Module() api.Module { return i.mod }
+
+// Function returns the named export (nil if there is none). A pooled
+// instance keeps the function across jobs, so wazero's call stack for it,
+// once grown, is not allocated and grown again for every job. Not safe for
+// concurrent calls, like the instance itself.
+func (i *Instance) Function(name string) api.Function {
+	if f, ok := i.funcs[name]; ok {
+		return f
+	}
+	f := i.mod.ExportedFunction(name)
+	if f != nil {
+		if i.funcs == nil {
+			i.funcs = map[string]api.Function{}
+		}
+		i.funcs[name] = f
+	}
+	return f
+}
 
 // Reused reports whether the instance ran an earlier job before this one.
 func (i *Instance) Reused() bool { return i.reused }
