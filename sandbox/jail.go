@@ -307,7 +307,7 @@ func (s *Sandbox) startInsecure(ctx context.Context, spec *Spec) (*Process, erro
 	if spec.Stdout != nil && spec.Stdout == spec.Stderr {
 		cmd.Stderr = pipes[1][1]
 	}
-	err := cmd.Start()
+	err := startOnSpawnerThread(cmd)
 	pipes[0][0].Close()
 	pipes[1][1].Close()
 	pipes[2][1].Close()

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"sync"
 	"syscall"
 
@@ -90,7 +91,7 @@ func (s *Sandbox) spawnZygote() (*zygote, error) {
 			Pdeathsig:  syscall.SIGKILL,
 		},
 	}
-	if err := cmd.Start(); err != nil {
+	if err := startOnSpawnerThread(cmd); err != nil {
 		closeAll()
 		return nil, fmt.Errorf("cannot start jail init: %w", err)
 	}
@@ -283,3 +284,32 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 // PoolReady returns how many pooled jail inits are ready now (for metrics
 // and benchmarks that measure the warm path).
 func (s *Sandbox) PoolReady() int { return len(s.pool.ready) }
+
+// spawnRequests carries process starts to the spawner goroutine, locked to
+// one OS thread for the life of the process. Pdeathsig fires when the
+// *thread* that started a child exits, and Go may end a thread (one left
+// locked by a goroutine that exited): starting every jail init from a
+// thread that never exits makes Pdeathsig mean "vane died", nothing else.
+var (
+	spawnRequests = make(chan spawnRequest)
+	spawnerOnce   sync.Once
+)
+
+type spawnRequest struct {
+	cmd  *exec.Cmd
+	done chan error
+}
+
+func startOnSpawnerThread(cmd *exec.Cmd) error {
+	spawnerOnce.Do(func() {
+		go func() {
+			runtime.LockOSThread() // never unlocked: this thread lives as long as vane
+			for r := range spawnRequests {
+				r.done <- r.cmd.Start()
+			}
+		}()
+	})
+	done := make(chan error, 1)
+	spawnRequests <- spawnRequest{cmd: cmd, done: done}
+	return <-done
+}
