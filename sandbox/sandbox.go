@@ -275,6 +275,7 @@ func New(cfg Config) (*Sandbox, error) {
 	if cfg.APIAddr != "" {
 		p, err := newAPIProxy(filepath.Join(cfg.StateDir, "api.sock"), cfg.APIAddr)
 		if err != nil {
+			_ = s.Close()
 			return nil, err
 		}
 		s.api = p
@@ -313,8 +314,10 @@ func New(cfg Config) (*Sandbox, error) {
 // Status returns the mode and what is enforced; it does not change after New.
 func (s *Sandbox) Status() Status { return s.status }
 
-// Close stops the API forwarder and removes the state directory. Processes
-// already started keep running until they end or are killed. Idempotent.
+// Close kills the pooled (idle) jail inits, stops the API forwarder, waits
+// (bounded) for job cgroups to be removed and removes the state directory.
+// Processes already started keep running until they end or are killed.
+// Idempotent.
 func (s *Sandbox) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
