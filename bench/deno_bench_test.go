@@ -43,8 +43,11 @@ func denoBinaryForBench(b *testing.B) string {
 // script deployed, and its lock.
 func newDenoBench(b *testing.B, jailed bool) (*deno.Deno, string) {
 	b.Helper()
-	cfg := deno.Config{DenoPath: denoBinaryForBench(b), CacheDir: filepath.Join(os.TempDir(), "vane-deno-bench-cache")}
+	// Separate caches: a plain run writes V8's code cache into DENO_DIR,
+	// which a jailed run (read-only DENO_DIR) would otherwise never have.
+	cfg := deno.Config{DenoPath: denoBinaryForBench(b), CacheDir: filepath.Join(os.TempDir(), "vane-deno-bench-cache-plain")}
 	if jailed {
+		cfg.CacheDir = filepath.Join(os.TempDir(), "vane-deno-bench-cache-jailed")
 		state, err := os.MkdirTemp("", "vane-deno-bench-sandbox-")
 		if err != nil {
 			b.Fatal(err)
