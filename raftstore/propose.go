@@ -18,6 +18,10 @@ type proposal struct {
 	done chan cmdResult // buffered(1)
 }
 
+// maxInflightEntries bounds the entries the proposer has handed to raft and
+// not yet seen applied (see runProposer).
+var maxInflightEntries = 2
+
 // maxEntryBytes bounds the commands packed into one entry; a single larger
 // command still goes alone.
 const maxEntryBytes = 1 << 20
@@ -120,6 +124,15 @@ func (s *Store) apply(ctx context.Context, c command) (output, error) {
 func (s *Store) runProposer() {
 	defer s.wg.Done()
 	for {
+		// At most maxInflightEntries entries between raft.Apply and their
+		// outcome: while they are written and applied, new proposals queue
+		// up and go together in the next entry (group commit).
+		select {
+		case s.inflight <- struct{}{}:
+		case <-s.stop:
+			s.failPending()
+			return
+		}
 		var first *proposal
 		select {
 		case first = <-s.proposals:
@@ -162,6 +175,7 @@ func (s *Store) failPending() {
 
 func (s *Store) deliver(f raft.ApplyFuture, batch []*proposal) {
 	err := f.Error()
+	<-s.inflight
 	var res entryResult
 	if err == nil {
 		res, _ = f.Response().(entryResult)

@@ -49,6 +49,7 @@ type Store struct {
 	fsm       *fsm
 
 	proposals chan *proposal
+	inflight  chan struct{} // slots of entries in flight (runProposer)
 	verifier  *verifier
 	readyTerm atomic.Uint64 // the term in which this leader caught up (see leaderCaughtUp)
 
@@ -102,7 +103,7 @@ func Open(cfg Config) (_ *Store, err error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("cannot create data dir: %w", err)
 	}
-	s := &Store{cfg: cfg, proposals: make(chan *proposal, 4096), stop: make(chan struct{}),
+	s := &Store{cfg: cfg, proposals: make(chan *proposal, 4096), inflight: make(chan struct{}, maxInflightEntries), stop: make(chan struct{}),
 		notifyCh: make(chan bool, 16)}
 	defer func() {
 		if err != nil {
