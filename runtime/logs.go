@@ -76,6 +76,10 @@ func (c *CappedWriter) Truncated() bool {
 	return c.marked
 }
 
+// maxLogSend bounds one AppendJobLogs chunk (the store refuses chunks over
+// 1 MiB).
+const maxLogSend = 256 << 10
+
 // logStreamer buffers a running job's output and appends it to the store in
 // chunks: when ChunkBytes have accumulated or Interval has passed since the
 // first unsent byte. One goroutine sends, so chunks arrive in order; Finish
@@ -132,13 +136,21 @@ func (l *logStreamer) run() {
 }
 
 func (l *logStreamer) flush() {
-	l.mu.Lock()
-	if l.failed || len(l.buf) == 0 {
-		l.mu.Unlock()
-		return
+	for l.sendOne(0) {
 	}
-	chunk := string(l.buf)
-	l.buf = l.buf[:0]
+}
+
+// sendOne sends one chunk of at most maxLogSend bytes, leaving keep bytes
+// unsent; it reports whether it sent one and more may follow.
+func (l *logStreamer) sendOne(keep int) bool {
+	l.mu.Lock()
+	if l.failed || len(l.buf) <= keep {
+		l.mu.Unlock()
+		return false
+	}
+	n := min(len(l.buf)-keep, maxLogSend)
+	chunk := string(l.buf[:n])
+	l.buf = append(l.buf[:0], l.buf[n:]...)
 	l.mu.Unlock()
 	if err := l.send(chunk); err != nil {
 		// Keep the chunk (it goes with the completion); stop for good only
@@ -147,13 +159,19 @@ func (l *logStreamer) flush() {
 		l.failed = errors.Is(err, vane.ErrStaleEpoch) || errors.Is(err, vane.ErrJobFinished)
 		l.buf = append([]byte(chunk), l.buf...)
 		l.mu.Unlock()
+		return false
 	}
+	return true
 }
 
-// Finish stops the sender and returns the unsent rest.
+// Finish stops the sender, sends what exceeds maxLogSend, and returns the
+// unsent rest (at most maxLogSend bytes unless sends failed) for the
+// completion.
 func (l *logStreamer) Finish() string {
 	close(l.stop)
 	<-l.done
+	for l.sendOne(maxLogSend) {
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return string(l.buf)

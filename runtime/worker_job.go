@@ -24,6 +24,10 @@ type runningJob struct {
 	cancel context.CancelCauseFunc
 }
 
+// completionLogsFallback is how much of the unsent logs a completion keeps
+// when the store refuses a larger one.
+const completionLogsFallback = 64 << 10
+
 // completeRetries bounds how often a completion is retried while the store
 // has no leader; after that the lease expires and the job is re-queued.
 const completeRetries = 20
@@ -123,6 +127,16 @@ func (w *Worker) complete(c vane.Completion, log interface{ Warn(string, ...any)
 		if errors.Is(err, vane.ErrStaleEpoch) || errors.Is(err, vane.ErrJobFinished) || errors.Is(err, vane.ErrNotFound) {
 			log.Warn("worker: completion refused", "error", err)
 			return
+		}
+		if errors.Is(err, vane.ErrTooLarge) && (len(c.Logs) > completionLogsFallback || len(c.Result) > 1024) {
+			// Keep the completion within the store's limits: the logs' tail
+			// and, if the result itself is refused, an error in its place.
+			if len(c.Logs) > completionLogsFallback {
+				c.Logs = "[vane: earlier logs dropped]\n" + c.Logs[len(c.Logs)-completionLogsFallback:]
+			} else {
+				c.Success, c.Result = false, ErrorResult("ResultTooLarge", fmt.Sprintf("the job's result (%d bytes) exceeds the store's limit", len(c.Result)), "")
+			}
+			continue
 		}
 		if i >= completeRetries || errors.Is(err, vane.ErrInvalid) || errors.Is(err, vane.ErrTooLarge) {
 			log.Warn("worker: cannot complete job; its lease will expire", "error", err)

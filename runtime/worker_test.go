@@ -429,3 +429,18 @@ func TestWorker_CancelByHeartbeat(t *testing.T) {
 		t.Fatalf("result %s", j.Result)
 	}
 }
+
+// TestWorker_LargeLogs: 1.5 MB of output produced at once reaches the store
+// in chunks it accepts, and the job completes.
+func TestWorker_LargeLogs(t *testing.T) {
+	s := MustStore(t)
+	MustWorker(t, s, MustSandbox(t, ""), nil)
+	id := MustPush(t, s, "u/admin/loud", "", "head -c 1500000 /dev/zero | tr '\\0' x; echo; echo done", `{}`)
+	j := MustWait(t, s, id)
+	if !j.Success || string(j.Result) != `"done"` {
+		t.Fatalf("success %v result %s", j.Success, j.Result)
+	}
+	if logs := mustLogs(t, s, id); len(logs) < 1500000 || !strings.HasSuffix(strings.TrimSpace(logs), "done") {
+		t.Fatalf("%d bytes of logs stored (want all 1.5 MB, ending with done)", len(logs))
+	}
+}

@@ -119,7 +119,6 @@ func TestDeno_Deploy_Errors(t *testing.T) {
 		{"jsr import", `import { x } from "jsr:@std/fmt"; export function main() { return x }`, "jsr:@std/fmt"},
 		{"missing workspace script", `import { x } from "/f/nowhere/x.ts"; export function main() { return x }`, "not found"},
 		{"npm package that does not exist", `import x from "npm:vane-no-such-package-e3b0c442@1.0.0"; export function main() { return x }`, "vane-no-such-package"},
-		{"no main", `export function handler() {}`, "main"},
 	}
 	d := MustNewDeno(t)
 	for _, tt := range tests {
@@ -163,7 +162,7 @@ func TestDeno_Run_WrapperSemantics(t *testing.T) {
 		{"rejected promise", `export async function main() { await Promise.resolve(); return Promise.reject(new SyntaxError("nope")) }`, `{}`, `{"error":{"name":"SyntaxError","message":"nope"}}`, false},
 		{"sync main", `export function main(x: number) { return x * 2 }`, `{"x": 21}`, `42`, true},
 		{"default-exported main", `export default async function main(x: number) { return x + 1 }`, `{"x": 1}`, `2`, true},
-		{"no main at all", `export function handler() { return 1 }`, `{}`, `{"error":{"name":"PrepareError"}}`, false},
+		{"no main at all (a library)", `export function handler() { return 1 }`, `{}`, `{"error":{"name":"Error","message":"the script does not export a function main"}}`, false},
 	}
 	d := MustNewDeno(t)
 	for _, tt := range tests {

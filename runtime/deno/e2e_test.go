@@ -221,6 +221,42 @@ export async function main(words: string) { return camelCase(words) }`, false)
 		})
 	})
 
+	t.Run("workspace script imports resolved at save", func(t *testing.T) {
+		s.mustSave(t, "f/shared/text", `export function shout(s: string): string { return s.toUpperCase() + "!" }`, false)
+		s.mustSave(t, "u/admin/sibling", `export const prefix = "sib:";`, false)
+		s.mustSave(t, "u/admin/uses_imports", `import { shout } from "/f/shared/text.ts";
+import { prefix } from "./sibling.ts";
+export function main(db: wmill.Resource<"postgresql">, word = "hi") { return prefix + shout(word) + db.host }`, false)
+		var got string
+		s.mustRunWait(t, "u/admin/uses_imports", map[string]any{"db": map[string]any{"host": "@pg"}}, &got)
+		if got != "sib:HI!@pg" {
+			t.Fatalf("result %q; expected \"sib:HI!@pg\"", got)
+		}
+		st, body := s.do(t, "GET", "/api/w/main/scripts/get/p/u/admin/uses_imports", nil)
+		if st != 200 {
+			t.Fatalf("get script: %d %s", st, body)
+		}
+		var sc struct {
+			Schema struct {
+				Properties map[string]struct {
+					Type    string `json:"type"`
+					Format  string `json:"format"`
+					Default any    `json:"default"`
+				} `json:"properties"`
+				Required []string `json:"required"`
+			} `json:"schema"`
+		}
+		if err := json.Unmarshal(body, &sc); err != nil {
+			t.Fatal(err)
+		}
+		if db := sc.Schema.Properties["db"]; db.Type != "object" || db.Format != "resource-postgresql" {
+			t.Errorf("schema of db: %+v; expected an object of format resource-postgresql", db)
+		}
+		if w := sc.Schema.Properties["word"]; w.Type != "string" || w.Default != "hi" {
+			t.Errorf("schema of word: %+v; expected a string defaulting to hi", w)
+		}
+	})
+
 	t.Run("dedicated worker keeps state across jobs", func(t *testing.T) {
 		s.mustSave(t, "u/admin/hot", `let n = 0;
 export function main() { n++; return { n, job: Deno.env.get("WM_JOB_ID") } }`, true)

@@ -19,7 +19,8 @@ import (
 // date-time, wmill.Base64/Email/Sql/Resource<'t'>). A parameter is required
 // unless it is optional (`?`), has a default, or its type admits undefined.
 // Errors wrap vane.ErrInvalid and say what is wrong. It is safe for
-// concurrent use.
+// concurrent use. Code without an exported main (a library other scripts
+// import) has an empty schema.
 func (d *Deno) ParseSignature(code string) (*vane.Schema, error) {
 	return ParseSignature(code)
 }
@@ -68,7 +69,9 @@ func mainParams(code string) ([]string, error) {
 		loc = mainConstRE.FindStringIndex(masked)
 	}
 	if loc == nil {
-		return nil, vane.Invalidf("cannot find main: the script must export a function main, e.g. `export async function main(name: string) { ... }`")
+		// A library of common logic that other scripts import by path: as in
+		// Windmill it saves with an empty schema; running it fails.
+		return nil, nil
 	}
 	open := loc[1] - 1
 	end, err := matchClose(clean, open)

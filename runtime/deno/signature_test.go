@@ -102,6 +102,13 @@ export async function main(
 			props:    `{"db":{"type":"object","format":"resource-postgresql","originalType":"Postgresql"},"cb":{"originalType":"(x: string) => void"}}`,
 		},
 		{
+			name:     "a library without main",
+			code:     `export function handler(a: string) {} async function main(b: number) {}`,
+			order:    nil,
+			required: []string{},
+			props:    `{}`,
+		},
+		{
 			name:     "no parameters",
 			code:     `export async function main() { return 1 }`,
 			order:    nil,
@@ -149,8 +156,6 @@ func TestParseSignature_Errors(t *testing.T) {
 		name string
 		code string
 	}{
-		{"no main", `export function handler(a: string) {}`},
-		{"main not exported", `async function main(a: string) {}`},
 		{"destructured parameter", `export function main({ a, b }: { a: string, b: string }) {}`},
 		{"rest parameter", `export function main(...args: string[]) {}`},
 		{"unclosed parameter list", `export function main(a: string, b: { c: number ) {}`},
