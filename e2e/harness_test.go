@@ -26,6 +26,9 @@ const adminToken = "e2e-admin-token-0123456789"
 // vaneBin is the binary built by TestMain.
 var vaneBin string
 
+// raceEnabled is set by race_test.go under -race.
+var raceEnabled bool
+
 func TestMain(m *testing.M) {
 	os.Exit(runTests(m))
 }
@@ -43,7 +46,11 @@ func runTests(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	vaneBin = filepath.Join(dir, "vane")
-	build := exec.Command("go", "build", "-o", vaneBin, "./cmd/vane")
+	args := []string{"build", "-o", vaneBin}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, "./cmd/vane")...)
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "cannot build vane: %v\n%s", err, out)
@@ -68,6 +75,15 @@ func repoRoot() (string, error) {
 		}
 		dir = parent
 	}
+}
+
+// listenTimeout bounds a server start: languages load their runtimes first
+// (CPython's wasm snapshot), which the race detector makes much slower.
+func listenTimeout() time.Duration {
+	if raceEnabled {
+		return 10 * time.Minute
+	}
+	return 2 * time.Minute
 }
 
 // Server is a running `vane serve` process.
@@ -142,8 +158,8 @@ func (s *Server) start() {
 	case s.URL = <-urlCh:
 	case <-s.exited:
 		s.tb.Fatalf("vane exited before listening:\n%s", s.Output())
-	case <-time.After(90 * time.Second):
-		s.tb.Fatalf("vane did not listen within 90s:\n%s", s.Output())
+	case <-time.After(listenTimeout()):
+		s.tb.Fatalf("vane did not listen within %s:\n%s", listenTimeout(), s.Output())
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -182,6 +198,14 @@ func (s *Server) Stop() {
 		s.tb.Errorf("vane did not stop within 20s of SIGTERM:\n%s", s.Output())
 	}
 	s.cmd = nil
+	s.checkRaces()
+}
+
+// checkRaces fails the test if the race detector reported in the server.
+func (s *Server) checkRaces() {
+	if out := s.Output(); strings.Contains(out, "WARNING: DATA RACE") {
+		s.tb.Errorf("the server reported a data race:\n%s", out)
+	}
 }
 
 // Kill9 kills the process with SIGKILL and waits for it.
@@ -192,6 +216,7 @@ func (s *Server) Kill9() {
 	_ = s.cmd.Process.Kill()
 	<-s.exited
 	s.cmd = nil
+	s.checkRaces()
 }
 
 // Restart starts the same data dir again (after Stop or Kill9).
