@@ -251,45 +251,61 @@ func encodeEntry(cmds []encodedCommand) []byte {
 // errBadEntry marks an entry that cannot be decoded at all.
 var errBadEntry = errors.New("malformed command entry")
 
-// decodeEntry parses an entry into its commands and validates each. An
-// envelope error fails the whole entry; a command that decodes but does not
-// validate comes back as nil with its error in errs, so the other commands of
-// the entry still apply.
-func decodeEntry(b []byte) (cmds []command, errs []error, err error) {
+// splitEntry parses an entry's envelope into its commands, without decoding
+// their bodies (the bodies alias b).
+func splitEntry(b []byte) ([]encodedCommand, error) {
 	if len(b) == 0 {
-		return nil, nil, fmt.Errorf("%w: empty: %w", errBadEntry, vane.ErrInvalid)
+		return nil, fmt.Errorf("%w: empty: %w", errBadEntry, vane.ErrInvalid)
 	}
 	if b[0] != envelopeVersion {
-		return nil, nil, fmt.Errorf("%w: unknown envelope version %d (this node reads version %d): %w",
+		return nil, fmt.Errorf("%w: unknown envelope version %d (this node reads version %d): %w",
 			errBadEntry, b[0], envelopeVersion, vane.ErrInvalid)
 	}
 	b = b[1:]
 	count, n := binary.Uvarint(b)
 	if n <= 0 || count == 0 || count > maxCommandsPerEntry {
-		return nil, nil, fmt.Errorf("%w: bad command count: %w", errBadEntry, vane.ErrInvalid)
+		return nil, fmt.Errorf("%w: bad command count: %w", errBadEntry, vane.ErrInvalid)
 	}
 	b = b[n:]
-	cmds = make([]command, count)
-	errs = make([]error, count)
-	for i := range cmds {
+	out := make([]encodedCommand, count)
+	for i := range out {
 		if len(b) < 2 {
-			return nil, nil, fmt.Errorf("%w: truncated at command %d: %w", errBadEntry, i, vane.ErrInvalid)
+			return nil, fmt.Errorf("%w: truncated at command %d: %w", errBadEntry, i, vane.ErrInvalid)
 		}
 		t := cmdType(binary.BigEndian.Uint16(b))
 		b = b[2:]
 		size, n := binary.Uvarint(b)
 		if n <= 0 || size > uint64(len(b)-n) || size > maxCommandBytes {
-			return nil, nil, fmt.Errorf("%w: bad length of command %d: %w", errBadEntry, i, vane.ErrInvalid)
+			return nil, fmt.Errorf("%w: bad length of command %d: %w", errBadEntry, i, vane.ErrInvalid)
 		}
-		body := b[n : n+int(size)]
+		out[i] = encodedCommand{typ: t, body: b[n : n+int(size)]}
 		b = b[n+int(size):]
-		c := newCommand(t)
+	}
+	if len(b) != 0 {
+		return nil, fmt.Errorf("%w: %d trailing bytes: %w", errBadEntry, len(b), vane.ErrInvalid)
+	}
+	return out, nil
+}
+
+// decodeEntry parses an entry into its commands and validates each. An
+// envelope error fails the whole entry; a command that decodes but does not
+// validate comes back as nil with its error in errs, so the other commands of
+// the entry still apply.
+func decodeEntry(b []byte) (cmds []command, errs []error, err error) {
+	raw, err := splitEntry(b)
+	if err != nil {
+		return nil, nil, err
+	}
+	cmds = make([]command, len(raw))
+	errs = make([]error, len(raw))
+	for i, r := range raw {
+		c := newCommand(r.typ)
 		if c == nil {
-			errs[i] = fmt.Errorf("unknown command type %d (a newer vane wrote it?): %w", t, vane.ErrInvalid)
+			errs[i] = fmt.Errorf("unknown command type %d (a newer vane wrote it?): %w", r.typ, vane.ErrInvalid)
 			continue
 		}
-		if err := codec.Unmarshal(body, c); err != nil {
-			errs[i] = fmt.Errorf("cannot decode command type %d: %v: %w", t, err, vane.ErrInvalid)
+		if err := codec.Unmarshal(r.body, c); err != nil {
+			errs[i] = fmt.Errorf("cannot decode command type %d: %v: %w", r.typ, err, vane.ErrInvalid)
 			continue
 		}
 		if err := c.validate(); err != nil {
@@ -297,9 +313,6 @@ func decodeEntry(b []byte) (cmds []command, errs []error, err error) {
 			continue
 		}
 		cmds[i] = c
-	}
-	if len(b) != 0 {
-		return nil, nil, fmt.Errorf("%w: %d trailing bytes: %w", errBadEntry, len(b), vane.ErrInvalid)
 	}
 	return cmds, errs, nil
 }

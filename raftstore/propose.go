@@ -19,8 +19,9 @@ type proposal struct {
 }
 
 // maxInflightEntries bounds the entries the proposer has handed to raft and
-// not yet seen applied (see runProposer).
-var maxInflightEntries = 2
+// not yet seen applied (see runProposer). 2 lets one entry be written while
+// the previous one is applied; measured against 1 and 4 (DESIGN.md).
+const maxInflightEntries = 2
 
 // maxEntryBytes bounds the commands packed into one entry; a single larger
 // command still goes alone.
@@ -93,26 +94,45 @@ func (s *Store) apply(ctx context.Context, c command) (output, error) {
 		}
 		return res[0].out, res[0].err
 	}
+	r := s.propose(ctx, enc)
+	return r.out, r.err
+}
+
+// propose queues one encoded command for the next entry and waits for its
+// outcome (leader side).
+func (s *Store) propose(ctx context.Context, enc encodedCommand) cmdResult {
+	p, err := s.submit(ctx, enc)
+	if err != nil {
+		return cmdResult{err: err}
+	}
+	return s.await(ctx, p)
+}
+
+func (s *Store) submit(ctx context.Context, enc encodedCommand) (*proposal, error) {
 	p := &proposal{cmd: enc, done: make(chan cmdResult, 1)}
 	select {
 	case s.proposals <- p:
+		return p, nil
 	case <-ctx.Done():
-		return output{}, fmt.Errorf("cannot propose: %w: %w", ctx.Err(), vane.ErrUnavailable)
+		return nil, fmt.Errorf("cannot propose: %w: %w", ctx.Err(), vane.ErrUnavailable)
 	case <-s.stop:
-		return output{}, fmt.Errorf("cannot propose: store closed: %w", vane.ErrUnavailable)
+		return nil, fmt.Errorf("cannot propose: store closed: %w", vane.ErrUnavailable)
 	}
+}
+
+func (s *Store) await(ctx context.Context, p *proposal) cmdResult {
 	select {
 	case r := <-p.done:
-		return r.out, r.err
+		return r
 	case <-ctx.Done():
-		return output{}, fmt.Errorf("gave up waiting for the outcome: %w: %w", ctx.Err(), vane.ErrIndeterminate)
+		return cmdResult{err: fmt.Errorf("gave up waiting for the outcome: %w: %w", ctx.Err(), vane.ErrIndeterminate)}
 	case <-s.stop:
 		// The proposal may have reached the log before raft stopped.
 		select {
 		case r := <-p.done:
-			return r.out, r.err
+			return r
 		case <-time.After(s.cfg.ApplyTimeout):
-			return output{}, fmt.Errorf("store closed before the outcome was known: %w", vane.ErrIndeterminate)
+			return cmdResult{err: fmt.Errorf("store closed before the outcome was known: %w", vane.ErrIndeterminate)}
 		}
 	}
 }
@@ -221,37 +241,42 @@ func (s *Store) raftErr(err error) error {
 	return err
 }
 
-// ApplyEncoded submits an already encoded log entry (one a follower built and
-// forwarded) and returns its encoded results for decodeResults. Leader only;
-// on a follower it returns *vane.NotLeaderError. The entry is decoded and
-// validated first, so a malformed one is refused without reaching the log.
+// ApplyEncoded runs the commands of an already encoded log entry (one a
+// follower built and forwarded) and returns their encoded results, which the
+// follower's Store decodes. Leader only; on a follower it returns
+// *vane.NotLeaderError. The entry is decoded and validated first: a malformed
+// envelope is refused whole, an invalid command gets its error without
+// reaching the log, and the valid ones join the leader's own proposals in
+// group-committed entries.
 func (s *Store) ApplyEncoded(ctx context.Context, entry []byte) ([]byte, error) {
-	if _, _, err := decodeEntry(entry); err != nil {
+	_, errs, err := decodeEntry(entry)
+	if err != nil {
 		return nil, err
 	}
+	raw, _ := splitEntry(entry)
 	if !s.IsLeader() {
 		return nil, s.notLeader()
 	}
-	f := s.raft.Apply(entry, timeoutOf(ctx, s.cfg.ApplyTimeout))
-	done := make(chan struct{})
-	var err error
-	go func() { err = f.Error(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("gave up waiting for the outcome: %w: %w", ctx.Err(), vane.ErrIndeterminate)
+	results := make([]cmdResult, len(raw))
+	props := make([]*proposal, len(raw))
+	for i, enc := range raw {
+		if errs[i] != nil {
+			results[i].err = errs[i]
+			continue
+		}
+		// Copy: the caller may reuse entry (a server's request buffer) once
+		// we return, possibly before a proposal left the queue.
+		enc.body = append([]byte(nil), enc.body...)
+		if props[i], err = s.submit(ctx, enc); err != nil {
+			results[i].err = err
+		}
 	}
-	if err != nil {
-		return nil, s.raftErr(err)
+	for i, p := range props {
+		if p != nil {
+			results[i] = s.await(ctx, p)
+		}
 	}
-	res, _ := f.Response().(entryResult)
-	if res.err != nil {
-		return nil, res.err
-	}
-	for i := range res.results {
-		res.results[i].out.Index = f.Index()
-	}
-	return encodeResults(res.results), nil
+	return encodeResults(results), nil
 }
 
 // wireResult is one command's outcome on the wire between nodes.
