@@ -147,7 +147,8 @@ func (s *e2eServer) do(tb testing.TB, method, path string, body any) (int, []byt
 	return resp.StatusCode, out
 }
 
-// mustSave saves a Deno script in workspace main.
+// mustSave saves a Deno script in workspace main and waits for its
+// save-time deployment (imports resolved, type-checked) to succeed.
 func (s *e2eServer) mustSave(tb testing.TB, path, code string, dedicated bool) {
 	tb.Helper()
 	st, body := s.do(tb, "POST", "/api/w/main/scripts/create", map[string]any{
@@ -155,6 +156,30 @@ func (s *e2eServer) mustSave(tb testing.TB, path, code string, dedicated bool) {
 	})
 	if st != 201 {
 		tb.Fatalf("cannot save %s: %d %s\n%s", path, st, body, s.output())
+	}
+	hash := strings.TrimSpace(string(body))
+	deadline := time.Now().Add(2 * time.Minute)
+	poll := time.NewTicker(20 * time.Millisecond)
+	defer poll.Stop()
+	for {
+		st, body := s.do(tb, "GET", "/api/w/main/scripts/deployment_status/h/"+hash, nil)
+		var ds struct {
+			Lock          *string `json:"lock"`
+			LockErrorLogs *string `json:"lock_error_logs"`
+		}
+		if st != 200 || json.Unmarshal(body, &ds) != nil {
+			tb.Fatalf("deployment status of %s: %d %s", path, st, body)
+		}
+		if ds.LockErrorLogs != nil {
+			tb.Fatalf("the deployment of %s failed: %s", path, *ds.LockErrorLogs)
+		}
+		if ds.Lock != nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("the deployment of %s did not finish within 2 minutes", path)
+		}
+		<-poll.C
 	}
 }
 
