@@ -116,6 +116,7 @@ func setRlimits(pid int, l jobrt.Limits) error {
 	return nil
 }
 
+// Wait implements proc.
 func (p *plainProc) Wait() (procExit, error) {
 	err := p.cmd.Wait()
 	if err == nil {
@@ -128,8 +129,10 @@ func (p *plainProc) Wait() (procExit, error) {
 	return procExit{}, fmt.Errorf("cannot wait for deno: %w", err)
 }
 
+// Pid implements proc.
 func (p *plainProc) Pid() int { return p.cmd.Process.Pid }
 
+// Kill implements proc.
 func (p *plainProc) Kill() {
 	p.once.Do(func() {
 		// The negative pid is the process group: Deno and anything it made.
@@ -304,6 +307,7 @@ func jailLimits(l jobrt.Limits) sandbox.Limits {
 // jailedProc is a Deno process in the sandbox's jail.
 type jailedProc struct{ p *sandbox.Process }
 
+// Wait implements proc.
 func (j jailedProc) Wait() (procExit, error) {
 	ex, err := j.p.Wait()
 	if err != nil {
@@ -312,7 +316,10 @@ func (j jailedProc) Wait() (procExit, error) {
 	return procExit{ok: ex.Success(), desc: ex.String(), oom: ex.OOM, memPeak: ex.MemPeak}, nil
 }
 
-func (j jailedProc) Kill()    { j.p.Kill() }
+// Kill implements proc.
+func (j jailedProc) Kill() { j.p.Kill() }
+
+// Pid implements proc.
 func (j jailedProc) Pid() int { return j.p.Pid() }
 
 // logCap passes at most limit bytes to w, then writes a truncation marker
