@@ -68,12 +68,14 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		Handler:            s.rejectDotSegments(r.Handler),
 		Name:               "vane",
 		MaxRequestBodySize: cfg.BodyLimit,
-		ReadTimeout:        5 * time.Minute,
-		IdleTimeout:        2 * time.Minute,
-		CloseOnShutdown:    true,
-		NoDefaultDate:      true,
-		ErrorHandler:       s.protocolError,
-		Logger:             slogPrinter{s.log},
+		// Room for large cookies and long query strings (GET payload=).
+		ReadBufferSize:  64 << 10,
+		ReadTimeout:     5 * time.Minute,
+		IdleTimeout:     2 * time.Minute,
+		CloseOnShutdown: true,
+		NoDefaultDate:   true,
+		ErrorHandler:    s.protocolError,
+		Logger:          slogPrinter{s.log},
 	}
 	return s, nil
 }
@@ -194,6 +196,7 @@ func (s *Server) routes(r *router.Router) {
 	r.GET("/api/users/whoami", s.handle("users.whoami", authUser, s.whoami))
 	r.GET("/api/users/email", s.handle("users.email", authUser, s.email))
 	r.POST("/api/users/tokens/create", s.handle("users.tokens.create", authUser, s.createToken))
+	r.POST("/api/users/tokens/impersonate", s.handle("users.tokens.impersonate", authUser, s.impersonateToken))
 	r.GET("/api/users/tokens/list", s.handle("users.tokens.list", authUser, s.listTokens))
 	r.DELETE("/api/users/tokens/delete/{prefix}", s.handle("users.tokens.delete", authUser, s.deleteToken))
 	r.POST("/api/workspaces/create", s.handle("workspaces.create", authUser, s.createWorkspace))

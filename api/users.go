@@ -105,6 +105,47 @@ func (s *Server) createToken(ctx *fasthttp.RequestCtx, p *principal) error {
 	return writeText(ctx, fasthttp.StatusCreated, secret)
 }
 
+// impersonateRequest is the body of POST /api/users/tokens/impersonate.
+type impersonateRequest struct {
+	ImpersonateEmail string     `json:"impersonate_email"`
+	Label            string     `json:"label"`
+	Expiration       *time.Time `json:"expiration"`
+	WorkspaceID      string     `json:"workspace_id"`
+}
+
+// impersonateToken answers POST /api/users/tokens/impersonate with 201 and a
+// new token of another user; superadmins only.
+func (s *Server) impersonateToken(ctx *fasthttp.RequestCtx, p *principal) error {
+	if !p.SuperAdmin || p.JobID != "" || p.TokenWorkspace != "" {
+		return fmt.Errorf("impersonation requires a superadmin's unrestricted token: %w", vane.ErrForbidden)
+	}
+	var req impersonateRequest
+	if err := decodeBody(ctx, &req); err != nil {
+		return err
+	}
+	u, err := s.deps.Users.GetUser(req.ImpersonateEmail)
+	if err != nil {
+		return fmt.Errorf("cannot impersonate %q: %w", req.ImpersonateEmail, err)
+	}
+	if req.WorkspaceID != "" {
+		if _, err := s.deps.Workspaces.GetWorkspace(req.WorkspaceID); err != nil {
+			return fmt.Errorf("cannot limit token to workspace %q: %w", req.WorkspaceID, err)
+		}
+	}
+	if req.Expiration != nil && !req.Expiration.After(time.Now()) {
+		return badRequest("expiration %s is in the past", req.Expiration.Format(time.RFC3339))
+	}
+	secret := NewTokenSecret()
+	tok := vane.Token{TokenHash: HashToken(secret), Prefix: secret[:TokenPrefixLen], Email: u.Email,
+		Label: req.Label, Workspace: req.WorkspaceID, Expiration: req.Expiration, CreatedAt: time.Now().UTC()}
+	wctx, cancel := detached()
+	defer cancel()
+	if err := s.deps.Tokens.CreateToken(wctx, p.actor(), tok); err != nil {
+		return fmt.Errorf("cannot create token: %w", err)
+	}
+	return writeText(ctx, fasthttp.StatusCreated, secret)
+}
+
 // truncatedToken is Windmill's TruncatedToken.
 type truncatedToken struct {
 	Label       string     `json:"label,omitempty"`

@@ -109,3 +109,83 @@ func TestMetrics(t *testing.T) {
 		time.Sleep(20 * time.Millisecond) // polling the metrics with a deadline
 	}
 }
+
+// TestAuth_Roles checks membership, operators and admin-only operations with
+// tokens of other users (made by the superadmin's impersonation).
+func TestAuth_Roles(t *testing.T) {
+	srv := MustStartServer(t, ServerOptions{})
+	admin := srv.Client()
+	admin.MustDo("POST", "/api/workspaces/create", map[string]any{"id": "team", "name": "Team"}, 201)
+	admin.MustDo("POST", "/api/w/team/workspaces/add_user", map[string]any{"email": "bob@example.com", "is_admin": false, "operator": false}, 200)
+	admin.MustDo("POST", "/api/w/team/workspaces/add_user", map[string]any{"email": "olga@example.com", "is_admin": false, "operator": true, "username": "olga"}, 200)
+	admin.MustDo("POST", "/api/w/main/workspaces/add_user", map[string]any{"email": "carol@example.com", "is_admin": false, "operator": false}, 200)
+	tokenOf := func(email string) *Client {
+		return admin.WithToken(admin.MustDo("POST", "/api/users/tokens/impersonate", map[string]any{"impersonate_email": email}, 201).Body)
+	}
+	bob, olga, carol := tokenOf("bob@example.com"), tokenOf("olga@example.com"), tokenOf("carol@example.com")
+	if r := admin.Do("POST", "/api/users/tokens/impersonate", map[string]any{"impersonate_email": "nobody@example.com"}); r.Status != 404 {
+		t.Fatalf("impersonating an unknown user: %d %s", r.Status, r.Body)
+	}
+	if r := bob.Do("POST", "/api/users/tokens/impersonate", map[string]any{"impersonate_email": "olga@example.com"}); r.Status != 403 {
+		t.Fatalf("a non-superadmin impersonating: %d %s", r.Status, r.Body)
+	}
+
+	var who struct {
+		Username string `json:"username"`
+		IsAdmin  bool   `json:"is_admin"`
+		Operator bool   `json:"operator"`
+	}
+	bob.MustDo("GET", "/api/w/team/users/whoami", nil, 200).JSON(t, &who)
+	if who.Username != "bob" || who.IsAdmin || who.Operator {
+		t.Fatalf("bob in team: %+v", who)
+	}
+	script := map[string]any{"path": "u/bob/hi", "summary": "", "description": "", "language": "bash", "content": "echo hi\n"}
+	bob.MustDo("POST", "/api/w/team/scripts/create", script, 201)
+
+	before := admin.MustDo("GET", "/api/w/team/scripts/list?show_archived=true", nil, 200).Body
+	tests := []struct {
+		name       string
+		client     *Client
+		method     string
+		path       string
+		body       any
+		wantStatus int
+		wantMsg    string
+	}{
+		{name: "non-member", client: carol, method: "GET", path: "/api/w/team/scripts/list", wantStatus: 403, wantMsg: "not a member"},
+		{name: "operator cannot save", client: olga, method: "POST", path: "/api/w/team/scripts/create",
+			body: map[string]any{"path": "u/olga/x", "language": "bash", "content": "echo"}, wantStatus: 403, wantMsg: "operators"},
+		{name: "member cannot delete", client: bob, method: "POST", path: "/api/w/team/scripts/delete/p/u/bob/hi", wantStatus: 403, wantMsg: "admin"},
+		{name: "member cannot add users", client: bob, method: "POST", path: "/api/w/team/workspaces/add_user",
+			body: map[string]any{"email": "eve@example.com"}, wantStatus: 403, wantMsg: "admin"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := tt.client.Do(tt.method, tt.path, tt.body)
+			if r.Status != tt.wantStatus || !strings.Contains(r.Body, tt.wantMsg) {
+				t.Fatalf("status %d body %q, want %d mentioning %q", r.Status, r.Body, tt.wantStatus, tt.wantMsg)
+			}
+		})
+	}
+	if after := admin.MustDo("GET", "/api/w/team/scripts/list?show_archived=true", nil, 200).Body; after != before {
+		t.Fatalf("refused requests changed the scripts:\nbefore %s\nafter  %s", before, after)
+	}
+
+	// An operator may run; the job runs as the operator.
+	id := olga.MustDo("POST", "/api/w/team/jobs/run/p/u/bob/hi", map[string]any{}, 201).Body
+	var job struct {
+		CreatedBy string `json:"created_by"`
+	}
+	olga.MustDo("GET", "/api/w/team/jobs_u/get/"+id+"?no_logs=true", nil, 200).JSON(t, &job)
+	if job.CreatedBy != "olga" {
+		t.Fatalf("the operator's job is created by %q", job.CreatedBy)
+	}
+	// The workspace listing shows only the workspaces a user belongs to.
+	var wss []struct {
+		ID string `json:"id"`
+	}
+	carol.MustDo("GET", "/api/workspaces/list", nil, 200).JSON(t, &wss)
+	if len(wss) != 1 || wss[0].ID != "main" {
+		t.Fatalf("carol's workspaces: %+v", wss)
+	}
+}
