@@ -190,3 +190,56 @@ func TestSandbox_DeadPooledInit(t *testing.T) {
 		t.Fatalf("exit %v err %v out %q", ex, err, out.String())
 	}
 }
+
+func TestSandbox_Start_BadSpecs(t *testing.T) {
+	s := MustNew(t, Config{})
+	dir := t.TempDir()
+	cases := []struct {
+		name string
+		spec Spec
+		want string
+	}{
+		{"no argv", Spec{Dir: dir}, "Argv is empty"},
+		{"relative dir", Spec{Argv: []string{"/bin/true"}, Dir: "jobs/1"}, "must be an absolute path"},
+		{"relative extra path", Spec{Argv: []string{"/bin/true"}, Dir: dir, ReadOnlyPaths: []string{"deno"}}, "must be absolute"},
+		{"missing extra path", Spec{Argv: []string{"/bin/true"}, Dir: dir, ReadOnlyPaths: []string{"/nonexistent/vane"}}, "/nonexistent/vane"},
+		{"bad port", Spec{Argv: []string{"/bin/true"}, Dir: dir, APIPort: 70000}, "APIPort"},
+		{"unknown program", Spec{Argv: []string{"no-such-program-vane"}, Dir: dir, Env: []string{"PATH=/usr/bin:/bin"}}, "no-such-program-vane"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p, err := s.Start(context.Background(), &c.spec)
+			if err == nil {
+				p.Wait()
+				t.Fatalf("Start succeeded; want an error mentioning %q", c.want)
+			}
+			if !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %q does not mention %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestConfig_Validate(t *testing.T) {
+	cases := []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"relative state dir", Config{StateDir: "state"}, "StateDir"},
+		{"bad api addr", Config{APIAddr: "localhost"}, "APIAddr"},
+		{"relative system path", Config{SystemPaths: []string{"usr"}}, "SystemPaths"},
+		{"negative uid", Config{JailUID: -1}, "JailUID"},
+		{"nested cgroup name", Config{CgroupName: "a/b"}, "CgroupName"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if err := c.cfg.Validate(); err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("Validate() = %v; want an error naming %s", err, c.want)
+			}
+			if _, err := New(c.cfg); err == nil {
+				t.Fatal("New accepted an invalid config")
+			}
+		})
+	}
+}
