@@ -10,6 +10,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"vane"
+	jobrt "vane/runtime"
 )
 
 // ResourceStore manages workspace resources (typed JSON values).
@@ -194,6 +195,38 @@ func (s *Server) getResourceValue(ctx *fasthttp.RequestCtx, p *principal) error 
 		return err
 	}
 	writeRawJSON(ctx, r.Value)
+	return nil
+}
+
+// getResourceValueInterpolated answers GET
+// /w/{ws}/resources/get_value_interpolated/{path}: the value with every
+// "$var:" and "$res:" reference in it replaced, at any depth (what
+// wmill.getResource() asks for).
+func (s *Server) getResourceValueInterpolated(ctx *fasthttp.RequestCtx, p *principal) error {
+	r, err := s.resourceAt(ctx, p)
+	if err != nil {
+		return err
+	}
+	if len(r.Value) == 0 {
+		writeRawJSON(ctx, nil)
+		return nil
+	}
+	var vars jobrt.VariableReader
+	if s.deps.Variables != nil {
+		vars = s.deps.Variables
+	}
+	wrapped := append(append([]byte(`{"v":`), r.Value...), '}')
+	resolved, err := jobrt.ResolveArgs(p.Workspace, wrapped, vars, s.deps.Resources)
+	if err != nil {
+		return fmt.Errorf("cannot interpolate resource %s: %w", r.Path, err)
+	}
+	var out struct {
+		V json.RawMessage `json:"v"`
+	}
+	if err := jsonAPI.Unmarshal(resolved, &out); err != nil {
+		return fmt.Errorf("cannot interpolate resource %s: %w", r.Path, err)
+	}
+	writeRawJSON(ctx, out.V)
 	return nil
 }
 

@@ -251,6 +251,7 @@ func (s *Server) routes(r *router.Router) {
 	w.DELETE("/resources/delete/{path:*}", s.handle("resources.delete", authWorkspace, s.deleteResource))
 	w.GET("/resources/get/{path:*}", s.handle("resources.get", authWorkspace, s.getResource))
 	w.GET("/resources/get_value/{path:*}", s.handle("resources.get_value", authWorkspace, s.getResourceValue))
+	w.GET("/resources/get_value_interpolated/{path:*}", s.handle("resources.get_value_interpolated", authWorkspace, s.getResourceValueInterpolated))
 	w.GET("/resources/exists/{path:*}", s.handle("resources.exists", authWorkspace, s.resourceExists))
 	w.GET("/resources/list", s.handle("resources.list", authWorkspace, s.listResources))
 	w.POST("/resources/type/create", s.handle("resources.type.create", authWorkspace, s.createResourceType))

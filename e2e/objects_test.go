@@ -69,6 +69,15 @@ func TestResources(t *testing.T) {
 	if v := c.MustDo("GET", "/api/w/main/resources/get_value/u/admin/db", nil, 200).Body; !strings.Contains(v, `"port":5432`) {
 		t.Fatalf("get_value: %s", v)
 	}
+	c.MustDo("POST", "/api/w/main/variables/create", map[string]any{"path": "u/admin/dbpass", "value": "pw",
+		"is_secret": true, "description": ""}, 201)
+	c.MustDo("POST", "/api/w/main/resources/create", map[string]any{"path": "u/admin/dbfull", "resource_type": "postgres",
+		"value": map[string]any{"host": "db", "password": "$var:u/admin/dbpass", "nested": map[string]any{"r": "$res:u/admin/db"}}}, 201)
+	if v := c.MustDo("GET", "/api/w/main/resources/get_value_interpolated/u/admin/dbfull", nil, 200).Body; !strings.Contains(v, `"password":"pw"`) ||
+		!strings.Contains(v, `"port":5432`) {
+		t.Fatalf("get_value_interpolated: %s", v)
+	}
+	c.MustDo("DELETE", "/api/w/main/resources/delete/u/admin/dbfull", nil, 200)
 	c.MustDo("POST", "/api/w/main/resources/update_value/u/admin/db", map[string]any{"value": map[string]any{"host": "db2"}}, 200)
 	var list []struct {
 		Path         string         `json:"path"`
