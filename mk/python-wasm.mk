@@ -22,6 +22,7 @@ $(PYTHON_WASM_STAMP): $(PYTHON_WASM_INPUTS)
 	ln -sfn $(PYTHON_WASM_KEY) $(PYTHON_WASM_DIR)/current
 	@# compile the interpreter to machine code for the tests now, without the
 	@# race detector's slowdown (about 20x on wazero's compiler)
+	rm -rf $(PYTHON_WASM_DIR)/test-cache $(PYTHON_WASM_DIR)/test-cache-nocheck
 	$(GO) run ./tools/python-wasm/precompile -build $(PYTHON_WASM_OUT) -cache $(PYTHON_WASM_DIR)/test-cache
 	touch $@
 	@# older builds (other keys) are of no further use
