@@ -146,6 +146,22 @@ func BenchmarkCluster_WebhookIngestion(b *testing.B) {
 			driveSpread(b, c.nodes, 64, "POST", "/api/w/main/jobs/run/p/u/admin/noop", `{"x":1}`, 201)
 		})
 	}
+	// The same cluster load sent to the leader alone: replication without
+	// forwarding, to tell the two costs apart.
+	b.Run("nodes3_leader_only", func(b *testing.B) {
+		c := MustStartBenchCluster(b, 3, "--workers", "0")
+		c.nodes[0].mustSaveScript(b, "u/admin/noop", "echo ok\n")
+		st := c.status(b, 0)
+		for _, n := range c.nodes {
+			for _, m := range st.Members {
+				if m.ID == st.LeaderID && m.HTTPAddr == n.url {
+					driveSpread(b, []*apiServer{n}, 64, "POST", "/api/w/main/jobs/run/p/u/admin/noop", `{"x":1}`, 201)
+					return
+				}
+			}
+		}
+		b.Fatal("no leader found")
+	})
 }
 
 // BenchmarkCluster_JobThroughput runs whole jobs (queue, claim, run a Bash
