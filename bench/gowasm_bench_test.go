@@ -104,15 +104,17 @@ func reportPercentiles(b *testing.B, durations []time.Duration) {
 
 // BenchmarkGoWasmRun is one job at a time with the script's template (compiled
 // module and snapshot) reused: instantiate from the snapshot, run, close.
-// Sub-benchmarks compare the close-on-context-done checks that timeouts need
-// with none.
+// Sub-benchmarks compare the two ways of stopping a guest at its timeout
+// (vane's instrumented loop checks, gowasm's default; wazero's
+// close-on-context-done) with no checks at all.
 func BenchmarkGoWasmRun(b *testing.B) {
 	for _, tc := range []struct {
 		name string
 		hc   wasmhost.Config
 	}{
-		{"close_on_ctx_done", wasmhost.Config{}},
-		{"no_ctx_checks", wasmhost.Config{NoCloseOnContextDone: true}},
+		{"stop_by_global", wasmhost.Config{Stop: wasmhost.StopByGlobal}},
+		{"stop_by_wazero", wasmhost.Config{Stop: wasmhost.StopByWazero}},
+		{"no_stop_checks", wasmhost.Config{NoCloseOnContextDone: true}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			e, lock := newGoExecutor(b, tc.hc)
@@ -138,14 +140,14 @@ func BenchmarkGoWasmRun(b *testing.B) {
 // and one job run. It does not include the OS starting the process.
 func BenchmarkGoWasmFirstJobAfterRestart(b *testing.B) {
 	ctx := context.Background()
-	_, lock := newGoExecutor(b, wasmhost.Config{}) // warms both disk caches
+	_, lock := newGoExecutor(b, wasmhost.Config{Stop: wasmhost.StopByGlobal}) // warms both disk caches
 	dir := goBenchCacheDir(b)
 	jobDir := b.TempDir()
 	durations := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
 	for range b.N {
 		start := time.Now()
-		host, err := wasmhost.New(ctx, wasmhost.Config{CompilationCacheDir: filepath.Join(dir, "compiled")})
+		host, err := wasmhost.New(ctx, wasmhost.Config{CompilationCacheDir: filepath.Join(dir, "compiled"), Stop: wasmhost.StopByGlobal})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -168,7 +170,7 @@ func BenchmarkGoWasmFirstJobAfterRestart(b *testing.B) {
 // instance and its own job directory (created and removed per job, as the
 // worker does), and reports jobs/s.
 func BenchmarkGoWasmThroughput(b *testing.B) {
-	e, lock := newGoExecutor(b, wasmhost.Config{})
+	e, lock := newGoExecutor(b, wasmhost.Config{Stop: wasmhost.StopByGlobal})
 	base := b.TempDir()
 	runTrivialGo(b, e, trivialGoRequest(b, lock, base))
 	var seq atomic.Int64

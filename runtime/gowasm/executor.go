@@ -36,8 +36,10 @@ type Config struct {
 	// (CacheDir/build) and, when Host is nil, wazero's compiled code
 	// (CacheDir/compiled). Required.
 	CacheDir string
-	// Host is the process's shared wasm host. When nil, New creates one (and
-	// Close closes it).
+	// Host is the process's shared wasm host. When nil, New creates one with
+	// Stop: wasmhost.StopByGlobal (and Close closes it). Go jobs run on
+	// either kind of host; on one with wasmhost.StopByWazero their guest code
+	// runs about 4x slower (see DESIGN.md).
 	Host *wasmhost.Host
 	// GoBinary is the toolchain used to build scripts.
 	GoBinary string
@@ -112,6 +114,7 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 		hc := wasmhost.DefaultConfig()
 		hc.CompilationCacheDir = filepath.Join(cfg.CacheDir, "compiled")
 		hc.InstanceDir = filepath.Join(cfg.CacheDir, "instances")
+		hc.Stop = wasmhost.StopByGlobal // see DESIGN.md: wazero's checks cost Go guests 4x
 		if e.host, err = wasmhost.New(ctx, hc); err != nil {
 			return nil, err
 		}
@@ -206,7 +209,7 @@ func (e *Executor) Run(ctx context.Context, req *jobrt.Request) (jobrt.Outcome, 
 	}()
 
 	call := &wasmhost.Call{Input: input, MaxOutput: int(lim.ResultBytes)}
-	_, callErr = inst.Function(runExport).Call(wasmhost.WithCall(ctx, call))
+	_, callErr = inst.Call(wasmhost.WithCall(ctx, call), runExport)
 	memPeak := int64(mod.Memory().Size())
 	out, isErr, set, outErr := call.Output()
 	switch {

@@ -52,11 +52,34 @@ type Config struct {
 	// filesystem as the jobs' directories, a job's files are moved with a
 	// rename rather than copied.
 	InstanceDir string
+	// Stop says how a guest busy in a loop is stopped when its context is
+	// done (see StopMode).
+	Stop StopMode
 	// NoCloseOnContextDone turns off wazero's context checks in compiled
-	// loops. Only benchmarks measuring their cost set it: without them a
-	// guest in a busy loop cannot be stopped by a timeout or a cancel.
+	// loops (StopByWazero's mechanism). Without them, or StopByGlobal, a
+	// guest in a busy loop cannot be stopped by a timeout or a cancel:
+	// benchmarks measuring their cost set it, and hosts whose guests are
+	// stopped otherwise (a process of their own).
 	NoCloseOnContextDone bool
 }
+
+// StopMode is how guests are stopped at their timeout or cancel.
+type StopMode int
+
+const (
+	// StopByWazero uses wazero's WithCloseOnContextDone: every loop header of
+	// the compiled code exits to Go to check the context. It works for any
+	// module and any caller, but costs Go guests about 4x (a Go function
+	// has a loop at its entry).
+	StopByWazero StopMode = iota
+	// StopByGlobal rewrites every template's module so that each loop header
+	// checks an exported global (a load and a branch) and traps when the host
+	// has set it; Instance.Call sets it when the call's context is done.
+	// Guests must be called through Instance.Call to be stoppable; modules
+	// with instructions the rewriter does not know (SIMD, threads) fail
+	// NewTemplate.
+	StopByGlobal
+)
 
 // DefaultConfig returns the configuration New uses for zero fields.
 func DefaultConfig() Config {
@@ -141,7 +164,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	}
 	rc := wazero.NewRuntimeConfigCompiler().
 		WithCompilationCache(cache).
-		WithCloseOnContextDone(!cfg.NoCloseOnContextDone).
+		WithCloseOnContextDone(cfg.Stop == StopByWazero && !cfg.NoCloseOnContextDone).
 		WithMemoryLimitPages(uint32(cfg.MaxMemoryBytes >> 16)).
 		WithCustomSections(false).
 		WithDebugInfoEnabled(false)

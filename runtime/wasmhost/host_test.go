@@ -265,17 +265,17 @@ func TestHost_Template(t *testing.T) {
 }
 
 func TestPrepare(t *testing.T) {
-	job, segments, globals, err := prepare(mustReactor(t))
+	job, segments, globals, err := prepare(mustReactor(t), true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if globals == 0 || len(segments) == 0 {
 		t.Fatalf("prepare found %d globals and %d data segments", globals, len(segments))
 	}
-	again, _, _, err := prepare(job)
+	again, _, _, err := prepare(job, false)
 	if err == nil && len(again) > 0 {
 		// The stripped module has no data left to strip.
-		_, segs, _, _ := prepare(job)
+		_, segs, _, _ := prepare(job, false)
 		if len(segs) != 0 {
 			t.Fatalf("the job module still has %d data segments", len(segs))
 		}
@@ -291,7 +291,7 @@ func TestPrepare(t *testing.T) {
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, _, _, err := prepare(tc.wasm); err == nil {
+			if _, _, _, err := prepare(tc.wasm, false); err == nil {
 				t.Fatal("prepare accepted a broken module")
 			}
 		})

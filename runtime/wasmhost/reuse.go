@@ -19,6 +19,7 @@ import (
 	"github.com/tetratelabs/wazero/experimental"
 	experimentalsys "github.com/tetratelabs/wazero/experimental/sys"
 	"github.com/tetratelabs/wazero/experimental/sysfs"
+	"github.com/tetratelabs/wazero/sys"
 )
 
 // Instance is an instance handed out by Template.Acquire for one job. Its
@@ -39,6 +40,8 @@ type Instance struct {
 	jobDir   string // where Release moves the job's files
 	reused   bool
 	funcs    map[string]api.Function // exports already looked up; each keeps its grown call stack
+	stop     api.MutableGlobal       // StopGlobalName with StopByGlobal, else nil
+	stopped  bool                    // stop was set: the instance must not be reused
 }
 
 // Module is the instance's module; call its exports with the job's context.
@@ -62,6 +65,41 @@ func (i *Instance) Function(name string) api.Function {
 	return f
 }
 
+// Call calls the named export with ctx. When the host stops guests by
+// global (StopByGlobal), a done ctx sets the instance's stop global, the
+// guest traps at its next loop header and Call returns a *sys.ExitError
+// with wazero's code for the context's error, as StopByWazero does.
+func (i *Instance) Call(ctx context.Context, name string, params ...uint64) ([]uint64, error) {
+	f := i.Function(name)
+	if f == nil {
+		return nil, fmt.Errorf("cannot call %q: the module does not export it", name)
+	}
+	if i.stop == nil {
+		return f.Call(ctx, params...)
+	}
+	if ctx.Err() != nil {
+		i.stopped = true
+		return nil, ctxExit(ctx)
+	}
+	unwatch := context.AfterFunc(ctx, func() { i.stop.Set(1) })
+	res, err := f.Call(ctx, params...)
+	if !unwatch() { // the context ended during the call
+		i.stopped = true
+		if err != nil {
+			return nil, ctxExit(ctx)
+		}
+	}
+	return res, err
+}
+
+// ctxExit is the error wazero reports for a call stopped by ctx.
+func ctxExit(ctx context.Context) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return sys.NewExitError(sys.ExitCodeDeadlineExceeded)
+	}
+	return sys.NewExitError(sys.ExitCodeContextCanceled)
+}
+
 // Reused reports whether the instance ran an earlier job before this one.
 func (i *Instance) Reused() bool { return i.reused }
 
@@ -82,7 +120,9 @@ func (t *Template) Acquire(ctx context.Context, c InstanceConfig) (*Instance, er
 		if err != nil {
 			return nil, err
 		}
-		return &Instance{tmpl: t, mod: mod}, nil
+		inst := &Instance{tmpl: t, mod: mod}
+		inst.stop, _ = mod.ExportedGlobal(StopGlobalName).(api.MutableGlobal)
+		return inst, nil
 	}
 	limit := t.host.memoryLimit(c.MemoryBytes)
 	if uint64(t.pages)<<16 > limit {
@@ -154,6 +194,7 @@ func (t *Template) newPooledInstance(ctx context.Context) (*Instance, error) {
 		return nil, err
 	}
 	inst.baseline = inst.files.open.Load()
+	inst.stop, _ = mod.ExportedGlobal(StopGlobalName).(api.MutableGlobal)
 	return inst, nil
 }
 
@@ -174,7 +215,7 @@ func (i *Instance) Release(ctx context.Context, clean bool) error {
 	if i.files.created.Swap(false) {
 		moveErr = moveEntries(i.dir, i.jobDir)
 	}
-	reusable := clean && moveErr == nil && !i.mod.IsClosed() &&
+	reusable := clean && !i.stopped && moveErr == nil && !i.mod.IsClosed() &&
 		i.mod.Memory().Size() == t.pages<<16 && i.files.open.Load() == i.baseline
 	if reusable {
 		reusable = t.pool.reset(i.mem) && t.restore(i.mod) == nil

@@ -143,7 +143,7 @@ func (c InstanceConfig) moduleConfig(ctx context.Context) wazero.ModuleConfig {
 // frozen into the snapshot, so init should run only code that does not
 // depend on the job.
 func (h *Host) NewTemplate(ctx context.Context, wasm []byte, init InitFunc) (*Template, error) {
-	job, segments, globals, err := prepare(wasm)
+	job, segments, globals, err := prepare(wasm, h.cfg.Stop == StopByGlobal)
 	if err != nil {
 		return nil, err
 	}

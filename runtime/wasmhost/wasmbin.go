@@ -42,8 +42,9 @@ type dataSegment struct {
 // comes from the snapshot, so copying them at every instantiation would be
 // wasted). It returns the data segments, which the host applies once before
 // the snapshot, and the number of globals exported. Modules that import
-// globals or have passive data segments are not supported.
-func prepare(wasm []byte) (job []byte, segments []dataSegment, globals int, err error) {
+// globals or have passive data segments are not supported. With instrument,
+// the loops also get stop checks (see instrumentLoops).
+func prepare(wasm []byte, instrument bool) (job []byte, segments []dataSegment, globals int, err error) {
 	sections, err := parseSections(wasm)
 	if err != nil {
 		return nil, nil, 0, err
@@ -68,6 +69,11 @@ func prepare(wasm []byte) (job []byte, segments []dataSegment, globals int, err 
 	withExports, err := addGlobalExports(sections, mutable)
 	if err != nil {
 		return nil, nil, 0, err
+	}
+	if instrument {
+		if withExports, err = instrumentLoops(withExports); err != nil {
+			return nil, nil, 0, err
+		}
 	}
 	stripped := make([]section, 0, len(withExports))
 	for _, s := range withExports {

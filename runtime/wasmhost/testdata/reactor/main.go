@@ -80,3 +80,14 @@ func keepOpen() int32 {
 	kept = f
 	return 1
 }
+
+var sink int
+
+// spin loops forever without calls or I/O.
+//
+//go:wasmexport spin
+func spin() {
+	for i := 0; ; i++ {
+		sink += i
+	}
+}

@@ -1,0 +1,60 @@
+package wasmhost
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/sys"
+)
+
+// TestInstance_Call_stops checks both ways of stopping a guest in a busy
+// loop: wazero's context checks and the instrumented stop global.
+func TestInstance_Call_stops(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+	}{
+		{"by wazero", Config{Stop: StopByWazero}},
+		{"by global", Config{Stop: StopByGlobal}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tmpl := MustNewTemplate(t, MustNewHost(t, tc.cfg))
+			for _, cause := range []struct {
+				name string
+				code uint32
+				ctx  func() (context.Context, context.CancelFunc)
+			}{
+				{"deadline", sys.ExitCodeDeadlineExceeded, func() (context.Context, context.CancelFunc) {
+					return context.WithTimeout(context.Background(), 200*time.Millisecond)
+				}},
+				{"cancel", sys.ExitCodeContextCanceled, func() (context.Context, context.CancelFunc) {
+					ctx, cancel := context.WithCancel(context.Background())
+					time.AfterFunc(200*time.Millisecond, cancel)
+					return ctx, cancel
+				}},
+			} {
+				t.Run(cause.name, func(t *testing.T) {
+					ctx, cancel := cause.ctx()
+					defer cancel()
+					inst := mustAcquire(t, tmpl, InstanceConfig{Dir: t.TempDir()})
+					_, err := inst.Call(ctx, "spin")
+					var exit *sys.ExitError
+					if !errors.As(err, &exit) || exit.ExitCode() != cause.code {
+						t.Fatalf("a spinning guest stopped with %v; expected exit code %#x", err, cause.code)
+					}
+					inst.Release(context.Background(), false)
+					next := mustAcquire(t, tmpl, InstanceConfig{Dir: t.TempDir()})
+					defer next.Release(context.Background(), true)
+					res, err := next.Call(context.Background(), "bump")
+					if err != nil || api.DecodeI32(res[0]) != 1 {
+						t.Fatalf("the next instance: %v, %v", res, err)
+					}
+				})
+			}
+		})
+	}
+}
