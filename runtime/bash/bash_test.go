@@ -152,3 +152,29 @@ func TestConfig_Validate(t *testing.T) {
 type logBuilder struct{ b *strings.Builder }
 
 func (s *logBuilder) Write(p []byte) (int, error) { return s.b.Write(p) }
+
+func TestTailWriter_LastLines(t *testing.T) {
+	cases := []struct {
+		name   string
+		writes []string
+		n      int
+		want   []string
+	}{
+		{"simple", []string{"a\nb\n", "c\n"}, 2, []string{"b", "c"}},
+		{"no newline at end", []string{"a\nb"}, 1, []string{"b"}},
+		{"blank lines skipped", []string{"a\n\n  \nb  \n\n"}, 5, []string{"a", "b"}},
+		{"wraps the ring", []string{strings.Repeat("x", tailKeep-3), "\nlast line\n"}, 1, []string{"last line"}},
+		{"one huge write", []string{strings.Repeat("y\n", tailKeep) + "end"}, 2, []string{"y", "end"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			tw := &tailWriter{dst: nopWriter{}}
+			for _, w := range c.writes {
+				tw.Write([]byte(w))
+			}
+			if got := tw.lastLines(c.n); !reflect.DeepEqual(got, c.want) {
+				t.Fatalf("lastLines(%d) = %q, want %q", c.n, got, c.want)
+			}
+		})
+	}
+}

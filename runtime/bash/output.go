@@ -11,26 +11,43 @@ import (
 // for the result's last line and a failure's last lines.
 const tailKeep = 64 << 10
 
-// tailWriter forwards everything to dst and keeps the last tailKeep bytes.
+// tailWriter forwards everything to dst and keeps the last tailKeep bytes
+// in a ring (a flood of output costs no copying beyond one pass).
 type tailWriter struct {
 	dst io.Writer
 
-	mu   sync.Mutex // guards tail
-	tail []byte
+	mu   sync.Mutex // guards ring, pos, full
+	ring [tailKeep]byte
+	pos  int  // next write position
+	full bool // the ring has wrapped
 }
 
 func (t *tailWriter) Write(p []byte) (int, error) {
 	t.mu.Lock()
-	if len(p) >= tailKeep {
-		t.tail = append(t.tail[:0], p[len(p)-tailKeep:]...)
-	} else {
-		if over := len(t.tail) + len(p) - tailKeep; over > 0 {
-			t.tail = append(t.tail[:0], t.tail[over:]...)
+	q := p
+	if len(q) > tailKeep {
+		q = q[len(q)-tailKeep:]
+	}
+	for len(q) > 0 {
+		n := copy(t.ring[t.pos:], q)
+		q = q[n:]
+		t.pos += n
+		if t.pos == tailKeep {
+			t.pos, t.full = 0, true
 		}
-		t.tail = append(t.tail, p...)
 	}
 	t.mu.Unlock()
 	return t.dst.Write(p)
+}
+
+// tail returns the kept bytes in order.
+func (t *tailWriter) tail() []byte {
+	if !t.full {
+		return append([]byte(nil), t.ring[:t.pos]...)
+	}
+	out := make([]byte, 0, tailKeep)
+	out = append(out, t.ring[t.pos:]...)
+	return append(out, t.ring[:t.pos]...)
 }
 
 // lastLines returns up to n last non-empty lines of the output, trimmed.
@@ -38,7 +55,7 @@ func (t *tailWriter) lastLines(n int) []string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var out []string
-	rest := bytes.TrimRight(t.tail, "\r\n\t ")
+	rest := bytes.TrimRight(t.tail(), "\r\n\t ")
 	for len(rest) > 0 && len(out) < n {
 		i := bytes.LastIndexByte(rest, '\n')
 		line := strings.TrimSpace(string(rest[i+1:]))
