@@ -260,6 +260,9 @@ func TestReplication_ThreeNodes(t *testing.T) {
 
 	// Every node decrypts with the shared master key and has the instance secret.
 	for i, s := range c.nodes {
+		if sec, err := s.WaitInstanceSecret(ctx); err != nil || len(sec) != 32 {
+			t.Fatalf("n%d WaitInstanceSecret: %v", i, err)
+		}
 		if v, err := s.GetVariable(testWS, "u/admin/s", true); err != nil || v.Value != "v" {
 			t.Fatalf("n%d secret: %+v %v", i, v, err)
 		}

@@ -356,6 +356,16 @@ func (s *Store) InstanceSecret() []byte {
 	return nil
 }
 
+// WaitInstanceSecret returns the instance secret once this node has applied
+// it (a node that just joined gets it with its first snapshot or log entries),
+// or ctx's error. Call it before minting job tokens on a new node.
+func (s *Store) WaitInstanceSecret(ctx context.Context) ([]byte, error) {
+	if err := s.waitSecret(ctx); err != nil {
+		return nil, err
+	}
+	return s.InstanceSecret(), nil
+}
+
 // waitSecret waits until the instance secret is applied locally.
 func (s *Store) waitSecret(ctx context.Context) error {
 	t := time.NewTicker(5 * time.Millisecond)
