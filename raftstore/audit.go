@@ -26,8 +26,10 @@ func (a *applier) audit(ws string, b base, op, kind, resource string, params map
 		user = b.Actor.Email
 	}
 	// One command may write several entries (a claim of many jobs, an
-	// expiry of many leases): each gets its own id after the command's seq.
-	id := a.seq()<<16 | a.audits
+	// expiry of many leases; both at most 1000 < 1<<10): each gets its own
+	// id after the command's seq. Ids stay below 2^53 (exact in JSON
+	// numbers) up to raft index 2^31.
+	id := a.seq()<<10 | a.audits
 	a.audits++
 	e := vane.AuditEntry{ID: id, Workspace: ws, Timestamp: b.At, Username: user, Operation: op,
 		ActionKind: kind, Resource: resource, Parameters: params}

@@ -80,6 +80,7 @@ type command interface {
 	cmdType() cmdType
 	validate() error
 	apply(a *applier) (output, error)
+	stamp() *base
 }
 
 // newCommand returns an empty command of type t, or nil if t is unknown.
@@ -177,6 +178,9 @@ type base struct {
 	At    time.Time  `json:"at"`
 	Actor vane.Actor `json:"actor"`
 }
+
+// stamp gives the FSM the command's time and actor (every command embeds base).
+func (b *base) stamp() *base { return b }
 
 func (b *base) validateBase() error {
 	if b.At.IsZero() {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/raft"
 	bolt "go.etcd.io/bbolt"
@@ -27,6 +28,7 @@ type fsm struct {
 	db *bolt.DB
 
 	applied atomic.Uint64 // the last applied raft index, mirrored from bucketMeta
+	clock   atomic.Int64  // the latest command time applied (unix ns), mirrored from bucketMeta
 	queued  atomic.Int64  // number of queued jobs, mirrored from bucketQueue
 	secret  atomic.Pointer[[]byte]
 	// restores counts snapshot restores (installs from the leader, or restarts
@@ -75,6 +77,7 @@ func (f *fsm) openDB() error {
 		return fmt.Errorf("cannot open state file %s: %w", f.path, err)
 	}
 	var applied uint64
+	var clock int64
 	var queued int
 	var secret []byte
 	err = db.Update(func(tx *bolt.Tx) error {
@@ -86,6 +89,9 @@ func (f *fsm) openDB() error {
 		meta := tx.Bucket(bucketMeta)
 		if v := meta.Get(metaApplied); len(v) == 8 {
 			applied = binary.BigEndian.Uint64(v)
+		}
+		if v := meta.Get(metaClock); len(v) == 8 {
+			clock = int64(binary.BigEndian.Uint64(v))
 		}
 		if v := meta.Get(metaSecret); len(v) > 0 {
 			secret = append([]byte(nil), v...)
@@ -99,6 +105,7 @@ func (f *fsm) openDB() error {
 	}
 	f.db = db
 	f.applied.Store(applied)
+	f.clock.Store(clock)
 	f.queued.Store(int64(queued))
 	if secret != nil {
 		f.secret.Store(&secret)
@@ -150,6 +157,13 @@ type entryResult struct {
 
 // applier is the context of the commands applied in one batch.
 type applier struct {
+	// clock is the latest command time applied so far (unix ns). A command
+	// stamped earlier than it (proposers race between stamping and
+	// proposing, and a new leader's clock may lag the old one's) is applied
+	// at clock instead, so time never goes backwards in log order: a claim
+	// can never start before the lease it replaces expired. It is stored
+	// with the applied index, so replays compute the same times.
+	clock int64
 	tx        *bolt.Tx
 	index     uint64 // raft index of the entry being applied
 	pos       int    // position of the command in its entry
@@ -180,7 +194,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	resp := make([]any, len(logs))
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	a := &applier{}
+	a := &applier{clock: f.clock.Load()}
 	last := f.applied.Load()
 	start := last
 	err := f.db.Update(func(tx *bolt.Tx) error {
@@ -199,12 +213,16 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		if last == start {
 			return nil
 		}
+		if err := tx.Bucket(bucketMeta).Put(metaClock, u64(uint64(a.clock))); err != nil {
+			return err
+		}
 		return tx.Bucket(bucketMeta).Put(metaApplied, u64(last))
 	})
 	if err != nil {
 		panic(fmt.Sprintf("raftstore: cannot commit applied entries up to %d: %v", last, err))
 	}
 	f.applied.Store(last)
+	f.clock.Store(a.clock)
 	f.queued.Add(a.queued)
 	if a.secret != nil {
 		s := a.secret
@@ -231,6 +249,12 @@ func (a *applier) applyEntry(data []byte) entryResult {
 			continue
 		}
 		a.pos, a.audits = i, 0
+		b := c.stamp()
+		if at := b.At.UnixNano(); at < a.clock {
+			b.At = time.Unix(0, a.clock).UTC()
+		} else {
+			a.clock = at
+		}
 		res[i].out, res[i].err = c.apply(a)
 	}
 	return entryResult{results: res}

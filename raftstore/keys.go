@@ -51,6 +51,7 @@ var allBuckets = [][]byte{
 var (
 	metaApplied = []byte("applied_index")
 	metaSecret  = []byte("instance_secret")
+	metaClock   = []byte("clock") // the latest command time applied (see applier.clock)
 )
 
 const sep = 0

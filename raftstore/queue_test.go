@@ -246,3 +246,36 @@ func runningJobs(t *testing.T, s *Store) []vane.Job {
 	}
 	return l
 }
+
+// TestFSM_TimeNeverGoesBackwards applies a command stamped earlier than one
+// already applied: it is applied at the later time, the same on replay.
+func TestFSM_TimeNeverGoesBackwards(t *testing.T) {
+	s := MustOpen(t, noReaper(t))
+	MustWorkspace(t, s)
+	ctx := context.Background()
+	later := time.Now().Add(time.Hour).UTC().Round(0)
+	first, _ := encodeCommand(&pushJobCmd{base: base{At: later, Actor: testAdmin}, Job: testJob("later")})
+	second, _ := encodeCommand(&pushJobCmd{base: base{At: later.Add(-time.Minute), Actor: testAdmin}, Job: testJob("earlier")})
+	for _, e := range []encodedCommand{first, second} {
+		if _, err := s.ApplyEncoded(ctx, encodeEntry([]encodedCommand{e})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j, err := s.GetJob(testWS, "earlier")
+	if err != nil || !j.CreatedAt.Equal(later) {
+		t.Fatalf("a command stamped before the clock must apply at the clock: %v %v", j.CreatedAt, err)
+	}
+	// A claim of several jobs audits each one under its own id.
+	for i := range 3 {
+		if err := s.PushJob(ctx, testAdmin, testJob(fmt.Sprintf("m%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The clock is an hour ahead, so all five are ready at once.
+	if jobs, err := s.ClaimJobs(ctx, vane.ClaimRequest{Worker: "w", Max: 10, Lease: time.Minute}); err != nil || len(jobs) != 5 {
+		t.Fatalf("claim: %d jobs, %v", len(jobs), err)
+	}
+	if l, _ := s.ListAudit(testWS, vane.AuditFilter{Operation: "jobs.claim", PerPage: 100}); len(l) != 5 {
+		t.Fatalf("%d claim audit entries for 5 claimed jobs", len(l))
+	}
+}
