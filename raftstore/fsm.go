@@ -163,7 +163,7 @@ type applier struct {
 	// at clock instead, so time never goes backwards in log order: a claim
 	// can never start before the lease it replaces expired. It is stored
 	// with the applied index, so replays compute the same times.
-	clock int64
+	clock     int64
 	tx        *bolt.Tx
 	index     uint64 // raft index of the entry being applied
 	pos       int    // position of the command in its entry
