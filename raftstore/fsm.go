@@ -51,6 +51,10 @@ type fsm struct {
 
 var _ raft.BatchingFSM = (*fsm)(nil)
 
+// maxClockRegress is how far behind the FSM clock a command's stamp may be
+// and still be moved forward to it (see applier.clock).
+const maxClockRegress = time.Minute
+
 func openFSM(path string, noSync bool) (*fsm, error) {
 	f := &fsm{path: path, noSync: noSync, appliedCh: make(chan struct{}),
 		subs: map[int]chan vane.Event{}, waiters: map[string][]chan struct{}{}}
@@ -161,8 +165,11 @@ type applier struct {
 	// stamped earlier than it (proposers race between stamping and
 	// proposing, and a new leader's clock may lag the old one's) is applied
 	// at clock instead, so time never goes backwards in log order: a claim
-	// can never start before the lease it replaces expired. It is stored
-	// with the applied index, so replays compute the same times.
+	// can never start before the lease it replaces expired. A stamp more
+	// than maxClockRegress behind is taken as is (and resets clock): one
+	// node with a clock far ahead must not hold time in the future for
+	// good. It is stored with the applied index, so replays compute the
+	// same times.
 	clock     int64
 	tx        *bolt.Tx
 	index     uint64 // raft index of the entry being applied
@@ -250,7 +257,7 @@ func (a *applier) applyEntry(data []byte) entryResult {
 		}
 		a.pos, a.audits = i, 0
 		b := c.stamp()
-		if at := b.At.UnixNano(); at < a.clock {
+		if at := b.At.UnixNano(); at < a.clock && a.clock-at <= int64(maxClockRegress) {
 			b.At = time.Unix(0, a.clock).UTC()
 		} else {
 			a.clock = at

@@ -253,7 +253,7 @@ func TestFSM_TimeNeverGoesBackwards(t *testing.T) {
 	s := MustOpen(t, noReaper(t))
 	MustWorkspace(t, s)
 	ctx := context.Background()
-	later := time.Now().Add(time.Hour).UTC().Round(0)
+	later := time.Now().Add(30 * time.Second).UTC().Round(0)
 	first, _ := encodeCommand(&pushJobCmd{base: base{At: later, Actor: testAdmin}, Job: testJob("later")})
 	second, _ := encodeCommand(&pushJobCmd{base: base{At: later.Add(-time.Minute), Actor: testAdmin}, Job: testJob("earlier")})
 	for _, e := range []encodedCommand{first, second} {
@@ -271,9 +271,18 @@ func TestFSM_TimeNeverGoesBackwards(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// The clock is an hour ahead, so all five are ready at once.
+	// The clock is ahead, so all five are ready at once.
 	if jobs, err := s.ClaimJobs(ctx, vane.ClaimRequest{Worker: "w", Max: 10, Lease: time.Minute}); err != nil || len(jobs) != 5 {
 		t.Fatalf("claim: %d jobs, %v", len(jobs), err)
+	}
+	// A stamp far behind (a node whose clock was far ahead went away) is taken as is.
+	past := time.Now().Add(-time.Hour).UTC().Round(0)
+	old, _ := encodeCommand(&pushJobCmd{base: base{At: past, Actor: testAdmin}, Job: testJob("old")})
+	if _, err := s.ApplyEncoded(ctx, encodeEntry([]encodedCommand{old})); err != nil {
+		t.Fatal(err)
+	}
+	if j, _ := s.GetJob(testWS, "old"); !j.CreatedAt.Equal(past) {
+		t.Fatalf("a stamp an hour behind must be taken as is: %v", j.CreatedAt)
 	}
 	if l, _ := s.ListAudit(testWS, vane.AuditFilter{Operation: "jobs.claim", PerPage: 100}); len(l) != 5 {
 		t.Fatalf("%d claim audit entries for 5 claimed jobs", len(l))
