@@ -21,9 +21,10 @@ $(PYTHON_WASM_STAMP): $(PYTHON_WASM_INPUTS)
 	bash tools/python-wasm/build.sh $(PYTHON_WASM_OUT) $(PYTHON_WASM_DIR)/work
 	ln -sfn $(PYTHON_WASM_KEY) $(PYTHON_WASM_DIR)/current
 	@# compile the interpreter to machine code for the tests now, without the
-	@# race detector's slowdown (about 20x on wazero's compiler)
+	@# race detector's slowdown (about 20x on wazero's compiler); test binaries
+	@# carry no module versions, so wazero keys their cache as version "dev"
 	rm -rf $(PYTHON_WASM_DIR)/test-cache $(PYTHON_WASM_DIR)/test-cache-nocheck
-	$(GO) run ./tools/python-wasm/precompile -build $(PYTHON_WASM_OUT) -cache $(PYTHON_WASM_DIR)/test-cache
+	$(GO) run -ldflags "-X github.com/tetratelabs/wazero/internal/version.version=dev" ./tools/python-wasm/precompile -build $(PYTHON_WASM_OUT) -cache $(PYTHON_WASM_DIR)/test-cache
 	touch $@
 	@# older builds (other keys) are of no further use
 	find $(PYTHON_WASM_DIR) -mindepth 1 -maxdepth 1 -type d ! -name work ! -name 'test-cache*' ! -name $(PYTHON_WASM_KEY) -exec rm -rf {} +

@@ -3,7 +3,11 @@
 // binary built with -race compiles it about 20 times slower) finds it
 // compiled. `make python-wasm` runs it for the tests' caches:
 //
-//	go run ./tools/python-wasm/precompile -build .tools/python-wasm/current -cache .tools/python-wasm/test-cache
+//	go run -ldflags "-X github.com/tetratelabs/wazero/internal/version.version=dev" \
+//		./tools/python-wasm/precompile -build .tools/python-wasm/current -cache .tools/python-wasm/test-cache
+//
+// wazero keys its cache by its own version, read from the binary's module
+// information; test binaries have none and read as "dev", hence the -X.
 //
 // It fills -cache with the code that has wazero's close-on-context-done
 // checks and -cache + "-nocheck" with the code without them (what worker
