@@ -58,3 +58,24 @@ func TestInstance_Call_stops(t *testing.T) {
 		})
 	}
 }
+
+// TestHost_NewTemplate_stopsInit: init runs guest code (package
+// initializers); one that never returns is stopped when NewTemplate's
+// context ends.
+func TestHost_NewTemplate_stopsInit(t *testing.T) {
+	for _, mode := range []StopMode{StopByWazero, StopByGlobal} {
+		h := MustNewHost(t, Config{Stop: mode})
+		ctx, cancel := context.WithCancel(context.Background())
+		_, err := h.NewTemplate(ctx, mustReactor(t), func(ctx context.Context, mod api.Module) error {
+			if err := CallExport("_initialize")(ctx, mod); err != nil {
+				return err
+			}
+			time.AfterFunc(200*time.Millisecond, cancel) // once compiled and spinning
+			return CallExport("spin")(ctx, mod)
+		})
+		cancel()
+		if err == nil {
+			t.Fatalf("mode %d: a template whose init spins forever was built", mode)
+		}
+	}
+}
