@@ -36,6 +36,9 @@ const (
 	cmdCreateToken        cmdType = 5
 	cmdDeleteToken        cmdType = 6
 	cmdReadBarrier        cmdType = 7
+	cmdUpdateUser         cmdType = 8
+	cmdUpdateMember       cmdType = 9
+	cmdRemoveMember       cmdType = 15
 	cmdCreateScript       cmdType = 10
 	cmdSetDeployment      cmdType = 11
 	cmdArchiveScriptHash  cmdType = 12
@@ -90,6 +93,12 @@ func newCommand(t cmdType) command {
 		return &initInstanceCmd{}
 	case cmdReadBarrier:
 		return &readBarrierCmd{}
+	case cmdUpdateUser:
+		return &updateUserCmd{}
+	case cmdUpdateMember:
+		return &updateMemberCmd{}
+	case cmdRemoveMember:
+		return &removeMemberCmd{}
 	case cmdCreateUser:
 		return &createUserCmd{}
 	case cmdCreateWorkspace:

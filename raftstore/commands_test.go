@@ -121,21 +121,48 @@ func TestStore_InstanceCommands(t *testing.T) {
 				_, err := s.LookupToken(ctx, tokenHash, true)
 				return err
 			}, vane.ErrUnauthorized},
+			{"update user", func(ctx context.Context, s *Store) error {
+				return s.UpdateUser(ctx, testAdmin, vane.User{Email: bob.Email, Name: "Robert", Disabled: true})
+			}, nil},
+			{"update unknown user", func(ctx context.Context, s *Store) error {
+				return s.UpdateUser(ctx, testAdmin, vane.User{Email: "x@y.z"})
+			}, vane.ErrNotFound},
+			{"update member", func(ctx context.Context, s *Store) error {
+				return s.UpdateMember(ctx, testAdmin, vane.Member{Workspace: testWS, Email: bob.Email, Username: "rob", Operator: true})
+			}, nil},
+			{"update member onto taken username", func(ctx context.Context, s *Store) error {
+				return s.UpdateMember(ctx, testAdmin, vane.Member{Workspace: testWS, Email: bob.Email, Username: "admin"})
+			}, vane.ErrAlreadyExists},
+			{"update unknown member", func(ctx context.Context, s *Store) error {
+				return s.UpdateMember(ctx, testAdmin, vane.Member{Workspace: testWS, Email: "x@y.z", Username: "x"})
+			}, vane.ErrNotFound},
+			{"remove member", func(ctx context.Context, s *Store) error {
+				return s.RemoveMember(ctx, testAdmin, testWS, testAdmin.Email)
+			}, nil},
+			{"remove member again", func(ctx context.Context, s *Store) error {
+				return s.RemoveMember(ctx, testAdmin, testWS, testAdmin.Email)
+			}, vane.ErrNotFound},
 		})
 		if u, err := s.GetUser(testAdmin.Email); err != nil || u.PasswordHash != "h1" {
 			t.Fatalf("GetUser: %+v %v", u, err)
 		}
-		if m, err := s.GetMemberByUsername(testWS, "bob"); err != nil || m.Email != bob.Email {
+		if m, err := s.GetMemberByUsername(testWS, "rob"); err != nil || m.Email != bob.Email || !m.Operator {
 			t.Fatalf("GetMemberByUsername: %+v %v", m, err)
 		}
-		if ms, _ := s.ListMembers(testWS); len(ms) != 2 {
+		if _, err := s.GetMemberByUsername(testWS, "bob"); !errors.Is(err, vane.ErrNotFound) {
+			t.Fatalf("old username still resolves: %v", err)
+		}
+		if ms, _ := s.ListMembers(testWS); len(ms) != 1 {
 			t.Fatalf("ListMembers: %+v", ms)
+		}
+		if u, _ := s.GetUser(bob.Email); u.Name != "Robert" || !u.Disabled {
+			t.Fatalf("updated user: %+v", u)
 		}
 		if ws, _ := s.ListWorkspaces(); len(ws) != 1 || ws[0].Owner != testAdmin.Email {
 			t.Fatalf("ListWorkspaces: %+v", ws)
 		}
 		audit, err := s.ListAudit(testWS, vane.AuditFilter{})
-		if err != nil || len(audit) != 2 || audit[0].Operation != "users.add_to_workspace" || audit[1].Operation != "workspaces.create" {
+		if err != nil || len(audit) != 4 || audit[2].Operation != "users.add_to_workspace" || audit[3].Operation != "workspaces.create" {
 			t.Fatalf("ListAudit: %+v %v", audit, err)
 		}
 	})

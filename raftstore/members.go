@@ -1,0 +1,141 @@
+package raftstore
+
+import (
+	"context"
+	"strconv"
+
+	"vane"
+)
+
+// updateUserCmd replaces an instance user's mutable fields.
+type updateUserCmd struct {
+	base
+	User         vane.User `json:"user"`
+	PasswordHash string    `json:"password_hash,omitempty"`
+}
+
+func (c *updateUserCmd) cmdType() cmdType { return cmdUpdateUser }
+func (c *updateUserCmd) validate() error {
+	if err := validateEmail("email", c.User.Email); err != nil {
+		return err
+	}
+	if err := validateTexts(maxSmallLen, "name", c.User.Name, "password hash", c.PasswordHash); err != nil {
+		return err
+	}
+	return c.validateBase()
+}
+func (c *updateUserCmd) apply(a *applier) (output, error) {
+	b := a.bucket(bucketUsers)
+	k := []byte(c.User.Email)
+	raw := b.Get(k)
+	if raw == nil {
+		return output{}, notFound("user", c.User.Email)
+	}
+	var old userRecord
+	if err := unmarshal(raw, &old); err != nil {
+		return output{}, err
+	}
+	u := c.User
+	u.CreatedAt = old.CreatedAt
+	pw := c.PasswordHash
+	if pw == "" {
+		pw = old.XPassword
+	}
+	put(b, k, marshal(userRecord{User: u, XPassword: pw}))
+	a.audit("", c.base, "users.update", actionUpdate, u.Email, map[string]string{
+		"super_admin": strconv.FormatBool(u.SuperAdmin), "disabled": strconv.FormatBool(u.Disabled),
+		"password_changed": strconv.FormatBool(c.PasswordHash != "")})
+	return output{}, nil
+}
+
+// updateMemberCmd replaces a membership's username and roles.
+type updateMemberCmd struct {
+	base
+	Member vane.Member `json:"member"`
+}
+
+func (c *updateMemberCmd) cmdType() cmdType { return cmdUpdateMember }
+func (c *updateMemberCmd) validate() error {
+	if err := validateMember(c.Member); err != nil {
+		return err
+	}
+	return c.validateBase()
+}
+func (c *updateMemberCmd) apply(a *applier) (output, error) {
+	m := c.Member
+	members, names := a.bucket(bucketMembers), a.bucket(bucketMemberNames)
+	raw := members.Get(key(m.Workspace, m.Email))
+	if raw == nil {
+		return output{}, notFound("member", m.Email)
+	}
+	var old vane.Member
+	if err := unmarshal(raw, &old); err != nil {
+		return output{}, err
+	}
+	if m.Username != old.Username && names.Get(key(m.Workspace, m.Username)) != nil {
+		return output{}, alreadyExists("username", m.Username)
+	}
+	m.CreatedAt = old.CreatedAt
+	if m.Username != old.Username {
+		del(names, key(m.Workspace, old.Username))
+	}
+	putMember(a, m)
+	a.audit(m.Workspace, c.base, "users.update", actionUpdate, m.Email, map[string]string{
+		"username": m.Username, "is_admin": strconv.FormatBool(m.IsAdmin),
+		"operator": strconv.FormatBool(m.Operator), "disabled": strconv.FormatBool(m.Disabled)})
+	return output{}, nil
+}
+
+// removeMemberCmd removes a user from a workspace.
+type removeMemberCmd struct {
+	base
+	Workspace string `json:"ws"`
+	Email     string `json:"email"`
+}
+
+func (c *removeMemberCmd) cmdType() cmdType { return cmdRemoveMember }
+func (c *removeMemberCmd) validate() error {
+	if err := validateWorkspaceID(c.Workspace); err != nil {
+		return err
+	}
+	if err := validateEmail("email", c.Email); err != nil {
+		return err
+	}
+	return c.validateBase()
+}
+func (c *removeMemberCmd) apply(a *applier) (output, error) {
+	members := a.bucket(bucketMembers)
+	raw := members.Get(key(c.Workspace, c.Email))
+	if raw == nil {
+		return output{}, notFound("member", c.Email)
+	}
+	var m vane.Member
+	if err := unmarshal(raw, &m); err != nil {
+		return output{}, err
+	}
+	del(members, key(c.Workspace, c.Email))
+	del(a.bucket(bucketMemberNames), key(c.Workspace, m.Username))
+	a.audit(c.Workspace, c.base, "users.delete", actionDelete, c.Email, map[string]string{"username": m.Username})
+	return output{}, nil
+}
+
+// UpdateUser replaces a user's name, super-admin and disabled flags and,
+// when u.PasswordHash is not empty, password hash. ErrNotFound if unknown.
+func (s *Store) UpdateUser(ctx context.Context, a vane.Actor, u vane.User) error {
+	_, err := s.apply(ctx, &updateUserCmd{base: base{At: stampNow(), Actor: a}, User: u, PasswordHash: u.PasswordHash})
+	return wrapErr("update user", err)
+}
+
+// UpdateMember replaces the username and roles of m.Email's membership of
+// m.Workspace: ErrNotFound if there is none, ErrAlreadyExists if the new
+// username is taken.
+func (s *Store) UpdateMember(ctx context.Context, a vane.Actor, m vane.Member) error {
+	_, err := s.apply(ctx, &updateMemberCmd{base: base{At: stampNow(), Actor: a}, Member: m})
+	return wrapErr("update member", err)
+}
+
+// RemoveMember removes email from ws: ErrNotFound if not a member.
+func (s *Store) RemoveMember(ctx context.Context, a vane.Actor, ws, email string) error {
+	_, err := s.apply(ctx, &removeMemberCmd{base: base{At: stampNow(), Actor: a}, Workspace: ws, Email: email})
+	return wrapErr("remove member", err)
+}
