@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"vane"
@@ -107,6 +108,9 @@ type Node struct {
 
 	reads *readCoalescer
 	lease *leaseKeeper
+	// draining makes forwarded requests give up at once when no leader is
+	// reachable (see Drain).
+	draining atomic.Bool
 
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -177,6 +181,12 @@ func (n *Node) st() *raftstore.Store {
 
 // Members returns the node map as this node knows it.
 func (n *Node) Members() []NodeInfo { return n.reg.list() }
+
+// Drain is called when the node begins to shut down: from then on a
+// forwarded request that finds no reachable leader fails at once instead of
+// retrying for RetryWindow, so that stopping a whole cluster (no quorum left)
+// does not keep each node's workers retrying their last writes.
+func (n *Node) Drain() { n.draining.Store(true) }
 
 // Close stops the exchange loop and detaches from the store. Idempotent.
 func (n *Node) Close() error {

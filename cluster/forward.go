@@ -111,7 +111,7 @@ func (n *Node) onLeader(ctx context.Context, leaderAddr, leaderID string,
 			return err
 		}
 		last = err
-		if time.Now().Add(backoff).After(giveUp) {
+		if n.draining.Load() || time.Now().Add(backoff).After(giveUp) {
 			break
 		}
 		select {

@@ -95,7 +95,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 	// 2. First-start bootstrap.
 	if cl.runBootstrap(cfg) {
 		bctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err = bootstrap(bctx, st, cfg.DataDir, cfg.AdminToken, stdout)
+		err = retryUnavailable(bctx, func() error { return bootstrap(bctx, st, cfg.DataDir, cfg.AdminToken, stdout) })
 		cancel()
 		if err != nil {
 			return err
@@ -154,6 +154,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 		log.Warn("api shutdown", "err", serr)
 	}
 	log.Info("api stopped")
+	cl.node.Drain()
 	workers.Stop()
 	log.Info("workers stopped")
 	return err

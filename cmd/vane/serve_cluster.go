@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"vane"
 	"vane/cluster"
 	"vane/raftstore"
 )
@@ -129,4 +130,22 @@ func advertisedURL(cfg serveConfig, a net.Addr) string {
 		}
 	}
 	return "http://" + internalAddr(a)
+}
+
+// retryUnavailable runs f until it succeeds, fails for another reason than a
+// missing or changing leader, or ctx ends: the first-start bootstrap is
+// idempotent, and a node restarting during an election must not exit
+// because one of its writes met no leader or had an unknown outcome.
+func retryUnavailable(ctx context.Context, f func() error) error {
+	for {
+		err := f()
+		if err == nil || !(errors.Is(err, vane.ErrUnavailable) || errors.Is(err, vane.ErrIndeterminate) || errors.Is(err, vane.ErrNotLeader)) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
