@@ -103,10 +103,24 @@ func runInit() int {
 	}
 	// Stage 2: the job.
 	sp, err := readSpec()
-	unix.Close(ctlFD)
 	if err != nil {
 		return fail("read spec", err)
 	}
+	// The control socket stays open as a lifeline: vane never writes to it
+	// again, so a read returns only when vane is gone (its end closed by
+	// the kernel). Then this init exits, which ends the whole jail.
+	go func() {
+		var b [1]byte
+		for {
+			n, err := unix.Read(ctlFD, b[:])
+			if err == unix.EINTR {
+				continue
+			}
+			if n <= 0 || err != nil {
+				os.Exit(137)
+			}
+		}
+	}()
 	if err := finishRoot(prep.Root, sp); err != nil {
 		return fail("build root", err)
 	}

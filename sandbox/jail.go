@@ -127,14 +127,14 @@ func (s *Sandbox) startJailedSpec(ctx context.Context, spec *Spec, probe bool) (
 		}
 		z, pooled = nil, false
 	}
-	p := &Process{cmd: z.cmd, pid: z.cmd.Process.Pid, jailed: true, statusFile: z.status, status: bufio.NewReader(z.status), cg: z.cg}
+	p := &Process{cmd: z.cmd, pid: z.cmd.Process.Pid, jailed: true, statusFile: z.status, status: bufio.NewReader(z.status), cg: z.cg,
+		lifeline: z.ctl} // closed by Wait, once the init is gone
 	p.attachOutput(z, spec)
 	fail := func(err error) (*Process, error) {
 		p.Kill()
 		_, _ = p.Wait()
 		return nil, err
 	}
-	z.ctl.Close()
 	line, _ := p.status.ReadString('\n')
 	if rest, ok := strings.CutPrefix(line, "err "); ok {
 		return fail(fmt.Errorf("cannot build jail: %s", strings.TrimSpace(rest)))
@@ -307,7 +307,7 @@ func (s *Sandbox) startInsecure(ctx context.Context, spec *Spec) (*Process, erro
 	if spec.Stdout != nil && spec.Stdout == spec.Stderr {
 		cmd.Stderr = pipes[1][1]
 	}
-	err := startOnSpawnerThread(cmd)
+	err := cmd.Start()
 	pipes[0][0].Close()
 	pipes[1][1].Close()
 	pipes[2][1].Close()

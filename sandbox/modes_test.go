@@ -16,7 +16,27 @@ import (
 // unprivEnv makes the test binary run unprivilegedChild instead of its tests.
 const unprivEnv = "VANE_SANDBOX_UNPRIVILEGED_CHILD"
 
+// orphanEnv makes the test binary start a jailed sleep carrying the marker
+// given in the variable, print "started", and wait to be killed.
+const orphanEnv = "VANE_SANDBOX_ORPHAN_MARKER"
+
 func TestMain(m *testing.M) {
+	if marker := os.Getenv(orphanEnv); marker != "" {
+		state, _ := os.MkdirTemp("", "vane-orphan-")
+		s, err := New(Config{StateDir: state})
+		if err != nil {
+			fmt.Println(err)
+			os.Exit(1)
+		}
+		dir, _ := os.MkdirTemp(state, "job-")
+		if _, err := s.Start(context.Background(), &Spec{Argv: []string{"bash", "-c", "exec -a " + marker + " sleep 1000"},
+			Env: []string{"PATH=/usr/bin:/bin"}, Dir: dir}); err != nil {
+			fmt.Println(err)
+			os.Exit(1)
+		}
+		fmt.Println("started")
+		select {}
+	}
 	if os.Getenv(unprivEnv) == "1" {
 		if err := unprivilegedChild(); err != nil {
 			fmt.Fprintln(os.Stderr, "unprivileged child:", err)
@@ -164,4 +184,40 @@ func pidsWith(marker string) []string {
 		}
 	}
 	return out
+}
+
+// TestSandbox_VaneDies: when vane is killed (SIGKILL, no cleanup), its jails
+// die with it: the init's control socket is its lifeline.
+func TestSandbox_VaneDies(t *testing.T) {
+	marker := fmt.Sprintf("vane-orphan-%d", time.Now().UnixNano())
+	cmd := exec.Command("/proc/self/exe", "-test.run=^$")
+	// A private TMPDIR (0700), as vane may get: the jail still finds a mount
+	// point, and the child's state is cleaned up with it.
+	cmd.Env = []string{orphanEnv + "=" + marker, "PATH=/usr/bin:/bin", "TMPDIR=" + t.TempDir()}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	n, _ := out.Read(buf)
+	if !strings.Contains(string(buf[:n]), "started") {
+		_ = cmd.Process.Kill()
+		t.Fatalf("the child did not start its jail: %q", buf[:n])
+	}
+	if len(pidsWith(marker)) == 0 {
+		_ = cmd.Process.Kill()
+		t.Fatal("the jailed sleep is not running")
+	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(pidsWith(marker)) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the jail outlived its vane: %v", pidsWith(marker))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -60,6 +60,7 @@ type Process struct {
 	statusFile *os.File
 	cg         cgroup         // nil without cgroups
 	stdin      *os.File       // write end of the stdin pipe
+	lifeline   *os.File       // jailed: vane's end of the init's control socket
 	copying    sync.WaitGroup // stdout/stderr copiers
 
 	stopWatch func() bool // stops the ctx watcher
@@ -108,6 +109,9 @@ func (p *Process) Wait() (Exit, error) {
 
 func (p *Process) wait() {
 	werr := p.cmd.Wait()
+	if p.lifeline != nil {
+		_ = p.lifeline.Close()
+	}
 	if !p.jailed {
 		// Unjailed: the group may hold background processes; end them.
 		_ = syscall.Kill(-p.pid, syscall.SIGKILL)

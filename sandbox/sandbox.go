@@ -257,19 +257,14 @@ func New(cfg Config) (*Sandbox, error) {
 	// unprivileged uid can reach by path: not in StateDir, which may sit in
 	// a private data directory. Each jail mounts on it in its own mount
 	// namespace, so one directory serves every jail; nothing is written in it.
-	mountPoint := filepath.Join(os.TempDir(), "vane-jail-root")
-	if err := os.MkdirAll(mountPoint, 0o755); err != nil {
-		return nil, fmt.Errorf("cannot create jail mount point: %w", err)
-	}
-	if st, err := os.Stat(mountPoint); err != nil || !st.IsDir() {
-		return nil, fmt.Errorf("cannot use jail mount point %s: not a directory", mountPoint)
+	mountPoint, err := jailMountPoint()
+	if err != nil {
+		return nil, err
 	}
 	s := &Sandbox{cfg: cfg, hostID: hostIDs(cfg), pool: newZygotePool(0, nil), mountPoint: mountPoint}
-	exe, err := os.Open("/proc/self/exe")
-	if err != nil {
+	if s.exe, err = os.Open("/proc/self/exe"); err != nil {
 		return nil, fmt.Errorf("cannot open own binary for the jail's init: %w", err)
 	}
-	s.exe = exe
 	s.cg = detectCgroups(cfg.CgroupName)
 	s.status.Cgroups = s.cg.version()
 	if cfg.APIAddr != "" {
@@ -309,6 +304,43 @@ func New(cfg Config) (*Sandbox, error) {
 	}
 	cfg.Logger.Info("sandbox ready", "mode", s.status.Mode, "cgroups", s.status.Cgroups)
 	return s, nil
+}
+
+// jailMountPoint returns (creating it) the empty directory jails mount their
+// root on: vane-jail-root in the first of $TMPDIR, /tmp, /var/tmp whose
+// every ancestor the jail's unprivileged uid can search.
+func jailMountPoint() (string, error) {
+	var tried []string
+	for _, base := range []string{os.TempDir(), "/tmp", "/var/tmp"} {
+		if !searchableByOthers(base) {
+			tried = append(tried, base)
+			continue
+		}
+		mp := filepath.Join(base, "vane-jail-root")
+		if err := os.MkdirAll(mp, 0o755); err != nil {
+			tried = append(tried, base)
+			continue
+		}
+		if st, err := os.Stat(mp); err == nil && st.IsDir() && st.Mode().Perm()&0o005 == 0o005 {
+			return mp, nil
+		}
+		tried = append(tried, base)
+	}
+	return "", fmt.Errorf("cannot create a jail mount point: none of %v is searchable by others and writable", tried)
+}
+
+// searchableByOthers reports whether dir and its ancestors all let others
+// search them.
+func searchableByOthers(dir string) bool {
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		st, err := os.Stat(d)
+		if err != nil || !st.IsDir() || st.Mode().Perm()&0o001 == 0 {
+			return false
+		}
+		if d == "/" {
+			return true
+		}
+	}
 }
 
 // Status returns the mode and what is enforced; it does not change after New.

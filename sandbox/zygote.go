@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"runtime"
 	"sync"
 	"syscall"
 
@@ -88,10 +87,12 @@ func (s *Sandbox) spawnZygote() (*zygote, error) {
 			// Become the namespace's root, i.e. the mapped host ids: a root
 			// parent's ids are otherwise unmapped (overflow) in the namespace.
 			Credential: &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true},
-			Pdeathsig:  syscall.SIGKILL,
+			// No Pdeathsig: it fires when the *thread* that started the
+			// child exits, which Go may do while vane lives. The control
+			// socket is the lifeline instead (see runInit).
 		},
 	}
-	if err := startOnSpawnerThread(cmd); err != nil {
+	if err := cmd.Start(); err != nil {
 		closeAll()
 		return nil, fmt.Errorf("cannot start jail init: %w", err)
 	}
@@ -284,32 +285,3 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 // PoolReady returns how many pooled jail inits are ready now (for metrics
 // and benchmarks that measure the warm path).
 func (s *Sandbox) PoolReady() int { return len(s.pool.ready) }
-
-// spawnRequests carries process starts to the spawner goroutine, locked to
-// one OS thread for the life of the process. Pdeathsig fires when the
-// *thread* that started a child exits, and Go may end a thread (one left
-// locked by a goroutine that exited): starting every jail init from a
-// thread that never exits makes Pdeathsig mean "vane died", nothing else.
-var (
-	spawnRequests = make(chan spawnRequest)
-	spawnerOnce   sync.Once
-)
-
-type spawnRequest struct {
-	cmd  *exec.Cmd
-	done chan error
-}
-
-func startOnSpawnerThread(cmd *exec.Cmd) error {
-	spawnerOnce.Do(func() {
-		go func() {
-			runtime.LockOSThread() // never unlocked: this thread lives as long as vane
-			for r := range spawnRequests {
-				r.done <- r.cmd.Start()
-			}
-		}()
-	})
-	done := make(chan error, 1)
-	spawnRequests <- spawnRequest{cmd: cmd, done: done}
-	return <-done
-}
