@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,8 +34,11 @@ type cgroup interface {
 }
 
 // parentCPUWeight is the CPU weight of vane's parent cgroup of jobs, in
-// units of one ordinary process (v1 cpu.shares 1024, v2 cpu.weight 100).
-const parentCPUWeight = 16
+// units of one ordinary process (v1 cpu.shares 1024, v2 cpu.weight 100):
+// the jobs together compete like as many processes as there are CPUs (the
+// default worker concurrency), no more, so that they cannot starve vane's
+// own raft and API threads on a busy host.
+var parentCPUWeight = max(goruntime.NumCPU(), 1)
 
 // v1Controllers are the cgroup v1 controllers a job's cgroup uses.
 var v1Controllers = []string{"memory", "pids", "cpu"}
@@ -86,9 +90,9 @@ func detectCgroups(name string) cgroupManager {
 			}
 		}
 		// With the default weight, all of vane's jobs together would compete
-		// for CPU like one host process; parentCPUWeight lets them compete
-		// like several (measured under a load average of 20: p90 of a warm jail
-		// start 25 ms with the default weight, 10 ms with this one).
+		// for CPU like one host process (measured under a load average of 20:
+		// p90 of a warm jail start 25 ms with the default weight, 10 ms with
+		// 16x); parentCPUWeight is the fair middle.
 		_ = os.WriteFile(filepath.Join(v1["cpu"], m.parent, "cpu.shares"), []byte(strconv.Itoa(parentCPUWeight*1024)), 0)
 		return m
 	}
