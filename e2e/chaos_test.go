@@ -82,9 +82,9 @@ func (cc *chaosClients) submit(hc *http.Client, client, seq int) {
 	args := fmt.Sprintf(`{"client":%d,"seq":%d}`, client, seq)
 	giveUp := time.Now().Add(30 * time.Second)
 	for try := 0; time.Now().Before(giveUp); try++ {
-		node := cc.c.Nodes[(client+seq+try)%len(cc.c.Nodes)]
+		node := cc.c.URLs[(client+seq+try)%len(cc.c.URLs)]
 		a := attempt{call: time.Now()}
-		req, _ := http.NewRequest("POST", node.URL+"/api/w/main/jobs/run/p/u/admin/chaos?job_id="+s.id, strings.NewReader(args))
+		req, _ := http.NewRequest("POST", node+"/api/w/main/jobs/run/p/u/admin/chaos?job_id="+s.id, strings.NewReader(args))
 		req.Header.Set("Authorization", "Bearer "+adminToken)
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := hc.Do(req)

@@ -26,9 +26,12 @@ import (
 // node 0 bootstraps, the others join through it with its cluster secret.
 // Every node has fixed raft and HTTP ports, so a restart keeps its address.
 type Cluster struct {
-	tb     testing.TB
-	Nodes  []*Server
-	IDs    []string
+	tb    testing.TB
+	Nodes []*Server
+	IDs   []string
+	// URLs are the nodes' base URLs; a node keeps its URL across restarts,
+	// and goroutines read these instead of the Servers, which restarts write.
+	URLs   []string
 	secret cluster.Secret
 	http   *http.Client
 }
@@ -40,7 +43,8 @@ func MustStartCluster(tb testing.TB, n int, extra ...string) *Cluster {
 	c := &Cluster{tb: tb, http: &http.Client{Timeout: 5 * time.Second}}
 	for i := range n {
 		id := fmt.Sprintf("n%d", i+1)
-		args := []string{"--node-id", id, "--raft-addr", freeAddr(tb), "--http-addr", freeAddr(tb)}
+		httpAddr := freeAddr(tb)
+		args := []string{"--node-id", id, "--raft-addr", freeAddr(tb), "--http-addr", httpAddr}
 		if i == 0 {
 			args = append(args, "--bootstrap")
 		} else {
@@ -49,6 +53,7 @@ func MustStartCluster(tb testing.TB, n int, extra ...string) *Cluster {
 		}
 		c.Nodes = append(c.Nodes, MustStartServer(tb, ServerOptions{Args: append(args, extra...)}))
 		c.IDs = append(c.IDs, id)
+		c.URLs = append(c.URLs, "http://"+httpAddr)
 		if i == 0 {
 			s, err := cluster.LoadSecret(filepath.Join(c.Nodes[0].DataDir, "cluster", "secret"))
 			if err != nil {
@@ -88,11 +93,7 @@ func freeAddr(tb testing.TB) string {
 // needs no leader, unlike the user API).
 func (c *Cluster) Status(i int) (vane.NodeStatus, error) {
 	var st vane.NodeStatus
-	s := c.Nodes[i]
-	if s.cmd == nil {
-		return st, fmt.Errorf("node %d is down", i)
-	}
-	req, err := http.NewRequest("POST", s.URL+"/internal/status", strings.NewReader("{}"))
+	req, err := http.NewRequest("POST", c.URLs[i]+"/internal/status", strings.NewReader("{}"))
 	if err != nil {
 		return st, err
 	}
@@ -144,7 +145,7 @@ func (c *Cluster) MustLeader(within time.Duration) int {
 // Audit returns node i's audit entries of workspace main for one job,
 // oldest first, over the internal RPC.
 func (c *Cluster) Audit(i int, resource string) ([]vane.AuditEntry, error) {
-	req, err := http.NewRequest("GET", c.Nodes[i].URL+"/internal/audit?ws=main&resource="+resource, nil)
+	req, err := http.NewRequest("GET", c.URLs[i]+"/internal/audit?ws=main&resource="+resource, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -319,7 +320,7 @@ func TestCluster_RevokedTokenRefusedEverywhere(t *testing.T) {
 	}
 	waiting := make(chan answer, 1)
 	go func() {
-		req, _ := http.NewRequest("GET", c.Nodes[old].URL+"/api/users/whoami", nil)
+		req, _ := http.NewRequest("GET", c.URLs[old]+"/api/users/whoami", nil)
 		req.Header.Set("Authorization", "Bearer "+tok)
 		resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
 		if err != nil {
