@@ -137,10 +137,11 @@ func (s *Store) await(ctx context.Context, p *proposal) cmdResult {
 	}
 }
 
-// runProposer packs waiting proposals into log entries: it takes whatever has
-// queued up while raft was busy, up to MaxBatchCommands or maxEntryBytes, and
-// hands the entry to raft without waiting for it to commit, so the next entry
-// forms while the previous one is being written.
+// runProposer packs waiting proposals into log entries: once fewer than
+// maxInflightEntries entries are in flight, it takes whatever has queued up
+// meanwhile, up to MaxBatchCommands or maxEntryBytes, hands the entry to raft
+// and lets deliver wait for its outcome, so the next entry forms while the
+// previous ones are written and applied.
 func (s *Store) runProposer() {
 	defer s.wg.Done()
 	for {
