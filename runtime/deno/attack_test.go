@@ -127,6 +127,30 @@ var attackCode = map[attacktest.Attack]string{
   console.log("left");
   return "left";
 }`,
+	attacktest.FillDisk: `export function main(marker: string) {
+  const chunk = new Uint8Array(16 << 20).fill(48);
+  for (let i = 0; ; i++) {
+    Deno.writeFileSync("fill-" + i, chunk);
+  }
+}`,
+	attacktest.NestedNamespace: `export function main(marker: string) {
+  // Deno has no unshare(2): it would need a subprocess or FFI, both refused.
+  try {
+    const out = new Deno.Command("/usr/bin/unshare", { args: ["-U", "true"] }).outputSync();
+    if (out.success) return "created";
+    console.log("refused: unshare exited " + out.code);
+  } catch (e) {
+    console.log("refused: " + e);
+  }
+  try {
+    const libc = Deno.dlopen("libc.so.6", { unshare: { parameters: ["i32"], result: "i32" } });
+    if (libc.symbols.unshare(0x10000000) === 0) return "created";
+    console.log("refused: unshare(CLONE_NEWUSER) failed");
+  } catch (e) {
+    console.log("refused: " + e);
+  }
+  return "refused";
+}`,
 	attacktest.WriteOutside: `export function main(marker: string, path: string) {
   Deno.writeTextFileSync(path, "planted by a job");
   return "written";

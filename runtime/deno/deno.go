@@ -209,6 +209,9 @@ func (d *Deno) runOnce(ctx context.Context, req *jobrt.Request, b *bundle, lim j
 	if exceeded || w.exit.oom {
 		return jobrt.Outcome{Result: outOfMemory(lim), MemPeak: peak}, nil
 	}
+	if w.exit.overDisk {
+		return jobrt.Outcome{Result: jobrt.ErrorResult("DiskQuotaExceeded", fmt.Sprintf("the job directory outgrew its budget of %d MiB and the job was killed", lim.MaxFileBytes>>20), ""), MemPeak: peak}, nil
+	}
 	out, err := readOutcome(resultPath, w.exit, logs.Tail(), lim)
 	out.MemPeak = peak
 	return out, err

@@ -2,7 +2,9 @@ package deno
 
 import (
 	"bytes"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -114,4 +116,61 @@ func residentBytes(path string) (int64, bool) {
 		return 0, false
 	}
 	return pages * pageSize, true
+}
+
+// dirWatch polls the total size of a job directory and kills the job when
+// it outgrows its budget (Limits.MaxFileBytes): RLIMIT_FSIZE bounds each
+// file, not their sum. The jail has its own watcher (Limits.DirBytes); this
+// one serves unjailed runs.
+type dirWatch struct {
+	over     atomic.Bool
+	stopOnce sync.Once
+	stop     chan struct{}
+	done     chan struct{}
+}
+
+// dirPollInterval is how often the job directory is measured.
+const dirPollInterval = 100 * time.Millisecond
+
+// watchDir starts watching dir; kill is called once if it outgrows budget.
+func watchDir(dir string, budget int64, kill func()) *dirWatch {
+	w := &dirWatch{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		t := time.NewTicker(dirPollInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-w.stop:
+				return
+			case <-t.C:
+			}
+			if dirSize(dir) > budget && !w.over.Swap(true) {
+				kill()
+			}
+		}
+	}()
+	return w
+}
+
+// Stop ends the watch and reports whether the budget was exceeded (and the
+// job killed for it). Safe to call more than once.
+func (w *dirWatch) Stop() bool {
+	w.stopOnce.Do(func() { close(w.stop) })
+	<-w.done
+	return w.over.Load()
+}
+
+// dirSize sums the sizes of the regular files under dir.
+func dirSize(dir string) int64 {
+	var total int64
+	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if info, err := d.Info(); err == nil {
+				total += info.Size()
+			}
+		}
+		return nil
+	})
+	return total
 }

@@ -39,10 +39,11 @@ type procSpec struct {
 
 // procExit is how a Deno process ended.
 type procExit struct {
-	ok      bool   // exit status 0 on its own
-	desc    string // "exit status 1", "killed by signal 9", ...
-	oom     bool   // a cgroup memory limit killed it
-	memPeak int64  // bytes, when a cgroup measured it
+	ok       bool   // exit status 0 on its own
+	desc     string // "exit status 1", "killed by signal 9", ...
+	oom      bool   // a cgroup memory limit killed it
+	overDisk bool   // the job directory outgrew its budget and the tree was killed
+	memPeak  int64  // bytes, when a cgroup measured it
 }
 
 // proc is a started Deno process tree.
@@ -59,10 +60,12 @@ type proc interface {
 
 // plainProc is a Deno process run without a jail: its own process group
 // (killed as a whole), SIGKILL if vane dies, a clean environment, rlimits
-// set with prlimit right after start, and Deno's permission flags.
+// set with prlimit right after start, the job directory's size budget
+// watched, and Deno's permission flags.
 type plainProc struct {
-	cmd  *exec.Cmd
-	once sync.Once
+	cmd      *exec.Cmd
+	once     sync.Once
+	dirWatch *dirWatch // nil without a budget
 }
 
 // startPlain starts spec as a plain subprocess.
@@ -83,6 +86,9 @@ func startPlain(spec *procSpec) (proc, error) {
 		p.Kill()
 		_ = cmd.Wait()
 		return nil, err
+	}
+	if spec.limits.MaxFileBytes > 0 {
+		p.dirWatch = watchDir(spec.dir, spec.limits.MaxFileBytes, p.Kill)
 	}
 	return p, nil
 }
@@ -119,12 +125,17 @@ func setRlimits(pid int, l jobrt.Limits) error {
 // Wait implements proc.
 func (p *plainProc) Wait() (procExit, error) {
 	err := p.cmd.Wait()
-	if err == nil {
+	overDisk := p.dirWatch != nil && p.dirWatch.Stop()
+	if err == nil && !overDisk {
 		return procExit{ok: true, desc: "exit status 0"}, nil
 	}
 	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return procExit{desc: ee.ProcessState.String()}, nil
+	if err == nil || errors.As(err, &ee) {
+		desc := "killed: the job directory outgrew its budget"
+		if ee != nil && !overDisk {
+			desc = ee.ProcessState.String()
+		}
+		return procExit{desc: desc, overDisk: overDisk}, nil
 	}
 	return procExit{}, fmt.Errorf("cannot wait for deno: %w", err)
 }
@@ -295,6 +306,7 @@ func jailLimits(l jobrt.Limits) sandbox.Limits {
 		MaxProcs:     max(l.MaxProcs, 64),
 		MaxOpenFiles: max(l.MaxOpenFiles, 64),
 		MaxFileBytes: l.MaxFileBytes,
+		DirBytes:     l.MaxFileBytes,         // the job dir's budget, as Limits documents
 		MemoryBytes:  l.MemoryBytes + 32<<20, // the jail's init and Deno's own runtime
 		CPUs:         2,
 	}
@@ -313,7 +325,7 @@ func (j jailedProc) Wait() (procExit, error) {
 	if err != nil {
 		return procExit{}, err
 	}
-	return procExit{ok: ex.Success(), desc: ex.String(), oom: ex.OOM, memPeak: ex.MemPeak}, nil
+	return procExit{ok: ex.Success(), desc: ex.String(), oom: ex.OOM, overDisk: ex.DirOverBudget, memPeak: ex.MemPeak}, nil
 }
 
 // Kill implements proc.
