@@ -109,14 +109,13 @@ func runInit() int {
 	// The control socket stays open as a lifeline: vane never writes to it
 	// again, so a read returns only when vane is gone (its end closed by
 	// the kernel). Then this init exits, which ends the whole jail.
+	// Non-blocking, so the wait parks in Go's poller rather than a thread.
+	_ = unix.SetNonblock(ctlFD, true)
+	lifeline := os.NewFile(ctlFD, "lifeline")
 	go func() {
 		var b [1]byte
 		for {
-			n, err := unix.Read(ctlFD, b[:])
-			if err == unix.EINTR {
-				continue
-			}
-			if n <= 0 || err != nil {
+			if n, err := lifeline.Read(b[:]); n <= 0 || err != nil {
 				os.Exit(137)
 			}
 		}

@@ -73,8 +73,7 @@ func (s *Sandbox) spawnZygote() (*zygote, error) {
 		Path: fmt.Sprintf("/proc/self/fd/%d", exeFD),
 		Args: []string{initArg0},
 		// GORACE: a race-built binary (go test -race) otherwise sleeps 1 s at exit.
-		// GOMAXPROCS=1: the init mostly waits; fewer threads, less to start.
-		Env:        []string{initEnvKey + "=1", "GORACE=atexit_sleep_ms=0", "GOMAXPROCS=1"},
+		Env:        []string{initEnvKey + "=1", "GORACE=atexit_sleep_ms=0"},
 		Stdin:      pipes[1][0],
 		Stdout:     pipes[2][1],
 		Stderr:     pipes[3][1],
