@@ -207,9 +207,12 @@ func TestSandbox_VaneDies(t *testing.T) {
 		_ = cmd.Process.Kill()
 		t.Fatalf("the child did not start its jail: %q", buf[:n])
 	}
-	if len(pidsWith(marker)) == 0 {
-		_ = cmd.Process.Kill()
-		t.Fatal("the jailed sleep is not running")
+	// bash execs the marked sleep just after the jail reports it started.
+	for deadline := time.Now().Add(10 * time.Second); len(pidsWith(marker)) == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			t.Fatal("the jailed sleep is not running")
+		}
 	}
 	_ = cmd.Process.Kill()
 	_ = cmd.Wait()
