@@ -152,7 +152,7 @@ func TestChaos_LeaderKillsUnderLoad(t *testing.T) {
 	}()
 
 	cc := &chaosClients{c: c, started: time.Now()}
-	cc.run(6, 100*time.Millisecond)
+	cc.run(6, 250*time.Millisecond) // about 24 jobs/s: what six worker slots sustain here
 
 	var kills []time.Time
 	workerKills := 0
