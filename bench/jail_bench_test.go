@@ -147,8 +147,69 @@ func BenchmarkBashExecutor(b *testing.B) {
 
 // BenchmarkWorkerBash: push a trivial Bash job to a real one-node store and
 // wait for its completion, run by the worker in the jail (what
-// run_wait_result costs below the HTTP layer).
+// run_wait_result costs below the HTTP layer). The burst variant pushes
+// b.N jobs at once and reports jobs/s through a worker of 4 slots.
 func BenchmarkWorkerBash(b *testing.B) {
+	st, admin := mustBenchStore(b)
+	e, err := bash.New(bash.Config{Sandbox: mustSandbox(b)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	wc := jobrt.DefaultConfig()
+	wc.InstanceSecret = st.InstanceSecret
+	wc.Concurrency = 4
+	wc.JobRoot = filepath.Join(os.TempDir(), fmt.Sprintf("vane-bench-jobs-%d", os.Getpid()))
+	w, err := jobrt.New(wc, st, map[vane.ScriptLang]jobrt.Executor{vane.LangBash: e})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := w.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer w.Close()
+	ctx := context.Background()
+	push := func(id string) {
+		if err := st.PushJob(ctx, admin, vane.Job{ID: id, Workspace: "bench", Kind: vane.JobPreview, Language: vane.LangBash,
+			RawCode: "echo hello", CreatedBy: "admin", Email: admin.Email, PermissionedAs: "u/admin", Args: json.RawMessage(`{}`)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	wait := func(id string) {
+		j, err := st.WaitJob(ctx, "bench", id)
+		if err != nil || !j.Success || string(j.Result) != `"hello"` {
+			b.Fatalf("job %s: %v %s", id, err, j.Result)
+		}
+	}
+	b.Run("sequential", func(b *testing.B) {
+		lat := make([]time.Duration, 0, b.N)
+		for b.Loop() {
+			id := uuid.NewString()
+			t := time.Now()
+			push(id)
+			wait(id)
+			lat = append(lat, time.Since(t))
+		}
+		reportLatency(b, lat)
+	})
+	b.Run("burst", func(b *testing.B) {
+		ids := make([]string, b.N)
+		for i := range ids {
+			ids[i] = uuid.NewString()
+		}
+		start := time.Now()
+		for _, id := range ids {
+			push(id)
+		}
+		for _, id := range ids {
+			wait(id)
+		}
+		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "jobs/s")
+	})
+}
+
+// mustBenchStore opens a one-node store with workspace "bench".
+func mustBenchStore(b *testing.B) (*raftstore.Store, vane.Actor) {
+	b.Helper()
 	cfg := raftstore.DefaultConfig()
 	cfg.Dir = b.TempDir()
 	cfg.CommitTimeout = 2 * time.Millisecond
@@ -156,7 +217,7 @@ func BenchmarkWorkerBash(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer st.Close()
+	b.Cleanup(func() { _ = st.Close() })
 	ctx := context.Background()
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -170,34 +231,5 @@ func BenchmarkWorkerBash(b *testing.B) {
 	if err := st.CreateWorkspace(ctx, admin, vane.Workspace{ID: "bench", Name: "Bench"}, vane.Member{Email: admin.Email, Username: "admin", IsAdmin: true}); err != nil {
 		b.Fatal(err)
 	}
-	e, err := bash.New(bash.Config{Sandbox: mustSandbox(b)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	wc := jobrt.DefaultConfig()
-	wc.InstanceSecret = st.InstanceSecret
-	wc.JobRoot = filepath.Join(os.TempDir(), fmt.Sprintf("vane-bench-jobs-%d", os.Getpid()))
-	w, err := jobrt.New(wc, st, map[vane.ScriptLang]jobrt.Executor{vane.LangBash: e})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := w.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer w.Close()
-	lat := make([]time.Duration, 0, b.N)
-	for b.Loop() {
-		id := uuid.NewString()
-		t := time.Now()
-		if err := st.PushJob(ctx, admin, vane.Job{ID: id, Workspace: "bench", Kind: vane.JobPreview, Language: vane.LangBash,
-			RawCode: "echo hello", CreatedBy: "admin", Email: admin.Email, PermissionedAs: "u/admin", Args: json.RawMessage(`{}`)}); err != nil {
-			b.Fatal(err)
-		}
-		j, err := st.WaitJob(ctx, "bench", id)
-		lat = append(lat, time.Since(t))
-		if err != nil || !j.Success || string(j.Result) != `"hello"` {
-			b.Fatalf("job %s: %v %s", id, err, j.Result)
-		}
-	}
-	reportLatency(b, lat)
+	return st, admin
 }
