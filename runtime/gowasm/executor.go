@@ -150,11 +150,31 @@ func (e *Executor) ParseSignature(code string) (*vane.Schema, error) {
 // tidy (unless d.Lock pins them), builds the module and caches it. The lock
 // is go.mod, a "//go.sum" line, then go.sum. A script that does not compile
 // returns a *BuildError whose message is the compiler's.
+//
+// Deploy also compiles the module and takes its snapshot on this node, so
+// the first run after a save does not pay for them; a script whose package
+// initialization fails (a panic in an init function) fails to deploy with
+// the runtime's message.
 func (e *Executor) Deploy(ctx context.Context, d *jobrt.Deployment) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.BuildTimeout)
 	defer cancel()
-	return e.build.deploy(ctx, d.Code, d.Lock)
+	lock, err := e.build.deploy(ctx, d.Code, d.Lock)
+	if err != nil {
+		return "", err
+	}
+	if _, err := e.template(ctx, d.Code, lock); err != nil {
+		return "", err
+	}
+	return lock, nil
 }
+
+// InitError is a script whose package initialization (its init functions and
+// package-level variables, run once when the snapshot is taken) failed.
+type InitError struct {
+	Message string
+}
+
+func (e *InitError) Error() string { return e.Message }
 
 // Run implements runtime.Executor: it starts a fresh instance of the
 // script's module from its snapshot, with req.Dir mounted at "/" (and
@@ -174,6 +194,10 @@ func (e *Executor) Run(ctx context.Context, req *jobrt.Request) (jobrt.Outcome, 
 			return failed("CompileError", be.Output, ""), nil
 		case ctx.Err() != nil:
 			return contextFailure(ctx, lim.Timeout), nil
+		}
+		var ie *InitError
+		if errors.As(err, &ie) {
+			return failed("InitializationError", ie.Message, ""), nil
 		}
 		return jobrt.Outcome{}, err
 	}
@@ -241,9 +265,19 @@ func (e *Executor) template(ctx context.Context, code, lock string) (*wasmhost.T
 		if err != nil {
 			return nil, err
 		}
-		return e.host.NewTemplate(ctx, wasm, func(ctx context.Context, mod api.Module) error {
-			return errors.Join(wasmhost.CallExport("_initialize")(ctx, mod), wasmhost.CallExport(warmExport)(ctx, mod))
+		crash := &crashWatcher{}
+		var initErr error
+		t, err := e.host.NewTemplate(wasmhost.WithInitOutput(ctx, crash), wasm, func(ctx context.Context, mod api.Module) error {
+			if initErr = wasmhost.CallExport("_initialize")(ctx, mod); initErr != nil {
+				return initErr
+			}
+			initErr = wasmhost.CallExport(warmExport)(ctx, mod)
+			return initErr
 		})
+		if initErr != nil && ctx.Err() == nil {
+			return nil, &InitError{Message: "the script's package initialization failed: " + strings.TrimPrefix(crash.message(initErr), "the script crashed: ")}
+		}
+		return t, err
 	})
 }
 

@@ -190,6 +190,20 @@ func TestExecutor_Run_failures(t *testing.T) {
 	})
 }
 
+func TestExecutor_Deploy_initPanics(t *testing.T) {
+	e := MustNewExecutor(t)
+	code := "package inner\nvar table = build()\nfunc build() map[string]int { panic(\"no table\") }\nfunc main() (int, error) { return len(table), nil }\n"
+	_, err := e.Deploy(context.Background(), &jobrt.Deployment{Code: code})
+	var ie *InitError
+	if !errors.As(err, &ie) || !strings.Contains(ie.Message, "panic: no table") {
+		t.Fatalf("Deploy = %v; expected an InitError with the panic", err)
+	}
+	out, _ := run(t, e, code, "", `{}`, jobrt.Limits{})
+	if name, msg := errorOf(t, out); out.Success || name != "InitializationError" || !strings.Contains(msg, "no table") {
+		t.Fatalf("running it: %s; expected an InitializationError", out.Result)
+	}
+}
+
 // TestExecutor_Run_freshRandomness checks that the runtime's random state,
 // frozen in the snapshot, is reseeded per job (and so that the wrapper's
 // assumption about runtime.globalRand's layout holds for this Go version).

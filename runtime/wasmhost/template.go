@@ -22,6 +22,15 @@ import (
 // Host.Template.
 var ErrTemplateClosed = errors.New("wasm template closed")
 
+type initOutputKey struct{}
+
+// WithInitOutput returns a context that makes NewTemplate send the
+// initializing instance's stdout and stderr to w (by default they are
+// discarded), e.g. to report why a script's package initialization failed.
+func WithInitOutput(ctx context.Context, w io.Writer) context.Context {
+	return context.WithValue(ctx, initOutputKey{}, w)
+}
+
 // InitFunc brings a fresh instance to the state every job starts from, e.g.
 // by calling a reactor's "_initialize" export.
 type InitFunc func(ctx context.Context, mod api.Module) error
@@ -170,7 +179,11 @@ func (h *Host) snapshot(ctx context.Context, compiled wazero.CompiledModule, seg
 	}
 	defer mem.Free()
 	ictx := experimental.WithMemoryAllocator(ctx, experimental.MemoryAllocatorFunc(func(_, _ uint64) experimental.LinearMemory { return mem }))
-	mod, err := h.rt.InstantiateModule(ictx, compiled, InstanceConfig{Dir: dir, Stdout: io.Discard, Stderr: io.Discard}.moduleConfig(ctx))
+	out := io.Writer(io.Discard)
+	if w, ok := ctx.Value(initOutputKey{}).(io.Writer); ok {
+		out = w
+	}
+	mod, err := h.rt.InstantiateModule(ictx, compiled, InstanceConfig{Dir: dir, Stdout: out, Stderr: out}.moduleConfig(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("cannot instantiate the wasm module for its snapshot: %w", err)
 	}
