@@ -55,7 +55,14 @@ func TestAuth_Tokens(t *testing.T) {
 func TestAuth_JobToken(t *testing.T) {
 	srv := MustStartServer(t, ServerOptions{})
 	c := srv.Client()
-	c.MustSaveScript("u/admin/calls_api", "bash", `code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $WM_TOKEN" "$BASE_INTERNAL_URL/api/w/main/users/whoami")
+	// Plain bash (/dev/tcp), so the test needs no curl on the machine.
+	c.MustSaveScript("u/admin/calls_api", "bash", `hostport=${BASE_INTERNAL_URL#http://}
+hostport=${hostport%%/*}
+exec 3<>"/dev/tcp/${hostport%:*}/${hostport##*:}"
+printf 'GET /api/w/main/users/whoami HTTP/1.0\r\nHost: vane\r\nAuthorization: Bearer %s\r\n\r\n' "$WM_TOKEN" >&3
+read -r status_line <&3
+set -- $status_line
+code=$2
 printf '{"code":"%s","token":"%s","workspace":"%s"}' "$code" "$WM_TOKEN" "$WM_WORKSPACE" > result.json
 `)
 	r := c.MustDo("POST", "/api/w/main/jobs/run_wait_result/p/u/admin/calls_api", map[string]any{}, 200)
