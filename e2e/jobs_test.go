@@ -339,3 +339,32 @@ func TestJobs_SigtermLetsRunningJobsFinish(t *testing.T) {
 		t.Fatalf("the job was re-run %d times: it should have finished during the grace period", job.Restarts)
 	}
 }
+
+// TestJobs_ScheduledLaterStaysQueued runs a job an hour from now: it waits in
+// the queue (not running) until canceled, which completes it at once.
+func TestJobs_ScheduledLaterStaysQueued(t *testing.T) {
+	srv := MustStartServer(t, ServerOptions{})
+	c := srv.Client()
+	c.MustSaveScript("u/admin/later", "bash", "echo later\n")
+	id := c.MustDo("POST", "/api/w/main/jobs/run/p/u/admin/later?scheduled_in_secs=3600", map[string]any{}, 201).Body
+	// A job that runs now, on the same workers, proves they are claiming.
+	c.MustDo("POST", "/api/w/main/jobs/run_wait_result/p/u/admin/later", map[string]any{}, 200)
+	var queued []struct {
+		ID           string    `json:"id"`
+		Running      bool      `json:"running"`
+		ScheduledFor time.Time `json:"scheduled_for"`
+	}
+	c.MustDo("GET", "/api/w/main/jobs/queue/list", nil, 200).JSON(t, &queued)
+	if len(queued) != 1 || queued[0].ID != id || queued[0].Running || time.Until(queued[0].ScheduledFor) < 50*time.Minute {
+		t.Fatalf("queue: %+v", queued)
+	}
+	c.MustDo("POST", "/api/w/main/jobs_u/queue/cancel/"+id, map[string]any{"reason": "not needed"}, 200)
+	var m struct {
+		Completed bool `json:"completed"`
+		Success   bool `json:"success"`
+	}
+	c.MustDo("GET", "/api/w/main/jobs_u/completed/get_result_maybe/"+id, nil, 200).JSON(t, &m)
+	if !m.Completed || m.Success {
+		t.Fatalf("canceled queued job: %+v", m)
+	}
+}
