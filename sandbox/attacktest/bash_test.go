@@ -3,6 +3,9 @@ package attacktest_test
 import (
 	"context"
 	"os"
+	"os/exec"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -133,4 +136,40 @@ func TestAttacks_Bash(t *testing.T) {
 		},
 		Code: BashCode,
 	})
+}
+
+// TestAttacks_BashUnprivileged runs the whole Bash attack suite again as an
+// unprivileged user (nobody), where cgroups are not writable: RLIMIT_NPROC,
+// RLIMIT_AS, the directory budget and the namespaces must hold on their own.
+func TestAttacks_BashUnprivileged(t *testing.T) {
+	if os.Getenv("VANE_ATTACKS_UNPRIVILEGED") == "1" {
+		t.Log("already the unprivileged run: TestAttacks_Bash is it")
+		return
+	}
+	exe, err := os.Open("/proc/self/exe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer exe.Close()
+	tmp, err := os.MkdirTemp("", "vane-attacks-unpriv-") // its parents must be searchable by nobody
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(tmp) })
+	if err := os.Chmod(tmp, 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("/proc/self/fd/3", "-test.run=^TestAttacks_Bash$", "-test.count=1", "-test.v")
+	cmd.ExtraFiles = []*os.File{exe}
+	cmd.Env = []string{"VANE_ATTACKS_UNPRIVILEGED=1", "PATH=/usr/bin:/bin", "TMPDIR=" + tmp, "HOME=" + tmp}
+	if os.Geteuid() == 0 {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestAttacks_Bash") {
+		t.Fatalf("the attack suite failed unprivileged: %v\n%s", err, out)
+	}
+	if os.Geteuid() == 0 && !strings.Contains(string(out), "cgroup limits") {
+		t.Fatalf("the unprivileged run did not report cgroup limits off:\n%s", out)
+	}
 }
