@@ -68,8 +68,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		Handler:            s.rejectDotSegments(r.Handler),
 		Name:               "vane",
 		MaxRequestBodySize: cfg.BodyLimit,
-		// Room for large cookies and long query strings (GET payload=).
-		ReadBufferSize:  64 << 10,
+		// Room for large cookies and longer query strings (GET payload=),
+		// without a large buffer per keep-alive connection.
+		ReadBufferSize:  16 << 10,
 		ReadTimeout:     5 * time.Minute,
 		IdleTimeout:     2 * time.Minute,
 		CloseOnShutdown: true,
