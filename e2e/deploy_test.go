@@ -75,6 +75,13 @@ func TestDeploy_Python(t *testing.T) {
 		t.Fatalf("a string for an int: %d %s", r.Status, r.Body)
 	}
 
+	// A preview: the worker parses the signature to pass args by name.
+	id := c.MustDo("POST", "/api/w/main/jobs/run/preview", map[string]any{"language": "python3",
+		"content": "def main(a: int, b: int):\n    return a - b\n", "args": map[string]any{"b": 1, "a": 5}}, 201).Body
+	if res, ok := c.WaitJob(id, 2*time.Minute); !ok || string(res) != "4" {
+		t.Fatalf("python preview: success %v result %s, want 4", ok, res)
+	}
+
 	bad := c.MustSaveScript("u/admin/bad_import", "python3", "import no_such_module_vane\n\ndef main():\n    return 1\n")
 	if lock, lockErr := deploymentStatus(t, c, bad); lockErr == nil || !strings.Contains(*lockErr, "no_such_module_vane") {
 		t.Fatalf("a script with a missing import: lock %v, error logs %v", lock, lockErr)

@@ -91,6 +91,16 @@ func newMeteredExecutor(e jobrt.Executor, lang vane.ScriptLang, m *api.Metrics) 
 	}
 }
 
+// ParseSignature forwards to the wrapped executor's parser, which the worker
+// finds by type assertion (positional args of previews); an executor without
+// one gives an error, which the worker ignores.
+func (e *meteredExecutor) ParseSignature(code string) (*vane.Schema, error) {
+	if p, ok := e.next.(jobrt.SignatureParser); ok {
+		return p.ParseSignature(code)
+	}
+	return nil, fmt.Errorf("cannot parse signature: the executor has no parser: %w", vane.ErrInvalid)
+}
+
 // Run implements runtime.Executor.
 func (e *meteredExecutor) Run(ctx context.Context, req *jobrt.Request) (jobrt.Outcome, error) {
 	start := time.Now()
