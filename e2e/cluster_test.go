@@ -429,6 +429,11 @@ func TestClusterUp_StartsServesStops(t *testing.T) {
 		t.Fatalf("cluster status after up: %+v", st)
 	}
 	t.Logf("up and serving after %s", time.Since(started).Round(time.Millisecond))
+	table, err := exec.Command(vaneBin, "cluster", "status", "--url", fmt.Sprintf("http://127.0.0.1:%d", httpBase+1), "--dir", dir).CombinedOutput()
+	if err != nil || strings.Count(string(table), "Leader") != 1 || strings.Count(string(table), "Follower") != 2 {
+		t.Fatalf("vane cluster status (%v):\n%s", err, table)
+	}
+	t.Logf("vane cluster status:\n%s", table)
 	stopAt := time.Now()
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	select {
@@ -468,4 +473,35 @@ func freeRun(tb testing.TB, n int) int {
 	}
 	tb.Fatalf("cannot find %d consecutive free ports", n)
 	return 0
+}
+
+// TestCluster_NoLeaderAnswers503 stops two of three nodes; the last one
+// answers reads that need the leader and writes with 503 and a message
+// instead of hanging; after a removal the two-node cluster serves again.
+func TestCluster_NoLeaderAnswers503(t *testing.T) {
+	c := MustStartCluster(t, 3)
+	l := c.MustLeader(10 * time.Second)
+	last := (l + 1) % 3
+	gone := (l + 2) % 3
+
+	// Removing a member through the API (superadmin), via a follower.
+	cl := c.Nodes[last].Client()
+	cl.MustDo("POST", "/api/cluster/remove/"+c.IDs[gone], nil, 200)
+	var st vane.ClusterStatus
+	cl.MustDo("GET", "/api/cluster/status", nil, 200).JSON(t, &st)
+	if len(st.Members) != 2 {
+		t.Fatalf("after removing %s: %+v", c.IDs[gone], st.Members)
+	}
+	c.Nodes[gone].Stop()
+
+	// The leader stops too: the last node has no quorum.
+	c.Nodes[l].Kill9()
+	start := time.Now()
+	r := cl.Do("GET", "/api/users/whoami", nil)
+	if r.Status != 503 {
+		t.Fatalf("whoami without a leader: %d %s", r.Status, r.Body)
+	}
+	t.Logf("whoami without a leader: 503 after %s: %s", time.Since(start).Round(time.Millisecond), r.Body)
+	c.Nodes[l].Restart()
+	cl.MustDo("GET", "/api/users/whoami", nil, 200)
 }
