@@ -77,6 +77,9 @@ type Config struct {
 	// ShutdownGrace is how long Close lets running jobs finish before it
 	// kills them and leaves them to lease expiry.
 	ShutdownGrace time.Duration
+	// DeployPollInterval is how often a job whose script version is still
+	// being deployed rereads its state. Default 100 ms.
+	DeployPollInterval time.Duration
 	// Limits are the jobs' defaults; a script's timeout and memory override them.
 	Limits Limits
 	// Logger receives the worker's lines. Default slog.Default().
@@ -86,17 +89,18 @@ type Config struct {
 // DefaultConfig returns the defaults of every field but InstanceSecret.
 func DefaultConfig() Config {
 	return Config{
-		Node:          "local",
-		Name:          "worker",
-		Concurrency:   goruntime.NumCPU(),
-		Lease:         30 * time.Second,
-		WorkerGroup:   "default",
-		LogChunkBytes: 16 << 10,
-		LogInterval:   250 * time.Millisecond,
-		JobRoot:       filepath.Join(os.TempDir(), fmt.Sprintf("vane-jobs-%d", os.Getpid())),
-		SafetyTick:    time.Second,
-		ShutdownGrace: 10 * time.Second,
-		Limits:        DefaultLimits(),
+		Node:               "local",
+		Name:               "worker",
+		Concurrency:        goruntime.NumCPU(),
+		Lease:              30 * time.Second,
+		WorkerGroup:        "default",
+		LogChunkBytes:      16 << 10,
+		LogInterval:        250 * time.Millisecond,
+		JobRoot:            filepath.Join(os.TempDir(), fmt.Sprintf("vane-jobs-%d", os.Getpid())),
+		SafetyTick:         time.Second,
+		ShutdownGrace:      10 * time.Second,
+		DeployPollInterval: 100 * time.Millisecond,
+		Limits:             DefaultLimits(),
 	}
 }
 
@@ -107,7 +111,7 @@ func (c Config) Validate() error {
 		return errors.New("worker config: InstanceSecret is required")
 	case c.Concurrency < 0:
 		return fmt.Errorf("worker config: Concurrency %d is negative", c.Concurrency)
-	case c.Lease < 0 || c.HeartbeatInterval < 0 || c.LogInterval < 0 || c.SafetyTick < 0 || c.ShutdownGrace < 0:
+	case c.Lease < 0 || c.HeartbeatInterval < 0 || c.LogInterval < 0 || c.SafetyTick < 0 || c.ShutdownGrace < 0 || c.DeployPollInterval < 0:
 		return errors.New("worker config: durations must not be negative")
 	case c.Lease > 0 && c.HeartbeatInterval >= c.Lease:
 		return fmt.Errorf("worker config: HeartbeatInterval %v must be shorter than Lease %v", c.HeartbeatInterval, c.Lease)
@@ -156,6 +160,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ShutdownGrace == 0 {
 		c.ShutdownGrace = d.ShutdownGrace
+	}
+	if c.DeployPollInterval == 0 {
+		c.DeployPollInterval = d.DeployPollInterval
 	}
 	c.Limits = c.Limits.WithDefaults()
 	if c.Logger == nil {

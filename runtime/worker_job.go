@@ -207,8 +207,11 @@ func (w *Worker) execute(ctx context.Context, j *vane.Job, logs *logStreamer) (O
 			}
 		}
 	default:
-		sc, err := w.store.GetScriptByHash(j.Workspace, j.ScriptHash)
+		sc, err := w.deployedScript(ctx, j)
 		if err != nil {
+			if errors.Is(err, errDeployFailed) {
+				return fail("DeploymentFailed", err)
+			}
 			return fail("ScriptNotFound", fmt.Errorf("cannot load script %s (%s): %w", j.ScriptPath, j.ScriptHash, err))
 		}
 		req.Code, req.Lock, req.DedicatedWorker = sc.Content, sc.Lock, sc.DedicatedWorker
@@ -255,4 +258,35 @@ func (w *Worker) execute(ctx context.Context, j *vane.Job, logs *logStreamer) (O
 	// backstop for executors that do not.
 	req.Logs = NewCappedWriter(logs, req.Limits.LogBytes+4096)
 	return exec.Run(ctx, req)
+}
+
+// errDeployFailed marks a job whose script version failed its dependencies step.
+var errDeployFailed = errors.New("the script's deployment failed")
+
+// deployedScript loads the job's script version and, while its dependencies
+// step is still running (on whichever node saved it), waits for it: a job
+// must run with the version's lock, never before it exists. A version whose
+// deployment failed gives errDeployFailed with the build's message. The wait
+// ends with ctx (the job's timeout or a cancel).
+func (w *Worker) deployedScript(ctx context.Context, j *vane.Job) (vane.Script, error) {
+	poll := time.NewTicker(w.cfg.DeployPollInterval)
+	defer poll.Stop()
+	for {
+		sc, err := w.store.GetScriptByHash(j.Workspace, j.ScriptHash)
+		if err != nil {
+			return vane.Script{}, err
+		}
+		switch sc.DeploymentStatus {
+		case vane.DeployFailed:
+			return vane.Script{}, fmt.Errorf("%w: %s", errDeployFailed, sc.LockErrorLogs)
+		case vane.DeployPending:
+		default:
+			return sc, nil
+		}
+		select {
+		case <-ctx.Done():
+			return vane.Script{}, fmt.Errorf("script %s (%s) was still being deployed: %w", j.ScriptPath, j.ScriptHash, context.Cause(ctx))
+		case <-poll.C:
+		}
+	}
 }
