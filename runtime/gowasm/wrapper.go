@@ -9,7 +9,7 @@ import (
 
 // wrapperVersion is part of every artifact's cache key: change it whenever
 // the generated code changes.
-const wrapperVersion = "vane-gowasm-4"
+const wrapperVersion = "vane-gowasm-5"
 
 // Names the wrapper shares between the generated files.
 const (
@@ -102,6 +102,12 @@ func vaneInput(ptr unsafe.Pointer, n uint32) uint32
 
 //go:wasmimport vane output
 func vaneOutput(ptr unsafe.Pointer, n uint32, failed uint32)
+
+// vaneCheck reports whether the job's context is done; the host's
+// instrumentation of every loop calls it every few thousand iterations.
+//
+//go:wasmimport vane check
+func vaneCheck() uint32
 
 // The runtime's random state was frozen into the snapshot; reseedRuntime
 // gives it fresh entropy before every job. The layout of runtime.globalRand
@@ -208,6 +214,7 @@ func vaneRun() {
 
 //go:wasmexport ` + warmExport + `
 func vaneWarm() {
+	_ = vaneCheck() // keeps the import for the instrumentation
 	reseedRuntime()
 	var in struct {
 		Args json.RawMessage   ` + "`json:\"args\"`" + `

@@ -20,6 +20,9 @@ import (
 //	                                      sets the call's output (the last
 //	                                      call wins); failed != 0 marks it an
 //	                                      error result
+//	vane.check() -> i32                   1 when the call's context is done
+//	                                      (the StopByCheck instrumentation
+//	                                      calls it), else 0
 //
 // In Go: //go:wasmimport vane input, with unsafe.Pointer and uint32 params.
 const CallModule = "vane"
@@ -76,6 +79,8 @@ func instantiateCallModule(ctx context.Context, rt wazero.Runtime) error {
 		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(hostOutput),
 		[]api.ValueType{api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32}, nil).
 		WithParameterNames("ptr", "len", "failed").Export("output").
+		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(hostCheck),
+		nil, []api.ValueType{api.ValueTypeI32}).Export("check").
 		Instantiate(ctx)
 	if err != nil {
 		return fmt.Errorf("cannot instantiate the %q host module: %w", CallModule, err)
@@ -97,6 +102,14 @@ func hostInput(ctx context.Context, mod api.Module, stack []uint64) {
 		}
 	}
 	stack[0] = api.EncodeU32(uint32(len(c.Input)))
+}
+
+func hostCheck(ctx context.Context, _ api.Module, stack []uint64) {
+	if ctx.Err() != nil {
+		stack[0] = 1
+		return
+	}
+	stack[0] = 0
 }
 
 func hostOutput(ctx context.Context, mod api.Module, stack []uint64) {

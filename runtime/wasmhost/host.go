@@ -72,12 +72,12 @@ const (
 	// module and any caller, but costs Go guests about 4x (a Go function
 	// has a loop at its entry).
 	StopByWazero StopMode = iota
-	// StopByGlobal rewrites every template's module so that each loop header
-	// checks an exported global (a load and a branch) and traps when the host
-	// has set it; Instance.Call sets it when the call's context is done.
-	// Guests must be called through Instance.Call to be stoppable; modules
-	// with instructions the rewriter does not know (SIMD, threads) fail
-	// NewTemplate.
+	// StopByGlobal rewrites every template's module so that its loop
+	// headers count down a budget global and, every few thousand, call the
+	// host function vane.check, which traps the guest when the call's
+	// context is done (see instrumentLoops). The module must import
+	// vane.check; modules with instructions the rewriter does not know
+	// (SIMD, threads) fail NewTemplate.
 	StopByGlobal
 )
 

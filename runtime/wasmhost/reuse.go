@@ -40,8 +40,7 @@ type Instance struct {
 	jobDir   string // where Release moves the job's files
 	reused   bool
 	funcs    map[string]api.Function // exports already looked up; each keeps its grown call stack
-	stop     api.MutableGlobal       // StopGlobalName with StopByGlobal, else nil
-	stopped  bool                    // stop was set: the instance must not be reused
+	stopped  bool                    // a call was stopped by its context: the instance must not be reused
 }
 
 // Module is the instance's module; call its exports with the job's context.
@@ -65,29 +64,19 @@ func (i *Instance) Function(name string) api.Function {
 	return f
 }
 
-// Call calls the named export with ctx. When the host stops guests by
-// global (StopByGlobal), a done ctx sets the instance's stop global, the
-// guest traps at its next loop header and Call returns a *sys.ExitError
-// with wazero's code for the context's error, as StopByWazero does.
+// Call calls the named export with ctx. A call stopped because ctx is done
+// (by wazero's checks with StopByWazero, by vane.check with StopByGlobal)
+// returns a *sys.ExitError with wazero's code for the context's error, and
+// the instance is not reused.
 func (i *Instance) Call(ctx context.Context, name string, params ...uint64) ([]uint64, error) {
 	f := i.Function(name)
 	if f == nil {
 		return nil, fmt.Errorf("cannot call %q: the module does not export it", name)
 	}
-	if i.stop == nil {
-		return f.Call(ctx, params...)
-	}
-	if ctx.Err() != nil {
+	res, err := f.Call(ctx, params...)
+	if err != nil && ctx.Err() != nil {
 		i.stopped = true
 		return nil, ctxExit(ctx)
-	}
-	unwatch := context.AfterFunc(ctx, func() { i.stop.Set(1) })
-	res, err := f.Call(ctx, params...)
-	if !unwatch() { // the context ended during the call
-		i.stopped = true
-		if err != nil {
-			return nil, ctxExit(ctx)
-		}
 	}
 	return res, err
 }
@@ -120,9 +109,7 @@ func (t *Template) Acquire(ctx context.Context, c InstanceConfig) (*Instance, er
 		if err != nil {
 			return nil, err
 		}
-		inst := &Instance{tmpl: t, mod: mod}
-		inst.stop, _ = mod.ExportedGlobal(StopGlobalName).(api.MutableGlobal)
-		return inst, nil
+		return &Instance{tmpl: t, mod: mod}, nil
 	}
 	limit := t.host.memoryLimit(c.MemoryBytes)
 	if uint64(t.pages)<<16 > limit {
@@ -194,7 +181,6 @@ func (t *Template) newPooledInstance(ctx context.Context) (*Instance, error) {
 		return nil, err
 	}
 	inst.baseline = inst.files.open.Load()
-	inst.stop, _ = mod.ExportedGlobal(StopGlobalName).(api.MutableGlobal)
 	return inst, nil
 }
 

@@ -5,65 +5,129 @@ import (
 	"fmt"
 )
 
-// StopGlobalName is the export of the i32 global that instrumentLoops adds:
-// setting it to non-zero makes the guest trap at its next loop header.
-const StopGlobalName = "vane.stop"
+// checkBudget is how many loop headers a guest passes between two calls of
+// vane.check: the bound on how long a stop request waits, and on how long the
+// guest keeps the Go runtime from stopping the world (native code cannot be
+// preempted; a host call is a safe point).
+const checkBudget = 10000
 
 // Section ids instrumentLoops rewrites.
 const sectionCode = 10
 
 // instrumentLoops makes a module stoppable without wazero's termination
-// checks: it adds a mutable i32 global (exported as StopGlobalName) and,
-// after every loop instruction, `global.get $stop; if; unreachable; end`.
-// wazero's own checks (WithCloseOnContextDone) exit from native code to Go at
-// every loop header, which costs Go guests (a dispatch loop in every
-// function) about 4x; this check is a load and a branch. Instructions the
-// decoder does not know (SIMD, threads, exceptions) fail the rewrite.
+// checks. It adds a mutable i32 global, the budget, and after every loop
+// instruction:
+//
+//	budget--; if budget == 0 { budget = checkBudget; if vane.check() != 0 { unreachable } }
+//
+// vane.check is a host function that reports whether the call's context is
+// done; the module must import it (a Go guest declares it with
+// //go:wasmimport vane check and calls it once). wazero's own checks
+// (WithCloseOnContextDone) exit from native code to Go at every loop header,
+// which costs Go guests (a dispatch loop in every function) about 4x; this is
+// a few instructions per loop header and a host call every checkBudget.
+// Instructions the decoder does not know (SIMD, threads, exceptions) fail the
+// rewrite.
 func instrumentLoops(sections []section) ([]section, error) {
-	out := make([]section, 0, len(sections)+1)
-	globals := -1
+	check := -1
+	for _, s := range sections {
+		if s.id == sectionImport {
+			idx, err := importedFunc(s.payload, CallModule, "check")
+			if err != nil {
+				return nil, err
+			}
+			check = idx
+		}
+	}
+	if check < 0 {
+		return nil, fmt.Errorf("cannot instrument the module: it does not import %s.check", CallModule)
+	}
+	out := make([]section, 0, len(sections))
+	budget := -1
 	for _, s := range sections {
 		if s.id == sectionGlobal {
 			n, rest, err := readULEB(s.payload, 0)
 			if err != nil {
 				return nil, fmt.Errorf("cannot parse the global section: %w", err)
 			}
-			globals = int(n)
+			budget = int(n)
 			p := appendULEB(nil, n+1)
 			p = append(p, s.payload[rest:]...)
-			p = append(p, 0x7f, 0x01, 0x41, 0x00, 0x0b) // mut i32 = i32.const 0
+			p = append(p, 0x7f, 0x01, 0x41) // mut i32 = i32.const checkBudget
+			p = appendSLEB(p, checkBudget)
+			p = append(p, 0x0b)
 			s = section{id: sectionGlobal, payload: p}
 		}
 		out = append(out, s)
 	}
-	if globals < 0 {
+	if budget < 0 {
 		return nil, errors.New("cannot instrument the module: it has no global section")
 	}
-	stop := uint64(globals)
-	check := append(appendULEB([]byte{0x23}, stop), 0x04, 0x40, 0x00, 0x0b)
+	g := uint64(budget)
+	var code []byte
+	code = appendULEB(append(code, 0x23), g)             // global.get $budget
+	code = append(code, 0x41, 0x01, 0x6b)                // i32.const 1; i32.sub
+	code = appendULEB(append(code, 0x24), g)             // global.set $budget
+	code = appendULEB(append(code, 0x23), g)             // global.get $budget
+	code = append(code, 0x45, 0x04, 0x40, 0x41)          // i32.eqz; if; i32.const
+	code = appendSLEB(code, checkBudget)                 //   checkBudget
+	code = appendULEB(append(code, 0x24), g)             //   global.set $budget
+	code = appendULEB(append(code, 0x10), uint64(check)) //   call $check
+	code = append(code, 0x04, 0x40, 0x00, 0x0b, 0x0b)    //   if; unreachable; end; end
 	for i, s := range out {
-		switch s.id {
-		case sectionCode:
-			p, err := instrumentCode(s.payload, check)
+		if s.id == sectionCode {
+			p, err := instrumentCode(s.payload, code)
 			if err != nil {
 				return nil, err
 			}
 			out[i] = section{id: sectionCode, payload: p}
-		case sectionExport:
-			count, rest, err := readULEB(s.payload, 0)
-			if err != nil {
-				return nil, fmt.Errorf("cannot parse the export section: %w", err)
-			}
-			p := appendULEB(nil, count+1)
-			p = append(p, s.payload[rest:]...)
-			p = appendULEB(p, uint64(len(StopGlobalName)))
-			p = append(p, StopGlobalName...)
-			p = append(p, exportKindGlbl)
-			p = appendULEB(p, stop)
-			out[i] = section{id: sectionExport, payload: p}
 		}
 	}
 	return out, nil
+}
+
+// importedFunc returns the function index of the import module.name, or -1.
+func importedFunc(p []byte, module, name string) (int, error) {
+	count, i, err := readULEB(p, 0)
+	if err != nil {
+		return -1, fmt.Errorf("cannot parse the import section: %w", err)
+	}
+	funcs := 0
+	for k := 0; k < int(count); k++ {
+		var names [2]string
+		for j := range names {
+			n, next, err := readULEB(p, i)
+			if err != nil || next+int(n) > len(p) {
+				return -1, errors.New("cannot parse the import section: truncated")
+			}
+			names[j], i = string(p[next:next+int(n)]), next+int(n)
+		}
+		if i >= len(p) {
+			return -1, errors.New("cannot parse the import section: truncated")
+		}
+		kind := p[i]
+		i++
+		switch kind {
+		case 0:
+			if names[0] == module && names[1] == name {
+				return funcs, nil
+			}
+			funcs++
+			_, i, err = readULEB(p, i)
+		case 1:
+			i = skipLimits(p, i+1)
+		case 2:
+			i = skipLimits(p, i)
+		case 3:
+			i += 2
+		default:
+			return -1, fmt.Errorf("cannot parse the import section: import kind %d", kind)
+		}
+		if err != nil {
+			return -1, err
+		}
+	}
+	return -1, nil
 }
 
 func instrumentCode(p []byte, check []byte) ([]byte, error) {
@@ -205,6 +269,17 @@ func skipBlockType(b []byte, i int) (int, error) {
 	}
 	_, i, err := readSLEB(b, i)
 	return i, err
+}
+
+func appendSLEB(b []byte, v int64) []byte {
+	for {
+		c := byte(v & 0x7f)
+		v >>= 7
+		if (v == 0 && c&0x40 == 0) || (v == -1 && c&0x40 != 0) {
+			return append(b, c)
+		}
+		b = append(b, c|0x80)
+	}
 }
 
 func skipULEBs(b []byte, i, n int) (int, error) {

@@ -3,6 +3,7 @@ package wasmhost
 import (
 	"context"
 	"errors"
+	"runtime"
 	"testing"
 	"time"
 
@@ -77,5 +78,36 @@ func TestHost_NewTemplate_stopsInit(t *testing.T) {
 		if err == nil {
 			t.Fatalf("mode %d: a template whose init spins forever was built", mode)
 		}
+	}
+}
+
+// TestInstance_Call_letsTheWorldStop: a guest spinning in native code
+// cannot be preempted, so it would hold up every stop-the-world of the host's
+// Go runtime (a GC) until it ends; under StopByGlobal it makes a host call
+// every checkBudget loop headers, so a GC completes while it spins.
+func TestInstance_Call_letsTheWorldStop(t *testing.T) {
+	tmpl := MustNewTemplate(t, MustNewHost(t, Config{Stop: StopByGlobal}))
+	inst := mustAcquire(t, tmpl, InstanceConfig{Dir: t.TempDir()})
+	defer inst.Release(context.Background(), false)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	spun := make(chan error, 1)
+	go func() {
+		_, err := inst.Call(ctx, "spin")
+		spun <- err
+	}()
+	gcDone := make(chan struct{})
+	go func() {
+		runtime.GC()
+		close(gcDone)
+	}()
+	select {
+	case <-gcDone:
+		cancel() // the GC finished while the guest spun
+	case err := <-spun:
+		t.Fatalf("the spinning guest returned before the GC: %v", err)
+	}
+	if err := <-spun; err == nil {
+		t.Fatal("a canceled spinning guest returned no error")
 	}
 }

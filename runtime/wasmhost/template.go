@@ -188,10 +188,6 @@ func (h *Host) snapshot(ctx context.Context, compiled wazero.CompiledModule, seg
 		return nil, fmt.Errorf("cannot instantiate the wasm module for its snapshot: %w", err)
 	}
 	defer mod.Close(ctx)
-	if stop, ok := mod.ExportedGlobal(StopGlobalName).(api.MutableGlobal); ok {
-		// init runs guest code too (package initializers): stop it with ctx.
-		defer context.AfterFunc(ctx, func() { stop.Set(1) })()
-	}
 	for _, s := range segments {
 		if !mod.Memory().Write(s.offset, s.data) {
 			return nil, fmt.Errorf("cannot apply a data segment at %d (%d bytes): out of memory bounds", s.offset, len(s.data))

@@ -13,6 +13,14 @@ func vaneInput(ptr unsafe.Pointer, n uint32) uint32
 //go:wasmimport vane output
 func vaneOutput(ptr unsafe.Pointer, n uint32, failed uint32)
 
+// vaneCheck is what the host's StopByGlobal instrumentation calls; importing
+// it (and calling it once, so that the linker keeps it) is all a guest does.
+//
+//go:wasmimport vane check
+func vaneCheck() uint32
+
+func init() { _ = vaneCheck() }
+
 // counter is package state: every instance must start with the value the
 // snapshot holds.
 var counter int
