@@ -75,10 +75,12 @@ func newLanguages(ctx context.Context, cfg serveConfig, apiAddr string, log *slo
 			}
 			dc.CacheDir = filepath.Join(dataDir, "cache", "deno")
 			dc.Sandbox = sb
-			if _, err := os.Stat(dc.DenoPath); err != nil {
-				log.Warn("deno scripts disabled: deno is not installed (make deps installs it)", "path", dc.DenoPath)
+			denoVersion, err := deno.CheckDeno(ctx, dc.DenoPath)
+			if err != nil {
+				log.Warn("deno scripts disabled", "path", dc.DenoPath, "error", err)
 				continue
 			}
+			log.Info("deno found", "path", dc.DenoPath, "version", denoVersion)
 			d, err := deno.New(dc)
 			if err != nil {
 				return nil, fmt.Errorf("cannot create deno executor: %w", err)
@@ -94,7 +96,19 @@ func newLanguages(ctx context.Context, cfg serveConfig, apiAddr string, log *slo
 			if host, err = l.wasmHost(ctx, host, dataDir); err != nil {
 				return nil, err
 			}
-			p, err := python.New(ctx, python.Config{BuildDir: build, CacheDir: filepath.Join(dataDir, "cache", "python"), Host: host})
+			pc := python.Config{BuildDir: build, CacheDir: filepath.Join(dataDir, "cache", "python"), Host: host,
+				PackagesDir: cfg.PythonPackagesDir}
+			if !cfg.PythonInProcess {
+				// Worker processes run guests without wazero's per-loop
+				// context checks (2-3x faster on CPU-bound code) and are
+				// killed at a job's deadline; see runtime/python/DESIGN.md.
+				exe, err := os.Executable()
+				if err != nil {
+					return nil, fmt.Errorf("cannot find this binary for python workers: %w", err)
+				}
+				pc.WorkerCommand = []string{exe, pythonWorkerCommandName}
+			}
+			p, err := python.New(ctx, pc)
 			if err != nil {
 				return nil, fmt.Errorf("cannot create python executor: %w", err)
 			}

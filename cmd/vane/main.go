@@ -60,6 +60,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runCommand(args[1:], stdout, stderr)
 	case "cluster":
 		return clusterCommand(args[1:], stdout, stderr)
+	case pythonWorkerCommandName: // internal: started by serve, never by people
+		return pythonWorkerCommand(stderr)
 	case "version", "--version", "-v":
 		return versionCommand(stdout)
 	case "help", "-h", "--help":

@@ -25,9 +25,15 @@ type serveConfig struct {
 	BodyLimit         int
 	TimeoutWaitResult time.Duration
 	DenoPath          string
-	InsecureNoJail    bool
-	ShutdownGrace     time.Duration
-	LogLevel          string
+	// PythonPackagesDir is an operator's directory of pure-Python packages
+	// that Python scripts may import (mounted read-only).
+	PythonPackagesDir string
+	// PythonInProcess runs Python jobs inside the server process instead of
+	// in worker processes (see runtime/python/DESIGN.md for the trade-off).
+	PythonInProcess bool
+	InsecureNoJail  bool
+	ShutdownGrace   time.Duration
+	LogLevel        string
 	// PprofAddr serves net/http/pprof when set (profiling only).
 	PprofAddr string
 	// Languages are the script languages this node runs.
@@ -90,6 +96,8 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.IntVar(&c.BodyLimit, "body-limit", envInt("VANE_BODY_LIMIT", 16<<20), "largest request body in bytes; larger gets 413 (env VANE_BODY_LIMIT)")
 	timeout := fs.Int("timeout-wait-result", envInt("TIMEOUT_WAIT_RESULT", 600), "seconds a run_wait_result call waits before canceling the job (env TIMEOUT_WAIT_RESULT)")
 	fs.StringVar(&c.DenoPath, "deno-path", envStr("VANE_DENO_PATH", ""), "the deno binary; default: .tools/deno, then PATH (env VANE_DENO_PATH)")
+	fs.StringVar(&c.PythonPackagesDir, "python-packages-dir", envStr("VANE_PYTHON_PACKAGES_DIR", ""), "a directory of pure-Python packages that Python scripts may import (env VANE_PYTHON_PACKAGES_DIR)")
+	fs.BoolVar(&c.PythonInProcess, "python-in-process", envBool("VANE_PYTHON_IN_PROCESS"), "run Python jobs in the server process, stopped by wazero's context checks, instead of in worker processes killed at the deadline (env VANE_PYTHON_IN_PROCESS)")
 	fs.BoolVar(&c.InsecureNoJail, "insecure-no-jail", envBool("VANE_INSECURE_NO_JAIL"), "run subprocess jobs without the jail (development only) (env VANE_INSECURE_NO_JAIL)")
 	grace := fs.Int("shutdown-grace", envInt("VANE_SHUTDOWN_GRACE", 30), "seconds running jobs get to finish on SIGTERM before their leases are released (env VANE_SHUTDOWN_GRACE)")
 	langs := fs.String("languages", envStr("VANE_LANGUAGES", "bash,deno,python3,go"), "comma-separated languages this node runs (env VANE_LANGUAGES)")
