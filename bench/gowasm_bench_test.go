@@ -292,39 +292,6 @@ func (s *apiServer) waitDeployment(tb testing.TB, hash string) (lock, lockError 
 	return "", ""
 }
 
-// TestGoWasmOverHTTP is issue 4's end-to-end check against the real binary:
-// a Go script with a struct parameter deploys (its lock in
-// deployment_status) and run_wait_result returns its typed result; wrong
-// argument types get a 400 from the schema; a script that does not compile
-// shows the compiler's message in deployment_status and its run fails with it.
-func TestGoWasmOverHTTP(t *testing.T) {
-	s := MustStartAPIServer(t, "--languages", "go")
-	c := s.client(1)
-
-	hash := s.mustSaveGoScript(t, "u/admin/hello_go", trivialGoScript)
-	lock, lockErr := s.waitDeployment(t, hash)
-	if lockErr != "" || !strings.Contains(lock, "module mymod") {
-		t.Fatalf("deployment_status: lock %q, error %q; expected the go.mod lock", lock, lockErr)
-	}
-	url := s.url + "/api/w/main/jobs/run_wait_result/p/u/admin/hello_go"
-	if code, body := do(t, c, "POST", url, string(trivialGoArgs)); code != 200 || body != `{"hello":"bench","n":42}` {
-		t.Fatalf("run_wait_result: %d %s", code, body)
-	}
-	if code, body := do(t, c, "POST", url, `{"who":{"name":"x"},"n":"forty-one"}`); code != 400 {
-		t.Fatalf("run_wait_result with a string for an int: %d %s; expected 400", code, body)
-	}
-
-	broken := "package inner\n\nfunc main(n int) (interface{}, error) {\n\treturn missing(n), nil\n}\n"
-	bhash := s.mustSaveGoScript(t, "u/admin/broken_go", broken)
-	if _, lockErr := s.waitDeployment(t, bhash); !strings.Contains(lockErr, "undefined: missing") {
-		t.Fatalf("deployment_status of a script that does not compile: lock_error_logs %q", lockErr)
-	}
-	code, body := do(t, c, "POST", s.url+"/api/w/main/jobs/run_wait_result/p/u/admin/broken_go", `{"n":1}`)
-	if code == 200 || !strings.Contains(body, "undefined: missing") {
-		t.Fatalf("running a script that does not compile: %d %s; expected a failure with the compiler's message", code, body)
-	}
-}
-
 // BenchmarkAPI_RunWaitResultGo calls run_wait_result over HTTP on a trivial
 // Go script on a single node (goal: p50 <= 5 ms, p99 <= 15 ms sequential).
 func BenchmarkAPI_RunWaitResultGo(b *testing.B) {
