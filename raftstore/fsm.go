@@ -201,6 +201,12 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	resp := make([]any, len(logs))
 	f.mu.RLock()
 	defer f.mu.RUnlock()
+	if f.db == nil { // closed after a raft shutdown that timed out
+		for i := range resp {
+			resp[i] = entryResult{err: fmt.Errorf("state is closed: %w", vane.ErrUnavailable)}
+		}
+		return resp
+	}
 	a := &applier{clock: f.clock.Load()}
 	last := f.applied.Load()
 	start := last

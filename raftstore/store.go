@@ -33,6 +33,9 @@ const (
 	snapshotsDir   = "snapshots"
 	masterKeyFile  = "master.key"
 	masterKeyBytes = 32
+
+	// shutdownTimeout bounds how long Close waits for raft to stop.
+	shutdownTimeout = 30 * time.Second
 )
 
 // Store is vane's replicated store. All methods are safe for concurrent use.
@@ -158,7 +161,13 @@ func Open(cfg Config) (_ *Store, err error) {
 			return nil, fmt.Errorf("cannot resolve advertise address: %w", err)
 		}
 	}
-	s.transport, err = raft.NewTCPTransportWithLogger(cfg.BindAddr, advertise, 4, 10*time.Second, logger)
+	// The TCP transport with pipelining off (MaxRPCsInFlight 1): with it on,
+	// raft v1.7.3's Shutdown could hang forever on a replication goroutine
+	// blocked handing a pipelined AppendEntries to a decoder that had
+	// already stopped (seen in the cluster tests on a loaded machine). Our
+	// entries are already large batches, so the pipeline bought little.
+	s.transport, err = raft.NewTCPTransportWithConfig(cfg.BindAddr, advertise, &raft.NetworkTransportConfig{
+		MaxPool: 4, Timeout: 10 * time.Second, Logger: logger, MaxRPCsInFlight: 1})
 	if err != nil {
 		return nil, fmt.Errorf("cannot listen for raft on %s: %w", cfg.BindAddr, err)
 	}
@@ -228,9 +237,19 @@ func (s *Store) Close() error {
 		}
 		close(s.stop)
 		var errs []error
+		raftStopped := s.raft != nil
 		if s.raft != nil {
-			if err := s.raft.Shutdown().Error(); err != nil {
-				errs = append(errs, fmt.Errorf("cannot shut down raft: %w", err))
+			done := make(chan error, 1)
+			go func() { done <- s.raft.Shutdown().Error() }()
+			select {
+			case err := <-done:
+				if err != nil {
+					errs = append(errs, fmt.Errorf("cannot shut down raft: %w", err))
+				}
+			case <-time.After(shutdownTimeout):
+				// Closing the transport below unblocks raft's network goroutines.
+				raftStopped = false
+				errs = append(errs, fmt.Errorf("cannot shut down raft: still stopping after %v: %w", shutdownTimeout, vane.ErrUnavailable))
 			}
 		}
 		s.wg.Wait() // the proposer and the leadership watcher (which starts reapers)
@@ -241,7 +260,7 @@ func (s *Store) Close() error {
 		if s.fsm != nil {
 			if err := s.fsm.close(); err != nil {
 				errs = append(errs, fmt.Errorf("cannot close state file: %w", err))
-			} else if s.raft != nil {
+			} else if raftStopped {
 				if err := writeMarker(filepath.Join(s.cfg.Dir, cleanMarker)); err != nil {
 					errs = append(errs, err)
 				}
