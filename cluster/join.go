@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"vane"
+	"vane/internal/atomicfile"
 )
 
 // PrepareJoin readies a node that has never run to join the cluster that
@@ -30,7 +31,7 @@ func (n *Node) PrepareJoin(ctx context.Context, member string) error {
 		return err
 	}
 	if _, err := os.Stat(n.cfg.MasterKeyPath); errors.Is(err, os.ErrNotExist) {
-		if err := writeFileSync(n.cfg.MasterKeyPath, key); err != nil {
+		if err := atomicfile.Write(n.cfg.MasterKeyPath, key); err != nil {
 			return fmt.Errorf("cannot write master key: %w", err)
 		}
 	}

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"vane/internal/atomicfile"
 )
 
 // NodeInfo is what every node knows of another: how raft reaches it and how
@@ -79,7 +81,7 @@ func (r *registry) merge(infos []NodeInfo) (bool, error) {
 	if err != nil {
 		return true, fmt.Errorf("cannot encode cluster members: %w", err)
 	}
-	if err := writeFileSync(r.path, b); err != nil {
+	if err := atomicfile.Write(r.path, b); err != nil {
 		return true, fmt.Errorf("cannot save cluster members: %w", err)
 	}
 	return true, nil

@@ -11,10 +11,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"vane"
+	"vane/internal/atomicfile"
 )
 
 // SecretBytes is the size of a cluster secret.
@@ -79,7 +79,7 @@ func LoadOrCreateSecret(path string) (Secret, error) {
 
 // SaveSecret writes s to path (mode 0600) through a synced temporary file.
 func SaveSecret(path string, s Secret) error {
-	if err := writeFileSync(path, []byte(s.String()+"\n")); err != nil {
+	if err := atomicfile.Write(path, []byte(s.String()+"\n")); err != nil {
 		return fmt.Errorf("cannot write cluster secret: %w", err)
 	}
 	return nil
@@ -137,39 +137,6 @@ func (s Secret) gcm() (cipher.AEAD, error) {
 		return nil, fmt.Errorf("cannot make cipher: %w", err)
 	}
 	return cipher.NewGCM(block)
-}
-
-// writeFileSync writes data to path through a synced temporary file and
-// syncs the directory, so the file is whole after a crash.
-func writeFileSync(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // AuthHeader returns the header (name and value) that internal requests of

@@ -7,6 +7,8 @@ import (
 
 	"github.com/hashicorp/raft"
 	bolt "go.etcd.io/bbolt"
+
+	"vane/internal/atomicfile"
 )
 
 // Snapshot opens a read transaction now, on the FSM goroutine, so the snapshot
@@ -77,7 +79,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if err := os.Rename(tmp, f.path); err != nil {
 		return fmt.Errorf("cannot replace state file: %w", err)
 	}
-	if err := syncDir(f.path); err != nil {
+	if err := atomicfile.SyncDir(f.path); err != nil {
 		return err
 	}
 	if err := f.openDB(); err != nil {

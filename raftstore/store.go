@@ -10,7 +10,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -23,6 +22,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"vane"
+	"vane/internal/atomicfile"
 )
 
 // File names inside Config.Dir.
@@ -146,7 +146,7 @@ func Open(cfg Config) (_ *Store, err error) {
 	if err := os.Remove(filepath.Join(cfg.Dir, cleanMarker)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("cannot remove clean-shutdown marker: %w", err)
 	}
-	if err := syncDir(statePath); err != nil {
+	if err := atomicfile.SyncDir(statePath); err != nil {
 		return nil, err
 	}
 	s.fsm, err = openFSM(statePath, !cfg.FSMSync)
@@ -498,7 +498,7 @@ func loadMasterKey(cfg Config) ([]byte, error) {
 	if _, err := rand.Read(key); err != nil {
 		return nil, fmt.Errorf("cannot create master key: %w", err)
 	}
-	if err := writeFileSync(p, key); err != nil {
+	if err := atomicfile.Write(p, key); err != nil {
 		return nil, fmt.Errorf("cannot write master key: %w", err)
 	}
 	return key, nil
@@ -510,45 +510,8 @@ func fileExists(p string) bool {
 }
 
 func writeMarker(p string) error {
-	if err := writeFileSync(p, []byte("clean\n")); err != nil {
+	if err := atomicfile.Write(p, []byte("clean\n")); err != nil {
 		return fmt.Errorf("cannot write clean-shutdown marker: %w", err)
-	}
-	return nil
-}
-
-// writeFileSync writes p through a temporary file, syncs it and its directory.
-func writeFileSync(p string, data []byte) error {
-	tmp := p + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, p); err != nil {
-		return err
-	}
-	return syncDir(p)
-}
-
-// syncDir fsyncs the directory that holds p, making a rename or removal durable.
-func syncDir(p string) error {
-	d, err := os.Open(filepath.Dir(p))
-	if err != nil {
-		return fmt.Errorf("cannot open directory of %s: %w", p, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("cannot sync directory of %s: %w", p, err)
 	}
 	return nil
 }
