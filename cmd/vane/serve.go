@@ -138,6 +138,11 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	fmt.Fprintf(stdout, "vane: listening on %s (data dir %s, node %s)\n", baseURL, cfg.DataDir, cfg.NodeID)
+	auth := fmt.Sprintf("-H \"Authorization: Bearer $(cat %s)\"", filepath.Join(cfg.DataDir, "admin-token"))
+	fmt.Fprintf(stdout, "vane: try it (a one-off Bash job; README.md has more):\n"+
+		"  JOB=$(curl -s -X POST %[1]s/api/w/main/jobs/run/preview %[2]s -H 'Content-Type: application/json' \\\n"+
+		"    -d '{\"language\":\"bash\",\"content\":\"echo hello from vane\",\"args\":{}}')\n"+
+		"  curl -s %[1]s/api/w/main/jobs_u/completed/get_result_maybe/$JOB %[2]s\n", baseURL, auth)
 	log.Info("ready", "http", baseURL, "raft", st.Addr(), "workers", cfg.Workers)
 
 	select {
