@@ -165,3 +165,38 @@ func main(customer string, items []Item, discount *float64) (interface{}, error)
 		t.Errorf("the failed job's result %s does not carry the compiler's message", res)
 	}
 }
+
+// TestDeploy_ResumedAfterKill: a Go script is saved and the server is killed
+// with -9 while its build runs, so the version is left pending; after the
+// restart the build is resumed, deployment_status shows its lock and the
+// script runs. (If a build ever finished before the kill, the test saves a
+// new version and tries again, so it always exercises the resumption.)
+func TestDeploy_ResumedAfterKill(t *testing.T) {
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Fatalf("Go scripts need the go toolchain on PATH: %v", err)
+	}
+	srv := MustStartServer(t, ServerOptions{Args: []string{"--languages", "bash,go", "--log-level", "info"}})
+	c := srv.Client()
+	for attempt := 1; ; attempt++ {
+		code := "package inner\n\nfunc main(n int) (interface{}, error) {\n\treturn n * " + strings.Repeat("1", attempt) + ", nil\n}\n"
+		hash := c.MustSaveScript("u/admin/resumed", "go", code)
+		srv.Kill9()
+		srv.Restart()
+		c = srv.Client()
+		lock, lockErr := deploymentStatus(t, c, hash)
+		if lock == nil {
+			t.Fatalf("the resumed deployment failed: %s", *lockErr)
+		}
+		if !strings.Contains(srv.Output(), "resuming deployment") {
+			if attempt == 5 {
+				t.Fatalf("the build finished before the kill 5 times; cannot exercise resumption:\n%s", srv.Output())
+			}
+			continue
+		}
+		r := c.MustDo("POST", "/api/w/main/jobs/run_wait_result/p/u/admin/resumed", map[string]any{"n": 2}, 200)
+		if want := strings.Repeat("2", 1) + strings.Repeat("2", attempt-1); r.Body != want {
+			t.Fatalf("the resumed version answered %s, want %s", r.Body, want)
+		}
+		return
+	}
+}

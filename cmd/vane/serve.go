@@ -135,6 +135,13 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 		return err
 	}
 	srv.MountCluster(cl.node, cluster.PathPrefix, cl.node.Handler())
+	// A version left pending by a node that died while building it would
+	// hold its jobs until their timeout: build it again.
+	if n, err := srv.ResumeDeployments(); err != nil {
+		log.Warn("cannot resume pending deployments", "error", err)
+	} else if n > 0 {
+		log.Info("resumed pending deployments", "count", n)
+	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	fmt.Fprintf(stdout, "vane: listening on %s (data dir %s, node %s)\n", baseURL, cfg.DataDir, cfg.NodeID)
