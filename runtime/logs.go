@@ -12,26 +12,35 @@ import (
 
 // TruncationMarker is written once, after the last byte a CappedWriter
 // passes on; %d is the limit in bytes.
-const TruncationMarker = "\n[vane: logs truncated, limit of %d bytes reached]\n"
+const TruncationMarker = "\n[vane: logs truncated after %d bytes]\n"
+
+// TailBytes is how much of the most recent output a CappedWriter keeps for
+// error messages (a crash's last words), dropped bytes included.
+const TailBytes = 4096
 
 // CappedWriter passes the first limit bytes written to it on to its
 // destination, then a TruncationMarker, and discards the rest while still
 // reporting every write as complete (a job is never blocked or failed by its
-// own output). It is safe for concurrent use.
+// own output). It keeps the last TailBytes written. It is the one log cap of
+// every executor. It is safe for concurrent use.
 type CappedWriter struct {
-	mu      sync.Mutex // guards dst writes, written and marked
+	mu      sync.Mutex // guards dst writes and every field below
 	dst     io.Writer
 	limit   int64
 	written int64
 	total   int64
 	marked  bool
+	tail    []byte
 }
 
-// NewCappedWriter returns a CappedWriter over dst; limit <= 0 means
-// DefaultLimits().LogBytes.
+// NewCappedWriter returns a CappedWriter over dst (nil discards); limit <= 0
+// means DefaultLimits().LogBytes.
 func NewCappedWriter(dst io.Writer, limit int64) *CappedWriter {
 	if limit <= 0 {
 		limit = DefaultLimits().LogBytes
+	}
+	if dst == nil {
+		dst = io.Discard
 	}
 	return &CappedWriter{dst: dst, limit: limit}
 }
@@ -42,11 +51,9 @@ func (c *CappedWriter) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.total += int64(len(p))
+	c.keepTail(p)
 	if c.written >= c.limit {
-		if !c.marked {
-			c.marked = true
-			_, _ = fmt.Fprintf(c.dst, TruncationMarker, c.limit)
-		}
+		c.mark()
 		return len(p), nil
 	}
 	keep := p
@@ -55,11 +62,29 @@ func (c *CappedWriter) Write(p []byte) (int, error) {
 	}
 	n, _ := c.dst.Write(keep)
 	c.written += int64(n)
-	if int64(len(keep)) < int64(len(p)) && !c.marked {
+	if len(keep) < len(p) {
+		c.mark()
+	}
+	return len(p), nil
+}
+
+// mark writes the truncation marker the first time output is dropped.
+func (c *CappedWriter) mark() {
+	if !c.marked {
 		c.marked = true
 		_, _ = fmt.Fprintf(c.dst, TruncationMarker, c.limit)
 	}
-	return len(p), nil
+}
+
+func (c *CappedWriter) keepTail(p []byte) {
+	if len(p) >= TailBytes {
+		c.tail = append(c.tail[:0], p[len(p)-TailBytes:]...)
+		return
+	}
+	if over := len(c.tail) + len(p) - TailBytes; over > 0 {
+		c.tail = append(c.tail[:0], c.tail[over:]...)
+	}
+	c.tail = append(c.tail, p...)
 }
 
 // Total returns how many bytes were written to c, kept or not.
@@ -74,6 +99,13 @@ func (c *CappedWriter) Truncated() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.marked
+}
+
+// Tail returns the last TailBytes bytes written, dropped ones included.
+func (c *CappedWriter) Tail() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return string(c.tail)
 }
 
 // maxLogSend bounds one AppendJobLogs chunk (the store refuses chunks over

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -149,6 +150,28 @@ func TestCappedWriter(t *testing.T) {
 			if c.trunc != strings.Contains(got, "truncated") || strings.Count(got, "truncated") > 1 {
 				t.Fatalf("marker: %q", got)
 			}
+			if c.trunc && got != c.want+fmt.Sprintf(jobrt.TruncationMarker, c.limit) {
+				t.Fatalf("got %q, want %q and then the marker", got, c.want)
+			}
+			if all := strings.Join(c.writes, ""); w.Tail() != all || w.Total() != int64(len(all)) {
+				t.Fatalf("Tail() = %q, Total() = %d; want all of %q", w.Tail(), w.Total(), all)
+			}
 		})
+	}
+}
+
+func TestCappedWriter_TailKeepsTheEnd(t *testing.T) {
+	w := jobrt.NewCappedWriter(nil, 10) // nil destination: output is discarded
+	big := strings.Repeat("x", jobrt.TailBytes) + "last words"
+	for _, chunk := range []string{"first ", big[:100], big[100:]} {
+		if n, err := w.Write([]byte(chunk)); err != nil || n != len(chunk) {
+			t.Fatalf("Write = %d, %v", n, err)
+		}
+	}
+	if tail := w.Tail(); len(tail) != jobrt.TailBytes || !strings.HasSuffix(tail, "last words") {
+		t.Fatalf("Tail() has %d bytes ending %q; want the last %d bytes", len(tail), tail[max(0, len(tail)-12):], jobrt.TailBytes)
+	}
+	if !w.Truncated() {
+		t.Fatal("Truncated() = false after writing past the limit")
 	}
 }

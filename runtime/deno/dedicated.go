@@ -35,11 +35,11 @@ type worker struct {
 	stdin   *os.File
 	marker  []byte
 	sink    *logSwitch
-	results chan []byte   // answers, one per call
-	exited  chan struct{} // closed when the process has exited
-	tail    *logCap       // the last output, for crash messages
-	idle    *time.Timer   // kills the worker when idle too long
-	mem     *memWatch     // kills the worker over its memory limit
+	results chan []byte         // answers, one per call
+	exited  chan struct{}       // closed when the process has exited
+	tail    *jobrt.CappedWriter // the last output, for crash messages
+	idle    *time.Timer         // kills the worker when idle too long
+	mem     *memWatch           // kills the worker over its memory limit
 }
 
 // runDedicated serves a job from the script's dedicated worker pool.
@@ -122,7 +122,7 @@ func (d *Deno) startWorker(b *bundle, req *jobrt.Request, lim jobrt.Limits) (*wo
 		sink:    &logSwitch{},
 		results: make(chan []byte, 1),
 		exited:  make(chan struct{}),
-		tail:    newLogCap(nil, 0),
+		tail:    jobrt.NewCappedWriter(nil, 0),
 	}
 	stderr := io.MultiWriter(w.sink, w.tail)
 	argv := append([]string{d.cfg.DenoPath}, d.runFlags(b, dir, req.Env, lim.MemoryBytes)...)
@@ -184,7 +184,7 @@ func (d *Deno) startWorker(b *bundle, req *jobrt.Request, lim jobrt.Limits) (*wo
 // BASE_INTERNAL_URL as the process sees them) and waits for its answer, the process's death,
 // the timeout or the cancellation. alive says the worker can serve again.
 func (w *worker) call(parent, runCtx context.Context, reqEnv map[string]string, req *jobrt.Request, lim jobrt.Limits) (out jobrt.Outcome, alive bool) {
-	logs := newLogCap(req.Logs, lim.LogBytes)
+	logs := jobrt.NewCappedWriter(req.Logs, lim.LogBytes)
 	w.sink.set(io.MultiWriter(logs, w.tail))
 	defer w.sink.set(nil)
 	env := map[string]string{}

@@ -160,7 +160,7 @@ func (d *Deno) runOnce(ctx context.Context, req *jobrt.Request, b *bundle, lim j
 	if err := os.WriteFile(resultPath, nil, 0o644); err != nil {
 		return jobrt.Outcome{}, fmt.Errorf("cannot write result.json: %w", err)
 	}
-	logs := newLogCap(req.Logs, lim.LogBytes)
+	logs := jobrt.NewCappedWriter(req.Logs, lim.LogBytes)
 	argv := append([]string{d.cfg.DenoPath}, d.runFlags(b, req.Dir, req.Env, lim.MemoryBytes)...)
 	argv = append(argv, filepath.Join(b.dir, "main.ts"))
 	spec := &procSpec{

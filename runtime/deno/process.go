@@ -334,60 +334,6 @@ func (j jailedProc) Kill() { j.p.Kill() }
 // Pid implements proc.
 func (j jailedProc) Pid() int { return j.p.Pid() }
 
-// logCap passes at most limit bytes to w, then writes a truncation marker
-// once and drops the rest (still reporting success, so the process drains).
-// It also keeps the last bytes for error messages. Safe for concurrent use.
-type logCap struct {
-	mu        sync.Mutex // guards everything below
-	w         io.Writer
-	limit     int64
-	written   int64
-	truncated bool
-	tail      []byte
-}
-
-const tailKeep = 4096
-
-func newLogCap(w io.Writer, limit int64) *logCap {
-	if w == nil {
-		w = io.Discard
-	}
-	return &logCap{w: w, limit: limit}
-}
-
-// Write implements io.Writer.
-func (c *logCap) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.tail = append(c.tail, p...)
-	if over := len(c.tail) - tailKeep; over > 0 {
-		c.tail = append(c.tail[:0:0], c.tail[over:]...)
-	}
-	if c.truncated {
-		return len(p), nil
-	}
-	room := c.limit - c.written
-	if int64(len(p)) <= room {
-		c.written += int64(len(p))
-		_, _ = c.w.Write(p)
-		return len(p), nil
-	}
-	if room > 0 {
-		_, _ = c.w.Write(p[:room])
-		c.written += room
-	}
-	c.truncated = true
-	_, _ = fmt.Fprintf(c.w, "\n[vane: logs truncated after %d bytes]\n", c.limit)
-	return len(p), nil
-}
-
-// Tail returns the last bytes written (kept or not).
-func (c *logCap) Tail() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return string(c.tail)
-}
-
 // ensureDir creates dir (and parents) with mode 0700 if missing.
 func ensureDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {

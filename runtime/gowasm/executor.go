@@ -208,7 +208,7 @@ func (e *Executor) Run(ctx context.Context, req *jobrt.Request) (jobrt.Outcome, 
 	if err != nil {
 		return jobrt.Outcome{}, fmt.Errorf("cannot encode the job's input: %w", err)
 	}
-	logs := wasmhost.NewCappedWriter(req.Logs, lim.LogBytes)
+	logs := jobrt.NewCappedWriter(req.Logs, lim.LogBytes)
 	crash := &crashWatcher{}
 	ic := wasmhost.InstanceConfig{Dir: req.Dir, Stdout: logs, Stderr: io.MultiWriter(logs, crash), MemoryBytes: lim.MemoryBytes}
 	inst, err := tmpl.Acquire(ctx, ic)

@@ -257,7 +257,7 @@ func (e *Executor) runLocal(ctx context.Context, req *jobrt.Request) (jobrt.Outc
 		args = json.RawMessage("{}")
 	}
 	env := wmEnv(req.Env)
-	logs := wasmhost.NewCappedWriter(req.Logs, limits.LogBytes)
+	logs := jobrt.NewCappedWriter(req.Logs, limits.LogBytes)
 	res, err := e.call(ctx, guestCall{
 		request:     runRequest{Op: "run", Module: mainModule, Args: args, Env: env},
 		scriptDir:   dir,

@@ -1,7 +1,7 @@
 // Package wasmhost is vane's shared wazero layer: one wazero runtime per
 // process with a file compilation cache, an LRU of ready-to-run module
-// templates, per-instance memory limits, per-job filesystem mounts, capped
-// output, the "vane" host module that passes a call's input and output, and
+// templates, per-instance memory limits, per-job filesystem mounts, the
+// "vane" host module that passes a call's input and output, and
 // the snapshot machinery that starts every job from an already-initialized
 // instance (see DESIGN.md).
 //

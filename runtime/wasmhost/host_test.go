@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 
@@ -293,42 +292,6 @@ func TestPrepare(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, _, _, err := prepare(tc.wasm, false); err == nil {
 				t.Fatal("prepare accepted a broken module")
-			}
-		})
-	}
-}
-
-func TestCappedWriter(t *testing.T) {
-	tests := []struct {
-		name      string
-		limit     int64
-		writes    []string
-		want      string
-		truncated bool
-	}{
-		{"under", 10, []string{"abc", "def"}, "abcdef", false},
-		{"exact", 6, []string{"abc", "def"}, "abcdef", false},
-		{"over in one write", 4, []string{"abcdef"}, "abcd\n[vane: logs truncated after 4 bytes]\n", true},
-		{"over across writes", 4, []string{"abc", "def", "ghi"}, "abcd\n[vane: logs truncated after 4 bytes]\n", true},
-		{"zero", 0, []string{"abc"}, "\n[vane: logs truncated after 0 bytes]\n", true},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			var buf bytes.Buffer
-			w := NewCappedWriter(&buf, tc.limit)
-			for _, s := range tc.writes {
-				if n, err := w.Write([]byte(s)); n != len(s) || err != nil {
-					t.Fatalf("Write(%q) = %d, %v", s, n, err)
-				}
-			}
-			if buf.String() != tc.want {
-				t.Fatalf("got %q, expected %q", buf.String(), tc.want)
-			}
-			if got, _ := w.Truncated(); got != tc.truncated {
-				t.Fatalf("Truncated() = %v, expected %v", got, tc.truncated)
-			}
-			if all := strings.Join(tc.writes, ""); !strings.HasSuffix(all, w.Tail()) || w.Tail() == "" {
-				t.Fatalf("Tail() = %q; expected the end of %q", w.Tail(), all)
 			}
 		})
 	}
