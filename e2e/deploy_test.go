@@ -55,15 +55,9 @@ func TestDeploy_Python(t *testing.T) {
 	c := srv.Client()
 
 	hash := c.MustSaveScript("u/admin/double", "python3", "def main(x: int, label: str = \"n\"):\n    return {label: x * 2}\n")
-	var sc struct {
-		Schema struct {
-			Required   []string                  `json:"required"`
-			Properties map[string]map[string]any `json:"properties"`
-		} `json:"schema"`
-	}
-	c.MustDo("GET", "/api/w/main/scripts/get/h/"+hash, nil, 200).JSON(t, &sc)
-	if len(sc.Schema.Required) != 1 || sc.Schema.Required[0] != "x" || sc.Schema.Properties["x"]["type"] != "integer" {
-		t.Fatalf("inferred schema: %+v", sc.Schema)
+	sc := c.MustScriptSchema(hash)
+	if len(sc.Required) != 1 || sc.Required[0] != "x" || sc.Properties["x"]["type"] != "integer" {
+		t.Fatalf("inferred schema: %+v", sc)
 	}
 	if lock, lockErr := deploymentStatus(t, c, hash); lock == nil {
 		t.Fatalf("deployment failed: %s", *lockErr)

@@ -352,3 +352,19 @@ func (c *Client) WaitJob(id string, within time.Duration) (result json.RawMessag
 		time.Sleep(10 * time.Millisecond) // polling the job's state with a deadline
 	}
 }
+
+// ScriptSchema is the part of a saved script's schema the tests look at.
+type ScriptSchema struct {
+	Required   []string                  `json:"required"`
+	Properties map[string]map[string]any `json:"properties"`
+}
+
+// MustScriptSchema returns the schema stored with script version hash.
+func (c *Client) MustScriptSchema(hash string) ScriptSchema {
+	c.tb.Helper()
+	var sc struct {
+		Schema ScriptSchema `json:"schema"`
+	}
+	c.MustDo("GET", "/api/w/main/scripts/get/h/"+hash, nil, 200).JSON(c.tb, &sc)
+	return sc.Schema
+}

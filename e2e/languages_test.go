@@ -34,21 +34,15 @@ def main(name: str, when: datetime, count: int = 2, ratio: float = 0.5, loud: bo
     return {"greeting": greeting, "next_day": when + timedelta(days=1), "ratio": ratio}
 `)
 	deployed(typed)
-	var sc struct {
-		Schema struct {
-			Required   []string                  `json:"required"`
-			Properties map[string]map[string]any `json:"properties"`
-		} `json:"schema"`
-	}
-	c.MustDo("GET", "/api/w/main/scripts/get/h/"+typed, nil, 200).JSON(t, &sc)
-	if got := sc.Schema.Properties["when"]["format"]; got != "date-time" {
+	sc := c.MustScriptSchema(typed)
+	if got := sc.Properties["when"]["format"]; got != "date-time" {
 		t.Errorf("datetime parameter's format is %v, want date-time", got)
 	}
-	if got := sc.Schema.Properties["count"]["default"]; got != float64(2) {
+	if got := sc.Properties["count"]["default"]; got != float64(2) {
 		t.Errorf("count's default is %v, want 2", got)
 	}
-	if strings.Join(sc.Schema.Required, ",") != "name,when" {
-		t.Errorf("required = %v, want [name when]", sc.Schema.Required)
+	if strings.Join(sc.Required, ",") != "name,when" {
+		t.Errorf("required = %v, want [name when]", sc.Required)
 	}
 	r := c.MustDo("POST", "/api/w/main/jobs/run_wait_result/p/u/admin/typed",
 		map[string]any{"name": "ab", "when": "2024-02-28T10:00:00Z", "loud": true}, 200)
@@ -127,15 +121,9 @@ func main(customer string, items []Item, discount *float64) (interface{}, error)
 	if lock == nil {
 		t.Fatalf("the Go script did not build: %s", *lockErr)
 	}
-	var sc struct {
-		Schema struct {
-			Required   []string                  `json:"required"`
-			Properties map[string]map[string]any `json:"properties"`
-		} `json:"schema"`
-	}
-	c.MustDo("GET", "/api/w/main/scripts/get/h/"+hash, nil, 200).JSON(t, &sc)
-	if sc.Schema.Properties["items"]["type"] != "array" || strings.Join(sc.Schema.Required, ",") != "customer,items" {
-		t.Errorf("schema of the Go signature: %+v", sc.Schema)
+	sc := c.MustScriptSchema(hash)
+	if sc.Properties["items"]["type"] != "array" || strings.Join(sc.Required, ",") != "customer,items" {
+		t.Errorf("schema of the Go signature: %+v", sc)
 	}
 	r := c.MustDo("POST", "/api/w/main/jobs/run_wait_result/p/u/admin/order",
 		map[string]any{"customer": "ada", "items": []map[string]any{{"name": "a", "price": 2.5}, {"name": "b", "price": 4}}, "discount": 1}, 200)
