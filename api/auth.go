@@ -89,7 +89,9 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx) (*principal, error) {
 	if strings.HasPrefix(secret, vane.JobTokenPrefix) {
 		return s.authenticateJobToken(secret)
 	}
-	lctx, cancel := context.WithTimeout(ctx, s.cfg.AuthTimeout)
+	// Not derived from ctx: fasthttp recycles a RequestCtx once the handler
+	// returns, while a child context's goroutine may still read it.
+	lctx, cancel := context.WithTimeout(context.Background(), s.cfg.AuthTimeout)
 	tok, err := s.deps.Tokens.LookupToken(lctx, HashToken(secret), s.linearizableLookup())
 	cancel()
 	if err != nil {
@@ -226,7 +228,9 @@ func usernameOf(email string) string {
 
 // detached returns a context for a store write that must not be abandoned
 // when the client goes away: the request's values are not needed, only a
-// bound on the time.
+// bound on the time. Handlers never derive contexts from a
+// *fasthttp.RequestCtx: fasthttp recycles it when the handler returns, and a
+// derived context's goroutine would then read a reused request.
 func detached() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), 30*time.Second)
 }

@@ -31,7 +31,9 @@ func (s *Server) MountCluster(admin ClusterAdmin, internalPrefix string, interna
 		if err := requireSuperAdmin(p, "cluster status"); err != nil {
 			return err
 		}
-		st, err := admin.ClusterStatus(ctx)
+		sctx, cancel := detached() // never a context derived from the recycled RequestCtx
+		defer cancel()
+		st, err := admin.ClusterStatus(sctx)
 		if err != nil {
 			return fmt.Errorf("cannot read cluster status: %w", err)
 		}
