@@ -269,8 +269,10 @@ func chownTree(root string, uid, gid int) error {
 }
 
 // startInsecure runs the process unjailed: a clean environment, its own
-// process group (killed as a whole), rlimits applied right after start, and
-// a cgroup when available.
+// process group (killed as a whole), rlimits in force before the program
+// runs (it is exec'd through util-linux's prlimit when that is installed,
+// otherwise they are applied right after start, racing its first
+// instructions), and a cgroup when available.
 func (s *Sandbox) startInsecure(ctx context.Context, spec *Spec) (*Process, error) {
 	path := spec.Argv[0]
 	if !strings.Contains(path, "/") {
@@ -279,6 +281,13 @@ func (s *Sandbox) startInsecure(ctx context.Context, spec *Spec) (*Process, erro
 			return nil, fmt.Errorf("cannot start process: %w", err)
 		}
 		path = lp
+	}
+	argv := spec.Argv
+	if prlimit, err := exec.LookPath("prlimit"); err == nil {
+		if flags := prlimitFlags(spec.Limits); len(flags) > 0 {
+			argv = append(append(append([]string{prlimit}, flags...), "--", path), spec.Argv[1:]...)
+			path = prlimit
+		}
 	}
 	// Own pipes (not exec.Cmd's copiers), so that Wait can kill the group
 	// when the process exits even if a background child holds the pipes.
@@ -296,7 +305,7 @@ func (s *Sandbox) startInsecure(ctx context.Context, spec *Spec) (*Process, erro
 	}
 	cmd := &exec.Cmd{
 		Path:        path,
-		Args:        spec.Argv,
+		Args:        argv,
 		Env:         spec.Env,
 		Dir:         spec.Dir,
 		Stdin:       pipes[0][0],
@@ -346,3 +355,21 @@ func (s *Sandbox) startInsecure(ctx context.Context, spec *Spec) (*Process, erro
 
 // killAfter is how long Wait-side cleanup polls for a cgroup to empty.
 const killAfter = 2 * time.Second
+
+// prlimitFlags are util-linux prlimit's options setting l's rlimits (soft
+// and hard) before the program runs.
+func prlimitFlags(l Limits) []string {
+	var flags []string
+	add := func(name string, v int64) {
+		if v > 0 {
+			flags = append(flags, fmt.Sprintf("--%s=%d:%d", name, v, v))
+		}
+	}
+	if l.CPUTime > 0 {
+		add("cpu", int64(math.Ceil(l.CPUTime.Seconds())))
+	}
+	add("nofile", int64(l.MaxOpenFiles))
+	add("fsize", l.MaxFileBytes)
+	add("as", l.AddressSpace)
+	return flags
+}
