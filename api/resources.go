@@ -164,19 +164,9 @@ func (s *Server) deleteResource(ctx *fasthttp.RequestCtx, p *principal) error {
 	if err != nil {
 		return err
 	}
-	if err := requireWriter(p, "deleting a resource"); err != nil {
-		return err
-	}
-	path, err := pathArg(ctx)
-	if err != nil {
-		return err
-	}
-	wctx, cancel := detached()
-	defer cancel()
-	if err := rs.DeleteResource(wctx, p.actor(), p.Workspace, path); err != nil {
-		return fmt.Errorf("cannot delete resource %s: %w", path, err)
-	}
-	return writeText(ctx, fasthttp.StatusOK, "deleted resource "+path)
+	return pathWrite(ctx, p, actionDelete, "resource", func(wctx context.Context, path string) error {
+		return rs.DeleteResource(wctx, p.actor(), p.Workspace, path)
+	})
 }
 
 // getResource answers GET /w/{ws}/resources/get/{path}.

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -215,6 +216,35 @@ func pathArg(ctx *fasthttp.RequestCtx) (string, error) {
 	return path, nil
 }
 
+// action names a change in the three forms its messages use.
+type action struct{ ing, verb, past string }
+
+// The changes made by pathWrite handlers.
+var (
+	actionDelete  = action{"deleting", "delete", "deleted"}
+	actionArchive = action{"archiving", "archive", "archived"}
+)
+
+// pathWrite is the body of the handlers that change the object at the
+// validated {path} and answer with text: the caller must be able to write,
+// the store write runs on a detached context (a client that leaves does not
+// abandon it), and the answer is "<past> <what> <path>".
+func pathWrite(ctx *fasthttp.RequestCtx, p *principal, act action, what string, write func(context.Context, string) error) error {
+	if err := requireWriter(p, act.ing+" a "+what); err != nil {
+		return err
+	}
+	path, err := pathArg(ctx)
+	if err != nil {
+		return err
+	}
+	wctx, cancel := detached()
+	defer cancel()
+	if err := write(wctx, path); err != nil {
+		return fmt.Errorf("cannot %s %s %s: %w", act.verb, what, path, err)
+	}
+	return writeText(ctx, fasthttp.StatusOK, act.past+" "+what+" "+path)
+}
+
 // hashArg returns the validated {hash} route parameter.
 func hashArg(ctx *fasthttp.RequestCtx) (vane.Hash, error) {
 	return vane.ParseHash(pathParam(ctx, "hash"))
@@ -369,19 +399,9 @@ func (s *Server) scriptHistory(ctx *fasthttp.RequestCtx, p *principal) error {
 
 // archiveScriptByPath answers POST /w/{ws}/scripts/archive/p/{path} with text.
 func (s *Server) archiveScriptByPath(ctx *fasthttp.RequestCtx, p *principal) error {
-	if err := requireWriter(p, "archiving a script"); err != nil {
-		return err
-	}
-	path, err := pathArg(ctx)
-	if err != nil {
-		return err
-	}
-	wctx, cancel := detached()
-	defer cancel()
-	if err := s.deps.Lifecycle.ArchiveScriptByPath(wctx, p.actor(), p.Workspace, path); err != nil {
-		return fmt.Errorf("cannot archive script %s: %w", path, err)
-	}
-	return writeText(ctx, fasthttp.StatusOK, "archived script "+path)
+	return pathWrite(ctx, p, actionArchive, "script", func(wctx context.Context, path string) error {
+		return s.deps.Lifecycle.ArchiveScriptByPath(wctx, p.actor(), p.Workspace, path)
+	})
 }
 
 // archiveScriptByHash answers POST /w/{ws}/scripts/archive/h/{hash} with the Script.

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -111,19 +112,9 @@ func (s *Server) deleteVariable(ctx *fasthttp.RequestCtx, p *principal) error {
 	if err != nil {
 		return err
 	}
-	if err := requireWriter(p, "deleting a variable"); err != nil {
-		return err
-	}
-	path, err := pathArg(ctx)
-	if err != nil {
-		return err
-	}
-	wctx, cancel := detached()
-	defer cancel()
-	if err := vs.DeleteVariable(wctx, p.actor(), p.Workspace, path); err != nil {
-		return fmt.Errorf("cannot delete variable %s: %w", path, err)
-	}
-	return writeText(ctx, fasthttp.StatusOK, "deleted variable "+path)
+	return pathWrite(ctx, p, actionDelete, "variable", func(wctx context.Context, path string) error {
+		return vs.DeleteVariable(wctx, p.actor(), p.Workspace, path)
+	})
 }
 
 // listableVariable is Windmill's ListableVariable; Value is omitted when not shown.
