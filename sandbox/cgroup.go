@@ -27,6 +27,9 @@ type cgroupManager interface {
 // cgroup is one job's cgroup (one directory per controller in v1).
 type cgroup interface {
 	setLimits(l Limits) error
+	// setIdle gives the cgroup the least CPU weight (a pooled init waiting
+	// for a job), or back the weight of one ordinary process.
+	setIdle(idle bool) error
 	add(pid int) error
 	kill()                            // SIGKILL every member
 	stats() (memPeak int64, oom bool) // read before remove
@@ -227,6 +230,17 @@ func (g *jobCgroupV1) setLimits(l Limits) error {
 		if err := os.WriteFile(filepath.Join(g.dirs[ctl], file), []byte(w[1]), 0); err != nil {
 			return fmt.Errorf("cannot set %s: %w", file, err)
 		}
+	}
+	return nil
+}
+
+func (g *jobCgroupV1) setIdle(idle bool) error {
+	shares := "1024"
+	if idle {
+		shares = "2" // the least cpu.shares
+	}
+	if err := os.WriteFile(filepath.Join(g.dirs["cpu"], "cpu.shares"), []byte(shares), 0); err != nil {
+		return fmt.Errorf("cannot set cpu.shares: %w", err)
 	}
 	return nil
 }

@@ -97,6 +97,17 @@ func (g *jobCgroupV2) setLimits(l Limits) error {
 	return nil
 }
 
+func (g *jobCgroupV2) setIdle(idle bool) error {
+	weight := "100"
+	if idle {
+		weight = "1" // the least cpu.weight
+	}
+	if err := os.WriteFile(filepath.Join(g.dir, "cpu.weight"), []byte(weight), 0); err != nil {
+		return fmt.Errorf("cannot set cpu.weight: %w", err)
+	}
+	return nil
+}
+
 func (g *jobCgroupV2) add(pid int) error {
 	if err := os.WriteFile(filepath.Join(g.dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
 		return fmt.Errorf("cannot add pid to cgroup: %w", err)

@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -90,6 +91,13 @@ func runInit() int {
 		fmt.Fprintf(status, "err %s: %v\n", step, err)
 		return 127
 	}
+	// Nothing but stdio reaches the target: the init's own descriptors
+	// (control socket, status pipe, the API socket's directory, which lies
+	// outside the jail's root) and any vane inherited without close-on-exec
+	// from whatever started it are closed at the target's exec.
+	if err := closeOnExecFrom(3); err != nil {
+		return fail("mark descriptors close-on-exec", err)
+	}
 	signal.Ignore(syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGPIPE, syscall.SIGUSR1, syscall.SIGUSR2)
 	// A process dumping nothing keeps its /proc/1/* (environ, fds) unreadable.
 	_ = unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
@@ -156,8 +164,72 @@ func runInit() int {
 	}
 	fmt.Fprintf(status, "ok %d\n", pid)
 	code, sig := reap(pid)
+	// The job ends with its target: whatever it left behind is killed and
+	// reaped here, and the init lets go of the stdio pipes, before the exit
+	// is reported. vane then has the job's whole outcome without waiting for
+	// this process's own exit (the kernel's teardown of the namespaces,
+	// about a millisecond), which it reaps in the background.
+	reapAll()
+	releaseStdio()
 	fmt.Fprintf(status, "exit %d %d\n", code, sig)
 	return 0
+}
+
+// closeOnExecFrom marks every descriptor from first up close-on-exec.
+func closeOnExecFrom(first int) error {
+	err := unix.CloseRange(uint(first), ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
+	if err == nil || !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.EINVAL) {
+		return err
+	}
+	// Kernels before 5.11: one descriptor at a time.
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil || fd < first {
+			continue
+		}
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC); err != nil && !errors.Is(err, unix.EBADF) {
+			return err
+		}
+	}
+	return nil
+}
+
+// reapAll kills every process left in the jail's PID namespace (the init,
+// its PID 1, is spared by kill(-1)) and reaps them all: orphans are
+// reparented to the init, so once wait reports no child, none is left.
+// The kill is repeated after each reap, for processes forked meanwhile.
+func reapAll() {
+	for {
+		_ = syscall.Kill(-1, syscall.SIGKILL)
+		var ws syscall.WaitStatus
+		_, err := syscall.Wait4(-1, &ws, 0, nil)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return // ECHILD: nothing is left
+		}
+	}
+}
+
+// releaseStdio points the init's stdio at /dev/null, so that the pipes vane
+// reads reach EOF now that every other holder is gone.
+func releaseStdio() {
+	null, err := unix.Open("/dev/null", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	for fd := 0; fd <= 2; fd++ {
+		if err == nil {
+			_ = unix.Dup3(null, fd, 0)
+		} else {
+			_ = unix.Close(fd)
+		}
+	}
+	if err == nil && null > 2 {
+		_ = unix.Close(null)
+	}
 }
 
 // readSpec reads one spec message and its fds from the control socket (a

@@ -107,11 +107,12 @@ func (s *Sandbox) startJailedSpec(ctx context.Context, spec *Spec, probe bool) (
 	pooled := z != nil
 	for {
 		if z == nil {
-			if z, err = s.spawnZygote(); err != nil {
+			if z, err = s.spawnZygote(false); err != nil {
 				return nil, err
 			}
 		}
-		if z.cg != nil {
+		err = z.wake()
+		if err == nil && z.cg != nil {
 			err = z.cg.setLimits(spec.Limits)
 		}
 		if err == nil {

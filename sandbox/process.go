@@ -99,25 +99,35 @@ func (p *Process) Kill() {
 }
 
 // Wait waits for the process to end and for its output to be copied, then
-// releases its resources (cgroup, pipes). Every process left in the tree is
-// killed. The error is for failures of the sandbox itself, never for the
-// process's own exit status. Safe to call more than once.
+// releases its resources (pipes, cgroup). Every process of the tree is dead
+// when it returns; a jail's init may still be exiting (the kernel tearing
+// its namespaces down), and it is reaped and its cgroup removed in the
+// background. The error is for failures of the sandbox itself, never for
+// the process's own exit status. Safe to call more than once.
 func (p *Process) Wait() (Exit, error) {
 	p.waitOnce.Do(p.wait)
 	return p.exit, p.err
 }
 
 func (p *Process) wait() {
-	werr := p.cmd.Wait()
-	if p.lifeline != nil {
-		_ = p.lifeline.Close()
+	var (
+		code, sig int
+		reported  bool // the init reported the exit, with nothing of the jail left
+		werr      error
+	)
+	if p.jailed {
+		code, sig, reported = p.readJailExit()
+	}
+	if !reported {
+		// Unjailed, or the init died without a report (Kill, the OOM
+		// killer): its death ended the PID namespace.
+		werr = p.cmd.Wait()
 	}
 	if !p.jailed {
 		// Unjailed: the group may hold background processes; end them.
 		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
 	}
-	// Every process of the tree is dead now (jailed: its init is, which
-	// ended the PID namespace): the pipes reach EOF once copied.
+	// Every process of the tree is dead now: the pipes reach EOF once copied.
 	p.copying.Wait()
 	_ = p.stdin.Close()
 	if p.stopWatch != nil {
@@ -130,10 +140,15 @@ func (p *Process) wait() {
 	killed, overBudget := p.killed, p.overBudget
 	p.mu.Unlock()
 	var ex Exit
-	if p.jailed {
-		ex = p.readJailExit(killed)
-		_ = p.statusFile.Close()
-	} else {
+	switch {
+	case reported:
+		ex = Exit{Code: code, Signal: syscall.Signal(sig), Killed: killed}
+		if sig != 0 {
+			ex.Code = -1
+		}
+	case p.jailed:
+		ex = Exit{Code: -1, Signal: syscall.SIGKILL, Killed: killed}
+	default:
 		ex = exitFromState(p.cmd.ProcessState, killed)
 	}
 	if werr != nil {
@@ -142,36 +157,55 @@ func (p *Process) wait() {
 		}
 	}
 	if p.cg != nil {
-		p.cg.kill()
 		ex.MemPeak, ex.OOM = p.cg.stats()
-		p.cg.remove() // retries in the background while killed members are reaped
 	}
 	if ex.OOM || overBudget {
 		ex.Killed = false
 		ex.DirOverBudget = overBudget
 	}
 	p.exit = ex
+	if reported {
+		pendingRemovals.Add(1)
+		go func() {
+			defer pendingRemovals.Done()
+			_ = p.cmd.Wait()
+			p.release()
+		}()
+		return
+	}
+	p.release()
 }
 
-// readJailExit parses the init's final "exit <code> <signal>" line. Without
-// one, the init itself was killed (by Kill, or by the OOM killer).
-func (p *Process) readJailExit(killed bool) Exit {
+// release closes the init's control socket and status pipe and removes the
+// cgroup, killing whatever is left in it.
+func (p *Process) release() {
+	if p.lifeline != nil {
+		_ = p.lifeline.Close()
+	}
+	if p.statusFile != nil {
+		_ = p.statusFile.Close()
+	}
+	if p.cg != nil {
+		p.cg.kill()
+		p.cg.remove() // retries in the background while killed members are reaped
+	}
+}
+
+// readJailExit reads the init's status lines up to its final "exit <code>
+// <signal>", which it writes once every process of the jail is gone. ok is
+// false when the init ended without one (killed by Kill or the OOM killer).
+func (p *Process) readJailExit() (code, sig int, ok bool) {
 	for {
 		line, err := p.status.ReadString('\n')
 		if f := strings.Fields(line); len(f) == 3 && f[0] == "exit" {
-			code, _ := strconv.Atoi(f[1])
-			sig, _ := strconv.Atoi(f[2])
-			ex := Exit{Code: code, Signal: syscall.Signal(sig), Killed: killed}
-			if sig != 0 {
-				ex.Code = -1
-			}
-			return ex
+			code, _ = strconv.Atoi(f[1])
+			sig, _ = strconv.Atoi(f[2])
+			return code, sig, true
 		}
 		if err != nil {
-			break
+			return 0, 0, false
 		}
 	}
-	return Exit{Code: -1, Signal: syscall.SIGKILL, Killed: killed}
 }
 
 func exitFromState(st *os.ProcessState, killed bool) Exit {

@@ -261,7 +261,7 @@ func New(cfg Config) (*Sandbox, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Sandbox{cfg: cfg, hostID: hostIDs(cfg), pool: newZygotePool(0, nil), mountPoint: mountPoint}
+	s := &Sandbox{cfg: cfg, hostID: hostIDs(cfg), pool: newZygotePool(0, false, nil), mountPoint: mountPoint}
 	if s.exe, err = os.Open("/proc/self/exe"); err != nil {
 		return nil, fmt.Errorf("cannot open own binary for the jail's init: %w", err)
 	}
@@ -293,7 +293,7 @@ func New(cfg Config) (*Sandbox, error) {
 		cfg.Logger.Warn("sandbox: jail unavailable", "mode", s.status.Mode, "error", err)
 	} else {
 		s.status.Mode = ModeJail
-		s.pool = newZygotePool(cfg.PoolSize, s.spawnZygote)
+		s.pool = newZygotePool(cfg.PoolSize, s.hostID.root, s.spawnZygote)
 	}
 	if why := s.cg.unavailableReason(); why != "" {
 		if s.status.Reason != "" {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -241,5 +242,31 @@ func TestConfig_Validate(t *testing.T) {
 				t.Fatal("New accepted an invalid config")
 			}
 		})
+	}
+}
+
+// A jailed process holds only its stdio: not the init's control socket,
+// status pipe or the API socket's directory (which lies outside the jail's
+// root, a way out of it), nor a descriptor vane inherited without
+// close-on-exec from whatever started it.
+func TestSandbox_OnlyStdioInherited(t *testing.T) {
+	leaked, err := syscall.Open(os.Args[0], syscall.O_RDONLY, 0) // no O_CLOEXEC
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(leaked)
+	s := MustNew(t, Config{APIAddr: "127.0.0.1:1"})
+	var out bytes.Buffer
+	p, err := s.Start(context.Background(), &Spec{Argv: []string{"/bin/ls", "-1", "/proc/self/fd"}, Dir: MustJobDir(t, MustJobRoot(t)),
+		Network: NetworkAPIOnly, Stdout: &out, Stderr: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ex, err := p.Wait(); err != nil || !ex.Success() {
+		t.Fatalf("ls: %v %v: %s", ex, err, out.String())
+	}
+	// 3 is the directory ls opened to list.
+	if got := strings.Fields(out.String()); strings.Join(got, " ") != "0 1 2 3" {
+		t.Fatalf("the jailed process holds descriptors %v; want only 0 1 2 (and ls's own 3)", got)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
+	"strconv"
 	"sync"
 	"syscall"
 
@@ -24,6 +26,63 @@ type zygote struct {
 	stdout *os.File // read end of the init's stdout pipe
 	stderr *os.File // read end of the init's stderr pipe
 	cg     cgroup   // made and joined at spawn (no limits yet); nil without cgroups
+
+	// A zygote started by the pool's refill waits at the least CPU weight
+	// (idle: its cgroup; niced: its threads, nice 19 inherited from the
+	// refill's thread), so that making it never competes with running
+	// jobs; wake restores both when a job takes it.
+	idle, niced bool
+}
+
+// wake gives a pooled init about to run a job the CPU weight of an
+// ordinary process again.
+func (z *zygote) wake() error {
+	if z.cg != nil && z.idle {
+		if err := z.cg.setIdle(false); err != nil {
+			return err
+		}
+	}
+	if z.niced {
+		reniceThreads(z.cmd.Process.Pid)
+	}
+	return nil
+}
+
+// reniceThreads sets every thread of pid to nice 0 (niceness is per
+// thread). A thread created meanwhile by a thread not yet reniced would
+// inherit nice 19, so the task list is read again until no new thread shows.
+func reniceThreads(pid int) {
+	done := map[int]bool{}
+	for range 4 {
+		ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+		if err != nil {
+			return
+		}
+		fresh := false
+		for _, e := range ents {
+			tid, err := strconv.Atoi(e.Name())
+			if err != nil || done[tid] {
+				continue
+			}
+			_ = unix.Setpriority(unix.PRIO_PROCESS, tid, 0)
+			done[tid], fresh = true, true
+		}
+		if !fresh {
+			return
+		}
+	}
+}
+
+// lowerThreadPriority locks the calling goroutine to its thread for good
+// and sets that thread to nice 19, so that processes it starts inherit it.
+// Only when the process may raise the priority back (root); it reports
+// whether it did.
+func lowerThreadPriority(mayRaise bool) bool {
+	if !mayRaise {
+		return false
+	}
+	runtime.LockOSThread() // never unlocked: the thread's niceness changed
+	return unix.Setpriority(unix.PRIO_PROCESS, 0, 19) == nil
 }
 
 // discard kills an unused zygote and releases its files.
@@ -39,8 +98,9 @@ func (z *zygote) discard() {
 	}
 }
 
-// spawnZygote starts a jail init in fresh namespaces.
-func (s *Sandbox) spawnZygote() (*zygote, error) {
+// spawnZygote starts a jail init in fresh namespaces. A background one (the
+// pool's) waits at the least CPU weight until wake.
+func (s *Sandbox) spawnZygote(background bool) (*zygote, error) {
 	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("cannot create jail control socket: %w", err)
@@ -101,7 +161,8 @@ func (s *Sandbox) spawnZygote() (*zygote, error) {
 	pipes[1][0].Close()
 	pipes[2][1].Close()
 	pipes[3][1].Close()
-	z := &zygote{cmd: cmd, ctl: ctlParent, status: pipes[0][0], stdin: pipes[1][1], stdout: pipes[2][0], stderr: pipes[3][0]}
+	z := &zygote{cmd: cmd, ctl: ctlParent, status: pipes[0][0], stdin: pipes[1][1], stdout: pipes[2][0], stderr: pipes[3][0],
+		idle: background, niced: background && s.hostID.root}
 	if s.cg.available() {
 		// The cgroup's mkdirs are the slow part of cgroups: done here, ahead
 		// of need; the job's limits are written when it takes the init.
@@ -111,6 +172,12 @@ func (s *Sandbox) spawnZygote() (*zygote, error) {
 			return nil, fmt.Errorf("cannot create job cgroup: %w", err)
 		}
 		z.cg = cg
+		if background {
+			if err := cg.setIdle(true); err != nil {
+				z.discard()
+				return nil, err
+			}
+		}
 		if err := cg.add(cmd.Process.Pid); err != nil {
 			z.discard()
 			return nil, fmt.Errorf("cannot move jail into its cgroup: %w", err)
@@ -181,7 +248,8 @@ func (p *Process) attachOutput(z *zygote, spec *Spec) {
 // zygotePool keeps up to size zygotes ready. A background goroutine refills
 // it after every take.
 type zygotePool struct {
-	spawn func() (*zygote, error)
+	spawn func(background bool) (*zygote, error)
+	nice  bool // the refill may nice its thread (it can raise its children back)
 	ready chan *zygote
 	kick  chan struct{}
 	stop  chan struct{}
@@ -191,8 +259,8 @@ type zygotePool struct {
 	closed bool
 }
 
-func newZygotePool(size int, spawn func() (*zygote, error)) *zygotePool {
-	p := &zygotePool{spawn: spawn, ready: make(chan *zygote, max(size, 0)), kick: make(chan struct{}, 1),
+func newZygotePool(size int, nice bool, spawn func(background bool) (*zygote, error)) *zygotePool {
+	p := &zygotePool{spawn: spawn, nice: nice, ready: make(chan *zygote, max(size, 0)), kick: make(chan struct{}, 1),
 		stop: make(chan struct{}), done: make(chan struct{})}
 	if size <= 0 {
 		close(p.done)
@@ -225,6 +293,7 @@ func (p *zygotePool) take() *zygote {
 
 func (p *zygotePool) refill() {
 	defer close(p.done)
+	lowerThreadPriority(p.nice)
 	for {
 		select {
 		case <-p.stop:
@@ -232,7 +301,7 @@ func (p *zygotePool) refill() {
 		case <-p.kick:
 		}
 		for len(p.ready) < cap(p.ready) {
-			z, err := p.spawn()
+			z, err := p.spawn(true)
 			if err != nil {
 				break // the next take spawns directly and reports the error
 			}
