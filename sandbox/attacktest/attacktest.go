@@ -89,11 +89,23 @@ const (
 	// WriteOutside: arg "path": tries to write a file at path (outside its
 	// job directory) and returns "written" on success.
 	WriteOutside Attack = "write_outside"
+	// InheritedFDs: arg "name": the base name of a file the suite puts in
+	// the host's temp directory, outside the jail. Tries to reach it through
+	// every descriptor the job holds, the way a jail's init once leaked one
+	// (an O_PATH descriptor of the sandbox's state directory, which lies in
+	// the host's temp directory: /proc/self/fd/N/.. was the host's /tmp):
+	// for every N of /proc/self/fd (and of other processes' fd directories
+	// where the language can; guessed numbers when it cannot list them) it
+	// reads /proc/self/fd/N/<name>, /proc/self/fd/N/../<name>,
+	// /proc/self/fd/N/../../tmp/<name> and the like, catching each failure
+	// and printing whatever it reads. It prints a line "fds: " followed by
+	// the descriptor numbers it saw, and "scanned" at the end.
+	InheritedFDs Attack = "inherited_fds"
 )
 
 // AllAttacks lists every Attack the harness must supply code for.
 var AllAttacks = []Attack{Sanity, ForkBomb, InfiniteLoop, Allocate8GiB, ReadFile, ReadViaSymlink,
-	ReadViaHardlink, PlantResult, DumpEnv, Connect, Flood, Background, WriteOutside, NestedNamespace, FillDisk}
+	ReadViaHardlink, PlantResult, DumpEnv, Connect, Flood, Background, WriteOutside, NestedNamespace, FillDisk, InheritedFDs}
 
 // Harness is what a language supplies.
 type Harness struct {
@@ -137,6 +149,7 @@ func Run(t *testing.T, h Harness) {
 		{"write_outside", s.writeOutside},
 		{"nested_namespace", s.nestedNamespace},
 		{"fill_disk", s.fillDisk},
+		{"inherited_fds", s.inheritedFDs},
 	} {
 		t.Run(c.name, c.fn)
 	}
@@ -496,6 +509,37 @@ func (s *suite) nestedNamespace(t *testing.T) {
 	}
 	if !strings.Contains(r.text(), "refused") {
 		t.Fatalf("the attack did not report its refusal; did it run? %s %q", r.out.Result, r.logs.head(500))
+	}
+}
+
+func (s *suite) inheritedFDs(t *testing.T) {
+	// The secret sits directly in the host's temp directory, where a
+	// sandbox's state directory (Config.StateDir's default, and the
+	// harnesses' os.MkdirTemp) lives: a leaked descriptor of that directory
+	// reaches it as /proc/self/fd/N/../<name>. World-readable, so only the
+	// jail's file system, not its uid, keeps it from the job.
+	secret := "fd-secret-" + randomID()
+	name := "vane-attack-secret-" + randomID()
+	path := filepath.Join(os.TempDir(), name)
+	t.Cleanup(func() { _ = os.Remove(path) })
+	mustWrite(t, path, secret+"\n", 0o644)
+	if err := os.Chmod(path, 0o644); err != nil { // past the umask
+		t.Fatal(err)
+	}
+	r := s.run(t, InheritedFDs, map[string]any{"name": name}, jobrt.Limits{Timeout: time.Minute}, "")
+	text := r.text()
+	// The runtimes open descriptors of their own: the list is logged, not
+	// asserted (TestSandbox_OnlyStdioInherited asserts it for /bin/ls).
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(line, "fds") || strings.HasPrefix(line, "tried ") {
+			t.Logf("job: %.300s", line)
+		}
+	}
+	if strings.Contains(text, secret) {
+		t.Fatalf("the job read %s, outside its jail, through a descriptor it inherited: %.2000s", path, text)
+	}
+	if !strings.Contains(text, "scanned") {
+		t.Fatalf("the attack did not finish its scan; the check would be vacuous: %s %q", r.out.Result, r.logs.head(1000))
 	}
 }
 

@@ -80,6 +80,39 @@ path="$2"
 echo pwned > "$path"
 echo written > result.out
 `,
+	// Every read is a redirection of the shell itself, so /proc/self is the
+	// job's shell; other processes' fd directories (the jail's init is
+	// PID 1) are tried too, with guessed numbers when they cannot be listed.
+	attacktest.InheritedFDs: `marker="$1"
+name="$2"
+fds=""
+for f in /proc/self/fd/*; do fds="$fds ${f##*/}"; done
+echo "fds:$fds"
+for n in $fds; do echo "fd $n -> $(readlink "/proc/$$/fd/$n" 2>&1 || true)"; done
+tried=0
+got=0
+for dir in /proc/self/fd /proc/[0-9]*/fd; do
+  ns=""
+  for f in "$dir"/*; do
+    if [ -e "$f" ] || [ -L "$f" ]; then ns="$ns ${f##*/}"; fi
+  done
+  if [ -z "$ns" ]; then ns=$(seq 0 31); echo "fds of $dir: not listed, trying 0-31"; else echo "fds of $dir:$ns"; fi
+  for n in $ns; do
+    for up in "" "../" "../../" "../../../" "../../../../"; do
+      for p in "$dir/$n/$up$name" "$dir/$n/${up}tmp/$name" "$dir/$n/${up}var/tmp/$name"; do
+        tried=$((tried + 1))
+        line=""
+        if { IFS= read -r line || [ -n "$line" ]; } 2>/dev/null < "$p"; then
+          got=$((got + 1))
+          echo "read $p: $line"
+        fi
+      done
+    done
+  done
+done
+echo "tried $tried paths through descriptors, read $got"
+echo scanned
+`,
 }
 
 // MustRaftStore opens a real one-node store (its raft port is an attack
@@ -120,7 +153,12 @@ func TestAttacks_Bash(t *testing.T) {
 				tb.Fatal(err)
 			}
 			tb.Cleanup(func() { _ = os.RemoveAll(state) })
-			sb, err := sandbox.New(sandbox.Config{StateDir: state})
+			// An APIAddr, as vane always has: the API forwarder's
+			// directory descriptor (an O_PATH of StateDir, outside the
+			// jail's root) is then handed to every jail's init, which
+			// the inherited_fds attack aims at. Nothing listens there:
+			// no attack needs the API.
+			sb, err := sandbox.New(sandbox.Config{StateDir: state, APIAddr: "127.0.0.1:1"})
 			if err != nil {
 				tb.Fatal(err)
 			}
