@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"sync"
@@ -78,4 +79,22 @@ func (p *apiProxy) Close() error {
 	p.mu.Unlock()
 	p.wg.Wait()
 	return err
+}
+
+// pipeBoth copies a<->b until both directions end, then closes both.
+func pipeBoth(a, b net.Conn) {
+	done := make(chan struct{}, 2)
+	cp := func(dst, src net.Conn) {
+		_, _ = io.Copy(dst, src)
+		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+			_ = cw.CloseWrite()
+		}
+		done <- struct{}{}
+	}
+	go cp(a, b)
+	go cp(b, a)
+	<-done
+	<-done
+	a.Close()
+	b.Close()
 }

@@ -219,7 +219,7 @@ func (g *jobCgroupV1) setLimits(l Limits) error {
 		}
 	}
 	if l.MaxProcs > 0 {
-		writes = append(writes, [2]string{"pids/pids.max", strconv.Itoa(l.MaxProcs + initThreads)})
+		writes = append(writes, [2]string{"pids/pids.max", strconv.Itoa(l.MaxProcs + initProcs)})
 	}
 	if l.CPUs > 0 {
 		writes = append(writes, [2]string{"cpu/cpu.cfs_period_us", "100000"},

@@ -84,7 +84,7 @@ func (g *jobCgroupV2) setLimits(l Limits) error {
 		writes = append(writes, [2]string{"memory.max", strconv.FormatInt(l.MemoryBytes, 10)}, [2]string{"memory.swap.max", "0"})
 	}
 	if l.MaxProcs > 0 {
-		writes = append(writes, [2]string{"pids.max", strconv.Itoa(l.MaxProcs + initThreads)})
+		writes = append(writes, [2]string{"pids.max", strconv.Itoa(l.MaxProcs + initProcs)})
 	}
 	if l.CPUs > 0 {
 		writes = append(writes, [2]string{"cpu.max", fmt.Sprintf("%d 100000", int(l.CPUs*100000))})

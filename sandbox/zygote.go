@@ -1,7 +1,6 @@
 package sandbox
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -130,10 +129,9 @@ func (s *Sandbox) spawnZygote(background bool) (*zygote, error) {
 		extra = append(extra, s.apiDir)
 	}
 	cmd := &exec.Cmd{
-		Path: fmt.Sprintf("/proc/self/fd/%d", exeFD),
-		Args: []string{initArg0},
-		// GORACE: a race-built binary (go test -race) otherwise sleeps 1 s at exit.
-		Env:        []string{initEnvKey + "=1", "GORACE=atexit_sleep_ms=0"},
+		Path:       fmt.Sprintf("/proc/self/fd/%d", exeFD),
+		Args:       []string{initArg0},
+		Env:        []string{initEnvKey + "=1"},
 		Stdin:      pipes[1][0],
 		Stdout:     pipes[2][1],
 		Stderr:     pipes[3][1],
@@ -196,12 +194,9 @@ func (s *Sandbox) spawnZygote(background bool) (*zygote, error) {
 
 // sendSpec sends the spec as one message, with fds as SCM_RIGHTS.
 func sendSpec(ctl *os.File, sp *initSpec, fds []*os.File) error {
-	data, err := json.Marshal(sp)
+	data, err := sp.encode()
 	if err != nil {
 		return err
-	}
-	if len(data) > maxSpecBytes {
-		return fmt.Errorf("the jail spec is %d bytes (argv and env too large); the limit is %d", len(data), maxSpecBytes)
 	}
 	var oob []byte
 	if len(fds) > 0 {
