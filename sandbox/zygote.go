@@ -146,7 +146,7 @@ func (s *Sandbox) spawnZygote(background bool) (*zygote, error) {
 			Credential: &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true},
 			// No Pdeathsig: it fires when the *thread* that started the
 			// child exits, which Go may do while vane lives. The control
-			// socket is the lifeline instead (see runInit).
+			// socket is the lifeline instead (see serve in jailinit.c).
 		},
 	}
 	if err := cmd.Start(); err != nil {
