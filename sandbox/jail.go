@@ -98,6 +98,10 @@ func (s *Sandbox) startJailedSpec(ctx context.Context, spec *Spec, probe bool) (
 		}
 	}
 	sp.MergeStderr = spec.Stdout != nil && spec.Stdout == spec.Stderr
+	msg, err := sp.encode()
+	if err != nil {
+		return nil, fmt.Errorf("cannot start jailed process: %w", err)
+	}
 	// A pooled init that died while idle (its spawning thread gone, the OOM
 	// killer) fails the send: one fresh init is tried then.
 	var z *zygote
@@ -116,11 +120,14 @@ func (s *Sandbox) startJailedSpec(ctx context.Context, spec *Spec, probe bool) (
 			err = z.cg.setLimits(spec.Limits)
 		}
 		if err == nil {
-			err = sendSpec(z.ctl, sp, fds)
+			err = sendSpec(z.ctl, msg, fds)
 		}
 		if err == nil {
 			break
 		}
+		// The init may still be waiting for its spec: killed first, its
+		// status pipe ends (after the reason it gave, if it died on its own).
+		_ = z.cmd.Process.Kill()
 		line, _ := bufio.NewReader(z.status).ReadString('\n')
 		z.discard()
 		if !pooled {

@@ -206,6 +206,10 @@ func TestSandbox_Start_BadSpecs(t *testing.T) {
 		{"missing extra path", Spec{Argv: []string{"/bin/true"}, Dir: dir, ReadOnlyPaths: []string{"/nonexistent/vane"}}, "/nonexistent/vane"},
 		{"bad port", Spec{Argv: []string{"/bin/true"}, Dir: dir, APIPort: 70000}, "APIPort"},
 		{"unknown program", Spec{Argv: []string{"no-such-program-vane"}, Dir: dir, Env: []string{"PATH=/usr/bin:/bin"}}, "no-such-program-vane"},
+		{"not executable", Spec{Argv: []string{"/etc/passwd"}, Dir: dir}, "permission denied"},
+		{"NUL in argv", Spec{Argv: []string{"/bin/echo", "a\x00b"}, Dir: dir}, "NUL byte"},
+		{"NUL in env", Spec{Argv: []string{"/bin/true"}, Dir: dir, Env: []string{"A=\x00"}}, "NUL byte"},
+		{"spec too large", Spec{Argv: []string{"/bin/true"}, Dir: dir, Env: []string{"A=" + strings.Repeat("x", 200<<10)}}, "too large"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -214,10 +218,19 @@ func TestSandbox_Start_BadSpecs(t *testing.T) {
 				p.Wait()
 				t.Fatalf("Start succeeded; want an error mentioning %q", c.want)
 			}
-			if !strings.Contains(err.Error(), c.want) {
+			if !strings.Contains(strings.ToLower(err.Error()), strings.ToLower(c.want)) {
 				t.Fatalf("error %q does not mention %q", err, c.want)
 			}
 		})
+	}
+	// The refusals left the sandbox working.
+	var out bytes.Buffer
+	p, err := s.Start(context.Background(), &Spec{Argv: []string{"/bin/echo", "still here"}, Dir: dir, Stdout: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ex, err := p.Wait(); err != nil || !ex.Success() || out.String() != "still here\n" {
+		t.Fatalf("after the bad specs: %v %v %q", ex, err, out.String())
 	}
 }
 

@@ -182,8 +182,12 @@ func (s *Sandbox) spawnZygote(background bool) (*zygote, error) {
 		}
 	}
 	prep, err := s.prepareSpec()
+	var msg []byte
 	if err == nil {
-		err = sendSpec(z.ctl, prep, nil)
+		msg, err = prep.encode()
+	}
+	if err == nil {
+		err = sendSpec(z.ctl, msg, nil)
 	}
 	if err != nil {
 		z.discard()
@@ -192,12 +196,8 @@ func (s *Sandbox) spawnZygote(background bool) (*zygote, error) {
 	return z, nil
 }
 
-// sendSpec sends the spec as one message, with fds as SCM_RIGHTS.
-func sendSpec(ctl *os.File, sp *initSpec, fds []*os.File) error {
-	data, err := sp.encode()
-	if err != nil {
-		return err
-	}
+// sendSpec sends an encoded spec as one message, with fds as SCM_RIGHTS.
+func sendSpec(ctl *os.File, data []byte, fds []*os.File) error {
 	var oob []byte
 	if len(fds) > 0 {
 		ints := make([]int, len(fds))
