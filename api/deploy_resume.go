@@ -35,7 +35,7 @@ func (s *Server) ResumeDeployments() (int, error) {
 					if _, ok := s.deps.Deployers[v.Language]; ok && v.DeploymentStatus == vane.DeployPending {
 						s.log.Info("resuming deployment", slog.String("workspace", v.Workspace),
 							slog.String("path", v.Path), slog.String("hash", string(v.Hash)))
-						s.startDeploy(v)
+						s.startDeploy(v, s.creatorAccess(v.Workspace, v.CreatedBy))
 						started++
 					}
 				}
@@ -46,4 +46,26 @@ func (s *Server) ResumeDeployments() (int, error) {
 		}
 	}
 	return started, nil
+}
+
+// MemberByUsername is an optional capability of the WorkspaceStore, found by
+// type assertion: the member of a workspace with a username. A resumed
+// deployment resolves imports with its creator's role, known only by
+// username.
+type MemberByUsername interface {
+	GetMemberByUsername(ws, username string) (vane.Member, error)
+}
+
+// creatorAccess is the access of the user who saved a version, for a resumed
+// deployment: their current role when the store can tell it, else that of a
+// plain member (an admin's import of another user's script then fails, as
+// it would for a developer, rather than reaching too far).
+func (s *Server) creatorAccess(ws, username string) vane.Access {
+	a := vane.Access{Username: username}
+	if members, ok := s.deps.Workspaces.(MemberByUsername); ok {
+		if m, err := members.GetMemberByUsername(ws, username); err == nil && !m.Disabled {
+			a.IsAdmin, a.Operator = m.IsAdmin, m.Operator
+		}
+	}
+	return a
 }

@@ -94,12 +94,29 @@ func (s *Server) createResource(ctx *fasthttp.RequestCtx, p *principal) error {
 	if len(req.Value) > vane.MaxContentBytes {
 		return fmt.Errorf("value is %d bytes, more than %d: %w", len(req.Value), vane.MaxContentBytes, vane.ErrTooLarge)
 	}
+	// With update_if_exists, the resource already at path may be replaced by
+	// whoever may write it; without, it is a 400 (already exists) for whoever
+	// may write the path.
+	var existing func() (map[string]bool, error)
+	if upsert {
+		existing = func() (map[string]bool, error) {
+			old, err := rs.GetResource(p.Workspace, req.Path)
+			return old.ExtraPerms, err
+		}
+	}
+	if err := checkCreate(p, "resource", req.Path, existing); err != nil {
+		return err
+	}
 	r := vane.Resource{Workspace: p.Workspace, Path: req.Path, ResourceType: req.ResourceType, Value: req.Value,
 		Description: req.Description, ExtraPerms: map[string]bool{}, CreatedBy: p.Username, EditedAt: time.Now().UTC()}
 	wctx, cancel := detached()
 	defer cancel()
 	err = rs.CreateResource(wctx, p.actor(), r)
 	if upsert && errors.Is(err, vane.ErrAlreadyExists) {
+		// The replaced resource keeps who it is shared with.
+		if old, gerr := rs.GetResource(p.Workspace, req.Path); gerr == nil && len(old.ExtraPerms) > 0 {
+			r.ExtraPerms = old.ExtraPerms
+		}
 		err = rs.UpdateResource(wctx, p.actor(), p.Workspace, req.Path, r)
 	}
 	if err != nil {
@@ -134,12 +151,19 @@ func (s *Server) updateResource(ctx *fasthttp.RequestCtx, p *principal) error {
 		return err
 	}
 	r, err := rs.GetResource(p.Workspace, path)
-	if err != nil {
-		return fmt.Errorf("cannot find resource %s: %w", path, err)
+	if err := checkWrite(p, "resource", path, err, r.Path, r.ExtraPerms); err != nil {
+		return err
 	}
 	if req.Path != nil {
 		if err := vane.ValidatePath(*req.Path); err != nil {
 			return err
+		}
+		// Moving the resource is saving it at the new path: the caller must
+		// be able to write there as if it were new.
+		if *req.Path != path {
+			if err := checkCreate(p, "resource", *req.Path, nil); err != nil {
+				return err
+			}
 		}
 		r.Path = *req.Path
 	}
@@ -164,7 +188,10 @@ func (s *Server) deleteResource(ctx *fasthttp.RequestCtx, p *principal) error {
 	if err != nil {
 		return err
 	}
-	return pathWrite(ctx, p, actionDelete, "resource", func(wctx context.Context, path string) error {
+	return pathWrite(ctx, p, actionDelete, "resource", func(path string) error {
+		r, err := rs.GetResource(p.Workspace, path)
+		return checkWrite(p, "resource", path, err, r.Path, r.ExtraPerms)
+	}, func(wctx context.Context, path string) error {
 		return rs.DeleteResource(wctx, p.actor(), p.Workspace, path)
 	})
 }
@@ -191,7 +218,8 @@ func (s *Server) getResourceValue(ctx *fasthttp.RequestCtx, p *principal) error 
 // getResourceValueInterpolated answers GET
 // /w/{ws}/resources/get_value_interpolated/{path}: the value with every
 // "$var:" and "$res:" reference in it replaced, at any depth (what
-// wmill.getResource() asks for).
+// wmill.getResource() asks for). References are resolved with the caller's
+// permissions: one the caller may not read is not found, as a missing one.
 func (s *Server) getResourceValueInterpolated(ctx *fasthttp.RequestCtx, p *principal) error {
 	r, err := s.resourceAt(ctx, p)
 	if err != nil {
@@ -206,7 +234,7 @@ func (s *Server) getResourceValueInterpolated(ctx *fasthttp.RequestCtx, p *princ
 		vars = s.deps.Variables
 	}
 	wrapped := append(append([]byte(`{"v":`), r.Value...), '}')
-	resolved, err := jobrt.ResolveArgs(p.Workspace, wrapped, vars, s.deps.Resources)
+	resolved, err := jobrt.ResolveArgs(p.Workspace, wrapped, vars, s.deps.Resources, p.access().CanRead)
 	if err != nil {
 		return fmt.Errorf("cannot interpolate resource %s: %w", r.Path, err)
 	}
@@ -220,7 +248,8 @@ func (s *Server) getResourceValueInterpolated(ctx *fasthttp.RequestCtx, p *princ
 	return nil
 }
 
-// resourceExists answers GET /w/{ws}/resources/exists/{path} with a JSON bool.
+// resourceExists answers GET /w/{ws}/resources/exists/{path} with a JSON
+// bool: false for a resource p may not read.
 func (s *Server) resourceExists(ctx *fasthttp.RequestCtx, p *principal) error {
 	_, err := s.resourceAt(ctx, p)
 	if err != nil && !errors.Is(err, vane.ErrNotFound) {
@@ -229,6 +258,8 @@ func (s *Server) resourceExists(ctx *fasthttp.RequestCtx, p *principal) error {
 	return writeJSON(ctx, err == nil)
 }
 
+// resourceAt reads the resource at the {path} route parameter if p may read
+// it; one p may not read is not found, as a missing one (checkRead).
 func (s *Server) resourceAt(ctx *fasthttp.RequestCtx, p *principal) (vane.Resource, error) {
 	rs, err := s.resources()
 	if err != nil {
@@ -239,13 +270,15 @@ func (s *Server) resourceAt(ctx *fasthttp.RequestCtx, p *principal) (vane.Resour
 		return vane.Resource{}, err
 	}
 	r, err := rs.GetResource(p.Workspace, path)
-	if err != nil {
-		return vane.Resource{}, fmt.Errorf("cannot find resource %s: %w", path, err)
+	if err := checkRead(p, "resource", path, err, r.Path, r.ExtraPerms); err != nil {
+		return vane.Resource{}, err
 	}
 	return r, nil
 }
 
-// listResources answers GET /w/{ws}/resources/list?resource_type=a,b&resource_type_exclude=&path_start=.
+// listResources answers GET
+// /w/{ws}/resources/list?resource_type=a,b&resource_type_exclude=&path_start=
+// with the resources p may read.
 func (s *Server) listResources(ctx *fasthttp.RequestCtx, p *principal) error {
 	rs, err := s.resources()
 	if err != nil {
@@ -260,9 +293,10 @@ func (s *Server) listResources(ctx *fasthttp.RequestCtx, p *principal) error {
 	for _, t := range splitList(string(q.Peek("resource_type_exclude"))) {
 		exclude[t] = true
 	}
+	a := p.access()
 	out := make([]resourceView, 0, len(list))
 	for i := range list {
-		if !exclude[list[i].ResourceType] {
+		if !exclude[list[i].ResourceType] && a.CanRead(list[i].Path, list[i].ExtraPerms) {
 			out = append(out, viewOfResource(&list[i]))
 		}
 	}

@@ -59,13 +59,23 @@ func (s *Server) createScript(ctx *fasthttp.RequestCtx, p *principal) error {
 	if err != nil {
 		return err
 	}
+	// A new path needs the right to write there; a new version of an
+	// existing one, the right to write its HEAD, whose extra_perms it keeps
+	// (a user it is shared with for writing keeps that after saving).
+	head, headErr := s.deps.Scripts.GetScriptByPath(p.Workspace, sc.Path)
+	if err := checkCreate(p, "script", sc.Path, func() (map[string]bool, error) { return head.ExtraPerms, headErr }); err != nil {
+		return err
+	}
+	if headErr == nil && len(head.ExtraPerms) > 0 {
+		sc.ExtraPerms = head.ExtraPerms
+	}
 	wctx, cancel := detached()
 	defer cancel()
 	if err := s.deps.Scripts.CreateScript(wctx, p.actor(), sc); err != nil {
 		return fmt.Errorf("cannot save script %s: %w", sc.Path, err)
 	}
 	if sc.DeploymentStatus == vane.DeployPending {
-		s.startDeploy(sc)
+		s.startDeploy(sc, p.access())
 	}
 	return writeText(ctx, fasthttp.StatusCreated, string(sc.Hash))
 }
@@ -157,8 +167,11 @@ func (s *Server) scriptSchema(req *newScriptRequest) (json.RawMessage, error) {
 }
 
 // startDeploy runs the language's Deployer for sc in the background and
-// records its lock or its error with SetScriptDeployment.
-func (s *Server) startDeploy(sc vane.Script) {
+// records its lock or its error with SetScriptDeployment. The scripts sc
+// imports are resolved with the saver's permissions (who): their code ends
+// up in sc's lock, which whoever may read sc can read, so a script the saver
+// may not read is not found, as a missing one.
+func (s *Server) startDeploy(sc vane.Script, who vane.Access) {
 	dep := s.deps.Deployers[sc.Language]
 	s.deploys.Add(1)
 	go func() {
@@ -166,6 +179,9 @@ func (s *Server) startDeploy(sc vane.Script) {
 		d := &jobrt.Deployment{Workspace: sc.Workspace, Path: sc.Path, Hash: sc.Hash, Code: sc.Content, Lock: sc.Lock,
 			ResolveScript: func(path string) (string, vane.ScriptLang, error) {
 				other, err := s.deps.Scripts.GetScriptByPath(sc.Workspace, path)
+				if err == nil && !who.CanRead(other.Path, other.ExtraPerms) {
+					err = fmt.Errorf("script %s: %w", path, vane.ErrNotFound)
+				}
 				if err != nil {
 					return "", "", err
 				}
@@ -227,14 +243,19 @@ var (
 
 // pathWrite is the body of the handlers that change the object at the
 // validated {path} and answer with text: the caller must be able to write,
-// the store write runs on a detached context (a client that leaves does not
-// abandon it), and the answer is "<past> <what> <path>".
-func pathWrite(ctx *fasthttp.RequestCtx, p *principal, act action, what string, write func(context.Context, string) error) error {
+// and writable must accept the object at path (see checkWrite: 404 for one
+// the caller may not read, 403 for one it may only read) before anything is
+// written. The store write runs on a detached context (a client that leaves
+// does not abandon it), and the answer is "<past> <what> <path>".
+func pathWrite(ctx *fasthttp.RequestCtx, p *principal, act action, what string, writable func(string) error, write func(context.Context, string) error) error {
 	if err := requireWriter(p, act.ing+" a "+what); err != nil {
 		return err
 	}
 	path, err := pathArg(ctx)
 	if err != nil {
+		return err
+	}
+	if err := writable(path); err != nil {
 		return err
 	}
 	wctx, cancel := detached()
@@ -250,30 +271,43 @@ func hashArg(ctx *fasthttp.RequestCtx) (vane.Hash, error) {
 	return vane.ParseHash(pathParam(ctx, "hash"))
 }
 
-// scriptAt reads the HEAD of the {path} route parameter.
+// scriptAt reads the HEAD of the {path} route parameter, if p may read it.
 func (s *Server) scriptAt(ctx *fasthttp.RequestCtx, p *principal) (vane.Script, error) {
 	path, err := pathArg(ctx)
 	if err != nil {
 		return vane.Script{}, err
 	}
+	return s.readableScript(p, path)
+}
+
+// readableScript reads the HEAD of path if p may read it; a HEAD p may not
+// read is not found, as a missing one (checkRead).
+func (s *Server) readableScript(p *principal, path string) (vane.Script, error) {
 	sc, err := s.deps.Scripts.GetScriptByPath(p.Workspace, path)
-	if err != nil {
-		return vane.Script{}, fmt.Errorf("cannot find script %s: %w", path, err)
+	if err := checkRead(p, "script", path, err, sc.Path, sc.ExtraPerms); err != nil {
+		return vane.Script{}, err
 	}
 	return sc, nil
 }
 
-// scriptWithHash reads the version named by the {hash} route parameter.
+// scriptWithHash reads the version named by the {hash} route parameter, if
+// p may read it (by its path and extra_perms).
 func (s *Server) scriptWithHash(ctx *fasthttp.RequestCtx, p *principal) (vane.Script, error) {
 	h, err := hashArg(ctx)
 	if err != nil {
 		return vane.Script{}, err
 	}
 	sc, err := s.deps.Scripts.GetScriptByHash(p.Workspace, h)
-	if err != nil {
-		return vane.Script{}, fmt.Errorf("cannot find script version %s: %w", h, err)
+	if err := checkRead(p, "script version", string(h), err, sc.Path, sc.ExtraPerms); err != nil {
+		return vane.Script{}, err
 	}
 	return sc, nil
+}
+
+// writableScript checks that p may change the HEAD of path (checkWrite).
+func (s *Server) writableScript(p *principal, path string) error {
+	sc, err := s.deps.Scripts.GetScriptByPath(p.Workspace, path)
+	return checkWrite(p, "script", path, err, sc.Path, sc.ExtraPerms)
 }
 
 // getScriptByPath answers GET /w/{ws}/scripts/get/p/{path}.
@@ -300,7 +334,7 @@ func (s *Server) rawScriptByPath(ctx *fasthttp.RequestCtx, p *principal) error {
 	path := pathParam(ctx, "path")
 	for _, ext := range []string{".py", ".ts", ".go", ".sh"} {
 		if trimmed, ok := strings.CutSuffix(path, ext); ok {
-			if _, err := s.deps.Scripts.GetScriptByPath(p.Workspace, trimmed); err == nil {
+			if _, err := s.readableScript(p, trimmed); err == nil {
 				ctx.SetUserValue("path", trimmed)
 			}
 			break
@@ -313,15 +347,16 @@ func (s *Server) rawScriptByPath(ctx *fasthttp.RequestCtx, p *principal) error {
 	return writeText(ctx, fasthttp.StatusOK, sc.Content)
 }
 
-// scriptExists answers GET /w/{ws}/scripts/exists/p/{path} with a JSON bool.
+// scriptExists answers GET /w/{ws}/scripts/exists/p/{path} with a JSON bool:
+// false for a script p may not read.
 func (s *Server) scriptExists(ctx *fasthttp.RequestCtx, p *principal) error {
 	path, err := pathArg(ctx)
 	if err != nil {
 		return err
 	}
-	_, err = s.deps.Scripts.GetScriptByPath(p.Workspace, path)
+	_, err = s.readableScript(p, path)
 	if err != nil && !errors.Is(err, vane.ErrNotFound) {
-		return fmt.Errorf("cannot read script %s: %w", path, err)
+		return err
 	}
 	return writeJSON(ctx, err == nil)
 }
@@ -346,15 +381,60 @@ func (s *Server) listScripts(ctx *fasthttp.RequestCtx, p *principal) error {
 			f.Languages = append(f.Languages, vane.ScriptLang(strings.TrimSpace(l)))
 		}
 	}
-	list, err := s.deps.Scripts.ListScripts(p.Workspace, f)
+	list, err := s.readableScripts(p, f)
 	if err != nil {
-		return fmt.Errorf("cannot list scripts: %w", err)
+		return err
 	}
 	out := make([]scriptView, len(list))
 	for i := range list {
 		out[i] = viewOfScript(&list[i])
 	}
 	return writeJSON(ctx, out)
+}
+
+// listScanPage is how many HEADs readableScripts asks the store for at a
+// time while it filters.
+const listScanPage = 1000
+
+// readableScripts returns the page f asks for of the HEADs that match f and
+// that p may read. The store pages before this filter could, so for a
+// non-admin it is asked for pages of listScanPage until the page is full:
+// every page but the last holds exactly f.PerPage scripts p may read.
+func (s *Server) readableScripts(p *principal, f vane.ScriptFilter) ([]vane.Script, error) {
+	if p.IsAdmin {
+		list, err := s.deps.Scripts.ListScripts(p.Workspace, f)
+		if err != nil {
+			return nil, fmt.Errorf("cannot list scripts: %w", err)
+		}
+		return list, nil
+	}
+	skip, want := (f.Page-1)*f.PerPage, f.PerPage
+	out := []vane.Script{}
+	scan := f
+	scan.PerPage = listScanPage
+	a := p.access()
+	for scan.Page = 1; ; scan.Page++ {
+		batch, err := s.deps.Scripts.ListScripts(p.Workspace, scan)
+		if err != nil {
+			return nil, fmt.Errorf("cannot list scripts: %w", err)
+		}
+		for _, sc := range batch {
+			if !a.CanRead(sc.Path, sc.ExtraPerms) {
+				continue
+			}
+			if skip > 0 {
+				skip--
+				continue
+			}
+			out = append(out, sc)
+			if len(out) == want {
+				return out, nil
+			}
+		}
+		if len(batch) < scan.PerPage {
+			return out, nil
+		}
+	}
 }
 
 // pagination reads page (from 1) and per_page (default 30, at most 1000).
@@ -387,8 +467,15 @@ func (s *Server) scriptHistory(ctx *fasthttp.RequestCtx, p *principal) error {
 		return err
 	}
 	versions, err := s.deps.Scripts.ScriptHistory(p.Workspace, path)
-	if err != nil {
-		return fmt.Errorf("cannot read history of %s: %w", path, err)
+	var newest vane.Script
+	if err == nil && len(versions) > 0 {
+		newest = versions[0]
+	} else if err == nil {
+		err = vane.ErrNotFound
+	}
+	// The newest version, archived or not, says who may read the path's history.
+	if err := checkRead(p, "script", path, err, newest.Path, newest.ExtraPerms); err != nil {
+		return err
 	}
 	out := make([]historyEntry, len(versions))
 	for i, v := range versions {
@@ -399,7 +486,9 @@ func (s *Server) scriptHistory(ctx *fasthttp.RequestCtx, p *principal) error {
 
 // archiveScriptByPath answers POST /w/{ws}/scripts/archive/p/{path} with text.
 func (s *Server) archiveScriptByPath(ctx *fasthttp.RequestCtx, p *principal) error {
-	return pathWrite(ctx, p, actionArchive, "script", func(wctx context.Context, path string) error {
+	return pathWrite(ctx, p, actionArchive, "script", func(path string) error {
+		return s.writableScript(p, path)
+	}, func(wctx context.Context, path string) error {
 		return s.deps.Lifecycle.ArchiveScriptByPath(wctx, p.actor(), p.Workspace, path)
 	})
 }
@@ -413,13 +502,16 @@ func (s *Server) archiveScriptByHash(ctx *fasthttp.RequestCtx, p *principal) err
 	if err != nil {
 		return err
 	}
+	sc, err := s.deps.Scripts.GetScriptByHash(p.Workspace, h)
+	if err := checkWrite(p, "script version", string(h), err, sc.Path, sc.ExtraPerms); err != nil {
+		return err
+	}
 	wctx, cancel := detached()
 	defer cancel()
 	if err := s.deps.Lifecycle.ArchiveScriptByHash(wctx, p.actor(), p.Workspace, h); err != nil {
 		return fmt.Errorf("cannot archive script version %s: %w", h, err)
 	}
-	sc, err := s.deps.Scripts.GetScriptByHash(p.Workspace, h)
-	if err != nil {
+	if sc, err = s.deps.Scripts.GetScriptByHash(p.Workspace, h); err != nil {
 		return fmt.Errorf("cannot read archived script %s: %w", h, err)
 	}
 	return writeJSON(ctx, viewOfScript(&sc))

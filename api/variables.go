@@ -56,6 +56,11 @@ func (s *Server) createVariable(ctx *fasthttp.RequestCtx, p *principal) error {
 	if req.Value == nil {
 		return badRequest("value is required")
 	}
+	// No existing item to consult: a variable already at path is a 400
+	// (already exists) for whoever may write there.
+	if err := checkCreate(p, "variable", req.Path, nil); err != nil {
+		return err
+	}
 	v := vane.Variable{Workspace: p.Workspace, Path: req.Path, Value: *req.Value, IsSecret: req.IsSecret,
 		Description: req.Description, Account: req.Account, IsOauth: req.IsOauth, ExpiresAt: req.ExpiresAt,
 		ExtraPerms: map[string]bool{}, CreatedBy: p.Username, EditedAt: time.Now().UTC()}
@@ -97,6 +102,16 @@ func (s *Server) updateVariable(ctx *fasthttp.RequestCtx, p *principal) error {
 			return err
 		}
 	}
+	if err := writableVariable(vs, p, path); err != nil {
+		return err
+	}
+	// Moving the variable is saving it at the new path: the caller must be
+	// able to write there as if it were new.
+	if req.Path != nil && *req.Path != path {
+		if err := checkCreate(p, "variable", *req.Path, nil); err != nil {
+			return err
+		}
+	}
 	wctx, cancel := detached()
 	defer cancel()
 	u := vane.VariableUpdate{Path: req.Path, Value: req.Value, IsSecret: req.IsSecret, Description: req.Description}
@@ -112,7 +127,9 @@ func (s *Server) deleteVariable(ctx *fasthttp.RequestCtx, p *principal) error {
 	if err != nil {
 		return err
 	}
-	return pathWrite(ctx, p, actionDelete, "variable", func(wctx context.Context, path string) error {
+	return pathWrite(ctx, p, actionDelete, "variable", func(path string) error {
+		return writableVariable(vs, p, path)
+	}, func(wctx context.Context, path string) error {
 		return vs.DeleteVariable(wctx, p.actor(), p.Workspace, path)
 	})
 }
@@ -163,9 +180,9 @@ func (s *Server) getVariable(ctx *fasthttp.RequestCtx, p *principal) error {
 	} else if b != nil {
 		decrypt = *b
 	}
-	v, err := vs.GetVariable(p.Workspace, path, decrypt)
+	v, err := readableVariable(vs, p, path, decrypt)
 	if err != nil {
-		return fmt.Errorf("cannot find variable %s: %w", path, err)
+		return err
 	}
 	return writeJSON(ctx, listable(&v, !v.IsSecret || decrypt))
 }
@@ -180,14 +197,15 @@ func (s *Server) getVariableValue(ctx *fasthttp.RequestCtx, p *principal) error 
 	if err != nil {
 		return err
 	}
-	v, err := vs.GetVariable(p.Workspace, path, true)
+	v, err := readableVariable(vs, p, path, true)
 	if err != nil {
-		return fmt.Errorf("cannot find variable %s: %w", path, err)
+		return err
 	}
 	return writeJSON(ctx, v.Value)
 }
 
-// variableExists answers GET /w/{ws}/variables/exists/{path} with a JSON bool.
+// variableExists answers GET /w/{ws}/variables/exists/{path} with a JSON
+// bool: false for a variable p may not read.
 func (s *Server) variableExists(ctx *fasthttp.RequestCtx, p *principal) error {
 	vs, err := s.variables()
 	if err != nil {
@@ -197,14 +215,15 @@ func (s *Server) variableExists(ctx *fasthttp.RequestCtx, p *principal) error {
 	if err != nil {
 		return err
 	}
-	_, err = vs.GetVariable(p.Workspace, path, false)
+	_, err = readableVariable(vs, p, path, false)
 	if err != nil && !errors.Is(err, vane.ErrNotFound) {
-		return fmt.Errorf("cannot read variable %s: %w", path, err)
+		return err
 	}
 	return writeJSON(ctx, err == nil)
 }
 
-// listVariables answers GET /w/{ws}/variables/list?path_start=; secret values are never listed.
+// listVariables answers GET /w/{ws}/variables/list?path_start= with the
+// variables p may read; secret values are never listed.
 func (s *Server) listVariables(ctx *fasthttp.RequestCtx, p *principal) error {
 	vs, err := s.variables()
 	if err != nil {
@@ -214,9 +233,28 @@ func (s *Server) listVariables(ctx *fasthttp.RequestCtx, p *principal) error {
 	if err != nil {
 		return fmt.Errorf("cannot list variables: %w", err)
 	}
-	out := make([]listableVariable, len(list))
+	a := p.access()
+	out := make([]listableVariable, 0, len(list))
 	for i := range list {
-		out[i] = listable(&list[i], !list[i].IsSecret)
+		if a.CanRead(list[i].Path, list[i].ExtraPerms) {
+			out = append(out, listable(&list[i], !list[i].IsSecret))
+		}
 	}
 	return writeJSON(ctx, out)
+}
+
+// readableVariable reads the variable at path if p may read it; one p may
+// not read is not found, as a missing one (checkRead).
+func readableVariable(vs VariableStore, p *principal, path string, decrypt bool) (vane.Variable, error) {
+	v, err := vs.GetVariable(p.Workspace, path, decrypt)
+	if err := checkRead(p, "variable", path, err, v.Path, v.ExtraPerms); err != nil {
+		return vane.Variable{}, err
+	}
+	return v, nil
+}
+
+// writableVariable checks that p may change the variable at path (checkWrite).
+func writableVariable(vs VariableStore, p *principal, path string) error {
+	v, err := vs.GetVariable(p.Workspace, path, false)
+	return checkWrite(p, "variable", path, err, v.Path, v.ExtraPerms)
 }

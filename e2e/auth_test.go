@@ -178,8 +178,13 @@ func TestAuth_Roles(t *testing.T) {
 		t.Fatalf("refused requests changed the scripts:\nbefore %s\nafter  %s", before, after)
 	}
 
-	// An operator may run; the job runs as the operator.
-	id := olga.MustDo("POST", "/api/w/team/jobs/run/p/u/bob/hi", map[string]any{}, 201).Body
+	// An operator may run what it may read (not bob's own u/bob/hi, but a
+	// script in a folder); the job runs as the operator.
+	if r := olga.Do("POST", "/api/w/team/jobs/run/p/u/bob/hi", map[string]any{}); r.Status != 404 {
+		t.Fatalf("an operator running another user's script: %d %s", r.Status, r.Body)
+	}
+	bob.MustDo("POST", "/api/w/team/scripts/create", map[string]any{"path": "f/team/hi", "language": "bash", "content": "echo hi\n"}, 201)
+	id := olga.MustDo("POST", "/api/w/team/jobs/run/p/f/team/hi", map[string]any{}, 201).Body
 	var job struct {
 		CreatedBy string `json:"created_by"`
 	}

@@ -1,7 +1,9 @@
 package runtime
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -18,18 +20,47 @@ type ResourceReader interface {
 	GetResource(ws, path string) (vane.Resource, error)
 }
 
+// MemberReader is the optional store capability that gives a job's
+// submitter their role in the workspace (admin, operator) for the access
+// check of its "$var:" and "$res:" args.
+type MemberReader interface {
+	GetMember(ws, email string) (vane.Member, error)
+}
+
+// UserReader is the optional store capability that tells a superadmin, who
+// acts as an admin in every workspace, and a disabled user.
+type UserReader interface {
+	GetUser(email string) (vane.User, error)
+}
+
+// ReadCheck reports whether the variable or resource at path, shared
+// through extraPerms, may be read by whoever the args are resolved for (a
+// job's submitter, an API caller); vane.Access.CanRead is one.
+type ReadCheck func(path string, extraPerms map[string]bool) bool
+
+// denyAll is the ReadCheck of a reader who may read nothing.
+func denyAll(string, map[string]bool) bool { return false }
+
 // ResolveArgs returns args (a JSON object) with every string "$var:<path>"
 // replaced by that variable's value (a string) and every "$res:<path>" by
 // that resource's value (JSON), at any depth, looked up in workspace ws.
 // A nil reader leaves its references as they are. Non-object args are
-// wrapped as {"body": ...}. A reference to a missing variable or resource is
-// an error wrapping vane.ErrNotFound that names it.
-func ResolveArgs(ws string, args json.RawMessage, vars VariableReader, res ResourceReader) (json.RawMessage, error) {
+// wrapped as {"body": ...}.
+//
+// Each reference is resolved only if canRead allows its item; a nil canRead
+// allows none. A reference to an item that is missing or that canRead
+// refuses is the same error, "cannot resolve arg $var:<path>: not found"
+// (wrapping vane.ErrNotFound), so that a job cannot learn whether an item it
+// may not read exists.
+func ResolveArgs(ws string, args json.RawMessage, vars VariableReader, res ResourceReader, canRead ReadCheck) (json.RawMessage, error) {
 	if len(args) == 0 {
 		return json.RawMessage(`{}`), nil
 	}
-	if !strings.Contains(string(args), "$var:") && !strings.Contains(string(args), "$res:") {
+	if !HasReferences(args) {
 		return wrapObject(args)
+	}
+	if canRead == nil {
+		canRead = denyAll
 	}
 	var v any
 	if err := json.Unmarshal(args, &v); err != nil {
@@ -41,15 +72,21 @@ func ResolveArgs(ws string, args json.RawMessage, vars VariableReader, res Resou
 		case string:
 			if p, ok := strings.CutPrefix(t, "$var:"); ok && vars != nil {
 				vr, err := vars.GetVariable(ws, p, true)
+				if err == nil && !canRead(vr.Path, vr.ExtraPerms) {
+					err = vane.ErrNotFound
+				}
 				if err != nil {
-					return nil, fmt.Errorf("cannot resolve arg $var:%s: %w", p, err)
+					return nil, unresolved("$var:", p, err)
 				}
 				return vr.Value, nil
 			}
 			if p, ok := strings.CutPrefix(t, "$res:"); ok && res != nil {
 				r, err := res.GetResource(ws, p)
+				if err == nil && !canRead(r.Path, r.ExtraPerms) {
+					err = vane.ErrNotFound
+				}
 				if err != nil {
-					return nil, fmt.Errorf("cannot resolve arg $res:%s: %w", p, err)
+					return nil, unresolved("$res:", p, err)
 				}
 				var val any
 				if len(r.Value) > 0 {
@@ -93,6 +130,23 @@ func ResolveArgs(ws string, args json.RawMessage, vars VariableReader, res Resou
 		return nil, fmt.Errorf("cannot encode job args: %w", err)
 	}
 	return b, nil
+}
+
+// HasReferences reports whether args may hold a "$var:" or "$res:"
+// reference; when it is false, ResolveArgs reads nothing from the store.
+func HasReferences(args json.RawMessage) bool {
+	return bytes.Contains(args, []byte("$var:")) || bytes.Contains(args, []byte("$res:"))
+}
+
+// unresolved is the error for a reference that cannot be resolved. Every
+// not-found, whatever the store said, becomes the bare sentinel: the store's
+// words (e.g. that a script is archived) would tell a missing item from one
+// the reader may not see.
+func unresolved(prefix, path string, err error) error {
+	if errors.Is(err, vane.ErrNotFound) {
+		err = vane.ErrNotFound
+	}
+	return fmt.Errorf("cannot resolve arg %s%s: %w", prefix, path, err)
 }
 
 // wrapObject returns args unchanged when it is a JSON object, else {"body": args}.

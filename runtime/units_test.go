@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"vane"
 	jobrt "vane/runtime"
 )
@@ -52,6 +54,9 @@ func TestJobEnv(t *testing.T) {
 	}
 }
 
+// adminCheck is the ReadCheck of a workspace admin: every item.
+var adminCheck = vane.Access{Username: "admin", IsAdmin: true}.CanRead
+
 // TestResolveArgs resolves $var: and $res: against the real store.
 func TestResolveArgs(t *testing.T) {
 	s := MustStore(t)
@@ -72,7 +77,7 @@ func TestResolveArgs(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got, err := jobrt.ResolveArgs(testWS, json.RawMessage(c.in), s, s)
+			got, err := jobrt.ResolveArgs(testWS, json.RawMessage(c.in), s, s, adminCheck)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -93,13 +98,78 @@ func TestResolveArgs(t *testing.T) {
 	}
 	for _, c := range errCases {
 		t.Run(c.name, func(t *testing.T) {
-			if _, err := jobrt.ResolveArgs(testWS, json.RawMessage(c.in), s, s); err == nil || !strings.Contains(err.Error(), "cannot resolve arg") {
+			if _, err := jobrt.ResolveArgs(testWS, json.RawMessage(c.in), s, s, adminCheck); err == nil || !strings.Contains(err.Error(), "cannot resolve arg") {
 				t.Fatalf("err = %v; want a resolution error", err)
 			}
 		})
 	}
-	if _, err := jobrt.ResolveArgs(testWS, json.RawMessage(`{"a":`), s, s); !errors.Is(err, vane.ErrInvalid) {
+	if _, err := jobrt.ResolveArgs(testWS, json.RawMessage(`{"a":`), s, s, adminCheck); !errors.Is(err, vane.ErrInvalid) {
 		t.Fatalf("malformed args: err = %v; want ErrInvalid", err)
+	}
+}
+
+// TestResolveArgs_Access resolves references for readers other than an
+// admin: an item the reader may not see fails exactly as a missing one.
+func TestResolveArgs_Access(t *testing.T) {
+	s := MustStore(t)
+	ctx := context.Background()
+	for _, v := range []vane.Variable{
+		{Workspace: testWS, Path: "u/alice/secret", Value: "alice-pw", IsSecret: true},
+		{Workspace: testWS, Path: "u/alice/shared", Value: "for-bob", IsSecret: true, ExtraPerms: map[string]bool{"u/bob": false}},
+		{Workspace: testWS, Path: "u/alice/everyone", Value: "for-all", ExtraPerms: map[string]bool{"g/all": false}},
+		{Workspace: testWS, Path: "f/team/pw", Value: "team-pw", IsSecret: true},
+	} {
+		if err := s.CreateVariable(ctx, testActor, v); err != nil {
+			t.Fatalf("CreateVariable %s: %v", v.Path, err)
+		}
+	}
+	if err := s.CreateResource(ctx, testActor, vane.Resource{Workspace: testWS, Path: "u/alice/db", ResourceType: "postgresql",
+		Value: json.RawMessage(`{"host":"alice-db"}`)}); err != nil {
+		t.Fatalf("CreateResource: %v", err)
+	}
+	alice := vane.Access{Username: "alice"}.CanRead
+	bob := vane.Access{Username: "bob"}.CanRead
+	tests := []struct {
+		name    string
+		check   jobrt.ReadCheck
+		in      string
+		want    string
+		wantErr string
+	}{
+		{name: "owner reads her secret", check: alice, in: `{"x":"$var:u/alice/secret"}`, want: `{"x":"alice-pw"}`},
+		{name: "owner reads her resource", check: alice, in: `{"x":"$res:u/alice/db"}`, want: `{"x":{"host":"alice-db"}}`},
+		{name: "other user: variable as if missing", check: bob, in: `{"x":"$var:u/alice/secret"}`,
+			wantErr: "cannot resolve arg $var:u/alice/secret: not found"},
+		{name: "other user: resource as if missing", check: bob, in: `{"x":["$res:u/alice/db"]}`,
+			wantErr: "cannot resolve arg $res:u/alice/db: not found"},
+		{name: "a missing variable says the same", check: bob, in: `{"x":"$var:u/alice/nope"}`,
+			wantErr: "cannot resolve arg $var:u/alice/nope: not found"},
+		{name: "shared with the user", check: bob, in: `{"x":"$var:u/alice/shared"}`, want: `{"x":"for-bob"}`},
+		{name: "shared with g/all", check: bob, in: `{"x":"$var:u/alice/everyone"}`, want: `{"x":"for-all"}`},
+		{name: "folder item", check: bob, in: `{"x":"$var:f/team/pw"}`, want: `{"x":"team-pw"}`},
+		{name: "nil check resolves nothing", check: nil, in: `{"x":"$var:f/team/pw"}`,
+			wantErr: "cannot resolve arg $var:f/team/pw: not found"},
+		{name: "nil check leaves args without references", check: nil, in: `{"x":"plain"}`, want: `{"x":"plain"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := jobrt.ResolveArgs(testWS, json.RawMessage(tt.in), s, s, tt.check)
+			if tt.wantErr != "" {
+				if err == nil || err.Error() != tt.wantErr || !errors.Is(err, vane.ErrNotFound) {
+					t.Fatalf("err = %v, want exactly %q wrapping ErrNotFound", err, tt.wantErr)
+				}
+				if got != nil || strings.Contains(err.Error(), "alice-") {
+					t.Fatalf("the refusal carries a value: %v %s", err, got)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != tt.want {
+				t.Fatalf("got %s, want %s", got, tt.want)
+			}
+		})
 	}
 }
 
@@ -118,6 +188,78 @@ func TestWorker_ResolvesArgs(t *testing.T) {
 	j = MustWait(t, s, MustPush(t, s, "u/admin/say", hash, "", `{"word":"$var:u/admin/missing"}`))
 	if j.Success || !strings.Contains(string(j.Result), "u/admin/missing") {
 		t.Fatalf("a missing variable: success %v result %s", j.Success, j.Result)
+	}
+}
+
+// TestWorker_ResolvesArgsAsSubmitter: a job's references are resolved with
+// its submitter's permissions, from the store's membership records.
+func TestWorker_ResolvesArgsAsSubmitter(t *testing.T) {
+	s := MustStore(t)
+	MustWorker(t, s, MustSandbox(t, ""), nil)
+	ctx := context.Background()
+	for _, m := range []vane.Member{
+		{Workspace: testWS, Email: "alice@example.com", Username: "alice"},
+		{Workspace: testWS, Email: "bob@example.com", Username: "bob"},
+		{Workspace: testWS, Email: "ada@example.com", Username: "ada", IsAdmin: true},
+		{Workspace: testWS, Email: "dan@example.com", Username: "dan", Disabled: true},
+	} {
+		if err := s.CreateUser(ctx, testActor, vane.User{Email: m.Email}); err != nil {
+			t.Fatalf("CreateUser %s: %v", m.Email, err)
+		}
+		if err := s.AddMember(ctx, testActor, m); err != nil {
+			t.Fatalf("AddMember %s: %v", m.Email, err)
+		}
+	}
+	for _, u := range []vane.User{{Email: "eve@example.com"}, {Email: "root@example.com", SuperAdmin: true}} {
+		if err := s.CreateUser(ctx, testActor, u); err != nil {
+			t.Fatalf("CreateUser %s: %v", u.Email, err)
+		}
+	}
+	for _, v := range []vane.Variable{
+		{Workspace: testWS, Path: "u/alice/secret", Value: "alice-pw", IsSecret: true},
+		{Workspace: testWS, Path: "u/dan/secret", Value: "dan-pw", IsSecret: true},
+	} {
+		if err := s.CreateVariable(ctx, testActor, v); err != nil {
+			t.Fatalf("CreateVariable: %v", err)
+		}
+	}
+	hash := MustScript(t, s, "f/team/say", "word=\"$1\"\necho \"$word\"\n", 0)
+	tests := []struct {
+		name, email, user, ref string
+		wantOK                 bool
+	}{
+		{name: "owner", email: "alice@example.com", user: "alice", ref: "u/alice/secret", wantOK: true},
+		{name: "other member", email: "bob@example.com", user: "bob", ref: "u/alice/secret"},
+		{name: "workspace admin", email: "ada@example.com", user: "ada", ref: "u/alice/secret", wantOK: true},
+		{name: "superadmin member", email: testActor.Email, user: "admin", ref: "u/alice/secret", wantOK: true},
+		{name: "superadmin not a member", email: "root@example.com", user: "root", ref: "u/alice/secret", wantOK: true},
+		{name: "disabled member, own item", email: "dan@example.com", user: "dan", ref: "u/dan/secret"},
+		{name: "not a member claiming a username", email: "eve@example.com", user: "alice", ref: "u/alice/secret"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			j := vane.Job{ID: uuid.NewString(), Workspace: testWS, Kind: vane.JobScript, ScriptPath: "f/team/say", ScriptHash: hash,
+				Language: vane.LangBash, CreatedBy: tt.user, Email: tt.email, PermissionedAs: "u/" + tt.user,
+				Args: json.RawMessage(`{"word":"$var:` + tt.ref + `"}`)}
+			if err := s.PushJob(ctx, testActor, j); err != nil {
+				t.Fatalf("PushJob: %v", err)
+			}
+			done := MustWait(t, s, j.ID)
+			logs := mustLogs(t, s, j.ID)
+			if tt.wantOK {
+				if !done.Success || !strings.Contains(string(done.Result), "-pw") {
+					t.Fatalf("success %v result %s", done.Success, done.Result)
+				}
+				return
+			}
+			want := "cannot resolve arg $var:" + tt.ref + ": not found"
+			if done.Success || !strings.Contains(string(done.Result), want) {
+				t.Fatalf("success %v result %s; want a failure saying %q", done.Success, done.Result, want)
+			}
+			if strings.Contains(string(done.Result)+logs, "-pw") {
+				t.Fatalf("the secret leaked: result %s logs %q", done.Result, logs)
+			}
+		})
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"vane"
@@ -235,9 +236,18 @@ func (w *Worker) execute(ctx context.Context, j *vane.Job, logs *logStreamer) (O
 			req.Limits.MemoryBytes = int64(sc.MemoryLimitMB) << 20
 		}
 	}
+	var canRead ReadCheck
+	if HasReferences(j.Args) {
+		// Only jobs with references pay for the membership read.
+		access, err := w.submitterAccess(j)
+		if err != nil {
+			return fail("InvalidArgs", err)
+		}
+		canRead = access
+	}
 	vars, _ := w.store.(VariableReader)
 	res, _ := w.store.(ResourceReader)
-	args, err := ResolveArgs(j.Workspace, j.Args, vars, res)
+	args, err := ResolveArgs(j.Workspace, j.Args, vars, res, canRead)
 	if err != nil {
 		return fail("InvalidArgs", err)
 	}
@@ -258,6 +268,54 @@ func (w *Worker) execute(ctx context.Context, j *vane.Job, logs *logStreamer) (O
 	// backstop for executors that do not.
 	req.Logs = NewCappedWriter(logs, req.Limits.LogBytes+4096)
 	return exec.Run(ctx, req)
+}
+
+// submitterAccess returns what the job's submitter may read, for its
+// "$var:" and "$res:" args: the username of j.PermissionedAs (u/<username>,
+// set by the API from the authenticated caller) with the role the store's
+// membership record of j.Email in j.Workspace gives now, the same record the
+// API checks, so a demoted admin's queued jobs lose the admin's reach. A
+// superadmin acts as an admin in every workspace, member or not, as in the
+// API. A submitter who is no longer an enabled member (or a superadmin) may
+// read nothing. A store without MemberReader gives the username alone: its
+// own items, f/ and g/all items, and what is shared with it.
+func (w *Worker) submitterAccess(j *vane.Job) (ReadCheck, error) {
+	var access vane.Access
+	if username, ok := strings.CutPrefix(j.PermissionedAs, "u/"); ok {
+		access.Username = username
+	}
+	members, ok := w.store.(MemberReader)
+	if !ok {
+		return access.CanRead, nil
+	}
+	superAdmin := false
+	if users, ok := w.store.(UserReader); ok && j.Email != "" {
+		u, err := users.GetUser(j.Email)
+		switch {
+		case err == nil:
+			if u.Disabled {
+				return denyAll, nil
+			}
+			superAdmin = u.SuperAdmin
+		case !errors.Is(err, vane.ErrNotFound):
+			return nil, fmt.Errorf("cannot check the permissions of %s: %w", j.Email, err)
+		}
+	}
+	m, err := members.GetMember(j.Workspace, j.Email)
+	switch {
+	case err == nil:
+		if m.Disabled {
+			return denyAll, nil
+		}
+		access.IsAdmin, access.Operator = m.IsAdmin || superAdmin, m.Operator
+	case errors.Is(err, vane.ErrNotFound) && superAdmin:
+		access.IsAdmin = true
+	case errors.Is(err, vane.ErrNotFound):
+		return denyAll, nil
+	default:
+		return nil, fmt.Errorf("cannot check the permissions of %s: %w", j.Email, err)
+	}
+	return access.CanRead, nil
 }
 
 // errDeployFailed marks a job whose script version failed its dependencies step.

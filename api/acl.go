@@ -1,0 +1,73 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+
+	"vane"
+)
+
+// Access control of path-owned items (scripts, variables, resources) follows
+// vane.Access (the rule lives in the root package, shared with the worker).
+// The helpers below turn its answers into errors, in one place for every kind:
+// an item the caller may not read is answered exactly as a missing one (404,
+// same words), a write to an item the caller may only read is 403 naming the
+// path, and a new item at a path the caller may not write is 403 whether or
+// not something exists there.
+
+// access is p as the access rule sees it.
+func (p *principal) access() vane.Access {
+	return vane.Access{Username: p.Username, IsAdmin: p.IsAdmin, Operator: p.Operator}
+}
+
+// checkRead turns the outcome of reading one item (err from the store; on
+// success the item's path and extra_perms) into the caller's answer. A store
+// error other than not-found is passed on. A missing item and one p may not
+// read give the same error, "cannot find <what> <name>: not found": the
+// store's own words (a script "is archived") would tell them apart.
+func checkRead(p *principal, what, name string, err error, path string, extraPerms map[string]bool) error {
+	switch {
+	case err != nil && !errors.Is(err, vane.ErrNotFound):
+		return fmt.Errorf("cannot read %s %s: %w", what, name, err)
+	case err != nil || !p.access().CanRead(path, extraPerms):
+		return fmt.Errorf("cannot find %s %s: %w", what, name, vane.ErrNotFound)
+	}
+	return nil
+}
+
+// checkWrite is checkRead for a change to an existing item: it is also 403
+// when p may read the item but not write it.
+func checkWrite(p *principal, what, name string, err error, path string, extraPerms map[string]bool) error {
+	if err := checkRead(p, what, name, err, path, extraPerms); err != nil {
+		return err
+	}
+	if !p.access().CanWrite(path, extraPerms) {
+		return fmt.Errorf("cannot change %s %s: u/%s may read it but not write it: %w", what, path, p.Username, vane.ErrForbidden)
+	}
+	return nil
+}
+
+// checkCreate refuses a save that makes a new item at path unless p may
+// write there. existing, when not nil, reads the extra_perms of the item
+// already at path (an error wrapping vane.ErrNotFound when there is none): a
+// save that replaces that item (a new script version, an upsert) is allowed
+// to those it is shared with for writing. The refusal is the same 403 whether
+// an item exists at path or not, so it does not tell whether one does.
+func checkCreate(p *principal, what, path string, existing func() (map[string]bool, error)) error {
+	a := p.access()
+	if a.CanWrite(path, nil) {
+		return nil
+	}
+	if existing != nil {
+		perms, err := existing()
+		switch {
+		case err == nil:
+			if a.CanWrite(path, perms) {
+				return nil
+			}
+		case !errors.Is(err, vane.ErrNotFound):
+			return fmt.Errorf("cannot read %s %s: %w", what, path, err)
+		}
+	}
+	return fmt.Errorf("cannot save %s %s: u/%s may not write at this path: %w", what, path, p.Username, vane.ErrForbidden)
+}
