@@ -106,6 +106,9 @@ func (s *Server) newScript(p *principal, req *newScriptRequest) (vane.Script, er
 	if req.Timeout < 0 {
 		return vane.Script{}, badRequest("timeout %d must not be negative", req.Timeout)
 	}
+	if _, err := vane.ScriptEnv(req.Envs); err != nil {
+		return vane.Script{}, err
+	}
 	sc := vane.Script{
 		Workspace: p.Workspace, Path: req.Path, Summary: req.Summary, Description: req.Description,
 		Content: *req.Content, Language: req.Language, Kind: req.Kind, Tag: req.Tag, Envs: req.Envs,

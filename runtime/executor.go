@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"strings"
 	"time"
 
 	"vane"
@@ -71,7 +72,12 @@ type Request struct {
 	Lock   string          // the script's lock (go.sum, deno.lock, ...)
 	Schema *vane.Schema    // parameters in signature order; may be nil
 	Args   json.RawMessage // a JSON object; $var:/$res: references already resolved
-	Env    map[string]string
+	// Env holds the job's reserved variables (WM_*, BASE_INTERNAL_URL; see
+	// JobEnv). Executors add their own (PATH, HOME, TZ) and ScriptEnv.
+	Env map[string]string
+	// ScriptEnv is the script's own environment variables (its envs,
+	// validated by vane.ScriptEnv at save: no reserved key among them).
+	ScriptEnv map[string]string
 	// Dir is a fresh, empty directory for this job only, created by the caller
 	// and removed by it after Run returns.
 	Dir    string
@@ -84,6 +90,21 @@ type Request struct {
 	// (module state then persists across jobs, as in Windmill). Executors
 	// without such a mode ignore it.
 	DedicatedWorker bool
+}
+
+// GuestEnv is the environment of a program that cannot reach vane's API
+// (a Wasm guest): the script's envs and the WM_* variables.
+func (r *Request) GuestEnv() map[string]string {
+	out := make(map[string]string, len(r.ScriptEnv)+len(r.Env))
+	for k, v := range r.ScriptEnv {
+		out[k] = v
+	}
+	for k, v := range r.Env {
+		if strings.HasPrefix(k, "WM_") {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // Outcome is a finished job's result. A failed job's Result is

@@ -216,6 +216,9 @@ func (w *Worker) execute(ctx context.Context, j *vane.Job, logs *logStreamer) (O
 			return fail("ScriptNotFound", fmt.Errorf("cannot load script %s (%s): %w", j.ScriptPath, j.ScriptHash, err))
 		}
 		req.Code, req.Lock, req.DedicatedWorker = sc.Content, sc.Lock, sc.DedicatedWorker
+		if req.ScriptEnv, err = vane.ScriptEnv(sc.Envs); err != nil {
+			return fail("InvalidEnvs", err)
+		}
 		if len(sc.Schema) > 0 {
 			var s vane.Schema
 			if err := json.Unmarshal(sc.Schema, &s); err == nil {

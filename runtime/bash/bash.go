@@ -192,10 +192,14 @@ func argString(v json.RawMessage) string {
 	return string(v)
 }
 
-// env is the job's whole environment: the request's (WM_* and friends),
-// BASE_INTERNAL_URL as the jail sees vane's API, PATH, HOME, TZ, RUST_LOG.
+// env is the job's whole environment: the script's envs, the request's
+// (WM_* and friends), BASE_INTERNAL_URL as the jail sees vane's API, PATH,
+// HOME, TZ (unless the script sets it), RUST_LOG.
 func (e *Executor) env(req *jobrt.Request) []string {
 	m := map[string]string{}
+	for k, v := range req.ScriptEnv {
+		m[k] = v
+	}
 	for k, v := range req.Env {
 		m[k] = v
 	}

@@ -67,7 +67,7 @@ echo "$secret" > mine.txt
 got=$(cat "$peek" 2>/dev/null || true)
 printf '{"peeked":"%s"}' "$got" > result.json
 `,
-	runtimetest.ReadsEnv: `printf '{"job":"%s","secret":"%s"}' "$WM_JOB_ID" "${VANE_RUNTIMETEST_SECRET:-}" > result.json
+	runtimetest.ReadsEnv: `printf '{"job":"%s","secret":"%s","greeting":"%s"}' "$WM_JOB_ID" "${VANE_RUNTIMETEST_SECRET:-}" "${VANE_SCRIPT_GREETING:-}" > result.json
 `,
 	runtimetest.FreshState: `counter_file=/tmp/counter
 n=$(cat "$counter_file" 2>/dev/null || echo 0)

@@ -55,7 +55,7 @@ var conformanceCode = map[runtimetest.Case]string{
 	runtimetest.ReadsEnv: `export function main() {
   let secret = "";
   try { secret = Deno.env.get("VANE_RUNTIMETEST_SECRET") ?? ""; } catch (_) { /* NotCapable */ }
-  return { job: Deno.env.get("WM_JOB_ID"), secret };
+  return { job: Deno.env.get("WM_JOB_ID"), secret, greeting: Deno.env.get("VANE_SCRIPT_GREETING") ?? "" };
 }`,
 	runtimetest.FreshState: `let counter = 0;
 export function main() {

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"vane"
 	jobrt "vane/runtime"
 )
 
@@ -44,7 +45,10 @@ type worker struct {
 
 // runDedicated serves a job from the script's dedicated worker pool.
 func (d *Deno) runDedicated(ctx context.Context, req *jobrt.Request, b *bundle, lim jobrt.Limits) (jobrt.Outcome, error) {
-	key := strings.Join([]string{filepath.Base(b.dir), strconv.FormatInt(heapMB(lim.MemoryBytes), 10), strings.Join(d.netHosts(req.Env), ",")}, "|")
+	// The process's environment holds the script's envs: part of the key,
+	// since versions with the same code (one bundle) may differ in them.
+	envKey := string(vane.HashOf(d.jobEnv(nil, req.ScriptEnv, "")...))
+	key := strings.Join([]string{filepath.Base(b.dir), strconv.FormatInt(heapMB(lim.MemoryBytes), 10), strings.Join(d.netHosts(req.Env), ","), envKey}, "|")
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
@@ -125,11 +129,11 @@ func (d *Deno) startWorker(b *bundle, req *jobrt.Request, lim jobrt.Limits) (*wo
 		tail:    jobrt.NewCappedWriter(nil, 0),
 	}
 	stderr := io.MultiWriter(w.sink, w.tail)
-	argv := append([]string{d.cfg.DenoPath}, d.runFlags(b, dir, req.Env, lim.MemoryBytes)...)
+	argv := append([]string{d.cfg.DenoPath}, d.runFlags(b, dir, req.Env, req.ScriptEnv, lim.MemoryBytes)...)
 	argv = append(argv, filepath.Join(b.dir, "worker.ts"), nonce)
 	spec := &procSpec{
 		argv:     argv,
-		env:      d.jobEnv(req.Env, dir),
+		env:      d.jobEnv(req.Env, req.ScriptEnv, dir),
 		dir:      dir,
 		readOnly: []string{d.cfg.DenoPath, b.dir, d.denoDir},
 		limits:   lim,

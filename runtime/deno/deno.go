@@ -161,11 +161,11 @@ func (d *Deno) runOnce(ctx context.Context, req *jobrt.Request, b *bundle, lim j
 		return jobrt.Outcome{}, fmt.Errorf("cannot write result.json: %w", err)
 	}
 	logs := jobrt.NewCappedWriter(req.Logs, lim.LogBytes)
-	argv := append([]string{d.cfg.DenoPath}, d.runFlags(b, req.Dir, req.Env, lim.MemoryBytes)...)
+	argv := append([]string{d.cfg.DenoPath}, d.runFlags(b, req.Dir, req.Env, req.ScriptEnv, lim.MemoryBytes)...)
 	argv = append(argv, filepath.Join(b.dir, "main.ts"))
 	spec := &procSpec{
 		argv:     argv,
-		env:      d.jobEnv(req.Env, req.Dir),
+		env:      d.jobEnv(req.Env, req.ScriptEnv, req.Dir),
 		dir:      req.Dir,
 		readOnly: []string{d.cfg.DenoPath, b.dir, d.denoDir},
 		limits:   lim,

@@ -158,7 +158,7 @@ func (p *plainProc) Kill() {
 // and BASE_INTERNAL_URL, the network of vane's API (and Config.AllowNet),
 // and the heap capped from Limits.MemoryBytes. There is no --allow-run,
 // --allow-ffi, --allow-sys nor --allow-import.
-func (d *Deno) runFlags(b *bundle, jobDir string, env map[string]string, memoryBytes int64) []string {
+func (d *Deno) runFlags(b *bundle, jobDir string, env, scriptEnv map[string]string, memoryBytes int64) []string {
 	flags := []string{"run", "--no-prompt", "--no-config", "--no-remote", "--cached-only", "--quiet"}
 	if d.cfg.Sandbox != nil {
 		// The jail mounts DENO_DIR read-only: V8's code cache can be
@@ -176,7 +176,7 @@ func (d *Deno) runFlags(b *bundle, jobDir string, env map[string]string, memoryB
 	flags = append(flags,
 		"--allow-read="+strings.Join([]string{jobDir, b.dir, filepath.Join(d.denoDir, "npm")}, ","),
 		"--allow-write="+jobDir,
-		"--allow-env=WM_*,BASE_INTERNAL_URL,BASE_URL",
+		"--allow-env="+strings.Join(append([]string{"WM_*", "BASE_INTERNAL_URL", "BASE_URL", "TZ"}, sortedKeys(scriptEnv)...), ","),
 	)
 	if hosts := d.netHosts(env); len(hosts) > 0 {
 		flags = append(flags, "--allow-net="+strings.Join(hosts, ","))
@@ -235,11 +235,11 @@ func (d *Deno) effectiveEnv(env map[string]string) map[string]string {
 }
 
 // jobEnv is the whole environment of a Deno process: the request's WM_*
-// variables, BASE_INTERNAL_URL (and BASE_URL, the same), and Deno's own
-// settings. Nothing of
-// vane's environment is inherited, and no other variable of the request
-// passes (a DENO_* or proxy variable would change Deno's behaviour).
-func (d *Deno) jobEnv(env map[string]string, home string) []string {
+// variables, BASE_INTERNAL_URL (and BASE_URL, the same), the script's envs,
+// and Deno's own settings. Nothing of vane's environment is inherited, and
+// no other variable of the request passes (a DENO_* or proxy variable would
+// change Deno's behaviour; vane.ScriptEnv refuses those in a script's envs).
+func (d *Deno) jobEnv(env, scriptEnv map[string]string, home string) []string {
 	env = d.effectiveEnv(env)
 	out := []string{
 		"DENO_DIR=" + d.denoDir,
@@ -248,8 +248,13 @@ func (d *Deno) jobEnv(env map[string]string, home string) []string {
 		"NO_COLOR=1",
 		"DENO_TLS_CA_STORE=system,mozilla",
 		"HOME=" + home,
-		"TZ=UTC",
 		"PATH=/usr/bin:/bin",
+	}
+	if _, ok := scriptEnv["TZ"]; !ok {
+		out = append(out, "TZ=UTC")
+	}
+	for _, k := range sortedKeys(scriptEnv) {
+		out = append(out, k+"="+scriptEnv[k])
 	}
 	var names []string
 	for k := range env {
@@ -357,4 +362,14 @@ func (d *Deno) toolEnv() []string {
 		"DENO_TLS_CA_STORE=system,mozilla",
 	}
 	return append(env, d.cfg.ToolEnv...)
+}
+
+// sortedKeys returns m's keys in order.
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

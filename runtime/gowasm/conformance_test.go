@@ -118,7 +118,7 @@ func main(secret string, peek string) (interface{}, error) {
 import "os"
 
 func main() (interface{}, error) {
-	return map[string]string{"job": os.Getenv("WM_JOB_ID"), "secret": os.Getenv("VANE_RUNTIMETEST_SECRET")}, nil
+	return map[string]string{"job": os.Getenv("WM_JOB_ID"), "secret": os.Getenv("VANE_RUNTIMETEST_SECRET"), "greeting": os.Getenv("VANE_SCRIPT_GREETING")}, nil
 }
 `,
 	runtimetest.FreshState: `package inner

@@ -178,7 +178,7 @@ func (e *InitError) Error() string { return e.Message }
 
 // Run implements runtime.Executor: it starts a fresh instance of the
 // script's module from its snapshot, with req.Dir mounted at "/" (and
-// nothing else), only the WM_* variables of req.Env, stdout and stderr into
+// nothing else), only req.GuestEnv() (WM_* and the script's envs), stdout and stderr into
 // req.Logs (capped at Limits.LogBytes), linear memory capped at
 // Limits.MemoryBytes, and the call bounded by ctx and Limits.Timeout. A script
 // that does not build fails with the compiler's message.
@@ -204,7 +204,7 @@ func (e *Executor) Run(ctx context.Context, req *jobrt.Request) (jobrt.Outcome, 
 	input, err := json.Marshal(struct {
 		Args json.RawMessage   `json:"args"`
 		Env  map[string]string `json:"env"`
-	}{Args: argsOrEmpty(req.Args), Env: wmEnv(req.Env)})
+	}{Args: argsOrEmpty(req.Args), Env: req.GuestEnv()})
 	if err != nil {
 		return jobrt.Outcome{}, fmt.Errorf("cannot encode the job's input: %w", err)
 	}
@@ -291,17 +291,6 @@ func contextFailure(ctx context.Context, timeout time.Duration) jobrt.Outcome {
 		return failed("Timeout", fmt.Sprintf("timeout: the job ran past its deadline (limit %s)", timeout), "")
 	}
 	return failed("Canceled", "the job was canceled", "")
-}
-
-// wmEnv keeps only the WM_* variables.
-func wmEnv(env map[string]string) map[string]string {
-	out := make(map[string]string, len(env))
-	for k, v := range env {
-		if strings.HasPrefix(k, "WM_") {
-			out[k] = v
-		}
-	}
-	return out
 }
 
 func argsOrEmpty(args json.RawMessage) json.RawMessage {

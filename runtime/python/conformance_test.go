@@ -75,7 +75,8 @@ def main(secret: str, peek: str):
 import os
 
 def main():
-    return {"job": os.environ.get("WM_JOB_ID", ""), "secret": os.environ.get("VANE_RUNTIMETEST_SECRET", "")}
+    return {"job": os.environ.get("WM_JOB_ID", ""), "secret": os.environ.get("VANE_RUNTIMETEST_SECRET", ""),
+            "greeting": os.environ.get("VANE_SCRIPT_GREETING", "")}
 `,
 	runtimetest.FreshState: `
 counter = 0

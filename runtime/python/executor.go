@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/sys"
@@ -256,7 +255,7 @@ func (e *Executor) runLocal(ctx context.Context, req *jobrt.Request) (jobrt.Outc
 	if len(args) == 0 || string(args) == "null" {
 		args = json.RawMessage("{}")
 	}
-	env := wmEnv(req.Env)
+	env := req.GuestEnv()
 	logs := jobrt.NewCappedWriter(req.Logs, limits.LogBytes)
 	res, err := e.call(ctx, guestCall{
 		request:     runRequest{Op: "run", Module: mainModule, Args: args, Env: env},
@@ -329,15 +328,4 @@ func crashResult(res guestResult, limits jobrt.Limits) json.RawMessage {
 		msg = res.exitErr.Error()
 	}
 	return jobrt.ErrorResult("ExecutionError", msg, "")
-}
-
-// wmEnv keeps the WM_* variables of env: nothing else reaches the guest.
-func wmEnv(env map[string]string) map[string]string {
-	out := make(map[string]string, len(env))
-	for k, v := range env {
-		if strings.HasPrefix(k, "WM_") {
-			out[k] = v
-		}
-	}
-	return out
 }

@@ -42,7 +42,7 @@ type workerRequest struct {
 	Code   string            `json:"code"`
 	Lock   string            `json:"lock"`
 	Args   json.RawMessage   `json:"args"`
-	Env    map[string]string `json:"env"`
+	Env    map[string]string `json:"env"` // the guest's whole environment (Request.GuestEnv)
 	Dir    string            `json:"dir"`
 	Limits jobrt.Limits      `json:"limits"`
 }
@@ -148,7 +148,9 @@ func ServeWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 		// The deadline only ends sleeps early here; the parent kills the
 		// process when a job outlives it.
 		jctx, cancel := context.WithTimeout(ctx, wr.Limits.WithDefaults().Timeout+time.Second)
-		o, runErr := e.runLocal(jctx, &jobrt.Request{Code: wr.Code, Lock: wr.Lock, Args: wr.Args, Env: wr.Env,
+		// wr.Env is the guest's whole environment, already chosen by the
+		// parent (GuestEnv): as ScriptEnv, GuestEnv here keeps all of it.
+		o, runErr := e.runLocal(jctx, &jobrt.Request{Code: wr.Code, Lock: wr.Lock, Args: wr.Args, ScriptEnv: wr.Env,
 			Dir: wr.Dir, Limits: wr.Limits, Logs: logs})
 		cancel()
 		wo := workerOutcome{Success: o.Success, Result: o.Result, MemPeak: o.MemPeak}

@@ -79,9 +79,11 @@ const (
 	SharesFiles Case = "shares_files"
 
 	// ReadsEnv: main() returns the object {"job": <env WM_JOB_ID>, "secret":
-	// <env VANE_RUNTIMETEST_SECRET, or "" when unset or not readable>}. The suite
-	// sets VANE_RUNTIMETEST_SECRET in the host's environment; only the WM_*
-	// variables of Request.Env may reach the job.
+	// <env VANE_RUNTIMETEST_SECRET, or "" when unset or not readable>,
+	// "greeting": <env VANE_SCRIPT_GREETING, or "">}. The suite sets
+	// VANE_RUNTIMETEST_SECRET in the host's environment, which must not reach
+	// the job, and VANE_SCRIPT_GREETING in Request.ScriptEnv (the script's
+	// envs), which must.
 	ReadsEnv Case = "reads_env"
 
 	// FreshState: main() increments a global (module-level) counter that starts

@@ -175,6 +175,9 @@ func (s *suite) run(ctx context.Context, tb testing.TB, c Case, args any, lim jo
 		Code: s.h.Code[c], Lock: lock, Schema: schema, Args: raw, Env: j.env, Dir: dir,
 		Limits: lim.WithDefaults(), Logs: j.logs,
 	}
+	if c == ReadsEnv {
+		req.ScriptEnv = map[string]string{"VANE_SCRIPT_GREETING": "greeting-" + id}
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -417,12 +420,15 @@ func (s *suite) readsEnv(t *testing.T) {
 	t.Setenv("VANE_RUNTIMETEST_SECRET", secret)
 	j := s.run(context.Background(), t, ReadsEnv, map[string]any{}, jobrt.Limits{}, "")
 	j.mustSucceed(t)
-	var got struct{ Job, Secret string }
+	var got struct{ Job, Secret, Greeting string }
 	if err := json.Unmarshal(j.out.Result, &got); err != nil {
-		t.Fatalf("result %s is not {\"job\",\"secret\"}: %v", j.out.Result, err)
+		t.Fatalf("result %s is not {\"job\",\"secret\",\"greeting\"}: %v", j.out.Result, err)
 	}
 	if got.Job != j.env["WM_JOB_ID"] {
 		t.Errorf("WM_JOB_ID in the job is %q; expected %q", got.Job, j.env["WM_JOB_ID"])
+	}
+	if want := "greeting-" + j.env["WM_JOB_ID"]; got.Greeting != want {
+		t.Errorf("the script's env VANE_SCRIPT_GREETING in the job is %q; expected %q", got.Greeting, want)
 	}
 	if got.Secret != "" || strings.Contains(j.logs.String(), secret) {
 		t.Errorf("the host's environment reached the job: %s", j.out.Result)
