@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -176,7 +178,7 @@ func (d *Deno) runFlags(b *bundle, jobDir string, env, scriptEnv map[string]stri
 	flags = append(flags,
 		"--allow-read="+strings.Join([]string{jobDir, b.dir, filepath.Join(d.denoDir, "npm")}, ","),
 		"--allow-write="+jobDir,
-		"--allow-env="+strings.Join(append([]string{"WM_*", "BASE_INTERNAL_URL", "BASE_URL", "TZ"}, sortedKeys(scriptEnv)...), ","),
+		"--allow-env="+strings.Join(append([]string{"WM_*", "BASE_INTERNAL_URL", "BASE_URL", "TZ"}, slices.Sorted(maps.Keys(scriptEnv))...), ","),
 	)
 	if hosts := d.netHosts(env); len(hosts) > 0 {
 		flags = append(flags, "--allow-net="+strings.Join(hosts, ","))
@@ -253,7 +255,7 @@ func (d *Deno) jobEnv(env, scriptEnv map[string]string, home string) []string {
 	if _, ok := scriptEnv["TZ"]; !ok {
 		out = append(out, "TZ=UTC")
 	}
-	for _, k := range sortedKeys(scriptEnv) {
+	for _, k := range slices.Sorted(maps.Keys(scriptEnv)) {
 		out = append(out, k+"="+scriptEnv[k])
 	}
 	var names []string
@@ -362,14 +364,4 @@ func (d *Deno) toolEnv() []string {
 		"DENO_TLS_CA_STORE=system,mozilla",
 	}
 	return append(env, d.cfg.ToolEnv...)
-}
-
-// sortedKeys returns m's keys in order.
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

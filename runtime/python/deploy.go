@@ -4,7 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	"vane"
@@ -73,9 +74,9 @@ func (e *Executor) Deploy(ctx context.Context, d *jobrt.Deployment) (string, err
 	}
 	if len(missing) > 0 {
 		return "", fmt.Errorf("third-party packages are not available: %s (vane has no package index; "+
-			"an operator can provide pure-Python packages in the python packages directory)", strings.Join(sortedKeys(missing), ", "))
+			"an operator can provide pure-Python packages in the python packages directory)", strings.Join(slices.Sorted(maps.Keys(missing)), ", "))
 	}
-	lock.Packages = sortedKeys(packages)
+	lock.Packages = slices.Sorted(maps.Keys(packages))
 	text := lock.String()
 	if _, failure, err := e.scripts.prepare(ctx, d.Code, text); err != nil {
 		return "", err
@@ -126,13 +127,4 @@ func resolveImport(d *jobrt.Deployment, imp guestImport) (map[string]string, err
 		return nil, fmt.Errorf("cannot resolve import %s: there is no script at %s", imp.Module, base)
 	}
 	return found, nil
-}
-
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
