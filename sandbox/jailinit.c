@@ -573,10 +573,12 @@ static void forward_accept(int ln) {
 				slot = i;
 				break;
 			}
-		int u = slot < 0 ? -1 : socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		// Non-blocking: a unix connect completes at once or fails (EAGAIN
+		// when vane's backlog is full); it never stalls this loop.
+		int u = slot < 0 ? -1 : socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 		struct sockaddr_un addr = {.sun_family = AF_UNIX};
 		snprintf(addr.sun_path, sizeof addr.sun_path, "/proc/self/fd/%d/api.sock", APIDIR_FD);
-		if (u < 0 || connect(u, (struct sockaddr *)&addr, sizeof addr) < 0 || fcntl(u, F_SETFL, O_NONBLOCK) < 0) {
+		if (u < 0 || connect(u, (struct sockaddr *)&addr, sizeof addr) < 0) {
 			if (u >= 0)
 				close(u);
 			close(c);
