@@ -8,7 +8,8 @@ import (
 )
 
 // Access control of path-owned items (scripts, variables, resources) follows
-// vane.Access (the rule lives in the root package, shared with the worker).
+// vane.Access (the rule lives in the root package, shared with the worker);
+// that of jobs, canSeeJob below, builds on it.
 // The helpers below turn its answers into errors, in one place for every kind:
 // an item the caller may not read is answered exactly as a missing one (404,
 // same words), a write to an item the caller may only read is 403 naming the
@@ -54,20 +55,69 @@ func checkWrite(p *principal, what, name string, err error, path string, extraPe
 // to those it is shared with for writing. The refusal is the same 403 whether
 // an item exists at path or not, so it does not tell whether one does.
 func checkCreate(p *principal, what, path string, existing func() (map[string]bool, error)) error {
+	ok, err := mayWriteAt(p, what, path, existing)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("cannot save %s %s: u/%s may not write at this path: %w", what, path, p.Username, vane.ErrForbidden)
+	}
+	return nil
+}
+
+// mayWriteAt is checkCreate's question without its answer: whether p may
+// write at path, by the path or by the extra_perms existing reads. The error
+// is a store error other than not-found.
+func mayWriteAt(p *principal, what, path string, existing func() (map[string]bool, error)) (bool, error) {
 	a := p.access()
 	if a.CanWrite(path, nil) {
-		return nil
+		return true, nil
 	}
 	if existing != nil {
 		perms, err := existing()
 		switch {
 		case err == nil:
-			if a.CanWrite(path, perms) {
-				return nil
-			}
+			return a.CanWrite(path, perms), nil
 		case !errors.Is(err, vane.ErrNotFound):
-			return fmt.Errorf("cannot read %s %s: %w", what, path, err)
+			return false, fmt.Errorf("cannot read %s %s: %w", what, path, err)
 		}
 	}
-	return fmt.Errorf("cannot save %s %s: u/%s may not write at this path: %w", what, path, p.Username, vane.ErrForbidden)
+	return false, nil
+}
+
+// Jobs follow Windmill's row-level policies on its job tables rather than an
+// item's extra_perms: a job carries no extra_perms of its own, and those of
+// the script it ran are not consulted (they may have changed since; sharing
+// a script does not share the jobs others ran of it).
+
+// canSeeJob reports whether p may see job j: read it (its args, logs,
+// result and, for a preview, its code), find it in a listing and cancel it.
+// Workspace admins see every job; any other member sees the jobs
+// permissioned as them (the ones they submitted, which is also how a job's
+// own WM_TOKEN reads its job) and the jobs whose recorded script path they
+// may read by the path alone (vane.Access.CanRead with no extra_perms: their
+// u/<name>/..., every f/... and g/all/...). A job without a path (a preview
+// run without one, an identity job) is seen by its submitter and admins.
+func (p *principal) canSeeJob(j *vane.Job) bool {
+	if p.IsAdmin {
+		return true
+	}
+	if p.Username != "" && j.PermissionedAs == "u/"+p.Username {
+		return true
+	}
+	return j.ScriptPath != "" && p.access().CanRead(j.ScriptPath, nil)
+}
+
+// checkJob turns reading job id (err from the store; on success the job)
+// into the caller's answer, as checkRead does for path-owned items: a store
+// error other than not-found is passed on, and a missing job and one p may
+// not see give the same error, "cannot find job <id>: not found".
+func checkJob(p *principal, id string, err error, j *vane.Job) error {
+	switch {
+	case err != nil && !errors.Is(err, vane.ErrNotFound):
+		return fmt.Errorf("cannot read job %s: %w", id, err)
+	case err != nil || !p.canSeeJob(j):
+		return fmt.Errorf("cannot find job %s: %w", id, vane.ErrNotFound)
+	}
+	return nil
 }

@@ -6,9 +6,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 
 	"vane"
 	"vane/api"
@@ -246,5 +250,145 @@ func TestAccess_SharedItems(t *testing.T) {
 	// The admin reads and interpolates everything.
 	if status, body := s.do(t, "ada", "GET", "resources/get_value_interpolated/u/alice/db", nil); status != 200 || !strings.Contains(body, "private-value") {
 		t.Fatalf("admin interpolating u/alice/db: %d %s", status, body)
+	}
+}
+
+// pushJob queues a job of kind at path (none for "") in the store directly,
+// submitted by user as the API would record it, and returns its id.
+func (s *aclServer) pushJob(user string, kind vane.JobKind, path string) (string, error) {
+	j := vane.Job{ID: uuid.NewString(), Workspace: aclWS, Kind: kind, ScriptPath: path, Language: vane.LangBash, Tag: "bash",
+		Args: json.RawMessage(`{}`), CreatedBy: user, Email: user + "@example.com", PermissionedAs: "u/" + user, VisibleToOwner: true}
+	if kind == vane.JobPreview {
+		j.RawCode = "echo preview\n"
+	}
+	if err := s.store.PushJob(context.Background(), vane.Actor{Email: j.Email, Username: user}, j); err != nil {
+		return "", err
+	}
+	return j.ID, nil
+}
+
+// mustPushJob is pushJob that fails the test on an error.
+func (s *aclServer) mustPushJob(tb testing.TB, user string, kind vane.JobKind, path string) string {
+	tb.Helper()
+	id, err := s.pushJob(user, kind, path)
+	if err != nil {
+		tb.Fatalf("PushJob: %v", err)
+	}
+	return id
+}
+
+// mustPushAliceJobs queues n jobs of u/alice/busy, bob may not see any of
+// them, pushed concurrently so that they share commits.
+func (s *aclServer) mustPushAliceJobs(tb testing.TB, n int) {
+	tb.Helper()
+	const pushers = 32
+	errs := make(chan error, pushers)
+	var wg sync.WaitGroup
+	for w := range pushers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += pushers {
+				if _, err := s.pushJob("alice", vane.JobScript, "u/alice/busy"); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		tb.Fatalf("PushJob: %v", err)
+	}
+}
+
+// TestAccess_JobPages checks that the job listings are paged after the
+// access filter over more jobs than the API asks the store for at a time:
+// bob's pages stay full while alice's jobs fill the store's pages, and bob
+// sees the jobs he submitted and those of paths he may read (his own space,
+// f/, g/all), whoever submitted them.
+func TestAccess_JobPages(t *testing.T) {
+	s := MustACLServer(t)
+	s.mustPushAliceJobs(t, 1200)
+	want := []string{s.mustPushJob(t, "bob", vane.JobScript, "u/bob/mine")}
+	s.mustPushAliceJobs(t, 1200)
+	want = append(want,
+		s.mustPushJob(t, "alice", vane.JobScript, "f/team/report"),
+		s.mustPushJob(t, "alice", vane.JobScript, "g/all/report"),
+		s.mustPushJob(t, "ada", vane.JobPreview, "u/bob/draft"))
+	s.mustPushJob(t, "alice", vane.JobPreview, "")
+	s.mustPushJob(t, "alice", vane.JobIdentity, "")
+	s.mustPushAliceJobs(t, 50)
+	want = append(want, s.mustPushJob(t, "bob", vane.JobPreview, ""))
+
+	list := func(t *testing.T, user, query string) []string {
+		t.Helper()
+		status, body := s.do(t, user, "GET", query, nil)
+		var jobs []struct {
+			ID string `json:"id"`
+		}
+		if err := json.Unmarshal([]byte(body), &jobs); status != 200 || err != nil {
+			t.Fatalf("%s: %d %q", query, status, body)
+		}
+		ids := make([]string, len(jobs))
+		for i, j := range jobs {
+			ids[i] = j.ID
+		}
+		return ids
+	}
+	tests := []struct {
+		name, query string
+		want        []string
+	}{
+		{"everything", "jobs/list?per_page=1000", want},
+		{"queue", "jobs/queue/list?per_page=1000", want},
+		{"nothing completed", "jobs/completed/list", nil},
+		{"first page of two", "jobs/list?per_page=2", want[0:2]},
+		{"second page of two", "jobs/list?per_page=2&page=2", want[2:4]},
+		{"last page of two", "jobs/list?per_page=2&page=3", want[4:]},
+		{"past the last page", "jobs/list?per_page=2&page=4", nil},
+		{"newest first, second page of two", "jobs/queue/list?per_page=2&page=2&order_desc=true", []string{want[2], want[1]}},
+		{"a store filter and the access filter", "jobs/list?script_path_start=u/bob/", []string{want[0], want[3]}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := list(t, "bob", tt.query); !slices.Equal(got, tt.want) {
+				t.Fatalf("bob's %s: %v, want %v", tt.query, got, tt.want)
+			}
+		})
+	}
+	// The admin's pages are the store's: full of alice's jobs.
+	if got := list(t, "ada", "jobs/list?per_page=1000&page=3"); len(got) != 457 {
+		t.Fatalf("the admin's third page of 1000 holds %d jobs, want 457", len(got))
+	}
+}
+
+// TestAccess_PreviewPath checks that a preview at a path needs the right to
+// write there, given by extra_perms as for saving a script: bob previews at
+// alice's script shared with him for writing, and the job is then seen by
+// both (by its path and its submitter), but not at one shared read only.
+func TestAccess_PreviewPath(t *testing.T) {
+	s := MustACLServer(t)
+	s.mustScript(t, "u/alice/team", map[string]bool{"u/bob": true})
+	s.mustScript(t, "u/alice/view", map[string]bool{"u/bob": false})
+	preview := func(path string) map[string]any {
+		return map[string]any{"content": "echo\n", "language": "bash", "args": map[string]any{}, "path": path}
+	}
+	status, id := s.do(t, "bob", "POST", "jobs/run/preview", preview("u/alice/team"))
+	if status != 201 {
+		t.Fatalf("bob's preview at u/alice/team: %d %s", status, id)
+	}
+	for _, user := range []string{"alice", "bob", "ada"} {
+		if status, body := s.do(t, user, "GET", "jobs_u/get/"+id, nil); status != 200 {
+			t.Errorf("%s reading bob's preview at u/alice/team: %d %s", user, status, body)
+		}
+	}
+	status, body := s.do(t, "bob", "POST", "jobs/run/preview", preview("u/alice/view"))
+	if status != 403 || !strings.Contains(body, "u/alice/view") {
+		t.Fatalf("bob's preview at u/alice/view (read only): %d %s; want 403 naming the path", status, body)
+	}
+	if jobs, err := s.store.ListJobs(aclWS, vane.JobFilter{ScriptPathExact: "u/alice/view"}); err != nil || len(jobs) != 0 {
+		t.Fatalf("jobs at u/alice/view after the refusal: %v %v", jobs, err)
 	}
 }

@@ -275,6 +275,27 @@ func (s *Server) runScript(ctx *fasthttp.RequestCtx, p *principal, sc *vane.Scri
 	return writeText(ctx, fasthttp.StatusCreated, j.ID)
 }
 
+// checkPreviewPath refuses a preview at path unless p may write there, as
+// for saving a script at path (checkCreate: by the path, or as one the
+// script already there is shared with for writing). A preview's path
+// becomes its job's script path, so its WM_JOB_PATH and WM_STATE_PATH, and
+// whoever may read that path sees the job: running one at u/<someone
+// else>/... would show them a job they did not run and act in their space.
+// The refusal is the same 403 whether a script exists at path or not.
+func (s *Server) checkPreviewPath(p *principal, path string) error {
+	ok, err := mayWriteAt(p, "script", path, func() (map[string]bool, error) {
+		sc, err := s.deps.Scripts.GetScriptByPath(p.Workspace, path)
+		return sc.ExtraPerms, err
+	})
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("cannot run a preview at %s: u/%s may not write at this path: %w", path, p.Username, vane.ErrForbidden)
+	}
+	return nil
+}
+
 // previewRequest is Windmill's Preview.
 type previewRequest struct {
 	Content  *string         `json:"content"`
@@ -309,6 +330,9 @@ func (s *Server) runPreview(ctx *fasthttp.RequestCtx, p *principal) error {
 	}
 	if req.Path != "" {
 		if err := vane.ValidatePath(req.Path); err != nil {
+			return err
+		}
+		if err := s.checkPreviewPath(p, req.Path); err != nil {
 			return err
 		}
 	}
