@@ -99,3 +99,25 @@ func (a Access) extraPerm(extraPerms map[string]bool) (write, ok bool) {
 	}
 	return write, ok
 }
+
+// CanSeeJob reports whether a may see job j: read it (its args, logs, result
+// and, for a preview, its code), find it in a listing and cancel it. It
+// follows Windmill's row-level policies on its job tables rather than an
+// item's extra_perms: a job carries none of its own, and those of the script
+// it ran are not consulted (they may have changed since; sharing a script
+// does not share the jobs others ran of it). Workspace admins see every job;
+// any other member sees the jobs permissioned as them (the ones they
+// submitted, which is also how a job's own WM_TOKEN reads its job) and the
+// jobs whose recorded script path they may read by the path alone (CanRead
+// with no extra_perms: their u/<name>/..., every f/... and g/all/...). A job
+// without a path (a preview run without one) is seen by its submitter and
+// admins.
+func (a Access) CanSeeJob(j *Job) bool {
+	if a.IsAdmin {
+		return true
+	}
+	if a.Username != "" && j.PermissionedAs == "u/"+a.Username {
+		return true
+	}
+	return j.ScriptPath != "" && a.CanRead(j.ScriptPath, nil)
+}

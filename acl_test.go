@@ -86,3 +86,28 @@ func TestAccess_WriteImpliesRead(t *testing.T) {
 		}
 	}
 }
+
+func TestAccess_CanSeeJob(t *testing.T) {
+	job := func(permissionedAs, path string) *Job { return &Job{PermissionedAs: permissionedAs, ScriptPath: path} }
+	cases := []struct {
+		name string
+		a    Access
+		j    *Job
+		want bool
+	}{
+		{"admin sees another's job", Access{Username: "carol", IsAdmin: true}, job("u/alice", "u/alice/x"), true},
+		{"submitter sees it", Access{Username: "bob"}, job("u/bob", "u/alice/x"), true},
+		{"path owner sees another's run", Access{Username: "alice"}, job("u/bob", "u/alice/x"), true},
+		{"a third member does not", Access{Username: "bob"}, job("u/alice", "u/alice/x"), false},
+		{"every member sees f/ jobs", Access{Username: "bob"}, job("u/alice", "f/team/x"), true},
+		{"operators too", Access{Username: "olga", Operator: true}, job("u/alice", "f/team/x"), true},
+		{"a preview without path: submitter only", Access{Username: "bob"}, job("u/alice", ""), false},
+		{"its submitter", Access{Username: "alice"}, job("u/alice", ""), true},
+		{"no username owns nothing", Access{}, job("u/", "u//x"), false},
+	}
+	for _, c := range cases {
+		if got := c.a.CanSeeJob(c.j); got != c.want {
+			t.Errorf("%s: CanSeeJob = %v, want %v", c.name, got, c.want)
+		}
+	}
+}

@@ -61,9 +61,12 @@ type JobFilter struct {
 	Success         *bool
 	Running         *bool
 	JobKinds        []JobKind
-	Page            int // from 1
-	PerPage         int // default 30
-	OrderDesc       bool
+	// Viewer, when set, keeps only the jobs it may see (Access.CanSeeJob),
+	// applied before paging so that pages stay full.
+	Viewer    *Access
+	Page      int // from 1
+	PerPage   int // default 30
+	OrderDesc bool
 }
 
 // ScriptFilter selects script HEADs in listings. Zero fields do not filter.

@@ -85,28 +85,8 @@ func mayWriteAt(p *principal, what, path string, existing func() (map[string]boo
 	return false, nil
 }
 
-// Jobs follow Windmill's row-level policies on its job tables rather than an
-// item's extra_perms: a job carries no extra_perms of its own, and those of
-// the script it ran are not consulted (they may have changed since; sharing
-// a script does not share the jobs others ran of it).
-
-// canSeeJob reports whether p may see job j: read it (its args, logs,
-// result and, for a preview, its code), find it in a listing and cancel it.
-// Workspace admins see every job; any other member sees the jobs
-// permissioned as them (the ones they submitted, which is also how a job's
-// own WM_TOKEN reads its job) and the jobs whose recorded script path they
-// may read by the path alone (vane.Access.CanRead with no extra_perms: their
-// u/<name>/..., every f/... and g/all/...). A job without a path (a preview
-// run without one, an identity job) is seen by its submitter and admins.
-func (p *principal) canSeeJob(j *vane.Job) bool {
-	if p.IsAdmin {
-		return true
-	}
-	if p.Username != "" && j.PermissionedAs == "u/"+p.Username {
-		return true
-	}
-	return j.ScriptPath != "" && p.access().CanRead(j.ScriptPath, nil)
-}
+// canSeeJob reports whether p may see job j (vane.Access.CanSeeJob).
+func (p *principal) canSeeJob(j *vane.Job) bool { return p.access().CanSeeJob(j) }
 
 // checkJob turns reading job id (err from the store; on success the job)
 // into the caller's answer, as checkRead does for path-owned items: a store

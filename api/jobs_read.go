@@ -232,56 +232,19 @@ func (s *Server) listJobsWith(ctx *fasthttp.RequestCtx, p *principal, statuses .
 	return writeJSON(ctx, out)
 }
 
-// jobScanPage is how many jobs visibleJobs asks the store for at a time
-// while it filters.
-const jobScanPage = 1000
-
 // visibleJobs returns the page f asks for of the jobs that match f and that
-// p may see (canSeeJob). The store pages before this filter could, so for a
-// non-admin it is asked for pages of jobScanPage until the page is full:
-// every page but the last holds exactly f.PerPage jobs p may see. Each store
-// page is a new scan from the start of the workspace's jobs, so this costs
-// a scan of every job up to the end of the page asked for, more than once:
-// the filter belongs in the store's scan (see DESIGN.md). Jobs are pushed
-// and complete while it pages, which moves jobs from one store page to the
-// next: one already taken is not taken twice.
+// p may see (canSeeJob): the store applies the rule in its scan, before it
+// pages, so every page but the last is full.
 func (s *Server) visibleJobs(p *principal, f vane.JobFilter) ([]vane.Job, error) {
-	if p.IsAdmin {
-		jobs, err := s.deps.JobReader.ListJobs(p.Workspace, f)
-		if err != nil {
-			return nil, fmt.Errorf("cannot list jobs: %w", err)
-		}
-		return jobs, nil
+	if !p.IsAdmin {
+		a := p.access()
+		f.Viewer = &a
 	}
-	skip, want := (f.Page-1)*f.PerPage, f.PerPage
-	out := []vane.Job{}
-	taken := map[string]bool{}
-	scan := f
-	scan.PerPage = jobScanPage
-	for scan.Page = 1; ; scan.Page++ {
-		batch, err := s.deps.JobReader.ListJobs(p.Workspace, scan)
-		if err != nil {
-			return nil, fmt.Errorf("cannot list jobs: %w", err)
-		}
-		for i := range batch {
-			j := &batch[i]
-			if taken[j.ID] || !p.canSeeJob(j) {
-				continue
-			}
-			taken[j.ID] = true
-			if skip > 0 {
-				skip--
-				continue
-			}
-			out = append(out, *j)
-			if len(out) == want {
-				return out, nil
-			}
-		}
-		if len(batch) < scan.PerPage {
-			return out, nil
-		}
+	jobs, err := s.deps.JobReader.ListJobs(p.Workspace, f)
+	if err != nil {
+		return nil, fmt.Errorf("cannot list jobs: %w", err)
 	}
+	return jobs, nil
 }
 
 // listJobs answers GET /w/{ws}/jobs/list: jobs in every state.

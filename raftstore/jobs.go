@@ -280,7 +280,8 @@ func jobMatches(j *vane.Job, f *vane.JobFilter) bool {
 		f.ParentJob != "" && j.ParentJob != f.ParentJob,
 		f.Tag != "" && j.Tag != f.Tag,
 		len(f.JobKinds) > 0 && !slices.Contains(f.JobKinds, j.Kind),
-		f.Success != nil && (j.Status != vane.JobCompleted || j.Success != *f.Success):
+		f.Success != nil && (j.Status != vane.JobCompleted || j.Success != *f.Success),
+		f.Viewer != nil && !f.Viewer.CanSeeJob(j):
 		return false
 	}
 	if f.Running != nil {

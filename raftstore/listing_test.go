@@ -51,6 +51,12 @@ func TestStore_Listings(t *testing.T) {
 		{"page 2 of 2", vane.JobFilter{Page: 2, PerPage: 2}, "[l2 l3]"},
 		{"page past the end", vane.JobFilter{Page: 9, PerPage: 2}, "[]"},
 		{"kind", vane.JobFilter{JobKinds: []vane.JobKind{vane.JobFlow}}, "[]"},
+		// Viewer applies vane.Access.CanSeeJob before paging: bob sees only
+		// the jobs of the f/ path; a page of one is still full.
+		{"viewer another member", vane.JobFilter{Viewer: &vane.Access{Username: "bob"}}, "[l1 l3]"},
+		{"viewer another member, page 2 of 1", vane.JobFilter{Viewer: &vane.Access{Username: "bob"}, Page: 2, PerPage: 1}, "[l3]"},
+		{"viewer the submitter", vane.JobFilter{Viewer: &vane.Access{Username: "admin"}}, "[l0 l1 l2 l3 l4]"},
+		{"viewer an admin", vane.JobFilter{Viewer: &vane.Access{Username: "carol", IsAdmin: true}}, "[l0 l1 l2 l3 l4]"},
 	}
 	for _, c := range jobCases {
 		t.Run("jobs/"+c.name, func(t *testing.T) {
