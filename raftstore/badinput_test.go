@@ -141,6 +141,9 @@ func TestConfig_Validate(t *testing.T) {
 		{"too many append entries", func(c *Config) { c.MaxAppendEntries = 5000 }},
 		{"too many batch commands", func(c *Config) { c.MaxBatchCommands = 99999 }},
 		{"lease above heartbeat", func(c *Config) { c.LeaderLeaseTimeout = 2 * c.HeartbeatTimeout }},
+		{"negative job retention", func(c *Config) { c.JobRetention = -time.Hour }},
+		{"negative audit retention", func(c *Config) { c.AuditRetention = -time.Nanosecond }},
+		{"negative retention interval", func(c *Config) { c.RetentionInterval = -time.Minute }},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

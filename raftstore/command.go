@@ -51,6 +51,7 @@ const (
 	cmdCompleteJob        cmdType = 24
 	cmdCancelJob          cmdType = 25
 	cmdExpireLeases       cmdType = 26
+	cmdDeleteOldJobs      cmdType = 27
 	cmdCreateVariable     cmdType = 30
 	cmdUpdateVariable     cmdType = 31
 	cmdDeleteVariable     cmdType = 32
@@ -73,6 +74,7 @@ const (
 	cmdCreateFolder       cmdType = 62
 	cmdUpdateFolder       cmdType = 63
 	cmdDeleteFolder       cmdType = 64
+	cmdDeleteOldAudit     cmdType = 70
 )
 
 // command is one state change. validate is pure and deterministic: it runs
@@ -147,6 +149,10 @@ func newCommand(t cmdType) command {
 		return &cancelJobCmd{}
 	case cmdExpireLeases:
 		return &expireLeasesCmd{}
+	case cmdDeleteOldJobs:
+		return &deleteOldJobsCmd{}
+	case cmdDeleteOldAudit:
+		return &deleteOldAuditCmd{}
 	case cmdCreateResource:
 		return &createResourceCmd{}
 	case cmdUpdateResource:
@@ -209,6 +215,10 @@ type output struct {
 	Canceled bool        `json:"canceled,omitempty"`
 	Requeued int         `json:"requeued,omitempty"`
 	Failed   int         `json:"failed,omitempty"`
+	// Deleted and More are a retention command's outcome: how many it
+	// deleted, and whether it stopped at its bound with more to delete.
+	Deleted int  `json:"deleted,omitempty"`
+	More    bool `json:"more,omitempty"`
 	// Index is the raft index of the entry that carried the command, set
 	// by the proposer side (deliver, ApplyEncoded) for read barriers.
 	Index uint64 `json:"index,omitempty"`

@@ -10,7 +10,8 @@ import (
 )
 
 // Config configures a Store. Zero fields take DefaultConfig's values, except
-// Dir, which is required. A Config is validated once, by Open.
+// Dir, which is required, and JobRetention and AuditRetention, where zero
+// means keep forever. A Config is validated once, by Open.
 type Config struct {
 	// Dir holds everything of this node: raft.db (log and stable store),
 	// state.db (the FSM), snapshots/, and master.key unless MasterKey is set.
@@ -57,6 +58,16 @@ type Config struct {
 	ApplyTimeout time.Duration
 	// ReapInterval is how often the leader's reaper looks for expired leases.
 	ReapInterval time.Duration
+	// JobRetention is how long a completed job (args, result, logs) is
+	// kept after it completed, as Windmill's RETENTION_PERIOD_SECS;
+	// AuditRetention how long an audit entry is kept. Zero keeps forever
+	// (not replaced by a default); negative is refused. DefaultConfig
+	// keeps jobs 60 days and audit entries forever.
+	JobRetention   time.Duration
+	AuditRetention time.Duration
+	// RetentionInterval is how often the leader looks for what retention
+	// deletes.
+	RetentionInterval time.Duration
 	// FSMSync makes every FSM commit fsync. Off by default: the raft log is
 	// the durability point and the FSM is rebuilt after a crash (DESIGN.md).
 	FSMSync bool
@@ -65,6 +76,12 @@ type Config struct {
 	// LogLevel is raft's log level (hclog names: "debug", "info", "warn", "error").
 	LogLevel string
 }
+
+// DefaultJobRetention is how long DefaultConfig keeps completed jobs. The
+// Windmill API spec and docs that vane follows document no default for
+// RETENTION_PERIOD_SECS, so this is a choice: long enough to debug last
+// month's runs, short enough that the state stops growing.
+const DefaultJobRetention = 60 * 24 * time.Hour
 
 // DefaultConfig returns the defaults for everything but Dir.
 func DefaultConfig() Config {
@@ -82,6 +99,8 @@ func DefaultConfig() Config {
 		MaxBatchCommands:   512,
 		ApplyTimeout:       10 * time.Second,
 		ReapInterval:       time.Second,
+		JobRetention:       DefaultJobRetention,
+		RetentionInterval:  time.Minute,
 		LogLevel:           "warn",
 	}
 }
@@ -128,6 +147,9 @@ func (c Config) withDefaults() Config {
 	if c.ReapInterval == 0 {
 		c.ReapInterval = d.ReapInterval
 	}
+	if c.RetentionInterval == 0 {
+		c.RetentionInterval = d.RetentionInterval
+	}
 	if c.LogLevel == "" {
 		c.LogLevel = d.LogLevel
 	}
@@ -165,6 +187,15 @@ func (c Config) Validate() error {
 	}
 	if c.RetainSnapshots < 1 {
 		return vane.Invalidf("config: RetainSnapshots must be at least 1")
+	}
+	if c.JobRetention < 0 {
+		return vane.Invalidf("config: JobRetention must not be negative (0 keeps completed jobs forever), not %v", c.JobRetention)
+	}
+	if c.AuditRetention < 0 {
+		return vane.Invalidf("config: AuditRetention must not be negative (0 keeps audit entries forever), not %v", c.AuditRetention)
+	}
+	if c.RetentionInterval < 0 {
+		return vane.Invalidf("config: RetentionInterval must not be negative, not %v", c.RetentionInterval)
 	}
 	return nil
 }

@@ -101,7 +101,7 @@ func (f *fsm) openDB() error {
 			secret = append([]byte(nil), v...)
 		}
 		queued = tx.Bucket(bucketQueue).Stats().KeyN
-		return nil
+		return backfillDoneIndex(tx)
 	})
 	if err != nil {
 		db.Close()

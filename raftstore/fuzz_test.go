@@ -19,6 +19,8 @@ func FuzzDecodeCommand(f *testing.F) {
 		&createUserCmd{base: base{At: at}, User: vane.User{Email: "a@b.c"}},
 		&createScriptCmd{base: base{At: at}, Script: vane.Script{Workspace: "acme", Hash: "0123456789abcdef",
 			Path: "u/a/b", Language: vane.LangGo, Content: "package main"}},
+		&deleteOldJobsCmd{base: base{At: at}, Before: at.Add(-time.Hour), Max: maxRetentionBatch},
+		&deleteOldAuditCmd{base: base{At: at}, Before: at, Max: 1},
 	}
 	var all []encodedCommand
 	for _, c := range seeds {
@@ -32,6 +34,10 @@ func FuzzDecodeCommand(f *testing.F) {
 	f.Add(encodeEntry(all))
 	f.Add([]byte{})
 	f.Add([]byte{2, 1, 0, 20, 2, '{', '}'})
+	// Retention commands with a cutoff after their time, and no bound.
+	f.Add(encodeEntry([]encodedCommand{{typ: cmdDeleteOldJobs,
+		body: []byte(`{"at":"2023-11-14T22:13:20Z","before":"2023-11-14T23:13:20Z","max":5}`)}}))
+	f.Add(encodeEntry([]encodedCommand{{typ: cmdDeleteOldAudit, body: []byte(`{"at":"2023-11-14T22:13:20Z","before":"2023-11-14T22:13:20Z"}`)}}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		cmds, errs, err := decodeEntry(b)
 		if err != nil {

@@ -28,6 +28,7 @@ var (
 	bucketQueue         = []byte("queue")           // ws \x00 scheduled_for seq -> queueEntry (queued jobs only)
 	bucketLeases        = []byte("leases")          // ws \x00 lease_expires id -> nil (running jobs only)
 	bucketJobLogs       = []byte("job_logs")        // ws \x00 id \x00 seq -> log chunk
+	bucketJobsDone      = []byte("jobs_done")       // ws \x00 completed_at id -> nil (completed jobs only; retention)
 	bucketVariables     = []byte("variables")       // ws \x00 path -> variableRecord
 	bucketResources     = []byte("resources")       // ws \x00 path -> vane.Resource
 	bucketResourceTypes = []byte("resource_types")  // ws \x00 name -> vane.ResourceType
@@ -43,7 +44,7 @@ var (
 var allBuckets = [][]byte{
 	bucketMeta, bucketUsers, bucketTokens, bucketTokensByEmail, bucketWorkspaces,
 	bucketMembers, bucketMemberNames, bucketScripts, bucketScriptHeads, bucketScriptHist,
-	bucketJobs, bucketJobsBySeq, bucketQueue, bucketLeases, bucketJobLogs,
+	bucketJobs, bucketJobsBySeq, bucketQueue, bucketLeases, bucketJobLogs, bucketJobsDone,
 	bucketVariables, bucketResources, bucketResourceTypes, bucketSchedules,
 	bucketGroups, bucketFolders, bucketFlows, bucketFlowVersions, bucketAudit,
 }
@@ -52,6 +53,10 @@ var (
 	metaApplied = []byte("applied_index")
 	metaSecret  = []byte("instance_secret")
 	metaClock   = []byte("clock") // the latest command time applied (see applier.clock)
+	// metaDoneIndex marks a state file whose bucketJobsDone is complete:
+	// files written before that index existed get it built once on open
+	// (backfillDoneIndex).
+	metaDoneIndex = []byte("jobs_done_built")
 )
 
 const sep = 0
@@ -102,6 +107,12 @@ func queueKey(ws, tag string, sched time.Time, seq uint64) []byte {
 // leaseKey is ws \x00 lease_expires(8) id.
 func leaseKey(ws string, exp time.Time, id string) []byte {
 	return append(keyU64(timeKey(exp), ws), id...)
+}
+
+// doneKey is ws \x00 completed_at(8) id: completed jobs oldest first, so
+// retention reads only the jobs it deletes.
+func doneKey(ws string, completed time.Time, id string) []byte {
+	return append(keyU64(timeKey(completed), ws), id...)
 }
 
 // scanPrefix calls fn for every key under p in order until fn returns false.

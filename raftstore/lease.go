@@ -292,7 +292,8 @@ func (c *completeJobCmd) apply(a *applier) (output, error) {
 	return output{Job: &rec}, nil
 }
 
-// finish marks j completed at now and announces it; the caller stores the record.
+// finish marks j completed at now, indexes it by completion time and
+// announces it; the caller stores the record.
 func finish(a *applier, j *vane.Job, now time.Time, success bool, result json.RawMessage) jobRecord {
 	at := now
 	j.Status = vane.JobCompleted
@@ -303,6 +304,9 @@ func finish(a *applier, j *vane.Job, now time.Time, success bool, result json.Ra
 	if j.StartedAt != nil {
 		j.DurationMs = now.Sub(*j.StartedAt).Milliseconds()
 	}
+	// Every completion passes here, so the retention index holds exactly the
+	// completed jobs.
+	put(a.bucket(bucketJobsDone), doneKey(j.Workspace, at, j.ID), nil)
 	a.emit(vane.Event{Kind: vane.EventJobCompleted, Workspace: j.Workspace, JobID: j.ID, Tag: j.Tag, Language: j.Language})
 	a.completed = append(a.completed, string(key(j.Workspace, j.ID)))
 	return jobToRecord(*j)

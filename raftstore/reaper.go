@@ -9,44 +9,11 @@ import (
 
 // The reaper is the leader's lease keeper: every ReapInterval it looks in the
 // local state for leases that expired by its clock and, only if there are
-// some, proposes ExpireLeases. It runs while this node leads: watchLeadership
-// starts it on gaining leadership and stops it on losing it, so exactly one
-// node (the leader) proposes expiries; a stale proposal from a deposed leader
-// fails with ErrNotLeader and changes nothing.
-
-func (s *Store) startReaper() {
-	s.reapMu.Lock()
-	defer s.reapMu.Unlock()
-	if s.reapCancel != nil {
-		return
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	s.reapCancel, s.reapDone = cancel, done
-	go func() {
-		defer close(done)
-		s.runReaper(ctx)
-	}()
-}
-
-func (s *Store) stopReaper() {
-	s.reapMu.Lock()
-	cancel, done := s.reapCancel, s.reapDone
-	s.reapCancel, s.reapDone = nil, nil
-	s.reapMu.Unlock()
-	if cancel != nil {
-		cancel()
-		<-done
-	}
-}
+// some, proposes ExpireLeases. It runs while this node leads (a leaderLoop).
 
 // ReaperRunning reports whether this node's lease reaper is running (it runs
 // exactly while the node is leader).
-func (s *Store) ReaperRunning() bool {
-	s.reapMu.Lock()
-	defer s.reapMu.Unlock()
-	return s.reapCancel != nil
-}
+func (s *Store) ReaperRunning() bool { return s.reaper.running() }
 
 func (s *Store) runReaper(ctx context.Context) {
 	t := time.NewTicker(s.cfg.ReapInterval)

@@ -60,10 +60,9 @@ type Store struct {
 	fwdMu sync.RWMutex
 	fwd   Forwarder
 
-	// reapMu guards reapCancel and reapDone: the running reaper, if any.
-	reapMu     sync.Mutex
-	reapCancel context.CancelFunc
-	reapDone   chan struct{}
+	// reaper and retention run while this node leads (watchLeadership).
+	reaper    leaderLoop
+	retention leaderLoop
 
 	notifyCh  chan bool
 	stop      chan struct{}
@@ -252,8 +251,9 @@ func (s *Store) Close() error {
 				errs = append(errs, fmt.Errorf("cannot shut down raft: still stopping after %v: %w", shutdownTimeout, vane.ErrUnavailable))
 			}
 		}
-		s.wg.Wait() // the proposer and the leadership watcher (which starts reapers)
-		s.stopReaper()
+		s.wg.Wait() // the proposer and the leadership watcher (which starts the leader loops)
+		s.reaper.stop()
+		s.retention.stop()
 		if s.transport != nil {
 			_ = s.transport.Close()
 		}
@@ -457,12 +457,16 @@ func (s *Store) watchLeadership() {
 		case leader := <-s.notifyCh:
 			if leader {
 				go s.markCaughtUp()
-				s.startReaper()
+				s.reaper.start(s.runReaper)
+				if s.cfg.JobRetention > 0 || s.cfg.AuditRetention > 0 {
+					s.retention.start(s.runRetention)
+				}
 				if s.fsm.secret.Load() == nil {
 					go s.initSecret()
 				}
 			} else {
-				s.stopReaper()
+				s.reaper.stop()
+				s.retention.stop()
 			}
 		}
 	}

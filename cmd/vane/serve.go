@@ -67,6 +67,8 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 	scfg.Dir = filepath.Join(cfg.DataDir, "store")
 	scfg.NodeID = cfg.NodeID
 	scfg.BindAddr = cfg.RaftAddr
+	scfg.JobRetention = cfg.JobRetention
+	scfg.AuditRetention = cfg.AuditRetention
 	cl, err := prepareCluster(ctx, cfg, &scfg, advertisedURL(cfg, ln.Addr()), log)
 	if err != nil {
 		return fmt.Errorf("cannot prepare cluster: %w", err)

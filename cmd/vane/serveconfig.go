@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"vane"
+	"vane/raftstore"
 )
 
 // serveConfig is everything `vane serve` reads from flags and the environment.
@@ -52,6 +53,10 @@ type serveConfig struct {
 	// ClusterSecretFile is a copy of the first node's cluster secret, which
 	// a joining node needs (it is kept in the data dir afterwards).
 	ClusterSecretFile string
+	// JobRetention and AuditRetention are how long completed jobs and audit
+	// entries are kept (raftstore.Config); 0 keeps them forever.
+	JobRetention   time.Duration
+	AuditRetention time.Duration
 }
 
 // parseServeConfig reads flags, with environment variables as their
@@ -75,6 +80,17 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 				return def
 			}
 			return n
+		}
+		return def
+	}
+	envDuration := func(key string, def time.Duration) time.Duration {
+		if v := getenv(key); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				envErr = errors.Join(envErr, fmt.Errorf("%s=%q is not a duration like 720h", key, v))
+				return def
+			}
+			return d
 		}
 		return def
 	}
@@ -106,6 +122,8 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.StringVar(&c.Join, "join", envStr("VANE_JOIN", ""), "join the cluster of this member on the first start, e.g. http://10.0.0.1:8000 (env VANE_JOIN)")
 	fs.StringVar(&c.Advertise, "advertise", envStr("VANE_ADVERTISE", ""), "host other nodes reach this one at; default: the listen addresses (env VANE_ADVERTISE)")
 	fs.StringVar(&c.ClusterSecretFile, "cluster-secret-file", envStr("VANE_CLUSTER_SECRET_FILE", ""), "the cluster secret (a copy of the first node's <data-dir>/cluster/secret), needed to --join (env VANE_CLUSTER_SECRET_FILE)")
+	fs.DurationVar(&c.JobRetention, "job-retention", envDuration("VANE_JOB_RETENTION", raftstore.DefaultJobRetention), "how long a completed job (args, result, logs) is kept after it completed, e.g. 720h; 0 keeps jobs forever (env VANE_JOB_RETENTION)")
+	fs.DurationVar(&c.AuditRetention, "audit-retention", envDuration("VANE_AUDIT_RETENTION", 0), "how long an audit log entry is kept, e.g. 8760h; 0 keeps entries forever (env VANE_AUDIT_RETENTION)")
 	fs.StringVar(&c.LogLevel, "log-level", envStr("VANE_LOG_LEVEL", "info"), "debug, info, warn or error (env VANE_LOG_LEVEL)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -154,6 +172,12 @@ func (c serveConfig) validate() error {
 	}
 	if c.ShutdownGrace < 0 {
 		return fmt.Errorf("--shutdown-grace must not be negative")
+	}
+	if c.JobRetention < 0 {
+		return fmt.Errorf("--job-retention %v must not be negative (0 keeps completed jobs forever)", c.JobRetention)
+	}
+	if c.AuditRetention < 0 {
+		return fmt.Errorf("--audit-retention %v must not be negative (0 keeps audit entries forever)", c.AuditRetention)
 	}
 	if c.AdminToken != "" && len(c.AdminToken) < 16 {
 		return fmt.Errorf("VANE_ADMIN_TOKEN must be at least 16 characters")

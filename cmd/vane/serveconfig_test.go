@@ -42,6 +42,17 @@ func TestParseServeConfig(t *testing.T) {
 				t.Fatalf("timeout %s, want 2s", c.TimeoutWaitResult)
 			}
 		}},
+		{name: "retention", check: func(t *testing.T, c serveConfig) {
+			if c.JobRetention != 60*24*time.Hour || c.AuditRetention != 0 {
+				t.Fatalf("retention defaults: jobs %v, audit %v", c.JobRetention, c.AuditRetention)
+			}
+		}},
+		{name: "retention from env and flags", args: []string{"--job-retention", "0"},
+			env: map[string]string{"VANE_JOB_RETENTION": "48h", "VANE_AUDIT_RETENTION": "8760h"}, check: func(t *testing.T, c serveConfig) {
+				if c.JobRetention != 0 || c.AuditRetention != 8760*time.Hour {
+					t.Fatalf("retention: jobs %v, audit %v", c.JobRetention, c.AuditRetention)
+				}
+			}},
 		{name: "languages list", args: []string{"--languages", "bash, python3"}, check: func(t *testing.T, c serveConfig) {
 			if len(c.Languages) != 2 || c.Languages[0] != "bash" || c.Languages[1] != "python3" {
 				t.Fatalf("languages %v", c.Languages)
@@ -72,6 +83,9 @@ func TestParseServeConfig_Errors(t *testing.T) {
 		{name: "unknown language", args: []string{"--languages", "bash,cobol"}, wantErr: "cobol"},
 		{name: "short admin token", env: map[string]string{"VANE_ADMIN_TOKEN": "short"}, wantErr: "VANE_ADMIN_TOKEN"},
 		{name: "env not an integer", env: map[string]string{"VANE_WORKERS": "many"}, wantErr: "VANE_WORKERS"},
+		{name: "negative job retention", args: []string{"--job-retention", "-1h"}, wantErr: "--job-retention"},
+		{name: "negative audit retention", env: map[string]string{"VANE_AUDIT_RETENTION": "-5m"}, wantErr: "--audit-retention"},
+		{name: "retention not a duration", env: map[string]string{"VANE_JOB_RETENTION": "60"}, wantErr: "VANE_JOB_RETENTION"},
 		{name: "bad log level", args: []string{"--log-level", "loud"}, wantErr: "--log-level"},
 		{name: "stray argument", args: []string{"extra"}, wantErr: "unexpected"},
 	}
