@@ -141,6 +141,12 @@ func TestSandbox_Modes(t *testing.T) {
 		}
 	})
 	t.Run("insecure runs unjailed with a group kill", func(t *testing.T) {
+		// A descriptor vane inherited without close-on-exec.
+		leaked, err := syscall.Open(os.Args[0], syscall.O_RDONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer syscall.Close(leaked)
 		s, err := New(Config{StateDir: MustJobRoot(t), probeErr: refused, InsecureNoJail: true})
 		if err != nil {
 			t.Fatal(err)
@@ -152,7 +158,7 @@ func TestSandbox_Modes(t *testing.T) {
 		marker := fmt.Sprintf("vane-insecure-%d", time.Now().UnixNano())
 		var out bytes.Buffer
 		p, err := s.Start(context.Background(), &Spec{
-			Argv: []string{"bash", "-c", "(exec -a " + marker + " sleep 1000 &); echo $CANARY; ulimit -n"},
+			Argv: []string{"bash", "-c", "(exec -a " + marker + " sleep 1000 &); echo $CANARY; ulimit -n; echo fds $(ls /proc/$$/fd)"},
 			Env:  []string{"PATH=/usr/bin:/bin"}, Dir: MustJobDir(t, MustJobRoot(t)),
 			Limits: Limits{MaxOpenFiles: 99}, Stdout: &out, Stderr: &out,
 		})
@@ -164,6 +170,10 @@ func TestSandbox_Modes(t *testing.T) {
 		}
 		if !strings.Contains(out.String(), "99") {
 			t.Fatalf("RLIMIT_NOFILE not applied unjailed: %q", out.String())
+		}
+		// bash's own script descriptor aside, only stdio: not the leaked one.
+		if strings.Contains(out.String(), fmt.Sprintf(" %d ", leaked)) || strings.Contains(out.String(), fmt.Sprintf(" %d\n", leaked)) {
+			t.Fatalf("the unjailed process inherited descriptor %d: %q", leaked, out.String())
 		}
 		deadline := time.Now().Add(5 * time.Second)
 		for len(pidsWith(marker)) > 0 {

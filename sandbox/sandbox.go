@@ -247,6 +247,14 @@ func New(cfg Config) (*Sandbox, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
+	// Descriptors vane inherited without close-on-exec from whatever started
+	// it would pass to every process it starts: the jail's init closes them
+	// for jailed processes, but an unjailed one (ModeInsecure) is started
+	// straight by os/exec. Everything Go opens is close-on-exec already, and
+	// descriptors given to a child on purpose are dup'd into place by exec.
+	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil && !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.EINVAL) {
+		return nil, fmt.Errorf("cannot mark inherited descriptors close-on-exec: %w", err)
+	}
 	if err := os.MkdirAll(cfg.StateDir, 0o711); err != nil {
 		return nil, fmt.Errorf("cannot create sandbox state dir: %w", err)
 	}
