@@ -57,6 +57,10 @@ type serveConfig struct {
 	// entries are kept (raftstore.Config); 0 keeps them forever.
 	JobRetention   time.Duration
 	AuditRetention time.Duration
+	// ZombieJobTimeout is Windmill's ZOMBIE_JOB_TIMEOUT: how long a claimed
+	// job stays its worker's without a heartbeat (the lease) before another
+	// worker may take it over.
+	ZombieJobTimeout time.Duration
 }
 
 // parseServeConfig reads flags, with environment variables as their
@@ -115,6 +119,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.StringVar(&c.PythonPackagesDir, "python-packages-dir", envStr("VANE_PYTHON_PACKAGES_DIR", ""), "a directory of pure-Python packages that Python scripts may import (env VANE_PYTHON_PACKAGES_DIR)")
 	fs.BoolVar(&c.PythonInProcess, "python-in-process", envBool("VANE_PYTHON_IN_PROCESS"), "run Python jobs in the server process, stopped by wazero's context checks, instead of in worker processes killed at the deadline (env VANE_PYTHON_IN_PROCESS)")
 	fs.BoolVar(&c.InsecureNoJail, "insecure-no-jail", envBool("VANE_INSECURE_NO_JAIL"), "run subprocess jobs without the jail (development only) (env VANE_INSECURE_NO_JAIL)")
+	zombie := fs.Int("zombie-job-timeout", envInt("ZOMBIE_JOB_TIMEOUT", 30), "seconds a running job stays its worker's without a heartbeat before it counts as lost and is run again (heartbeats come every third of it) (env ZOMBIE_JOB_TIMEOUT)")
 	grace := fs.Int("shutdown-grace", envInt("VANE_SHUTDOWN_GRACE", 30), "seconds running jobs get to finish on SIGTERM before their leases are released (env VANE_SHUTDOWN_GRACE)")
 	langs := fs.String("languages", envStr("VANE_LANGUAGES", "bash,deno,python3,go"), "comma-separated languages this node runs (env VANE_LANGUAGES)")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", envStr("VANE_PPROF_ADDR", ""), "serve Go's pprof endpoints on this address, for profiling (env VANE_PPROF_ADDR)")
@@ -140,6 +145,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 		c.TimeoutWaitResult = 2 * time.Second
 	}
 	c.ShutdownGrace = time.Duration(*grace) * time.Second
+	c.ZombieJobTimeout = time.Duration(*zombie) * time.Second
 	c.AdminToken = getenv("VANE_ADMIN_TOKEN")
 	c.ToolsDir = toolsDir(getenv)
 	for _, l := range strings.Split(*langs, ",") {
@@ -172,6 +178,9 @@ func (c serveConfig) validate() error {
 	}
 	if c.ShutdownGrace < 0 {
 		return fmt.Errorf("--shutdown-grace must not be negative")
+	}
+	if c.ZombieJobTimeout < 3*time.Second || c.ZombieJobTimeout > 24*time.Hour {
+		return fmt.Errorf("--zombie-job-timeout %v must be between 3s and 24h", c.ZombieJobTimeout)
 	}
 	if c.JobRetention < 0 {
 		return fmt.Errorf("--job-retention %v must not be negative (0 keeps completed jobs forever)", c.JobRetention)

@@ -53,6 +53,16 @@ func TestParseServeConfig(t *testing.T) {
 					t.Fatalf("retention: jobs %v, audit %v", c.JobRetention, c.AuditRetention)
 				}
 			}},
+		{name: "zombie job timeout", check: func(t *testing.T, c serveConfig) {
+			if c.ZombieJobTimeout != 30*time.Second {
+				t.Fatalf("zombie job timeout default %v, want 30s", c.ZombieJobTimeout)
+			}
+		}},
+		{name: "zombie job timeout from env", env: map[string]string{"ZOMBIE_JOB_TIMEOUT": "120"}, check: func(t *testing.T, c serveConfig) {
+			if c.ZombieJobTimeout != 2*time.Minute {
+				t.Fatalf("zombie job timeout %v, want 2m", c.ZombieJobTimeout)
+			}
+		}},
 		{name: "languages list", args: []string{"--languages", "bash, python3"}, check: func(t *testing.T, c serveConfig) {
 			if len(c.Languages) != 2 || c.Languages[0] != "bash" || c.Languages[1] != "python3" {
 				t.Fatalf("languages %v", c.Languages)
@@ -86,6 +96,8 @@ func TestParseServeConfig_Errors(t *testing.T) {
 		{name: "negative job retention", args: []string{"--job-retention", "-1h"}, wantErr: "--job-retention"},
 		{name: "negative audit retention", env: map[string]string{"VANE_AUDIT_RETENTION": "-5m"}, wantErr: "--audit-retention"},
 		{name: "retention not a duration", env: map[string]string{"VANE_JOB_RETENTION": "60"}, wantErr: "VANE_JOB_RETENTION"},
+		{name: "zombie timeout too short", args: []string{"--zombie-job-timeout", "1"}, wantErr: "--zombie-job-timeout"},
+		{name: "zombie timeout not a number", env: map[string]string{"ZOMBIE_JOB_TIMEOUT": "30s"}, wantErr: "ZOMBIE_JOB_TIMEOUT"},
 		{name: "bad log level", args: []string{"--log-level", "loud"}, wantErr: "--log-level"},
 		{name: "stray argument", args: []string{"extra"}, wantErr: "unexpected"},
 	}

@@ -35,6 +35,7 @@ func startWorkers(cfg serveConfig, st *raftstore.Store, langs *languages, baseUR
 	wc.InstanceSecret = st.InstanceSecret
 	wc.JobRoot = filepath.Join(dataDir, "jobs")
 	wc.ShutdownGrace = cfg.ShutdownGrace
+	wc.Lease = cfg.ZombieJobTimeout
 	wc.Logger = log
 	execs := make(map[vane.ScriptLang]jobrt.Executor, len(langs.executors))
 	for lang, e := range langs.executors {
