@@ -282,6 +282,46 @@ export function main(db: wmill.Resource<"postgresql">, word = "hi") { return pre
 		}
 	})
 
+	t.Run("Windmill's own client reads variables and resources and keeps state", func(t *testing.T) {
+		for _, req := range []struct {
+			path string
+			body any
+		}{
+			{"/api/w/main/variables/create", map[string]any{"path": "u/admin/greeting", "value": "hello from a secret", "is_secret": true, "description": ""}},
+			{"/api/w/main/resources/type/create", map[string]any{"name": "kv", "schema": map[string]any{"type": "object"}}},
+			{"/api/w/main/resources/create", map[string]any{"path": "u/admin/kv", "resource_type": "kv", "value": map[string]any{"host": "db.internal", "port": 5432}}},
+		} {
+			if st, body := s.do(t, "POST", req.path, req.body); st != 201 && st != 200 {
+				t.Fatalf("POST %s: %d %s", req.path, st, body)
+			}
+		}
+		s.mustSave(t, "u/admin/client", `import * as wmill from "npm:windmill-client@1.818.0";
+export async function main() {
+  const secret = await wmill.getVariable("u/admin/greeting");
+  const kv = await wmill.getResource("u/admin/kv");
+  const before = await wmill.getState();
+  await wmill.setState({ runs: (before?.runs ?? 0) + 1 });
+  const after = await wmill.getState();
+  return { secret, host: kv.host, port: kv.port, runs: after.runs };
+}`, false)
+		type out struct {
+			Secret string `json:"secret"`
+			Host   string `json:"host"`
+			Port   int    `json:"port"`
+			Runs   int    `json:"runs"`
+		}
+		var first, second out
+		s.mustRunWait(t, "u/admin/client", map[string]any{}, &first)
+		s.mustRunWait(t, "u/admin/client", map[string]any{}, &second)
+		want := out{Secret: "hello from a secret", Host: "db.internal", Port: 5432, Runs: 1}
+		if first != want {
+			t.Fatalf("first run returned %+v; expected %+v", first, want)
+		}
+		if want.Runs = 2; second != want {
+			t.Fatalf("second run returned %+v; expected %+v (its state kept)", second, want)
+		}
+	})
+
 	t.Run("dedicated worker keeps state across jobs", func(t *testing.T) {
 		s.mustSave(t, "u/admin/hot", `let n = 0;
 export function main() { n++; return { n, job: Deno.env.get("WM_JOB_ID") } }`, true)
