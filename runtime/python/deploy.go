@@ -48,6 +48,9 @@ func (e *Executor) Deploy(ctx context.Context, d *jobrt.Deployment) (string, err
 		}
 		for _, imp := range comp.imports {
 			top := strings.SplitN(imp.Module, ".", 2)[0]
+			if top == wmillModule {
+				continue // every job has vane's own (scripts.go)
+			}
 			switch imp.Kind {
 			case "missing":
 				missing[top] = true

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 
@@ -99,6 +100,7 @@ type Executor struct {
 	scripts     *scriptCache
 	tmpl        *wasmhost.Template // the first template, for its memory size; see template()
 	pool        *workerPool        // nil unless Config.WorkerCommand is set
+	apiHTTP     *http.Client       // the jobs' API calls (see api.go)
 }
 
 var (
@@ -118,7 +120,8 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot resolve python build dir: %w", err)
 	}
-	e := &Executor{cfg: cfg, host: cfg.Host, snapshot: filepath.Join(build, SnapshotFile), stdlibDir: filepath.Join(build, StdlibDir)}
+	e := &Executor{cfg: cfg, host: cfg.Host, snapshot: filepath.Join(build, SnapshotFile), stdlibDir: filepath.Join(build, StdlibDir),
+		apiHTTP: newAPIHTTPClient()}
 	st, err := os.Stat(e.snapshot)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read python snapshot: %w", err)
@@ -190,6 +193,7 @@ func (e *Executor) Close() error {
 	if e.pool != nil {
 		e.pool.close()
 	}
+	e.apiHTTP.CloseIdleConnections()
 	if e.ownsHost && e.host != nil {
 		err := e.host.Close(context.Background())
 		e.host = nil
@@ -265,6 +269,7 @@ func (e *Executor) runLocal(ctx context.Context, req *jobrt.Request) (jobrt.Outc
 		logs:        logs,
 		memoryBytes: limits.MemoryBytes,
 		maxResponse: limits.ResultBytes,
+		api:         newAPIClient(ctx, e.apiHTTP, req.Env),
 	})
 	if err != nil {
 		return jobrt.Outcome{}, err

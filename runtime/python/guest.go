@@ -38,6 +38,9 @@ type guestCall struct {
 	logs        io.Writer         // stderr, and stray stdout; nil discards
 	memoryBytes int64
 	maxResponse int64
+	// api, when set, makes /script a scriptFS, whose apiFile reaches vane's
+	// API with the job's token (jobs only; save-time calls have none).
+	api *apiClient
 }
 
 // guestResult is what came back from a guestCall.
@@ -68,12 +71,16 @@ func (e *Executor) call(ctx context.Context, c guestCall) (guestResult, error) {
 	if jobDir == "" {
 		jobDir = e.emptyDir
 	}
+	script := wasmhost.Mount{Host: scriptDir, Guest: guestScript, ReadOnly: true}
+	if c.api != nil {
+		script.FS = newScriptFS(scriptDir, c.api)
+	}
 	ic := wasmhost.InstanceConfig{
 		Dir: jobDir,
 		Mounts: []wasmhost.Mount{
 			{Host: e.stdlibDir, Guest: guestStdlib, ReadOnly: true},
 			{Host: e.packagesDir, Guest: guestPackages, ReadOnly: true},
-			{Host: scriptDir, Guest: guestScript, ReadOnly: true},
+			script,
 		},
 		Stdin:       bytes.NewReader(stdin),
 		Stdout:      out,

@@ -3,6 +3,7 @@ package python
 import (
 	"context"
 	"crypto/sha256"
+	_ "embed"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -16,6 +17,14 @@ import (
 
 // mainModule is the module name of the job's own script under /script.
 const mainModule = "_vane_main"
+
+// wmillModule is vane's Windmill client (wmill.py, see api.go), compiled
+// into every script's .pyc tree: /script comes first on the guest's
+// sys.path, and the interpreter snapshot need not change when it does.
+const wmillModule = "wmill"
+
+//go:embed wmill.py
+var wmillSource string
 
 // compileMemory and compileTimeout bound one save-time guest call (compile,
 // signature): they run only the wrapper and Python's compiler, never the
@@ -79,8 +88,30 @@ type scriptCache struct {
 	e   *Executor
 	dir string
 
-	mu       sync.Mutex             // guards inflight
+	mu       sync.Mutex             // guards inflight and wmillPyc
 	inflight map[string]*sync.Mutex // one preparation per key at a time
+	wmillPyc compiled               // wmill.py compiled, once per executor
+}
+
+// wmill returns wmill.py compiled, compiling it on first use.
+func (c *scriptCache) wmill(ctx context.Context) (compiled, error) {
+	c.mu.Lock()
+	w := c.wmillPyc
+	c.mu.Unlock()
+	if w.pyc != nil {
+		return w, nil
+	}
+	w, failure, err := c.compile(ctx, wmillSource, guestScript+"/"+wmillModule+".py")
+	if err != nil {
+		return compiled{}, err
+	}
+	if failure != nil {
+		return compiled{}, fmt.Errorf("cannot compile wmill.py: %s", errorMessage(failure))
+	}
+	c.mu.Lock()
+	c.wmillPyc = w
+	c.mu.Unlock()
+	return w, nil
 }
 
 func newScriptCache(e *Executor, dir string) *scriptCache {
@@ -89,7 +120,7 @@ func newScriptCache(e *Executor, dir string) *scriptCache {
 
 func (c *scriptCache) key(code, lock string) string {
 	h := sha256.New()
-	for _, s := range []string{c.e.buildID, code, lock} {
+	for _, s := range []string{c.e.buildID, code, lock, wmillSource} {
 		fmt.Fprintf(h, "%d:", len(s))
 		h.Write([]byte(s))
 	}
@@ -128,6 +159,11 @@ func (c *scriptCache) prepare(ctx context.Context, code, lock string) (dir strin
 		return "", failure, err
 	}
 	files[mainModule+".pyc"] = main
+	wmill, err := c.wmill(ctx)
+	if err != nil {
+		return "", nil, err
+	}
+	files[wmillModule+".pyc"] = wmill
 	for path, src := range l.Scripts {
 		comp, failure, err := c.compile(ctx, src, path+".py")
 		if err != nil || failure != nil {

@@ -45,6 +45,11 @@ type workerRequest struct {
 	Env    map[string]string `json:"env"` // the guest's whole environment (Request.GuestEnv)
 	Dir    string            `json:"dir"`
 	Limits jobrt.Limits      `json:"limits"`
+
+	// BaseInternalURL is where the job's API calls go (BASE_INTERNAL_URL,
+	// which the guest's environment does not hold); the token is the
+	// guest's WM_TOKEN.
+	BaseInternalURL string `json:"base_internal_url"`
 }
 
 // workerOutcome is a worker's answer to a workerRequest.
@@ -150,8 +155,9 @@ func ServeWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 		jctx, cancel := context.WithTimeout(ctx, wr.Limits.WithDefaults().Timeout+time.Second)
 		// wr.Env is the guest's whole environment, already chosen by the
 		// parent (GuestEnv): as ScriptEnv, GuestEnv here keeps all of it.
+		apiEnv := map[string]string{"BASE_INTERNAL_URL": wr.BaseInternalURL, "WM_TOKEN": wr.Env["WM_TOKEN"]}
 		o, runErr := e.runLocal(jctx, &jobrt.Request{Code: wr.Code, Lock: wr.Lock, Args: wr.Args, ScriptEnv: wr.Env,
-			Dir: wr.Dir, Limits: wr.Limits, Logs: logs})
+			Env: apiEnv, Dir: wr.Dir, Limits: wr.Limits, Logs: logs})
 		cancel()
 		wo := workerOutcome{Success: o.Success, Result: o.Result, MemPeak: o.MemPeak}
 		if runErr != nil {

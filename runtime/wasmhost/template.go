@@ -15,6 +15,8 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
+	experimentalsys "github.com/tetratelabs/wazero/experimental/sys"
+	"github.com/tetratelabs/wazero/experimental/sysfs"
 )
 
 // ErrTemplateClosed is returned by Instantiate on a closed Template (e.g.
@@ -69,6 +71,10 @@ type Template struct {
 type Mount struct {
 	Host, Guest string
 	ReadOnly    bool
+	// FS, when set, is what the guest sees at Guest instead of Host (e.g. a
+	// directory with virtual files); it enforces its own permissions, so
+	// ReadOnly does not apply.
+	FS experimentalsys.FS
 }
 
 // InstanceConfig is what one instance sees. Zero values mean nothing: no
@@ -111,6 +117,10 @@ func (c InstanceConfig) moduleConfig(ctx context.Context) wazero.ModuleConfig {
 		fsc = fsc.WithDirMount(c.Dir, "/")
 	}
 	for _, m := range c.Mounts {
+		if m.FS != nil {
+			fsc = fsc.(sysfs.FSConfig).WithSysFSMount(m.FS, m.Guest)
+			continue
+		}
 		if m.ReadOnly {
 			fsc = fsc.WithReadOnlyDirMount(m.Host, m.Guest)
 		} else {

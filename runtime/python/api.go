@@ -1,0 +1,271 @@
+package python
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	experimentalsys "github.com/tetratelabs/wazero/experimental/sys"
+	"github.com/tetratelabs/wazero/experimental/sysfs"
+	"github.com/tetratelabs/wazero/sys"
+)
+
+// The guest reaches vane's API through a virtual file: a guest has no
+// sockets, and CPython cannot call a host function without a C extension
+// (which would mean rebuilding the interpreter), but it can open, write and
+// read a file. The /script mount is a read-only view of the script's .pyc
+// tree plus apiFile, which is no file on disk: each open of it is one
+// request. The guest writes "METHOD /api/path\n" and the body, then reads
+// "STATUS\n" and the response body; the first read sends the request, to
+// BASE_INTERNAL_URL with the job's own WM_TOKEN, so the job can do exactly
+// what its token allows. wmill.py is the client side.
+const (
+	apiFile = "_vane_api" // the guest sees /script/_vane_api
+
+	// maxAPIBody bounds a request's body and a response's body.
+	maxAPIBody = 16 << 20
+	// maxAPIHead bounds the request line (method and path).
+	maxAPIHead = 8 << 10
+	// maxAPIOpen bounds the opens of apiFile a job holds at once: each may
+	// hold a request or a response of up to maxAPIBody in this process.
+	maxAPIOpen = 4
+)
+
+// apiClient makes one job's API calls: ctx is the job's, so a call ends
+// with the job.
+type apiClient struct {
+	ctx     context.Context
+	baseURL string // BASE_INTERNAL_URL, without a trailing slash
+	token   string // the job's WM_TOKEN
+	http    *http.Client
+	open    atomic.Int32 // apiRequestFiles not closed yet
+}
+
+// newAPIHTTPClient is the client an executor's jobs share (its connections
+// are reused). It follows no redirect, so the token goes nowhere but the
+// API, and uses no proxy: BASE_INTERNAL_URL is this host's own view of it.
+func newAPIHTTPClient() *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.Proxy = nil
+	tr.MaxIdleConnsPerHost = 16
+	return &http.Client{
+		Transport:     tr,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// newAPIClient returns the API access of a job whose reserved variables are
+// env (WM_TOKEN, BASE_INTERNAL_URL). A job without them still gets one: its
+// calls answer why they cannot be made.
+func newAPIClient(ctx context.Context, hc *http.Client, env map[string]string) *apiClient {
+	return &apiClient{ctx: ctx, baseURL: strings.TrimRight(env["BASE_INTERNAL_URL"], "/"), token: env["WM_TOKEN"], http: hc}
+}
+
+// call parses one request written by the guest and makes it. Failures on
+// this side are answered like the API would: 400 for a bad request, 413
+// for a too large request or response, 502 when the API cannot be reached, 504 when
+// the job's time is up; their bodies start with "vane:".
+func (a *apiClient) call(raw []byte) (int, []byte) {
+	head, body, _ := bytes.Cut(raw, []byte("\n"))
+	if len(head) > maxAPIHead {
+		return http.StatusBadRequest, []byte(fmt.Sprintf("vane: the request line is longer than %d bytes", maxAPIHead))
+	}
+	if len(body) > maxAPIBody {
+		return http.StatusRequestEntityTooLarge, []byte(fmt.Sprintf("vane: the request body is larger than %d bytes", maxAPIBody))
+	}
+	method, path, err := parseAPIRequestLine(string(head))
+	if err != nil {
+		return http.StatusBadRequest, []byte("vane: " + err.Error())
+	}
+	if a.baseURL == "" {
+		return http.StatusServiceUnavailable, []byte("vane: this job has no API access (BASE_INTERNAL_URL is not set)")
+	}
+	if a.token == "" {
+		return http.StatusUnauthorized, []byte("vane: this job has no WM_TOKEN")
+	}
+	var rd io.Reader
+	if len(body) > 0 {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(a.ctx, method, a.baseURL+path, rd)
+	if err != nil {
+		return http.StatusBadRequest, []byte("vane: " + err.Error())
+	}
+	req.Header.Set("Authorization", "Bearer "+a.token)
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := a.http.Do(req)
+	if err != nil {
+		if a.ctx.Err() != nil {
+			return http.StatusGatewayTimeout, []byte("vane: the job's time is up: " + a.ctx.Err().Error())
+		}
+		return http.StatusBadGateway, []byte("vane: cannot reach the API: " + err.Error())
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(io.LimitReader(resp.Body, maxAPIBody+1))
+	if err != nil {
+		return http.StatusBadGateway, []byte("vane: cannot read the API's response: " + err.Error())
+	}
+	if len(out) > maxAPIBody {
+		return http.StatusRequestEntityTooLarge, []byte(fmt.Sprintf("vane: the API's response is larger than %d bytes", maxAPIBody))
+	}
+	return resp.StatusCode, out
+}
+
+// parseAPIRequestLine checks "METHOD /api/path[?query]": only vane's own
+// API, and no path that could be normalized into another place.
+func parseAPIRequestLine(line string) (method, path string, err error) {
+	method, path, ok := strings.Cut(strings.TrimSuffix(line, "\r"), " ")
+	if !ok {
+		return "", "", errors.New(`the request must start with "METHOD /api/path"`)
+	}
+	switch method {
+	case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+	default:
+		return "", "", fmt.Errorf("method %q is not one of GET, POST, PUT, PATCH, DELETE", method)
+	}
+	p, _, _ := strings.Cut(path, "?")
+	if !strings.HasPrefix(p, "/api/") {
+		return "", "", fmt.Errorf("path %q is not under /api/", path)
+	}
+	if strings.ContainsAny(path, " #\\\x00\r\n\t") {
+		return "", "", fmt.Errorf("path %q has a space, '#', '\\' or a control character", path)
+	}
+	for _, seg := range strings.Split(p, "/") {
+		if seg == "." || seg == ".." {
+			return "", "", fmt.Errorf("path %q has a %q segment", path, seg)
+		}
+	}
+	if l := strings.ToLower(p); strings.Contains(l, "%2e") || strings.Contains(l, "%2f") || strings.Contains(l, "%5c") {
+		return "", "", fmt.Errorf("path %q has an encoded '.', '/' or '\\'", path)
+	}
+	return method, path, nil
+}
+
+// scriptFS is the /script mount: the script's .pyc tree, read-only, plus
+// apiFile when the job has an apiClient.
+type scriptFS struct {
+	experimentalsys.FS
+	api *apiClient
+}
+
+func newScriptFS(dir string, api *apiClient) *scriptFS {
+	return &scriptFS{FS: &sysfs.ReadFS{FS: sysfs.DirFS(dir)}, api: api}
+}
+
+// apiStat is apiFile's stat: an empty regular file, readable and writable.
+func apiStat() sys.Stat_t {
+	now := time.Now().UnixNano()
+	return sys.Stat_t{Mode: 0o600, Nlink: 1, Atim: now, Mtim: now, Ctim: now}
+}
+
+// OpenFile implements experimentalsys.FS.
+func (s *scriptFS) OpenFile(path string, flag experimentalsys.Oflag, perm fs.FileMode) (experimentalsys.File, experimentalsys.Errno) {
+	if path == apiFile {
+		if flag&experimentalsys.O_DIRECTORY != 0 {
+			return nil, experimentalsys.ENOTDIR
+		}
+		f := &apiRequestFile{api: s.api}
+		if s.api != nil && s.api.open.Add(1) > maxAPIOpen {
+			f.refused = true // answered by the read, with a message the guest can show
+		}
+		return f, 0
+	}
+	return s.FS.OpenFile(path, flag, perm)
+}
+
+// Stat implements experimentalsys.FS.
+func (s *scriptFS) Stat(path string) (sys.Stat_t, experimentalsys.Errno) {
+	if path == apiFile {
+		return apiStat(), 0
+	}
+	return s.FS.Stat(path)
+}
+
+// Lstat implements experimentalsys.FS.
+func (s *scriptFS) Lstat(path string) (sys.Stat_t, experimentalsys.Errno) {
+	if path == apiFile {
+		return apiStat(), 0
+	}
+	return s.FS.Lstat(path)
+}
+
+// apiRequestFile is one open of apiFile: writes collect the request, the
+// first read makes it, reads then return the response until EOF. Writing
+// after the request was made is an error (one request per open).
+type apiRequestFile struct {
+	experimentalsys.UnimplementedFile
+	api  *apiClient
+	req  bytes.Buffer
+	resp []byte
+	off  int
+	sent bool
+
+	tooLarge bool // the request exceeded maxAPIHead+maxAPIBody
+	refused  bool // the job had maxAPIOpen others open
+	closed   bool
+}
+
+// Stat implements experimentalsys.File.
+func (f *apiRequestFile) Stat() (sys.Stat_t, experimentalsys.Errno) { return apiStat(), 0 }
+
+// IsDir implements experimentalsys.File.
+func (f *apiRequestFile) IsDir() (bool, experimentalsys.Errno) { return false, 0 }
+
+// Write implements experimentalsys.File.
+func (f *apiRequestFile) Write(p []byte) (int, experimentalsys.Errno) {
+	if f.sent {
+		return 0, experimentalsys.EBADF
+	}
+	if f.req.Len()+len(p) > maxAPIHead+maxAPIBody {
+		f.tooLarge = true // answered by the read, with a message the guest can show
+		f.req = bytes.Buffer{}
+	}
+	if !f.tooLarge && !f.refused {
+		f.req.Write(p)
+	}
+	return len(p), 0
+}
+
+// Read implements experimentalsys.File.
+func (f *apiRequestFile) Read(p []byte) (int, experimentalsys.Errno) {
+	if !f.sent {
+		f.sent = true
+		switch {
+		case f.refused:
+			f.resp = []byte(fmt.Sprintf("429\nvane: a job may have at most %d API requests open at once (close the others)", maxAPIOpen))
+		case f.tooLarge:
+			f.resp = []byte(fmt.Sprintf("413\nvane: the request is larger than %d bytes", maxAPIHead+maxAPIBody))
+		case f.api == nil:
+			f.resp = []byte("503\nvane: this guest has no API access")
+		default:
+			status, body := f.api.call(f.req.Bytes())
+			f.resp = append([]byte(strconv.Itoa(status)+"\n"), body...)
+		}
+		f.req = bytes.Buffer{}
+	}
+	n := copy(p, f.resp[f.off:])
+	f.off += n
+	return n, 0
+}
+
+// Close implements experimentalsys.File.
+func (f *apiRequestFile) Close() experimentalsys.Errno {
+	if !f.closed {
+		f.closed = true
+		f.req, f.resp = bytes.Buffer{}, nil
+		if f.api != nil {
+			f.api.open.Add(-1)
+		}
+	}
+	return 0
+}
