@@ -263,6 +263,14 @@ func (s *Server) routes(r *router.Router) {
 	w.GET("/resources/type/list", s.handle("resources.type.list", authWorkspace, s.listResourceTypes))
 	w.GET("/resources/type/listnames", s.handle("resources.type.listnames", authWorkspace, s.listResourceTypeNames))
 
+	w.POST("/schedules/create", s.handle("schedules.create", authWorkspace, s.createSchedule))
+	w.POST("/schedules/update/{path:*}", s.handle("schedules.update", authWorkspace, s.updateSchedule))
+	w.POST("/schedules/setenabled/{path:*}", s.handle("schedules.setenabled", authWorkspace, s.setScheduleEnabled))
+	w.DELETE("/schedules/delete/{path:*}", s.handle("schedules.delete", authWorkspace, s.deleteSchedule))
+	w.GET("/schedules/get/{path:*}", s.handle("schedules.get", authWorkspace, s.getSchedule))
+	w.GET("/schedules/exists/{path:*}", s.handle("schedules.exists", authWorkspace, s.scheduleExists))
+	w.GET("/schedules/list", s.handle("schedules.list", authWorkspace, s.listSchedules))
+
 	r.NotFound = s.handle("not_found", authNone, func(ctx *fasthttp.RequestCtx, _ *principal) error {
 		return fmt.Errorf("no route for %s %s: %w", ctx.Method(), ctx.Path(), vane.ErrNotFound)
 	})

@@ -12,10 +12,15 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+	// Schedules name IANA timezones: the binary carries the tz database so
+	// that a host without one (a minimal container) validates and computes
+	// them as every other node does.
+	_ "time/tzdata"
 
 	"vane/api"
 	"vane/cluster"
 	"vane/raftstore"
+	"vane/scheduler"
 )
 
 // serveCommand runs `vane serve` until SIGTERM or SIGINT.
@@ -103,6 +108,16 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 			return err
 		}
 	}
+
+	// 3. The scheduler: it acts only while this node leads (every node runs
+	// it, so the next leader takes over), and stops before the store closes
+	// (deferred after it), so it never proposes to a closed store.
+	sched, err := scheduler.New(scheduler.Config{Logger: log}, st, st, st)
+	if err != nil {
+		return err
+	}
+	sched.Start()
+	defer sched.Close()
 
 	// 4. The workers.
 	langs, err := newLanguages(ctx, cfg, internalAddr(ln.Addr()), log)

@@ -1,0 +1,389 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"vane"
+	"vane/scheduler"
+)
+
+// ScheduleStore manages workspace schedules. It is an optional capability of
+// the store, found by type assertion on Deps.Scripts (then Resources,
+// Variables), so that a store without schedules answers 501.
+type ScheduleStore interface {
+	CreateSchedule(ctx context.Context, a vane.Actor, v vane.Schedule) error
+	UpdateSchedule(ctx context.Context, a vane.Actor, ws, name string, v vane.Schedule) error
+	DeleteSchedule(ctx context.Context, a vane.Actor, ws, name string) error
+	GetSchedule(ws, name string) (vane.Schedule, error)
+	ListSchedules(ws, pathStart string) ([]vane.Schedule, error)
+}
+
+// schedules returns the schedule store or a 501 when there is none.
+func (s *Server) schedules() (ScheduleStore, error) {
+	for _, d := range []any{s.deps.Scripts, s.deps.Resources, s.deps.Variables} {
+		if ss, ok := d.(ScheduleStore); ok && d != nil {
+			return ss, nil
+		}
+	}
+	return nil, errNotImplemented("schedules")
+}
+
+// newScheduleRequest is Windmill's NewSchedule; the fields vane does not act
+// on yet (on_recovery, retry, no_flow_overlap...) are accepted and ignored.
+type newScheduleRequest struct {
+	Path       string          `json:"path"`
+	Schedule   *string         `json:"schedule"`
+	Timezone   *string         `json:"timezone"`
+	ScriptPath string          `json:"script_path"`
+	IsFlow     bool            `json:"is_flow"`
+	Args       json.RawMessage `json:"args"`
+	Enabled    *bool           `json:"enabled"`
+	Summary    string          `json:"summary"`
+	Tag        string          `json:"tag"`
+	OnFailure  string          `json:"on_failure"`
+}
+
+// editScheduleRequest is Windmill's EditSchedule: the path, the script and
+// is_flow are not editable.
+type editScheduleRequest struct {
+	Schedule  *string         `json:"schedule"`
+	Timezone  *string         `json:"timezone"`
+	Args      json.RawMessage `json:"args"`
+	Summary   *string         `json:"summary"`
+	Tag       *string         `json:"tag"`
+	OnFailure *string         `json:"on_failure"`
+}
+
+// createSchedule answers POST /w/{ws}/schedules/create with 201 and the path.
+// The schedule's jobs run as the caller (its email and username are
+// recorded), so the caller must be able to read the script.
+func (s *Server) createSchedule(ctx *fasthttp.RequestCtx, p *principal) error {
+	ss, err := s.schedules()
+	if err != nil {
+		return err
+	}
+	if err := requireWriter(p, "creating a schedule"); err != nil {
+		return err
+	}
+	var req newScheduleRequest
+	if err := decodeBody(ctx, &req); err != nil {
+		return err
+	}
+	if err := vane.ValidatePath(req.Path); err != nil {
+		return err
+	}
+	if req.Schedule == nil || req.Timezone == nil {
+		return badRequest("schedule and timezone are required")
+	}
+	if err := scheduler.Validate(*req.Schedule, *req.Timezone, time.Now()); err != nil {
+		return err
+	}
+	if req.IsFlow {
+		return badRequest("is_flow: flows are not supported yet, a schedule runs a script")
+	}
+	if err := vane.ValidatePath(req.ScriptPath); err != nil {
+		return fmt.Errorf("script_path: %w", err)
+	}
+	args, err := scheduleArgs(req.Args)
+	if err != nil {
+		return err
+	}
+	if err := checkCreate(p, "schedule", req.Path, nil); err != nil {
+		return err
+	}
+	if err := s.checkScheduleScript(p, req.ScriptPath, args); err != nil {
+		return err
+	}
+	v := vane.Schedule{Workspace: p.Workspace, Path: req.Path, Cron: *req.Schedule, Timezone: *req.Timezone,
+		ScriptPath: req.ScriptPath, Args: args, Enabled: req.Enabled != nil && *req.Enabled, Summary: req.Summary,
+		Tag: req.Tag, OnFailure: req.OnFailure, Email: p.Email, ExtraPerms: map[string]bool{}}
+	wctx, cancel := detached()
+	defer cancel()
+	if err := ss.CreateSchedule(wctx, p.actor(), v); err != nil {
+		return fmt.Errorf("cannot create schedule %s: %w", req.Path, err)
+	}
+	return writeText(ctx, fasthttp.StatusCreated, req.Path)
+}
+
+// updateSchedule answers POST /w/{ws}/schedules/update/{path}: the fields
+// given replace the stored ones. The schedule then runs as the caller, as in
+// Windmill (edited_by and email become the caller's).
+func (s *Server) updateSchedule(ctx *fasthttp.RequestCtx, p *principal) error {
+	ss, err := s.schedules()
+	if err != nil {
+		return err
+	}
+	if err := requireWriter(p, "updating a schedule"); err != nil {
+		return err
+	}
+	path, err := pathArg(ctx)
+	if err != nil {
+		return err
+	}
+	var req editScheduleRequest
+	if err := decodeBody(ctx, &req); err != nil {
+		return err
+	}
+	v, err := writableSchedule(ss, p, path)
+	if err != nil {
+		return err
+	}
+	if req.Schedule != nil {
+		v.Cron = *req.Schedule
+	}
+	if req.Timezone != nil {
+		v.Timezone = *req.Timezone
+	}
+	if err := scheduler.Validate(v.Cron, v.Timezone, time.Now()); err != nil {
+		return err
+	}
+	if len(req.Args) > 0 {
+		if v.Args, err = scheduleArgs(req.Args); err != nil {
+			return err
+		}
+	}
+	if req.Summary != nil {
+		v.Summary = *req.Summary
+	}
+	if req.Tag != nil {
+		v.Tag = *req.Tag
+	}
+	if req.OnFailure != nil {
+		v.OnFailure = *req.OnFailure
+	}
+	if err := s.checkScheduleScript(p, v.ScriptPath, v.Args); err != nil {
+		return err
+	}
+	v.Email, v.Error = p.Email, ""
+	wctx, cancel := detached()
+	defer cancel()
+	if err := ss.UpdateSchedule(wctx, p.actor(), p.Workspace, path, v); err != nil {
+		return fmt.Errorf("cannot update schedule %s: %w", path, err)
+	}
+	return writeText(ctx, fasthttp.StatusOK, "updated schedule "+path)
+}
+
+// setEnabledRequest is the body of schedules/setenabled.
+type setEnabledRequest struct {
+	Enabled *bool `json:"enabled"`
+}
+
+// setScheduleEnabled answers POST /w/{ws}/schedules/setenabled/{path}
+// {enabled}. Enabling makes the schedule run as the caller, who must be able
+// to read its script; disabling stops it (the scheduler withdraws the job
+// queued for its next tick).
+func (s *Server) setScheduleEnabled(ctx *fasthttp.RequestCtx, p *principal) error {
+	ss, err := s.schedules()
+	if err != nil {
+		return err
+	}
+	if err := requireWriter(p, "enabling or disabling a schedule"); err != nil {
+		return err
+	}
+	path, err := pathArg(ctx)
+	if err != nil {
+		return err
+	}
+	var req setEnabledRequest
+	if err := decodeBody(ctx, &req); err != nil {
+		return err
+	}
+	if req.Enabled == nil {
+		return badRequest("enabled is required (true or false)")
+	}
+	v, err := writableSchedule(ss, p, path)
+	if err != nil {
+		return err
+	}
+	if *req.Enabled {
+		if err := s.checkScheduleScript(p, v.ScriptPath, v.Args); err != nil {
+			return err
+		}
+	}
+	v.Enabled, v.Email, v.Error = *req.Enabled, p.Email, ""
+	wctx, cancel := detached()
+	defer cancel()
+	if err := ss.UpdateSchedule(wctx, p.actor(), p.Workspace, path, v); err != nil {
+		return fmt.Errorf("cannot update schedule %s: %w", path, err)
+	}
+	state := "disabled"
+	if v.Enabled {
+		state = "enabled"
+	}
+	return writeText(ctx, fasthttp.StatusOK, state+" schedule "+path)
+}
+
+// deleteSchedule answers DELETE /w/{ws}/schedules/delete/{path}.
+func (s *Server) deleteSchedule(ctx *fasthttp.RequestCtx, p *principal) error {
+	ss, err := s.schedules()
+	if err != nil {
+		return err
+	}
+	return pathWrite(ctx, p, actionDelete, "schedule", func(path string) error {
+		_, err := writableSchedule(ss, p, path)
+		return err
+	}, func(wctx context.Context, path string) error {
+		return ss.DeleteSchedule(wctx, p.actor(), p.Workspace, path)
+	})
+}
+
+// getSchedule answers GET /w/{ws}/schedules/get/{path} with Windmill's Schedule.
+func (s *Server) getSchedule(ctx *fasthttp.RequestCtx, p *principal) error {
+	ss, err := s.schedules()
+	if err != nil {
+		return err
+	}
+	path, err := pathArg(ctx)
+	if err != nil {
+		return err
+	}
+	v, err := readableSchedule(ss, p, path)
+	if err != nil {
+		return err
+	}
+	return writeJSON(ctx, viewOfSchedule(&v))
+}
+
+// scheduleExists answers GET /w/{ws}/schedules/exists/{path} with a JSON
+// bool: false for a schedule p may not read.
+func (s *Server) scheduleExists(ctx *fasthttp.RequestCtx, p *principal) error {
+	ss, err := s.schedules()
+	if err != nil {
+		return err
+	}
+	path, err := pathArg(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = readableSchedule(ss, p, path)
+	if err != nil && !errors.Is(err, vane.ErrNotFound) {
+		return err
+	}
+	return writeJSON(ctx, err == nil)
+}
+
+// listSchedules answers GET
+// /w/{ws}/schedules/list?path_start=&path=&is_flow=&page=&per_page= with the
+// schedules p may read, by path, paged after the filter. path is the
+// script's path, as in Windmill.
+func (s *Server) listSchedules(ctx *fasthttp.RequestCtx, p *principal) error {
+	ss, err := s.schedules()
+	if err != nil {
+		return err
+	}
+	q := ctx.QueryArgs()
+	isFlow, err := queryBool(ctx, "is_flow")
+	if err != nil {
+		return err
+	}
+	page, perPage, err := pagination(ctx)
+	if err != nil {
+		return err
+	}
+	list, err := ss.ListSchedules(p.Workspace, string(q.Peek("path_start")))
+	if err != nil {
+		return fmt.Errorf("cannot list schedules: %w", err)
+	}
+	scriptPath := string(q.Peek("path"))
+	a := p.access()
+	out := make([]scheduleView, 0, len(list))
+	skip := (page - 1) * perPage
+	for i := range list {
+		v := &list[i]
+		if !a.CanRead(v.Path, v.ExtraPerms) || (scriptPath != "" && v.ScriptPath != scriptPath) ||
+			(isFlow != nil && v.IsFlow != *isFlow) {
+			continue
+		}
+		if skip > 0 {
+			skip--
+			continue
+		}
+		if len(out) == perPage {
+			break
+		}
+		out = append(out, viewOfSchedule(v))
+	}
+	return writeJSON(ctx, out)
+}
+
+// scheduleView is Windmill's Schedule: extra_perms and args are never null.
+type scheduleView struct {
+	*vane.Schedule
+}
+
+func viewOfSchedule(v *vane.Schedule) scheduleView {
+	if v.ExtraPerms == nil {
+		v.ExtraPerms = map[string]bool{}
+	}
+	if len(v.Args) == 0 {
+		v.Args = json.RawMessage("{}")
+	}
+	return scheduleView{v}
+}
+
+// scheduleArgs checks a schedule's args: a JSON object (absent or null is
+// {}), within the size limit.
+func scheduleArgs(raw json.RawMessage) (json.RawMessage, error) {
+	trimmed := bytes.TrimSpace(raw)
+	if len(trimmed) == 0 || string(trimmed) == "null" {
+		return json.RawMessage("{}"), nil
+	}
+	if trimmed[0] != '{' || !jsonAPI.Valid(trimmed) {
+		return nil, badRequest("args must be a JSON object")
+	}
+	if len(trimmed) > vane.MaxArgsBytes {
+		return nil, fmt.Errorf("args are %d bytes, more than %d: %w", len(trimmed), vane.MaxArgsBytes, vane.ErrTooLarge)
+	}
+	return append(json.RawMessage(nil), trimmed...), nil
+}
+
+// checkScheduleScript checks that the script a schedule runs exists and that
+// p, whom its jobs will run as, may read it (404 as a missing one
+// otherwise), and that args fit its schema.
+func (s *Server) checkScheduleScript(p *principal, path string, args json.RawMessage) error {
+	sc, err := s.readableScript(p, path)
+	if err != nil {
+		return err
+	}
+	if len(sc.Schema) == 0 {
+		return nil
+	}
+	sch, err := s.schemas.get(&sc)
+	if err != nil {
+		return err
+	}
+	var parsed map[string]json.RawMessage
+	if err := jsonAPI.Unmarshal(args, &parsed); err != nil {
+		return badRequest("args must be a JSON object")
+	}
+	if err := sch.ValidateArgs(parsed); err != nil {
+		return fmt.Errorf("script %s: %w", sc.Path, err)
+	}
+	return nil
+}
+
+// readableSchedule reads the schedule at path if p may read it; one p may
+// not read is not found, as a missing one (checkRead).
+func readableSchedule(ss ScheduleStore, p *principal, path string) (vane.Schedule, error) {
+	v, err := ss.GetSchedule(p.Workspace, path)
+	if err := checkRead(p, "schedule", path, err, v.Path, v.ExtraPerms); err != nil {
+		return vane.Schedule{}, err
+	}
+	return v, nil
+}
+
+// writableSchedule reads the schedule at path if p may change it (checkWrite).
+func writableSchedule(ss ScheduleStore, p *principal, path string) (vane.Schedule, error) {
+	v, err := ss.GetSchedule(p.Workspace, path)
+	if err := checkWrite(p, "schedule", path, err, v.Path, v.ExtraPerms); err != nil {
+		return vane.Schedule{}, err
+	}
+	return v, nil
+}

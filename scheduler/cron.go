@@ -1,0 +1,86 @@
+package scheduler
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/adhocore/gronx"
+	"github.com/google/uuid"
+
+	"vane"
+)
+
+// Windmill's cron is six fields, seconds first (`sec min hour dom month dow`);
+// gronx reads that, the classic five fields (seconds 0) and a seventh year
+// field, all of which Windmill's cron versions accept too.
+
+// Validate checks a schedule's cron expression and IANA timezone as the
+// scheduler will use them: an error wrapping vane.ErrInvalid names what is
+// wrong. An expression that parses but never fires (30 February) is refused.
+func Validate(cron, timezone string, now time.Time) error {
+	_, err := NextTick(cron, timezone, now)
+	return err
+}
+
+// NextTick returns the first tick of cron in timezone strictly after after,
+// in UTC and truncated to the second. Errors wrap vane.ErrInvalid.
+func NextTick(cron, timezone string, after time.Time) (time.Time, error) {
+	loc, err := location(timezone)
+	if err != nil {
+		return time.Time{}, err
+	}
+	expr := strings.Join(strings.Fields(cron), " ")
+	if n := len(strings.Fields(expr)); n < 5 || n > 7 {
+		return time.Time{}, vane.Invalidf("schedule %q has %d fields; a cron expression has 6 (sec min hour day month weekday), or 5 or 7", cron, n)
+	}
+	if !gronx.IsValid(expr) {
+		return time.Time{}, vane.Invalidf("schedule %q is not a valid cron expression (6 fields: sec min hour day month weekday, e.g. \"0 */5 * * * *\")", cron)
+	}
+	// gronx reads the fields in the location of the time it is given, so the
+	// tick is computed on the timezone's wall clock. With inclRefTime false
+	// gronx answers the first due second after the reference's whole second,
+	// which is also the first tick strictly after `after`.
+	ref := after.In(loc).Truncate(time.Second)
+	next, err := gronx.NextTickAfter(expr, ref, false)
+	if err != nil {
+		return time.Time{}, vane.Invalidf("schedule %q never fires after %s: %v", cron, ref.Format(time.RFC3339), err)
+	}
+	if !next.After(after) {
+		// Defensive: gronx promises a later tick; a caller relying on
+		// "strictly after" must never get the same tick twice.
+		return time.Time{}, vane.Invalidf("schedule %q: no tick after %s", cron, after.Format(time.RFC3339))
+	}
+	return next.UTC(), nil
+}
+
+// location loads an IANA timezone; "" is refused, as Windmill requires one.
+func location(timezone string) (*time.Location, error) {
+	if timezone == "" {
+		return nil, vane.Invalidf("timezone is required (an IANA name such as \"UTC\" or \"Europe/Paris\")")
+	}
+	loc, err := time.LoadLocation(timezone)
+	if err != nil {
+		return nil, vane.Invalidf("timezone %q is not a known IANA timezone", timezone)
+	}
+	return loc, nil
+}
+
+// jobIDSpace is the UUID namespace of scheduled job ids (a fixed random UUID).
+var jobIDSpace = uuid.MustParse("5b0d2f4e-8c1a-4f57-9a3e-7d6c1b2a9e40")
+
+// JobID is the id of the job a schedule pushes for one tick: a name-based
+// (SHA-1, version 5) UUID of the workspace, the schedule's path, its version
+// (the store's edited_at, the same on every node) and the tick. Every leader,
+// now or after a change of leader, derives the same id for the same tick, so
+// the store's job-id uniqueness makes a second push of it a no-op; an edit of
+// the schedule gives its ticks new ids, so the next tick under the new
+// definition is not mistaken for the withdrawn job of the old one.
+func JobID(ws, path string, version int64, tick time.Time) string {
+	name := ws + "\x00" + path + "\x00" + strconv.FormatInt(version, 10) + "\x00" + tick.UTC().Format(time.RFC3339Nano)
+	return uuid.NewSHA1(jobIDSpace, []byte(name)).String()
+}
+
+// Version is the version of a schedule that JobID uses: its edited_at, which
+// every write of the schedule sets from the command's replicated timestamp.
+func Version(sc *vane.Schedule) int64 { return sc.EditedAt.UnixNano() }
