@@ -40,6 +40,9 @@ type builder struct {
 	env       []string
 	sem       chan struct{} // bounds concurrent toolchain runs
 
+	client    map[string]string // the client module's files (wmill.go)
+	clientSum string            // their digest, part of every key
+
 	mu       sync.Mutex // guards inflight and failures
 	inflight map[string]*buildCall
 	failures map[string]error
@@ -65,6 +68,7 @@ func newBuilder(ctx context.Context, cfg Config) (*builder, error) {
 			return nil, fmt.Errorf("cannot create the Go build cache dir: %w", err)
 		}
 	}
+	b.client, b.clientSum = clientFiles()
 	base := cfg.Env
 	if base == nil {
 		base = os.Environ()
@@ -112,7 +116,7 @@ func goVersion(ctx context.Context, goBin, dir string) (string, error) {
 // key is the content address of the artifact for (code, lock).
 func (b *builder) key(code, lock string) string {
 	h := sha256.New()
-	for _, part := range []string{wrapperVersion, b.goVersion, code, lock} {
+	for _, part := range []string{wrapperVersion, b.goVersion, b.clientSum, code, lock} {
 		fmt.Fprintf(h, "%d:%s;", len(part), part)
 	}
 	return hex.EncodeToString(h.Sum(nil))
@@ -228,7 +232,7 @@ func (b *builder) compile(ctx context.Context, code, lock string) (wasm []byte, 
 		goMod = "module mymod\n\ngo " + goDirective(b.goVersion) + "\n"
 	}
 	files := map[string]string{
-		"go.mod":         goMod,
+		"go.mod":         withClientReplace(goMod),
 		"go.sum":         goSum,
 		"main.go":        mainSource,
 		"inner/inner.go": innerSource(code, sig),
@@ -241,6 +245,9 @@ func (b *builder) compile(ctx context.Context, code, lock string) (wasm []byte, 
 		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
 			return nil, "", fmt.Errorf("cannot write the build dir: %w", err)
 		}
+	}
+	if err := writeClient(dir, b.client); err != nil {
+		return nil, "", fmt.Errorf("cannot write the build dir: %w", err)
 	}
 	if lock == "" {
 		if err := b.goCmd(ctx, dir, "mod", "tidy"); err != nil {
@@ -263,7 +270,7 @@ func (b *builder) compile(ctx context.Context, code, lock string) (wasm []byte, 
 		if err := errors.Join(err1, err2); err != nil {
 			return nil, "", fmt.Errorf("cannot read the resolved lock: %w", err)
 		}
-		resolved = string(mod) + lockSumSeparator + string(sum)
+		resolved = withoutClientReplace(string(mod)) + lockSumSeparator + string(sum)
 	}
 	return wasm, resolved, nil
 }

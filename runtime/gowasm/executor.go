@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,10 +24,12 @@ import (
 	"time"
 
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental/sysfs"
 	"github.com/tetratelabs/wazero/sys"
 
 	"vane"
 	jobrt "vane/runtime"
+	"vane/runtime/apifile"
 	"vane/runtime/wasmhost"
 )
 
@@ -88,6 +91,7 @@ type Executor struct {
 	host     *wasmhost.Host
 	ownsHost bool
 	build    *builder
+	apiHTTP  *http.Client // the jobs' API calls (see runtime/apifile)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -109,7 +113,7 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Executor{cfg: cfg, host: cfg.Host, build: b}
+	e := &Executor{cfg: cfg, host: cfg.Host, build: b, apiHTTP: apifile.NewHTTPClient()}
 	if e.host == nil {
 		hc := wasmhost.DefaultConfig()
 		hc.CompilationCacheDir = filepath.Join(cfg.CacheDir, "compiled")
@@ -126,6 +130,7 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 // Close closes the wasm host if New created it. It is idempotent.
 func (e *Executor) Close(ctx context.Context) error {
 	e.closeOnce.Do(func() {
+		e.apiHTTP.CloseIdleConnections()
 		if e.ownsHost {
 			e.closeErr = e.host.Close(ctx)
 		}
@@ -178,7 +183,8 @@ func (e *InitError) Error() string { return e.Message }
 
 // Run implements runtime.Executor: it starts a fresh instance of the
 // script's module from its snapshot, with req.Dir mounted at "/" (and
-// nothing else), only req.GuestEnv() (WM_* and the script's envs), stdout and stderr into
+// nothing else; a script that uses Windmill's client also finds the API
+// file there, /_vane_api), only req.GuestEnv() (WM_* and the script's envs), stdout and stderr into
 // req.Logs (capped at Limits.LogBytes), linear memory capped at
 // Limits.MemoryBytes, and the call bounded by ctx and Limits.Timeout. A script
 // that does not build fails with the compiler's message.
@@ -211,6 +217,14 @@ func (e *Executor) Run(ctx context.Context, req *jobrt.Request) (jobrt.Outcome, 
 	logs := jobrt.NewCappedWriter(req.Logs, lim.LogBytes)
 	crash := &crashWatcher{}
 	ic := wasmhost.InstanceConfig{Dir: req.Dir, Stdout: logs, Stderr: io.MultiWriter(logs, crash), MemoryBytes: lim.MemoryBytes}
+	if req.Dir != "" && usesClient(req.Code, req.Lock) {
+		// The API file goes into the job's own mount at "/": Go's syscall
+		// package read the preopened directories during _initialize, so the
+		// snapshot knows no other mount. A mount costs the pooled instance
+		// (Acquire instantiates afresh), which only such jobs pay.
+		ic.Dir = ""
+		ic.Mounts = []wasmhost.Mount{{Guest: "/", FS: apifile.NewFS(sysfs.DirFS(req.Dir), apifile.NewClient(ctx, e.apiHTTP, req.Env))}}
+	}
 	inst, err := tmpl.Acquire(ctx, ic)
 	if errors.Is(err, wasmhost.ErrTemplateClosed) {
 		// Evicted between lookup and use: fetch (rebuild) it once more.

@@ -19,6 +19,7 @@ import (
 
 	"vane"
 	jobrt "vane/runtime"
+	"vane/runtime/apifile"
 	"vane/runtime/wasmhost"
 )
 
@@ -100,7 +101,7 @@ type Executor struct {
 	scripts     *scriptCache
 	tmpl        *wasmhost.Template // the first template, for its memory size; see template()
 	pool        *workerPool        // nil unless Config.WorkerCommand is set
-	apiHTTP     *http.Client       // the jobs' API calls (see api.go)
+	apiHTTP     *http.Client       // the jobs' API calls (see runtime/apifile)
 }
 
 var (
@@ -121,7 +122,7 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 		return nil, fmt.Errorf("cannot resolve python build dir: %w", err)
 	}
 	e := &Executor{cfg: cfg, host: cfg.Host, snapshot: filepath.Join(build, SnapshotFile), stdlibDir: filepath.Join(build, StdlibDir),
-		apiHTTP: newAPIHTTPClient()}
+		apiHTTP: apifile.NewHTTPClient()}
 	st, err := os.Stat(e.snapshot)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read python snapshot: %w", err)
@@ -269,7 +270,7 @@ func (e *Executor) runLocal(ctx context.Context, req *jobrt.Request) (jobrt.Outc
 		logs:        logs,
 		memoryBytes: limits.MemoryBytes,
 		maxResponse: limits.ResultBytes,
-		api:         newAPIClient(ctx, e.apiHTTP, req.Env),
+		api:         apifile.NewClient(ctx, e.apiHTTP, req.Env),
 	})
 	if err != nil {
 		return jobrt.Outcome{}, err

@@ -9,7 +9,9 @@ import (
 	"io"
 
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental/sysfs"
 
+	"vane/runtime/apifile"
 	"vane/runtime/wasmhost"
 )
 
@@ -38,9 +40,10 @@ type guestCall struct {
 	logs        io.Writer         // stderr, and stray stdout; nil discards
 	memoryBytes int64
 	maxResponse int64
-	// api, when set, makes /script a scriptFS, whose apiFile reaches vane's
-	// API with the job's token (jobs only; save-time calls have none).
-	api *apiClient
+	// api, when set, adds the API file to /script (a read-only view of the
+	// script's .pyc tree), reaching vane's API with the job's token (jobs
+	// only; save-time calls have none).
+	api *apifile.Client
 }
 
 // guestResult is what came back from a guestCall.
@@ -73,7 +76,7 @@ func (e *Executor) call(ctx context.Context, c guestCall) (guestResult, error) {
 	}
 	script := wasmhost.Mount{Host: scriptDir, Guest: guestScript, ReadOnly: true}
 	if c.api != nil {
-		script.FS = newScriptFS(scriptDir, c.api)
+		script.FS = apifile.NewFS(&sysfs.ReadFS{FS: sysfs.DirFS(scriptDir)}, c.api)
 	}
 	ic := wasmhost.InstanceConfig{
 		Dir: jobDir,

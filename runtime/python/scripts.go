@@ -18,7 +18,7 @@ import (
 // mainModule is the module name of the job's own script under /script.
 const mainModule = "_vane_main"
 
-// wmillModule is vane's Windmill client (wmill.py, see api.go), compiled
+// wmillModule is vane's Windmill client (wmill.py, see runtime/apifile), compiled
 // into every script's .pyc tree: /script comes first on the guest's
 // sys.path, and the interpreter snapshot need not change when it does.
 const wmillModule = "wmill"

@@ -2,7 +2,7 @@
 
 A guest has no network: every call is one request through the virtual file
 /script/_vane_api, which vane's host turns into an HTTP call to its own API
-with this job's WM_TOKEN (see runtime/python/api.go). So a job can read and
+with this job's WM_TOKEN (see runtime/apifile). So a job can read and
 write exactly what its token allows, and each call is subject to the same
 checks as over HTTP.
 """

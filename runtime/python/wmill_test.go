@@ -16,6 +16,7 @@ import (
 	"vane/api"
 	"vane/raftstore"
 	jobrt "vane/runtime"
+	"vane/runtime/apifile"
 )
 
 // apiServer is vane's real API over a one-node store: workspace acme with
@@ -285,13 +286,13 @@ func TestWmill_CallCost(t *testing.T) {
 
 func TestParseAPIRequestLine(t *testing.T) {
 	for _, ok := range []string{"GET /api/w/a/variables/get_value/u/x/y", "POST /api/w/a/resources/create?update_if_exists=true", "DELETE /api/w/a/x"} {
-		if _, _, err := parseAPIRequestLine(ok); err != nil {
+		if _, _, err := apifile.ParseRequestLine(ok); err != nil {
 			t.Errorf("%q: %v", ok, err)
 		}
 	}
 	for _, bad := range []string{"", "GET", "get /api/x", "TRACE /api/x", "GET /etc/passwd", "GET api/x", "GET /api/x/../../y",
 		"GET /api/./x", "GET /api/%2E%2E/x", "GET /api/a%2fb", "GET /api/x y", "GET /api/x#f", "GET http://evil/api/x", "GET //evil/api/x"} {
-		if _, _, err := parseAPIRequestLine(bad); err == nil {
+		if _, _, err := apifile.ParseRequestLine(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
 	}

@@ -1,4 +1,12 @@
-package python
+// Package apifile gives a wasm guest vane's API through a virtual file: a
+// guest has no sockets, and CPython cannot call a host function without a C
+// extension (which would mean rebuilding the interpreter), but every guest
+// can open, write and read a file. Go guests use the same file rather than
+// a host function of their own, so that one piece of code parses, checks,
+// bounds and makes every guest's API calls. Python jobs see it as
+// /script/_vane_api, Go jobs as /_vane_api; the clients are the runtimes'
+// own (runtime/python/wmill.py, runtime/gowasm/wmillclient).
+package apifile
 
 import (
 	"bytes"
@@ -14,45 +22,41 @@ import (
 	"time"
 
 	experimentalsys "github.com/tetratelabs/wazero/experimental/sys"
-	"github.com/tetratelabs/wazero/experimental/sysfs"
 	"github.com/tetratelabs/wazero/sys"
 )
 
-// The guest reaches vane's API through a virtual file: a guest has no
-// sockets, and CPython cannot call a host function without a C extension
-// (which would mean rebuilding the interpreter), but it can open, write and
-// read a file. The /script mount is a read-only view of the script's .pyc
-// tree plus apiFile, which is no file on disk: each open of it is one
-// request. The guest writes "METHOD /api/path\n" and the body, then reads
-// "STATUS\n" and the response body; the first read sends the request, to
-// BASE_INTERNAL_URL with the job's own WM_TOKEN, so the job can do exactly
-// what its token allows. wmill.py is the client side.
+// The API file is no file on disk: each open of it is one request. The
+// guest writes "METHOD /api/path\n" and the body, then reads "STATUS\n" and
+// the response body; the first read sends the request, to BASE_INTERNAL_URL
+// with the job's own WM_TOKEN, so the job can do exactly what its token
+// allows.
 const (
-	apiFile = "_vane_api" // the guest sees /script/_vane_api
+	// Name is the API file's name in the directory an FS wraps.
+	Name = "_vane_api"
 
-	// maxAPIBody bounds a request's body and a response's body.
-	maxAPIBody = 16 << 20
-	// maxAPIHead bounds the request line (method and path).
-	maxAPIHead = 8 << 10
-	// maxAPIOpen bounds the opens of apiFile a job holds at once: each may
-	// hold a request or a response of up to maxAPIBody in this process.
-	maxAPIOpen = 4
+	// MaxBody bounds a request's body and a response's body.
+	MaxBody = 16 << 20
+	// MaxHead bounds the request line (method and path).
+	MaxHead = 8 << 10
+	// MaxOpen bounds the opens of the API file a job holds at once: each may
+	// hold a request or a response of up to MaxBody in this process.
+	MaxOpen = 4
 )
 
-// apiClient makes one job's API calls: ctx is the job's, so a call ends
+// Client makes one job's API calls: ctx is the job's, so a call ends
 // with the job.
-type apiClient struct {
+type Client struct {
 	ctx     context.Context
 	baseURL string // BASE_INTERNAL_URL, without a trailing slash
 	token   string // the job's WM_TOKEN
 	http    *http.Client
-	open    atomic.Int32 // apiRequestFiles not closed yet
+	open    atomic.Int32 // requestFiles not closed yet
 }
 
-// newAPIHTTPClient is the client an executor's jobs share (its connections
+// NewHTTPClient is the client an executor's jobs share (its connections
 // are reused). It follows no redirect, so the token goes nowhere but the
 // API, and uses no proxy: BASE_INTERNAL_URL is this host's own view of it.
-func newAPIHTTPClient() *http.Client {
+func NewHTTPClient() *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.Proxy = nil
 	tr.MaxIdleConnsPerHost = 16
@@ -62,26 +66,26 @@ func newAPIHTTPClient() *http.Client {
 	}
 }
 
-// newAPIClient returns the API access of a job whose reserved variables are
+// NewClient returns the API access of a job whose reserved variables are
 // env (WM_TOKEN, BASE_INTERNAL_URL). A job without them still gets one: its
 // calls answer why they cannot be made.
-func newAPIClient(ctx context.Context, hc *http.Client, env map[string]string) *apiClient {
-	return &apiClient{ctx: ctx, baseURL: strings.TrimRight(env["BASE_INTERNAL_URL"], "/"), token: env["WM_TOKEN"], http: hc}
+func NewClient(ctx context.Context, hc *http.Client, env map[string]string) *Client {
+	return &Client{ctx: ctx, baseURL: strings.TrimRight(env["BASE_INTERNAL_URL"], "/"), token: env["WM_TOKEN"], http: hc}
 }
 
 // call parses one request written by the guest and makes it. Failures on
 // this side are answered like the API would: 400 for a bad request, 413
 // for a too large request or response, 502 when the API cannot be reached, 504 when
 // the job's time is up; their bodies start with "vane:".
-func (a *apiClient) call(raw []byte) (int, []byte) {
+func (a *Client) call(raw []byte) (int, []byte) {
 	head, body, _ := bytes.Cut(raw, []byte("\n"))
-	if len(head) > maxAPIHead {
-		return http.StatusBadRequest, []byte(fmt.Sprintf("vane: the request line is longer than %d bytes", maxAPIHead))
+	if len(head) > MaxHead {
+		return http.StatusBadRequest, []byte(fmt.Sprintf("vane: the request line is longer than %d bytes", MaxHead))
 	}
-	if len(body) > maxAPIBody {
-		return http.StatusRequestEntityTooLarge, []byte(fmt.Sprintf("vane: the request body is larger than %d bytes", maxAPIBody))
+	if len(body) > MaxBody {
+		return http.StatusRequestEntityTooLarge, []byte(fmt.Sprintf("vane: the request body is larger than %d bytes", MaxBody))
 	}
-	method, path, err := parseAPIRequestLine(string(head))
+	method, path, err := ParseRequestLine(string(head))
 	if err != nil {
 		return http.StatusBadRequest, []byte("vane: " + err.Error())
 	}
@@ -111,19 +115,19 @@ func (a *apiClient) call(raw []byte) (int, []byte) {
 		return http.StatusBadGateway, []byte("vane: cannot reach the API: " + err.Error())
 	}
 	defer resp.Body.Close()
-	out, err := io.ReadAll(io.LimitReader(resp.Body, maxAPIBody+1))
+	out, err := io.ReadAll(io.LimitReader(resp.Body, MaxBody+1))
 	if err != nil {
 		return http.StatusBadGateway, []byte("vane: cannot read the API's response: " + err.Error())
 	}
-	if len(out) > maxAPIBody {
-		return http.StatusRequestEntityTooLarge, []byte(fmt.Sprintf("vane: the API's response is larger than %d bytes", maxAPIBody))
+	if len(out) > MaxBody {
+		return http.StatusRequestEntityTooLarge, []byte(fmt.Sprintf("vane: the API's response is larger than %d bytes", MaxBody))
 	}
 	return resp.StatusCode, out
 }
 
-// parseAPIRequestLine checks "METHOD /api/path[?query]": only vane's own
+// ParseRequestLine checks "METHOD /api/path[?query]": only vane's own
 // API, and no path that could be normalized into another place.
-func parseAPIRequestLine(line string) (method, path string, err error) {
+func ParseRequestLine(line string) (method, path string, err error) {
 	method, path, ok := strings.Cut(strings.TrimSuffix(line, "\r"), " ")
 	if !ok {
 		return "", "", errors.New(`the request must start with "METHOD /api/path"`)
@@ -151,31 +155,34 @@ func parseAPIRequestLine(line string) (method, path string, err error) {
 	return method, path, nil
 }
 
-// scriptFS is the /script mount: the script's .pyc tree, read-only, plus
-// apiFile when the job has an apiClient.
-type scriptFS struct {
+// FS is a directory with the API file at its root: Name always opens the
+// API file (a file of that name in the directory is shadowed), everything
+// else goes to the directory. With a nil Client, every request answers that
+// the guest has no API access.
+type FS struct {
 	experimentalsys.FS
-	api *apiClient
+	api *Client
 }
 
-func newScriptFS(dir string, api *apiClient) *scriptFS {
-	return &scriptFS{FS: &sysfs.ReadFS{FS: sysfs.DirFS(dir)}, api: api}
+// NewFS returns base with the API file of api at its root.
+func NewFS(base experimentalsys.FS, api *Client) *FS {
+	return &FS{FS: base, api: api}
 }
 
-// apiStat is apiFile's stat: an empty regular file, readable and writable.
+// apiStat is the API file's stat: an empty regular file, readable and writable.
 func apiStat() sys.Stat_t {
 	now := time.Now().UnixNano()
 	return sys.Stat_t{Mode: 0o600, Nlink: 1, Atim: now, Mtim: now, Ctim: now}
 }
 
 // OpenFile implements experimentalsys.FS.
-func (s *scriptFS) OpenFile(path string, flag experimentalsys.Oflag, perm fs.FileMode) (experimentalsys.File, experimentalsys.Errno) {
-	if path == apiFile {
+func (s *FS) OpenFile(path string, flag experimentalsys.Oflag, perm fs.FileMode) (experimentalsys.File, experimentalsys.Errno) {
+	if path == Name {
 		if flag&experimentalsys.O_DIRECTORY != 0 {
 			return nil, experimentalsys.ENOTDIR
 		}
-		f := &apiRequestFile{api: s.api}
-		if s.api != nil && s.api.open.Add(1) > maxAPIOpen {
+		f := &requestFile{api: s.api}
+		if s.api != nil && s.api.open.Add(1) > MaxOpen {
 			f.refused = true // answered by the read, with a message the guest can show
 		}
 		return f, 0
@@ -184,49 +191,49 @@ func (s *scriptFS) OpenFile(path string, flag experimentalsys.Oflag, perm fs.Fil
 }
 
 // Stat implements experimentalsys.FS.
-func (s *scriptFS) Stat(path string) (sys.Stat_t, experimentalsys.Errno) {
-	if path == apiFile {
+func (s *FS) Stat(path string) (sys.Stat_t, experimentalsys.Errno) {
+	if path == Name {
 		return apiStat(), 0
 	}
 	return s.FS.Stat(path)
 }
 
 // Lstat implements experimentalsys.FS.
-func (s *scriptFS) Lstat(path string) (sys.Stat_t, experimentalsys.Errno) {
-	if path == apiFile {
+func (s *FS) Lstat(path string) (sys.Stat_t, experimentalsys.Errno) {
+	if path == Name {
 		return apiStat(), 0
 	}
 	return s.FS.Lstat(path)
 }
 
-// apiRequestFile is one open of apiFile: writes collect the request, the
+// requestFile is one open of the API file: writes collect the request, the
 // first read makes it, reads then return the response until EOF. Writing
 // after the request was made is an error (one request per open).
-type apiRequestFile struct {
+type requestFile struct {
 	experimentalsys.UnimplementedFile
-	api  *apiClient
+	api  *Client
 	req  bytes.Buffer
 	resp []byte
 	off  int
 	sent bool
 
-	tooLarge bool // the request exceeded maxAPIHead+maxAPIBody
-	refused  bool // the job had maxAPIOpen others open
+	tooLarge bool // the request exceeded MaxHead+MaxBody
+	refused  bool // the job had MaxOpen others open
 	closed   bool
 }
 
 // Stat implements experimentalsys.File.
-func (f *apiRequestFile) Stat() (sys.Stat_t, experimentalsys.Errno) { return apiStat(), 0 }
+func (f *requestFile) Stat() (sys.Stat_t, experimentalsys.Errno) { return apiStat(), 0 }
 
 // IsDir implements experimentalsys.File.
-func (f *apiRequestFile) IsDir() (bool, experimentalsys.Errno) { return false, 0 }
+func (f *requestFile) IsDir() (bool, experimentalsys.Errno) { return false, 0 }
 
 // Write implements experimentalsys.File.
-func (f *apiRequestFile) Write(p []byte) (int, experimentalsys.Errno) {
+func (f *requestFile) Write(p []byte) (int, experimentalsys.Errno) {
 	if f.sent {
 		return 0, experimentalsys.EBADF
 	}
-	if f.req.Len()+len(p) > maxAPIHead+maxAPIBody {
+	if f.req.Len()+len(p) > MaxHead+MaxBody {
 		f.tooLarge = true // answered by the read, with a message the guest can show
 		f.req = bytes.Buffer{}
 	}
@@ -237,14 +244,14 @@ func (f *apiRequestFile) Write(p []byte) (int, experimentalsys.Errno) {
 }
 
 // Read implements experimentalsys.File.
-func (f *apiRequestFile) Read(p []byte) (int, experimentalsys.Errno) {
+func (f *requestFile) Read(p []byte) (int, experimentalsys.Errno) {
 	if !f.sent {
 		f.sent = true
 		switch {
 		case f.refused:
-			f.resp = []byte(fmt.Sprintf("429\nvane: a job may have at most %d API requests open at once (close the others)", maxAPIOpen))
+			f.resp = []byte(fmt.Sprintf("429\nvane: a job may have at most %d API requests open at once (close the others)", MaxOpen))
 		case f.tooLarge:
-			f.resp = []byte(fmt.Sprintf("413\nvane: the request is larger than %d bytes", maxAPIHead+maxAPIBody))
+			f.resp = []byte(fmt.Sprintf("413\nvane: the request is larger than %d bytes", MaxHead+MaxBody))
 		case f.api == nil:
 			f.resp = []byte("503\nvane: this guest has no API access")
 		default:
@@ -259,7 +266,7 @@ func (f *apiRequestFile) Read(p []byte) (int, experimentalsys.Errno) {
 }
 
 // Close implements experimentalsys.File.
-func (f *apiRequestFile) Close() experimentalsys.Errno {
+func (f *requestFile) Close() experimentalsys.Errno {
 	if !f.closed {
 		f.closed = true
 		f.req, f.resp = bytes.Buffer{}, nil
