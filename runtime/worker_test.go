@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"vane"
+	"vane/internal/apitest"
 	"vane/raftstore"
 	jobrt "vane/runtime"
 	"vane/runtime/bash"
@@ -33,23 +34,8 @@ var testActor = vane.Actor{Email: "admin@example.com", Username: "admin"}
 // MustStore opens a one-node store with a workspace, closed at cleanup.
 func MustStore(tb testing.TB) *raftstore.Store {
 	tb.Helper()
-	cfg := raftstore.DefaultConfig()
-	cfg.Dir = tb.TempDir()
-	cfg.HeartbeatTimeout = 200 * time.Millisecond
-	cfg.ElectionTimeout = 200 * time.Millisecond
-	cfg.LeaderLeaseTimeout = 100 * time.Millisecond
-	cfg.CommitTimeout = 2 * time.Millisecond
-	cfg.ReapInterval = 50 * time.Millisecond
-	s, err := raftstore.Open(cfg)
-	if err != nil {
-		tb.Fatalf("raftstore.Open: %v", err)
-	}
-	tb.Cleanup(func() { _ = s.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := s.WaitLeader(ctx); err != nil {
-		tb.Fatalf("WaitLeader: %v", err)
-	}
+	s := apitest.OpenStore(tb, func(cfg *raftstore.Config) { cfg.ReapInterval = 50 * time.Millisecond })
+	ctx := context.Background()
 	if err := s.CreateUser(ctx, testActor, vane.User{Email: testActor.Email, Name: "Admin", SuperAdmin: true}); err != nil {
 		tb.Fatalf("CreateUser: %v", err)
 	}

@@ -4,116 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
-	"net"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"vane"
-	"vane/api"
-	"vane/raftstore"
+	"vane/internal/apitest"
 	jobrt "vane/runtime"
 )
-
-// apiServer is vane's real API over a one-node store: workspace acme with
-// the members alice and bob, each with a token.
-type apiServer struct {
-	url    string
-	tokens map[string]string // username -> token
-}
-
-func mustAPIServer(tb testing.TB) *apiServer {
-	tb.Helper()
-	cfg := raftstore.DefaultConfig()
-	cfg.Dir = tb.TempDir()
-	cfg.HeartbeatTimeout = 200 * time.Millisecond
-	cfg.ElectionTimeout = 200 * time.Millisecond
-	cfg.LeaderLeaseTimeout = 100 * time.Millisecond
-	cfg.CommitTimeout = 2 * time.Millisecond
-	st, err := raftstore.Open(cfg)
-	if err != nil {
-		tb.Fatalf("raftstore.Open: %v", err)
-	}
-	tb.Cleanup(func() { _ = st.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := st.WaitLeader(ctx); err != nil {
-		tb.Fatalf("WaitLeader: %v", err)
-	}
-	root := vane.Actor{Email: "alice@example.com", Username: "alice"}
-	s := &apiServer{tokens: map[string]string{}}
-	for i, m := range []vane.Member{
-		{Email: "alice@example.com", Username: "alice", IsAdmin: true},
-		{Email: "bob@example.com", Username: "bob"},
-	} {
-		if err := st.CreateUser(ctx, root, vane.User{Email: m.Email}); err != nil {
-			tb.Fatalf("CreateUser: %v", err)
-		}
-		m.Workspace = "acme"
-		if i == 0 {
-			err = st.CreateWorkspace(ctx, root, vane.Workspace{ID: "acme", Name: "Acme"}, m)
-		} else {
-			err = st.AddMember(ctx, root, m)
-		}
-		if err != nil {
-			tb.Fatalf("cannot add %s: %v", m.Email, err)
-		}
-		secret := api.NewTokenSecret()
-		tok := vane.Token{TokenHash: api.HashToken(secret), Prefix: secret[:api.TokenPrefixLen], Email: m.Email, CreatedAt: time.Now()}
-		if err := st.CreateToken(ctx, root, tok); err != nil {
-			tb.Fatalf("CreateToken: %v", err)
-		}
-		s.tokens[m.Username] = secret
-	}
-	srv, err := api.New(api.Config{}, api.Deps{Tokens: st, Users: st, Workspaces: st, Scripts: st, Lifecycle: st,
-		Jobs: st, JobReader: st, Keys: st, Variables: st, Resources: st, ResourceTypes: st})
-	if err != nil {
-		tb.Fatalf("api.New: %v", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	go func() { _ = srv.Serve(ln) }()
-	tb.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer scancel()
-		_ = srv.Shutdown(sctx)
-	})
-	s.url = "http://" + ln.Addr().String()
-	return s
-}
-
-// do calls the API as user and fails the test unless the status is want.
-func (s *apiServer) do(tb testing.TB, user, method, path, body string, want int) string {
-	tb.Helper()
-	req, err := http.NewRequest(method, s.url+"/api/w/acme/"+path, strings.NewReader(body))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+s.tokens[user])
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		tb.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != want {
-		tb.Fatalf("%s %s: status %d, want %d: %s", method, path, resp.StatusCode, want, out)
-	}
-	return string(out)
-}
-
-// env is the reserved environment of a job of user in acme.
-func (s *apiServer) env(user, scriptPath string) map[string]string {
-	return map[string]string{"WM_TOKEN": s.tokens[user], "WM_WORKSPACE": "acme", "WM_JOB_ID": "job-1",
-		"WM_STATE_PATH": scriptPath + "/user", "BASE_INTERNAL_URL": s.url + "/"}
-}
 
 // runJob runs code as a job with env (the job's reserved variables) and
 // fails tb on an executor error.
@@ -199,9 +98,9 @@ func main(n int) (interface{}, error) {
 // reference, state kept across runs, variables created and updated, and
 // the ACL applied to the job's token.
 func TestWmill(t *testing.T) {
-	srv := mustAPIServer(t)
-	srv.do(t, "alice", "POST", "variables/create", `{"path":"u/alice/db_password","value":"s3cret","is_secret":true,"description":""}`, 201)
-	srv.do(t, "alice", "POST", "resources/create", `{"path":"u/alice/db","resource_type":"postgres","value":{"host":"db1","password":"$var:u/alice/db_password"}}`, 201)
+	srv := apitest.Start(t)
+	srv.Do(t, "alice", "POST", "variables/create", `{"path":"u/alice/db_password","value":"s3cret","is_secret":true,"description":""}`, 201)
+	srv.Do(t, "alice", "POST", "resources/create", `{"path":"u/alice/db","resource_type":"postgres","value":{"host":"db1","password":"$var:u/alice/db_password"}}`, 201)
 	e := MustNewExecutor(t)
 	code := strings.Replace(wmillScript, `"errors"`, "\"errors\"\n\t\"strconv\"", 1)
 	lock, err := e.Deploy(context.Background(), &jobrt.Deployment{Workspace: "acme", Path: "u/alice/wmill", Code: code})
@@ -214,7 +113,7 @@ func TestWmill(t *testing.T) {
 	state := "u/alice/wmill_state" // WM_STATE_PATH is state + "/user"
 	for run := 1; run <= 2; run++ {
 		n := strconv.Itoa(run)
-		out, logs := runJob(t, e, code, lock, `{"n":`+n+`}`, srv.env("alice", state))
+		out, logs := runJob(t, e, code, lock, `{"n":`+n+`}`, srv.JobEnv("alice", state))
 		if !out.Success {
 			t.Fatalf("run %d failed: %s (logs: %s)", run, out.Result, logs)
 		}
@@ -235,7 +134,7 @@ func TestWmill(t *testing.T) {
 		ResourceType string          `json:"resource_type"`
 		Value        json.RawMessage `json:"value"`
 	}
-	if err := json.Unmarshal([]byte(srv.do(t, "alice", "GET", "resources/get/"+state+"/user", "", 200)), &res); err != nil {
+	if err := json.Unmarshal([]byte(srv.Do(t, "alice", "GET", "resources/get/"+state+"/user", "", 200)), &res); err != nil {
 		t.Fatal(err)
 	}
 	if res.ResourceType != "state" {
@@ -248,13 +147,13 @@ func TestWmill(t *testing.T) {
 	if err := e.removeWasmCache(); err != nil {
 		t.Fatal(err)
 	}
-	if out, logs := runJob(t, MustNewExecutor(t), code, lock, `{"n":3}`, srv.env("alice", state)); !out.Success {
+	if out, logs := runJob(t, MustNewExecutor(t), code, lock, `{"n":3}`, srv.JobEnv("alice", state)); !out.Success {
 		t.Fatalf("a run rebuilt from the lock failed: %s (logs: %s)", out.Result, logs)
 	}
 
 	// bob's job has bob's rights: alice's secret is not found.
 	bobCode := "package inner\n\nimport wmill \"github.com/windmill-labs/windmill-go-client\"\n\nfunc main() (string, error) {\n\treturn wmill.GetVariable(\"u/alice/db_password\")\n}\n"
-	out, _ := runJob(t, e, bobCode, "", `{}`, srv.env("bob", "u/bob/s"))
+	out, _ := runJob(t, e, bobCode, "", `{}`, srv.JobEnv("bob", "u/bob/s"))
 	if out.Success || !strings.Contains(string(out.Result), "not found") || strings.Contains(string(out.Result), "s3cret") {
 		t.Errorf("bob reading alice's secret: %s, want the API's not found", out.Result)
 	}
@@ -264,7 +163,7 @@ func TestWmill(t *testing.T) {
 // refused paths, the bound on opens, a job without API access, and that
 // the job's directory is still its "/".
 func TestWmill_APIFile(t *testing.T) {
-	srv := mustAPIServer(t)
+	srv := apitest.Start(t)
 	e := MustNewExecutor(t)
 	code := `package inner
 
@@ -313,7 +212,7 @@ func main() (interface{}, error) {
 `
 	dir := t.TempDir()
 	var logs bytes.Buffer
-	out, err := e.Run(context.Background(), &jobrt.Request{Code: code, Args: json.RawMessage(`{}`), Env: srv.env("alice", "u/alice/s"),
+	out, err := e.Run(context.Background(), &jobrt.Request{Code: code, Args: json.RawMessage(`{}`), Env: srv.JobEnv("alice", "u/alice/s"),
 		Dir: dir, Logs: &logs, Limits: jobrt.Limits{Timeout: 30 * time.Second}})
 	if err != nil {
 		t.Fatal(err)
@@ -334,7 +233,7 @@ func main() (interface{}, error) {
 		t.Errorf("the job's file: %q, %v", b, err)
 	}
 
-	env := srv.env("alice", "u/alice/s")
+	env := srv.JobEnv("alice", "u/alice/s")
 	delete(env, "WM_TOKEN")
 	out, _ = runJob(t, e, "package inner\n\nimport wmill \"github.com/windmill-labs/windmill-go-client\"\n\nfunc main() (string, error) {\n\treturn wmill.GetVariable(\"u/alice/x\")\n}\n", "", `{}`, env)
 	if out.Success || !strings.Contains(string(out.Result), "no WM_TOKEN") {
@@ -345,8 +244,8 @@ func main() (interface{}, error) {
 // TestWmill_CallCost measures one GetVariable round trip (guest, host,
 // HTTP, API, store) as the mean of 200 calls.
 func TestWmill_CallCost(t *testing.T) {
-	srv := mustAPIServer(t)
-	srv.do(t, "alice", "POST", "variables/create", `{"path":"u/alice/v","value":"x","is_secret":false,"description":""}`, 201)
+	srv := apitest.Start(t)
+	srv.Do(t, "alice", "POST", "variables/create", `{"path":"u/alice/v","value":"x","is_secret":false,"description":""}`, 201)
 	e := MustNewExecutor(t)
 	code := `package inner
 
@@ -368,7 +267,7 @@ func main(n int) (float64, error) {
 	return time.Since(start).Seconds() / float64(n), nil
 }
 `
-	out, logs := runJob(t, e, code, "", `{"n":200}`, srv.env("alice", "u/alice/s"))
+	out, logs := runJob(t, e, code, "", `{"n":200}`, srv.JobEnv("alice", "u/alice/s"))
 	if !out.Success {
 		t.Fatalf("job failed: %s (logs: %s)", out.Result, logs)
 	}
