@@ -57,6 +57,7 @@ type JobFilter struct {
 	ScriptHash      Hash
 	CreatedBy       string
 	ParentJob       string
+	SchedulePath    string
 	Tag             string
 	Success         *bool
 	Running         *bool

@@ -187,7 +187,7 @@ func jobFilter(ctx *fasthttp.RequestCtx) (vane.JobFilter, error) {
 	q := ctx.QueryArgs()
 	f := vane.JobFilter{ScriptPathExact: string(q.Peek("script_path_exact")),
 		ScriptPathStart: string(q.Peek("script_path_start")), CreatedBy: string(q.Peek("created_by")),
-		ParentJob: string(q.Peek("parent_job")), Tag: string(q.Peek("tag"))}
+		ParentJob: string(q.Peek("parent_job")), Tag: string(q.Peek("tag")), SchedulePath: string(q.Peek("schedule_path"))}
 	if h := q.Peek("script_hash"); len(h) > 0 {
 		hash, err := vane.ParseHash(string(h))
 		if err != nil {

@@ -22,7 +22,8 @@ type scheduledJob struct {
 }
 
 // jobsOfSchedule lists the jobs (every state; completed only with
-// completed) of script scriptPath that carry schedule path.
+// completed) of script scriptPath that carry schedule path, through the
+// listing's schedule_path filter (checked against the unfiltered list).
 func jobsOfSchedule(tb testing.TB, c *Client, scriptPath, path string, completed bool) []scheduledJob {
 	tb.Helper()
 	route := "/api/w/main/jobs/list"
@@ -30,11 +31,22 @@ func jobsOfSchedule(tb testing.TB, c *Client, scriptPath, path string, completed
 		route = "/api/w/main/jobs/completed/list"
 	}
 	var all, out []scheduledJob
+	c.MustDo("GET", route+"?per_page=1000&script_path_exact="+scriptPath+"&schedule_path="+path, nil, 200).JSON(tb, &out)
 	c.MustDo("GET", route+"?per_page=1000&script_path_exact="+scriptPath, nil, 200).JSON(tb, &all)
+	n := 0
 	for _, j := range all {
 		if j.SchedulePath == path {
-			out = append(out, j)
+			n++
 		}
+	}
+	for _, j := range out {
+		if j.SchedulePath != path {
+			tb.Fatalf("schedule_path=%s listed a job of schedule %q", path, j.SchedulePath)
+		}
+	}
+	// The unfiltered list, taken after, holds at least every job filtered.
+	if len(out) > n {
+		tb.Fatalf("schedule_path=%s listed %d jobs, the unfiltered list holds %d of that schedule", path, len(out), n)
 	}
 	return out
 }

@@ -278,6 +278,7 @@ func jobMatches(j *vane.Job, f *vane.JobFilter) bool {
 		f.ScriptHash != "" && j.ScriptHash != f.ScriptHash,
 		f.CreatedBy != "" && j.CreatedBy != f.CreatedBy,
 		f.ParentJob != "" && j.ParentJob != f.ParentJob,
+		f.SchedulePath != "" && j.SchedulePath != f.SchedulePath,
 		f.Tag != "" && j.Tag != f.Tag,
 		len(f.JobKinds) > 0 && !slices.Contains(f.JobKinds, j.Kind),
 		f.Success != nil && (j.Status != vane.JobCompleted || j.Success != *f.Success),

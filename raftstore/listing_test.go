@@ -18,6 +18,9 @@ func TestStore_Listings(t *testing.T) {
 		if i%2 == 1 {
 			j.ScriptPath, j.Tag = "f/etl/load", "etl"
 		}
+		if i == 4 {
+			j.SchedulePath = "u/admin/every_minute"
+		}
 		if err := s.PushJob(ctx, testAdmin, j); err != nil {
 			t.Fatal(err)
 		}
@@ -44,6 +47,7 @@ func TestStore_Listings(t *testing.T) {
 		{"path exact", vane.JobFilter{ScriptPathExact: "f/etl/load"}, "[l1 l3]"},
 		{"path start", vane.JobFilter{ScriptPathStart: "u/"}, "[l0 l2 l4]"},
 		{"tag", vane.JobFilter{Tag: "etl"}, "[l1 l3]"},
+		{"schedule path", vane.JobFilter{SchedulePath: "u/admin/every_minute"}, "[l4]"},
 		{"running", vane.JobFilter{Running: &yes}, "[l1]"},
 		{"queued", vane.JobFilter{Running: &no}, "[l0 l2 l3 l4]"},
 		{"status running", vane.JobFilter{Status: []vane.JobStatus{vane.JobRunning}}, "[l1]"},

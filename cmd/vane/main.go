@@ -22,6 +22,8 @@
 //  2. the first-start bootstrap (superadmin, workspace main, admin token) runs
 //     as ordinary store writes, idempotently, so a crash half-way is repaired
 //     by the next start;
+//  3. the scheduler starts: it queues schedules' ticks only while this node
+//     leads, and stops before the store closes;
 //  4. the workers start claiming;
 //  5. the API starts serving: GET /api/version answers only from here on,
 //     which is what "ready" means.
