@@ -43,10 +43,7 @@ func TestACL_Jobs(t *testing.T) {
 	// Room for the two sleeping jobs and the rest beside them.
 	srv := MustStartServer(t, ServerOptions{Args: []string{"--workers", "6"}})
 	admin := srv.Client()
-	member := func(email string) *Client {
-		admin.MustDo("POST", "/api/w/main/workspaces/add_user", map[string]any{"email": email, "is_admin": false, "operator": false}, 200)
-		return admin.WithToken(admin.MustDo("POST", "/api/users/tokens/impersonate", map[string]any{"impersonate_email": email}, 201).Body)
-	}
+	member := func(email string) *Client { return admin.MustAddMember(email, false) }
 	alice, bob := member("alice@example.com"), member("bob@example.com")
 
 	// Everything bob receives, to look for the secrets at the end.

@@ -20,10 +20,7 @@ const aliceSecret = "alice-s3cr3t-value-7f3a"
 func TestACL_UserSpaces(t *testing.T) {
 	srv := MustStartServer(t, ServerOptions{})
 	admin := srv.Client()
-	member := func(email string, operator bool) *Client {
-		admin.MustDo("POST", "/api/w/main/workspaces/add_user", map[string]any{"email": email, "is_admin": false, "operator": operator}, 200)
-		return admin.WithToken(admin.MustDo("POST", "/api/users/tokens/impersonate", map[string]any{"impersonate_email": email}, 201).Body)
-	}
+	member := admin.MustAddMember
 	alice, bob, olga := member("alice@example.com", false), member("bob@example.com", false), member("olga@example.com", true)
 
 	alice.MustDo("POST", "/api/w/main/variables/create", map[string]any{"path": "u/alice/secret", "value": aliceSecret,
@@ -270,10 +267,7 @@ func TestACL_Imports(t *testing.T) {
 	}
 	srv := MustStartServer(t, ServerOptions{Args: []string{"--languages", "bash,python3"}})
 	admin := srv.Client()
-	member := func(email string) *Client {
-		admin.MustDo("POST", "/api/w/main/workspaces/add_user", map[string]any{"email": email, "is_admin": false, "operator": false}, 200)
-		return admin.WithToken(admin.MustDo("POST", "/api/users/tokens/impersonate", map[string]any{"impersonate_email": email}, 201).Body)
-	}
+	member := func(email string) *Client { return admin.MustAddMember(email, false) }
 	alice, bob := member("alice@example.com"), member("bob@example.com")
 	lib := alice.MustSaveScript("u/alice/lib", "python3", "def secret():\n    return 'alice-code-1b2c'\n")
 	if lock, lockErr := deploymentStatus(t, alice, lib); lock == nil {

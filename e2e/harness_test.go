@@ -318,6 +318,15 @@ func (c *Client) MustDo(method, path string, body any, want int) Response {
 	return r
 }
 
+// MustAddMember adds email to workspace main (an operator when operator is
+// set; never an admin) and returns a client acting as that user, with a
+// token c (a superadmin) impersonates.
+func (c *Client) MustAddMember(email string, operator bool) *Client {
+	c.tb.Helper()
+	c.MustDo("POST", "/api/w/main/workspaces/add_user", map[string]any{"email": email, "is_admin": false, "operator": operator}, 200)
+	return c.WithToken(c.MustDo("POST", "/api/users/tokens/impersonate", map[string]any{"impersonate_email": email}, 201).Body)
+}
+
 // MustSaveScript saves a script in workspace main and returns its hash.
 func (c *Client) MustSaveScript(path, lang, content string) string {
 	c.tb.Helper()

@@ -251,10 +251,7 @@ func TestSchedules_BadInput(t *testing.T) {
 func TestSchedules_ACL(t *testing.T) {
 	srv := MustStartServer(t, ServerOptions{})
 	admin := srv.Client()
-	member := func(email string, operator bool) *Client {
-		admin.MustDo("POST", "/api/w/main/workspaces/add_user", map[string]any{"email": email, "is_admin": false, "operator": operator}, 200)
-		return admin.WithToken(admin.MustDo("POST", "/api/users/tokens/impersonate", map[string]any{"impersonate_email": email}, 201).Body)
-	}
+	member := admin.MustAddMember
 	alice, bob, olga := member("alice@example.com", false), member("bob@example.com", false), member("olga@example.com", true)
 	alice.MustSaveScript("u/alice/job", "bash", "echo alice\n")
 	bob.MustSaveScript("u/bob/job", "bash", "echo bob\n")

@@ -76,20 +76,11 @@ func main(label string) (interface{}, error) {
 			t.Fatalf("run %d (%s): %s", i+1, label, r.Body)
 		}
 	}
-	var st struct {
-		ResourceType string   `json:"resource_type"`
-		Value        []string `json:"value"`
-	}
-	admin.MustDo("GET", "/api/w/main/resources/get/u/admin/uses_wmill/user", nil, 200).JSON(t, &st)
-	if st.ResourceType != "state" || strings.Join(st.Value, ",") != "first,second" {
-		t.Errorf("state resource: %+v", st)
-	}
+	// The state is a resource of type state at WM_STATE_PATH.
+	requireStateResource(t, admin, "u/admin/uses_wmill/user", "first,second")
 
 	// A job acts with its submitter's rights: bob cannot read alice's secret.
-	member := func(email string) *Client {
-		admin.MustDo("POST", "/api/w/main/workspaces/add_user", map[string]any{"email": email, "is_admin": false, "operator": false}, 200)
-		return admin.WithToken(admin.MustDo("POST", "/api/users/tokens/impersonate", map[string]any{"impersonate_email": email}, 201).Body)
-	}
+	member := func(email string) *Client { return admin.MustAddMember(email, false) }
 	alice, bob := member("alice@example.com"), member("bob@example.com")
 	alice.MustDo("POST", "/api/w/main/variables/create", map[string]any{"path": "u/alice/secret", "value": "alice-only",
 		"is_secret": true, "description": ""}, 201)
