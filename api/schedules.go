@@ -116,58 +116,39 @@ func (s *Server) createSchedule(ctx *fasthttp.RequestCtx, p *principal) error {
 // given replace the stored ones. The schedule then runs as the caller, as in
 // Windmill (edited_by and email become the caller's).
 func (s *Server) updateSchedule(ctx *fasthttp.RequestCtx, p *principal) error {
-	ss, err := s.schedules()
-	if err != nil {
-		return err
-	}
-	if err := requireWriter(p, "updating a schedule"); err != nil {
-		return err
-	}
-	path, err := pathArg(ctx)
-	if err != nil {
-		return err
-	}
 	var req editScheduleRequest
-	if err := decodeBody(ctx, &req); err != nil {
-		return err
-	}
-	v, err := writableSchedule(ss, p, path)
-	if err != nil {
-		return err
-	}
-	if req.Schedule != nil {
-		v.Cron = *req.Schedule
-	}
-	if req.Timezone != nil {
-		v.Timezone = *req.Timezone
-	}
-	if err := scheduler.Validate(v.Cron, v.Timezone, time.Now()); err != nil {
-		return err
-	}
-	if len(req.Args) > 0 {
-		if v.Args, err = scheduleArgs(req.Args); err != nil {
+	v, err := s.changeSchedule(ctx, p, "updating a schedule", &req, nil, func(v *vane.Schedule) error {
+		if req.Schedule != nil {
+			v.Cron = *req.Schedule
+		}
+		if req.Timezone != nil {
+			v.Timezone = *req.Timezone
+		}
+		if err := scheduler.Validate(v.Cron, v.Timezone, time.Now()); err != nil {
 			return err
 		}
-	}
-	if req.Summary != nil {
-		v.Summary = *req.Summary
-	}
-	if req.Tag != nil {
-		v.Tag = *req.Tag
-	}
-	if req.OnFailure != nil {
-		v.OnFailure = *req.OnFailure
-	}
-	if err := s.checkScheduleScript(p, v.ScriptPath, v.Args); err != nil {
+		if len(req.Args) > 0 {
+			args, err := scheduleArgs(req.Args)
+			if err != nil {
+				return err
+			}
+			v.Args = args
+		}
+		if req.Summary != nil {
+			v.Summary = *req.Summary
+		}
+		if req.Tag != nil {
+			v.Tag = *req.Tag
+		}
+		if req.OnFailure != nil {
+			v.OnFailure = *req.OnFailure
+		}
+		return s.checkScheduleScript(p, v.ScriptPath, v.Args)
+	})
+	if err != nil {
 		return err
 	}
-	v.Email, v.Error = p.Email, ""
-	wctx, cancel := detached()
-	defer cancel()
-	if err := ss.UpdateSchedule(wctx, p.actor(), p.Workspace, path, v); err != nil {
-		return fmt.Errorf("cannot update schedule %s: %w", path, err)
-	}
-	return writeText(ctx, fasthttp.StatusOK, "updated schedule "+path)
+	return writeText(ctx, fasthttp.StatusOK, "updated schedule "+v.Path)
 }
 
 // setEnabledRequest is the body of schedules/setenabled.
@@ -180,44 +161,69 @@ type setEnabledRequest struct {
 // to read its script; disabling stops it (the scheduler withdraws the job
 // queued for its next tick).
 func (s *Server) setScheduleEnabled(ctx *fasthttp.RequestCtx, p *principal) error {
-	ss, err := s.schedules()
-	if err != nil {
-		return err
-	}
-	if err := requireWriter(p, "enabling or disabling a schedule"); err != nil {
-		return err
-	}
-	path, err := pathArg(ctx)
-	if err != nil {
-		return err
-	}
 	var req setEnabledRequest
-	if err := decodeBody(ctx, &req); err != nil {
-		return err
+	check := func() error {
+		if req.Enabled == nil {
+			return badRequest("enabled is required (true or false)")
+		}
+		return nil
 	}
-	if req.Enabled == nil {
-		return badRequest("enabled is required (true or false)")
-	}
-	v, err := writableSchedule(ss, p, path)
+	v, err := s.changeSchedule(ctx, p, "enabling or disabling a schedule", &req, check, func(v *vane.Schedule) error {
+		v.Enabled = *req.Enabled
+		if !v.Enabled {
+			return nil
+		}
+		return s.checkScheduleScript(p, v.ScriptPath, v.Args)
+	})
 	if err != nil {
 		return err
-	}
-	if *req.Enabled {
-		if err := s.checkScheduleScript(p, v.ScriptPath, v.Args); err != nil {
-			return err
-		}
-	}
-	v.Enabled, v.Email, v.Error = *req.Enabled, p.Email, ""
-	wctx, cancel := detached()
-	defer cancel()
-	if err := ss.UpdateSchedule(wctx, p.actor(), p.Workspace, path, v); err != nil {
-		return fmt.Errorf("cannot update schedule %s: %w", path, err)
 	}
 	state := "disabled"
 	if v.Enabled {
 		state = "enabled"
 	}
-	return writeText(ctx, fasthttp.StatusOK, state+" schedule "+path)
+	return writeText(ctx, fasthttp.StatusOK, state+" schedule "+v.Path)
+}
+
+// changeSchedule is what update and setenabled share: it decodes the body
+// into req, runs check on it (nil: none), loads the schedule at {path} that
+// p may change, applies edit, and stores it running as p (its email; a
+// former error is cleared). Nothing is written when any step fails.
+func (s *Server) changeSchedule(ctx *fasthttp.RequestCtx, p *principal, what string, req any, check func() error,
+	edit func(v *vane.Schedule) error) (vane.Schedule, error) {
+	ss, err := s.schedules()
+	if err != nil {
+		return vane.Schedule{}, err
+	}
+	if err := requireWriter(p, what); err != nil {
+		return vane.Schedule{}, err
+	}
+	path, err := pathArg(ctx)
+	if err != nil {
+		return vane.Schedule{}, err
+	}
+	if err := decodeBody(ctx, req); err != nil {
+		return vane.Schedule{}, err
+	}
+	if check != nil {
+		if err := check(); err != nil {
+			return vane.Schedule{}, err
+		}
+	}
+	v, err := writableSchedule(ss, p, path)
+	if err != nil {
+		return vane.Schedule{}, err
+	}
+	if err := edit(&v); err != nil {
+		return vane.Schedule{}, err
+	}
+	v.Email, v.Error = p.Email, ""
+	wctx, cancel := detached()
+	defer cancel()
+	if err := ss.UpdateSchedule(wctx, p.actor(), p.Workspace, path, v); err != nil {
+		return vane.Schedule{}, fmt.Errorf("cannot update schedule %s: %w", path, err)
+	}
+	return v, nil
 }
 
 // deleteSchedule answers DELETE /w/{ws}/schedules/delete/{path}.
