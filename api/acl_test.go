@@ -16,6 +16,7 @@ import (
 
 	"vane"
 	"vane/api"
+	"vane/internal/storetest"
 	"vane/raftstore"
 )
 
@@ -38,22 +39,8 @@ type aclServer struct {
 // admin ada), starts the API on a loopback port and closes both at cleanup.
 func MustACLServer(tb testing.TB) *aclServer {
 	tb.Helper()
-	cfg := raftstore.DefaultConfig()
-	cfg.Dir = tb.TempDir()
-	cfg.HeartbeatTimeout = 200 * time.Millisecond
-	cfg.ElectionTimeout = 200 * time.Millisecond
-	cfg.LeaderLeaseTimeout = 100 * time.Millisecond
-	cfg.CommitTimeout = 2 * time.Millisecond
-	st, err := raftstore.Open(cfg)
-	if err != nil {
-		tb.Fatalf("raftstore.Open: %v", err)
-	}
-	tb.Cleanup(func() { _ = st.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := st.WaitLeader(ctx); err != nil {
-		tb.Fatalf("WaitLeader: %v", err)
-	}
+	st := storetest.Open(tb, nil)
+	ctx := context.Background()
 	root := vane.Actor{Email: "ada@example.com", Username: "ada"}
 	s := &aclServer{store: st, tokens: map[string]string{}}
 	for i, m := range []vane.Member{
@@ -65,6 +52,7 @@ func MustACLServer(tb testing.TB) *aclServer {
 			tb.Fatalf("CreateUser: %v", err)
 		}
 		m.Workspace = aclWS
+		var err error
 		if i == 0 {
 			err = st.CreateWorkspace(ctx, root, vane.Workspace{ID: aclWS, Name: "Acme"}, m)
 		} else {

@@ -16,7 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"vane"
-	"vane/internal/apitest"
+	"vane/internal/storetest"
 	"vane/raftstore"
 	jobrt "vane/runtime"
 	"vane/runtime/bash"
@@ -34,7 +34,7 @@ var testActor = vane.Actor{Email: "admin@example.com", Username: "admin"}
 // MustStore opens a one-node store with a workspace, closed at cleanup.
 func MustStore(tb testing.TB) *raftstore.Store {
 	tb.Helper()
-	s := apitest.OpenStore(tb, func(cfg *raftstore.Config) { cfg.ReapInterval = 50 * time.Millisecond })
+	s := storetest.Open(tb, func(cfg *raftstore.Config) { cfg.ReapInterval = 50 * time.Millisecond })
 	ctx := context.Background()
 	if err := s.CreateUser(ctx, testActor, vane.User{Email: testActor.Email, Name: "Admin", SuperAdmin: true}); err != nil {
 		tb.Fatalf("CreateUser: %v", err)

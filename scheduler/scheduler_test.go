@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"vane"
+	"vane/internal/storetest"
 	"vane/raftstore"
 )
 
@@ -21,21 +22,7 @@ var (
 // the Bash script u/admin/tick, and closes it at cleanup.
 func mustStore(tb testing.TB) *raftstore.Store {
 	tb.Helper()
-	cfg := raftstore.DefaultConfig()
-	cfg.Dir = tb.TempDir()
-	cfg.HeartbeatTimeout = 200 * time.Millisecond
-	cfg.ElectionTimeout = 200 * time.Millisecond
-	cfg.LeaderLeaseTimeout = 100 * time.Millisecond
-	cfg.CommitTimeout = 2 * time.Millisecond
-	st, err := raftstore.Open(cfg)
-	if err != nil {
-		tb.Fatalf("Open: %v", err)
-	}
-	tb.Cleanup(func() {
-		if err := st.Close(); err != nil {
-			tb.Errorf("Close: %v", err)
-		}
-	})
+	st := storetest.Open(tb, nil)
 	ctx := context.Background()
 	if err := st.CreateUser(ctx, testAdmin, vane.User{Email: testAdmin.Email, Name: "Admin", SuperAdmin: true}); err != nil {
 		tb.Fatalf("CreateUser: %v", err)

@@ -15,7 +15,7 @@ import (
 
 	"vane"
 	"vane/api"
-	"vane/raftstore"
+	"vane/internal/storetest"
 )
 
 // Server is vane's real API over a one-node store: workspace acme with the
@@ -25,41 +25,10 @@ type Server struct {
 	Tokens map[string]string // username -> token
 }
 
-// OpenStore opens a real one-node store in a temporary directory with raft
-// timeouts short enough for tests (mod may change the config first), waits
-// until it leads, and closes it at tb's cleanup.
-func OpenStore(tb testing.TB, mod func(*raftstore.Config)) *raftstore.Store {
-	tb.Helper()
-	cfg := raftstore.DefaultConfig()
-	cfg.Dir = tb.TempDir()
-	cfg.HeartbeatTimeout = 200 * time.Millisecond
-	cfg.ElectionTimeout = 200 * time.Millisecond
-	cfg.LeaderLeaseTimeout = 100 * time.Millisecond
-	cfg.CommitTimeout = 2 * time.Millisecond
-	if mod != nil {
-		mod(&cfg)
-	}
-	st, err := raftstore.Open(cfg)
-	if err != nil {
-		tb.Fatalf("raftstore.Open: %v", err)
-	}
-	tb.Cleanup(func() {
-		if err := st.Close(); err != nil {
-			tb.Errorf("closing the store: %v", err)
-		}
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := st.WaitLeader(ctx); err != nil {
-		tb.Fatalf("WaitLeader: %v", err)
-	}
-	return st
-}
-
 // Start starts the store and the API; both stop at tb's cleanup.
 func Start(tb testing.TB) *Server {
 	tb.Helper()
-	st := OpenStore(tb, nil)
+	st := storetest.Open(tb, nil)
 	ctx := context.Background()
 	root := vane.Actor{Email: "alice@example.com", Username: "alice"}
 	s := &Server{Tokens: map[string]string{}}
