@@ -157,8 +157,8 @@ func (e *Executor) runInWorker(ctx context.Context, req *jobrt.Request) (jobrt.O
 		}
 		return jobrt.Outcome{}, err
 	}
-	payload, err := json.Marshal(workerRequest{Code: req.Code, Lock: req.Lock, Args: req.Args, Env: req.GuestEnv(),
-		BaseInternalURL: req.Env["BASE_INTERNAL_URL"], Dir: req.Dir, Limits: limits})
+	payload, err := json.Marshal(workerRequest{Code: req.Code, Lock: req.Lock, Args: req.Args, Env: req.Env,
+		ScriptEnv: req.ScriptEnv, Dir: req.Dir, Limits: limits})
 	if err != nil {
 		e.pool.put(w)
 		return jobrt.Outcome{}, fmt.Errorf("cannot encode python job: %w", err)

@@ -39,17 +39,16 @@ type workerConfig struct {
 
 // workerRequest is one job for a worker process.
 type workerRequest struct {
-	Code   string            `json:"code"`
-	Lock   string            `json:"lock"`
-	Args   json.RawMessage   `json:"args"`
-	Env    map[string]string `json:"env"` // the guest's whole environment (Request.GuestEnv)
-	Dir    string            `json:"dir"`
-	Limits jobrt.Limits      `json:"limits"`
-
-	// BaseInternalURL is where the job's API calls go (BASE_INTERNAL_URL,
-	// which the guest's environment does not hold); the token is the
-	// guest's WM_TOKEN.
-	BaseInternalURL string `json:"base_internal_url"`
+	Code string          `json:"code"`
+	Lock string          `json:"lock"`
+	Args json.RawMessage `json:"args"`
+	// Env and ScriptEnv are the Request's: the worker chooses the guest's
+	// environment from them (GuestEnv) as the server would, and the job's
+	// API calls go to Env's BASE_INTERNAL_URL with its WM_TOKEN.
+	Env       map[string]string `json:"env"`
+	ScriptEnv map[string]string `json:"script_env"`
+	Dir       string            `json:"dir"`
+	Limits    jobrt.Limits      `json:"limits"`
 }
 
 // workerOutcome is a worker's answer to a workerRequest.
@@ -153,11 +152,8 @@ func ServeWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 		// The deadline only ends sleeps early here; the parent kills the
 		// process when a job outlives it.
 		jctx, cancel := context.WithTimeout(ctx, wr.Limits.WithDefaults().Timeout+time.Second)
-		// wr.Env is the guest's whole environment, already chosen by the
-		// parent (GuestEnv): as ScriptEnv, GuestEnv here keeps all of it.
-		apiEnv := map[string]string{"BASE_INTERNAL_URL": wr.BaseInternalURL, "WM_TOKEN": wr.Env["WM_TOKEN"]}
-		o, runErr := e.runLocal(jctx, &jobrt.Request{Code: wr.Code, Lock: wr.Lock, Args: wr.Args, ScriptEnv: wr.Env,
-			Env: apiEnv, Dir: wr.Dir, Limits: wr.Limits, Logs: logs})
+		o, runErr := e.runLocal(jctx, &jobrt.Request{Code: wr.Code, Lock: wr.Lock, Args: wr.Args, Env: wr.Env,
+			ScriptEnv: wr.ScriptEnv, Dir: wr.Dir, Limits: wr.Limits, Logs: logs})
 		cancel()
 		wo := workerOutcome{Success: o.Success, Result: o.Result, MemPeak: o.MemPeak}
 		if runErr != nil {
