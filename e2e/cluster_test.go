@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -68,6 +67,27 @@ func MustStartCluster(tb testing.TB, n int, extra ...string) *Cluster {
 	return c
 }
 
+// RestartAll starts every stopped node at once: a node of a cluster that
+// lost its quorum waits for the others before it listens.
+func (c *Cluster) RestartAll() {
+	c.tb.Helper()
+	errs := make([]error, len(c.Nodes))
+	var wg sync.WaitGroup
+	for i, s := range c.Nodes {
+		if s.cmd != nil {
+			continue
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = s.startRetrying() }()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			c.tb.Fatalf("cannot restart node %s: %v", c.IDs[i], err)
+		}
+	}
+}
+
 // StopAll sends SIGTERM to every running node at once and waits for all.
 func (c *Cluster) StopAll() {
 	var wg sync.WaitGroup
@@ -76,17 +96,6 @@ func (c *Cluster) StopAll() {
 		go func() { defer wg.Done(); s.Stop() }()
 	}
 	wg.Wait()
-}
-
-// freeAddr returns a loopback address with a port that was free just now.
-func freeAddr(tb testing.TB) string {
-	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatalf("cannot find a free port: %v", err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // Status asks node i for its own raft status over the internal RPC (which
@@ -451,28 +460,6 @@ func TestClusterUp_StartsServesStops(t *testing.T) {
 			t.Errorf("node %d still listens after cluster up stopped", i+1)
 		}
 	}
-}
-
-// freeRun returns the first of n consecutive loopback ports that are free now.
-func freeRun(tb testing.TB, n int) int {
-	tb.Helper()
-	for try := 0; try < 200; try++ {
-		base := 20000 + rand.IntN(30000)
-		ok := true
-		for i := range n {
-			ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+i))
-			if err != nil {
-				ok = false
-				break
-			}
-			ln.Close()
-		}
-		if ok {
-			return base
-		}
-	}
-	tb.Fatalf("cannot find %d consecutive free ports", n)
-	return 0
 }
 
 // TestCluster_NoLeaderAnswers503 stops two of three nodes; the last one

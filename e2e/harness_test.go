@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -125,20 +126,55 @@ func MustStartServer(tb testing.TB, opts ServerOptions) *Server {
 	return s
 }
 
-// start launches the process and waits for readiness.
+// start launches the process and waits for readiness, failing the test if
+// it cannot.
 func (s *Server) start() {
 	s.tb.Helper()
+	if err := s.startRetrying(); err != nil {
+		s.tb.Fatal(err)
+	}
+}
+
+// errExitedEarly is startOnce's error when the process exited before it
+// listened.
+var errExitedEarly = errors.New("vane exited before listening")
+
+// startRetrying launches the process and waits for readiness. A node
+// restarted on its fixed ports may find one of them still held for a moment
+// (fixed ports come from outside the ephemeral range, see ports_test.go, so
+// only a bind competes): such a start is retried, a bounded number of times,
+// each logged. Safe to call from any goroutine.
+func (s *Server) startRetrying() error {
+	const bindRetries = 10
+	for try := 1; ; try++ {
+		mark := len(s.Output())
+		err := s.startOnce()
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, errExitedEarly) || try > bindRetries || !strings.Contains(s.Output()[mark:], "address already in use") {
+			return fmt.Errorf("%w:\n%s", err, s.Output())
+		}
+		s.tb.Logf("vane could not bind its address (try %d of %d), starting it again:\n%s", try, bindRetries, s.Output()[mark:])
+		time.Sleep(time.Duration(try) * 100 * time.Millisecond) // backoff before rebinding
+	}
+}
+
+// startOnce launches the process and waits for readiness; errExitedEarly
+// when the process exited before it listened.
+func (s *Server) startOnce() error {
 	cmd := exec.Command(vaneBin, s.args...)
 	cmd.Env = append(os.Environ(), "VANE_ADMIN_TOKEN="+adminToken)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		s.tb.Fatalf("cannot pipe stdout: %v", err)
+		return fmt.Errorf("cannot pipe stdout: %w", err)
 	}
 	cmd.Stderr = &lockedWriter{s: s}
 	if err := cmd.Start(); err != nil {
-		s.tb.Fatalf("cannot start vane: %v", err)
+		return fmt.Errorf("cannot start vane: %w", err)
 	}
-	s.cmd, s.exited = cmd, make(chan struct{})
+	exited := make(chan struct{})
+	s.cmd, s.exited = cmd, exited
 	urlCh := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -153,13 +189,14 @@ func (s *Server) start() {
 			}
 		}
 	}()
-	go func() { _ = cmd.Wait(); close(s.exited) }()
+	go func() { _ = cmd.Wait(); close(exited) }()
 	select {
 	case s.URL = <-urlCh:
-	case <-s.exited:
-		s.tb.Fatalf("vane exited before listening:\n%s", s.Output())
+	case <-exited:
+		s.cmd = nil
+		return errExitedEarly
 	case <-time.After(listenTimeout()):
-		s.tb.Fatalf("vane did not listen within %s:\n%s", listenTimeout(), s.Output())
+		return fmt.Errorf("vane did not listen within %s", listenTimeout())
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -167,11 +204,11 @@ func (s *Server) start() {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return
+				return nil
 			}
 		}
 		if time.Now().After(deadline) {
-			s.tb.Fatalf("vane at %s is not ready: %v\n%s", s.URL, err, s.Output())
+			return fmt.Errorf("vane at %s is not ready: %v", s.URL, err)
 		}
 		time.Sleep(20 * time.Millisecond) // polling readiness with a deadline
 	}

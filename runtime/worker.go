@@ -185,6 +185,12 @@ type Worker struct {
 	stopClaims  context.CancelFunc
 	runCtx      context.Context // canceled when the grace period ends: kill jobs
 	killRunning context.CancelCauseFunc
+	// storeCtx bounds every store call made for a job (log appends, the
+	// completion and its retries); it is canceled with runCtx, so a
+	// completion that cannot be recorded by then (no quorum) is left to the
+	// lease, which re-runs the job, instead of holding up Close.
+	storeCtx     context.Context
+	stopStoreOps context.CancelFunc
 
 	mu       sync.Mutex // guards running, started, closed
 	running  map[string]*runningJob
@@ -225,6 +231,7 @@ func New(cfg Config, store Store, executors map[vane.ScriptLang]Executor) (*Work
 	slices.Sort(w.languages)
 	w.claimCtx, w.stopClaims = context.WithCancel(context.Background())
 	w.runCtx, w.killRunning = context.WithCancelCause(context.Background())
+	w.storeCtx, w.stopStoreOps = context.WithCancel(context.Background())
 	return w, nil
 }
 
@@ -262,8 +269,20 @@ func (w *Worker) Start() error {
 
 // Close stops claiming, lets running jobs finish within ShutdownGrace, then
 // kills the rest (their leases expire and the store re-queues them) and
-// removes the job root. Idempotent; safe before Start.
+// removes the job root. Idempotent; safe before Start. It is CloseBy with a
+// deadline ShutdownGrace from now.
 func (w *Worker) Close() error {
+	return w.CloseBy(time.Now().Add(w.cfg.ShutdownGrace))
+}
+
+// CloseBy is Close with an absolute deadline instead of ShutdownGrace: jobs
+// still running at the deadline are killed and left to lease expiry, and so
+// is every completion not yet recorded by then (a store without a quorum
+// cannot record it; the job's lease expires and another worker runs it
+// again). CloseBy returns shortly after the deadline whatever the store does:
+// nothing it waits for outlives the deadline. Idempotent; a second call
+// waits for the first.
+func (w *Worker) CloseBy(deadline time.Time) error {
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
@@ -277,20 +296,25 @@ func (w *Worker) Close() error {
 	w.stopClaims()
 	if !started {
 		w.killRunning(errShutdown)
+		w.stopStoreOps()
 		return nil
 	}
 	// No job starts once the claim loop is gone, so waiting on jobs is sound.
 	w.claimer.Wait()
 	finished := make(chan struct{})
 	go func() { w.jobs.Wait(); close(finished) }()
+	grace := time.NewTimer(time.Until(deadline))
+	defer grace.Stop()
 	select {
 	case <-finished:
-	case <-time.After(w.cfg.ShutdownGrace):
-		w.cfg.Logger.Warn("worker: grace period over, killing running jobs (their leases will expire)", "running", w.runningCount())
+	case <-grace.C:
+		w.cfg.Logger.Warn("worker: grace period over, killing running jobs and dropping unrecorded completions (their leases will expire)", "running", w.runningCount())
 		w.killRunning(errShutdown)
+		w.stopStoreOps()
 		<-finished
 	}
 	w.killRunning(errShutdown)
+	w.stopStoreOps()
 	w.stopSubs()
 	w.loops.Wait()
 	if err := os.RemoveAll(w.cfg.JobRoot); err != nil {

@@ -69,7 +69,7 @@ func (w *Worker) runJob(ctx context.Context, r *runningJob) {
 	go func() { defer close(hbDone); w.heartbeat(hbCtx, r) }()
 
 	logs := newLogStreamer(func(chunk string) error {
-		sctx, cancel := context.WithTimeout(context.Background(), storeCallTimeout)
+		sctx, cancel := context.WithTimeout(w.storeCtx, storeCallTimeout)
 		defer cancel()
 		return w.store.AppendJobLogs(sctx, j.Workspace, j.ID, j.LeaseEpoch, chunk)
 	}, w.cfg.LogChunkBytes, w.cfg.LogInterval)
@@ -114,15 +114,20 @@ func canceledResult(reason, by string) json.RawMessage {
 	return b
 }
 
-// complete records the completion, retrying while the store is unavailable.
-// A stale epoch or an already finished job means someone else completed it.
+// complete records the completion, retrying while the store is unavailable,
+// until the worker's shutdown deadline (storeCtx) at the latest. A stale
+// epoch or an already finished job means someone else completed it.
 func (w *Worker) complete(c vane.Completion, log interface{ Warn(string, ...any) }) {
 	backoff := 20 * time.Millisecond
 	for i := 0; ; i++ {
-		sctx, cancel := context.WithTimeout(context.Background(), storeCallTimeout)
+		sctx, cancel := context.WithTimeout(w.storeCtx, storeCallTimeout)
 		_, err := w.store.CompleteJob(sctx, c)
 		cancel()
 		if err == nil {
+			return
+		}
+		if w.storeCtx.Err() != nil {
+			log.Warn("worker: shutting down before the completion was recorded; the job's lease will expire and it will run again", "error", err)
 			return
 		}
 		if errors.Is(err, vane.ErrStaleEpoch) || errors.Is(err, vane.ErrJobFinished) || errors.Is(err, vane.ErrNotFound) {
@@ -143,7 +148,10 @@ func (w *Worker) complete(c vane.Completion, log interface{ Warn(string, ...any)
 			log.Warn("worker: cannot complete job; its lease will expire", "error", err)
 			return
 		}
-		time.Sleep(backoff)
+		select {
+		case <-w.storeCtx.Done():
+		case <-time.After(backoff):
+		}
 		backoff = min(2*backoff, time.Second)
 	}
 }

@@ -176,17 +176,45 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 		log.Error("http server stopped", "err", err)
 	}
 
-	// Stop in reverse order: API, workers, then the store (deferred).
-	grace, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace+5*time.Second)
+	// Stop within --shutdown-grace, quorum or not. From now on a forwarded
+	// write that finds no leader fails at once (Drain) and the scheduler
+	// queues nothing more. Running jobs get until the deadline to finish
+	// while the API still serves them (their WM_TOKEN calls); a job still
+	// running then is killed, and a completion not yet recorded (no quorum)
+	// is dropped: the lease re-runs both on another node or at the next
+	// start. The API then stops with what is left of the grace; the store
+	// closes last (deferred). A watchdog ends the process if something
+	// still hangs shutdownCloseBudget after the deadline: every
+	// acknowledged write is already in the raft log, as after a kill -9.
+	deadline := time.Now().Add(cfg.ShutdownGrace)
+	stopWatchdog := startShutdownWatchdog(deadline.Add(shutdownCloseBudget), stderr)
+	defer stopWatchdog()
+	cl.node.Drain()
+	_ = sched.Close()
+	workers.StopBy(deadline)
+	log.Info("workers stopped")
+	apiCtx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
-	if serr := srv.Shutdown(grace); serr != nil && !errors.Is(serr, context.DeadlineExceeded) {
+	if serr := srv.Shutdown(apiCtx); serr != nil && !errors.Is(serr, context.DeadlineExceeded) {
 		log.Warn("api shutdown", "err", serr)
 	}
 	log.Info("api stopped")
-	cl.node.Drain()
-	workers.Stop()
-	log.Info("workers stopped")
 	return err
+}
+
+// shutdownCloseBudget is how long closing the store, the languages and the
+// cluster node may take after the shutdown grace before the watchdog ends
+// the process.
+const shutdownCloseBudget = 3 * time.Second
+
+// startShutdownWatchdog exits the process with status 1 if it is still
+// running at deadline; the returned func disarms it.
+func startShutdownWatchdog(deadline time.Time, stderr io.Writer) (stop func()) {
+	t := time.AfterFunc(time.Until(deadline), func() {
+		fmt.Fprintf(stderr, "vane serve: still stopping %v after the shutdown grace; exiting (acknowledged writes are in the raft log)\n", shutdownCloseBudget)
+		os.Exit(1)
+	})
+	return func() { t.Stop() }
 }
 
 // internalAddr is the address jobs use to reach this node's API: the bound

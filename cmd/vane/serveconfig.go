@@ -120,7 +120,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.BoolVar(&c.PythonInProcess, "python-in-process", envBool("VANE_PYTHON_IN_PROCESS"), "run Python jobs in the server process, stopped by wazero's context checks, instead of in worker processes killed at the deadline (env VANE_PYTHON_IN_PROCESS)")
 	fs.BoolVar(&c.InsecureNoJail, "insecure-no-jail", envBool("VANE_INSECURE_NO_JAIL"), "run subprocess jobs without the jail (development only) (env VANE_INSECURE_NO_JAIL)")
 	zombie := fs.Int("zombie-job-timeout", envInt("ZOMBIE_JOB_TIMEOUT", 30), "seconds a running job stays its worker's without a heartbeat before it counts as lost and is run again (heartbeats come every third of it) (env ZOMBIE_JOB_TIMEOUT)")
-	grace := fs.Int("shutdown-grace", envInt("VANE_SHUTDOWN_GRACE", 30), "seconds running jobs get to finish on SIGTERM before their leases are released (env VANE_SHUTDOWN_GRACE)")
+	grace := fs.Int("shutdown-grace", envInt("VANE_SHUTDOWN_GRACE", 30), "seconds SIGTERM waits for running jobs to finish, the API still serving them, before the node stops; a job still running then, or a completion that cannot be recorded (no quorum), is left to its lease and runs again (env VANE_SHUTDOWN_GRACE)")
 	langs := fs.String("languages", envStr("VANE_LANGUAGES", "bash,deno,python3,go"), "comma-separated languages this node runs (env VANE_LANGUAGES)")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", envStr("VANE_PPROF_ADDR", ""), "serve Go's pprof endpoints on this address, for profiling (env VANE_PPROF_ADDR)")
 	fs.BoolVar(&c.Bootstrap, "bootstrap", envBool("VANE_BOOTSTRAP"), "start a new cluster with this node as its first member (the default on an empty data dir without --join) (env VANE_BOOTSTRAP)")

@@ -16,8 +16,9 @@ import (
 // workerPool is this node's running worker; w is nil on a node that runs
 // no language.
 type workerPool struct {
-	w   *jobrt.Worker
-	log *slog.Logger
+	w     *jobrt.Worker
+	grace time.Duration
+	log   *slog.Logger
 }
 
 // startWorkers creates and starts the worker over the store with the
@@ -44,10 +45,10 @@ func startWorkers(cfg serveConfig, st *raftstore.Store, langs *languages, baseUR
 	switch {
 	case cfg.Workers == 0:
 		log.Info("--workers 0: this node serves the API and runs no jobs")
-		return &workerPool{log: log}, nil
+		return &workerPool{grace: cfg.ShutdownGrace, log: log}, nil
 	case len(execs) == 0:
 		log.Warn("no language can run on this node: it serves the API and runs no jobs")
-		return &workerPool{log: log}, nil
+		return &workerPool{grace: cfg.ShutdownGrace, log: log}, nil
 	}
 	w, err := jobrt.New(wc, st, execs)
 	if err != nil {
@@ -56,16 +57,20 @@ func startWorkers(cfg serveConfig, st *raftstore.Store, langs *languages, baseUR
 	if err := w.Start(); err != nil {
 		return nil, fmt.Errorf("cannot start worker: %w", err)
 	}
-	return &workerPool{w: w, log: log}, nil
+	return &workerPool{w: w, grace: cfg.ShutdownGrace, log: log}, nil
 }
 
 // Stop stops claiming, lets running jobs finish within the configured
 // grace period, then kills and releases the rest.
-func (p *workerPool) Stop() {
+func (p *workerPool) Stop() { p.StopBy(time.Now().Add(p.grace)) }
+
+// StopBy is Stop with an absolute deadline for running jobs and their
+// completions (runtime.Worker.CloseBy).
+func (p *workerPool) StopBy(deadline time.Time) {
 	if p.w == nil {
 		return
 	}
-	if err := p.w.Close(); err != nil {
+	if err := p.w.CloseBy(deadline); err != nil {
 		p.log.Warn("worker shutdown", "err", err)
 	}
 }
