@@ -34,6 +34,19 @@ type Config struct {
 	// DisconnectPoll is how often a run_wait_result call checks whether its
 	// client went away. Default 100 ms.
 	DisconnectPoll time.Duration
+	// MaxConns caps the open HTTP connections; one over it is answered 503
+	// and closed. Keep it below the descriptor limit (cmd/vane derives it
+	// from RLIMIT_NOFILE). 0: no cap.
+	MaxConns int
+	// MaxConnsPerIP caps the open connections of one client address. 0: no cap.
+	MaxConnsPerIP int
+	// HeaderTimeout bounds the wait for a request's header: from a new
+	// connection's accept, or from a keep-alive connection's first byte
+	// (slowloris). Default 10 s.
+	HeaderTimeout time.Duration
+	// BodyTimeout bounds reading a request's body once its header is in.
+	// Default 5 min.
+	BodyTimeout time.Duration
 	// Logger receives request errors and deployment outcomes. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -47,6 +60,8 @@ func DefaultConfig() Config {
 		LinearizableAuth:  true,
 		DisconnectPoll:    100 * time.Millisecond,
 		AuthTimeout:       5 * time.Second,
+		HeaderTimeout:     10 * time.Second,
+		BodyTimeout:       5 * time.Minute,
 		Logger:            slog.Default(),
 	}
 }
@@ -69,6 +84,12 @@ func (c Config) withDefaults() Config {
 	if c.AuthTimeout == 0 {
 		c.AuthTimeout = d.AuthTimeout
 	}
+	if c.HeaderTimeout == 0 {
+		c.HeaderTimeout = d.HeaderTimeout
+	}
+	if c.BodyTimeout == 0 {
+		c.BodyTimeout = d.BodyTimeout
+	}
 	if c.Logger == nil {
 		c.Logger = d.Logger
 	}
@@ -85,6 +106,12 @@ func (c Config) Validate() error {
 	}
 	if c.AuthTimeout < 0 {
 		return fmt.Errorf("auth timeout %s: must not be negative: %w", c.AuthTimeout, vane.ErrInvalid)
+	}
+	if c.MaxConns < 0 || c.MaxConnsPerIP < 0 {
+		return fmt.Errorf("connection caps %d and %d: must not be negative: %w", c.MaxConns, c.MaxConnsPerIP, vane.ErrInvalid)
+	}
+	if c.HeaderTimeout < 0 || c.BodyTimeout < 0 {
+		return fmt.Errorf("header timeout %s and body timeout %s: must not be negative: %w", c.HeaderTimeout, c.BodyTimeout, vane.ErrInvalid)
 	}
 	if c.DisconnectPoll < 0 {
 		return fmt.Errorf("disconnect poll %s: must not be negative: %w", c.DisconnectPoll, vane.ErrInvalid)

@@ -70,8 +70,13 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		MaxRequestBodySize: cfg.BodyLimit,
 		// Room for large cookies and longer query strings (GET payload=),
 		// without a large buffer per keep-alive connection.
-		ReadBufferSize:  16 << 10,
-		ReadTimeout:     5 * time.Minute,
+		ReadBufferSize: 16 << 10,
+		// ReadTimeout bounds the header (slowloris); once it is in, the
+		// body gets BodyTimeout.
+		ReadTimeout: cfg.HeaderTimeout,
+		HeaderReceived: func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
+			return fasthttp.RequestConfig{ReadTimeout: cfg.BodyTimeout}
+		},
 		IdleTimeout:     2 * time.Minute,
 		CloseOnShutdown: true,
 		NoDefaultDate:   true,
@@ -84,10 +89,11 @@ func New(cfg Config, deps Deps) (*Server, error) {
 // Handler returns the router, for serving on a listener of the caller's.
 func (s *Server) Handler() fasthttp.RequestHandler { return s.http.Handler }
 
-// Serve accepts connections on ln until Shutdown. It returns nil after a
-// Shutdown and the accept error otherwise.
+// Serve accepts connections on ln until Shutdown, within the connection
+// caps of Config (connguard.go). It returns nil after a Shutdown and the
+// accept error otherwise; running out of descriptors is not such an error.
 func (s *Server) Serve(ln net.Listener) error {
-	err := s.http.Serve(ln)
+	err := s.http.Serve(newConnGuard(ln, s.cfg.MaxConns, s.cfg.MaxConnsPerIP, s.metrics, s.log))
 	if errors.Is(err, net.ErrClosed) {
 		return nil
 	}
@@ -118,6 +124,14 @@ func (s *Server) protocolError(ctx *fasthttp.RequestCtx, err error) {
 	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
 		s.writeError(ctx, fmt.Errorf("request body is larger than the limit of %d bytes: %w", s.cfg.BodyLimit, errBodyTooLarge))
 		s.metrics.countRequest("body_too_large", ctx.Response.StatusCode())
+		return
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) && netErr.Timeout() {
+		// A header not in within HeaderTimeout (slowloris), or a body not
+		// in within BodyTimeout.
+		ctx.Error(fmt.Sprintf("request not received within its time limit (header %s, body %s)", s.cfg.HeaderTimeout, s.cfg.BodyTimeout), fasthttp.StatusRequestTimeout)
+		s.metrics.countRequest("read_timeout", fasthttp.StatusRequestTimeout)
 		return
 	}
 	s.writeError(ctx, badRequest("cannot read request: %v", err))

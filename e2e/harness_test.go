@@ -93,6 +93,7 @@ type Server struct {
 	DataDir string
 	URL     string // http://127.0.0.1:port
 	args    []string
+	wrapper []string
 	cmd     *exec.Cmd
 	exited  chan struct{}
 
@@ -105,6 +106,9 @@ type Server struct {
 type ServerOptions struct {
 	DataDir string   // reuse a data dir (restart); default: a new temp dir
 	Args    []string // extra flags
+	// Wrapper runs the binary through a command, e.g. prlimit with its
+	// options; the binary and its arguments follow it.
+	Wrapper []string
 }
 
 // MustStartServer starts vane serve and waits until GET /api/version
@@ -120,7 +124,7 @@ func MustStartServer(tb testing.TB, opts ServerOptions) *Server {
 		// Bash is all these tests run; the jail is still used where the kernel
 		// allows it (the flag only permits running unjailed where it does not).
 		"--languages", "bash", "--insecure-no-jail"}, opts.Args...)
-	s := &Server{tb: tb, DataDir: dir, args: args}
+	s := &Server{tb: tb, DataDir: dir, args: args, wrapper: opts.Wrapper}
 	s.start()
 	tb.Cleanup(s.Stop)
 	return s
@@ -163,7 +167,8 @@ func (s *Server) startRetrying() error {
 // startOnce launches the process and waits for readiness; errExitedEarly
 // when the process exited before it listened.
 func (s *Server) startOnce() error {
-	cmd := exec.Command(vaneBin, s.args...)
+	argv := append(append(append([]string{}, s.wrapper...), vaneBin), s.args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), "VANE_ADMIN_TOKEN="+adminToken)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

@@ -146,7 +146,8 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 		deps.ResourceTypes = ts
 	}
 	srv, err := api.New(api.Config{BodyLimit: cfg.BodyLimit, TimeoutWaitResult: cfg.TimeoutWaitResult,
-		Version: version, LinearizableAuth: true, Logger: log}, deps)
+		Version: version, LinearizableAuth: true, Logger: log,
+		MaxConns: cfg.MaxConns, MaxConnsPerIP: cfg.MaxConnsPerIP, HeaderTimeout: cfg.HeaderTimeout}, deps)
 	if err != nil {
 		workers.Stop()
 		return err
@@ -167,7 +168,8 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 		"  JOB=$(curl -s -X POST %[1]s/api/w/main/jobs/run/preview %[2]s -H 'Content-Type: application/json' \\\n"+
 		"    -d '{\"language\":\"bash\",\"content\":\"echo hello from vane\",\"args\":{}}')\n"+
 		"  curl -s %[1]s/api/w/main/jobs_u/completed/get_result_maybe/$JOB %[2]s\n", baseURL, auth)
-	log.Info("ready", "http", baseURL, "raft", st.Addr(), "workers", cfg.Workers)
+	log.Info("ready", "http", baseURL, "raft", st.Addr(), "workers", cfg.Workers,
+		"max_connections", cfg.MaxConns, "max_connections_per_ip", cfg.MaxConnsPerIP)
 
 	select {
 	case <-ctx.Done():

@@ -10,6 +10,7 @@ import (
 	goruntime "runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"vane"
@@ -61,6 +62,12 @@ type serveConfig struct {
 	// job stays its worker's without a heartbeat (the lease) before another
 	// worker may take it over.
 	ZombieJobTimeout time.Duration
+	// MaxConns and MaxConnsPerIP cap the API's open connections (api.Config);
+	// parseServeConfig derives them from RLIMIT_NOFILE when not given.
+	MaxConns      int
+	MaxConnsPerIP int
+	// HeaderTimeout bounds the wait for a request's header (slowloris).
+	HeaderTimeout time.Duration
 }
 
 // parseServeConfig reads flags, with environment variables as their
@@ -129,6 +136,9 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.StringVar(&c.ClusterSecretFile, "cluster-secret-file", envStr("VANE_CLUSTER_SECRET_FILE", ""), "the cluster secret (a copy of the first node's <data-dir>/cluster/secret), needed to --join (env VANE_CLUSTER_SECRET_FILE)")
 	fs.DurationVar(&c.JobRetention, "job-retention", envDuration("VANE_JOB_RETENTION", raftstore.DefaultJobRetention), "how long a completed job (args, result, logs) is kept after it completed, e.g. 720h; 0 keeps jobs forever (env VANE_JOB_RETENTION)")
 	fs.DurationVar(&c.AuditRetention, "audit-retention", envDuration("VANE_AUDIT_RETENTION", 0), "how long an audit log entry is kept, e.g. 8760h; 0 keeps entries forever (env VANE_AUDIT_RETENTION)")
+	fs.IntVar(&c.MaxConns, "max-connections", envInt("VANE_MAX_CONNECTIONS", 0), "open HTTP connections at most; more get 503 and are closed; 0: three quarters of the descriptor limit, less 512 (env VANE_MAX_CONNECTIONS)")
+	fs.IntVar(&c.MaxConnsPerIP, "max-connections-per-ip", envInt("VANE_MAX_CONNECTIONS_PER_IP", 0), "open HTTP connections of one client address at most; 0: a quarter of --max-connections (env VANE_MAX_CONNECTIONS_PER_IP)")
+	headerTimeout := fs.Int("header-timeout", envInt("VANE_HEADER_TIMEOUT", 10), "seconds a client has to send a request's header (env VANE_HEADER_TIMEOUT)")
 	fs.StringVar(&c.LogLevel, "log-level", envStr("VANE_LOG_LEVEL", "info"), "debug, info, warn or error (env VANE_LOG_LEVEL)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -145,6 +155,13 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 		c.TimeoutWaitResult = 2 * time.Second
 	}
 	c.ShutdownGrace = time.Duration(*grace) * time.Second
+	c.HeaderTimeout = time.Duration(*headerTimeout) * time.Second
+	if c.MaxConns == 0 {
+		c.MaxConns = defaultMaxConns(openFilesLimit())
+	}
+	if c.MaxConnsPerIP == 0 {
+		c.MaxConnsPerIP = max(c.MaxConns/4, 1)
+	}
 	c.ZombieJobTimeout = time.Duration(*zombie) * time.Second
 	c.AdminToken = getenv("VANE_ADMIN_TOKEN")
 	c.ToolsDir = toolsDir(getenv)
@@ -175,6 +192,12 @@ func (c serveConfig) validate() error {
 	}
 	if c.BodyLimit < 1024 {
 		return fmt.Errorf("--body-limit %d must be at least 1024 bytes", c.BodyLimit)
+	}
+	if c.MaxConns < 0 || c.MaxConnsPerIP < 0 {
+		return fmt.Errorf("--max-connections and --max-connections-per-ip must not be negative")
+	}
+	if c.HeaderTimeout < time.Second {
+		return fmt.Errorf("--header-timeout must be at least 1 second")
 	}
 	if c.ShutdownGrace < 0 {
 		return fmt.Errorf("--shutdown-grace must not be negative")
@@ -218,4 +241,21 @@ func (c serveConfig) validate() error {
 		return fmt.Errorf("--log-level %q must be debug, info, warn or error", c.LogLevel)
 	}
 	return nil
+}
+
+// openFilesLimit is the process's RLIMIT_NOFILE soft limit (Go raises it to
+// the hard limit at start), or 1024 when it cannot be read.
+func openFilesLimit() int {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur == 0 || rl.Cur > 1<<24 {
+		return 1024
+	}
+	return int(rl.Cur)
+}
+
+// defaultMaxConns leaves a quarter of the descriptor limit, and at least
+// 512, to what is not an HTTP connection: the store's files, raft's
+// connections, job processes and their pipes, the jail's sockets.
+func defaultMaxConns(nofile int) int {
+	return max(nofile*3/4-512, 64)
 }
