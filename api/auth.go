@@ -23,8 +23,15 @@ type principal struct {
 	SuperAdmin bool
 	// TokenWorkspace limits the token to one workspace when not empty.
 	TokenWorkspace string
-	// JobID is set for a job's WM_TOKEN: the job it belongs to.
+	// JobID is set for a job's WM_TOKEN: the job it belongs to. A job token
+	// never carries an instance role (SuperAdmin is false), acts only in its
+	// job's workspace (TokenWorkspace) and, outside workspaces, only on the
+	// routes of jobTokenInstanceRoutes.
 	JobID string
+	// JobOfSuperAdmin marks a job token whose user is a superadmin: in its
+	// job's workspace it has a superadmin's workspace permissions (an
+	// admin's), and nothing of the instance role.
+	JobOfSuperAdmin bool
 
 	Workspace string
 	Username  string
@@ -153,7 +160,9 @@ func (s *Server) authenticateJobToken(secret string) (*principal, error) {
 		if u.Disabled {
 			return nil, fmt.Errorf("user %s is disabled: %w", u.Email, vane.ErrUnauthorized)
 		}
-		p.SuperAdmin = u.SuperAdmin
+		// Never SuperAdmin: a member who can write a script an admin
+		// later runs must not get the instance through its job.
+		p.JobOfSuperAdmin = u.SuperAdmin
 	}
 	return p, nil
 }
@@ -178,9 +187,9 @@ func (s *Server) enterWorkspace(p *principal, ws string) error {
 		if m.Disabled {
 			return fmt.Errorf("user %s is disabled in workspace %q: %w", p.Email, ws, vane.ErrForbidden)
 		}
-		p.Username, p.IsAdmin, p.Operator = m.Username, m.IsAdmin || p.SuperAdmin, m.Operator
+		p.Username, p.IsAdmin, p.Operator = m.Username, m.IsAdmin || p.SuperAdmin || p.JobOfSuperAdmin, m.Operator
 		return nil
-	case errors.Is(err, vane.ErrNotFound) && p.SuperAdmin:
+	case errors.Is(err, vane.ErrNotFound) && (p.SuperAdmin || p.JobOfSuperAdmin):
 		// A superadmin acts in every workspace, as an admin, under the
 		// local part of its email.
 		p.Username, p.IsAdmin = usernameOf(p.Email), true
@@ -189,6 +198,26 @@ func (s *Server) enterWorkspace(p *principal, ws string) error {
 		return fmt.Errorf("user %s is not a member of workspace %q: %w", p.Email, ws, vane.ErrForbidden)
 	}
 	return fmt.Errorf("cannot read workspace membership: %w", err)
+}
+
+// jobTokenInstanceRoutes are the routes outside workspaces that a job token
+// may call: reading who it acts as, and the version. Creating or listing
+// tokens, impersonating, creating workspaces and the cluster routes are
+// refused: a token minted by a job would outlive it, and the rest are the
+// instance's, not the job's workspace's.
+var jobTokenInstanceRoutes = map[string]bool{
+	"version":         true,
+	"users.whoami":    true,
+	"users.email":     true,
+	"workspaces.list": true, // filtered to the job's workspace
+}
+
+// checkJobTokenRoute refuses a job token on an instance route it may not use.
+func checkJobTokenRoute(p *principal, route string, mode authMode) error {
+	if p == nil || p.JobID == "" || mode == authWorkspace || jobTokenInstanceRoutes[route] {
+		return nil
+	}
+	return fmt.Errorf("a job token (WM_TOKEN) acts only in its job's workspace and cannot call %s: %w", route, vane.ErrForbidden)
 }
 
 // requireAdmin refuses callers that are not admins of the current workspace.

@@ -189,6 +189,9 @@ func (s *Server) handle(name string, mode authMode, h handlerFunc) fasthttp.Requ
 		var err error
 		if mode != authNone {
 			p, err = s.authenticate(ctx)
+			if err == nil {
+				err = checkJobTokenRoute(p, name, mode)
+			}
 			if err == nil && mode == authWorkspace {
 				err = s.enterWorkspace(p, ctx.UserValue("ws").(string))
 			}

@@ -201,3 +201,59 @@ func TestAuth_Roles(t *testing.T) {
 		t.Fatalf("carol's workspaces: %+v", wss)
 	}
 }
+
+// TestAuth_JobTokenScope: a job token never carries an instance role and
+// works only in its job's workspace. A superadmin's job calls, with its
+// WM_TOKEN, the instance routes (cluster status and removal, token creation,
+// impersonation, workspace creation) and another workspace: all refused,
+// while its own workspace answers.
+func TestAuth_JobTokenScope(t *testing.T) {
+	srv := MustStartServer(t, ServerOptions{})
+	c := srv.Client()
+	c.MustDo("POST", "/api/workspaces/create", map[string]any{"id": "other", "name": "Other"}, 201)
+	c.MustSaveScript("u/admin/escalate", "bash", `hostport=${BASE_INTERNAL_URL#http://}
+hostport=${hostport%%/*}
+call() { # method path body: prints the status code
+  exec 3<>"/dev/tcp/${hostport%:*}/${hostport##*:}"
+  printf '%s %s HTTP/1.0\r\nHost: vane\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s' "$1" "$2" "$WM_TOKEN" "${#3}" "$3" >&3
+  read -r status_line <&3
+  exec 3<&-
+  set -- $status_line
+  printf '%s' "$2"
+}
+printf '{"cluster_status":"%s","cluster_remove":"%s","token_create":"%s","impersonate":"%s","workspace_create":"%s","other_workspace":"%s","own_workspace":"%s","whoami":"%s"}' \
+  "$(call GET /api/cluster/status '')" \
+  "$(call POST /api/cluster/remove/node1 '')" \
+  "$(call POST /api/users/tokens/create '{"label":"stolen"}')" \
+  "$(call POST /api/users/tokens/impersonate '{"impersonate_email":"admin@vane.local"}')" \
+  "$(call POST /api/workspaces/create '{"id":"evil","name":"Evil"}')" \
+  "$(call GET /api/w/other/users/whoami '')" \
+  "$(call GET /api/w/main/users/whoami '')" \
+  "$(call GET /api/users/whoami '')" > result.json
+`)
+	r := c.MustDo("POST", "/api/w/main/jobs/run_wait_result/p/u/admin/escalate", map[string]any{}, 200)
+	var got map[string]string
+	if err := json.Unmarshal([]byte(r.Body), &got); err != nil {
+		t.Fatalf("result %q: %v", r.Body, err)
+	}
+	want := map[string]string{"cluster_status": "403", "cluster_remove": "403", "token_create": "403", "impersonate": "403",
+		"workspace_create": "403", "other_workspace": "403", "own_workspace": "200", "whoami": "200"}
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("%s with the superadmin's job token: %s, want %s", k, got[k], w)
+		}
+	}
+	// Nothing the job tried happened.
+	if r := c.Do("GET", "/api/workspaces/list", nil); strings.Contains(r.Body, `"evil"`) {
+		t.Errorf("the job created a workspace: %s", r.Body)
+	}
+	var toks []struct {
+		Label string `json:"label"`
+	}
+	c.MustDo("GET", "/api/users/tokens/list", nil, 200).JSON(t, &toks)
+	for _, tk := range toks {
+		if tk.Label == "stolen" {
+			t.Errorf("the job minted a token")
+		}
+	}
+}
