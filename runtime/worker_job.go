@@ -247,14 +247,24 @@ func (w *Worker) execute(ctx context.Context, j *vane.Job, logs *logStreamer) (O
 			req.Limits.MemoryBytes = int64(sc.MemoryLimitMB) << 20
 		}
 	}
+	// The secrets the job's submitter may read are masked in its logs and
+	// error; only jobs with references, or of a workspace that holds
+	// secrets, pay for the membership read.
+	secrets, err := w.secretVariables(j.Workspace)
+	if err != nil {
+		return fail("InvalidArgs", err)
+	}
 	var canRead ReadCheck
-	if HasReferences(j.Args) {
-		// Only jobs with references pay for the membership read.
+	if HasReferences(j.Args) || len(secrets) > 0 {
 		access, err := w.submitterAccess(j)
 		if err != nil {
 			return fail("InvalidArgs", err)
 		}
 		canRead = access
+	}
+	masker, err := w.jobMasker(j.Workspace, secrets, canRead)
+	if err != nil {
+		return fail("InvalidArgs", err)
 	}
 	vars, _ := w.store.(VariableReader)
 	res, _ := w.store.(ResourceReader)
@@ -277,8 +287,61 @@ func (w *Worker) execute(ctx context.Context, j *vane.Job, logs *logStreamer) (O
 	req.Dir = dir
 	// The executor caps at LogBytes with its own marker; this cap is the
 	// backstop for executors that do not.
-	req.Logs = NewCappedWriter(logs, req.Limits.LogBytes+4096)
-	return exec.Run(ctx, req)
+	masked := masker.Writer(logs)
+	req.Logs = NewCappedWriter(masked, req.Limits.LogBytes+4096)
+	out, err := exec.Run(ctx, req)
+	_ = masked.Flush()
+	if !out.Success {
+		out.Result = masker.MaskJSON(out.Result)
+	}
+	if err != nil {
+		err = errors.New(masker.MaskString(err.Error()))
+	}
+	return out, err
+}
+
+// secretVariables returns the workspace's secret variables (without their
+// values), or none when the store cannot list them.
+func (w *Worker) secretVariables(ws string) ([]vane.Variable, error) {
+	lister, ok := w.store.(VariableLister)
+	if !ok {
+		return nil, nil
+	}
+	all, err := lister.ListVariables(ws, "")
+	if err != nil {
+		return nil, fmt.Errorf("cannot list the workspace's secrets to mask them: %w", err)
+	}
+	var out []vane.Variable
+	for _, v := range all {
+		if v.IsSecret {
+			out = append(out, v)
+		}
+	}
+	return out, nil
+}
+
+// jobMasker returns the masker of the secrets among secrets that canRead
+// allows, decrypted.
+func (w *Worker) jobMasker(ws string, secrets []vane.Variable, canRead ReadCheck) (*Masker, error) {
+	vars, ok := w.store.(VariableReader)
+	if len(secrets) == 0 || canRead == nil || !ok {
+		return NewMasker(nil), nil
+	}
+	values := make([]string, 0, len(secrets))
+	for _, v := range secrets {
+		if !canRead(v.Path, v.ExtraPerms) {
+			continue
+		}
+		full, err := vars.GetVariable(ws, v.Path, true)
+		if errors.Is(err, vane.ErrNotFound) {
+			continue // deleted since the listing
+		}
+		if err != nil {
+			return nil, fmt.Errorf("cannot read secret %s to mask it: %w", v.Path, err)
+		}
+		values = append(values, full.Value)
+	}
+	return NewMasker(values), nil
 }
 
 // submitterAccess returns what the job's submitter may read, for its
