@@ -36,6 +36,9 @@ type ClaimRequest struct {
 	Languages []ScriptLang // empty: any language
 	Max       int
 	Lease     time.Duration
+	// WorkspaceCap is the most jobs one workspace may have running at once,
+	// across every worker of the cluster; 0: no cap.
+	WorkspaceCap int
 }
 
 // Completion is a worker's report of a finished job, fenced by its lease epoch.

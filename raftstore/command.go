@@ -52,6 +52,7 @@ const (
 	cmdCancelJob          cmdType = 25
 	cmdExpireLeases       cmdType = 26
 	cmdDeleteOldJobs      cmdType = 27
+	cmdClaimJobsFair      cmdType = 28
 	cmdCreateVariable     cmdType = 30
 	cmdUpdateVariable     cmdType = 31
 	cmdDeleteVariable     cmdType = 32
@@ -139,6 +140,8 @@ func newCommand(t cmdType) command {
 		return &pushJobCmd{}
 	case cmdClaimJobs:
 		return &claimJobsCmd{}
+	case cmdClaimJobsFair:
+		return &claimJobsFairCmd{}
 	case cmdHeartbeat:
 		return &heartbeatCmd{}
 	case cmdAppendLogs:

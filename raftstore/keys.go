@@ -38,6 +38,7 @@ var (
 	bucketFlows         = []byte("flows")           // ws \x00 path -> vane.Flow (the newest version)
 	bucketFlowVersions  = []byte("flow_versions")   // ws \x00 path \x00 version -> vane.Flow
 	bucketAudit         = []byte("audit")           // ws \x00 seq -> vane.AuditEntry
+	bucketClaimTurns    = []byte("claim_turns")     // ws -> time key of the last claim that gave it a job (fair share)
 )
 
 // allBuckets lists every bucket; the FSM creates them on open and after restore.
@@ -47,6 +48,7 @@ var allBuckets = [][]byte{
 	bucketJobs, bucketJobsBySeq, bucketQueue, bucketLeases, bucketJobLogs, bucketJobsDone,
 	bucketVariables, bucketResources, bucketResourceTypes, bucketSchedules,
 	bucketGroups, bucketFolders, bucketFlows, bucketFlowVersions, bucketAudit,
+	bucketClaimTurns,
 }
 
 var (

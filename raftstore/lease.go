@@ -76,20 +76,124 @@ type claimCandidate struct {
 }
 
 func (c *claimJobsCmd) apply(a *applier) (output, error) {
-	now := timeKey(c.At)
-	var cands []claimCandidate
+	cands := readyCandidates(a, c.Tags, c.Languages, c.At, c.Max)
+	var all []claimCandidate
+	for _, ws := range cands.order {
+		all = append(all, cands.byWS[ws]...)
+	}
+	slices.SortFunc(all, claimCandidate.cmp)
+	if len(all) > c.Max {
+		all = all[:c.Max]
+	}
+	return claim(a, &c.base, c.Worker, c.Lease, all)
+}
+
+// claimJobsFairCmd is claimJobsCmd with fair share across workspaces: the
+// next job goes to the workspace with the fewest running jobs (claimed in
+// this command included), ties to the one served least recently (its last
+// claim, bucketClaimTurns), then to the oldest ready job, so one workspace's
+// backlog cannot hold every slot while another's job waits; and a
+// workspace already running WorkspaceCap jobs (every worker of the cluster
+// counted) gets none (0: no cap). Within a workspace, jobs go in
+// (ScheduledFor, Seq) order. claimJobsCmd keeps its first-come order for
+// the entries already in logs.
+type claimJobsFairCmd struct {
+	claimJobsCmd
+	WorkspaceCap int `json:"workspace_cap,omitempty"`
+}
+
+func (c *claimJobsFairCmd) cmdType() cmdType { return cmdClaimJobsFair }
+func (c *claimJobsFairCmd) validate() error {
+	if c.WorkspaceCap < 0 {
+		return vane.Invalidf("workspace cap must not be negative, not %d", c.WorkspaceCap)
+	}
+	return c.claimJobsCmd.validate()
+}
+
+func (c *claimJobsFairCmd) apply(a *applier) (output, error) {
+	cands := readyCandidates(a, c.Tags, c.Languages, c.At, c.Max)
+	if len(cands.order) == 0 {
+		return output{}, nil
+	}
+	running := make(map[string]int, len(cands.order))
+	served := make(map[string]uint64, len(cands.order))
+	turns := a.bucket(bucketClaimTurns)
+	if len(cands.order) > 1 || c.WorkspaceCap > 0 {
+		leases := a.bucket(bucketLeases)
+		for _, ws := range cands.order {
+			n := 0
+			scanPrefix(leases, prefix(ws), func(_, _ []byte) bool { n++; return true })
+			running[ws] = n
+			if v := turns.Get([]byte(ws)); len(v) == 8 {
+				served[ws] = binary.BigEndian.Uint64(v)
+			}
+		}
+	}
+	next := make(map[string]int, len(cands.order))
+	var picked []claimCandidate
+	for len(picked) < c.Max {
+		best := ""
+		for _, ws := range cands.order { // sorted: the choice is deterministic
+			if next[ws] >= len(cands.byWS[ws]) || (c.WorkspaceCap > 0 && running[ws] >= c.WorkspaceCap) {
+				continue
+			}
+			if best == "" || fairer(ws, best, running, served, cands.byWS[ws][next[ws]], cands.byWS[best][next[best]]) {
+				best = ws
+			}
+		}
+		if best == "" {
+			break
+		}
+		picked = append(picked, cands.byWS[best][next[best]])
+		next[best]++
+		running[best]++
+		served[best] = timeKey(c.At)
+	}
+	for _, cd := range picked {
+		put(turns, []byte(cd.ws), u64(timeKey(c.At)))
+	}
+	return claim(a, &c.base, c.Worker, c.Lease, picked)
+}
+
+// fairer reports whether workspace x, whose next ready job is jx, goes
+// before y (next job jy): fewer running jobs, then served longer ago, then
+// the older job.
+func fairer(x, y string, running map[string]int, served map[string]uint64, jx, jy claimCandidate) bool {
+	if running[x] != running[y] {
+		return running[x] < running[y]
+	}
+	if served[x] != served[y] {
+		return served[x] < served[y]
+	}
+	return jx.cmp(jy) < 0
+}
+
+// candidates are the ready queue entries a claim may take, per workspace
+// (each sorted, at most max), and the workspaces that have any, sorted.
+type candidates struct {
+	byWS  map[string][]claimCandidate
+	order []string
+}
+
+// readyCandidates collects, in every workspace, up to max ready jobs (due at
+// or before at) matching tags (any when empty) and languages (any when
+// empty), oldest first.
+func readyCandidates(a *applier, tags []string, languages []vane.ScriptLang, at time.Time, max int) candidates {
+	now := timeKey(at)
 	queue := a.bucket(bucketQueue)
+	out := candidates{byWS: map[string][]claimCandidate{}}
 	var wss []string
 	_ = a.bucket(bucketWorkspaces).ForEach(func(k, _ []byte) error {
 		wss = append(wss, string(k))
 		return nil
 	})
 	for _, ws := range wss {
-		tags := c.Tags
-		if len(tags) == 0 {
-			tags = queuedTags(queue, ws)
+		wsTags := tags
+		if len(wsTags) == 0 {
+			wsTags = queuedTags(queue, ws)
 		}
-		for _, tag := range tags {
+		var cands []claimCandidate
+		for _, tag := range wsTags {
 			p := prefix(ws, tag)
 			n := 0
 			scanPrefix(queue, p, func(k, v []byte) bool {
@@ -98,24 +202,38 @@ func (c *claimJobsCmd) apply(a *applier) (output, error) {
 					return false
 				}
 				id, lang := parseQueueValue(v)
-				if len(c.Languages) > 0 && !slices.Contains(c.Languages, lang) {
+				if len(languages) > 0 && !slices.Contains(languages, lang) {
 					return true
 				}
 				cands = append(cands, claimCandidate{ws: ws, id: id, sched: sched, seq: seq})
 				n++
-				return n < c.Max
+				return n < max
 			})
 		}
-	}
-	slices.SortFunc(cands, func(x, y claimCandidate) int {
-		if x.sched != y.sched {
-			return cmpU64(x.sched, y.sched)
+		if len(cands) == 0 {
+			continue
 		}
-		return cmpU64(x.seq, y.seq)
-	})
-	if len(cands) > c.Max {
-		cands = cands[:c.Max]
+		slices.SortFunc(cands, claimCandidate.cmp)
+		if len(cands) > max {
+			cands = cands[:max]
+		}
+		out.byWS[ws] = cands
+		out.order = append(out.order, ws)
 	}
+	return out
+}
+
+// cmp orders candidates by (ScheduledFor, Seq).
+func (x claimCandidate) cmp(y claimCandidate) int {
+	if x.sched != y.sched {
+		return cmpU64(x.sched, y.sched)
+	}
+	return cmpU64(x.seq, y.seq)
+}
+
+// claim marks the candidates running for worker with a new lease epoch and
+// a lease until b.At+lease, and returns them.
+func claim(a *applier, b *base, worker string, lease time.Duration, cands []claimCandidate) (output, error) {
 	jobs := a.bucket(bucketJobs)
 	loaded := make([]vane.Job, len(cands))
 	for i, cd := range cands { // read everything before writing anything
@@ -128,19 +246,19 @@ func (c *claimJobsCmd) apply(a *applier) (output, error) {
 	out := output{Jobs: make([]jobRecord, 0, len(cands))}
 	for _, j := range loaded {
 		dequeue(a, &j)
-		at := c.At
+		at := b.At
 		j.Status = vane.JobRunning
 		j.LeaseEpoch++
-		j.Worker = c.Worker
+		j.Worker = worker
 		j.StartedAt = &at
 		j.LastPing = &at
-		j.LeaseExpires = c.At.Add(c.Lease)
+		j.LeaseExpires = b.At.Add(lease)
 		put(a.bucket(bucketLeases), leaseKey(j.Workspace, j.LeaseExpires, j.ID), nil)
 		rec := jobToRecord(j)
 		put(jobs, key(j.Workspace, j.ID), marshal(rec))
 		out.Jobs = append(out.Jobs, rec)
-		a.audit(j.Workspace, c.base, "jobs.claim", actionExecute, j.ID,
-			map[string]string{"worker": c.Worker, "epoch": strconv.FormatUint(j.LeaseEpoch, 10)})
+		a.audit(j.Workspace, *b, "jobs.claim", actionExecute, j.ID,
+			map[string]string{"worker": worker, "epoch": strconv.FormatUint(j.LeaseEpoch, 10)})
 	}
 	return out, nil
 }
@@ -453,12 +571,15 @@ func findExpired(tx *bolt.Tx, now time.Time, max int) []expiredLease {
 }
 
 // ClaimJobs takes up to r.Max ready jobs (ScheduledFor at or before the
-// proposer's now) in (ScheduledFor, Seq) order, matching r.Tags and
-// r.Languages when given, and marks them running for r.Worker with a new lease
-// epoch and a lease of r.Lease. It returns the claimed jobs (maybe none).
+// proposer's now), matching r.Tags and r.Languages when given, and marks them
+// running for r.Worker with a new lease epoch and a lease of r.Lease. Jobs are
+// shared fairly across workspaces (claimJobsFairCmd): the workspace with the
+// fewest running jobs goes first, oldest job first within it, and one with
+// r.WorkspaceCap running jobs gets none. It returns the claimed jobs (maybe
+// none).
 func (s *Store) ClaimJobs(ctx context.Context, r vane.ClaimRequest) ([]vane.Job, error) {
-	out, err := s.apply(ctx, &claimJobsCmd{base: base{At: stampNow(), Actor: vane.Actor{Username: r.Worker}},
-		Worker: r.Worker, Tags: r.Tags, Languages: r.Languages, Max: r.Max, Lease: r.Lease})
+	out, err := s.apply(ctx, &claimJobsFairCmd{claimJobsCmd: claimJobsCmd{base: base{At: stampNow(), Actor: vane.Actor{Username: r.Worker}},
+		Worker: r.Worker, Tags: r.Tags, Languages: r.Languages, Max: r.Max, Lease: r.Lease}, WorkspaceCap: r.WorkspaceCap})
 	if err != nil {
 		return nil, wrapErr("claim jobs", err)
 	}

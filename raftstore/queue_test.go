@@ -288,3 +288,64 @@ func TestFSM_TimeNeverGoesBackwards(t *testing.T) {
 		t.Fatalf("%d claim audit entries for 5 claimed jobs", len(l))
 	}
 }
+
+// TestQueue_FairShareAcrossWorkspaces: workspace A's backlog, pushed first,
+// does not hold every slot: each claim goes to the workspace with the fewest
+// running jobs (ties to the oldest job), and a workspace at the cap gets
+// nothing while another's jobs are still claimed.
+func TestQueue_FairShareAcrossWorkspaces(t *testing.T) {
+	s := MustOpen(t, noReaper(t))
+	MustWorkspace(t, s)
+	ctx := context.Background()
+	if err := s.CreateWorkspace(ctx, testAdmin, vane.Workspace{ID: "beta", Name: "Beta"},
+		vane.Member{Email: testAdmin.Email, Username: testAdmin.Username, IsAdmin: true}); err != nil {
+		t.Fatal(err)
+	}
+	push := func(ws, id string) {
+		t.Helper()
+		j := testJob(id)
+		j.Workspace = ws
+		if err := s.PushJob(ctx, testAdmin, j); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 10 {
+		push(testWS, fmt.Sprintf("a%d", i))
+	}
+	push("beta", "b0")
+	push("beta", "b1")
+	claim := func(max, cap int) string {
+		t.Helper()
+		got, err := s.ClaimJobs(ctx, vane.ClaimRequest{Worker: "w", Max: max, Lease: time.Minute, WorkspaceCap: cap})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, j := range got {
+			ids = append(ids, j.ID)
+		}
+		return fmt.Sprint(ids)
+	}
+	// Both run nothing: the oldest job first, then the other workspace.
+	if got := claim(1, 0); got != "[a0]" {
+		t.Fatalf("first claim %s, want [a0]", got)
+	}
+	if got := claim(1, 0); got != "[b0]" {
+		t.Fatalf("second claim %s, want [b0] (beta runs fewer jobs)", got)
+	}
+	// One running each: alternate, oldest first on ties, until beta is out.
+	if got := claim(4, 0); got != "[a1 b1 a2 a3]" {
+		t.Fatalf("claim of 4: %s, want [a1 b1 a2 a3]", got)
+	}
+	// A cap of 4 running jobs: acme runs 4 already, beta has none queued.
+	if got := claim(3, 4); got != "[]" {
+		t.Fatalf("claim at the cap: %s, want []", got)
+	}
+	push("beta", "b2")
+	if got := claim(3, 4); got != "[b2]" {
+		t.Fatalf("claim at acme's cap: %s, want [b2] only", got)
+	}
+	if got := claim(3, 0); got != "[a4 a5 a6]" {
+		t.Fatalf("claim without a cap: %s, want [a4 a5 a6]", got)
+	}
+}

@@ -54,6 +54,10 @@ type Config struct {
 	HeartbeatInterval time.Duration
 	// Tags are the job tags this worker takes; empty: any tag.
 	Tags []string
+	// WorkspaceCap is the most jobs of one workspace running at once across
+	// the cluster (vane.ClaimRequest.WorkspaceCap); 0: no cap. Every node
+	// should have the same.
+	WorkspaceCap int
 	// WorkerGroup is WM_WORKER_GROUP. Default "default".
 	WorkerGroup string
 	// LogChunkBytes and LogInterval bound how long a running job's output
@@ -111,6 +115,8 @@ func (c Config) Validate() error {
 		return errors.New("worker config: InstanceSecret is required")
 	case c.Concurrency < 0:
 		return fmt.Errorf("worker config: Concurrency %d is negative", c.Concurrency)
+	case c.WorkspaceCap < 0:
+		return fmt.Errorf("worker config: WorkspaceCap %d is negative", c.WorkspaceCap)
 	case c.Lease < 0 || c.HeartbeatInterval < 0 || c.LogInterval < 0 || c.SafetyTick < 0 || c.ShutdownGrace < 0 || c.DeployPollInterval < 0:
 		return errors.New("worker config: durations must not be negative")
 	case c.Lease > 0 && c.HeartbeatInterval >= c.Lease:
@@ -354,6 +360,12 @@ func (w *Worker) dispatch(events <-chan vane.Event) {
 				if w.wants(ev) {
 					w.poke()
 				}
+			case vane.EventJobCompleted:
+				// Under a workspace cap a completion anywhere may free
+				// a job this worker left queued.
+				if w.cfg.WorkspaceCap > 0 {
+					w.poke()
+				}
 			case vane.EventJobCanceled:
 				w.mu.Lock()
 				r := w.running[ev.Workspace+"/"+ev.JobID]
@@ -395,6 +407,7 @@ func (w *Worker) claimLoop() {
 			}
 			jobs, err := w.store.ClaimJobs(w.claimCtx, vane.ClaimRequest{
 				Worker: w.Name(), Tags: w.cfg.Tags, Languages: w.languages, Max: free, Lease: w.cfg.Lease,
+				WorkspaceCap: w.cfg.WorkspaceCap,
 			})
 			if err != nil {
 				if w.claimCtx.Err() != nil {

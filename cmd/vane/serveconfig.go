@@ -68,6 +68,9 @@ type serveConfig struct {
 	MaxConnsPerIP int
 	// HeaderTimeout bounds the wait for a request's header (slowloris).
 	HeaderTimeout time.Duration
+	// WorkspaceMaxRunning caps one workspace's running jobs across the
+	// cluster (runtime.Config.WorkspaceCap); 0: no cap.
+	WorkspaceMaxRunning int
 }
 
 // parseServeConfig reads flags, with environment variables as their
@@ -138,6 +141,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.DurationVar(&c.AuditRetention, "audit-retention", envDuration("VANE_AUDIT_RETENTION", 0), "how long an audit log entry is kept, e.g. 8760h; 0 keeps entries forever (env VANE_AUDIT_RETENTION)")
 	fs.IntVar(&c.MaxConns, "max-connections", envInt("VANE_MAX_CONNECTIONS", 0), "open HTTP connections at most; more get 503 and are closed; 0: three quarters of the descriptor limit, less 512 (env VANE_MAX_CONNECTIONS)")
 	fs.IntVar(&c.MaxConnsPerIP, "max-connections-per-ip", envInt("VANE_MAX_CONNECTIONS_PER_IP", 0), "open HTTP connections of one client address at most; 0: a quarter of --max-connections (env VANE_MAX_CONNECTIONS_PER_IP)")
+	fs.IntVar(&c.WorkspaceMaxRunning, "workspace-max-running", envInt("VANE_WORKSPACE_MAX_RUNNING", 0), "jobs of one workspace running at once at most, across the cluster (set the same on every node); 0: no cap. Workers share their slots fairly across workspaces either way (env VANE_WORKSPACE_MAX_RUNNING)")
 	headerTimeout := fs.Int("header-timeout", envInt("VANE_HEADER_TIMEOUT", 10), "seconds a client has to send a request's header (env VANE_HEADER_TIMEOUT)")
 	fs.StringVar(&c.LogLevel, "log-level", envStr("VANE_LOG_LEVEL", "info"), "debug, info, warn or error (env VANE_LOG_LEVEL)")
 	if err := fs.Parse(args); err != nil {
@@ -195,6 +199,9 @@ func (c serveConfig) validate() error {
 	}
 	if c.MaxConns < 0 || c.MaxConnsPerIP < 0 {
 		return fmt.Errorf("--max-connections and --max-connections-per-ip must not be negative")
+	}
+	if c.WorkspaceMaxRunning < 0 {
+		return fmt.Errorf("--workspace-max-running must not be negative")
 	}
 	if c.HeaderTimeout < time.Second {
 		return fmt.Errorf("--header-timeout must be at least 1 second")

@@ -37,6 +37,7 @@ func startWorkers(cfg serveConfig, st *raftstore.Store, langs *languages, baseUR
 	wc.JobRoot = filepath.Join(dataDir, "jobs")
 	wc.ShutdownGrace = cfg.ShutdownGrace
 	wc.Lease = cfg.ZombieJobTimeout
+	wc.WorkspaceCap = cfg.WorkspaceMaxRunning
 	wc.Logger = log
 	execs := make(map[vane.ScriptLang]jobrt.Executor, len(langs.executors))
 	for lang, e := range langs.executors {
