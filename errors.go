@@ -34,6 +34,11 @@ var (
 	ErrJobFinished = errors.New("job already finished")
 	// ErrTimeout: a wait ran out of time.
 	ErrTimeout = errors.New("timeout")
+	// ErrDiskFull: the node's data dir has too little free space to take a
+	// write that adds data; reads and writes that finish work go on.
+	ErrDiskFull = errors.New("disk full")
+	// ErrQuotaExceeded: the workspace's storage quota would be exceeded.
+	ErrQuotaExceeded = errors.New("quota exceeded")
 )
 
 // NotLeaderError is returned by writes on a follower. It wraps ErrNotLeader and

@@ -35,6 +35,10 @@ func statusOf(err error) int {
 	case errors.Is(err, vane.ErrNotLeader), errors.Is(err, vane.ErrUnavailable),
 		errors.Is(err, vane.ErrIndeterminate):
 		return fasthttp.StatusServiceUnavailable
+	case errors.Is(err, vane.ErrDiskFull):
+		return fasthttp.StatusInsufficientStorage
+	case errors.Is(err, vane.ErrQuotaExceeded):
+		return fasthttp.StatusTooManyRequests
 	case errors.Is(err, vane.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		// Windmill's ExecutionErr("timeout after Ns") falls in its default arm.
 		return fasthttp.StatusInternalServerError

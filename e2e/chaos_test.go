@@ -343,7 +343,7 @@ func listJobs(t *testing.T, cl *Client) (map[string]listedJob, map[string]int) {
 	jobs, count := map[string]listedJob{}, map[string]int{}
 	for page := 1; ; page++ {
 		var list []listedJob
-		cl.MustDo("GET", fmt.Sprintf("/api/w/main/jobs/list?per_page=1000&page=%d", page), nil, 200).JSON(t, &list)
+		cl.MustDoThrough503("GET", fmt.Sprintf("/api/w/main/jobs/list?per_page=1000&page=%d", page), nil, 200).JSON(t, &list)
 		for _, j := range list {
 			jobs[j.ID] = j
 			count[j.ID]++

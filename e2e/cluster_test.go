@@ -197,8 +197,7 @@ func TestCluster_JobsEverywhereAndFollowerCatchUp(t *testing.T) {
 		var ids []string
 		for i := range n {
 			node := nodes[i%len(nodes)]
-			r := c.Nodes[node].Client().MustDo("POST", "/api/w/main/jobs/run/p/u/admin/slow", map[string]any{}, 201)
-			ids = append(ids, r.Body)
+			ids = append(ids, c.Nodes[node].Client().MustSubmit("u/admin/slow", map[string]any{}))
 		}
 		return ids
 	}
@@ -213,7 +212,7 @@ func TestCluster_JobsEverywhereAndFollowerCatchUp(t *testing.T) {
 		var j struct {
 			Worker string `json:"worker"`
 		}
-		cl.MustDo("GET", "/api/w/main/jobs_u/get/"+id, nil, 200).JSON(t, &j)
+		cl.MustDoThrough503("GET", "/api/w/main/jobs_u/get/"+id, nil, 200).JSON(t, &j)
 		node, _, _ := strings.Cut(j.Worker, "/")
 		ran[node]++
 	}
@@ -255,17 +254,17 @@ func TestCluster_JobsEverywhereAndFollowerCatchUp(t *testing.T) {
 			Completed bool            `json:"completed"`
 			Result    json.RawMessage `json:"result"`
 		}
-		cl.MustDo("GET", "/api/w/main/jobs_u/completed/get_result_maybe/"+id, nil, 200).JSON(t, &m)
+		cl.MustDoThrough503("GET", "/api/w/main/jobs_u/completed/get_result_maybe/"+id, nil, 200).JSON(t, &m)
 		if !m.Completed || !strings.Contains(string(m.Result), id) {
 			t.Errorf("job %s on the restarted follower: completed %v, result %s", id, m.Completed, m.Result)
 		}
 	}
 	// And the restarted follower takes writes again (forwarded).
-	id := cl.MustDo("POST", "/api/w/main/jobs/run/p/u/admin/slow", map[string]any{}, 201).Body
+	id := cl.MustSubmit("u/admin/slow", map[string]any{})
 	cl.WaitJob(id, 60*time.Second)
 
 	var st vane.ClusterStatus
-	cl.MustDo("GET", "/api/cluster/status", nil, 200).JSON(t, &st)
+	cl.MustDoThrough503("GET", "/api/cluster/status", nil, 200).JSON(t, &st)
 	if len(st.Members) != 3 || st.LeaderID == "" {
 		t.Fatalf("cluster status: %+v", st)
 	}
@@ -433,7 +432,7 @@ func TestClusterUp_StartsServesStops(t *testing.T) {
 	}
 	cl := &Client{tb: t, base: fmt.Sprintf("http://127.0.0.1:%d", httpBase+2), token: token, http: &http.Client{Timeout: 30 * time.Second}}
 	var st vane.ClusterStatus
-	cl.MustDo("GET", "/api/cluster/status", nil, 200).JSON(t, &st)
+	cl.MustDoThrough503("GET", "/api/cluster/status", nil, 200).JSON(t, &st)
 	if len(st.Members) != 3 || st.LeaderID == "" {
 		t.Fatalf("cluster status after up: %+v", st)
 	}

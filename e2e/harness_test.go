@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // adminToken is the superadmin token every test server starts with.
@@ -360,6 +362,38 @@ func (c *Client) MustDo(method, path string, body any, want int) Response {
 	return r
 }
 
+// MustDoThrough503 is MustDo that retries, for up to a minute, a request
+// answered 503: a cluster without a reachable leader says so, and asks for
+// the retry (a write must carry its own id, like MustSubmit's job_id, to be
+// retried safely).
+func (c *Client) MustDoThrough503(method, path string, body any, want int) Response {
+	c.tb.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		r := c.Do(method, path, body)
+		if r.Status != 503 || time.Now().After(deadline) {
+			if r.Status != want {
+				c.tb.Fatalf("%s %s: status %d, want %d; body %q", method, path, r.Status, want, r.Body)
+			}
+			return r
+		}
+		time.Sleep(50 * time.Millisecond) // backing off before the retry the 503 asks for
+	}
+}
+
+// MustSubmit runs the script at path of workspace main under a job id of
+// its own, retrying a 503 with the same id (idempotent resubmission), and
+// returns the id.
+func (c *Client) MustSubmit(path string, args any) string {
+	c.tb.Helper()
+	id := uuid.NewString()
+	r := c.MustDoThrough503("POST", "/api/w/main/jobs/run/p/"+path+"?job_id="+id, args, 201)
+	if r.Body != id {
+		c.tb.Fatalf("submitted job %s, got id %q", id, r.Body)
+	}
+	return id
+}
+
 // MustAddMember adds email to workspace main (an operator when operator is
 // set; never an admin) and returns a client acting as that user, with a
 // token c (a superadmin) impersonates.
@@ -393,7 +427,7 @@ func (c *Client) WaitJob(id string, within time.Duration) (result json.RawMessag
 			Result    json.RawMessage `json:"result"`
 			Success   bool            `json:"success"`
 		}
-		c.MustDo("GET", "/api/w/main/jobs_u/completed/get_result_maybe/"+id, nil, 200).JSON(c.tb, &m)
+		c.MustDoThrough503("GET", "/api/w/main/jobs_u/completed/get_result_maybe/"+id, nil, 200).JSON(c.tb, &m)
 		if m.Completed {
 			return m.Result, m.Success
 		}

@@ -31,8 +31,8 @@ func jobsOfSchedule(tb testing.TB, c *Client, scriptPath, path string, completed
 		route = "/api/w/main/jobs/completed/list"
 	}
 	var all, out []scheduledJob
-	c.MustDo("GET", route+"?per_page=1000&script_path_exact="+scriptPath+"&schedule_path="+path, nil, 200).JSON(tb, &out)
-	c.MustDo("GET", route+"?per_page=1000&script_path_exact="+scriptPath, nil, 200).JSON(tb, &all)
+	c.MustDoThrough503("GET", route+"?per_page=1000&script_path_exact="+scriptPath+"&schedule_path="+path, nil, 200).JSON(tb, &out)
+	c.MustDoThrough503("GET", route+"?per_page=1000&script_path_exact="+scriptPath, nil, 200).JSON(tb, &all)
 	n := 0
 	for _, j := range all {
 		if j.SchedulePath == path {

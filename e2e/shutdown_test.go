@@ -27,14 +27,14 @@ func TestCluster_NoQuorumStopsWithinGrace(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("no job ran on node %s within 60s", c.IDs[x])
 		}
-		id := cl.MustDo("POST", "/api/w/main/jobs/run/p/u/admin/slowish", map[string]any{}, 201).Body
+		id := cl.MustSubmit("u/admin/slowish", map[string]any{})
 		for poll := time.Now().Add(2 * time.Second); time.Now().Before(poll); {
 			var j struct {
 				Worker  string `json:"worker"`
 				Running bool   `json:"running"`
 				Type    string `json:"type"`
 			}
-			cl.MustDo("GET", "/api/w/main/jobs_u/get/"+id, nil, 200).JSON(t, &j)
+			cl.MustDoThrough503("GET", "/api/w/main/jobs_u/get/"+id, nil, 200).JSON(t, &j)
 			if j.Type == "QueuedJob" && j.Running && strings.HasPrefix(j.Worker, c.IDs[x]+"/") {
 				running = id
 				break
@@ -83,6 +83,6 @@ func TestCluster_NoQuorumStopsWithinGrace(t *testing.T) {
 	var j struct {
 		Restarts int `json:"restarts"`
 	}
-	c.Nodes[0].Client().MustDo("GET", "/api/w/main/jobs_u/get/"+running, nil, 200).JSON(t, &j)
+	c.Nodes[0].Client().MustDoThrough503("GET", "/api/w/main/jobs_u/get/"+running, nil, 200).JSON(t, &j)
 	t.Logf("job %s completed after %d lease re-queue(s)", running, j.Restarts)
 }

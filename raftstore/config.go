@@ -3,6 +3,7 @@ package raftstore
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"time"
 
@@ -68,9 +69,22 @@ type Config struct {
 	// RetentionInterval is how often the leader looks for what retention
 	// deletes.
 	RetentionInterval time.Duration
+	// DiskReserve is the free space, in bytes, the data dir's file system
+	// keeps for writes that finish work: below it, writes that add data get
+	// vane.ErrDiskFull (diskguard.go), and a reserve file of this size is
+	// kept allocated for an emergency. Default 64 MiB; negative turns the
+	// guard off.
+	DiskReserve int64
+	// WorkspaceQuota is the storage a workspace may use, in bytes: job args,
+	// results and logs, and script versions; a push or a script save that
+	// would pass it gets vane.ErrQuotaExceeded. 0: no quota.
+	WorkspaceQuota int64
 	// FSMSync makes every FSM commit fsync. Off by default: the raft log is
 	// the durability point and the FSM is rebuilt after a crash (DESIGN.md).
 	FSMSync bool
+	// Logger receives the store's own lines (a full disk, its recovery);
+	// nil discards them.
+	Logger *slog.Logger
 	// LogOutput receives raft's log lines; nil discards them.
 	LogOutput io.Writer
 	// LogLevel is raft's log level (hclog names: "debug", "info", "warn", "error").
@@ -100,6 +114,7 @@ func DefaultConfig() Config {
 		ApplyTimeout:       10 * time.Second,
 		ReapInterval:       time.Second,
 		JobRetention:       DefaultJobRetention,
+		DiskReserve:        64 << 20,
 		RetentionInterval:  time.Minute,
 		LogLevel:           "warn",
 	}
@@ -110,6 +125,15 @@ func (c Config) withDefaults() Config {
 	d := DefaultConfig()
 	if c.BindAddr == "" {
 		c.BindAddr = d.BindAddr
+	}
+	switch {
+	case c.DiskReserve == 0:
+		c.DiskReserve = d.DiskReserve
+	case c.DiskReserve < 0:
+		c.DiskReserve = 0
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	if c.SnapshotThreshold == 0 {
 		c.SnapshotThreshold = d.SnapshotThreshold
@@ -187,6 +211,12 @@ func (c Config) Validate() error {
 	}
 	if c.RetainSnapshots < 1 {
 		return vane.Invalidf("config: RetainSnapshots must be at least 1")
+	}
+	if c.DiskReserve > 0 && c.DiskReserve < 2*diskFloor {
+		return vane.Invalidf("config: DiskReserve must be at least %d bytes (or negative to turn the guard off), not %d", 2*diskFloor, c.DiskReserve)
+	}
+	if c.WorkspaceQuota < 0 {
+		return vane.Invalidf("config: WorkspaceQuota must not be negative")
 	}
 	if c.JobRetention < 0 {
 		return vane.Invalidf("config: JobRetention must not be negative (0 keeps completed jobs forever), not %v", c.JobRetention)

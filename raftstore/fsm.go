@@ -3,7 +3,9 @@ package raftstore
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +23,10 @@ import (
 type fsm struct {
 	path   string
 	noSync bool
+	// stop is closed when the store closes: a commit waiting for disk space
+	// gives up then (commitRetrying).
+	stop <-chan struct{}
+	log  *slog.Logger
 
 	// mu guards db: Restore swaps the file under the write lock; applies and
 	// reads hold the read lock for the length of their transaction.
@@ -55,8 +61,8 @@ var _ raft.BatchingFSM = (*fsm)(nil)
 // and still be moved forward to it (see applier.clock).
 const maxClockRegress = time.Minute
 
-func openFSM(path string, noSync bool) (*fsm, error) {
-	f := &fsm{path: path, noSync: noSync, appliedCh: make(chan struct{}),
+func openFSM(path string, noSync bool, stop <-chan struct{}, log *slog.Logger) (*fsm, error) {
+	f := &fsm{path: path, noSync: noSync, stop: stop, log: log, appliedCh: make(chan struct{}),
 		subs: map[int]chan vane.Event{}, waiters: map[string][]chan struct{}{}}
 	if err := f.openDB(); err != nil {
 		return nil, err
@@ -101,7 +107,10 @@ func (f *fsm) openDB() error {
 			secret = append([]byte(nil), v...)
 		}
 		queued = tx.Bucket(bucketQueue).Stats().KeyN
-		return backfillDoneIndex(tx)
+		if err := backfillDoneIndex(tx); err != nil {
+			return err
+		}
+		return backfillUsage(tx)
 	})
 	if err != nil {
 		db.Close()
@@ -195,43 +204,25 @@ func (f *fsm) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
 
 // ApplyBatch applies committed entries in one bbolt transaction. Entries at or
 // below the stored applied index were applied before a restart and are skipped,
-// so a replayed log never applies twice. A failing commit means the state file
-// is unusable (disk full or I/O error); the node stops rather than diverge.
+// so a replayed log never applies twice. A commit that fails for want of disk
+// space is retried until space returns (the disk guard keeps vane's own
+// writes from filling it; something else may); any other failing commit means
+// the state file is unusable (an I/O error), and the node stops rather than
+// diverge.
 func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
-	resp := make([]any, len(logs))
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	if f.db == nil { // closed after a raft shutdown that timed out
-		for i := range resp {
-			resp[i] = entryResult{err: fmt.Errorf("state is closed: %w", vane.ErrUnavailable)}
-		}
-		return resp
+		return closedResults(len(logs))
 	}
-	a := &applier{clock: f.clock.Load()}
-	last := f.applied.Load()
-	start := last
-	err := f.db.Update(func(tx *bolt.Tx) error {
-		a.tx = tx
-		for i, l := range logs {
-			if l.Index <= last {
-				resp[i] = entryResult{err: fmt.Errorf("entry %d was applied before: %w", l.Index, vane.ErrIndeterminate)}
-				continue
-			}
-			if l.Type == raft.LogCommand {
-				a.index = l.Index
-				resp[i] = a.applyEntry(l.Data)
-			}
-			last = l.Index
-		}
-		if last == start {
-			return nil
-		}
-		if err := tx.Bucket(bucketMeta).Put(metaClock, u64(uint64(a.clock))); err != nil {
-			return err
-		}
-		return tx.Bucket(bucketMeta).Put(metaApplied, u64(last))
-	})
+	resp, a, last, err := f.commitRetrying(logs)
 	if err != nil {
+		if errors.Is(err, vane.ErrUnavailable) {
+			// The store closes while the disk is still full: these entries
+			// are in the log and apply at the next start (the state file's
+			// applied index stays before them).
+			return closedResults(len(logs))
+		}
 		panic(fmt.Sprintf("raftstore: cannot commit applied entries up to %d: %v", last, err))
 	}
 	f.applied.Store(last)
@@ -248,6 +239,64 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	f.publish(a.events)
 	f.wake(a.completed)
 	return resp
+}
+
+// closedResults answers n entries with "state is closed".
+func closedResults(n int) []any {
+	resp := make([]any, n)
+	for i := range resp {
+		resp[i] = entryResult{err: fmt.Errorf("state is closed: %w", vane.ErrUnavailable)}
+	}
+	return resp
+}
+
+// commitRetrying applies logs in one write transaction and commits it; when
+// the commit fails for want of space it applies them again in a new
+// transaction once a second, until one commits or the store closes
+// (ErrUnavailable). Applying is deterministic, so a retry computes the same
+// outcomes.
+func (f *fsm) commitRetrying(logs []*raft.Log) (resp []any, a *applier, last uint64, err error) {
+	for attempt := 0; ; attempt++ {
+		resp = make([]any, len(logs))
+		a = &applier{clock: f.clock.Load()}
+		last = f.applied.Load()
+		start := last
+		err = f.db.Update(func(tx *bolt.Tx) error {
+			a.tx = tx
+			for i, l := range logs {
+				if l.Index <= start {
+					resp[i] = entryResult{err: fmt.Errorf("entry %d was applied before: %w", l.Index, vane.ErrIndeterminate)}
+					continue
+				}
+				if l.Type == raft.LogCommand {
+					a.index = l.Index
+					resp[i] = a.applyEntry(l.Data)
+				}
+				last = l.Index
+			}
+			if last == start {
+				return nil
+			}
+			if err := tx.Bucket(bucketMeta).Put(metaClock, u64(uint64(a.clock))); err != nil {
+				return err
+			}
+			return tx.Bucket(bucketMeta).Put(metaApplied, u64(last))
+		})
+		if err == nil || !isNoSpace(err) {
+			if attempt > 0 && err == nil {
+				f.log.Info("disk space is back: applied entries committed", "index", last)
+			}
+			return resp, a, last, err
+		}
+		if attempt == 0 {
+			f.log.Error("the disk is full: cannot commit applied entries; retrying every second until space is freed", "index", last, "error", err)
+		}
+		select {
+		case <-f.stop:
+			return nil, nil, last, fmt.Errorf("store closing with entries up to %d not committed (disk full): %w", last, vane.ErrUnavailable)
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 func (a *applier) applyEntry(data []byte) entryResult {

@@ -108,6 +108,7 @@ func (c *pushJobCmd) apply(a *applier) (output, error) {
 	j.LeaseExpires = j.LeaseExpires.UTC().Truncate(0)
 	rec := jobToRecord(j)
 	put(jobs, k, marshal(rec))
+	a.addUsage(j.Workspace, jobPayload(&j))
 	put(a.bucket(bucketJobsBySeq), keyU64(j.Seq, j.Workspace), []byte(j.ID))
 	enqueue(a, &j)
 	resource := j.ScriptPath
@@ -188,6 +189,9 @@ func loadJob(b *bolt.Bucket, ws, id string) (jobRecord, error) {
 // sets Seq and Status (queued); CreatedAt and ScheduledFor default to now.
 // Concurrent pushes share log entries and bbolt commits (group commit).
 func (s *Store) PushJob(ctx context.Context, a vane.Actor, j vane.Job) error {
+	if err := s.checkQuota(j.Workspace, jobPayload(&j)); err != nil {
+		return wrapErr("push job", err)
+	}
 	_, err := s.apply(ctx, &pushJobCmd{base: base{At: stampNow(), Actor: a}, Job: j})
 	return wrapErr("push job", err)
 }

@@ -48,7 +48,7 @@ var allBuckets = [][]byte{
 	bucketJobs, bucketJobsBySeq, bucketQueue, bucketLeases, bucketJobLogs, bucketJobsDone,
 	bucketVariables, bucketResources, bucketResourceTypes, bucketSchedules,
 	bucketGroups, bucketFolders, bucketFlows, bucketFlowVersions, bucketAudit,
-	bucketClaimTurns,
+	bucketClaimTurns, bucketUsage,
 }
 
 var (

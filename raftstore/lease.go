@@ -368,6 +368,7 @@ func appendLogs(a *applier, j *vane.Job, chunk string) {
 		return
 	}
 	put(a.bucket(bucketJobLogs), binary.BigEndian.AppendUint64(prefix(j.Workspace, j.ID), a.seq()), []byte(chunk))
+	a.addUsage(j.Workspace, len(chunk))
 	a.emit(vane.Event{Kind: vane.EventJobLogs, Workspace: j.Workspace, JobID: j.ID, Tag: j.Tag, Language: j.Language})
 }
 
@@ -417,6 +418,7 @@ func finish(a *applier, j *vane.Job, now time.Time, success bool, result json.Ra
 	j.Status = vane.JobCompleted
 	j.CompletedAt = &at
 	j.Success = success
+	a.addUsage(j.Workspace, len(result)-len(j.Result))
 	j.Result = result
 	j.LeaseExpires = time.Time{}
 	if j.StartedAt != nil {

@@ -65,6 +65,9 @@ func (s *Store) apply(ctx context.Context, c command) (output, error) {
 		return output{}, fmt.Errorf("store closed: %w", vane.ErrUnavailable)
 	default:
 	}
+	if err := s.disk.admit(c); err != nil {
+		return output{}, err
+	}
 	s.awaitLeader(ctx)
 	if !s.IsLeader() {
 		fwd := s.forwarder()
@@ -250,11 +253,16 @@ func (s *Store) raftErr(err error) error {
 // reaching the log, and the valid ones join the leader's own proposals in
 // group-committed entries.
 func (s *Store) ApplyEncoded(ctx context.Context, entry []byte) ([]byte, error) {
-	_, errs, err := decodeEntry(entry)
+	cmds, errs, err := decodeEntry(entry)
 	if err != nil {
 		return nil, err
 	}
 	raw, _ := splitEntry(entry)
+	for i, c := range cmds {
+		if errs[i] == nil {
+			errs[i] = s.disk.admit(c) // the leader's disk too
+		}
+	}
 	if !s.IsLeader() {
 		return nil, s.notLeader()
 	}
@@ -294,6 +302,7 @@ var errorCodes = map[string]error{
 	"forbidden": vane.ErrForbidden, "not_leader": vane.ErrNotLeader, "unavailable": vane.ErrUnavailable,
 	"indeterminate": vane.ErrIndeterminate, "stale_epoch": vane.ErrStaleEpoch,
 	"job_finished": vane.ErrJobFinished, "timeout": vane.ErrTimeout,
+	"disk_full": vane.ErrDiskFull, "quota_exceeded": vane.ErrQuotaExceeded,
 }
 
 func encodeResults(rs []cmdResult) []byte {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"time"
@@ -80,6 +81,7 @@ type oldJob struct {
 	doneKey []byte
 	seq     uint64
 	logKeys [][]byte
+	bytes   int // what it counted in its workspace's usage
 	// indexOnly marks an entry whose job is missing or not completed: only
 	// the index entry goes. Never expected (finish is the only writer);
 	// dropping it keeps retention from stopping at it forever, and the job,
@@ -90,8 +92,12 @@ type oldJob struct {
 // doneView is the part of a job record retention needs; decoding only these
 // fields skips the args and result.
 type doneView struct {
-	XSeq    uint64         `json:"x_seq"`
-	XStatus vane.JobStatus `json:"x_status"`
+	XSeq    uint64          `json:"x_seq"`
+	XStatus vane.JobStatus  `json:"x_status"`
+	Args    json.RawMessage `json:"args"`
+	RawCode string          `json:"raw_code"`
+	RawLock string          `json:"raw_lock"`
+	Result  json.RawMessage `json:"result"`
 }
 
 func (c *deleteOldJobsCmd) apply(a *applier) (output, error) {
@@ -122,8 +128,10 @@ func (c *deleteOldJobsCmd) apply(a *applier) (output, error) {
 				o.indexOnly = true
 			} else {
 				o.seq = r.XSeq
-				scanPrefix(logs, prefix(ws, o.id), func(lk, _ []byte) bool {
+				o.bytes = len(r.Args) + len(r.RawCode) + len(r.RawLock) + len(r.Result)
+				scanPrefix(logs, prefix(ws, o.id), func(lk, lv []byte) bool {
 					o.logKeys = append(o.logKeys, append([]byte(nil), lk...))
+					o.bytes += len(lv)
 					return true
 				})
 			}
@@ -150,6 +158,7 @@ func (c *deleteOldJobsCmd) apply(a *applier) (output, error) {
 		for _, lk := range o.logKeys {
 			del(logs, lk)
 		}
+		a.addUsage(o.ws, -o.bytes)
 		counts.add(o.ws)
 		out.Deleted++
 	}

@@ -164,6 +164,7 @@ func (c *createScriptCmd) apply(a *applier) (output, error) {
 	}
 	sc.DeploymentStatus = c.Deploy
 	put(scripts, key(ws, string(sc.Hash)), marshal(scriptToRecord(sc)))
+	a.addUsage(ws, scriptPayload(&sc))
 	put(heads, key(ws, sc.Path), []byte(sc.Hash))
 	put(a.bucket(bucketScriptHist), keyU64(a.seq(), ws, sc.Path), []byte(sc.Hash))
 	a.audit(ws, c.base, "scripts.create", actionCreate, sc.Path, map[string]string{"hash": string(sc.Hash)})
@@ -221,6 +222,7 @@ func (c *setDeploymentCmd) apply(a *applier) (output, error) {
 	if err != nil {
 		return output{}, err
 	}
+	a.addUsage(c.Workspace, len(c.Lock)-len(sc.Lock))
 	sc.DeploymentStatus, sc.Lock, sc.LockErrorLogs = c.State, c.Lock, c.LockErr
 	put(scripts, key(c.Workspace, string(c.Hash)), marshal(scriptToRecord(sc)))
 	a.audit(c.Workspace, c.base, "scripts.deployment", actionUpdate, sc.Path,
@@ -317,6 +319,9 @@ func (c *deleteScriptPathCmd) apply(a *applier) (output, error) {
 	hashes, keys := pathVersions(a.tx, c.Workspace, c.Path)
 	scripts, hist := a.bucket(bucketScripts), a.bucket(bucketScriptHist)
 	for i, h := range hashes {
+		if sc, err := loadScript(scripts, c.Workspace, h); err == nil {
+			a.addUsage(c.Workspace, -scriptPayload(&sc))
+		}
 		del(scripts, key(c.Workspace, string(h)))
 		del(hist, keys[i])
 	}
@@ -330,6 +335,9 @@ func (c *deleteScriptPathCmd) apply(a *applier) (output, error) {
 // sc.ParentHashes[0] (or its absence) is not the path's current HEAD. The
 // stored ParentHashes is the parent followed by the parent's own parents.
 func (s *Store) CreateScript(ctx context.Context, a vane.Actor, sc vane.Script) error {
+	if err := s.checkQuota(sc.Workspace, scriptPayload(&sc)); err != nil {
+		return wrapErr("create script", err)
+	}
 	_, err := s.apply(ctx, &createScriptCmd{base: base{At: stampNow(), Actor: a}, Script: sc, Deploy: sc.DeploymentStatus})
 	return wrapErr("create script", err)
 }

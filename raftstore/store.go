@@ -51,6 +51,7 @@ type Store struct {
 	logStore  *raftboltdb.BoltStore
 	fsm       *fsm
 
+	disk      *diskGuard
 	proposals chan *proposal
 	inflight  chan struct{} // slots of entries in flight (runProposer)
 	verifier  *verifier
@@ -112,6 +113,12 @@ func Open(cfg Config) (_ *Store, err error) {
 			_ = s.Close()
 		}
 	}()
+	// Before anything writes: on a full disk, the reserve file is released
+	// so that raft and the state file can open and elect (diskguard.go).
+	s.disk = newDiskGuard(cfg.Dir, cfg.DiskReserve, cfg.Logger)
+	if err := s.disk.start(); err != nil {
+		return nil, err
+	}
 	s.masterKey, err = loadMasterKey(cfg)
 	if err != nil {
 		return nil, err
@@ -148,7 +155,7 @@ func Open(cfg Config) (_ *Store, err error) {
 	if err := atomicfile.SyncDir(statePath); err != nil {
 		return nil, err
 	}
-	s.fsm, err = openFSM(statePath, !cfg.FSMSync)
+	s.fsm, err = openFSM(statePath, !cfg.FSMSync, s.stop, cfg.Logger)
 	if err != nil {
 		return nil, err
 	}

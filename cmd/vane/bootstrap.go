@@ -25,6 +25,9 @@ const (
 // bootstrapStore is what the first-start bootstrap writes through.
 type bootstrapStore interface {
 	api.TokenStore
+	Barrier(ctx context.Context) error
+	GetUser(email string) (vane.User, error)
+	GetWorkspace(id string) (vane.Workspace, error)
 	CreateUser(ctx context.Context, a vane.Actor, u vane.User) error
 	CreateWorkspace(ctx context.Context, a vane.Actor, w vane.Workspace, owner vane.Member) error
 }
@@ -37,19 +40,31 @@ type bootstrapStore interface {
 func bootstrap(ctx context.Context, st bootstrapStore, dataDir, envToken string, out io.Writer) error {
 	actor := vane.Actor{Email: adminEmail, Username: adminUsername}
 	now := time.Now().UTC()
-	// Both writes are proposed on every start and "already exists" is the
-	// usual answer. Besides being idempotent, this puts a command through
-	// raft before the first linearizable read: after a restart the FSM's
+	// A read barrier first: it puts a command through raft, so that after
+	// a restart the local state holds every acknowledged write (the FSM's
 	// applied index only moves past the new leader's no-op entry when a
-	// command is applied.
+	// command is applied), and it is a write that finishes work, which a
+	// full disk still takes (raftstore's disk guard). Then only what is
+	// missing is written, tolerating "already exists".
+	if err := st.Barrier(ctx); err != nil {
+		return fmt.Errorf("cannot catch up with the log: %w", err)
+	}
 	u := vane.User{Email: adminEmail, Name: "Admin", SuperAdmin: true, CreatedAt: now}
-	if err := st.CreateUser(ctx, actor, u); err != nil && !errors.Is(err, vane.ErrAlreadyExists) {
-		return fmt.Errorf("cannot create superadmin: %w", err)
+	if _, err := st.GetUser(adminEmail); errors.Is(err, vane.ErrNotFound) {
+		if err := st.CreateUser(ctx, actor, u); err != nil && !errors.Is(err, vane.ErrAlreadyExists) {
+			return fmt.Errorf("cannot create superadmin: %w", err)
+		}
+	} else if err != nil {
+		return fmt.Errorf("cannot read superadmin: %w", err)
 	}
 	w := vane.Workspace{ID: mainWorkspace, Name: "Main", Owner: adminEmail, CreatedAt: now}
 	m := vane.Member{Workspace: mainWorkspace, Email: adminEmail, Username: adminUsername, IsAdmin: true, CreatedAt: now}
-	if err := st.CreateWorkspace(ctx, actor, w, m); err != nil && !errors.Is(err, vane.ErrAlreadyExists) {
-		return fmt.Errorf("cannot create workspace %s: %w", mainWorkspace, err)
+	if _, err := st.GetWorkspace(mainWorkspace); errors.Is(err, vane.ErrNotFound) {
+		if err := st.CreateWorkspace(ctx, actor, w, m); err != nil && !errors.Is(err, vane.ErrAlreadyExists) {
+			return fmt.Errorf("cannot create workspace %s: %w", mainWorkspace, err)
+		}
+	} else if err != nil {
+		return fmt.Errorf("cannot read workspace %s: %w", mainWorkspace, err)
 	}
 
 	tokenPath := filepath.Join(dataDir, adminTokenFile)
@@ -73,7 +88,7 @@ func bootstrap(ctx context.Context, st bootstrapStore, dataDir, envToken string,
 	} else if err != nil {
 		return fmt.Errorf("cannot look up admin token: %w", err)
 	}
-	if envToken == "" {
+	if old, _ := os.ReadFile(tokenPath); envToken == "" && string(old) != secret+"\n" {
 		if err := os.WriteFile(tokenPath, []byte(secret+"\n"), 0o600); err != nil {
 			return fmt.Errorf("cannot write admin token: %w", err)
 		}

@@ -74,6 +74,12 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 	scfg.BindAddr = cfg.RaftAddr
 	scfg.JobRetention = cfg.JobRetention
 	scfg.AuditRetention = cfg.AuditRetention
+	scfg.DiskReserve = int64(cfg.DiskReserveMB) << 20
+	if cfg.DiskReserveMB == 0 {
+		scfg.DiskReserve = -1 // off
+	}
+	scfg.WorkspaceQuota = int64(cfg.WorkspaceQuotaMB) << 20
+	scfg.Logger = log
 	cl, err := prepareCluster(ctx, cfg, &scfg, advertisedURL(cfg, ln.Addr()), log)
 	if err != nil {
 		return fmt.Errorf("cannot prepare cluster: %w", err)

@@ -71,6 +71,11 @@ type serveConfig struct {
 	// WorkspaceMaxRunning caps one workspace's running jobs across the
 	// cluster (runtime.Config.WorkspaceCap); 0: no cap.
 	WorkspaceMaxRunning int
+	// DiskReserveMB is raftstore.Config.DiskReserve in MiB; 0 turns the
+	// guard off.
+	DiskReserveMB int
+	// WorkspaceQuotaMB is raftstore.Config.WorkspaceQuota in MiB; 0: none.
+	WorkspaceQuotaMB int
 }
 
 // parseServeConfig reads flags, with environment variables as their
@@ -142,6 +147,8 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.IntVar(&c.MaxConns, "max-connections", envInt("VANE_MAX_CONNECTIONS", 0), "open HTTP connections at most; more get 503 and are closed; 0: three quarters of the descriptor limit, less 512 (env VANE_MAX_CONNECTIONS)")
 	fs.IntVar(&c.MaxConnsPerIP, "max-connections-per-ip", envInt("VANE_MAX_CONNECTIONS_PER_IP", 0), "open HTTP connections of one client address at most; 0: a quarter of --max-connections (env VANE_MAX_CONNECTIONS_PER_IP)")
 	fs.IntVar(&c.WorkspaceMaxRunning, "workspace-max-running", envInt("VANE_WORKSPACE_MAX_RUNNING", 0), "jobs of one workspace running at once at most, across the cluster (set the same on every node); 0: no cap. Workers share their slots fairly across workspaces either way (env VANE_WORKSPACE_MAX_RUNNING)")
+	fs.IntVar(&c.DiskReserveMB, "disk-reserve-mb", envInt("VANE_DISK_RESERVE_MB", 64), "MiB of free disk the data dir keeps: below it, writes that add data get 507 while reads and running jobs go on; a reserve file of this size is kept for an emergency; 0 turns the guard off (env VANE_DISK_RESERVE_MB)")
+	fs.IntVar(&c.WorkspaceQuotaMB, "workspace-quota-mb", envInt("VANE_WORKSPACE_QUOTA_MB", 0), "MiB one workspace may store (job args, results and logs, script versions); a write past it gets 429; 0: no quota (env VANE_WORKSPACE_QUOTA_MB)")
 	headerTimeout := fs.Int("header-timeout", envInt("VANE_HEADER_TIMEOUT", 10), "seconds a client has to send a request's header (env VANE_HEADER_TIMEOUT)")
 	fs.StringVar(&c.LogLevel, "log-level", envStr("VANE_LOG_LEVEL", "info"), "debug, info, warn or error (env VANE_LOG_LEVEL)")
 	if err := fs.Parse(args); err != nil {
@@ -199,6 +206,12 @@ func (c serveConfig) validate() error {
 	}
 	if c.MaxConns < 0 || c.MaxConnsPerIP < 0 {
 		return fmt.Errorf("--max-connections and --max-connections-per-ip must not be negative")
+	}
+	if c.DiskReserveMB < 0 || (c.DiskReserveMB > 0 && c.DiskReserveMB < 2) {
+		return fmt.Errorf("--disk-reserve-mb %d must be 0 (off) or at least 2", c.DiskReserveMB)
+	}
+	if c.WorkspaceQuotaMB < 0 {
+		return fmt.Errorf("--workspace-quota-mb must not be negative")
 	}
 	if c.WorkspaceMaxRunning < 0 {
 		return fmt.Errorf("--workspace-max-running must not be negative")
