@@ -45,6 +45,14 @@ type Job struct {
 	Language       ScriptLang      `json:"language,omitempty"`
 	RawCode        string          `json:"raw_code,omitempty"` // preview jobs: the code itself
 	RawLock        string          `json:"raw_lock,omitempty"`
+	// RawFlow is a flow job's OpenFlow value (the "value" object): the
+	// flow version it runs, copied at push, or a preview's own.
+	RawFlow json.RawMessage `json:"raw_flow,omitempty"`
+	// FlowStatus is a flow job's state, opaque to the store (the flow
+	// engine's), replaced by each flow transition; FlowStatusVersion counts
+	// those transitions (their compare-and-set).
+	FlowStatus        json.RawMessage `json:"flow_status,omitempty"`
+	FlowStatusVersion uint64          `json:"-"`
 	Args           json.RawMessage `json:"args,omitempty"` // a JSON object
 	Tag            string          `json:"tag"`
 	ParentJob      string          `json:"parent_job,omitempty"`
@@ -83,3 +91,9 @@ type Job struct {
 
 // Finished reports whether the job has its one recorded completion.
 func (j *Job) Finished() bool { return j.Status == JobCompleted }
+
+// IsFlow reports whether j runs a flow (its steps are jobs of their own).
+func (j *Job) IsFlow() bool { return j.Kind.IsFlow() }
+
+// IsFlow reports whether jobs of kind k run a flow.
+func (k JobKind) IsFlow() bool { return k == JobFlow || k == JobFlowPreview }

@@ -18,6 +18,9 @@ const (
 	EventJobCompleted
 	EventJobCanceled
 	EventJobLogs
+	// EventFlowChanged: a flow job's status moved on (a flow transition
+	// that did not end it).
+	EventFlowChanged
 )
 
 // Event is one applied change that wakes workers or waiters.
@@ -27,6 +30,9 @@ type Event struct {
 	JobID     string
 	Tag       string
 	Language  ScriptLang
+	JobKind   JobKind
+	ParentJob string
+	RootJob   string
 }
 
 // ClaimRequest asks the store for up to Max ready jobs for one worker.
@@ -34,6 +40,10 @@ type ClaimRequest struct {
 	Worker    string
 	Tags      []string     // empty: any tag
 	Languages []ScriptLang // empty: any language
+	// Kinds are the job kinds without a language the worker runs (flows);
+	// a job without a language is claimed only when its kind is listed, or
+	// when Languages is empty too.
+	Kinds []JobKind
 	Max       int
 	Lease     time.Duration
 	// WorkspaceCap is the most jobs one workspace may have running at once,
@@ -50,6 +60,40 @@ type Completion struct {
 	Result    json.RawMessage
 	Logs      string // the last chunk of logs not yet appended
 	MemPeak   int64
+}
+
+// FlowTransition is one step of a flow, written as one replicated command
+// (Store.FlowTransition): the flow job's new status, compared and set on its
+// version, with what the step did. Every part is optional but the status.
+type FlowTransition struct {
+	Workspace string
+	FlowJob   string
+	// ExpectVersion must be the flow job's FlowStatusVersion; the new one is
+	// ExpectVersion+1. Another version gives ErrConflict (re-read, re-run).
+	ExpectVersion uint64
+	Status        json.RawMessage
+	// StartEpoch, when not zero, is the lease epoch of the worker that
+	// claimed the queued flow job to start it: the lease is released (a
+	// running flow holds no worker slot) and the epoch fences the write.
+	StartEpoch uint64
+	// Step is a step job's completion (fenced by its epoch), recorded in
+	// the same command.
+	Step *Completion
+	// Push are new jobs (steps, timers); an id that exists refuses the
+	// whole transition.
+	Push []Job
+	// Cancel are jobs of the flow to cancel (queued or running), with
+	// CancelReason.
+	Cancel       []string
+	CancelReason string
+	// Complete ends the flow job with its outcome.
+	Complete *FlowOutcome
+}
+
+// FlowOutcome is how a flow ends.
+type FlowOutcome struct {
+	Success bool
+	Result  json.RawMessage
 }
 
 // JobFilter selects jobs in listings. Zero fields do not filter.

@@ -53,6 +53,7 @@ const (
 	cmdExpireLeases       cmdType = 26
 	cmdDeleteOldJobs      cmdType = 27
 	cmdClaimJobsFair      cmdType = 28
+	cmdFlowTransition     cmdType = 29
 	cmdCreateVariable     cmdType = 30
 	cmdUpdateVariable     cmdType = 31
 	cmdDeleteVariable     cmdType = 32
@@ -142,6 +143,8 @@ func newCommand(t cmdType) command {
 		return &claimJobsCmd{}
 	case cmdClaimJobsFair:
 		return &claimJobsFairCmd{}
+	case cmdFlowTransition:
+		return &flowTransitionCmd{}
 	case cmdHeartbeat:
 		return &heartbeatCmd{}
 	case cmdAppendLogs:

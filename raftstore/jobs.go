@@ -52,6 +52,15 @@ func (c *pushJobCmd) validate() error {
 	if err := validateContent("raw_lock", j.RawLock); err != nil {
 		return err
 	}
+	if err := validateJSON("raw_flow", j.RawFlow, maxFlowBytes, true); err != nil {
+		return err
+	}
+	if j.Kind.IsFlow() && len(j.RawFlow) == 0 {
+		return vane.Invalidf("a flow job needs its flow (raw_flow)")
+	}
+	if len(j.FlowStatus) > 0 {
+		return vane.Invalidf("a new job has no flow status; flow transitions write it")
+	}
 	if err := validateJSON("args", j.Args, vane.MaxArgsBytes, true); err != nil {
 		return err
 	}
@@ -127,13 +136,22 @@ func auditJobKind(k vane.JobKind) string {
 	return string(k)
 }
 
-// enqueue puts j in the queue index and wakes workers.
+// jobEvent is the event of kind k about j.
+func jobEvent(k vane.EventKind, j *vane.Job) vane.Event {
+	return vane.Event{Kind: k, Workspace: j.Workspace, JobID: j.ID, Tag: j.Tag, Language: j.Language,
+		JobKind: j.Kind, ParentJob: j.ParentJob, RootJob: j.RootJob}
+}
+
+// enqueue puts j in the queue index and wakes workers. The index value is
+// id \x00 language \x00 kind (entries written before kinds were there have
+// no kind, and are scripts).
 func enqueue(a *applier, j *vane.Job) {
-	v := make([]byte, 0, len(j.ID)+len(j.Language)+1)
+	v := make([]byte, 0, len(j.ID)+len(j.Language)+len(j.Kind)+2)
 	v = append(append(append(v, j.ID...), sep), j.Language...)
+	v = append(append(v, sep), j.Kind...)
 	put(a.bucket(bucketQueue), queueKey(j.Workspace, j.Tag, j.ScheduledFor, j.Seq), v)
 	a.queued++
-	a.emit(vane.Event{Kind: vane.EventJobPushed, Workspace: j.Workspace, JobID: j.ID, Tag: j.Tag, Language: j.Language})
+	a.emit(jobEvent(vane.EventJobPushed, j))
 }
 
 func dequeue(a *applier, j *vane.Job) {
@@ -141,13 +159,17 @@ func dequeue(a *applier, j *vane.Job) {
 	a.queued--
 }
 
-// parseQueueValue splits a queue index value into id and language.
-func parseQueueValue(v []byte) (id string, lang vane.ScriptLang) {
+// parseQueueValue splits a queue index value into id, language and kind.
+func parseQueueValue(v []byte) (id string, lang vane.ScriptLang, kind vane.JobKind) {
 	i := bytes.IndexByte(v, sep)
 	if i < 0 {
-		return string(v), ""
+		return string(v), "", vane.JobScript
 	}
-	return string(v[:i]), vane.ScriptLang(v[i+1:])
+	id, rest := string(v[:i]), v[i+1:]
+	if k := bytes.IndexByte(rest, sep); k >= 0 {
+		return id, vane.ScriptLang(rest[:k]), vane.JobKind(rest[k+1:])
+	}
+	return id, vane.ScriptLang(rest), vane.JobScript
 }
 
 // queuedTags returns the distinct tags with queued jobs in ws, seeking from

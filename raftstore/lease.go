@@ -76,7 +76,9 @@ type claimCandidate struct {
 }
 
 func (c *claimJobsCmd) apply(a *applier) (output, error) {
-	cands := readyCandidates(a, c.Tags, c.Languages, c.At, c.Max)
+	cands := readyCandidates(a, c.Tags, c.At, c.Max, func(lang vane.ScriptLang, _ vane.JobKind) bool {
+		return len(c.Languages) == 0 || slices.Contains(c.Languages, lang)
+	})
 	var all []claimCandidate
 	for _, ws := range cands.order {
 		all = append(all, cands.byWS[ws]...)
@@ -100,6 +102,9 @@ func (c *claimJobsCmd) apply(a *applier) (output, error) {
 type claimJobsFairCmd struct {
 	claimJobsCmd
 	WorkspaceCap int `json:"workspace_cap,omitempty"`
+	// Kinds are the kinds of jobs without a language (flows) the worker
+	// takes (vane.ClaimRequest.Kinds).
+	Kinds []vane.JobKind `json:"kinds,omitempty"`
 }
 
 func (c *claimJobsFairCmd) cmdType() cmdType { return cmdClaimJobsFair }
@@ -107,11 +112,19 @@ func (c *claimJobsFairCmd) validate() error {
 	if c.WorkspaceCap < 0 {
 		return vane.Invalidf("workspace cap must not be negative, not %d", c.WorkspaceCap)
 	}
+	if len(c.Kinds) > maxListLen {
+		return vane.Invalidf("too many job kinds")
+	}
 	return c.claimJobsCmd.validate()
 }
 
 func (c *claimJobsFairCmd) apply(a *applier) (output, error) {
-	cands := readyCandidates(a, c.Tags, c.Languages, c.At, c.Max)
+	cands := readyCandidates(a, c.Tags, c.At, c.Max, func(lang vane.ScriptLang, kind vane.JobKind) bool {
+		if lang == "" {
+			return len(c.Languages) == 0 && len(c.Kinds) == 0 || slices.Contains(c.Kinds, kind)
+		}
+		return len(c.Languages) == 0 || slices.Contains(c.Languages, lang)
+	})
 	if len(cands.order) == 0 {
 		return output{}, nil
 	}
@@ -176,9 +189,9 @@ type candidates struct {
 }
 
 // readyCandidates collects, in every workspace, up to max ready jobs (due at
-// or before at) matching tags (any when empty) and languages (any when
-// empty), oldest first.
-func readyCandidates(a *applier, tags []string, languages []vane.ScriptLang, at time.Time, max int) candidates {
+// or before at) matching tags (any when empty) and match (by language and
+// kind), oldest first.
+func readyCandidates(a *applier, tags []string, at time.Time, max int, match func(vane.ScriptLang, vane.JobKind) bool) candidates {
 	now := timeKey(at)
 	queue := a.bucket(bucketQueue)
 	out := candidates{byWS: map[string][]claimCandidate{}}
@@ -201,8 +214,8 @@ func readyCandidates(a *applier, tags []string, languages []vane.ScriptLang, at 
 				if !ok || sched > now {
 					return false
 				}
-				id, lang := parseQueueValue(v)
-				if len(languages) > 0 && !slices.Contains(languages, lang) {
+				id, lang, kind := parseQueueValue(v)
+				if !match(lang, kind) {
 					return true
 				}
 				cands = append(cands, claimCandidate{ws: ws, id: id, sched: sched, seq: seq})
@@ -369,7 +382,7 @@ func appendLogs(a *applier, j *vane.Job, chunk string) {
 	}
 	put(a.bucket(bucketJobLogs), binary.BigEndian.AppendUint64(prefix(j.Workspace, j.ID), a.seq()), []byte(chunk))
 	a.addUsage(j.Workspace, len(chunk))
-	a.emit(vane.Event{Kind: vane.EventJobLogs, Workspace: j.Workspace, JobID: j.ID, Tag: j.Tag, Language: j.Language})
+	a.emit(jobEvent(vane.EventJobLogs, j))
 }
 
 type completeJobCmd struct {
@@ -427,7 +440,7 @@ func finish(a *applier, j *vane.Job, now time.Time, success bool, result json.Ra
 	// Every completion passes here, so the retention index holds exactly the
 	// completed jobs.
 	put(a.bucket(bucketJobsDone), doneKey(j.Workspace, at, j.ID), nil)
-	a.emit(vane.Event{Kind: vane.EventJobCompleted, Workspace: j.Workspace, JobID: j.ID, Tag: j.Tag, Language: j.Language})
+	a.emit(jobEvent(vane.EventJobCompleted, j))
 	a.completed = append(a.completed, string(key(j.Workspace, j.ID)))
 	return jobToRecord(*j)
 }
@@ -481,7 +494,7 @@ func (c *cancelJobCmd) apply(a *applier) (output, error) {
 	} else {
 		rec = jobToRecord(j)
 	}
-	a.emit(vane.Event{Kind: vane.EventJobCanceled, Workspace: j.Workspace, JobID: j.ID, Tag: j.Tag, Language: j.Language})
+	a.emit(jobEvent(vane.EventJobCanceled, &j))
 	put(jobs, key(j.Workspace, j.ID), marshal(rec))
 	a.audit(j.Workspace, c.base, "jobs.cancel", actionDelete, j.ID, map[string]string{"reason": c.Reason})
 	return output{Job: &rec}, nil
@@ -581,7 +594,7 @@ func findExpired(tx *bolt.Tx, now time.Time, max int) []expiredLease {
 // none).
 func (s *Store) ClaimJobs(ctx context.Context, r vane.ClaimRequest) ([]vane.Job, error) {
 	out, err := s.apply(ctx, &claimJobsFairCmd{claimJobsCmd: claimJobsCmd{base: base{At: stampNow(), Actor: vane.Actor{Username: r.Worker}},
-		Worker: r.Worker, Tags: r.Tags, Languages: r.Languages, Max: r.Max, Lease: r.Lease}, WorkspaceCap: r.WorkspaceCap})
+		Worker: r.Worker, Tags: r.Tags, Languages: r.Languages, Max: r.Max, Lease: r.Lease}, WorkspaceCap: r.WorkspaceCap, Kinds: r.Kinds})
 	if err != nil {
 		return nil, wrapErr("claim jobs", err)
 	}

@@ -52,15 +52,16 @@ type jobRecord struct {
 	XStatus vane.JobStatus `json:"x_status"`
 	XEpoch  uint64         `json:"x_epoch"`
 	XLease  time.Time      `json:"x_lease_expires"`
+	XFlowV  uint64         `json:"x_flow_version,omitempty"`
 }
 
 func jobToRecord(j vane.Job) jobRecord {
-	return jobRecord{Job: j, XSeq: j.Seq, XStatus: j.Status, XEpoch: j.LeaseEpoch, XLease: j.LeaseExpires}
+	return jobRecord{Job: j, XSeq: j.Seq, XStatus: j.Status, XEpoch: j.LeaseEpoch, XLease: j.LeaseExpires, XFlowV: j.FlowStatusVersion}
 }
 
 func (r jobRecord) job() vane.Job {
 	j := r.Job
-	j.Seq, j.Status, j.LeaseEpoch, j.LeaseExpires = r.XSeq, r.XStatus, r.XEpoch, r.XLease
+	j.Seq, j.Status, j.LeaseEpoch, j.LeaseExpires, j.FlowStatusVersion = r.XSeq, r.XStatus, r.XEpoch, r.XLease, r.XFlowV
 	return j
 }
 

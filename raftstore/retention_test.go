@@ -218,7 +218,7 @@ func requireJobIndexes(t *testing.T, name string, s *Store) {
 			return nil
 		})
 		_ = tx.Bucket(bucketQueue).ForEach(func(_, v []byte) error {
-			id, _ := parseQueueValue(v)
+			id, _, _ := parseQueueValue(v)
 			if j, ok := jobs[string(key(testWS, id))]; !ok || j.Status != vane.JobQueued {
 				t.Errorf("%s: queue entry of %s leads to no queued job", name, id)
 			}

@@ -1,0 +1,242 @@
+package raftstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"vane"
+)
+
+// Running flows. A flow job's status is the flow engine's, opaque here; each
+// step of the flow (its start, a step's completion, a resume, a timer) is
+// one flowTransitionCmd: the new status, compared and set on the job's
+// FlowStatusVersion, together with the step job's completion, the next
+// jobs' pushes, cancels and the flow's own completion, all in one entry, so
+// a step is never recorded done without its successor being queued, and a
+// transition replayed by a retrying driver or a new leader applies once.
+//
+// A flow job is queued like any job until a worker claims it to start it;
+// the start transition releases that lease (StartEpoch), and from then on
+// the flow is running without a worker: a waiting or suspended flow holds
+// no slot. Its steps are ordinary jobs whose ParentJob is the flow job.
+
+// maxFlowBytes bounds a flow job's raw flow and its status.
+const maxFlowBytes = 4 << 20
+
+// maxFlowPush bounds the jobs one transition pushes (a parallel for-loop's
+// first wave) and cancels.
+const maxFlowPush = 1000
+
+type flowTransitionCmd struct {
+	base
+	T flowTransitionBody `json:"t"`
+}
+
+// flowTransitionBody is vane.FlowTransition on the wire.
+type flowTransitionBody struct {
+	Workspace     string            `json:"ws"`
+	FlowJob       string            `json:"flow_job"`
+	ExpectVersion uint64            `json:"expect_version"`
+	Status        json.RawMessage   `json:"status"`
+	StartEpoch    uint64            `json:"start_epoch,omitempty"`
+	Step          *vane.Completion  `json:"step,omitempty"`
+	Push          []vane.Job        `json:"push,omitempty"`
+	Cancel        []string          `json:"cancel,omitempty"`
+	CancelReason  string            `json:"cancel_reason,omitempty"`
+	Complete      *vane.FlowOutcome `json:"complete,omitempty"`
+}
+
+func (c *flowTransitionCmd) cmdType() cmdType { return cmdFlowTransition }
+
+// finishesWork: a transition moves a flow on (or ends it); refusing it on a
+// full disk would strand running flows. What it pushes is bounded by the
+// flow's own limits.
+func (*flowTransitionCmd) finishesWork() {}
+
+func (c *flowTransitionCmd) validate() error {
+	t := &c.T
+	if err := validateWorkspaceID(t.Workspace); err != nil {
+		return err
+	}
+	if err := validateID("flow job id", t.FlowJob); err != nil {
+		return err
+	}
+	if len(t.Status) == 0 {
+		return vane.Invalidf("a flow transition needs the new status")
+	}
+	if err := validateJSON("flow status", t.Status, maxFlowBytes, false); err != nil {
+		return err
+	}
+	if s := t.Step; s != nil {
+		if s.Workspace != t.Workspace {
+			return vane.Invalidf("a flow's step is in the flow's workspace")
+		}
+		if err := validateID("step job id", s.ID); err != nil {
+			return err
+		}
+		if err := validateJSON("step result", s.Result, vane.MaxResultBytes, false); err != nil {
+			return err
+		}
+		if err := validateText("step logs", s.Logs, maxLogChunk); err != nil {
+			return err
+		}
+	}
+	if len(t.Push) > maxFlowPush || len(t.Cancel) > maxFlowPush {
+		return vane.Invalidf("a flow transition pushes or cancels at most %d jobs", maxFlowPush)
+	}
+	for i := range t.Push {
+		j := &t.Push[i]
+		if j.Workspace != t.Workspace {
+			return vane.Invalidf("a flow's jobs are in the flow's workspace")
+		}
+		if err := (&pushJobCmd{base: c.base, Job: *j}).validate(); err != nil {
+			return fmt.Errorf("pushed job %d: %w", i, err)
+		}
+	}
+	for _, id := range t.Cancel {
+		if err := validateID("canceled job id", id); err != nil {
+			return err
+		}
+	}
+	if err := validateText("cancel reason", t.CancelReason, maxTextLen); err != nil {
+		return err
+	}
+	if o := t.Complete; o != nil {
+		if err := validateJSON("flow result", o.Result, vane.MaxResultBytes, false); err != nil {
+			return err
+		}
+	}
+	return c.validateBase()
+}
+
+func (c *flowTransitionCmd) apply(a *applier) (output, error) {
+	t := &c.T
+	jobs := a.bucket(bucketJobs)
+	// Check everything before writing anything.
+	r, err := loadJob(jobs, t.Workspace, t.FlowJob)
+	if err != nil {
+		return output{}, err
+	}
+	flow := r.job()
+	switch {
+	case !flow.IsFlow():
+		return output{}, vane.Invalidf("job %s is a %s job, not a flow", flow.ID, flow.Kind)
+	case flow.Status == vane.JobCompleted:
+		return output{}, fmt.Errorf("flow %s: %w", flow.ID, vane.ErrJobFinished)
+	case flow.FlowStatusVersion != t.ExpectVersion:
+		return output{}, fmt.Errorf("flow %s is at status version %d, not %d: %w", flow.ID, flow.FlowStatusVersion, t.ExpectVersion, vane.ErrConflict)
+	case t.StartEpoch != 0 && (flow.Status != vane.JobRunning || flow.LeaseEpoch != t.StartEpoch):
+		return output{}, fmt.Errorf("flow %s has lease epoch %d, not %d: %w", flow.ID, flow.LeaseEpoch, t.StartEpoch, vane.ErrStaleEpoch)
+	case t.StartEpoch == 0 && flow.Status != vane.JobRunning:
+		return output{}, vane.Invalidf("flow %s has not started", flow.ID)
+	}
+	var step vane.Job
+	if t.Step != nil {
+		if step, err = fencedJob(a, t.Workspace, t.Step.ID, t.Step.Epoch); err != nil {
+			return output{}, err
+		}
+		if step.ParentJob != flow.ID {
+			return output{}, vane.Invalidf("job %s is not a step of flow %s", step.ID, flow.ID)
+		}
+	}
+	seen := map[string]bool{}
+	for i := range t.Push {
+		id := t.Push[i].ID
+		if seen[id] || jobs.Get(key(t.Workspace, id)) != nil {
+			return output{}, fmt.Errorf("flow %s pushes job %s twice: %w", flow.ID, id, vane.ErrAlreadyExists)
+		}
+		seen[id] = true
+	}
+	var canceled []vane.Job
+	for _, id := range t.Cancel {
+		cr, err := loadJob(jobs, t.Workspace, id)
+		if err != nil {
+			return output{}, err
+		}
+		if cj := cr.job(); cj.Status != vane.JobCompleted && (cj.ParentJob == flow.ID || cj.RootJob == rootOf(&flow)) {
+			canceled = append(canceled, cj)
+		}
+	}
+
+	// The step's completion.
+	if t.Step != nil {
+		appendLogs(a, &step, t.Step.Logs)
+		del(a.bucket(bucketLeases), leaseKey(step.Workspace, step.LeaseExpires, step.ID))
+		rec := finish(a, &step, c.At, t.Step.Success, t.Step.Result)
+		rec.MemPeak = t.Step.MemPeak
+		put(jobs, key(step.Workspace, step.ID), marshal(rec))
+		a.audit(step.Workspace, c.base, "jobs.complete", actionExecute, step.ID,
+			map[string]string{"success": strconv.FormatBool(t.Step.Success), "epoch": strconv.FormatUint(t.Step.Epoch, 10)})
+	}
+	// Cancels: a queued job ends at once; a running one is told (its worker
+	// completes it as canceled).
+	by := c.Actor.Username
+	for i := range canceled {
+		cj := &canceled[i]
+		cj.Canceled, cj.CanceledBy, cj.CanceledReason = true, by, t.CancelReason
+		rec := jobToRecord(*cj)
+		if cj.Status == vane.JobQueued {
+			dequeue(a, cj)
+			rec = finish(a, cj, c.At, false, canceledResult(t.CancelReason, by))
+		}
+		a.emit(jobEvent(vane.EventJobCanceled, cj))
+		put(jobs, key(cj.Workspace, cj.ID), marshal(rec))
+	}
+	// The flow's own record.
+	if t.StartEpoch != 0 {
+		del(a.bucket(bucketLeases), leaseKey(flow.Workspace, flow.LeaseExpires, flow.ID))
+		flow.LeaseExpires, flow.Worker = time.Time{}, ""
+	}
+	a.addUsage(flow.Workspace, len(t.Status)-len(flow.FlowStatus))
+	flow.FlowStatus = t.Status
+	flow.FlowStatusVersion++
+	at := c.At
+	flow.LastPing = &at
+	var rec jobRecord
+	if o := t.Complete; o != nil {
+		rec = finish(a, &flow, c.At, o.Success, o.Result)
+	} else {
+		rec = jobToRecord(flow)
+		a.emit(jobEvent(vane.EventFlowChanged, &flow))
+	}
+	put(jobs, key(flow.Workspace, flow.ID), marshal(rec))
+	// The next jobs.
+	for i := range t.Push {
+		if _, err := (&pushJobCmd{base: c.base, Job: t.Push[i]}).apply(a); err != nil {
+			return output{}, err // checked above: never expected
+		}
+	}
+	params := map[string]string{"version": strconv.FormatUint(flow.FlowStatusVersion, 10), "pushed": strconv.Itoa(len(t.Push))}
+	if t.Complete != nil {
+		params["success"] = strconv.FormatBool(t.Complete.Success)
+	}
+	a.audit(flow.Workspace, c.base, "jobs.flow.transition", actionExecute, flow.ID, params)
+	return output{Job: &rec}, nil
+}
+
+// rootOf is the root job of flow j's tree: its RootJob, or itself.
+func rootOf(j *vane.Job) string {
+	if j.RootJob != "" {
+		return j.RootJob
+	}
+	return j.ID
+}
+
+// FlowTransition writes one step of a running flow (see vane.FlowTransition
+// and flowrun.go) and returns the flow job as it is after it.
+// ErrConflict when the status version moved (re-read and run the step
+// again), ErrStaleEpoch when the step's or the start's lease is no longer
+// the caller's, ErrJobFinished when the flow already ended.
+func (s *Store) FlowTransition(ctx context.Context, a vane.Actor, t vane.FlowTransition) (vane.Job, error) {
+	out, err := s.apply(ctx, &flowTransitionCmd{base: base{At: stampNow(), Actor: a}, T: flowTransitionBody(t)})
+	if err != nil {
+		return vane.Job{}, wrapErr("write flow transition", err)
+	}
+	if out.Job == nil {
+		return vane.Job{}, fmt.Errorf("cannot write flow transition: no job in the result: %w", vane.ErrIndeterminate)
+	}
+	return out.Job.job(), nil
+}
