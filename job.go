@@ -37,14 +37,14 @@ const MaxJobRestarts = 3
 // completed jobs share this type; Status says which fields are meaningful.
 // Logs are stored separately (see the store's log methods) and are not part of Job.
 type Job struct {
-	ID             string          `json:"id"`
-	Workspace      string          `json:"workspace_id"`
-	Kind           JobKind         `json:"job_kind"`
-	ScriptPath     string          `json:"script_path,omitempty"`
-	ScriptHash     Hash            `json:"script_hash,omitempty"`
-	Language       ScriptLang      `json:"language,omitempty"`
-	RawCode        string          `json:"raw_code,omitempty"` // preview jobs: the code itself
-	RawLock        string          `json:"raw_lock,omitempty"`
+	ID         string     `json:"id"`
+	Workspace  string     `json:"workspace_id"`
+	Kind       JobKind    `json:"job_kind"`
+	ScriptPath string     `json:"script_path,omitempty"`
+	ScriptHash Hash       `json:"script_hash,omitempty"`
+	Language   ScriptLang `json:"language,omitempty"`
+	RawCode    string     `json:"raw_code,omitempty"` // preview jobs: the code itself
+	RawLock    string     `json:"raw_lock,omitempty"`
 	// RawFlow is a flow job's OpenFlow value (the "value" object): the
 	// flow version it runs, copied at push, or a preview's own.
 	RawFlow json.RawMessage `json:"raw_flow,omitempty"`
@@ -53,22 +53,22 @@ type Job struct {
 	// those transitions (their compare-and-set).
 	FlowStatus        json.RawMessage `json:"flow_status,omitempty"`
 	FlowStatusVersion uint64          `json:"-"`
-	Args           json.RawMessage `json:"args,omitempty"` // a JSON object
-	Tag            string          `json:"tag"`
-	ParentJob      string          `json:"parent_job,omitempty"`
-	RootJob        string          `json:"root_job,omitempty"`
-	FlowStepID     string          `json:"flow_step_id,omitempty"`
-	SchedulePath   string          `json:"schedule_path,omitempty"`
-	CreatedBy      string          `json:"created_by"`      // username
-	Email          string          `json:"email"`           // of the user the job runs as
-	PermissionedAs string          `json:"permissioned_as"` // u/<user> or g/<group>
-	CreatedAt      time.Time       `json:"created_at"`
-	ScheduledFor   time.Time       `json:"scheduled_for"`
-	Priority       int             `json:"priority,omitempty"`
-	Timeout        int             `json:"timeout,omitempty"` // seconds; 0 means the worker default
-	MemoryLimitMB  int             `json:"memory_limit_mb,omitempty"`
-	VisibleToOwner bool            `json:"visible_to_owner"`
-	Seq            uint64          `json:"-"` // queue order among equal ScheduledFor, set by the store
+	Args              json.RawMessage `json:"args,omitempty"` // a JSON object
+	Tag               string          `json:"tag"`
+	ParentJob         string          `json:"parent_job,omitempty"`
+	RootJob           string          `json:"root_job,omitempty"`
+	FlowStepID        string          `json:"flow_step_id,omitempty"`
+	SchedulePath      string          `json:"schedule_path,omitempty"`
+	CreatedBy         string          `json:"created_by"`      // username
+	Email             string          `json:"email"`           // of the user the job runs as
+	PermissionedAs    string          `json:"permissioned_as"` // u/<user> or g/<group>
+	CreatedAt         time.Time       `json:"created_at"`
+	ScheduledFor      time.Time       `json:"scheduled_for"`
+	Priority          int             `json:"priority,omitempty"`
+	Timeout           int             `json:"timeout,omitempty"` // seconds; 0 means the worker default
+	MemoryLimitMB     int             `json:"memory_limit_mb,omitempty"`
+	VisibleToOwner    bool            `json:"visible_to_owner"`
+	Seq               uint64          `json:"-"` // queue order among equal ScheduledFor, set by the store
 
 	Status       JobStatus  `json:"-"`
 	StartedAt    *time.Time `json:"started_at,omitempty"`

@@ -44,8 +44,8 @@ type ClaimRequest struct {
 	// a job without a language is claimed only when its kind is listed, or
 	// when Languages is empty too.
 	Kinds []JobKind
-	Max       int
-	Lease     time.Duration
+	Max   int
+	Lease time.Duration
 	// WorkspaceCap is the most jobs one workspace may have running at once,
 	// across every worker of the cluster; 0: no cap.
 	WorkspaceCap int
