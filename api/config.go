@@ -143,6 +143,11 @@ type Deps struct {
 	Deployers map[vane.ScriptLang]jobrt.Deployer
 	// Metrics collects the HTTP request counts; nil makes a private registry.
 	Metrics *Metrics
+	// Flows stores flows; nil makes the flow endpoints answer 501.
+	Flows FlowStore
+	// FlowChecker checks a flow before it is saved or previewed; nil checks
+	// only that the value is a JSON object.
+	FlowChecker FlowChecker
 }
 
 // validate checks that every required dependency is present.

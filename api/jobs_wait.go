@@ -52,6 +52,11 @@ func (s *Server) runAndWait(ctx *fasthttp.RequestCtx, p *principal, sc *vane.Scr
 	if err != nil {
 		return err
 	}
+	return s.pushAndWait(ctx, p, j)
+}
+
+// pushAndWait queues j and waits for it: see runAndWait.
+func (s *Server) pushAndWait(ctx *fasthttp.RequestCtx, p *principal, j vane.Job) error {
 	if err := s.pushJob(p, j); err != nil {
 		return err
 	}

@@ -139,7 +139,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 	// 5. The API.
 	deps := api.Deps{
 		Tokens: cl.node.Tokens(), Users: st, Workspaces: st, Scripts: st, Lifecycle: st, Jobs: cluster.IdempotentJobs{Store: st}, JobReader: st,
-		Keys: st, Parsers: langs.parsers, Deployers: langs.deployers, Metrics: metrics,
+		Keys: st, Parsers: langs.parsers, Deployers: langs.deployers, Metrics: metrics, Flows: st,
 	}
 	// Optional stores: wired when the store has them.
 	if vs, ok := any(st).(api.VariableStore); ok {
