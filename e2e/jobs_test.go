@@ -368,3 +368,16 @@ func TestJobs_ScheduledLaterStaysQueued(t *testing.T) {
 		t.Fatalf("canceled queued job: %+v", m)
 	}
 }
+
+// TestJobs_IdentityPreview: a preview of kind identity (no language) is
+// claimed and answers its args, as Windmill's identity job does; it used to
+// stay queued, since workers claimed by language alone.
+func TestJobs_IdentityPreview(t *testing.T) {
+	srv := MustStartServer(t, ServerOptions{})
+	c := srv.Client()
+	id := c.MustDo("POST", "/api/w/main/jobs/run/preview", map[string]any{"kind": "identity", "args": map[string]any{"a": 1, "b": "two"}}, 201).Body
+	res, ok := c.WaitJob(id, 30*time.Second)
+	if !ok || string(res) != `{"a":1,"b":"two"}` {
+		t.Fatalf("identity job: success %v, result %s", ok, res)
+	}
+}

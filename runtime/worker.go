@@ -32,6 +32,19 @@ type JobSource interface {
 	GetJob(ws, id string) (vane.Job, error)
 }
 
+// FlowRunner is the flow side of the worker (Config.Flows); the runtime
+// knows nothing else of flows.
+type FlowRunner interface {
+	// StartFlow runs the first transition of flow job j, which this worker
+	// claimed under j.LeaseEpoch: after it, the flow runs without a worker.
+	StartFlow(ctx context.Context, j vane.Job) error
+	// CompleteStep records c, the completion of step job j (a job with a
+	// FlowStepID, whose ParentJob is its flow), together with the flow's
+	// next transition. Its errors are the store's: vane.ErrStaleEpoch and
+	// vane.ErrJobFinished say someone else completed the step.
+	CompleteStep(ctx context.Context, j vane.Job, c vane.Completion) error
+}
+
 // Store is the store as the worker consumes it. If it also implements
 // VariableReader and ResourceReader, "$var:" and "$res:" args are resolved.
 type Store interface {
@@ -54,6 +67,10 @@ type Config struct {
 	HeartbeatInterval time.Duration
 	// Tags are the job tags this worker takes; empty: any tag.
 	Tags []string
+	// Flows runs the flow side of jobs: starting a flow job, and recording a
+	// flow step's completion with the transition it causes. Nil: the worker
+	// takes no flow jobs, and completes steps as plain jobs.
+	Flows FlowRunner
 	// WorkspaceCap is the most jobs of one workspace running at once across
 	// the cluster (vane.ClaimRequest.WorkspaceCap); 0: no cap. Every node
 	// should have the same.
@@ -184,6 +201,7 @@ type Worker struct {
 	store     Store
 	executors map[vane.ScriptLang]Executor
 	languages []vane.ScriptLang
+	kinds     []vane.JobKind // kinds without a language it runs
 
 	wake chan struct{} // a claim may find work (push event, slot freed)
 
@@ -221,8 +239,8 @@ func New(cfg Config, store Store, executors map[vane.ScriptLang]Executor) (*Work
 	if store == nil {
 		return nil, errors.New("worker: store is nil")
 	}
-	if len(executors) == 0 {
-		return nil, errors.New("worker: no executors")
+	if len(executors) == 0 && cfg.Flows == nil {
+		return nil, errors.New("worker: no executors and no flow runner")
 	}
 	cfg = cfg.withDefaults()
 	w := &Worker{cfg: cfg, store: store, executors: map[vane.ScriptLang]Executor{},
@@ -235,6 +253,12 @@ func New(cfg Config, store Store, executors map[vane.ScriptLang]Executor) (*Work
 		w.languages = append(w.languages, lang)
 	}
 	slices.Sort(w.languages)
+	// Jobs without a language: identity jobs (their result is their args),
+	// and flows when there is a runner.
+	w.kinds = []vane.JobKind{vane.JobIdentity}
+	if cfg.Flows != nil {
+		w.kinds = append(w.kinds, vane.JobFlow, vane.JobFlowPreview)
+	}
 	w.claimCtx, w.stopClaims = context.WithCancel(context.Background())
 	w.runCtx, w.killRunning = context.WithCancelCause(context.Background())
 	w.storeCtx, w.stopStoreOps = context.WithCancel(context.Background())
@@ -383,6 +407,9 @@ func (w *Worker) wants(ev vane.Event) bool {
 	if ev.Language != "" && w.executors[ev.Language] == nil {
 		return false
 	}
+	if ev.Language == "" && !slices.Contains(w.kinds, ev.JobKind) {
+		return false
+	}
 	return len(w.cfg.Tags) == 0 || slices.Contains(w.cfg.Tags, ev.Tag)
 }
 
@@ -406,7 +433,7 @@ func (w *Worker) claimLoop() {
 				break
 			}
 			jobs, err := w.store.ClaimJobs(w.claimCtx, vane.ClaimRequest{
-				Worker: w.Name(), Tags: w.cfg.Tags, Languages: w.languages, Max: free, Lease: w.cfg.Lease,
+				Worker: w.Name(), Tags: w.cfg.Tags, Languages: w.languages, Kinds: w.kinds, Max: free, Lease: w.cfg.Lease,
 				WorkspaceCap: w.cfg.WorkspaceCap,
 			})
 			if err != nil {

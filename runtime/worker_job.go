@@ -63,6 +63,20 @@ func (w *Worker) startJob(j vane.Job) {
 func (w *Worker) runJob(ctx context.Context, r *runningJob) {
 	j := &r.job
 	log := w.cfg.Logger.With("job", j.ID, "workspace", j.Workspace, "path", j.ScriptPath)
+	if j.IsFlow() {
+		// Starting a flow is one transition; the flow then runs without
+		// a worker. A start that fails is left to the lease.
+		if w.cfg.Flows == nil {
+			log.Error("worker: claimed a flow job without a flow runner")
+			return
+		}
+		sctx, cancel := context.WithTimeout(w.storeCtx, storeCallTimeout)
+		defer cancel()
+		if err := w.cfg.Flows.StartFlow(sctx, *j); err != nil {
+			log.Warn("worker: cannot start flow; its lease will expire and it will be started again", "error", err)
+		}
+		return
+	}
 	start := time.Now()
 	hbCtx, stopHeartbeat := context.WithCancel(ctx)
 	hbDone := make(chan struct{})
@@ -102,7 +116,7 @@ func (w *Worker) runJob(ctx context.Context, r *runningJob) {
 	}
 	c := vane.Completion{Workspace: j.Workspace, ID: j.ID, Epoch: j.LeaseEpoch, Success: out.Success,
 		Result: out.Result, Logs: rest, MemPeak: out.MemPeak}
-	w.complete(c, log)
+	w.complete(j, c, log)
 	log.Debug("worker: job done", "success", out.Success, "duration", time.Since(start))
 }
 
@@ -117,11 +131,18 @@ func canceledResult(reason, by string) json.RawMessage {
 // complete records the completion, retrying while the store is unavailable,
 // until the worker's shutdown deadline (storeCtx) at the latest. A stale
 // epoch or an already finished job means someone else completed it.
-func (w *Worker) complete(c vane.Completion, log interface{ Warn(string, ...any) }) {
+func (w *Worker) complete(j *vane.Job, c vane.Completion, log interface{ Warn(string, ...any) }) {
 	backoff := 20 * time.Millisecond
 	for i := 0; ; i++ {
 		sctx, cancel := context.WithTimeout(w.storeCtx, storeCallTimeout)
-		_, err := w.store.CompleteJob(sctx, c)
+		var err error
+		if j.FlowStepID != "" && j.ParentJob != "" && w.cfg.Flows != nil {
+			// A flow's step: its completion and the flow's next step go
+			// in one write.
+			err = w.cfg.Flows.CompleteStep(sctx, *j, c)
+		} else {
+			_, err = w.store.CompleteJob(sctx, c)
+		}
 		cancel()
 		if err == nil {
 			return
@@ -195,6 +216,10 @@ func (w *Worker) heartbeat(ctx context.Context, r *runningJob) {
 func (w *Worker) execute(ctx context.Context, j *vane.Job, logs *logStreamer) (Outcome, error) {
 	fail := func(name string, err error) (Outcome, error) {
 		return Outcome{Result: ErrorResult(name, err.Error(), "")}, nil
+	}
+	if j.Kind == vane.JobIdentity {
+		// Windmill's identity job: its result is its args.
+		return Outcome{Success: true, Result: j.Args}, nil
 	}
 	exec := w.executors[j.Language]
 	if exec == nil {
