@@ -28,10 +28,6 @@ type principal struct {
 	// job's workspace (TokenWorkspace) and, outside workspaces, only on the
 	// routes of jobTokenInstanceRoutes.
 	JobID string
-	// JobOfSuperAdmin marks a job token whose user is a superadmin: in its
-	// job's workspace it has a superadmin's workspace permissions (an
-	// admin's), and nothing of the instance role.
-	JobOfSuperAdmin bool
 
 	Workspace string
 	Username  string
@@ -161,8 +157,9 @@ func (s *Server) authenticateJobToken(secret string) (*principal, error) {
 			return nil, fmt.Errorf("user %s is disabled: %w", u.Email, vane.ErrUnauthorized)
 		}
 		// Never SuperAdmin: a member who can write a script an admin
-		// later runs must not get the instance through its job.
-		p.JobOfSuperAdmin = u.SuperAdmin
+		// later runs must not get the instance through its job. In its
+		// job's workspace, vane.ResolveAccess gives a superadmin's job an
+		// admin's permissions, as to the superadmin.
 	}
 	return p, nil
 }
@@ -181,23 +178,19 @@ func (s *Server) enterWorkspace(p *principal, ws string) error {
 		return fmt.Errorf("this token is limited to workspace %q and cannot be used in %q: %w", p.TokenWorkspace, ws, vane.ErrForbidden)
 	}
 	p.Workspace = ws
-	m, err := s.deps.Workspaces.GetMember(ws, p.Email)
-	switch {
-	case err == nil:
-		if m.Disabled {
-			return fmt.Errorf("user %s is disabled in workspace %q: %w", p.Email, ws, vane.ErrForbidden)
-		}
-		p.Username, p.IsAdmin, p.Operator = m.Username, m.IsAdmin || p.SuperAdmin || p.JobOfSuperAdmin, m.Operator
-		return nil
-	case errors.Is(err, vane.ErrNotFound) && (p.SuperAdmin || p.JobOfSuperAdmin):
-		// A superadmin acts in every workspace, as an admin, under the
-		// local part of its email.
-		p.Username, p.IsAdmin = usernameOf(p.Email), true
-		return nil
-	case errors.Is(err, vane.ErrNotFound):
-		return fmt.Errorf("user %s is not a member of workspace %q: %w", p.Email, ws, vane.ErrForbidden)
+	access, err := vane.ResolveAccess(directory{s.deps.Users, s.deps.Workspaces}, p.Email, ws)
+	if err != nil {
+		return err
 	}
-	return fmt.Errorf("cannot read workspace membership: %w", err)
+	p.Username, p.IsAdmin, p.Operator = access.Username, access.IsAdmin, access.Operator
+	return nil
+}
+
+// directory joins the user and workspace stores into the vane.Directory
+// that vane.ResolveAccess reads.
+type directory struct {
+	UserStore
+	WorkspaceStore
 }
 
 // jobTokenInstanceRoutes are the routes outside workspaces that a job token
@@ -235,24 +228,6 @@ func requireWriter(p *principal, what string) error {
 		return fmt.Errorf("%s is not allowed to operators: %w", what, vane.ErrForbidden)
 	}
 	return nil
-}
-
-// usernameOf derives a username from an email's local part.
-func usernameOf(email string) string {
-	local, _, _ := strings.Cut(email, "@")
-	var b strings.Builder
-	for _, r := range local {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '_', r == '-':
-			b.WriteRune(r)
-		default:
-			b.WriteByte('_')
-		}
-	}
-	if b.Len() == 0 {
-		return "user"
-	}
-	return b.String()
 }
 
 // detached returns a context for a store write that must not be abandoned

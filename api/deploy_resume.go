@@ -57,14 +57,17 @@ type MemberByUsername interface {
 }
 
 // creatorAccess is the access of the user who saved a version, for a resumed
-// deployment: their current role when the store can tell it, else that of a
-// plain member (an admin's import of another user's script then fails, as
-// it would for a developer, rather than reaching too far).
+// deployment: what vane.ResolveAccess gives them now when the store can
+// find them by username, else that of a plain member (an admin's import of
+// another user's script then fails, as it would for a developer, rather
+// than reaching too far); a creator no longer allowed gets a plain member's.
 func (s *Server) creatorAccess(ws, username string) vane.Access {
 	a := vane.Access{Username: username}
 	if members, ok := s.deps.Workspaces.(MemberByUsername); ok {
-		if m, err := members.GetMemberByUsername(ws, username); err == nil && !m.Disabled {
-			a.IsAdmin, a.Operator = m.IsAdmin, m.Operator
+		if m, err := members.GetMemberByUsername(ws, username); err == nil {
+			if resolved, err := vane.ResolveAccess(directory{s.deps.Users, s.deps.Workspaces}, m.Email, ws); err == nil {
+				return resolved
+			}
 		}
 	}
 	return a

@@ -28,7 +28,7 @@ func (s *Server) whoami(ctx *fasthttp.RequestCtx, p *principal) error {
 		return fmt.Errorf("cannot read user: %w", err)
 	}
 	return writeJSON(ctx, globalUserInfo{Email: u.Email, LoginType: "password", SuperAdmin: u.SuperAdmin,
-		Verified: true, Name: u.Name, Username: usernameOf(u.Email)})
+		Verified: true, Name: u.Name, Username: vane.UsernameOf(u.Email)})
 }
 
 // email answers GET /api/users/email with the caller's email as text.
@@ -218,7 +218,7 @@ func (s *Server) createWorkspace(ctx *fasthttp.RequestCtx, p *principal) error {
 		req.Name = req.ID
 	}
 	if req.Username == "" {
-		req.Username = usernameOf(p.Email)
+		req.Username = vane.UsernameOf(p.Email)
 	}
 	if err := vane.ValidateName("username", req.Username); err != nil {
 		return err
@@ -302,7 +302,7 @@ func (s *Server) addUser(ctx *fasthttp.RequestCtx, p *principal) error {
 		return badRequest("email %q is not an email address", req.Email)
 	}
 	if req.Username == "" {
-		req.Username = usernameOf(req.Email)
+		req.Username = vane.UsernameOf(req.Email)
 	}
 	if err := vane.ValidateName("username", req.Username); err != nil {
 		return err

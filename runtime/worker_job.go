@@ -370,48 +370,24 @@ func (w *Worker) jobMasker(ws string, secrets []vane.Variable, canRead ReadCheck
 }
 
 // submitterAccess returns what the job's submitter may read, for its
-// "$var:" and "$res:" args: the username of j.PermissionedAs (u/<username>,
-// set by the API from the authenticated caller) with the role the store's
-// membership record of j.Email in j.Workspace gives now, the same record the
-// API checks, so a demoted admin's queued jobs lose the admin's reach. A
-// superadmin acts as an admin in every workspace, member or not, as in the
-// API. A submitter who is no longer an enabled member (or a superadmin) may
-// read nothing. A store without MemberReader gives the username alone: its
+// "$var:" and "$res:" args and the secrets masked in its logs: the access
+// vane.ResolveAccess gives j.Email in j.Workspace now (the same rule the API
+// applies), so a demoted admin's queued jobs lose the admin's reach, and a
+// submitter who is no longer an enabled member may read nothing. A store
+// without the directory gives the username of j.PermissionedAs alone: its
 // own items, f/ and g/all items, and what is shared with it.
 func (w *Worker) submitterAccess(j *vane.Job) (ReadCheck, error) {
-	var access vane.Access
-	if username, ok := strings.CutPrefix(j.PermissionedAs, "u/"); ok {
-		access.Username = username
-	}
-	members, ok := w.store.(MemberReader)
+	d, ok := w.store.(vane.Directory)
 	if !ok {
+		var access vane.Access
+		access.Username, _ = strings.CutPrefix(j.PermissionedAs, "u/")
 		return access.CanRead, nil
 	}
-	superAdmin := false
-	if users, ok := w.store.(UserReader); ok && j.Email != "" {
-		u, err := users.GetUser(j.Email)
-		switch {
-		case err == nil:
-			if u.Disabled {
-				return denyAll, nil
-			}
-			superAdmin = u.SuperAdmin
-		case !errors.Is(err, vane.ErrNotFound):
-			return nil, fmt.Errorf("cannot check the permissions of %s: %w", j.Email, err)
-		}
-	}
-	m, err := members.GetMember(j.Workspace, j.Email)
+	access, err := vane.ResolveAccess(d, j.Email, j.Workspace)
 	switch {
-	case err == nil:
-		if m.Disabled {
-			return denyAll, nil
-		}
-		access.IsAdmin, access.Operator = m.IsAdmin || superAdmin, m.Operator
-	case errors.Is(err, vane.ErrNotFound) && superAdmin:
-		access.IsAdmin = true
-	case errors.Is(err, vane.ErrNotFound):
+	case errors.Is(err, vane.ErrForbidden):
 		return denyAll, nil
-	default:
+	case err != nil:
 		return nil, fmt.Errorf("cannot check the permissions of %s: %w", j.Email, err)
 	}
 	return access.CanRead, nil

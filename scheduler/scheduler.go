@@ -21,7 +21,8 @@ type Store interface {
 	// ListAllSchedules returns the enabled schedules of every workspace.
 	ListAllSchedules() ([]vane.Schedule, error)
 	GetScriptByPath(ws, path string) (vane.Script, error)
-	GetMember(ws, email string) (vane.Member, error)
+	// The directory, for vane.ResolveAccess: a schedule runs as its owner.
+	vane.Directory
 	// PushJob queues j: ErrAlreadyExists when its id exists in any state.
 	PushJob(ctx context.Context, a vane.Actor, j vane.Job) error
 	CancelJob(ctx context.Context, a vane.Actor, ws, id, reason string) (vane.Job, error)
@@ -337,20 +338,16 @@ func (s *Scheduler) jobFor(sc *vane.Schedule, tick, now time.Time) (vane.Job, er
 	if sc.IsFlow {
 		return vane.Job{}, vane.Invalidf("schedule %s runs a flow, and flows are not built yet", sc.Path)
 	}
-	m, err := s.store.GetMember(sc.Workspace, sc.Email)
+	access, err := vane.ResolveAccess(s.store, sc.Email, sc.Workspace)
 	if err != nil {
 		return vane.Job{}, fmt.Errorf("cannot run schedule %s as %s: %w", sc.Path, sc.Email, err)
 	}
-	if m.Disabled {
-		return vane.Job{}, fmt.Errorf("cannot run schedule %s as %s: the member is disabled: %w", sc.Path, sc.Email, vane.ErrForbidden)
-	}
 	sc2, err := s.store.GetScriptByPath(sc.Workspace, sc.ScriptPath)
-	access := vane.Access{Username: m.Username, IsAdmin: m.IsAdmin, Operator: m.Operator}
 	switch {
 	case err != nil && !errors.Is(err, vane.ErrNotFound):
 		return vane.Job{}, fmt.Errorf("cannot read script %s: %w", sc.ScriptPath, err)
 	case err != nil || sc2.Deleted || !access.CanRead(sc2.Path, sc2.ExtraPerms):
-		return vane.Job{}, fmt.Errorf("cannot find script %s readable by u/%s: %w", sc.ScriptPath, m.Username, vane.ErrNotFound)
+		return vane.Job{}, fmt.Errorf("cannot find script %s readable by u/%s: %w", sc.ScriptPath, access.Username, vane.ErrNotFound)
 	}
 	args := sc.Args
 	if len(args) == 0 || string(args) == "null" {
@@ -366,7 +363,7 @@ func (s *Scheduler) jobFor(sc *vane.Schedule, tick, now time.Time) (vane.Job, er
 	return vane.Job{
 		ID: JobID(sc.Workspace, sc.Path, Version(sc), tick), Workspace: sc.Workspace, Kind: vane.JobScript,
 		ScriptPath: sc2.Path, ScriptHash: sc2.Hash, Language: sc2.Language, Args: args, Tag: tag,
-		SchedulePath: sc.Path, CreatedBy: m.Username, Email: m.Email, PermissionedAs: "u/" + m.Username,
+		SchedulePath: sc.Path, CreatedBy: access.Username, Email: sc.Email, PermissionedAs: "u/" + access.Username,
 		CreatedAt: now.UTC(), ScheduledFor: tick, Priority: sc2.Priority, Timeout: sc2.Timeout,
 		MemoryLimitMB: sc2.MemoryLimitMB, VisibleToOwner: true,
 	}, nil
