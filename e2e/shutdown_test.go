@@ -13,10 +13,14 @@ import (
 // store's close); the unrecorded completion is left to the lease, and once
 // the cluster is whole again the job runs again and completes.
 func TestCluster_NoQuorumStopsWithinGrace(t *testing.T) {
-	const grace = 3 * time.Second
-	c := MustStartCluster(t, 3, "--shutdown-grace", "3", "--zombie-job-timeout", "3")
+	// The job runs for 3 s, and the grace is longer: the job seen running
+	// (by a local read, which may lag its completion by an apply, never by
+	// seconds) ends within the grace, and its completion then finds no
+	// quorum.
+	const grace = 6 * time.Second
+	c := MustStartCluster(t, 3, "--shutdown-grace", "6", "--zombie-job-timeout", "3")
 	c.MustLeader(10 * time.Second)
-	c.Nodes[0].Client().MustSaveScript("u/admin/slowish", "bash", "sleep 1\necho \"$WM_JOB_ID\"\n")
+	c.Nodes[0].Client().MustSaveScript("u/admin/slowish", "bash", "sleep 3\necho \"$WM_JOB_ID\"\n")
 
 	// Jobs until one runs on node x, whose peers then die.
 	const x = 1
@@ -28,7 +32,7 @@ func TestCluster_NoQuorumStopsWithinGrace(t *testing.T) {
 			t.Fatalf("no job ran on node %s within 60s", c.IDs[x])
 		}
 		id := cl.MustSubmit("u/admin/slowish", map[string]any{})
-		for poll := time.Now().Add(2 * time.Second); time.Now().Before(poll); {
+		for poll := time.Now().Add(4 * time.Second); time.Now().Before(poll); {
 			var j struct {
 				Worker  string `json:"worker"`
 				Running bool   `json:"running"`
