@@ -1,0 +1,347 @@
+package flows
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"vane"
+)
+
+// statusFormat is the version of the status's JSON layout. DecodeStatus
+// refuses a layout it does not know.
+const statusFormat = 1
+
+// Status is the state of one flow run: where every module is, the results so
+// far, what the run waits for. It is a value the driver stores as opaque bytes
+// (json.Marshal / DecodeStatus) and gives back to Advance; the engine keeps no
+// other state. Start and Advance never modify a Status they are given: they
+// return a new one. A Status is not safe for concurrent mutation, but nothing
+// mutates one after it is returned, so concurrent reads are safe.
+type Status struct {
+	d statusData
+}
+
+// phase is which part of the flow runs.
+type phase string
+
+const (
+	phasePre     phase = "preprocessor"
+	phaseMain    phase = "modules"
+	phaseFailure phase = "failure"
+	phaseDone    phase = "done"
+)
+
+type statusData struct {
+	Format      int             `json:"format"`
+	Version     uint64          `json:"version"`
+	Args        json.RawMessage `json:"args"`
+	StartedAt   time.Time       `json:"started_at"`
+	Phase       phase           `json:"phase"`
+	SkipChecked bool            `json:"skip_checked,omitempty"`
+	Root        *scope          `json:"root"`
+	Pre         *node           `json:"preprocessor,omitempty"`
+	Failure     *node           `json:"failure,omitempty"`
+	// FailedModule is the top-level module whose failure started the failure
+	// module (Windmill's failure_module.parent_module); Cause is the error the
+	// failure module sees as previous_result.
+	FailedModule  string                     `json:"failed_module,omitempty"`
+	Cause         json.RawMessage            `json:"cause,omitempty"`
+	Done          bool                       `json:"done,omitempty"`
+	Success       bool                       `json:"success,omitempty"`
+	Skipped       bool                       `json:"skipped,omitempty"`
+	Canceled      bool                       `json:"canceled,omitempty"`
+	Result        json.RawMessage            `json:"result,omitempty"`
+	CompletedAt   time.Time                  `json:"completed_at,omitzero"`
+	EarlyReturned bool                       `json:"early_returned,omitempty"`
+	UserStates    map[string]json.RawMessage `json:"user_states,omitempty"`
+	Approval      *ApprovalConditions        `json:"approval_conditions,omitempty"`
+	Bytes         int64                      `json:"bytes"`
+}
+
+// scope is one sequence of modules being run: the flow's top level, one
+// iteration of a loop, one branch.
+type scope struct {
+	Path []Frame `json:"path,omitempty"`
+	// Args is flow_input inside this scope when it differs from the enclosing
+	// one (loop iterations add iter); empty means the enclosing one's.
+	Args  json.RawMessage `json:"args,omitempty"`
+	Step  int             `json:"step"`
+	Nodes []*node         `json:"nodes,omitempty"` // started modules, by position
+	// Prev is previous_result for the module at Step: the scope's args at
+	// first (Windmill passes a flow's args to its first step), then the last
+	// module's result, which is the scope's result when it ends.
+	Prev    json.RawMessage `json:"prev"`
+	Done    bool            `json:"done,omitempty"`
+	Success bool            `json:"success,omitempty"`
+	Result  json.RawMessage `json:"result,omitempty"`
+	Cause   json.RawMessage `json:"cause,omitempty"`
+	Stop    *stopInfo       `json:"stop,omitempty"`
+}
+
+// stopInfo is a stop_after_if (or stop_after_all_iters_if) that came true. It
+// ends the scopes up to the nearest enclosing loop, which it breaks, or the
+// flow. Err: it had an error_message, so it is a failure.
+type stopInfo struct {
+	Skip bool `json:"skip,omitempty"`
+	Err  bool `json:"err,omitempty"`
+}
+
+// Node states. They render as Windmill's FlowStatusModule types (stTimer as
+// WaitingForPriorSteps).
+const (
+	stWaiting    = "WaitingForPriorSteps"
+	stEvents     = "WaitingForEvents"
+	stTimer      = "WaitingForTimer"
+	stRunning    = "WaitingForExecutor"
+	stInProgress = "InProgress"
+	stSuccess    = "Success"
+	stFailure    = "Failure"
+)
+
+// node is the run of one module in one scope.
+type node struct {
+	ID      string `json:"id"`
+	State   string `json:"state"`
+	Attempt int    `json:"attempt,omitempty"` // failures retried so far
+	// Start progress: the suspend gate passed, the previous module's sleep
+	// applied, what the start decided ("job", "container", "identity", "skip",
+	// "mock").
+	Gated   bool   `json:"gated,omitempty"`
+	Slept   bool   `json:"slept,omitempty"`
+	Decided string `json:"decided,omitempty"`
+
+	Args    json.RawMessage `json:"args,omitempty"` // the step's args, kept for a retry
+	Result  json.RawMessage `json:"result,omitempty"`
+	Cause   json.RawMessage `json:"cause,omitempty"` // failure: the innermost step error
+	Skipped bool            `json:"skipped,omitempty"`
+	NoRetry bool            `json:"no_retry,omitempty"` // an error no retry can fix
+	Stop    *stopInfo       `json:"stop,omitempty"`
+	Timer   time.Time       `json:"timer,omitzero"` // stTimer: when the start is due
+
+	// For a module that suspends: the resume events received for its job,
+	// the waiting successor's deadline, and whether it passed.
+	Resumes  []resumeRecord `json:"resumes,omitempty"`
+	Deadline time.Time      `json:"deadline,omitzero"`
+	TimedOut bool           `json:"timed_out,omitempty"`
+
+	// Containers.
+	Loop   *loopState `json:"loop,omitempty"`
+	Chosen int        `json:"chosen,omitempty"` // branchone: 0 default, i+1 branch i
+	Bodies []*scope   `json:"bodies,omitempty"` // branchone: the chosen branch; branchall: started branches
+}
+
+type resumeRecord struct {
+	ID       uint32          `json:"id"`
+	Approver string          `json:"approver,omitempty"`
+	Payload  json.RawMessage `json:"payload"`
+	Approved bool            `json:"approved"`
+}
+
+type loopState struct {
+	Itered      []json.RawMessage `json:"itered,omitempty"` // forloopflow's values
+	Parallelism int               `json:"parallelism"`
+	Next        int               `json:"next"`    // next iteration to start
+	Running     int               `json:"running"` // started, not finished
+	Iters       []*iteration      `json:"iters,omitempty"`
+	Broken      bool              `json:"broken,omitempty"` // a stop ended it: start no more
+	Halted      bool              `json:"halted,omitempty"` // a sequential failure ended it
+	Err         json.RawMessage   `json:"err,omitempty"`    // an error of the loop itself
+}
+
+type iteration struct {
+	Scope   *scope          `json:"scope,omitempty"` // nil once finished
+	Done    bool            `json:"done,omitempty"`
+	Success bool            `json:"success,omitempty"`
+	Result  json.RawMessage `json:"result,omitempty"`
+	Cause   json.RawMessage `json:"cause,omitempty"`
+}
+
+func (n *node) finished() bool { return n.State == stSuccess || n.State == stFailure }
+
+func (sc *scope) nodeByID(id string) *node {
+	for _, n := range sc.Nodes {
+		if n.ID == id {
+			return n
+		}
+	}
+	return nil
+}
+
+// MarshalJSON encodes the status for the store.
+func (st *Status) MarshalJSON() ([]byte, error) { return json.Marshal(&st.d) }
+
+// UnmarshalJSON decodes a status encoded by MarshalJSON.
+func (st *Status) UnmarshalJSON(b []byte) error {
+	var d statusData
+	if err := json.Unmarshal(b, &d); err != nil {
+		return fmt.Errorf("cannot decode flow status: %w", err)
+	}
+	if d.Format != statusFormat {
+		return fmt.Errorf("cannot decode flow status: format %d, want %d: %w", d.Format, statusFormat, vane.ErrInvalid)
+	}
+	if d.Root == nil {
+		return fmt.Errorf("cannot decode flow status: no root scope: %w", vane.ErrInvalid)
+	}
+	st.d = d
+	return nil
+}
+
+// DecodeStatus decodes the bytes of a stored status.
+func DecodeStatus(b []byte) (*Status, error) {
+	st := &Status{}
+	if err := st.UnmarshalJSON(b); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// Version counts the transitions applied: 1 after Start, +1 per Advance that
+// changed something. The driver writes a new status only if the stored one
+// still has the version it read (compare-and-set).
+func (st *Status) Version() uint64 { return st.d.Version }
+
+// Done reports whether the run has completed (a Complete action was given).
+func (st *Status) Done() bool { return st.d.Done }
+
+// Success reports whether a completed run succeeded (a recovered failure
+// counts as success).
+func (st *Status) Success() bool { return st.d.Success }
+
+// Skipped reports whether the run ended as skipped.
+func (st *Status) Skipped() bool { return st.d.Skipped }
+
+// Canceled reports whether the run was canceled.
+func (st *Status) Canceled() bool { return st.d.Canceled }
+
+// Result is the run's result once Done, else nil.
+func (st *Status) Result() json.RawMessage { return st.d.Result }
+
+// Args is the flow's input as its steps see it (after the preprocessor).
+func (st *Status) Args() json.RawMessage { return st.d.Args }
+
+// UserStates returns the flow's user_states.
+func (st *Status) UserStates() map[string]json.RawMessage { return st.d.UserStates }
+
+// StepResult returns the result of the top-level module id (or the failure
+// or preprocessor module) once it has finished: what jobs/result_by_id shows
+// for a flow. For a loop it is the array of iteration results.
+func (st *Status) StepResult(id string) (json.RawMessage, bool) {
+	for _, n := range []*node{st.d.Pre, st.d.Failure} {
+		if n != nil && n.ID == id && n.finished() {
+			return n.Result, true
+		}
+	}
+	if n := st.d.Root.nodeByID(id); n != nil && n.finished() {
+		return n.Result, true
+	}
+	return nil, false
+}
+
+// Running returns the keys of the step jobs the run waits for, in tree order.
+func (st *Status) Running() []StepKey {
+	var keys []StepKey
+	st.d.eachLeaf(func(path []Frame, n *node) {
+		if n.State == stRunning {
+			keys = append(keys, StepKey{Path: path, Step: n.ID, Attempt: n.Attempt})
+		}
+	})
+	return keys
+}
+
+// eachLeaf visits every node of the tree that is not a container body.
+func (d *statusData) eachLeaf(fn func(path []Frame, n *node)) {
+	if d.Pre != nil {
+		fn(nil, d.Pre)
+	}
+	var rec func(sc *scope)
+	rec = func(sc *scope) {
+		for _, n := range sc.Nodes {
+			fn(sc.Path, n)
+			if n.Loop != nil {
+				for _, it := range n.Loop.Iters {
+					if it.Scope != nil {
+						rec(it.Scope)
+					}
+				}
+			}
+			for _, b := range n.Bodies {
+				rec(b)
+			}
+		}
+	}
+	rec(d.Root)
+	if d.Failure != nil {
+		fn(nil, d.Failure)
+	}
+}
+
+// clone copies the status tree. JSON values (json.RawMessage) are never
+// modified in place, so they are shared.
+func (d *statusData) clone() statusData {
+	c := *d
+	c.Root = d.Root.clone()
+	c.Pre = d.Pre.clone()
+	c.Failure = d.Failure.clone()
+	if d.UserStates != nil {
+		c.UserStates = make(map[string]json.RawMessage, len(d.UserStates))
+		for k, v := range d.UserStates {
+			c.UserStates[k] = v
+		}
+	}
+	if d.Approval != nil {
+		a := *d.Approval
+		a.UserGroupsRequired = append([]string(nil), a.UserGroupsRequired...)
+		c.Approval = &a
+	}
+	return c
+}
+
+func (sc *scope) clone() *scope {
+	if sc == nil {
+		return nil
+	}
+	c := *sc
+	c.Path = append([]Frame(nil), sc.Path...)
+	if sc.Nodes != nil {
+		c.Nodes = make([]*node, len(sc.Nodes))
+		for i, n := range sc.Nodes {
+			c.Nodes[i] = n.clone()
+		}
+	}
+	if sc.Stop != nil {
+		s := *sc.Stop
+		c.Stop = &s
+	}
+	return &c
+}
+
+func (n *node) clone() *node {
+	if n == nil {
+		return nil
+	}
+	c := *n
+	if n.Stop != nil {
+		s := *n.Stop
+		c.Stop = &s
+	}
+	c.Resumes = append([]resumeRecord(nil), n.Resumes...)
+	if n.Loop != nil {
+		l := *n.Loop
+		l.Itered = n.Loop.Itered // never modified after the loop starts
+		l.Iters = make([]*iteration, len(n.Loop.Iters))
+		for i, it := range n.Loop.Iters {
+			ic := *it
+			ic.Scope = it.Scope.clone()
+			l.Iters[i] = &ic
+		}
+		c.Loop = &l
+	}
+	if n.Bodies != nil {
+		c.Bodies = make([]*scope, len(n.Bodies))
+		for i, b := range n.Bodies {
+			c.Bodies[i] = b.clone()
+		}
+	}
+	return &c
+}
