@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // startContainer starts a loop or a branch module. prev is its
@@ -151,20 +152,17 @@ func (m *machine) driveContainer(r *scopeRef, mod *Module, n *node) {
 // to break the loop instead").
 func (m *machine) driveLoop(r *scopeRef, mod *Module, n *node) {
 	L := n.Loop
-	for i, it := range L.Iters {
-		if it.Scope == nil || it.Done {
-			continue
-		}
-		m.driveScope(r.child(it.Scope, mod.Modules))
-		if it.Scope.Done {
-			m.iterationDone(r, mod, n, i)
+	for _, a := range append([]*activeIter(nil), L.Active...) {
+		m.driveScope(r.child(a.Scope, mod.Modules))
+		if a.Scope.Done {
+			m.iterationDone(r, mod, n, a)
 		}
 		if m.d.Done || m.overflow {
 			return
 		}
 	}
-	for !m.d.Done && !m.overflow && L.Err == nil && !L.Broken && !L.Halted && L.Running < L.Parallelism {
-		idx := L.Next
+	for !m.d.Done && !m.overflow && L.Err == nil && !L.Broken && !L.Halted && len(L.Active) < L.Parallelism {
+		idx := len(L.Marks)
 		var value json.RawMessage
 		if mod.Kind == KindForLoop {
 			if idx >= len(L.Itered) {
@@ -173,7 +171,7 @@ func (m *machine) driveLoop(r *scopeRef, mod *Module, n *node) {
 			value = L.Itered[idx]
 		} else {
 			if idx >= m.lim.MaxIterations {
-				if L.Running == 0 {
+				if len(L.Active) == 0 {
 					L.Err = errorResult("ExecutionErr", fmt.Sprintf("the while loop did not stop after %d iterations (MaxIterations)", m.lim.MaxIterations))
 				}
 				break
@@ -183,40 +181,31 @@ func (m *machine) driveLoop(r *scopeRef, mod *Module, n *node) {
 		}
 		args := withIter(r.args, idx, value)
 		m.record(args)
-		it := &iteration{Scope: &scope{
+		a := &activeIter{Index: idx, Scope: &scope{
 			Path: childPath(r.sc.Path, Frame{Module: mod.ID, Attempt: n.Attempt, Index: idx}),
 			Args: args,
 			Prev: args,
 		}}
-		L.Iters = append(L.Iters, it)
-		L.Next++
-		L.Running++
-		m.driveScope(r.child(it.Scope, mod.Modules))
-		if it.Scope.Done {
-			m.iterationDone(r, mod, n, idx)
+		L.Marks += "r"
+		L.Results = append(L.Results, nullJSON)
+		L.Active = append(L.Active, a)
+		m.driveScope(r.child(a.Scope, mod.Modules))
+		if a.Scope.Done {
+			m.iterationDone(r, mod, n, a)
 		}
 	}
-	if L.Running > 0 || m.d.Done || m.overflow {
+	if len(L.Active) > 0 || m.d.Done || m.overflow {
 		return
 	}
-	results := make([]json.RawMessage, len(L.Iters))
-	success := true
-	var cause json.RawMessage
-	for i, it := range L.Iters {
-		results[i] = it.Result
-		if !it.Success {
-			success = false
-			if cause == nil {
-				cause = it.Cause
-			}
-		}
-	}
-	res := arrayOf(results)
+	res := arrayOf(L.Results)
 	m.record(res)
+	failed := strings.IndexByte(L.Marks, 'f') >= 0
+	cause := L.Cause
+	L.Itered, L.Results = nil, nil
 	switch {
 	case L.Err != nil:
 		m.fail(n, L.Err)
-	case success || mod.SkipFailures:
+	case !failed || mod.SkipFailures:
 		// skip_failures keeps the failed iterations' errors in the array.
 		m.succeed(n, res)
 	default:
@@ -230,34 +219,45 @@ func (m *machine) driveLoop(r *scopeRef, mod *Module, n *node) {
 }
 
 // iterationDone records a finished iteration.
-func (m *machine) iterationDone(r *scopeRef, mod *Module, n *node, idx int) {
+func (m *machine) iterationDone(r *scopeRef, mod *Module, n *node, a *activeIter) {
 	L := n.Loop
-	it := L.Iters[idx]
-	sc := it.Scope
-	it.Done, it.Success, it.Result, it.Cause = true, sc.Success, sc.Result, sc.Cause
-	if it.Cause == nil && !it.Success {
-		it.Cause = sc.Result
+	sc, idx := a.Scope, a.Index
+	for i, o := range L.Active {
+		if o == a {
+			L.Active = append(L.Active[:i:i], L.Active[i+1:]...)
+			break
+		}
 	}
-	it.Scope = nil
-	L.Running--
+	mark := byte('s')
+	if !sc.Success {
+		mark = 'f'
+		if L.Cause == nil {
+			L.Cause = sc.Cause
+			if L.Cause == nil {
+				L.Cause = sc.Result
+			}
+		}
+	}
+	L.Marks = L.Marks[:idx] + string(mark) + L.Marks[idx+1:]
+	L.Results[idx] = sc.Result
 	if sc.Stop != nil {
 		L.Broken = true
 	}
-	if !it.Success && !mod.Parallel && !mod.SkipFailures {
+	if !sc.Success && !mod.Parallel && !mod.SkipFailures {
 		L.Halted = true
 	}
 	// A loop's own stop_after_if is checked after each sequential iteration
 	// with result = that iteration's result and all_iters = the results so far;
 	// true breaks the loop (the loop is "the current module" when an iteration
 	// completes, worker_flow.rs). For parallel loops it is not evaluated.
-	if it.Success && sc.Stop == nil && mod.StopAfterIf != nil && !mod.Parallel {
-		all := make([]json.RawMessage, 0, len(L.Iters))
-		for _, o := range L.Iters {
-			if o.Done {
-				all = append(all, o.Result)
+	if sc.Success && sc.Stop == nil && mod.StopAfterIf != nil && !mod.Parallel {
+		all := make([]json.RawMessage, 0, len(L.Marks))
+		for i := range L.Marks {
+			if L.Marks[i] != 'r' {
+				all = append(all, L.Results[i])
 			}
 		}
-		c := m.ctx(r, it.Result, r.key(n).String()+"/stop_after_if/"+strconv.Itoa(idx))
+		c := m.ctx(r, sc.Result, r.key(n).String()+"/stop_after_if/"+strconv.Itoa(idx))
 		c.allIters = arrayOf(all)
 		yes, err := c.evalBool(mod.StopAfterIf.e)
 		if err != nil {

@@ -34,7 +34,8 @@ func Start(f *Flow, args json.RawMessage, now time.Time, env Env) (*Status, []Ac
 	if isNull(args) {
 		args = emptyObj
 	}
-	if !isObject(args) || !json.Valid(args) {
+	args, ok := canon(args)
+	if !ok || !isObject(args) {
 		return nil, nil, fmt.Errorf("cannot start flow: args must be a JSON object: %w", vane.ErrInvalid)
 	}
 	st := &Status{d: statusData{
@@ -105,10 +106,11 @@ func Advance(f *Flow, st *Status, ev Event, env Env) (*Status, []Action, error) 
 		if isNull(e.Value) {
 			delete(d.UserStates, e.Key)
 		} else {
-			if !json.Valid(e.Value) {
+			v, ok := canon(e.Value)
+			if !ok {
 				return nil, nil, badEventf("user state %q is not JSON", e.Key)
 			}
-			d.UserStates[e.Key] = e.Value
+			d.UserStates[e.Key] = v
 		}
 		d.Version++
 		return &Status{d: d}, nil, nil
@@ -188,14 +190,13 @@ func locate(f *Flow, d *statusData, key StepKey) (*located, error) {
 func (n *node) body(mod *Module, idx int) (*scope, []*Module, error) {
 	switch {
 	case n.Loop != nil:
-		if idx < 0 || idx >= len(n.Loop.Iters) {
-			return nil, nil, ErrStaleEvent
+		if a := n.Loop.active(idx); a != nil {
+			return a.Scope, mod.Modules, nil
 		}
-		it := n.Loop.Iters[idx]
-		if it.Done || it.Scope == nil {
+		if idx >= 0 && idx < len(n.Loop.Marks) {
 			return nil, nil, errDuplicate
 		}
-		return it.Scope, mod.Modules, nil
+		return nil, nil, ErrStaleEvent
 	case mod.Kind == KindBranchOne && len(n.Bodies) == 1:
 		if idx != n.Chosen {
 			return nil, nil, ErrStaleEvent
@@ -258,7 +259,8 @@ func (m *machine) applyStepDone(e StepDone) error {
 	if isNull(result) {
 		result = nullJSON
 	}
-	if !json.Valid(result) {
+	result, ok := canon(result)
+	if !ok {
 		return badEventf("the result of step %s is not JSON", e.Key)
 	}
 	m.record(result)
@@ -297,7 +299,9 @@ func (m *machine) applyResume(key StepKey, r resumeRecord) error {
 	}
 	if isNull(r.Payload) {
 		r.Payload = nullJSON
-	} else if !json.Valid(r.Payload) {
+	} else if p, ok := canon(r.Payload); ok {
+		r.Payload = p
+	} else {
 		return badEventf("the resume payload for step %s is not JSON", key)
 	}
 	m.record(r.Payload)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/dop251/goja"
 )
@@ -33,6 +34,18 @@ const (
 var exprParams = []string{
 	"flow_input", "results", "previous_result", "result", "resume", "resumes",
 	"approvers", "params", "all_iters", "error", "flow_env", "variable", "resource",
+}
+
+// shadowedGlobals are parameters no caller passes, so that inside an
+// expression these names are undefined: the typed arrays allocate their whole
+// length in one call, which the allocation watchdog would only see afterwards.
+// Deleting them from each runtime costs more than the evaluation itself (goja
+// builds them lazily); an expression that reaches them through the global
+// object anyway is still bounded by the watchdog.
+var shadowedGlobals = []string{
+	"ArrayBuffer", "SharedArrayBuffer", "DataView", "Int8Array", "Uint8Array",
+	"Uint8ClampedArray", "Int16Array", "Uint16Array", "Int32Array", "Uint32Array",
+	"Float32Array", "Float64Array", "BigInt64Array", "BigUint64Array", "globalThis",
 }
 
 const (
@@ -84,7 +97,7 @@ func compileExpr(src string, mode exprMode) (*expr, error) {
 	if async {
 		head = "(async function("
 	}
-	code := head + strings.Join(exprParams, ", ") + ") {\n" + body + "\n})"
+	code := head + strings.Join(exprParams, ", ") + ", " + strings.Join(shadowedGlobals, ", ") + ") {\n" + body + "\n})"
 	prog, err := goja.Compile("expr", code, false)
 	if err != nil {
 		return nil, fmt.Errorf("bad JavaScript: %v", err)
@@ -196,14 +209,7 @@ func (c *evalCtx) run(e *expr) (out json.RawMessage, err error) {
 		}
 	}()
 
-	if _, perr := vm.RunProgram(preludeProgram); perr != nil {
-		return nil, c.jsError(e, perr)
-	}
-	guard, _ := goja.AssertFunction(vm.Get("__vane_guard"))
-	if _, perr := guard(goja.Undefined(), vm.ToValue(c.lim.MaxStringBytes)); perr != nil {
-		return nil, c.jsError(e, perr)
-	}
-	_ = vm.GlobalObject().Delete("__vane_guard")
+	guardStrings(vm, c.lim.MaxStringBytes)
 	jsonObj := vm.Get("JSON").ToObject(vm)
 	parse, _ := goja.AssertFunction(jsonObj.Get("parse"))
 	stringify, _ := goja.AssertFunction(jsonObj.Get("stringify"))
@@ -252,7 +258,11 @@ func (c *evalCtx) run(e *expr) (out json.RawMessage, err error) {
 	if int64(len(str)) > c.lim.MaxExprOutputBytes {
 		return nil, &exprError{fmt.Sprintf("the value of expression `%s` is larger than %d bytes", e.src, c.lim.MaxExprOutputBytes)}
 	}
-	return json.RawMessage(str), nil
+	out, ok := canon(json.RawMessage(str))
+	if !ok {
+		return nil, &exprError{fmt.Sprintf("the value of expression `%s` is not JSON", e.src)}
+	}
+	return out, nil
 }
 
 // arguments materializes the exprParams the expression mentions.
@@ -440,27 +450,34 @@ func sortedEnv(m map[string]string) func(func(string, string) bool) {
 	}
 }
 
-// preludeProgram removes what an expression never needs and could use to
-// allocate a lot in one call (typed arrays), and caps the string builders that
-// take a length. It defines __vane_guard, called once with MaxStringBytes.
-var preludeProgram = goja.MustCompile("prelude", `
-var __vane_guard = function (max) {
-	var g = globalThis;
-	["ArrayBuffer", "SharedArrayBuffer", "DataView", "Int8Array", "Uint8Array",
-	 "Uint8ClampedArray", "Int16Array", "Uint16Array", "Int32Array", "Uint32Array",
-	 "Float32Array", "Float64Array", "BigInt64Array", "BigUint64Array",
-	 "WeakRef", "FinalizationRegistry"].forEach(function (n) { delete g[n]; });
-	var sp = String.prototype, rep = sp.repeat, ps = sp.padStart, pe = sp.padEnd;
-	function check(n) {
-		if (n > max) { throw new RangeError("string longer than " + max + " characters"); }
+// guardStrings caps the string builders that take a length
+// (String.prototype.repeat, padStart, padEnd): goja allocates their whole
+// result at once. It is done in Go: a JavaScript prelude costs more than most
+// evaluations.
+func guardStrings(vm *goja.Runtime, max int64) {
+	proto := vm.Get("String").ToObject(vm).Get("prototype").ToObject(vm)
+	for _, name := range []string{"repeat", "padStart", "padEnd"} {
+		orig, ok := goja.AssertFunction(proto.Get(name))
+		if !ok {
+			continue
+		}
+		perChar := name == "repeat"
+		_ = proto.Set(name, func(call goja.FunctionCall) goja.Value {
+			n := call.Argument(0).ToFloat()
+			if perChar {
+				n *= float64(utf8.RuneCountInString(call.This.String()))
+			}
+			if n > float64(max) {
+				panic(vm.NewGoError(fmt.Errorf("RangeError: string longer than %d characters", max)))
+			}
+			v, err := orig(call.This, call.Arguments...)
+			if err != nil {
+				panic(err)
+			}
+			return v
+		})
 	}
-	Object.defineProperty(sp, "repeat", { writable: true, configurable: true,
-		value: function repeat(n) { check(String(this).length * Number(n)); return rep.call(this, n); } });
-	Object.defineProperty(sp, "padStart", { writable: true, configurable: true,
-		value: function padStart(n, f) { check(Number(n)); return ps.call(this, n, f); } });
-	Object.defineProperty(sp, "padEnd", { writable: true, configurable: true,
-		value: function padEnd(n, f) { check(Number(n)); return pe.call(this, n, f); } });
-};`, false)
+}
 
 // errAllocLimit is the interrupt value of an expression over MaxExprAllocBytes.
 var errAllocLimit = errors.New("allocation limit")
@@ -486,7 +503,8 @@ func startWatchdog(vm *goja.Runtime, lim *Limits) *watchdog {
 	if w.timeout < tick {
 		tick = w.timeout
 	}
-	w.timer = time.AfterFunc(tick, w.check)
+	w.timer = time.AfterFunc(time.Hour, w.check) // armed below, once w.timer is set
+	w.timer.Reset(tick)
 	return w
 }
 

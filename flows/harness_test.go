@@ -75,6 +75,8 @@ type expectation struct {
 	Tags        map[string]string          `json:"tags"`
 	Entrypoints map[string]string          `json:"entrypoints"`
 	Canceled    []string                   `json:"canceled"`
+	// MaxRunning is the most step jobs pending at once.
+	MaxRunning int `json:"max_running"`
 }
 
 // mapEnv is an Env over fixed maps.
@@ -112,6 +114,7 @@ type run struct {
 	suspends    []Suspend
 	timers      []string
 	canceled    []string
+	maxRunning  int
 	earlyReturn json.RawMessage
 	complete    *Complete
 	status      *Status
@@ -181,6 +184,7 @@ func MustRunCase(tb testing.TB, c *corpusCase) *run {
 					r.entrypoints[k] = a.Entrypoint
 				}
 				pending = append(pending, a)
+				r.maxRunning = max(r.maxRunning, len(pending))
 				if len(resumes) > 0 && resumes[0].Early {
 					if m := f.Module(a.Key.Step); m != nil && m.Suspend != nil {
 						key := a.Key
@@ -446,6 +450,9 @@ func checkRun(t *testing.T, c *corpusCase, f *Flow, r *run) {
 	}
 	if e.Timers != nil && !reflect.DeepEqual(e.Timers, r.timers) {
 		t.Errorf("timers = %q, want %q", r.timers, e.Timers)
+	}
+	if e.MaxRunning != 0 && e.MaxRunning != r.maxRunning {
+		t.Errorf("at most %d steps ran at once, want %d", r.maxRunning, e.MaxRunning)
 	}
 	if e.Canceled != nil && !reflect.DeepEqual(e.Canceled, r.canceled) {
 		t.Errorf("canceled = %q, want %q", r.canceled, e.Canceled)

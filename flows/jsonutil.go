@@ -7,6 +7,18 @@ import (
 	"strconv"
 )
 
+// canon returns raw in the form json.Marshal gives a json.RawMessage (compact,
+// with <, > and & escaped), or false if it is not JSON. Every value the status
+// holds is canonical, so a status decoded from the store and one kept in
+// memory are byte for byte the same and replays stay identical.
+func canon(raw json.RawMessage) (json.RawMessage, bool) {
+	b, err := json.Marshal(raw)
+	if err != nil {
+		return nil, false
+	}
+	return b, true
+}
+
 // errorResult is Windmill's error result: {"error": {"name", "message"}}.
 func errorResult(name, message string) json.RawMessage {
 	b, _ := json.Marshal(map[string]map[string]string{"error": {"name": name, "message": message}})

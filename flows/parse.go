@@ -523,9 +523,9 @@ func (p *parser) transform(raw json.RawMessage, module, field string, mode exprM
 	t := &InputTransform{Type: typ}
 	switch typ {
 	case "static":
-		t.Value = m["value"]
-		if isNull(t.Value) {
-			t.Value = nullJSON
+		t.Value = nullJSON
+		if v := m["value"]; !isNull(v) {
+			t.Value, _ = canon(v)
 		}
 	case "javascript":
 		if t.Expr, err = str(m, "expr", module, field+".expr", true); err != nil {
@@ -547,7 +547,8 @@ func (p *parser) numberOrTransform(raw json.RawMessage, module, field string) (*
 		if f < 0 {
 			return nil, perr(module, field, "must not be negative")
 		}
-		return &InputTransform{Type: "static", Value: bytes.TrimSpace(raw)}, nil
+		v, _ := canon(raw)
+		return &InputTransform{Type: "static", Value: v}, nil
 	}
 	return p.transform(raw, module, field, modeValue)
 }
@@ -589,9 +590,9 @@ func (p *parser) options(mod *Module, m map[string]json.RawMessage) error {
 		if err != nil {
 			return err
 		}
-		mod.Mock = &Mock{ReturnValue: mm["return_value"]}
-		if isNull(mod.Mock.ReturnValue) {
-			mod.Mock.ReturnValue = nullJSON
+		mod.Mock = &Mock{ReturnValue: nullJSON}
+		if v := mm["return_value"]; !isNull(v) {
+			mod.Mock.ReturnValue, _ = canon(v)
 		}
 		if mod.Mock.Enabled, err = boolean(mm, "enabled", id, "mock.enabled"); err != nil {
 			return err
@@ -668,7 +669,7 @@ func (p *parser) suspend(raw json.RawMessage, id string) (*SuspendConfig, error)
 		if _, err := object(rf, id, "suspend.resume_form"); err != nil {
 			return nil, err
 		}
-		s.ResumeForm = rf
+		s.ResumeForm, _ = canon(rf)
 	}
 	for _, b := range []struct {
 		key string

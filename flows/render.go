@@ -156,26 +156,22 @@ func renderNode(sc *scope, mod *Module, n *node, jobID func(StepKey) string) Flo
 	if L := n.Loop; L != nil {
 		fm.Parallel = mod.Parallel
 		fm.WhileLoop = mod.Kind == KindWhileLoop
-		for i, it := range L.Iters {
+		for i := 0; i < len(L.Marks); i++ {
 			fm.FlowJobs = append(fm.FlowJobs, jobID(frame(i)))
 			var ok *bool
-			if it.Done {
-				s := it.Success
+			if L.Marks[i] != 'r' {
+				s := L.Marks[i] == 's'
 				ok = &s
 			}
 			fm.FlowJobsSuccess = append(fm.FlowJobsSuccess, ok)
 		}
 		if n.State == stInProgress {
-			idx := L.Next - 1
-			if idx < 0 {
-				idx = 0
-			}
-			fm.Iterator = &IteratorStatus{Index: idx, Itered: L.Itered}
+			fm.Iterator = &IteratorStatus{Index: max(len(L.Marks)-1, 0), Itered: L.Itered}
 			if fm.Iterator.Itered == nil {
 				fm.Iterator.Itered = []json.RawMessage{}
 			}
-			if len(L.Iters) > 0 && !mod.Parallel {
-				fm.Job = jobID(frame(len(L.Iters) - 1))
+			if len(L.Marks) > 0 && !mod.Parallel {
+				fm.Job = jobID(frame(len(L.Marks) - 1))
 			}
 		}
 	}
@@ -232,10 +228,8 @@ func (st *Status) Timers() []SetTimer {
 				out = append(out, SetTimer{Key: key, At: n.Deadline})
 			}
 			if n.Loop != nil {
-				for _, it := range n.Loop.Iters {
-					if it.Scope != nil {
-						rec(it.Scope)
-					}
+				for _, a := range n.Loop.Active {
+					rec(a.Scope)
 				}
 			}
 			for _, b := range n.Bodies {

@@ -1,6 +1,7 @@
 package flows
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -139,22 +140,86 @@ type resumeRecord struct {
 }
 
 type loopState struct {
-	Itered      []json.RawMessage `json:"itered,omitempty"` // forloopflow's values
-	Parallelism int               `json:"parallelism"`
-	Next        int               `json:"next"`    // next iteration to start
-	Running     int               `json:"running"` // started, not finished
-	Iters       []*iteration      `json:"iters,omitempty"`
-	Broken      bool              `json:"broken,omitempty"` // a stop ended it: start no more
-	Halted      bool              `json:"halted,omitempty"` // a sequential failure ended it
-	Err         json.RawMessage   `json:"err,omitempty"`    // an error of the loop itself
+	// Itered is a forloopflow's values, dropped when the loop ends.
+	Itered      rawList `json:"itered,omitempty"`
+	Parallelism int     `json:"parallelism"`
+	// Marks has one byte per started iteration: 'r' running, 's' succeeded,
+	// 'f' failed. Its length is the next iteration's index.
+	Marks string `json:"marks"`
+	// Results has one entry per started iteration (null while it runs); it is
+	// dropped when the loop ends and the node's Result holds the array.
+	Results rawList         `json:"results,omitempty"`
+	Active  []*activeIter   `json:"active,omitempty"` // the running iterations
+	Cause   json.RawMessage `json:"cause,omitempty"`  // the first failed iteration's error
+	Broken  bool            `json:"broken,omitempty"` // a stop ended it: start no more
+	Halted  bool            `json:"halted,omitempty"` // a sequential failure ended it
+	Err     json.RawMessage `json:"err,omitempty"`    // an error of the loop itself
 }
 
-type iteration struct {
-	Scope   *scope          `json:"scope,omitempty"` // nil once finished
-	Done    bool            `json:"done,omitempty"`
-	Success bool            `json:"success,omitempty"`
-	Result  json.RawMessage `json:"result,omitempty"`
-	Cause   json.RawMessage `json:"cause,omitempty"`
+// activeIter is a running iteration.
+type activeIter struct {
+	Index int    `json:"index"`
+	Scope *scope `json:"scope"`
+}
+
+// active returns the running iteration idx, or nil.
+func (L *loopState) active(idx int) *activeIter {
+	for _, a := range L.Active {
+		if a.Index == idx {
+			return a
+		}
+	}
+	return nil
+}
+
+// rawList is a list of JSON values encoded as one array in a single step
+// (the values are canonical already), which keeps large loops cheap to store.
+type rawList []json.RawMessage
+
+// MarshalJSON joins the values.
+func (l rawList) MarshalJSON() ([]byte, error) { return arrayOf(l), nil }
+
+// UnmarshalJSON splits a JSON array. encoding/json has checked that b is
+// valid JSON before calling it, so a scan for the top-level commas suffices.
+func (l *rawList) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if string(b) == "null" {
+		*l = nil
+		return nil
+	}
+	if len(b) < 2 || b[0] != '[' {
+		return fmt.Errorf("flow status: want a JSON array, not %.20s", b)
+	}
+	b = bytes.Clone(b[1 : len(b)-1])
+	out := rawList{}
+	depth, inStr, esc, start := 0, false, false, 0
+	for i, c := range b {
+		switch {
+		case inStr:
+			switch {
+			case esc:
+				esc = false
+			case c == '\\':
+				esc = true
+			case c == '"':
+				inStr = false
+			}
+		case c == '"':
+			inStr = true
+		case c == '[' || c == '{':
+			depth++
+		case c == ']' || c == '}':
+			depth--
+		case c == ',' && depth == 0:
+			out = append(out, json.RawMessage(bytes.TrimSpace(b[start:i])))
+			start = i + 1
+		}
+	}
+	if last := bytes.TrimSpace(b[start:]); len(last) > 0 {
+		out = append(out, json.RawMessage(last))
+	}
+	*l = out
+	return nil
 }
 
 func (n *node) finished() bool { return n.State == stSuccess || n.State == stFailure }
@@ -259,10 +324,8 @@ func (d *statusData) eachLeaf(fn func(path []Frame, n *node)) {
 		for _, n := range sc.Nodes {
 			fn(sc.Path, n)
 			if n.Loop != nil {
-				for _, it := range n.Loop.Iters {
-					if it.Scope != nil {
-						rec(it.Scope)
-					}
+				for _, a := range n.Loop.Active {
+					rec(a.Scope)
 				}
 			}
 			for _, b := range n.Bodies {
@@ -329,11 +392,10 @@ func (n *node) clone() *node {
 	if n.Loop != nil {
 		l := *n.Loop
 		l.Itered = n.Loop.Itered // never modified after the loop starts
-		l.Iters = make([]*iteration, len(n.Loop.Iters))
-		for i, it := range n.Loop.Iters {
-			ic := *it
-			ic.Scope = it.Scope.clone()
-			l.Iters[i] = &ic
+		l.Results = append(rawList(nil), n.Loop.Results...)
+		l.Active = make([]*activeIter, len(n.Loop.Active))
+		for i, a := range n.Loop.Active {
+			l.Active[i] = &activeIter{Index: a.Index, Scope: a.Scope.clone()}
 		}
 		c.Loop = &l
 	}
