@@ -1,7 +1,6 @@
 package flows
 
 import (
-	"errors"
 	"fmt"
 
 	"vane"
@@ -50,6 +49,3 @@ func stalef(format string, args ...any) error {
 func badEventf(format string, args ...any) error {
 	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), ErrBadEvent)
 }
-
-// isStale reports whether err is ErrStaleEvent.
-func isStale(err error) bool { return errors.Is(err, ErrStaleEvent) }

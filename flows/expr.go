@@ -103,8 +103,9 @@ func compileExpr(src string, mode exprMode) (*expr, error) {
 		return nil, fmt.Errorf("bad JavaScript: %v", err)
 	}
 	e := &expr{src: s, mode: mode, prog: prog, async: async}
+	idents := identifiers(s)
 	for i, name := range exprParams {
-		if strings.Contains(s, name) {
+		if idents[name] {
 			e.uses |= 1 << i
 		}
 	}
@@ -112,6 +113,24 @@ func compileExpr(src string, mode exprMode) (*expr, error) {
 		e.fast = parsePath(s)
 	}
 	return e, nil
+}
+
+// identifiers returns the identifier-like words of src (words inside strings
+// too: a name given for nothing costs a little, a name missed would be wrong).
+func identifiers(src string) map[string]bool {
+	out := map[string]bool{}
+	start := -1
+	for i := 0; i <= len(src); i++ {
+		word := i < len(src) && (src[i] == '_' || src[i] == '$' || src[i] >= 'a' && src[i] <= 'z' || src[i] >= 'A' && src[i] <= 'Z' || src[i] >= '0' && src[i] <= '9')
+		switch {
+		case word && start < 0:
+			start = i
+		case !word && start >= 0:
+			out[src[start:i]] = true
+			start = -1
+		}
+	}
+	return out
 }
 
 // exprError is an expression that threw, ran too long or produced a value that
@@ -140,11 +159,9 @@ type evalCtx struct {
 }
 
 var (
-	nullJSON  = json.RawMessage("null")
-	emptyArr  = json.RawMessage("[]")
-	emptyObj  = json.RawMessage("{}")
-	trueJSON  = json.RawMessage("true")
-	falseJSON = json.RawMessage("false")
+	nullJSON = json.RawMessage("null")
+	emptyArr = json.RawMessage("[]")
+	emptyObj = json.RawMessage("{}")
 )
 
 // evalValue evaluates a value expression and returns its JSON (undefined and

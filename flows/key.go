@@ -1,7 +1,6 @@
 package flows
 
 import (
-	"fmt"
 	"strconv"
 	"strings"
 
@@ -118,5 +117,3 @@ func childPath(path []Frame, f Frame) []Frame {
 	out[len(path)] = f
 	return out
 }
-
-func (f Frame) String() string { return fmt.Sprintf("%s@%d#%d", f.Module, f.Attempt, f.Index) }
