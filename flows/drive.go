@@ -25,11 +25,18 @@ func newMachine(f *Flow, d *statusData, env Env, now time.Time) *machine {
 
 func (m *machine) emit(a Action) { m.actions = append(m.actions, a) }
 
-// record counts a value the status now holds against MaxStatusBytes.
+// record counts a value the status is about to hold against MaxStatusBytes.
+// The count only grows (values of finished iterations are dropped from the
+// status but stay counted) until it passes the limit; then the values the
+// status really holds are measured, and only if they pass it too does the run
+// fail.
 func (m *machine) record(v json.RawMessage) {
 	m.d.Bytes += int64(len(v))
 	if m.d.Bytes > m.lim.MaxStatusBytes {
-		m.overflow = true
+		m.d.Bytes = m.d.retainedBytes() + int64(len(v))
+		if m.d.Bytes > m.lim.MaxStatusBytes {
+			m.overflow = true
+		}
 	}
 }
 
@@ -520,9 +527,9 @@ func (m *machine) startLeafJob(r *scopeRef, mod *Module, n *node, args json.RawM
 	if notBefore.After(m.now) {
 		rs.ScheduledFor = notBefore
 	}
-	if mod.Retry != nil {
-		n.Args = args // a retry runs with the same args (worker_flow.rs: args of the last failed job)
+	if mod.Retry != nil && n.Args == nil {
 		m.record(args)
+		n.Args = args // a retry runs with the same args (worker_flow.rs: args of the last failed job)
 	}
 	n.Decided = "job"
 	n.State = stRunning

@@ -274,10 +274,20 @@ func (m *machine) applyStepDone(e StepDone) error {
 	return nil
 }
 
+// notApplied turns locate's errDuplicate (inside something finished) into
+// ErrStaleEvent for events other than StepDone: a resume or a timer for a
+// finished iteration was never applied, it came too late.
+func notApplied(key StepKey, err error) error {
+	if errors.Is(err, errDuplicate) {
+		return stalef("%s is in a finished iteration, branch or attempt", key)
+	}
+	return err
+}
+
 func (m *machine) applyResume(key StepKey, r resumeRecord) error {
 	loc, err := locate(m.f, m.d, key)
 	if err != nil {
-		return err
+		return notApplied(key, err)
 	}
 	n, mod := loc.n, loc.mod
 	if mod.Suspend == nil || mod.Suspend.RequiredEvents == 0 || loc.ref == nil {
@@ -312,7 +322,7 @@ func (m *machine) applyResume(key StepKey, r resumeRecord) error {
 func (m *machine) applyTimer(e TimerFired) error {
 	loc, err := locate(m.f, m.d, e.Key)
 	if err != nil {
-		return err
+		return notApplied(e.Key, err)
 	}
 	n := loc.n
 	switch {

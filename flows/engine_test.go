@@ -329,3 +329,38 @@ func TestRawList_RoundTrip(t *testing.T) {
 		})
 	}
 }
+
+// TestStatus_SizeLimitCountsWhatIsKept: results of finished iterations leave
+// the status, so a long loop whose inner results add up to more than
+// MaxStatusBytes still runs when what the status keeps fits.
+func TestStatus_SizeLimitCountsWhatIsKept(t *testing.T) {
+	f, err := ParseWithLimits(json.RawMessage(`{"modules": [
+		{"id": "l", "value": {"type": "forloopflow", "skip_failures": false, "iterator": {"type": "javascript", "expr": "Array.from({length: 20}, (_, i) => i)"}, "modules": [
+			{"id": "x", "value": {"type": "rawscript", "language": "deno", "content": "x", "input_transforms": {}}},
+			{"id": "y", "value": {"type": "rawscript", "language": "deno", "content": "x", "input_transforms": {}}}]}}]}`), Limits{MaxStatusBytes: 2000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, acts, err := Start(f, nil, t0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := json.RawMessage(`"` + strings.Repeat("x", 300) + `"`)
+	for i := 0; !st.Done(); i++ {
+		if i > 100 {
+			t.Fatal("the run does not end")
+		}
+		rs, ok := acts[0].(RunStep)
+		if !ok {
+			t.Fatalf("action %#v", acts[0])
+		}
+		res := json.RawMessage(`1`)
+		if rs.Key.Step == "x" {
+			res = big
+		}
+		st, acts = MustAdvance(t, f, st, StepDone{Key: rs.Key, Success: true, Result: res, At: t0})
+	}
+	if !st.Success() || len(st.Result()) != len(`[`)+20*2-1+len(`]`) {
+		t.Fatalf("run ended with %v %s", st.Success(), st.Result())
+	}
+}

@@ -339,6 +339,50 @@ func (d *statusData) eachLeaf(fn func(path []Frame, n *node)) {
 	}
 }
 
+// retainedBytes is the size of the JSON values the status holds, which is
+// most of its encoded size.
+func (d *statusData) retainedBytes() int64 {
+	total := int64(len(d.Args) + len(d.Cause) + len(d.Result))
+	for _, v := range d.UserStates {
+		total += int64(len(v))
+	}
+	var nodeBytes func(n *node) int64
+	var scopeBytes func(sc *scope) int64
+	nodeBytes = func(n *node) int64 {
+		if n == nil {
+			return 0
+		}
+		t := int64(len(n.Args) + len(n.Result) + len(n.Cause))
+		for _, r := range n.Resumes {
+			t += int64(len(r.Payload))
+		}
+		if L := n.Loop; L != nil {
+			t += int64(len(L.Cause) + len(L.Err))
+			for _, v := range L.Itered {
+				t += int64(len(v))
+			}
+			for _, v := range L.Results {
+				t += int64(len(v))
+			}
+			for _, a := range L.Active {
+				t += scopeBytes(a.Scope)
+			}
+		}
+		for _, b := range n.Bodies {
+			t += scopeBytes(b)
+		}
+		return t
+	}
+	scopeBytes = func(sc *scope) int64 {
+		t := int64(len(sc.Args) + len(sc.Prev) + len(sc.Result) + len(sc.Cause))
+		for _, n := range sc.Nodes {
+			t += nodeBytes(n)
+		}
+		return t
+	}
+	return total + scopeBytes(d.Root) + nodeBytes(d.Pre) + nodeBytes(d.Failure)
+}
+
 // clone copies the status tree. JSON values (json.RawMessage) are never
 // modified in place, so they are shared.
 func (d *statusData) clone() statusData {
