@@ -151,7 +151,7 @@ type evalCtx struct {
 	approvers json.RawMessage
 	params    json.RawMessage
 	allIters  json.RawMessage
-	flowEnv   map[string]string
+	flowEnv   map[string]json.RawMessage
 	env       Env
 	now       time.Time
 	seed      string // makes Math.random deterministic per (step key, field)
@@ -328,8 +328,8 @@ func (ev *evaluation) arguments() []goja.Value {
 	}
 	if e.uses&useFlowEnv != 0 {
 		env := vm.NewObject()
-		for k, v := range sortedEnv(c.flowEnv) {
-			_ = env.Set(k, v)
+		for _, k := range sortedKeys(c.flowEnv) {
+			_ = env.Set(k, ev.argValue(c.flowEnv[k]))
 		}
 		args[10] = env
 	}
@@ -455,16 +455,6 @@ func (c *evalCtx) jsError(e *expr, err error) error {
 		return &exprError{fmt.Sprintf("Error during isolated evaluation of expression `%s`:\n%s", e.src, ex.Value().String())}
 	}
 	return &exprError{fmt.Sprintf("Error during isolated evaluation of expression `%s`:\n%v", e.src, err)}
-}
-
-func sortedEnv(m map[string]string) func(func(string, string) bool) {
-	return func(yield func(string, string) bool) {
-		for _, k := range sortedKeys(m) {
-			if !yield(k, m[k]) {
-				return
-			}
-		}
-	}
 }
 
 // guardStrings caps the string builders that take a length

@@ -43,8 +43,9 @@ type Flow struct {
 	EarlyReturn string
 	// SkipExpr, when true for the args, completes the flow at once as skipped.
 	SkipExpr string
-	// FlowEnv is value.flow_env, seen by expressions as flow_env.
-	FlowEnv map[string]string
+	// FlowEnv is value.flow_env, seen by expressions as flow_env (strings in
+	// the spec; newer Windmill takes any JSON value).
+	FlowEnv map[string]json.RawMessage
 
 	// Flow-level settings the driver applies; the engine only carries them.
 	SameWorker             bool

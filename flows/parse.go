@@ -173,8 +173,13 @@ func (p *parser) flow(value json.RawMessage) (*Flow, error) {
 		}
 	}
 	if raw := m["flow_env"]; !isNull(raw) {
-		if json.Unmarshal(raw, &f.FlowEnv) != nil {
-			return nil, perr("", "flow_env", "must be an object of strings")
+		env, err := object(raw, "", "flow_env")
+		if err != nil {
+			return nil, err
+		}
+		f.FlowEnv = make(map[string]json.RawMessage, len(env))
+		for k, v := range env {
+			f.FlowEnv[k], _ = canon(v)
 		}
 	}
 	if f.SameWorker, err = boolean(m, "same_worker", "", "same_worker"); err != nil {
@@ -390,7 +395,11 @@ func (p *parser) value(mod *Module, raw json.RawMessage, outer map[string]json.R
 				return err
 			}
 		}
-		if mod.SkipFailures, err = boolean(v, "skip_failures", id, "value.skip_failures"); err != nil {
+		// A for loop without skip_failures skips failures, a while loop does
+		// not (windmill-common flows.rs: default_true / default_false).
+		if raw, ok := v["skip_failures"]; !ok || isNull(raw) {
+			mod.SkipFailures = mod.Kind == KindForLoop
+		} else if mod.SkipFailures, err = boolean(v, "skip_failures", id, "value.skip_failures"); err != nil {
 			return err
 		}
 		if mod.Parallel, err = boolean(v, "parallel", id, "value.parallel"); err != nil {
@@ -464,6 +473,12 @@ func (p *parser) value(mod *Module, raw json.RawMessage, outer map[string]json.R
 				return err
 			}
 			mod.Branches = append(mod.Branches, b)
+		}
+		// A branchall without parallel runs its branches in parallel
+		// (windmill-common flows.rs BranchAll: default_true).
+		if raw, ok := v["parallel"]; !ok || isNull(raw) {
+			mod.Parallel = true
+			return nil
 		}
 		mod.Parallel, err = boolean(v, "parallel", id, "value.parallel")
 		return err
@@ -730,6 +745,10 @@ func (p *parser) retry(raw json.RawMessage, id string) (*Retry, error) {
 		if r.RandomFactor > 100 {
 			return nil, perr(id, "retry.exponential.random_factor", "must be between 0 and 100")
 		}
+	}
+	if r.ExponentialAttempts > 0 && r.ExponentialSeconds == 0 {
+		// windmill-common flows.rs validate_retry refuses it too.
+		return nil, perr(id, "retry.exponential.seconds", "the exponential base must be greater than 0 (0 would retry at once)")
 	}
 	if r.ConstantAttempts+r.ExponentialAttempts > maxRetryAttempts {
 		return nil, perr(id, "retry", "%d attempts; the limit is %d", r.ConstantAttempts+r.ExponentialAttempts, maxRetryAttempts)

@@ -70,7 +70,8 @@ func TestParse_BadInput(t *testing.T) {
 		{"preprocessor suspends", `{"modules": [], "preprocessor_module": {"id": "preprocessor", "suspend": {"required_events": 1}, "value": {"type": "rawscript", "content": "x", "language": "deno"}}}`, Limits{}, "preprocessor", "suspend", "cannot suspend"},
 		{"early_return unknown id", `{"early_return": "zz", "modules": [` + leaf("a") + `]}`, Limits{}, "", "early_return", `"zz"`},
 		{"skip_expr bad syntax", `{"skip_expr": "flow_input.)", "modules": []}`, Limits{}, "", "skip_expr", "bad JavaScript"},
-		{"flow_env not strings", `{"flow_env": {"A": 1}, "modules": []}`, Limits{}, "", "flow_env", "object of strings"},
+		{"flow_env not an object", `{"flow_env": ["A"], "modules": []}`, Limits{}, "", "flow_env", "must be an object"},
+		{"exponential base 0", `{"modules": [{"id": "a", "retry": {"exponential": {"attempts": 2, "seconds": 0}}, "value": {"type": "identity"}}]}`, Limits{}, "a", "retry.exponential.seconds", "greater than 0"},
 		{"nesting deeper than MaxDepth", `{"modules": [{"id": "l1", "value": {"type": "forloopflow", "iterator": {"type": "static", "value": []}, "modules": [{"id": "l2", "value": {"type": "forloopflow", "iterator": {"type": "static", "value": []}, "modules": [` + leaf("deep") + `]}}]}}]}`, Limits{MaxDepth: 2}, "l2", "value.modules", "limit is 2"},
 		{"more modules than MaxModules", `{"modules": [` + leaf("a") + `,` + leaf("b") + `,` + leaf("c") + `]}`, Limits{MaxModules: 2}, "", "modules", "limit is 2"},
 	}

@@ -2,7 +2,6 @@ package flows
 
 import (
 	"hash/fnv"
-	"math"
 	"time"
 )
 
@@ -16,10 +15,12 @@ const (
 // interval returns the delay before the retry that follows failures previous
 // failures of the module, or false when no attempt is left. Constant attempts
 // come first, then exponential ones; the n-th retry (n counting constant
-// retries too, from 1) waits multiplier × seconds^n (windmill-common/src/flows.rs
-// Retry::interval; the docs' "delay = multiplier * base ^ (number of attempt)").
-// random_factor spreads the delay by ±random_factor percent, drawn from seed
-// (the step key) so a replay computes the same delay.
+// retries too, from 1) waits multiplier × seconds^n whole seconds, and with a
+// random_factor r that delay moves up or down by a whole percentage in [0, r)
+// (windmill-common/src/flows.rs Retry::interval; the docs' "delay = multiplier
+// * base ^ (number of attempt)"). Windmill draws the percentage and the
+// direction at random; vane draws them from seed (the step key), so a replay
+// computes the same delay.
 func (r *Retry) interval(failures int, seed string) (time.Duration, bool) {
 	if failures >= maxRetryAttempts {
 		return 0, false
@@ -30,18 +31,22 @@ func (r *Retry) interval(failures int, seed string) (time.Duration, bool) {
 	if failures-r.ConstantAttempts >= r.ExponentialAttempts {
 		return 0, false
 	}
-	secs := float64(r.ExponentialMultiplier) * math.Pow(float64(r.ExponentialSeconds), float64(failures+1))
+	limit := int64(maxRetryInterval / time.Second)
+	secs := int64(r.ExponentialMultiplier)
+	for i := 0; i <= failures && secs <= limit; i++ {
+		secs *= int64(r.ExponentialSeconds)
+	}
+	secs = min(secs, limit)
 	if r.RandomFactor > 0 {
 		h := fnv.New64a()
 		h.Write([]byte(seed))
-		u := float64(h.Sum64()>>11)/float64(1<<53)*2 - 1 // [-1, 1)
-		secs *= 1 + float64(r.RandomFactor)/100*u
+		sum := h.Sum64()
+		pct := int64(sum % uint64(min(r.RandomFactor, 100)))
+		if sum>>63 == 1 {
+			secs += secs * pct / 100
+		} else {
+			secs -= secs * pct / 100
+		}
 	}
-	if secs < 0 {
-		secs = 0
-	}
-	if secs > maxRetryInterval.Seconds() {
-		return maxRetryInterval, true
-	}
-	return time.Duration(secs * float64(time.Second)), true
+	return min(time.Duration(secs)*time.Second, maxRetryInterval), true
 }

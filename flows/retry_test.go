@@ -8,8 +8,8 @@ import (
 // TestRetry_Interval: constant attempts first, then exponential ones whose
 // n-th retry (n counting the constant ones) waits multiplier × seconds^n
 // (windmill-common flows.rs Retry::interval; docs "delay = multiplier * base
-// ^ (number of attempt)"), capped at 6 hours; random_factor spreads the delay
-// by up to ±random_factor percent, the same for the same step key.
+// ^ (number of attempt)"), capped at 6 hours; random_factor moves the delay
+// by a whole percentage below it, up or down, the same for the same step key.
 func TestRetry_Interval(t *testing.T) {
 	r := &Retry{ConstantAttempts: 2, ConstantSeconds: 5, ExponentialAttempts: 3, ExponentialMultiplier: 2, ExponentialSeconds: 3}
 	cases := []struct {
