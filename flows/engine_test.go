@@ -189,6 +189,9 @@ func TestAdvance_SuspendEarlyTimerIsBad(t *testing.T) {
 	if got := st.Timers(); len(got) != 1 || !got[0].Key.Equal(timer.Key) || !got[0].At.Equal(timer.At) {
 		t.Fatalf("Timers() = %v", got)
 	}
+	if got := st.Suspends(f); len(got) != 1 || got[0].Key.String() != "a@0" || got[0].NextStep != "b" || got[0].Required != 1 || got[0].Received != 0 || !got[0].Deadline.Equal(timer.At) {
+		t.Fatalf("Suspends() = %+v", got)
+	}
 	st, acts = MustAdvance(t, f, st, TimerFired{Key: timer.Key, At: timer.At})
 	if c, ok := acts[len(acts)-1].(Complete); !ok || c.Success {
 		t.Fatalf("timeout did not fail the flow: %v", acts)

@@ -212,6 +212,41 @@ func prevRequired(mod *Module) int {
 	return 0
 }
 
+// Suspends returns the suspends the run waits on now, as the Suspend actions
+// that announced them said (Received counts the resumes so far). A driver
+// checks a resume's approver against Conditions before it sends Resumed.
+func (st *Status) Suspends(f *Flow) []Suspend {
+	var out []Suspend
+	var rec func(sc *scope)
+	rec = func(sc *scope) {
+		for i, n := range sc.Nodes {
+			if !n.Deadline.IsZero() && !n.TimedOut && i+1 < len(sc.Nodes) && sc.Nodes[i+1].State == stEvents {
+				s := Suspend{Key: StepKey{Path: sc.Path, Step: n.ID, Attempt: n.Attempt}, NextStep: sc.Nodes[i+1].ID,
+					Received: len(n.Resumes), Deadline: n.Deadline}
+				if mod := f.Module(n.ID); mod != nil && mod.Suspend != nil {
+					s.Required, s.ResumeForm, s.HideCancel = mod.Suspend.RequiredEvents, mod.Suspend.ResumeForm, mod.Suspend.HideCancel
+				}
+				if n.Conditions != nil {
+					s.Conditions = *n.Conditions
+				}
+				out = append(out, s)
+			}
+			if n.Loop != nil {
+				for _, a := range n.Loop.Active {
+					rec(a.Scope)
+				}
+			}
+			for _, b := range n.Bodies {
+				rec(b)
+			}
+		}
+	}
+	if !st.d.Done {
+		rec(st.d.Root)
+	}
+	return out
+}
+
 // Timers returns the timers the run has set and not yet seen fire: delayed
 // starts and suspend deadlines. A driver that lost its in-memory timers (a new
 // leader) re-arms them from here.

@@ -122,9 +122,10 @@ type node struct {
 
 	// For a module that suspends: the resume events received for its job,
 	// the waiting successor's deadline, and whether it passed.
-	Resumes  []resumeRecord `json:"resumes,omitempty"`
-	Deadline time.Time      `json:"deadline,omitzero"`
-	TimedOut bool           `json:"timed_out,omitempty"`
+	Resumes    []resumeRecord      `json:"resumes,omitempty"`
+	Deadline   time.Time           `json:"deadline,omitzero"`
+	TimedOut   bool                `json:"timed_out,omitempty"`
+	Conditions *ApprovalConditions `json:"conditions,omitempty"`
 
 	// Containers.
 	Loop   *loopState `json:"loop,omitempty"`
@@ -433,6 +434,11 @@ func (n *node) clone() *node {
 		c.Stop = &s
 	}
 	c.Resumes = append([]resumeRecord(nil), n.Resumes...)
+	if n.Conditions != nil {
+		cc := *n.Conditions
+		cc.UserGroupsRequired = append([]string(nil), cc.UserGroupsRequired...)
+		c.Conditions = &cc
+	}
 	if n.Loop != nil {
 		l := *n.Loop
 		l.Itered = n.Loop.Itered // never modified after the loop starts

@@ -21,7 +21,11 @@ func suspender(r *scopeRef, mod *Module) (*Module, *node) {
 	if prev.Suspend == nil || prev.Suspend.RequiredEvents == 0 || mod.index-1 >= len(r.sc.Nodes) {
 		return nil, nil
 	}
-	return prev, r.sc.Nodes[mod.index-1]
+	// Only a module that succeeded suspends (needs_resume matches Success).
+	if pn := r.sc.Nodes[mod.index-1]; pn.State == stSuccess {
+		return prev, pn
+	}
+	return nil, nil
 }
 
 // gate holds module mod until the module before it has its resume events.
@@ -77,6 +81,7 @@ func (m *machine) gate(r *scopeRef, mod *Module, n *node) bool {
 		c := cond
 		m.d.Approval = &c
 	}
+	pn.Conditions = &cond
 	key := r.key(pn)
 	m.emit(Suspend{
 		Key: key, NextStep: mod.ID, Required: s.RequiredEvents, Received: len(pn.Resumes),
