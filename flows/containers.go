@@ -42,7 +42,7 @@ func (m *machine) startContainer(r *scopeRef, mod *Module, n *node, prev json.Ra
 			m.succeed(n, emptyArr)
 			return
 		}
-		if mod.Parallel {
+		if parallelLoop(mod) {
 			p := m.lim.MaxParallelism
 			if mod.Parallelism != nil {
 				v, err := m.parallelism(r, mod, n, prev)
@@ -243,14 +243,14 @@ func (m *machine) iterationDone(r *scopeRef, mod *Module, n *node, a *activeIter
 	if sc.Stop != nil {
 		L.Broken = true
 	}
-	if !sc.Success && !mod.Parallel && !mod.SkipFailures {
+	if !sc.Success && !parallelLoop(mod) && !mod.SkipFailures {
 		L.Halted = true
 	}
 	// A loop's own stop_after_if is checked after each sequential iteration
 	// with result = that iteration's result and all_iters = the results so far;
 	// true breaks the loop (the loop is "the current module" when an iteration
 	// completes, worker_flow.rs). For parallel loops it is not evaluated.
-	if sc.Success && sc.Stop == nil && mod.StopAfterIf != nil && !mod.Parallel {
+	if sc.Success && sc.Stop == nil && mod.StopAfterIf != nil && !parallelLoop(mod) {
 		all := make([]json.RawMessage, 0, len(L.Marks))
 		for i := range L.Marks {
 			if L.Marks[i] != 'r' {
@@ -335,6 +335,11 @@ func (m *machine) driveBranchAll(r *scopeRef, mod *Module, n *node) {
 	}
 	n.State, n.Result, n.Cause = stFailure, res, cause
 }
+
+// parallelLoop reports whether a loop runs its iterations in parallel.
+// Windmill's WhileloopFlow has no parallel field (flows.rs): while loops run
+// one iteration at a time whatever the flow says.
+func parallelLoop(mod *Module) bool { return mod.Parallel && mod.Kind == KindForLoop }
 
 func isArray(raw json.RawMessage) bool {
 	for _, c := range raw {

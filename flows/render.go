@@ -154,7 +154,7 @@ func renderNode(sc *scope, mod *Module, n *node, jobID func(StepKey) string) Flo
 		return StepKey{Path: childPath(sc.Path, Frame{Module: n.ID, Attempt: n.Attempt, Index: i})}
 	}
 	if L := n.Loop; L != nil {
-		fm.Parallel = mod.Parallel
+		fm.Parallel = parallelLoop(mod)
 		fm.WhileLoop = mod.Kind == KindWhileLoop
 		for i := 0; i < len(L.Marks); i++ {
 			fm.FlowJobs = append(fm.FlowJobs, jobID(frame(i)))
@@ -170,7 +170,7 @@ func renderNode(sc *scope, mod *Module, n *node, jobID func(StepKey) string) Flo
 			if fm.Iterator.Itered == nil {
 				fm.Iterator.Itered = []json.RawMessage{}
 			}
-			if len(L.Marks) > 0 && !mod.Parallel {
+			if len(L.Marks) > 0 && !parallelLoop(mod) {
 				fm.Job = jobID(frame(len(L.Marks) - 1))
 			}
 		}
