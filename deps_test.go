@@ -10,8 +10,9 @@ import (
 // TestDependencyRules keeps the layering of design.md true: the root package
 // imports nothing of ours (and only the standard library); raftstore never
 // imports api, runtime or flows; runtime and sandbox never import raft, bbolt
-// or raftstore; api knows nothing of bbolt, raft, raftstore or wazero; nothing
-// imports bench or cmd. Test files are not checked: a test may use the real
+// or raftstore; api knows nothing of bbolt, raft, raftstore or wazero; flows
+// (the pure flow engine) imports only the standard library, the root package
+// and goja; nothing imports bench or cmd. Test files are not checked: a test may use the real
 // store to exercise a worker.
 func TestDependencyRules(t *testing.T) {
 	out, err := exec.Command("go", "list", "-json=ImportPath,Imports,Deps", "./...").Output()
@@ -54,6 +55,14 @@ func TestDependencyRules(t *testing.T) {
 			for _, d := range p.Deps {
 				if d == "vane/runtime" || strings.HasPrefix(d, "vane/runtime/") {
 					t.Errorf("%s depends on %s: the jail must not know its users", p.ImportPath, d)
+				}
+			}
+		}
+		if p.ImportPath == "vane/flows" || strings.HasPrefix(p.ImportPath, "vane/flows/") {
+			for _, imp := range p.Imports {
+				stdlib := !strings.Contains(strings.SplitN(imp, "/", 2)[0], ".") && !strings.HasPrefix(imp, "vane")
+				if !stdlib && imp != "vane" && imp != "github.com/dop251/goja" {
+					t.Errorf("%s imports %s: flows may import only the standard library, vane and goja", p.ImportPath, imp)
 				}
 			}
 		}
