@@ -16,6 +16,13 @@ const (
 	JobFlow         JobKind = "flow"
 	JobFlowPreview  JobKind = "flowpreview"
 	JobIdentity     JobKind = "identity"
+	// JobFlowScript is a flow's inline script step (Windmill's
+	// "flowscript"): its code is RawCode.
+	JobFlowScript JobKind = "flowscript"
+	// JobFlowTimer is vane's own: a flow's timer (a sleep between steps, a
+	// suspend's timeout, a retry's delay of a loop) as a job scheduled for
+	// its time; running it fires the timer.
+	JobFlowTimer JobKind = "flowtimer"
 )
 
 // JobStatus is where a job is in its life.
@@ -58,17 +65,22 @@ type Job struct {
 	ParentJob         string          `json:"parent_job,omitempty"`
 	RootJob           string          `json:"root_job,omitempty"`
 	FlowStepID        string          `json:"flow_step_id,omitempty"`
-	SchedulePath      string          `json:"schedule_path,omitempty"`
-	CreatedBy         string          `json:"created_by"`      // username
-	Email             string          `json:"email"`           // of the user the job runs as
-	PermissionedAs    string          `json:"permissioned_as"` // u/<user> or g/<group>
-	CreatedAt         time.Time       `json:"created_at"`
-	ScheduledFor      time.Time       `json:"scheduled_for"`
-	Priority          int             `json:"priority,omitempty"`
-	Timeout           int             `json:"timeout,omitempty"` // seconds; 0 means the worker default
-	MemoryLimitMB     int             `json:"memory_limit_mb,omitempty"`
-	VisibleToOwner    bool            `json:"visible_to_owner"`
-	Seq               uint64          `json:"-"` // queue order among equal ScheduledFor, set by the store
+	// FlowStepKey is a flow step's full key in its flow (the module, the
+	// loop iterations and branches around it, the attempt), FlowPath the
+	// path of the flow it is a step of.
+	FlowStepKey    string    `json:"flow_step_key,omitempty"`
+	FlowPath       string    `json:"flow_path,omitempty"`
+	SchedulePath   string    `json:"schedule_path,omitempty"`
+	CreatedBy      string    `json:"created_by"`      // username
+	Email          string    `json:"email"`           // of the user the job runs as
+	PermissionedAs string    `json:"permissioned_as"` // u/<user> or g/<group>
+	CreatedAt      time.Time `json:"created_at"`
+	ScheduledFor   time.Time `json:"scheduled_for"`
+	Priority       int       `json:"priority,omitempty"`
+	Timeout        int       `json:"timeout,omitempty"` // seconds; 0 means the worker default
+	MemoryLimitMB  int       `json:"memory_limit_mb,omitempty"`
+	VisibleToOwner bool      `json:"visible_to_owner"`
+	Seq            uint64    `json:"-"` // queue order among equal ScheduledFor, set by the store
 
 	Status       JobStatus  `json:"-"`
 	StartedAt    *time.Time `json:"started_at,omitempty"`

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"vane"
 )
 
@@ -187,6 +189,7 @@ func (c *flowTransitionCmd) apply(a *applier) (output, error) {
 	}
 	// The flow's own record.
 	if t.StartEpoch != 0 {
+		put(a.bucket(bucketRunningFlows), key(flow.Workspace, flow.ID), nil)
 		del(a.bucket(bucketLeases), leaseKey(flow.Workspace, flow.LeaseExpires, flow.ID))
 		flow.LeaseExpires, flow.Worker = time.Time{}, ""
 	}
@@ -197,6 +200,7 @@ func (c *flowTransitionCmd) apply(a *applier) (output, error) {
 	flow.LastPing = &at
 	var rec jobRecord
 	if o := t.Complete; o != nil {
+		del(a.bucket(bucketRunningFlows), key(flow.Workspace, flow.ID))
 		rec = finish(a, &flow, c.At, o.Success, o.Result)
 	} else {
 		rec = jobToRecord(flow)
@@ -239,4 +243,29 @@ func (s *Store) FlowTransition(ctx context.Context, a vane.Actor, t vane.FlowTra
 		return vane.Job{}, fmt.Errorf("cannot write flow transition: no job in the result: %w", vane.ErrIndeterminate)
 	}
 	return out.Job.job(), nil
+}
+
+// RunningFlows returns every flow job started and not ended, in every
+// workspace (the flow driver's sweep).
+func (s *Store) RunningFlows() ([]vane.Job, error) {
+	var out []vane.Job
+	err := s.fsm.view(func(tx *bolt.Tx) error {
+		jobs := tx.Bucket(bucketJobs)
+		return tx.Bucket(bucketRunningFlows).ForEach(func(k, _ []byte) error {
+			v := jobs.Get(k)
+			if v == nil {
+				return nil
+			}
+			var r jobRecord
+			if err := unmarshal(v, &r); err != nil {
+				return err
+			}
+			out = append(out, r.job())
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cannot list running flows: %w", err)
+	}
+	return out, nil
 }

@@ -29,7 +29,8 @@ func (c *pushJobCmd) validate() error {
 		return err
 	}
 	switch j.Kind {
-	case vane.JobScript, vane.JobPreview, vane.JobDependencies, vane.JobFlow, vane.JobFlowPreview, vane.JobIdentity:
+	case vane.JobScript, vane.JobPreview, vane.JobDependencies, vane.JobFlow, vane.JobFlowPreview, vane.JobIdentity,
+		vane.JobFlowScript, vane.JobFlowTimer:
 	default:
 		return vane.Invalidf("job kind %q is unknown", j.Kind)
 	}
@@ -81,6 +82,14 @@ func (c *pushJobCmd) validate() error {
 		if err := vane.ValidatePath(j.SchedulePath); err != nil {
 			return err
 		}
+	}
+	if j.FlowPath != "" {
+		if err := vane.ValidatePath(j.FlowPath); err != nil {
+			return err
+		}
+	}
+	if err := validateText("flow_step_key", j.FlowStepKey, maxTextLen); err != nil {
+		return err
 	}
 	if err := validateTexts(maxSmallLen, "flow_step_id", j.FlowStepID, "created_by", j.CreatedBy,
 		"email", j.Email, "permissioned_as", j.PermissionedAs); err != nil {

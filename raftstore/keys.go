@@ -39,6 +39,7 @@ var (
 	bucketFlowVersions  = []byte("flow_versions")   // ws \x00 path \x00 version -> vane.Flow
 	bucketAudit         = []byte("audit")           // ws \x00 seq -> vane.AuditEntry
 	bucketClaimTurns    = []byte("claim_turns")     // ws -> time key of the last claim that gave it a job (fair share)
+	bucketRunningFlows  = []byte("running_flows")   // ws \x00 id -> nil (flow jobs started and not ended)
 )
 
 // allBuckets lists every bucket; the FSM creates them on open and after restore.
@@ -48,7 +49,7 @@ var allBuckets = [][]byte{
 	bucketJobs, bucketJobsBySeq, bucketQueue, bucketLeases, bucketJobLogs, bucketJobsDone,
 	bucketVariables, bucketResources, bucketResourceTypes, bucketSchedules,
 	bucketGroups, bucketFolders, bucketFlows, bucketFlowVersions, bucketAudit,
-	bucketClaimTurns, bucketUsage,
+	bucketClaimTurns, bucketUsage, bucketRunningFlows,
 }
 
 var (

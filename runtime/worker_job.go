@@ -303,6 +303,7 @@ func (w *Worker) execute(ctx context.Context, j *vane.Job, logs *logStreamer) (O
 		BaseURL:         w.cfg.BaseURL,
 		BaseInternalURL: w.cfg.BaseInternalURL,
 		WorkerGroup:     w.cfg.WorkerGroup,
+		FlowPath:        j.FlowPath,
 	})
 	dir, err := os.MkdirTemp(w.cfg.JobRoot, "job-")
 	if err != nil {
