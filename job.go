@@ -58,7 +58,10 @@ type Job struct {
 	// FlowStatus is a flow job's state, opaque to the store (the flow
 	// engine's), replaced by each flow transition; FlowStatusVersion counts
 	// those transitions (their compare-and-set).
-	FlowStatus        json.RawMessage `json:"flow_status,omitempty"`
+	FlowStatus json.RawMessage `json:"flow_status,omitempty"`
+	// EarlyResult is a flow's early return (its early_return module's
+	// result), answered to a synchronous caller while the flow goes on.
+	EarlyResult       json.RawMessage `json:"early_result,omitempty"`
 	FlowStatusVersion uint64          `json:"-"`
 	Args              json.RawMessage `json:"args,omitempty"` // a JSON object
 	Tag               string          `json:"tag"`

@@ -33,6 +33,9 @@ type Event struct {
 	JobKind   JobKind
 	ParentJob string
 	RootJob   string
+	// FlowSettled marks the completion of a flow's step recorded with its
+	// flow's transition: the flow has already moved on.
+	FlowSettled bool
 }
 
 // ClaimRequest asks the store for up to Max ready jobs for one worker.
@@ -88,6 +91,8 @@ type FlowTransition struct {
 	CancelReason string
 	// Complete ends the flow job with its outcome.
 	Complete *FlowOutcome
+	// EarlyResult is the flow's early return, recorded once.
+	EarlyResult json.RawMessage
 }
 
 // FlowOutcome is how a flow ends.

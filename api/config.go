@@ -19,6 +19,8 @@ type Config struct {
 	TimeoutWaitResult time.Duration
 	// Version is what GET /api/version answers.
 	Version string
+	// BaseURL is the instance's public URL, which resume URLs start with.
+	BaseURL string
 	// LinearizableAuth makes token lookups linearizable, so a revoked token
 	// is refused on every node as soon as its deletion is acknowledged. On a
 	// follower that is a read-index round trip to the leader. On the leader
@@ -148,6 +150,9 @@ type Deps struct {
 	// FlowChecker checks a flow before it is saved or previewed; nil checks
 	// only that the value is a JSON object.
 	FlowChecker FlowChecker
+	// FlowRunner renders flow statuses and takes resumes and user states;
+	// nil makes those endpoints answer 501.
+	FlowRunner FlowRunner
 }
 
 // validate checks that every required dependency is present.

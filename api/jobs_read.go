@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -14,18 +15,26 @@ import (
 type jobView struct {
 	Type string `json:"type"`
 	*vane.Job
-	Running    bool   `json:"running"`
-	Logs       string `json:"logs,omitempty"`
-	IsFlowStep bool   `json:"is_flow_step"`
-	IsSkipped  bool   `json:"is_skipped"`
-	Deleted    bool   `json:"deleted"`
+	// FlowStatus is a flow's status in Windmill's flow_status shape (the
+	// store keeps the engine's own).
+	FlowStatus json.RawMessage `json:"flow_status,omitempty"`
+	Running    bool            `json:"running"`
+	Logs       string          `json:"logs,omitempty"`
+	IsFlowStep bool            `json:"is_flow_step"`
+	IsSkipped  bool            `json:"is_skipped"`
+	Deleted    bool            `json:"deleted"`
 }
 
 // viewOf wraps j for the wire.
-func viewOf(j *vane.Job) jobView {
+func (s *Server) viewOf(j *vane.Job) jobView {
 	v := jobView{Job: j, Type: "QueuedJob", Running: j.Status == vane.JobRunning, IsFlowStep: j.FlowStepID != ""}
 	if j.Finished() {
 		v.Type = "CompletedJob"
+	}
+	if j.IsFlow() && s.deps.FlowRunner != nil {
+		if fs, err := s.deps.FlowRunner.FlowStatus(j); err == nil {
+			v.FlowStatus = fs
+		}
 	}
 	return v
 }
@@ -50,7 +59,7 @@ func (s *Server) getJob(ctx *fasthttp.RequestCtx, p *principal) error {
 	if err != nil {
 		return err
 	}
-	v := viewOf(&j)
+	v := s.viewOf(&j)
 	noLogs, err := queryFlag(ctx, "no_logs")
 	if err != nil {
 		return err
@@ -72,7 +81,7 @@ func (s *Server) getCompletedJob(ctx *fasthttp.RequestCtx, p *principal) error {
 	if !j.Finished() {
 		return fmt.Errorf("job %s is not completed: %w", j.ID, vane.ErrNotFound)
 	}
-	v := viewOf(&j)
+	v := s.viewOf(&j)
 	if v.Logs, _, err = s.deps.JobReader.GetJobLogs(p.Workspace, j.ID, 0); err != nil {
 		return fmt.Errorf("cannot read logs of job %s: %w", j.ID, err)
 	}
@@ -104,13 +113,13 @@ func (s *Server) getJobArgs(ctx *fasthttp.RequestCtx, p *principal) error {
 
 // jobUpdate is the answer of getupdate.
 type jobUpdate struct {
-	Running    bool    `json:"running"`
-	Completed  bool    `json:"completed"`
-	NewLogs    string  `json:"new_logs"`
-	LogOffset  int     `json:"log_offset"`
-	MemPeak    int64   `json:"mem_peak,omitempty"`
-	Progress   *int    `json:"progress"`
-	FlowStatus *string `json:"flow_status"`
+	Running    bool            `json:"running"`
+	Completed  bool            `json:"completed"`
+	NewLogs    string          `json:"new_logs"`
+	LogOffset  int             `json:"log_offset"`
+	MemPeak    int64           `json:"mem_peak,omitempty"`
+	Progress   *int            `json:"progress"`
+	FlowStatus json.RawMessage `json:"flow_status"`
 }
 
 // getJobUpdate answers GET /w/{ws}/jobs_u/getupdate/{id}?log_offset=: the
@@ -132,7 +141,7 @@ func (s *Server) getJobUpdate(ctx *fasthttp.RequestCtx, p *principal) error {
 		return fmt.Errorf("cannot read logs of job %s: %w", j.ID, err)
 	}
 	return writeJSON(ctx, jobUpdate{Running: j.Status == vane.JobRunning, Completed: j.Finished(),
-		NewLogs: logs, LogOffset: next, MemPeak: j.MemPeak})
+		NewLogs: logs, LogOffset: next, MemPeak: j.MemPeak, FlowStatus: s.viewOf(&j).FlowStatus})
 }
 
 // getResult answers GET /w/{ws}/jobs_u/completed/get_result/{id} with the
@@ -227,7 +236,7 @@ func (s *Server) listJobsWith(ctx *fasthttp.RequestCtx, p *principal, statuses .
 	}
 	out := make([]jobView, len(jobs))
 	for i := range jobs {
-		out[i] = viewOf(&jobs[i])
+		out[i] = s.viewOf(&jobs[i])
 	}
 	return writeJSON(ctx, out)
 }

@@ -65,6 +65,10 @@ func (s *Server) pushAndWait(ctx *fasthttp.RequestCtx, p *principal, j vane.Job)
 	disconnected := watchDisconnect(wctx, ctx.Conn(), s.cfg.DisconnectPoll, cancel)
 	done, err := s.deps.Jobs.WaitJob(wctx, p.Workspace, j.ID)
 	if err == nil {
+		if !done.Finished() && len(done.EarlyResult) > 0 {
+			// A flow's early return: answered now, the flow goes on.
+			return writeShapedResult(ctx, done.EarlyResult, true)
+		}
 		return writeShapedResult(ctx, done.Result, done.Success)
 	}
 	reason := "http connection broke"

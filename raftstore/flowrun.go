@@ -49,6 +49,7 @@ type flowTransitionBody struct {
 	Cancel        []string          `json:"cancel,omitempty"`
 	CancelReason  string            `json:"cancel_reason,omitempty"`
 	Complete      *vane.FlowOutcome `json:"complete,omitempty"`
+	EarlyResult   json.RawMessage   `json:"early_result,omitempty"`
 }
 
 func (c *flowTransitionCmd) cmdType() cmdType { return cmdFlowTransition }
@@ -111,6 +112,9 @@ func (c *flowTransitionCmd) validate() error {
 			return err
 		}
 	}
+	if err := validateJSON("early result", t.EarlyResult, vane.MaxResultBytes, false); err != nil {
+		return err
+	}
 	return c.validateBase()
 }
 
@@ -168,6 +172,7 @@ func (c *flowTransitionCmd) apply(a *applier) (output, error) {
 		appendLogs(a, &step, t.Step.Logs)
 		del(a.bucket(bucketLeases), leaseKey(step.Workspace, step.LeaseExpires, step.ID))
 		rec := finish(a, &step, c.At, t.Step.Success, t.Step.Result)
+		a.events[len(a.events)-1].FlowSettled = true // finish's completion event
 		rec.MemPeak = t.Step.MemPeak
 		put(jobs, key(step.Workspace, step.ID), marshal(rec))
 		a.audit(step.Workspace, c.base, "jobs.complete", actionExecute, step.ID,
@@ -192,6 +197,12 @@ func (c *flowTransitionCmd) apply(a *applier) (output, error) {
 		put(a.bucket(bucketRunningFlows), key(flow.Workspace, flow.ID), nil)
 		del(a.bucket(bucketLeases), leaseKey(flow.Workspace, flow.LeaseExpires, flow.ID))
 		flow.LeaseExpires, flow.Worker = time.Time{}, ""
+	}
+	if len(t.EarlyResult) > 0 && len(flow.EarlyResult) == 0 {
+		flow.EarlyResult = t.EarlyResult
+		a.addUsage(flow.Workspace, len(t.EarlyResult))
+		// WaitJob returns on an early return: wake its waiters.
+		a.completed = append(a.completed, string(key(flow.Workspace, flow.ID)))
 	}
 	a.addUsage(flow.Workspace, len(t.Status)-len(flow.FlowStatus))
 	flow.FlowStatus = t.Status

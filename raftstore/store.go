@@ -431,13 +431,14 @@ func (s *Store) waitSecret(ctx context.Context) error {
 // events (apply never blocks on it); it should re-read state after waking.
 func (s *Store) Subscribe() (<-chan vane.Event, func()) { return s.fsm.subscribe() }
 
-// WaitJob returns the job once it is completed on this node's state, or
+// WaitJob returns the job once it is completed on this node's state (or, for
+// a flow, once it returned early: EarlyResult set, Finished false), or
 // ErrNotFound if no such job exists, or ctx's error wrapped in ErrTimeout.
 func (s *Store) WaitJob(ctx context.Context, ws, id string) (vane.Job, error) {
 	for {
 		ch, cancel := s.fsm.addWaiter(ws, id)
 		j, err := s.GetJob(ws, id)
-		if err != nil || j.Finished() {
+		if err != nil || j.Finished() || len(j.EarlyResult) > 0 {
 			cancel()
 			return j, err
 		}

@@ -43,6 +43,9 @@ type FlowRunner interface {
 	// next transition. Its errors are the store's: vane.ErrStaleEpoch and
 	// vane.ErrJobFinished say someone else completed the step.
 	CompleteStep(ctx context.Context, j vane.Job, c vane.Completion) error
+	// FireTimer fires the flow timer that job j (of kind JobFlowTimer,
+	// claimed under j.LeaseEpoch at its time) stands for, and completes it.
+	FireTimer(ctx context.Context, j vane.Job) error
 }
 
 // Store is the store as the worker consumes it. If it also implements
@@ -257,7 +260,7 @@ func New(cfg Config, store Store, executors map[vane.ScriptLang]Executor) (*Work
 	// and flows when there is a runner.
 	w.kinds = []vane.JobKind{vane.JobIdentity}
 	if cfg.Flows != nil {
-		w.kinds = append(w.kinds, vane.JobFlow, vane.JobFlowPreview)
+		w.kinds = append(w.kinds, vane.JobFlow, vane.JobFlowPreview, vane.JobFlowTimer)
 	}
 	w.claimCtx, w.stopClaims = context.WithCancel(context.Background())
 	w.runCtx, w.killRunning = context.WithCancelCause(context.Background())

@@ -63,17 +63,22 @@ func (w *Worker) startJob(j vane.Job) {
 func (w *Worker) runJob(ctx context.Context, r *runningJob) {
 	j := &r.job
 	log := w.cfg.Logger.With("job", j.ID, "workspace", j.Workspace, "path", j.ScriptPath)
-	if j.IsFlow() {
-		// Starting a flow is one transition; the flow then runs without
-		// a worker. A start that fails is left to the lease.
+	if j.IsFlow() || j.Kind == vane.JobFlowTimer {
+		// Starting a flow, or firing one of its timers, is one
+		// transition; the flow then runs without a worker. One that
+		// fails is left to the lease.
 		if w.cfg.Flows == nil {
 			log.Error("worker: claimed a flow job without a flow runner")
 			return
 		}
 		sctx, cancel := context.WithTimeout(w.storeCtx, storeCallTimeout)
 		defer cancel()
-		if err := w.cfg.Flows.StartFlow(sctx, *j); err != nil {
-			log.Warn("worker: cannot start flow; its lease will expire and it will be started again", "error", err)
+		start := w.cfg.Flows.StartFlow
+		if j.Kind == vane.JobFlowTimer {
+			start = w.cfg.Flows.FireTimer
+		}
+		if err := start(sctx, *j); err != nil {
+			log.Warn("worker: cannot move the flow on; the job's lease will expire and it will run again", "kind", j.Kind, "error", err)
 		}
 		return
 	}

@@ -19,6 +19,7 @@ import (
 
 	"vane/api"
 	"vane/cluster"
+	"vane/flowdriver"
 	"vane/raftstore"
 	"vane/scheduler"
 )
@@ -125,21 +126,33 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 	sched.Start()
 	defer sched.Close()
 
-	// 4. The workers.
+	// 4. The flow driver: it moves flows on from the workers (starts,
+	// steps' completions, timers), from the API (resumes) and, on the
+	// leader, from events and a sweep; it stops with the workers, before
+	// the store.
+	driver := flowdriver.New(flowdriver.Config{Logger: log}, st)
+	driverCtx, stopDriver := context.WithCancel(context.Background())
+	driverDone := make(chan struct{})
+	events, unsubscribe := st.Subscribe()
+	go func() { defer close(driverDone); driver.Run(driverCtx, events, st.IsLeader) }()
+	defer func() { stopDriver(); unsubscribe(); <-driverDone }()
+
+	// 5. The workers.
 	langs, err := newLanguages(ctx, cfg, internalAddr(ln.Addr()), log)
 	if err != nil {
 		return err
 	}
 	defer langs.Close()
-	workers, err := startWorkers(cfg, st, langs, baseURL, metrics, log)
+	workers, err := startWorkers(cfg, st, langs, driver, baseURL, metrics, log)
 	if err != nil {
 		return err
 	}
 
-	// 5. The API.
+	// 6. The API.
 	deps := api.Deps{
 		Tokens: cl.node.Tokens(), Users: st, Workspaces: st, Scripts: st, Lifecycle: st, Jobs: cluster.IdempotentJobs{Store: st}, JobReader: st,
 		Keys: st, Parsers: langs.parsers, Deployers: langs.deployers, Metrics: metrics, Flows: st,
+		FlowChecker: driver, FlowRunner: driver,
 	}
 	// Optional stores: wired when the store has them.
 	if vs, ok := any(st).(api.VariableStore); ok {
@@ -152,7 +165,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 		deps.ResourceTypes = ts
 	}
 	srv, err := api.New(api.Config{BodyLimit: cfg.BodyLimit, TimeoutWaitResult: cfg.TimeoutWaitResult,
-		Version: version, LinearizableAuth: true, Logger: log,
+		Version: version, BaseURL: baseURL, LinearizableAuth: true, Logger: log,
 		MaxConns: cfg.MaxConns, MaxConnsPerIP: cfg.MaxConnsPerIP, HeaderTimeout: cfg.HeaderTimeout}, deps)
 	if err != nil {
 		workers.Stop()

@@ -23,7 +23,7 @@ type workerPool struct {
 
 // startWorkers creates and starts the worker over the store with the
 // executors of langs, each wrapped to feed the job metrics.
-func startWorkers(cfg serveConfig, st *raftstore.Store, langs *languages, baseURL string, m *api.Metrics, log *slog.Logger) (*workerPool, error) {
+func startWorkers(cfg serveConfig, st *raftstore.Store, langs *languages, flows jobrt.FlowRunner, baseURL string, m *api.Metrics, log *slog.Logger) (*workerPool, error) {
 	dataDir, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
 		return nil, fmt.Errorf("cannot resolve data dir: %w", err)
@@ -38,6 +38,7 @@ func startWorkers(cfg serveConfig, st *raftstore.Store, langs *languages, baseUR
 	wc.ShutdownGrace = cfg.ShutdownGrace
 	wc.Lease = cfg.ZombieJobTimeout
 	wc.WorkspaceCap = cfg.WorkspaceMaxRunning
+	wc.Flows = flows
 	wc.Logger = log
 	execs := make(map[vane.ScriptLang]jobrt.Executor, len(langs.executors))
 	for lang, e := range langs.executors {
@@ -48,8 +49,7 @@ func startWorkers(cfg serveConfig, st *raftstore.Store, langs *languages, baseUR
 		log.Info("--workers 0: this node serves the API and runs no jobs")
 		return &workerPool{grace: cfg.ShutdownGrace, log: log}, nil
 	case len(execs) == 0:
-		log.Warn("no language can run on this node: it serves the API and runs no jobs")
-		return &workerPool{grace: cfg.ShutdownGrace, log: log}, nil
+		log.Warn("no language can run on this node: its workers run flows only")
 	}
 	w, err := jobrt.New(wc, st, execs)
 	if err != nil {

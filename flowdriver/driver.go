@@ -1,0 +1,440 @@
+// Package flowdriver runs flows: it feeds the flow engine (package flows)
+// the events of a flow job (its start, its steps' completions, resumes,
+// timers, a cancel) and writes each transition the engine computes as one
+// replicated command (the store's FlowTransition): the new status, compared
+// and set on its version, with the step's completion, the next steps' jobs,
+// cancels and the flow's end. See DESIGN.md.
+package flowdriver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"vane"
+	"vane/flows"
+)
+
+// Store is what the driver needs of the store (*raftstore.Store has it).
+type Store interface {
+	GetJob(ws, id string) (vane.Job, error)
+	FlowTransition(ctx context.Context, a vane.Actor, t vane.FlowTransition) (vane.Job, error)
+	CompleteJob(ctx context.Context, c vane.Completion) (vane.Job, error)
+	GetScriptByHash(ws string, h vane.Hash) (vane.Script, error)
+	GetScriptByPath(ws, path string) (vane.Script, error)
+	GetFlow(ws, path string) (vane.Flow, error)
+	GetVariable(ws, path string, decrypt bool) (vane.Variable, error)
+	GetResource(ws, path string) (vane.Resource, error)
+	// RunningFlows lists the flow jobs started and not ended (the sweep).
+	RunningFlows() ([]vane.Job, error)
+	vane.Directory
+}
+
+// Config configures a Driver. Zero fields take DefaultConfig's values.
+type Config struct {
+	// Limits are the engine's (flows.Limits); MaxStatusBytes is kept well
+	// under the store's bound on a flow's status.
+	Limits flows.Limits
+	// MaxFlowNesting bounds inner flows within inner flows (a flow that
+	// runs itself stops there).
+	MaxFlowNesting int
+	// SweepInterval is how often the leader looks for flows to move on that
+	// no event moved (a step failed by lease expiry, an inner flow's end, a
+	// cancel).
+	SweepInterval time.Duration
+	// Logger receives the driver's lines. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	lim := flows.DefaultLimits()
+	lim.MaxStatusBytes = 2 << 20
+	return Config{Limits: lim, MaxFlowNesting: 10, SweepInterval: time.Second, Logger: slog.Default()}
+}
+
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.Limits == (flows.Limits{}) {
+		c.Limits = d.Limits
+	}
+	if c.MaxFlowNesting == 0 {
+		c.MaxFlowNesting = d.MaxFlowNesting
+	}
+	if c.SweepInterval == 0 {
+		c.SweepInterval = d.SweepInterval
+	}
+	if c.Logger == nil {
+		c.Logger = d.Logger
+	}
+	return c
+}
+
+// Driver runs flows over a Store. Safe for concurrent use: transitions of
+// one flow from several goroutines or nodes are ordered by the store's
+// compare-and-set on the status version, and a loser re-reads and runs its
+// event again.
+type Driver struct {
+	cfg   Config
+	store Store
+	log   *slog.Logger
+
+	// mu guards cache.
+	mu    sync.Mutex
+	cache map[string]*cached
+}
+
+// cached is a flow job's parsed flow and its last decoded status (both
+// immutable once made).
+type cached struct {
+	flow    *flows.Flow
+	version uint64
+	status  *flows.Status
+}
+
+// maxCached bounds the cache; past it, it starts over.
+const maxCached = 4096
+
+// New returns a driver over store.
+func New(cfg Config, store Store) *Driver {
+	cfg = cfg.withDefaults()
+	return &Driver{cfg: cfg, store: store, log: cfg.Logger, cache: map[string]*cached{}}
+}
+
+// systemActor is who the audit log records for transitions.
+var systemActor = vane.Actor{Username: "flow"}
+
+// maxConflicts bounds the re-runs of one event lost to concurrent
+// transitions of the same flow (parallel steps finishing together).
+const maxConflicts = 64
+
+// CheckFlow implements the API's check of a flow before it is saved or
+// previewed: the engine's parser (modules, fields, expressions, limits),
+// then its inner flows, which must exist in workspace ws and must not run
+// the flow itself, however deep.
+func (d *Driver) CheckFlow(ws string, value json.RawMessage) error {
+	f, err := flows.ParseWithLimits(value, d.cfg.Limits)
+	if err != nil {
+		return err
+	}
+	load := func(path string) (*flows.Flow, error) {
+		g, err := d.store.GetFlow(ws, path)
+		if err != nil {
+			return nil, err
+		}
+		return flows.ParseWithLimits(g.Value, d.cfg.Limits)
+	}
+	return flows.CheckNesting("", f, d.cfg.MaxFlowNesting, load)
+}
+
+// StartFlow runs the first transition of flow job j, claimed by a worker
+// under j.LeaseEpoch (runtime.FlowRunner). A flow that cannot be parsed
+// ends at once, failed with the parser's message.
+func (d *Driver) StartFlow(ctx context.Context, j vane.Job) error {
+	return ignoreNothing(d.run(ctx, j.Workspace, j.ID, input{start: j.LeaseEpoch}))
+}
+
+// ignoreNothing drops errNothingToDo.
+func ignoreNothing(err error) error {
+	if errors.Is(err, errNothingToDo) {
+		return nil
+	}
+	return err
+}
+
+// CompleteStep records the completion c of step job j together with the
+// transition it causes in j's flow (runtime.FlowRunner).
+func (d *Driver) CompleteStep(ctx context.Context, j vane.Job, c vane.Completion) error {
+	key, err := flows.ParseStepKey(j.FlowStepKey)
+	if err != nil {
+		// Not a step the engine made: a plain completion.
+		_, err := d.store.CompleteJob(ctx, c)
+		return err
+	}
+	ev := flows.StepDone{Key: key, Success: c.Success, Result: c.Result}
+	return ignoreNothing(d.run(ctx, j.Workspace, j.ParentJob, input{event: ev, step: &c}))
+}
+
+// FireTimer fires the timer that job j stands for and completes j, in one
+// transition (runtime.FlowRunner).
+func (d *Driver) FireTimer(ctx context.Context, j vane.Job) error {
+	c := vane.Completion{Workspace: j.Workspace, ID: j.ID, Epoch: j.LeaseEpoch, Success: true, Result: json.RawMessage("null")}
+	key, err := flows.ParseStepKey(j.FlowStepKey)
+	if err != nil {
+		_, err := d.store.CompleteJob(ctx, c)
+		return err
+	}
+	return ignoreNothing(d.run(ctx, j.Workspace, j.ParentJob, input{event: flows.TimerFired{Key: key}, step: &c}))
+}
+
+// errNothingToDo is run's answer to an event that changes nothing: one
+// already applied (a replayed resume) or one the flow does not wait for.
+var errNothingToDo = errors.New("the flow has nothing to do for this event")
+
+// input is one event for a flow and what its transition records with it.
+type input struct {
+	start uint64            // the start of a claimed flow job (its lease epoch)
+	event flows.Event       // otherwise, the event (its At is set by run)
+	step  *vane.Completion  // a step job's completion, written with the transition
+}
+
+// run feeds one input to the flow job ws/id and writes the transition,
+// re-reading and re-running after a lost compare-and-set.
+func (d *Driver) run(ctx context.Context, ws, id string, in input) error {
+	for attempt := 0; ; attempt++ {
+		fj, err := d.store.GetJob(ws, id)
+		if err != nil {
+			return fmt.Errorf("cannot read flow %s: %w", id, err)
+		}
+		t, st, err := d.transition(&fj, in)
+		if err != nil {
+			return err
+		}
+		if t == nil {
+			// Nothing for the flow to do (an event already applied, or one
+			// it no longer waits for); the step's own completion is still
+			// the step's to record.
+			if in.step != nil {
+				_, err := d.store.CompleteJob(ctx, *in.step)
+				return err
+			}
+			return errNothingToDo
+		}
+		after, err := d.store.FlowTransition(ctx, systemActor, *t)
+		switch {
+		case err == nil:
+			d.remember(&after, st)
+			return nil
+		case errors.Is(err, vane.ErrConflict) && attempt < maxConflicts:
+			continue // another transition of this flow won: run ours on its status
+		case errors.Is(err, vane.ErrJobFinished) && in.step != nil && t.Step != nil:
+			// The flow ended meanwhile; the step still gets its completion.
+			if _, cerr := d.store.CompleteJob(ctx, *in.step); cerr != nil {
+				return cerr
+			}
+			return nil
+		}
+		return err
+	}
+}
+
+// transition computes the transition of flow job fj for in and the status
+// it writes, or nil when there is nothing to write for the flow.
+func (d *Driver) transition(fj *vane.Job, in input) (*vane.FlowTransition, *flows.Status, error) {
+	if !fj.IsFlow() {
+		return nil, nil, fmt.Errorf("job %s is not a flow: %w", fj.ID, vane.ErrInvalid)
+	}
+	if fj.Finished() {
+		return nil, nil, nil
+	}
+	now := time.Now().UTC()
+	t := &vane.FlowTransition{Workspace: fj.Workspace, FlowJob: fj.ID, ExpectVersion: fj.FlowStatusVersion, StartEpoch: in.start, Step: in.step}
+	f, err := d.parsed(fj)
+	if err != nil {
+		if in.start == 0 {
+			return nil, nil, err
+		}
+		// A flow that does not parse ends at its start, failed.
+		t.Status = json.RawMessage(`{}`)
+		t.Complete = &vane.FlowOutcome{Result: errorResult("InvalidFlow", err.Error())}
+		return t, nil, nil
+	}
+	env, err := d.env(fj)
+	if err != nil {
+		return nil, nil, err
+	}
+	var (
+		st      *flows.Status
+		actions []flows.Action
+	)
+	if in.start != 0 {
+		st, actions, err = flows.Start(f, fj.Args, now, env)
+		if err != nil {
+			t.Status = json.RawMessage(`{}`)
+			t.Complete = &vane.FlowOutcome{Result: errorResult("InvalidArgs", err.Error())}
+			return t, nil, nil
+		}
+	} else {
+		cur, err := d.status(fj)
+		if err != nil {
+			return nil, nil, err
+		}
+		st, actions, err = flows.Advance(f, cur, withTime(in.event, now), env)
+		if errors.Is(err, flows.ErrStaleEvent) || errors.Is(err, flows.ErrBadEvent) {
+			return nil, nil, nil
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("cannot advance flow %s: %w", fj.ID, err)
+		}
+		if st == cur && len(actions) == 0 {
+			return nil, nil, nil // applied before
+		}
+	}
+	// Steps that cannot even be queued (a script gone, an inner flow too
+	// deep) fail at once: their failure goes back to the engine, in the
+	// same transition.
+	for round := 0; ; round++ {
+		var failed []flows.Event
+		for _, a := range actions {
+			if ev := d.apply(fj, f, a, t, now); ev != nil {
+				failed = append(failed, ev)
+			}
+		}
+		if len(failed) == 0 || round > 100 {
+			break
+		}
+		actions = nil
+		for _, ev := range failed {
+			next, more, err := flows.Advance(f, st, ev, env)
+			if err != nil {
+				continue
+			}
+			st, actions = next, append(actions, more...)
+		}
+	}
+	b, err := json.Marshal(st)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cannot encode the status of flow %s: %w", fj.ID, err)
+	}
+	t.Status = b
+	return t, st, nil
+}
+
+// apply adds action a to transition t. A RunStep that cannot be queued
+// gives back the StepDone of its failure.
+func (d *Driver) apply(fj *vane.Job, f *flows.Flow, a flows.Action, t *vane.FlowTransition, now time.Time) flows.Event {
+	switch a := a.(type) {
+	case flows.RunStep:
+		j, err := d.stepJob(fj, a, now)
+		if err != nil {
+			return flows.StepDone{Key: a.Key, Success: false, Result: errorResult("StepNotQueued", err.Error()), At: now}
+		}
+		t.Push = append(t.Push, j)
+	case flows.SetTimer:
+		t.Push = append(t.Push, d.timerJob(fj, a.Key, a.At, now))
+	case flows.CancelStep:
+		t.Cancel = append(t.Cancel, StepJobID(fj.ID, a.Key))
+		t.CancelReason = "the flow does not wait for this step any more"
+	case flows.EarlyReturn:
+		t.EarlyResult = a.Result
+	case flows.Complete:
+		result := a.Result
+		if len(result) == 0 {
+			result = json.RawMessage("null")
+		}
+		t.Complete = &vane.FlowOutcome{Success: a.Success, Result: result}
+	case flows.Suspend:
+		// The wait is in the status; its timeout comes as a SetTimer.
+	}
+	return nil
+}
+
+// StepJobID is the id of the job of step key in flow job flowID: the same
+// for the same (flow, key), so a transition written twice, or by a new
+// leader, cannot push a step twice.
+func StepJobID(flowID string, key flows.StepKey) string {
+	return uuid.NewSHA1(uuid.NameSpaceOID, []byte(flowID+"\x00"+key.String())).String()
+}
+
+// timerJobID is the id of the job of the timer of key in flow job flowID.
+func timerJobID(flowID string, key flows.StepKey) string {
+	return uuid.NewSHA1(uuid.NameSpaceOID, []byte(flowID+"\x00timer\x00"+key.String())).String()
+}
+
+// withTime sets the event's time.
+func withTime(ev flows.Event, now time.Time) flows.Event {
+	switch e := ev.(type) {
+	case flows.StepDone:
+		e.At = now
+		return e
+	case flows.Resumed:
+		e.At = now
+		return e
+	case flows.ResumeCanceled:
+		e.At = now
+		return e
+	case flows.TimerFired:
+		e.At = now
+		return e
+	case flows.Canceled:
+		e.At = now
+		return e
+	case flows.UserState:
+		e.At = now
+		return e
+	}
+	return ev
+}
+
+// errorResult is a failed job's result, as Windmill shapes it.
+func errorResult(name, msg string) json.RawMessage {
+	b, _ := json.Marshal(map[string]any{"error": map[string]any{"name": name, "message": msg}})
+	return b
+}
+
+// parsed returns the flow job's flow, parsed once.
+func (d *Driver) parsed(fj *vane.Job) (*flows.Flow, error) {
+	k := fj.Workspace + "/" + fj.ID
+	d.mu.Lock()
+	c := d.cache[k]
+	d.mu.Unlock()
+	if c != nil {
+		return c.flow, nil
+	}
+	f, err := flows.ParseWithLimits(fj.RawFlow, d.cfg.Limits)
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	if len(d.cache) >= maxCached {
+		d.cache = map[string]*cached{}
+	}
+	if d.cache[k] == nil {
+		d.cache[k] = &cached{flow: f}
+	}
+	d.mu.Unlock()
+	return f, nil
+}
+
+// status returns the flow job's decoded status, from the cache when it is
+// the stored version.
+func (d *Driver) status(fj *vane.Job) (*flows.Status, error) {
+	k := fj.Workspace + "/" + fj.ID
+	d.mu.Lock()
+	c := d.cache[k]
+	d.mu.Unlock()
+	if c != nil && c.status != nil && c.version == fj.FlowStatusVersion {
+		return c.status, nil
+	}
+	st, err := flows.DecodeStatus(fj.FlowStatus)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the status of flow %s: %w", fj.ID, err)
+	}
+	d.mu.Lock()
+	if c := d.cache[k]; c != nil {
+		c.version, c.status = fj.FlowStatusVersion, st
+	}
+	d.mu.Unlock()
+	return st, nil
+}
+
+// remember keeps the status a transition wrote (st, nil when it ended the
+// flow at its start), or forgets an ended flow.
+func (d *Driver) remember(after *vane.Job, st *flows.Status) {
+	k := after.Workspace + "/" + after.ID
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if after.Finished() {
+		delete(d.cache, k)
+		return
+	}
+	if c := d.cache[k]; c != nil && st != nil {
+		c.version, c.status = after.FlowStatusVersion, st
+	}
+}
