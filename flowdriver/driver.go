@@ -179,9 +179,9 @@ var errNothingToDo = errors.New("the flow has nothing to do for this event")
 
 // input is one event for a flow and what its transition records with it.
 type input struct {
-	start uint64            // the start of a claimed flow job (its lease epoch)
-	event flows.Event       // otherwise, the event (its At is set by run)
-	step  *vane.Completion  // a step job's completion, written with the transition
+	start uint64           // the start of a claimed flow job (its lease epoch)
+	event flows.Event      // otherwise, the event (its At is set by run)
+	step  *vane.Completion // a step job's completion, written with the transition
 }
 
 // run feeds one input to the flow job ws/id and writes the transition,
