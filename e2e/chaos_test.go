@@ -44,6 +44,8 @@ type attempt struct {
 // submission is one client-chosen job id and every attempt to submit it.
 type submission struct {
 	id       string
+	client   int
+	seq      int
 	attempts []attempt
 	acked    bool
 }
@@ -51,7 +53,12 @@ type submission struct {
 // chaosClients submit jobs with their own ids through every node, retrying
 // the same id and args after any answer that is not 201 until it is acked.
 type chaosClients struct {
-	c       *Cluster
+	c *Cluster
+	// route is what a submission posts to, under /api/w/main/ (a script's
+	// jobs/run/p/... by default, a flow's jobs/run/f/...), and args its body
+	// for a client and a sequence number.
+	route   string
+	args    func(client, seq int) string
 	stop    atomic.Bool
 	wg      sync.WaitGroup
 	mu      sync.Mutex // guards subs
@@ -78,13 +85,20 @@ func (cc *chaosClients) run(n int, pace time.Duration) {
 
 // submit submits one job until acked (or 30 s of retries), rotating nodes.
 func (cc *chaosClients) submit(hc *http.Client, client, seq int) {
-	s := &submission{id: uuid.NewString()}
+	s := &submission{id: uuid.NewString(), client: client, seq: seq}
 	args := fmt.Sprintf(`{"client":%d,"seq":%d}`, client, seq)
+	if cc.args != nil {
+		args = cc.args(client, seq)
+	}
+	route := cc.route
+	if route == "" {
+		route = "jobs/run/p/u/admin/chaos"
+	}
 	giveUp := time.Now().Add(30 * time.Second)
 	for try := 0; time.Now().Before(giveUp); try++ {
 		node := cc.c.URLs[(client+seq+try)%len(cc.c.URLs)]
 		a := attempt{call: time.Now()}
-		req, _ := http.NewRequest("POST", node+"/api/w/main/jobs/run/p/u/admin/chaos?job_id="+s.id, strings.NewReader(args))
+		req, _ := http.NewRequest("POST", node+"/api/w/main/"+route+"?job_id="+s.id, strings.NewReader(args))
 		req.Header.Set("Authorization", "Bearer "+adminToken)
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := hc.Do(req)
@@ -153,6 +167,7 @@ func TestChaos_LeaderKillsUnderLoad(t *testing.T) {
 
 	cc := &chaosClients{c: c, started: time.Now()}
 	cc.run(6, 250*time.Millisecond) // about 24 jobs/s: what six worker slots sustain here
+	fc := startChaosFlows(t, c)
 
 	var kills []time.Time
 	workerKills := 0
@@ -173,7 +188,9 @@ func TestChaos_LeaderKillsUnderLoad(t *testing.T) {
 	}
 	tick.Stop()
 	cc.stop.Store(true)
+	fc.stop.Store(true)
 	cc.wg.Wait()
+	fc.wg.Wait()
 	monStop.Store(true)
 	monWG.Wait()
 
@@ -292,6 +309,7 @@ func TestChaos_LeaderKillsUnderLoad(t *testing.T) {
 		}
 	}
 	t.Logf("failed attempts by status (0: no answer), each retried with the same job id: %v", failed)
+	checkChaosFlows(t, c, fc, audit, byJob)
 	gaps := failoverGaps(acked, kills)
 	t.Logf("chaos %s: %d jobs acknowledged, %d never acknowledged (gave up after 30 s), %d leader kills, %d follower (worker) kills",
 		dur, len(acked), unacked, len(kills), workerKills)

@@ -84,8 +84,21 @@ func TestFlowTransition(t *testing.T) {
 	if j, _ := s.GetJob(testWS, "s2"); j.Status != vane.JobQueued {
 		t.Fatalf("step s2: %s, want queued", j.Status)
 	}
+	// Several steps pushed in one transition (a parallel loop) are each
+	// queued and listed: they get seqs of their own.
+	if _, err := s.FlowTransition(ctx, testAdmin, vane.FlowTransition{Workspace: testWS, FlowJob: "f1", ExpectVersion: 2,
+		Status: []byte(`{"step":1.5}`), Push: []vane.Job{step("p1"), step("p2"), step("p3")}}); err != nil {
+		t.Fatal(err)
+	}
+	listed, err := s.ListJobs(testWS, vane.JobFilter{ParentJob: "f1", PerPage: 100})
+	if err != nil || len(listed) != 5 {
+		t.Fatalf("steps of f1 listed: %d (%v), want 5", len(listed), err)
+	}
+	if got, _ := s.ClaimJobs(ctx, vane.ClaimRequest{Worker: "w", Max: 10, Lease: lease}); len(got) != 4 {
+		t.Fatalf("claimed %d of s2, p1, p2, p3", len(got))
+	}
 	// The flow ends, canceling its queued step.
-	end, err := s.FlowTransition(ctx, testAdmin, vane.FlowTransition{Workspace: testWS, FlowJob: "f1", ExpectVersion: 2,
+	end, err := s.FlowTransition(ctx, testAdmin, vane.FlowTransition{Workspace: testWS, FlowJob: "f1", ExpectVersion: 3,
 		Status: []byte(`{"step":2}`), Cancel: []string{"s2"}, CancelReason: "flow failed",
 		Complete: &vane.FlowOutcome{Success: false, Result: []byte(`{"error":{"message":"x"}}`)}})
 	if err != nil {
@@ -94,10 +107,10 @@ func TestFlowTransition(t *testing.T) {
 	if end.Status != vane.JobCompleted || end.Success || string(end.FlowStatus) != `{"step":2}` {
 		t.Fatalf("ended flow: %+v", end)
 	}
-	if j, _ := s.GetJob(testWS, "s2"); j.Status != vane.JobCompleted || !j.Canceled {
+	if j, _ := s.GetJob(testWS, "s2"); !j.Canceled {
 		t.Fatalf("step s2 after the flow ended: %s canceled=%v", j.Status, j.Canceled)
 	}
-	if _, err := s.FlowTransition(ctx, testAdmin, vane.FlowTransition{Workspace: testWS, FlowJob: "f1", ExpectVersion: 3, Status: []byte(`{}`)}); !errors.Is(err, vane.ErrJobFinished) {
+	if _, err := s.FlowTransition(ctx, testAdmin, vane.FlowTransition{Workspace: testWS, FlowJob: "f1", ExpectVersion: 4, Status: []byte(`{}`)}); !errors.Is(err, vane.ErrJobFinished) {
 		t.Fatalf("a transition of an ended flow: %v", err)
 	}
 }

@@ -184,6 +184,7 @@ type applier struct {
 	index     uint64 // raft index of the entry being applied
 	pos       int    // position of the command in its entry
 	audits    uint64 // audit entries the current command has written
+	pushes    uint64 // jobs the current command has pushed
 	events    []vane.Event
 	completed []string // ws\x00id of jobs completed in this batch
 	queued    int64    // change in the number of queued jobs
@@ -194,6 +195,20 @@ type applier struct {
 // orders the job queue and the audit log and names new log chunks; using the
 // raft index instead of a counter keeps replays deterministic for free.
 func (a *applier) seq() uint64 { return a.index<<12 | uint64(a.pos) }
+
+// jobSeq is the queue and listing order of the next job the current command
+// pushes: its seq with the job's rank in the command below it, since one
+// command may push several jobs (a flow transition: a parallel loop's
+// iterations; at most maxFlowPush < 1<<10). It is the node's own: Job.Seq
+// is never sent to another node or a client, and a state rebuilt from the
+// log orders jobs the same way as one that applied it as it came (entries
+// written before jobSeq had seqs without the low ten bits: smaller than
+// every later one, as their order wants).
+func (a *applier) jobSeq() uint64 {
+	s := a.seq()<<10 | a.pushes
+	a.pushes++
+	return s
+}
 
 func (a *applier) bucket(name []byte) *bolt.Bucket { return a.tx.Bucket(name) }
 
@@ -310,7 +325,7 @@ func (a *applier) applyEntry(data []byte) entryResult {
 			res[i].err = errs[i]
 			continue
 		}
-		a.pos, a.audits = i, 0
+		a.pos, a.audits, a.pushes = i, 0, 0
 		b := c.stamp()
 		if at := b.At.UnixNano(); at < a.clock && a.clock-at <= int64(maxClockRegress) {
 			b.At = time.Unix(0, a.clock).UTC()

@@ -111,7 +111,7 @@ func (c *pushJobCmd) apply(a *applier) (output, error) {
 	if jobs.Get(k) != nil {
 		return output{}, alreadyExists("job", j.ID)
 	}
-	j.Seq = a.seq()
+	j.Seq = a.jobSeq()
 	j.Status = vane.JobQueued
 	if j.CreatedAt.IsZero() {
 		j.CreatedAt = c.At
