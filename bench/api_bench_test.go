@@ -80,13 +80,34 @@ func vaneBinary(tb testing.TB) string {
 // listen; it is stopped with SIGTERM at cleanup.
 func MustStartAPIServer(tb testing.TB, args ...string) *apiServer {
 	tb.Helper()
+	return startVane(tb, os.Stderr, append([]string{"--log-level", "error", "--languages", "bash", "--insecure-no-jail"}, args...)...)
+}
+
+// MustStartDefaultServer starts vane serve as `make run` does (the jail on,
+// every language, the default logging and workers); only the topology
+// differs (ports, data dir) and args (e.g. --workers). Its log goes to a
+// file in the test's temp dir, as it would to a terminal.
+func MustStartDefaultServer(tb testing.TB, args ...string) *apiServer {
+	tb.Helper()
+	logf, err := os.Create(filepath.Join(tb.TempDir(), "vane.log"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { logf.Close() })
+	tb.Logf("vane serve %s (default configuration otherwise)", strings.Join(args, " "))
+	return startVane(tb, logf, args...)
+}
+
+// startVane starts vane serve with the topology flags and args, its stderr
+// to stderr.
+func startVane(tb testing.TB, stderr *os.File, args ...string) *apiServer {
+	tb.Helper()
 	bin := vaneBinary(tb)
 	all := append([]string{"serve", "--data-dir", tb.TempDir(), "--http-addr", "127.0.0.1:0",
-		"--raft-addr", "127.0.0.1:0", "--log-level", "error", "--languages", "bash", "--insecure-no-jail",
-		"--shutdown-grace", "1"}, args...)
+		"--raft-addr", "127.0.0.1:0", "--shutdown-grace", "1"}, args...)
 	cmd := exec.Command(bin, all...)
 	cmd.Env = append(os.Environ(), "VANE_ADMIN_TOKEN="+benchToken)
-	cmd.Stderr = os.Stderr
+	cmd.Stderr = stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		tb.Fatal(err)
