@@ -177,8 +177,8 @@ func (s *Server) newJobFor(ctx *fasthttp.RequestCtx, p *principal, sc *vane.Scri
 }
 
 // newJob reads the query parameters every run endpoint shares: job_id,
-// scheduled_for, scheduled_in_secs, parent_job, tag, invisible_to_owner,
-// queue_limit.
+// scheduled_for, scheduled_in_secs, parent_job, root_job, tag,
+// invisible_to_owner, queue_limit (Windmill's RunJobQuery).
 func (s *Server) newJob(ctx *fasthttp.RequestCtx, p *principal) (vane.Job, error) {
 	q := ctx.QueryArgs()
 	now := time.Now().UTC()
@@ -204,6 +204,16 @@ func (s *Server) newJob(ctx *fasthttp.RequestCtx, p *principal) (vane.Job, error
 			return vane.Job{}, badRequest("parent_job %q is not a uuid", pj)
 		}
 		j.ParentJob = u.String()
+	}
+	// windmill-client's runFlow and runScript* send root_job (the caller's
+	// WM_ROOT_FLOW_JOB_ID) with parent_job, so a job started from a flow
+	// step knows the flow at the top of its tree (get_root_job_id).
+	if rj := q.Peek("root_job"); len(rj) > 0 {
+		u, err := uuid.ParseBytes(rj)
+		if err != nil {
+			return vane.Job{}, badRequest("root_job %q is not a uuid", rj)
+		}
+		j.RootJob = u.String()
 	}
 	if sf := q.Peek("scheduled_for"); len(sf) > 0 {
 		t, err := time.Parse(time.RFC3339Nano, string(sf))

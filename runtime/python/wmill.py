@@ -9,6 +9,7 @@ checks as over HTTP.
 
 import json
 import os
+import time
 import urllib.parse
 
 __all__ = [
@@ -29,6 +30,11 @@ __all__ = [
     "run_script_by_hash",
     "run_script_async",
     "run_script_by_path_async",
+    "run_flow_async",
+    "wait_job",
+    "get_job",
+    "cancel_job",
+    "get_resume_urls",
     "api",
 ]
 
@@ -104,11 +110,13 @@ def get_job_id():
 
 
 def get_root_job_id(job_id=None):
-    """The id of the flow this job runs in, or the job's own id outside a flow.
-    Only this job's is known: vane has no flows yet."""
-    if job_id is not None and job_id != get_job_id():
-        raise WmillError(0, "get_root_job_id: only the running job's root is known")
-    return os.environ.get("WM_ROOT_FLOW_JOB_ID") or get_job_id()
+    """The id of the job at the top of job_id's flow tree (default: this
+    job's), the job itself outside a flow. This job's comes from its
+    environment; another's from jobs_u/get_root_job_id, as Windmill's
+    client asks for it."""
+    if job_id is None or job_id == get_job_id():
+        return os.environ.get("WM_ROOT_FLOW_JOB_ID") or get_job_id()
+    return _call("GET", f"{_ws()}/jobs_u/get_root_job_id/{_quote(job_id)}")
 
 
 def get_state_path():
@@ -194,3 +202,78 @@ def run_script_async(path=None, hash_=None, args=None):
     if not path:
         raise WmillError(0, "run_script_async: a path or a hash is required")
     return run_script_by_path_async(path, args)
+
+
+# Flows, waiting for jobs and approvals, with the names, arguments and
+# requests of Windmill's Python client (python-client/wmill/wmill/client.py:
+# run_flow_async, wait_job, get_job, cancel_job, get_resume_urls).
+
+
+def _with_query(path, params):
+    """path with the params that are not None as its query string."""
+    q = {k: v for k, v in params.items() if v is not None}
+    return path + "?" + urllib.parse.urlencode(q) if q else path
+
+
+def run_flow_async(path, args=None, scheduled_in_secs=None, do_not_track_in_parent=True):
+    """Queues the flow at path and returns the flow job's id. With
+    do_not_track_in_parent=False the flow job records this job as its
+    parent (parent_job) and this job's root flow (root_job), as Windmill's
+    client does when it means to wait for it."""
+    params = {"scheduled_in_secs": scheduled_in_secs or None}
+    if not do_not_track_in_parent:
+        params["parent_job"] = get_job_id() or None
+        params["root_job"] = os.environ.get("WM_ROOT_FLOW_JOB_ID") or None
+    if not path:
+        raise WmillError(0, "run_flow_async: a path is required")
+    return _call("POST", _with_query(f"{_ws()}/jobs/run/f/{_quote(path)}", params), args or {})
+
+
+def wait_job(job_id, timeout=None, verbose=False, cleanup=True, assert_result_is_not_none=False):
+    """Waits for job job_id to complete and returns its result; a failed
+    job raises Exception("Job <id> was not successful: <error>"), as
+    Windmill's wait_job. It polls get_result_maybe every 0.5 s. With a
+    timeout (seconds, or a timedelta) the job is canceled when it runs out
+    and TimeoutError is raised. cleanup is accepted for Windmill's
+    signature: a guest cannot cancel the job at its own exit, which ends the
+    job's API access with it. The job waiting holds its worker."""
+    if hasattr(timeout, "total_seconds"):
+        timeout = timeout.total_seconds()
+    start = time.monotonic()
+    while True:
+        got = _call("GET", f"{_ws()}/jobs_u/completed/get_result_maybe/{_quote(job_id)}")
+        if got.get("completed"):
+            result = got.get("result")
+            if got.get("success"):
+                if result is None and assert_result_is_not_none:
+                    raise Exception("Result was none")
+                return result
+            error = result.get("error") if isinstance(result, dict) else result
+            raise Exception(f"Job {job_id} was not successful: {error}")
+        if timeout and time.monotonic() - start > timeout:
+            cancel_job(job_id, "reached timeout")
+            raise TimeoutError("reached timeout")
+        if verbose:
+            print(f"sleeping 0.5 seconds for job_id = {job_id!r}")
+        time.sleep(0.5)
+
+
+def get_job(job_id):
+    """A queued, running or completed job, as jobs_u/get shows it."""
+    return _call("GET", f"{_ws()}/jobs_u/get/{_quote(job_id)}")
+
+
+def cancel_job(job_id, reason=None):
+    """Cancels a queued or running job."""
+    return _call("POST", f"{_ws()}/jobs_u/queue/cancel/{_quote(job_id)}", {"reason": reason or "canceled by a job"})
+
+
+def get_resume_urls(approver=None):
+    """The URLs that resume (approve) or cancel (disapprove) the suspend
+    after this job's step: {"approvalPage", "resume", "cancel"}, signed for
+    a random resume id, as Windmill's get_resume_urls."""
+    import random  # here: most jobs never need it, and every job imports wmill
+
+    nonce = random.randint(0, 1000000000)
+    job_id = get_job_id() or "NO_ID"
+    return _call("GET", _with_query(f"{_ws()}/jobs/resume_urls/{_quote(job_id)}/{nonce}", {"approver": approver}))
