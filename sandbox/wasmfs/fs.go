@@ -18,6 +18,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,10 +44,27 @@ const resolveFlags = unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS
 // Errno; EBADF once the FS is closed.
 type FS struct {
 	readOnly bool
+	dir      *rootDir
+}
 
-	mu     sync.RWMutex // guards root and closed: operations hold it shared, Close exclusively
-	root   int          // O_PATH descriptor of the directory
+// rootDir is an FS's directory descriptor. It is apart from the FS so that
+// a cleanup can close it when an FS is dropped without Close (a module
+// whose close wazero never completed): the cleanup must not keep the FS
+// reachable.
+type rootDir struct {
+	mu     sync.RWMutex // guards fd and closed: operations hold it shared, close exclusively
+	fd     int          // O_PATH descriptor of the directory
 	closed bool
+}
+
+func (r *rootDir) close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil
+	}
+	r.closed = true
+	return unix.Close(r.fd)
 }
 
 var _ experimentalsys.FS = (*FS)(nil)
@@ -101,21 +119,16 @@ func newFS(fd int, readOnly bool) (*FS, error) {
 		return nil, fmt.Errorf("cannot resolve in a guest's directory: %w", err)
 	}
 	unix.Close(probe)
-	return &FS{root: fd, readOnly: readOnly}, nil
+	f := &FS{readOnly: readOnly, dir: &rootDir{fd: fd}}
+	runtime.AddCleanup(f, func(r *rootDir) { _ = r.close() }, f.dir)
+	return f, nil
 }
 
 // Close closes the directory; operations in flight finish first. It is
 // idempotent. Files already open stay usable (they hold descriptors of
-// their own).
-func (f *FS) Close() error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.closed {
-		return nil
-	}
-	f.closed = true
-	return unix.Close(f.root)
-}
+// their own). An FS dropped without Close has its descriptor closed by the
+// garbage collector, as an os.File would.
+func (f *FS) Close() error { return f.dir.close() }
 
 // String implements fmt.Stringer.
 func (f *FS) String() string {
@@ -165,12 +178,12 @@ func (g guestPath) split() (parent, base string) {
 
 // withRoot runs fn with the root descriptor held open.
 func (f *FS) withRoot(fn func(root int) experimentalsys.Errno) experimentalsys.Errno {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	if f.closed {
+	f.dir.mu.RLock()
+	defer f.dir.mu.RUnlock()
+	if f.dir.closed {
 		return experimentalsys.EBADF
 	}
-	return fn(f.root)
+	return fn(f.dir.fd)
 }
 
 // resolve opens rel beneath root with openat2: the only way this package

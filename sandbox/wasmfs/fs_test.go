@@ -9,10 +9,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	experimentalsys "github.com/tetratelabs/wazero/experimental/sys"
 )
@@ -231,7 +233,7 @@ func TestFS_escapes(t *testing.T) {
 			return errno
 		}},
 		{"proc_self_fd", func(t *testing.T, j *jail) experimentalsys.Errno {
-			_, errno := j.read("/proc/self/fd/" + itoa(j.fs.root) + "/" + up + "secret.txt")
+			_, errno := j.read("/proc/self/fd/" + itoa(j.fs.dir.fd) + "/" + up + "secret.txt")
 			return errno
 		}},
 		{"write_through_dangling_symlink", func(t *testing.T, j *jail) experimentalsys.Errno {
@@ -686,4 +688,30 @@ func randomID() string {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// TestFS_droppedIsClosed: an FS never closed (wazero did not finish a
+// module's close) has its descriptor closed by the garbage collector.
+func TestFS_droppedIsClosed(t *testing.T) {
+	dir := t.TempDir()
+	fsys, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := "/proc/self/fd/" + itoa(fsys.dir.fd)
+	if got, err := os.Readlink(link); err != nil || got != dir {
+		t.Fatalf("the root's descriptor: %q %v", got, err)
+	}
+	fsys = nil
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		runtime.GC()
+		if got, err := os.Readlink(link); err != nil || got != dir {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the dropped FS's descriptor is still open after 10 s of collections")
+		}
+		time.Sleep(time.Millisecond) // polling the cleanup with a deadline
+	}
 }
