@@ -1,0 +1,143 @@
+package python
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// workerIDs are the host ids a worker process runs as when vane is root.
+type workerIDs struct{ uid, gid int }
+
+// workerIsolation is how far a worker could be isolated on this machine,
+// most first: startDropped tries them in order and remembers the first
+// the kernel allowed.
+type workerIsolation int
+
+const (
+	// isolateUserNS: new user, mount, PID, IPC, UTS and cgroup namespaces;
+	// the user namespace maps only the worker's uid and gid, so host root
+	// is nobody there: setuid-root binaries and file capabilities are
+	// inert, and host root's files count as others'. The network
+	// namespace is the host's: a job's API calls go to vane over loopback.
+	isolateUserNS workerIsolation = iota
+	// isolateNS: the same without a user namespace (a kernel or container
+	// that refuses one): mount, PID, IPC and UTS namespaces, and setuid to
+	// the worker's ids.
+	isolateNS
+	// isolateIDs: setuid to the worker's ids alone.
+	isolateIDs
+)
+
+func (i workerIsolation) String() string {
+	switch i {
+	case isolateUserNS:
+		return "user, mount, pid, ipc, uts and cgroup namespaces"
+	case isolateNS:
+		return "mount, pid, ipc and uts namespaces (no user namespace)"
+	default:
+		return "no namespaces"
+	}
+}
+
+// sysProcAttr is what cmd needs to start as ids under isolation i.
+func (i workerIsolation) sysProcAttr(ids workerIDs) *syscall.SysProcAttr {
+	a := &syscall.SysProcAttr{
+		Setsid: true,
+		// No supplementary groups: root's would follow the worker
+		// otherwise (an empty Groups makes Go call setgroups(0)).
+		Credential: &syscall.Credential{Uid: uint32(ids.uid), Gid: uint32(ids.gid)},
+	}
+	switch i {
+	case isolateUserNS:
+		a.Cloneflags = syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWIPC |
+			syscall.CLONE_NEWUTS | syscall.CLONE_NEWCGROUP
+		a.UidMappings = []syscall.SysProcIDMap{{ContainerID: ids.uid, HostID: ids.uid, Size: 1}}
+		a.GidMappings = []syscall.SysProcIDMap{{ContainerID: ids.gid, HostID: ids.gid, Size: 1}}
+		// Go calls setgroups(0) only when the namespace allows setgroups;
+		// the worker cannot call it again (it holds no capability there).
+		a.GidMappingsEnableSetgroups = true
+	case isolateNS:
+		a.Cloneflags = syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWIPC | syscall.CLONE_NEWUTS
+	}
+	return a
+}
+
+// startDropped starts cmd as ids, isolated as far as the kernel allows
+// from *level on (which it updates to what worked), with no_new_privs and
+// an empty capability bounding set: it forks from an OS thread of its own
+// that sets both (a child inherits them, through exec) and then dies with
+// its goroutine, so no other goroutine ever runs on it. The child holds no
+// capability after its exec (it is not root, in whichever namespace).
+func startDropped(cmd *exec.Cmd, ids workerIDs, level *workerIsolation) error {
+	var errs []error
+	for i := *level; i <= isolateIDs; i++ {
+		cmd.SysProcAttr = i.sysProcAttr(ids)
+		err := startOnRestrictedThread(cmd)
+		if err == nil {
+			*level = i
+			return nil
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", i, err))
+		if !errors.Is(err, unix.EPERM) && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOSPC) &&
+			!errors.Is(err, unix.EUSERS) && !errors.Is(err, unix.ENOSYS) {
+			break // not a refusal of namespaces: trying with fewer would fail the same
+		}
+		cmd.Process, cmd.Err = nil, nil
+	}
+	return fmt.Errorf("cannot start python worker as uid %d: %w", ids.uid, errors.Join(errs...))
+}
+
+// startOnRestrictedThread runs cmd.Start on a locked OS thread that has
+// set no_new_privs and dropped its whole capability bounding set, and
+// that exits when this returns (its goroutine ends while locked).
+func startOnRestrictedThread(cmd *exec.Cmd) error {
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			done <- fmt.Errorf("cannot set no_new_privs: %w", err)
+			return
+		}
+		for c := 0; ; c++ { // until EINVAL: past the kernel's last capability
+			err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0)
+			if errors.Is(err, unix.EINVAL) {
+				break
+			}
+			if err != nil {
+				done <- fmt.Errorf("cannot drop capability %d from the bounding set: %w", c, err)
+				return
+			}
+		}
+		done <- cmd.Start()
+	}()
+	return <-done
+}
+
+// hardenWorker makes this process non-dumpable: another process of the
+// same uid can then neither ptrace it nor read its /proc files (memory,
+// environment, descriptors). Exec reset it, so the worker sets it itself.
+func hardenWorker() error {
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return fmt.Errorf("cannot make the worker non-dumpable: %w", err)
+	}
+	return nil
+}
+
+// newJobsSocket makes the socket pair a worker's job directories travel on
+// (close-on-exec; the child's end is passed through ExtraFiles).
+func newJobsSocket() (parent, child *os.File, err error) {
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	return os.NewFile(uintptr(pair[0]), "jobs"), os.NewFile(uintptr(pair[1]), "jobs (worker)"), nil
+}
+
+// recvCloexec makes descriptors received on a socket close-on-exec.
+const recvCloexec = unix.MSG_CMSG_CLOEXEC

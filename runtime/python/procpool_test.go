@@ -1,0 +1,95 @@
+package python
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// procStatus returns the fields of /proc/<pid>/status.
+func procStatus(tb testing.TB, pid int) map[string]string {
+	tb.Helper()
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	m := map[string]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok {
+			m[k] = strings.Join(strings.Fields(v), " ")
+		}
+	}
+	return m
+}
+
+// idleWorker runs a job so that a worker process is idle in e's pool, and
+// returns its pid.
+func idleWorker(tb testing.TB, e *Executor) int {
+	tb.Helper()
+	out, logs := runJob(tb, e, "def main():\n    return 1\n", "", `{}`, nil)
+	if !out.Success {
+		tb.Fatalf("job failed: %s %s", out.Result, logs)
+	}
+	e.pool.mu.Lock()
+	defer e.pool.mu.Unlock()
+	if len(e.pool.idle) == 0 {
+		tb.Fatal("no idle worker after a job")
+	}
+	return e.pool.idle[len(e.pool.idle)-1].cmd.Process.Pid
+}
+
+// TestWorkerProcess_dropsPrivileges: run by root, a worker process holds
+// no host root: uid and gid 65534 with no supplementary groups, no
+// capability, no_new_privs, namespaces of its own, and its /proc files
+// closed to its uid (non-dumpable). It still runs jobs (and, in TestWmill,
+// reaches the API over loopback).
+func TestWorkerProcess_dropsPrivileges(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatalf("this test checks what root does to its workers; run it as root (uid %d)", os.Geteuid())
+	}
+	e := mustNewExecutorConfig(t, Config{WorkerCommand: []string{os.Args[0]}, WorkerEnv: []string{workerEnvVar + "=1"}})
+	pid := idleWorker(t, e)
+	st := procStatus(t, pid)
+	for k, want := range map[string]string{
+		"Uid":        "65534 65534 65534 65534",
+		"Gid":        "65534 65534 65534 65534",
+		"Groups":     "",
+		"CapInh":     "0000000000000000",
+		"CapPrm":     "0000000000000000",
+		"CapEff":     "0000000000000000",
+		"CapAmb":     "0000000000000000",
+		"NoNewPrivs": "1",
+	} {
+		if st[k] != want {
+			t.Errorf("worker %s: %q, want %q", k, st[k], want)
+		}
+	}
+	t.Logf("worker isolation: %s; NSpid %s", e.pool.isolation, st["NSpid"])
+	if e.pool.isolation == isolateUserNS {
+		if st["CapBnd"] == "" {
+			t.Error("no CapBnd line")
+		}
+		for _, ns := range []string{"user", "mnt", "pid", "ipc", "uts"} {
+			mine, err1 := os.Readlink("/proc/self/ns/" + ns)
+			its, err2 := os.Readlink(filepath.Join("/proc", strconv.Itoa(pid), "ns", ns))
+			if err1 != nil || err2 != nil || mine == its {
+				t.Errorf("the worker shares vane's %s namespace (%s, %s; %v %v)", ns, mine, its, err1, err2)
+			}
+		}
+		if f := strings.Fields(st["NSpid"]); len(f) != 2 || f[1] != "1" {
+			t.Errorf("the worker is not pid 1 of a pid namespace of its own: NSpid %q", st["NSpid"])
+		}
+	} else {
+		t.Errorf("the worker has no user namespace (%s); this kernel allows one to root", e.pool.isolation)
+	}
+	var environ syscall.Stat_t
+	if err := syscall.Stat(filepath.Join("/proc", strconv.Itoa(pid), "environ"), &environ); err != nil {
+		t.Fatal(err)
+	}
+	if environ.Uid == 65534 {
+		t.Error("the worker's /proc files belong to its uid: it is dumpable, and any process of uid 65534 could read its memory")
+	}
+}
