@@ -107,10 +107,12 @@ func readFrame(r io.Reader) (byte, []byte, error) {
 //
 // It uses only the descriptors its parent passed (workerConfig): no path
 // of the host, so it works under a uid that can reach none of vane's
-// directories. It first makes its process non-dumpable, so that another
-// process of the same uid can neither trace it nor read its memory,
-// environment or descriptors.
+// directories. It first makes its process non-dumpable (after opening the
+// /proc files wazero's memory pool reads), so that another process of the
+// same uid can neither trace it nor read its memory, environment or
+// descriptors.
 func ServeWorker(ctx context.Context, in io.Reader, out io.Writer) error {
+	wasmhost.OpenProcFiles() // a non-dumpable process of another uid than root cannot
 	if err := hardenWorker(); err != nil {
 		return err
 	}
