@@ -190,7 +190,7 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 				wcache = filepath.Clean(d) + "-worker"
 			}
 		}
-		if e.pool, err = newWorkerPool(e, cfg, filepath.Join(build, StdlibDir), packagesDir, emptyDir, wcache, idle); err != nil {
+		if e.pool, err = newWorkerPool(e, cfg, filepath.Join(build, StdlibDir), packagesDir, wcache, idle); err != nil {
 			return nil, errors.Join(err, e.Close())
 		}
 		e.pool.prewarm()
@@ -314,16 +314,29 @@ func (e *Executor) runLocal(ctx context.Context, req *jobrt.Request) (jobrt.Outc
 		return jobrt.Outcome{}, err
 	}
 	defer script.Close()
-	job := e.empty
-	if req.Dir != "" {
-		jobFS, err := wasmfs.Open(req.Dir)
-		if err != nil {
+	jobDir := req.Dir
+	if jobDir == "" {
+		if jobDir, err = e.scratchDir(); err != nil {
 			return jobrt.Outcome{}, err
 		}
-		defer jobFS.Close()
-		job = jobFS
+		defer os.RemoveAll(jobDir)
 	}
+	job, err := wasmfs.Open(jobDir)
+	if err != nil {
+		return jobrt.Outcome{}, err
+	}
+	defer job.Close()
 	return e.runPrepared(ctx, req, limits, script, job)
+}
+
+// scratchDir makes a directory, removed by the caller, for a job that came
+// without one: it gets a "/" of its own like any job.
+func (e *Executor) scratchDir() (string, error) {
+	dir, err := os.MkdirTemp(e.cfg.CacheDir, "job-")
+	if err != nil {
+		return "", fmt.Errorf("cannot create a directory for the python job: %w", err)
+	}
+	return dir, nil
 }
 
 // runPrepared runs a job whose script is compiled in script (its .pyc

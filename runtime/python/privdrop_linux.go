@@ -14,37 +14,6 @@ import (
 // workerIDs are the host ids a worker process runs as when vane is root.
 type workerIDs struct{ uid, gid int }
 
-// workerIsolation is how far a worker could be isolated on this machine,
-// most first: startDropped tries them in order and remembers the first
-// the kernel allowed.
-type workerIsolation int
-
-const (
-	// isolateUserNS: new user, mount, PID, IPC, UTS and cgroup namespaces;
-	// the user namespace maps only the worker's uid and gid, so host root
-	// is nobody there: setuid-root binaries and file capabilities are
-	// inert, and host root's files count as others'. The network
-	// namespace is the host's: a job's API calls go to vane over loopback.
-	isolateUserNS workerIsolation = iota
-	// isolateNS: the same without a user namespace (a kernel or container
-	// that refuses one): mount, PID, IPC and UTS namespaces, and setuid to
-	// the worker's ids.
-	isolateNS
-	// isolateIDs: setuid to the worker's ids alone.
-	isolateIDs
-)
-
-func (i workerIsolation) String() string {
-	switch i {
-	case isolateUserNS:
-		return "user, mount, pid, ipc, uts and cgroup namespaces"
-	case isolateNS:
-		return "mount, pid, ipc and uts namespaces (no user namespace)"
-	default:
-		return "no namespaces"
-	}
-}
-
 // sysProcAttr is what cmd needs to start as ids under isolation i.
 func (i workerIsolation) sysProcAttr(ids workerIDs) *syscall.SysProcAttr {
 	a := &syscall.SysProcAttr{
@@ -68,29 +37,29 @@ func (i workerIsolation) sysProcAttr(ids workerIDs) *syscall.SysProcAttr {
 	return a
 }
 
-// startDropped starts cmd as ids, isolated as far as the kernel allows
-// from *level on (which it updates to what worked), with no_new_privs and
-// an empty capability bounding set: it forks from an OS thread of its own
-// that sets both (a child inherits them, through exec) and then dies with
-// its goroutine, so no other goroutine ever runs on it. The child holds no
-// capability after its exec (it is not root, in whichever namespace).
-func startDropped(cmd *exec.Cmd, ids workerIDs, level *workerIsolation) error {
-	var errs []error
-	for i := *level; i <= isolateIDs; i++ {
-		cmd.SysProcAttr = i.sysProcAttr(ids)
-		err := startOnRestrictedThread(cmd)
-		if err == nil {
-			*level = i
-			return nil
-		}
-		errs = append(errs, fmt.Errorf("%s: %w", i, err))
-		if !errors.Is(err, unix.EPERM) && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOSPC) &&
-			!errors.Is(err, unix.EUSERS) && !errors.Is(err, unix.ENOSYS) {
-			break // not a refusal of namespaces: trying with fewer would fail the same
-		}
-		cmd.Process, cmd.Err = nil, nil
+// startIsolated starts cmd as ids under isolation level, with
+// no_new_privs and an empty capability bounding set: it forks from an OS
+// thread of its own that sets both (a child inherits them, through exec)
+// and then dies with its goroutine, so no other goroutine ever runs on it.
+// The child holds no capability after its exec (it is not root, in
+// whichever namespace).
+func startIsolated(cmd *exec.Cmd, ids workerIDs, level workerIsolation) error {
+	cmd.SysProcAttr = level.sysProcAttr(ids)
+	if err := startOnRestrictedThread(cmd); err != nil {
+		return fmt.Errorf("%s as uid %d: %w", level, ids.uid, err)
 	}
-	return fmt.Errorf("cannot start python worker as uid %d: %w", ids.uid, errors.Join(errs...))
+	return nil
+}
+
+// refusedIsolation reports whether err is the kernel refusing namespaces
+// (where fewer may work), not a failure that less isolation would repeat.
+func refusedIsolation(err error) bool {
+	for _, e := range []error{unix.EPERM, unix.EINVAL, unix.ENOSPC, unix.EUSERS, unix.ENOSYS} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // startOnRestrictedThread runs cmd.Start on a locked OS thread that has

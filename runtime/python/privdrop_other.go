@@ -12,14 +12,14 @@ import (
 // workerIDs are the host ids a worker process runs as when vane is root.
 type workerIDs struct{ uid, gid int }
 
-// workerIsolation is how far a worker is isolated: nothing here.
-type workerIsolation int
-
-// startDropped refuses: dropping a worker's privileges is done for Linux
+// startIsolated refuses: dropping a worker's privileges is done for Linux
 // only, and no worker runs as root.
-func startDropped(*exec.Cmd, workerIDs, *workerIsolation) error {
+func startIsolated(*exec.Cmd, workerIDs, workerIsolation) error {
 	return errors.New("cannot start a python worker as another user: only done on Linux")
 }
+
+// refusedIsolation: nothing to fall back to here.
+func refusedIsolation(error) bool { return false }
 
 // hardenWorker does nothing here.
 func hardenWorker() error { return nil }

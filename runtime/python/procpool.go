@@ -45,7 +45,40 @@ type workerPool struct {
 	mu        sync.Mutex // guards idle, closed and isolation
 	idle      []*workerProc
 	closed    bool
-	isolation workerIsolation // the most the kernel allowed so far (ids set)
+	isolation workerIsolation // the first level the kernel did not refuse (ids set)
+
+	filesMu sync.RWMutex // guards inherited: starts hold it shared, close exclusively
+}
+
+// workerIsolation is how far a worker is isolated, most first (see
+// sysProcAttr in privdrop_linux.go): the pool starts workers at the first
+// level the kernel allows.
+type workerIsolation int
+
+const (
+	// isolateUserNS: new user, mount, PID, IPC, UTS and cgroup namespaces;
+	// the user namespace maps only the worker's uid and gid, so host root
+	// is nobody there: setuid-root binaries and file capabilities are
+	// inert, and host root's files count as others'. The network namespace
+	// is the host's: a job's API calls go to vane over loopback.
+	isolateUserNS workerIsolation = iota
+	// isolateNS: the same without a user namespace (a kernel or container
+	// that refuses one): mount, PID, IPC and UTS namespaces, and setuid to
+	// the worker's ids.
+	isolateNS
+	// isolateIDs: setuid to the worker's ids alone.
+	isolateIDs
+)
+
+func (i workerIsolation) String() string {
+	switch i {
+	case isolateUserNS:
+		return "user, mount, pid, ipc, uts and cgroup namespaces"
+	case isolateNS:
+		return "mount, pid, ipc and uts namespaces (no user namespace)"
+	default:
+		return "no namespaces"
+	}
 }
 
 // workerProc is one worker process.
@@ -71,9 +104,9 @@ var privilegeWarning sync.Once
 
 // newWorkerPool opens what workers inherit. The snapshot is e's own file;
 // the others are opened here and closed by close.
-func newWorkerPool(e *Executor, cfg Config, stdlibDir, packagesDir, emptyDir, cacheDir string, maxIdle int) (_ *workerPool, err error) {
+func newWorkerPool(e *Executor, cfg Config, stdlibDir, packagesDir, cacheDir string, maxIdle int) (_ *workerPool, err error) {
 	p := &workerPool{command: cfg.WorkerCommand, env: append([]string{}, cfg.WorkerEnv...), buildID: e.buildID,
-		emptyDir: emptyDir, maxIdle: maxIdle}
+		maxIdle: maxIdle}
 	if os.Geteuid() == 0 {
 		p.ids = &workerIDs{uid: cfg.WorkerUID, gid: cfg.WorkerGID}
 		if p.ids.uid <= 0 {
@@ -159,8 +192,10 @@ func (p *workerPool) workerCache(dir string) (*os.File, error) {
 // closeInherited closes what newWorkerPool opened (not the snapshot, which
 // is the Executor's).
 func (p *workerPool) closeInherited() {
-	for _, f := range p.inherited[min(1, len(p.inherited)):] {
-		_ = f.Close()
+	if len(p.inherited) > 1 {
+		for _, f := range p.inherited[1:] {
+			_ = f.Close()
+		}
 	}
 	p.inherited = nil
 }
@@ -186,43 +221,28 @@ func (p *workerPool) get(ctx context.Context) (*workerProc, error) {
 // the interpreter), or ctx ends.
 func (p *workerPool) spawn(ctx context.Context) (*workerProc, error) {
 	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
+	closed, level := p.closed, p.isolation
+	p.mu.Unlock()
+	if closed {
 		return nil, errors.New("cannot start python worker: the executor is closed")
 	}
-	jobs, child, err := newJobsSocket()
+	w, err := p.start(level)
+	for err != nil && p.ids != nil && refusedIsolation(err) && level < isolateIDs {
+		// The kernel refused these namespaces: less isolation, remembered
+		// for the next workers (a fresh Cmd: a failed Start closed the
+		// last one's pipes).
+		level++
+		if w, err = p.start(level); err == nil {
+			p.mu.Lock()
+			p.isolation = max(p.isolation, level)
+			p.mu.Unlock()
+			slog.Warn("python: worker processes run with less isolation than intended: the kernel refused more",
+				"isolation", level.String(), "uid", p.ids.uid)
+		}
+	}
 	if err != nil {
-		p.mu.Unlock()
 		return nil, fmt.Errorf("cannot start python worker: %w", err)
 	}
-	defer child.Close()
-	cmd := &exec.Cmd{Path: p.command[0], Args: p.command, Env: p.env, Stderr: os.Stderr, // the worker's own failures, not jobs' output
-		ExtraFiles: append([]*os.File{child}, p.inherited...)}
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		p.mu.Unlock()
-		jobs.Close()
-		return nil, fmt.Errorf("cannot start python worker: %w", err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		p.mu.Unlock()
-		jobs.Close()
-		return nil, fmt.Errorf("cannot start python worker: %w", err)
-	}
-	if p.ids != nil {
-		cmd.Path = "/proc/self/fd/" + strconv.Itoa(workerExeFD)
-		cmd.Dir = "/"
-		err = startDropped(cmd, *p.ids, &p.isolation)
-	} else {
-		err = cmd.Start()
-	}
-	p.mu.Unlock()
-	if err != nil {
-		jobs.Close()
-		return nil, fmt.Errorf("cannot start python worker: %w", err)
-	}
-	w := &workerProc{cmd: cmd, in: in, out: bufio.NewReaderSize(out, 64<<10), jobs: jobs}
 	wc := workerConfig{BuildID: p.buildID, SnapshotFD: workerSnapshotFD, StdlibFD: workerStdlibFD,
 		PackagesFD: workerPackagesFD, CacheFD: workerCacheFD, JobsFD: workerJobsFD}
 	if p.ids != nil {
@@ -255,6 +275,46 @@ func (p *workerPool) spawn(ctx context.Context) (*workerProc, error) {
 	}
 }
 
+// start starts one worker process, as the pool's ids under isolation level
+// when it has them.
+func (p *workerPool) start(level workerIsolation) (*workerProc, error) {
+	// The inherited descriptors stay open until the child has its copies.
+	p.filesMu.RLock()
+	defer p.filesMu.RUnlock()
+	if p.inherited == nil {
+		return nil, errors.New("the executor is closed")
+	}
+	jobs, child, err := newJobsSocket()
+	if err != nil {
+		return nil, err
+	}
+	defer child.Close()
+	cmd := &exec.Cmd{Path: p.command[0], Args: p.command, Env: p.env, Stderr: os.Stderr, // the worker's own failures, not jobs' output
+		ExtraFiles: append([]*os.File{child}, p.inherited...)}
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		jobs.Close()
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		jobs.Close()
+		return nil, err
+	}
+	if p.ids != nil {
+		cmd.Path = "/proc/self/fd/" + strconv.Itoa(workerExeFD)
+		cmd.Dir = "/"
+		err = startIsolated(cmd, *p.ids, level)
+	} else {
+		err = cmd.Start()
+	}
+	if err != nil {
+		jobs.Close()
+		return nil, err
+	}
+	return &workerProc{cmd: cmd, in: in, out: bufio.NewReaderSize(out, 64<<10), jobs: jobs}, nil
+}
+
 // put returns a worker that finished its job to the idle set.
 func (p *workerPool) put(w *workerProc) {
 	p.mu.Lock()
@@ -282,12 +342,11 @@ func (p *workerPool) prewarm() {
 func (p *workerPool) close() {
 	p.mu.Lock()
 	idle := p.idle
-	p.idle = nil
-	if !p.closed {
-		p.closed = true
-		p.closeInherited()
-	}
+	p.idle, p.closed = nil, true
 	p.mu.Unlock()
+	p.filesMu.Lock()
+	p.closeInherited()
+	p.filesMu.Unlock()
 	for _, w := range idle {
 		w.kill()
 	}
@@ -388,8 +447,8 @@ func (e *Executor) runInWorker(ctx context.Context, req *jobrt.Request) (jobrt.O
 	}
 	jobDir := req.Dir
 	if jobDir == "" {
-		if jobDir, err = os.MkdirTemp(filepath.Dir(e.pool.emptyDir), "job-"); err != nil {
-			return jobrt.Outcome{}, fmt.Errorf("cannot create a directory for the python job: %w", err)
+		if jobDir, err = e.scratchDir(); err != nil {
+			return jobrt.Outcome{}, err
 		}
 		defer os.RemoveAll(jobDir)
 	}

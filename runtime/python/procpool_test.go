@@ -2,12 +2,87 @@ package python
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 )
+
+// parseStatus returns the fields of a /proc/<pid>/status text.
+func parseStatus(text string) map[string]string {
+	m := map[string]string{}
+	for _, line := range strings.Split(text, "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok {
+			m[k] = strings.Join(strings.Fields(v), " ")
+		}
+	}
+	return m
+}
+
+// TestStartIsolated starts the test binary at each isolation level, as
+// the pool would start a worker when the kernel refuses more, and checks
+// what it holds: at every level no host root, no capability and
+// no_new_privs; namespaces as the level says.
+func TestStartIsolated(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatalf("this test checks what root does to its workers; run it as root (uid %d)", os.Geteuid())
+	}
+	exe, err := os.Open(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer exe.Close()
+	mine := map[string]string{}
+	for _, ns := range []string{"user", "mnt", "pid", "ipc", "uts"} {
+		mine[ns], _ = os.Readlink("/proc/self/ns/" + ns)
+	}
+	for _, c := range []struct {
+		level    workerIsolation
+		ownNS    []string
+		sharedNS []string
+	}{
+		{isolateUserNS, []string{"user", "mnt", "pid", "ipc", "uts"}, nil},
+		{isolateNS, []string{"mnt", "pid", "ipc", "uts"}, []string{"user"}},
+		{isolateIDs, nil, []string{"user", "mnt", "pid", "ipc", "uts"}},
+	} {
+		t.Run(strings.ReplaceAll(c.level.String(), " ", "_"), func(t *testing.T) {
+			var out strings.Builder
+			cmd := &exec.Cmd{Path: "/proc/self/fd/3", Args: []string{os.Args[0]}, Env: []string{statusEnvVar + "=1"},
+				ExtraFiles: []*os.File{exe}, Dir: "/", Stdout: &out, Stderr: &out}
+			if err := startIsolated(cmd, workerIDs{uid: 65534, gid: 65534}, c.level); err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("%v: %s", err, out.String())
+			}
+			st := parseStatus(out.String())
+			for k, want := range map[string]string{
+				"Uid": "65534 65534 65534 65534", "Gid": "65534 65534 65534 65534", "Groups": "",
+				"CapPrm": "0000000000000000", "CapEff": "0000000000000000", "CapAmb": "0000000000000000",
+				"NoNewPrivs": "1",
+			} {
+				if st[k] != want {
+					t.Errorf("%s: %q, want %q", k, st[k], want)
+				}
+			}
+			if c.level != isolateUserNS && st["CapBnd"] != "0000000000000000" {
+				t.Errorf("CapBnd %q: the bounding set was not emptied", st["CapBnd"])
+			}
+			for _, ns := range c.ownNS {
+				if st["ns_"+ns] == "" || st["ns_"+ns] == mine[ns] {
+					t.Errorf("the child shares the %s namespace (%q)", ns, st["ns_"+ns])
+				}
+			}
+			for _, ns := range c.sharedNS {
+				if st["ns_"+ns] != mine[ns] {
+					t.Errorf("the child has a %s namespace of its own (%q, not %q) at this level", ns, st["ns_"+ns], mine[ns])
+				}
+			}
+		})
+	}
+}
 
 // procStatus returns the fields of /proc/<pid>/status.
 func procStatus(tb testing.TB, pid int) map[string]string {
@@ -16,13 +91,7 @@ func procStatus(tb testing.TB, pid int) map[string]string {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	m := map[string]string{}
-	for _, line := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok {
-			m[k] = strings.Join(strings.Fields(v), " ")
-		}
-	}
-	return m
+	return parseStatus(string(b))
 }
 
 // idleWorker runs a job so that a worker process is idle in e's pool, and
