@@ -8,6 +8,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // parseStatus returns the fields of a /proc/<pid>/status text.
@@ -160,5 +162,54 @@ func TestWorkerProcess_dropsPrivileges(t *testing.T) {
 	}
 	if environ.Uid == 65534 {
 		t.Error("the worker's /proc files belong to its uid: it is dumpable, and any process of uid 65534 could read its memory")
+	}
+}
+
+// TestHardenWorker_dropsTerminal: a worker started from a terminal (vane
+// run in one: the worker shares its session) gives the terminal up, so
+// that nothing in it can open /dev/tty or push input into it.
+func TestHardenWorker_dropsTerminal(t *testing.T) {
+	ptmx, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatalf("no pseudo-terminal to test with: %v", err)
+	}
+	defer ptmx.Close()
+	if err := unix.IoctlSetPointerInt(int(ptmx.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(ptmx.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pts, err := os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pts.Close()
+	for _, c := range []struct {
+		name, env, want string
+	}{
+		{"control", "", "terminal open"}, // the child does have the terminal
+		{"hardened", hardenEnvVar + "=1", "no terminal"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var out strings.Builder
+			// The shell leads the session the terminal controls and runs the
+			// child, as vane would run a worker (which never leads a
+			// session: giving the terminal up there would hang it up).
+			cmd := exec.Command("/bin/sh", "-c", `"$0" -test.run='^$'; true`, os.Args[0])
+			cmd.Env = []string{c.env}
+			if c.env == "" {
+				cmd = exec.Command("/bin/sh", "-c", "(exec 3<>/dev/tty && echo terminal open); true")
+			}
+			cmd.Stdin, cmd.Stdout, cmd.Stderr = pts, &out, &out
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+			if err := cmd.Run(); err != nil {
+				t.Fatalf("%v: %s", err, out.String())
+			}
+			if !strings.Contains(out.String(), c.want) {
+				t.Fatalf("got %q, want %q", out.String(), c.want)
+			}
+		})
 	}
 }
