@@ -59,6 +59,17 @@ var attackCode = map[attacktest.Attack]string{
   }
   return Deno.readTextFileSync(path);
 }`,
+	attacktest.ReadViaSymlinkChain: `export function main(marker: string, path: string) {
+  try {
+    Deno.mkdirSync("d");
+    Deno.symlinkSync("d", "ld");
+    Deno.symlinkSync("ld/../" + path, "link");
+    return Deno.readTextFileSync("link");
+  } catch (e) {
+    console.log("symlink chain refused: " + e);
+  }
+  return Deno.readTextFileSync(path);
+}`,
 	attacktest.ReadViaHardlink: `export function main(marker: string, path: string) {
   try {
     Deno.linkSync(path, "hardlink");
@@ -152,6 +163,17 @@ var attackCode = map[attacktest.Attack]string{
   return "refused";
 }`,
 	attacktest.WriteOutside: `export function main(marker: string, path: string) {
+  Deno.writeTextFileSync(path, "planted by a job");
+  return "written";
+}`,
+	attacktest.WriteViaSymlink: `export function main(marker: string, path: string) {
+  try {
+    Deno.symlinkSync(path, "w");
+    Deno.writeTextFileSync("w", "planted by a job");
+    return "written";
+  } catch (e) {
+    console.log("write through a symlink refused: " + e);
+  }
   Deno.writeTextFileSync(path, "planted by a job");
   return "written";
 }`,

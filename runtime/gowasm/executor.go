@@ -24,13 +24,13 @@ import (
 	"time"
 
 	"github.com/tetratelabs/wazero/api"
-	"github.com/tetratelabs/wazero/experimental/sysfs"
 	"github.com/tetratelabs/wazero/sys"
 
 	"vane"
 	jobrt "vane/runtime"
 	"vane/runtime/apifile"
 	"vane/runtime/wasmhost"
+	"vane/sandbox/wasmfs"
 )
 
 // Config configures an Executor. Zero fields mean DefaultConfig's values.
@@ -222,8 +222,13 @@ func (e *Executor) Run(ctx context.Context, req *jobrt.Request) (jobrt.Outcome, 
 		// package read the preopened directories during _initialize, so the
 		// snapshot knows no other mount. A mount costs the pooled instance
 		// (Acquire instantiates afresh), which only such jobs pay.
+		jobFS, err := wasmfs.Open(req.Dir)
+		if err != nil {
+			return jobrt.Outcome{}, err
+		}
+		defer jobFS.Close() // after the instance's Release (deferred below)
 		ic.Dir = ""
-		ic.Mounts = []wasmhost.Mount{{Guest: "/", FS: apifile.NewFS(sysfs.DirFS(req.Dir), apifile.NewClient(ctx, e.apiHTTP, req.Env))}}
+		ic.Mounts = []wasmhost.Mount{{Guest: "/", FS: apifile.NewFS(jobFS, apifile.NewClient(ctx, e.apiHTTP, req.Env))}}
 	}
 	inst, err := tmpl.Acquire(ctx, ic)
 	if errors.Is(err, wasmhost.ErrTemplateClosed) {

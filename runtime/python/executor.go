@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 	jobrt "vane/runtime"
 	"vane/runtime/apifile"
 	"vane/runtime/wasmhost"
+	"vane/sandbox/wasmfs"
 )
 
 // SnapshotFile and StdlibDir name the parts of a python-wasm build directory.
@@ -58,6 +60,18 @@ type Config struct {
 	// MaxIdleWorkers is how many finished worker processes are kept for
 	// the next jobs (0 means 4).
 	MaxIdleWorkers int
+	// WorkerUID and WorkerGID are the host ids worker processes run as when
+	// vane is root (0 means 65534, nobody, as the Bash jail's), in
+	// namespaces of their own and without capabilities (see DESIGN.md).
+	// Unprivileged, workers keep vane's ids.
+	WorkerUID, WorkerGID int
+	// WorkerCacheDir keeps the workers' compiled code: without the context
+	// checks, so never in the Host's cache (wazero's cache key does not say
+	// which code it is). Default: the Host's cache dir + "-worker" (or
+	// CacheDir/wazero-worker). Workers write it: when they run as
+	// WorkerUID, New gives the directory (not what it already holds) to
+	// that uid.
+	WorkerCacheDir string
 }
 
 // DefaultBuildDir returns where `make python-wasm` puts its newest build,
@@ -90,18 +104,20 @@ func (c Config) Validate() error {
 // Executor runs Python jobs; it is also the language's SignatureParser and
 // Deployer. It is safe for concurrent use. Close releases it.
 type Executor struct {
-	cfg         Config
-	host        *wasmhost.Host
-	ownsHost    bool
-	snapshot    string // path of the Wizer snapshot
-	stdlibDir   string
-	packagesDir string
-	emptyDir    string
-	buildID     string // identifies the interpreter, part of compiled scripts' keys
-	scripts     *scriptCache
-	tmpl        *wasmhost.Template // the first template, for its memory size; see template()
-	pool        *workerPool        // nil unless Config.WorkerCommand is set
-	apiHTTP     *http.Client       // the jobs' API calls (see runtime/apifile)
+	cfg      Config
+	host     *wasmhost.Host
+	ownsHost bool
+	snapshot *os.File // the Wizer snapshot, read when the template is (re)built
+	buildID  string   // identifies the interpreter, part of compiled scripts' keys
+	// The read-only trees every instance mounts, confined (sandbox/wasmfs)
+	// and shared by all instances: the stdlib, the packages, and an empty
+	// directory (the packages when there are none, "/script" and "/" of
+	// save-time calls).
+	stdlib, packages, empty *wasmfs.FS
+	scripts                 *scriptCache       // nil in a worker process: its parent prepares the scripts
+	tmpl                    *wasmhost.Template // the first template, for its memory size; see template()
+	pool                    *workerPool        // nil unless Config.WorkerCommand is set
+	apiHTTP                 *http.Client       // the jobs' API calls (see runtime/apifile)
 }
 
 var (
@@ -121,20 +137,30 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot resolve python build dir: %w", err)
 	}
-	e := &Executor{cfg: cfg, host: cfg.Host, snapshot: filepath.Join(build, SnapshotFile), stdlibDir: filepath.Join(build, StdlibDir),
-		apiHTTP: apifile.NewHTTPClient()}
-	st, err := os.Stat(e.snapshot)
-	if err != nil {
+	e := &Executor{cfg: cfg, host: cfg.Host, apiHTTP: apifile.NewHTTPClient()}
+	if e.snapshot, err = os.Open(filepath.Join(build, SnapshotFile)); err != nil {
 		return nil, fmt.Errorf("cannot read python snapshot: %w", err)
 	}
-	e.buildID = string(vane.HashOf(filepath.Base(build), fmt.Sprint(st.Size())))
-	e.emptyDir = filepath.Join(cfg.CacheDir, "empty")
-	if err := os.MkdirAll(e.emptyDir, 0o755); err != nil {
-		return nil, fmt.Errorf("cannot create python cache dir: %w", err)
+	st, err := e.snapshot.Stat()
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("cannot read python snapshot: %w", err), e.Close())
 	}
-	e.packagesDir = e.emptyDir
+	e.buildID = string(vane.HashOf(filepath.Base(build), fmt.Sprint(st.Size())))
+	emptyDir := filepath.Join(cfg.CacheDir, "empty")
+	if err := os.MkdirAll(emptyDir, 0o755); err != nil {
+		return nil, errors.Join(fmt.Errorf("cannot create python cache dir: %w", err), e.Close())
+	}
+	packagesDir := emptyDir
 	if cfg.PackagesDir != "" {
-		e.packagesDir = cfg.PackagesDir
+		packagesDir = cfg.PackagesDir
+	}
+	for _, m := range []struct {
+		fs  **wasmfs.FS
+		dir string
+	}{{&e.stdlib, filepath.Join(build, StdlibDir)}, {&e.packages, packagesDir}, {&e.empty, emptyDir}} {
+		if *m.fs, err = wasmfs.OpenReadOnly(m.dir); err != nil {
+			return nil, errors.Join(err, e.Close())
+		}
 	}
 	if e.host == nil {
 		hc := wasmhost.DefaultConfig()
@@ -157,12 +183,16 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 		// dir with code that has them: wazero's cache key does not say which
 		// it is, and a checked runtime loading unchecked code could not stop
 		// a loop.
-		wcache := filepath.Join(cfg.CacheDir, "wazero-nocheck")
-		if d := e.host.Config().CompilationCacheDir; d != "" {
-			wcache = filepath.Clean(d) + "-nocheck"
+		wcache := cfg.WorkerCacheDir
+		if wcache == "" {
+			wcache = filepath.Join(cfg.CacheDir, "wazero-worker")
+			if d := e.host.Config().CompilationCacheDir; d != "" {
+				wcache = filepath.Clean(d) + "-worker"
+			}
 		}
-		e.pool = newWorkerPool(cfg.WorkerCommand, cfg.WorkerEnv, workerConfig{BuildDir: cfg.BuildDir, CacheDir: cfg.CacheDir,
-			PackagesDir: cfg.PackagesDir, CompilationCacheDir: wcache}, idle)
+		if e.pool, err = newWorkerPool(e, cfg, filepath.Join(build, StdlibDir), packagesDir, wcache, idle); err != nil {
+			return nil, errors.Join(err, e.Close())
+		}
 		e.pool.prewarm()
 	}
 	return e, nil
@@ -173,7 +203,7 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 // interpreter, so the template's init does nothing.
 func (e *Executor) template(ctx context.Context) (*wasmhost.Template, error) {
 	return e.host.Template(ctx, "python:"+e.buildID, func(ctx context.Context) (*wasmhost.Template, error) {
-		wasm, err := os.ReadFile(e.snapshot)
+		wasm, err := readAll(e.snapshot)
 		if err != nil {
 			return nil, fmt.Errorf("cannot read python snapshot: %w", err)
 		}
@@ -188,13 +218,36 @@ func (e *Executor) template(ctx context.Context) (*wasmhost.Template, error) {
 	})
 }
 
-// Close stops the idle worker processes and releases the host if New
-// created it. It is idempotent.
+// readAll reads the whole of f from its start (it may be read again when
+// the host's LRU evicted the template).
+func readAll(f *os.File) ([]byte, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, st.Size())
+	if _, err := f.ReadAt(b, 0); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return b, nil
+}
+
+// Close stops the idle worker processes, closes the mounted trees and
+// releases the host if New created it. It is idempotent, and safe after a
+// New that failed half-way.
 func (e *Executor) Close() error {
 	if e.pool != nil {
 		e.pool.close()
 	}
 	e.apiHTTP.CloseIdleConnections()
+	for _, f := range []*wasmfs.FS{e.stdlib, e.packages, e.empty} {
+		if f != nil {
+			_ = f.Close()
+		}
+	}
+	if e.snapshot != nil {
+		_ = e.snapshot.Close()
+	}
 	if e.ownsHost && e.host != nil {
 		err := e.host.Close(context.Background())
 		e.host = nil
@@ -256,6 +309,40 @@ func (e *Executor) runLocal(ctx context.Context, req *jobrt.Request) (jobrt.Outc
 	if failure != nil {
 		return jobrt.Outcome{Result: failure}, nil
 	}
+	script, err := wasmfs.OpenReadOnly(dir)
+	if err != nil {
+		return jobrt.Outcome{}, err
+	}
+	defer script.Close()
+	jobDir := req.Dir
+	if jobDir == "" {
+		if jobDir, err = e.scratchDir(); err != nil {
+			return jobrt.Outcome{}, err
+		}
+		defer os.RemoveAll(jobDir)
+	}
+	job, err := wasmfs.Open(jobDir)
+	if err != nil {
+		return jobrt.Outcome{}, err
+	}
+	defer job.Close()
+	return e.runPrepared(ctx, req, limits, script, job)
+}
+
+// scratchDir makes a directory, removed by the caller, for a job that came
+// without one: it gets a "/" of its own like any job.
+func (e *Executor) scratchDir() (string, error) {
+	dir, err := os.MkdirTemp(e.cfg.CacheDir, "job-")
+	if err != nil {
+		return "", fmt.Errorf("cannot create a directory for the python job: %w", err)
+	}
+	return dir, nil
+}
+
+// runPrepared runs a job whose script is compiled in script (its .pyc
+// tree, mounted at /script) with job as its "/", both confined. ctx is
+// bounded by the job's deadline.
+func (e *Executor) runPrepared(ctx context.Context, req *jobrt.Request, limits jobrt.Limits, script, job *wasmfs.FS) (jobrt.Outcome, error) {
 	args := req.Args
 	if len(args) == 0 || string(args) == "null" {
 		args = json.RawMessage("{}")
@@ -264,8 +351,8 @@ func (e *Executor) runLocal(ctx context.Context, req *jobrt.Request) (jobrt.Outc
 	logs := jobrt.NewCappedWriter(req.Logs, limits.LogBytes)
 	res, err := e.call(ctx, guestCall{
 		request:     runRequest{Op: "run", Module: mainModule, Args: args, Env: env},
-		scriptDir:   dir,
-		jobDir:      req.Dir,
+		script:      script,
+		job:         job,
 		env:         env,
 		logs:        logs,
 		memoryBytes: limits.MemoryBytes,

@@ -9,17 +9,18 @@ import (
 	"io"
 
 	"github.com/tetratelabs/wazero/api"
-	"github.com/tetratelabs/wazero/experimental/sysfs"
+	experimentalsys "github.com/tetratelabs/wazero/experimental/sys"
 
 	"vane/runtime/apifile"
 	"vane/runtime/wasmhost"
+	"vane/sandbox/wasmfs"
 )
 
 // Guest paths. The order of the mounts is part of the snapshot: wasi-libc
 // numbered the preopened directories while Wizer ran vane_init (see
 // tools/python-wasm/build.sh), so every instance must mount the same guest
-// paths in the same order: the job's directory at "/" (wasmhost mounts
-// InstanceConfig.Dir first), then the stdlib, the packages and the script.
+// paths in the same order: the job's directory at "/", then the stdlib, the
+// packages and the script.
 const (
 	guestStdlib   = "/usr/local" // stdlib/lib/python3.11, read-only
 	guestPackages = "/packages"  // the operator's pure-Python packages, read-only
@@ -34,8 +35,8 @@ var responseMarker = []byte("\n\x00vane-response\x00")
 // guestCall is one request to a fresh instance of the interpreter snapshot.
 type guestCall struct {
 	request     any               // marshalled to stdin
-	scriptDir   string            // mounted at /script; "" means an empty dir
-	jobDir      string            // mounted at /; "" means an empty dir
+	script      *wasmfs.FS        // mounted at /script (read-only); nil means an empty dir
+	job         *wasmfs.FS        // mounted at /; nil means an empty dir (read-only)
 	env         map[string]string // WM_* only
 	logs        io.Writer         // stderr, and stray stdout; nil discards
 	memoryBytes int64
@@ -67,23 +68,25 @@ func (e *Executor) call(ctx context.Context, c guestCall) (guestResult, error) {
 		logs = io.Discard
 	}
 	out := &stdoutCapture{logs: logs, max: int(c.maxResponse) + len(responseMarker) + 1024}
-	scriptDir, jobDir := c.scriptDir, c.jobDir
-	if scriptDir == "" {
-		scriptDir = e.emptyDir
+	scriptFS, jobFS := c.script, c.job
+	if scriptFS == nil {
+		scriptFS = e.empty
 	}
-	if jobDir == "" {
-		jobDir = e.emptyDir
+	if jobFS == nil {
+		jobFS = e.empty
 	}
-	script := wasmhost.Mount{Host: scriptDir, Guest: guestScript, ReadOnly: true}
+	var script experimentalsys.FS = scriptFS
 	if c.api != nil {
-		script.FS = apifile.NewFS(&sysfs.ReadFS{FS: sysfs.DirFS(scriptDir)}, c.api)
+		script = apifile.NewFS(scriptFS, c.api)
 	}
+	// Every directory is a wasmfs FS the caller holds open until the
+	// instance is closed (below).
 	ic := wasmhost.InstanceConfig{
-		Dir: jobDir,
 		Mounts: []wasmhost.Mount{
-			{Host: e.stdlibDir, Guest: guestStdlib, ReadOnly: true},
-			{Host: e.packagesDir, Guest: guestPackages, ReadOnly: true},
-			script,
+			{Guest: guestJob, FS: jobFS},
+			{Guest: guestStdlib, FS: e.stdlib},
+			{Guest: guestPackages, FS: e.packages},
+			{Guest: guestScript, FS: script},
 		},
 		Stdin:       bytes.NewReader(stdin),
 		Stdout:      out,

@@ -3,6 +3,7 @@ package python
 import (
 	"bytes"
 	"context"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -31,6 +32,32 @@ func testHost(tb testing.TB) *wasmhost.Host {
 		tb.Fatalf("cannot create the wasm host: %v", sharedHost.err)
 	}
 	return sharedHost.host
+}
+
+// MustWorkerCache returns a compilation cache for worker processes,
+// writable by the workers' uid (nobody, when the tests run as root): a
+// copy, made in a temporary directory (removed at tb's cleanup), of the
+// precompiled cache at from (`make python-wasm` fills it), so that workers
+// find the interpreter compiled without recompiling it for minutes under
+// -race, and the shared cache is never written by a test's workers.
+func MustWorkerCache(tb testing.TB, from string) string {
+	tb.Helper()
+	dir := filepath.Join(tb.TempDir(), "worker-cache")
+	if err := os.CopyFS(dir, os.DirFS(from)); err != nil {
+		tb.Fatalf("cannot copy the precompiled worker cache: %v", err)
+	}
+	if os.Geteuid() == 0 {
+		err := filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			return os.Lchown(p, 65534, 65534)
+		})
+		if err != nil {
+			tb.Fatalf("cannot give the worker cache to nobody: %v", err)
+		}
+	}
+	return dir
 }
 
 // buildDir finds the python-wasm build: $VANE_TOOLS_DIR or the repository's
@@ -74,6 +101,9 @@ func mustNewExecutorConfig(tb testing.TB, cfg Config) *Executor {
 	cfg.BuildDir = buildDir(tb)
 	if cfg.Host == nil {
 		cfg.Host = testHost(tb)
+	}
+	if len(cfg.WorkerCommand) > 0 && cfg.WorkerCacheDir == "" {
+		cfg.WorkerCacheDir = MustWorkerCache(tb, filepath.Join(filepath.Dir(buildDir(tb)), "test-cache-nocheck"))
 	}
 	if cfg.CacheDir == "" {
 		cfg.CacheDir = tb.TempDir()

@@ -176,6 +176,9 @@ func (c *scriptCache) prepare(ctx context.Context, code, lock string) (dir strin
 		return "", nil, fmt.Errorf("cannot create script cache: %w", err)
 	}
 	tmp, err := os.MkdirTemp(c.dir, key+".tmp")
+	if err == nil {
+		err = os.Chmod(tmp, 0o755) // MkdirTemp's 0700 would keep worker processes of another uid out
+	}
 	if err != nil {
 		return "", nil, fmt.Errorf("cannot create script dir: %w", err)
 	}

@@ -8,46 +8,59 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
+	"os"
+	"strconv"
 	"sync"
 	"time"
 
 	jobrt "vane/runtime"
+	"vane/runtime/apifile"
 	"vane/runtime/wasmhost"
+	"vane/sandbox/wasmfs"
 )
 
 // Frames between an Executor and its worker processes: a type byte, a
-// 4-byte big-endian length, the payload.
+// 4-byte big-endian length, the payload. Directories never travel as
+// paths: a worker may run under a uid that cannot reach them (a data dir
+// is 0700), so the parent opens each and passes the descriptor (see
+// procpool.go).
 const (
 	frameConfig  = 'C' // parent -> worker, once: workerConfig
-	frameRequest = 'R' // parent -> worker: workerRequest
+	frameRequest = 'R' // parent -> worker: workerRequest, after the job's directories on the jobs socket
 	frameLog     = 'L' // worker -> parent: a chunk of the job's logs
 	frameOutcome = 'O' // worker -> parent: workerOutcome; the worker is idle again
 
 	maxFrame = 256 << 20
 )
 
-// workerConfig is what a worker process needs to build its executor.
+// workerConfig is what a worker process needs to build its executor: the
+// numbers of the descriptors it inherited.
 type workerConfig struct {
-	BuildDir    string `json:"build_dir"`
-	CacheDir    string `json:"cache_dir"`
-	PackagesDir string `json:"packages_dir"`
-	// CompilationCacheDir keeps the workers' compiled code (without the
-	// context checks, so never the same dir as the checked code's).
-	CompilationCacheDir string `json:"compilation_cache_dir"`
+	BuildID    string `json:"build_id"`    // the parent's Executor.buildID
+	SnapshotFD int    `json:"snapshot_fd"` // the Wizer snapshot, read-only
+	StdlibFD   int    `json:"stdlib_fd"`   // the stdlib tree
+	PackagesFD int    `json:"packages_fd"` // the packages tree (an empty dir when none)
+	// CacheFD is the workers' compilation cache directory (compiled code
+	// without the context checks; never the checked code's), writable by
+	// the worker.
+	CacheFD int `json:"cache_fd"`
+	// JobsFD is a unix socket on which each job's two directories arrive
+	// (see sendJobDirs) just before its request frame.
+	JobsFD int `json:"jobs_fd"`
+	// ExeFD, when not 0, is the worker's own binary (it was exec'd
+	// through it); the worker closes it.
+	ExeFD int `json:"exe_fd,omitempty"`
 }
 
 // workerRequest is one job for a worker process.
 type workerRequest struct {
 	Code string          `json:"code"`
-	Lock string          `json:"lock"`
 	Args json.RawMessage `json:"args"`
 	// Env and ScriptEnv are the Request's: the worker chooses the guest's
 	// environment from them (GuestEnv) as the server would, and the job's
 	// API calls go to Env's BASE_INTERNAL_URL with its WM_TOKEN.
 	Env       map[string]string `json:"env"`
 	ScriptEnv map[string]string `json:"script_env"`
-	Dir       string            `json:"dir"`
 	Limits    jobrt.Limits      `json:"limits"`
 }
 
@@ -91,7 +104,18 @@ func readFrame(r io.Reader) (byte, []byte, error) {
 // runs each with a wazero runtime that has no close-on-context-done checks
 // (full speed; the parent kills the process at the job's deadline), and
 // writes each job's logs and outcome to out. It returns when in ends.
+//
+// It uses only the descriptors its parent passed (workerConfig): no path
+// of the host, so it works under a uid that can reach none of vane's
+// directories. It first makes its process non-dumpable (after opening the
+// /proc files wazero's memory pool reads), so that another process of the
+// same uid can neither trace it nor read its memory, environment or
+// descriptors.
 func ServeWorker(ctx context.Context, in io.Reader, out io.Writer) error {
+	wasmhost.OpenProcFiles() // a non-dumpable process of another uid than root cannot
+	if err := hardenWorker(); err != nil {
+		return err
+	}
 	br := bufio.NewReader(in)
 	typ, p, err := readFrame(br)
 	if err != nil {
@@ -104,18 +128,22 @@ func ServeWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 	if err := json.Unmarshal(p, &wc); err != nil {
 		return fmt.Errorf("cannot decode worker config: %w", err)
 	}
-	hc := wasmhost.DefaultConfig()
-	hc.CompilationCacheDir = wc.CompilationCacheDir
-	if hc.CompilationCacheDir == "" {
-		hc.CompilationCacheDir = filepath.Join(wc.CacheDir, "wazero-nocheck")
+	jobs := os.NewFile(uintptr(wc.JobsFD), "jobs")
+	defer jobs.Close()
+	if wc.ExeFD != 0 {
+		_ = os.NewFile(uintptr(wc.ExeFD), "exe").Close()
 	}
+	hc := wasmhost.DefaultConfig()
+	// The inherited directory by its descriptor: the worker may have no
+	// path to it (wazero's file cache wants a path).
+	hc.CompilationCacheDir = "/proc/self/fd/" + strconv.Itoa(wc.CacheFD)
 	hc.NoCloseOnContextDone = true
 	host, err := wasmhost.New(ctx, hc)
 	if err != nil {
 		return err
 	}
 	defer host.Close(context.Background())
-	e, err := New(ctx, Config{BuildDir: wc.BuildDir, CacheDir: wc.CacheDir, PackagesDir: wc.PackagesDir, Host: host})
+	e, err := newWorkerExecutor(ctx, host, wc)
 	if err != nil {
 		return err
 	}
@@ -148,13 +176,24 @@ func ServeWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 		if err := json.Unmarshal(p, &wr); err != nil {
 			return fmt.Errorf("cannot decode worker request: %w", err)
 		}
+		job, script, err := receiveJobDirs(jobs)
+		if err != nil {
+			b, _ := json.Marshal(workerOutcome{Err: err.Error()})
+			if err := send(frameOutcome, b); err != nil {
+				return err
+			}
+			continue
+		}
 		logs := frameWriter{send: send}
 		// The deadline only ends sleeps early here; the parent kills the
 		// process when a job outlives it.
-		jctx, cancel := context.WithTimeout(ctx, wr.Limits.WithDefaults().Timeout+time.Second)
-		o, runErr := e.runLocal(jctx, &jobrt.Request{Code: wr.Code, Lock: wr.Lock, Args: wr.Args, Env: wr.Env,
-			ScriptEnv: wr.ScriptEnv, Dir: wr.Dir, Limits: wr.Limits, Logs: logs})
+		limits := wr.Limits.WithDefaults()
+		jctx, cancel := context.WithTimeout(ctx, limits.Timeout+time.Second)
+		o, runErr := e.runPrepared(jctx, &jobrt.Request{Code: wr.Code, Args: wr.Args, Env: wr.Env,
+			ScriptEnv: wr.ScriptEnv, Limits: limits, Logs: logs}, limits, script, job)
 		cancel()
+		_ = job.Close()
+		_ = script.Close()
 		wo := workerOutcome{Success: o.Success, Result: o.Result, MemPeak: o.MemPeak}
 		if runErr != nil {
 			wo.Err = runErr.Error()
@@ -164,6 +203,25 @@ func ServeWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 			return err
 		}
 	}
+}
+
+// newWorkerExecutor is a worker process's Executor: the parent's snapshot
+// and trees through inherited descriptors, no script cache (the parent
+// prepares each job's script).
+func newWorkerExecutor(ctx context.Context, host *wasmhost.Host, wc workerConfig) (*Executor, error) {
+	e := &Executor{host: host, buildID: wc.BuildID, apiHTTP: apifile.NewHTTPClient(),
+		snapshot: os.NewFile(uintptr(wc.SnapshotFD), SnapshotFile)}
+	var err error
+	if e.stdlib, err = wasmfs.New(os.NewFile(uintptr(wc.StdlibFD), "stdlib"), true); err != nil {
+		return nil, errors.Join(err, e.Close())
+	}
+	if e.packages, err = wasmfs.New(os.NewFile(uintptr(wc.PackagesFD), "packages"), true); err != nil {
+		return nil, errors.Join(err, e.Close())
+	}
+	if e.tmpl, err = e.template(ctx); err != nil {
+		return nil, errors.Join(err, e.Close())
+	}
+	return e, nil
 }
 
 // frameWriter sends what is written to it as log frames.

@@ -171,6 +171,14 @@ func TestTemplate_Mounts(t *testing.T) {
 	mod := mustInstantiate(t, tmpl, InstanceConfig{Dir: dir, Stderr: &stderr})
 	defer mod.Close(ctx)
 	outside := t.TempDir()
+	// Symlinks out of the job's directory (the guest could make the
+	// relative one itself): followed on the host they would lead outside.
+	if err := os.Symlink("../"+filepath.Base(outside), filepath.Join(dir, "rel-link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(dir, "abs-link")); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name, path string
 		landsAt    string // host path where the file must appear ("" when the write must fail)
@@ -180,6 +188,8 @@ func TestTemplate_Mounts(t *testing.T) {
 		{"relative", "rel.txt", filepath.Join(dir, "rel.txt"), ""},
 		{"dot-dot stays inside", "../../escape.txt", filepath.Join(dir, "escape.txt"), filepath.Join(filepath.Dir(dir), "escape.txt")},
 		{"host path is not visible", filepath.Join(outside, "abs.txt"), "", filepath.Join(outside, "abs.txt")},
+		{"relative symlink out is not followed", "/rel-link/planted.txt", "", filepath.Join(outside, "planted.txt")},
+		{"absolute symlink out is not followed", "/abs-link/planted.txt", "", filepath.Join(outside, "planted.txt")},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

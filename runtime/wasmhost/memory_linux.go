@@ -226,6 +226,14 @@ func (p *memoryPool) close() {
 	_ = unix.Munmap(p.view)
 }
 
+// OpenProcFiles opens the /proc files a Host reads, ahead of need: the
+// page map that pooled memories are reset with. A process that makes itself
+// non-dumpable (prctl PR_SET_DUMPABLE 0, as Python's worker processes do)
+// and is not root can no longer open its own page map, and without it every
+// instance maps its memory afresh (about 90 page faults a job instead of
+// 5): it must call this first.
+func OpenProcFiles() { pagemapFile() }
+
 var (
 	pagemapOnce sync.Once
 	pagemap     *os.File

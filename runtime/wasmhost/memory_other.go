@@ -52,3 +52,6 @@ func (p *memoryPool) get(uint64) (*mappedMemory, error) {
 func (p *memoryPool) close() {}
 
 func (p *memoryPool) reset(*mappedMemory) bool { return false }
+
+// OpenProcFiles does nothing off Linux (see the Linux version).
+func OpenProcFiles() {}

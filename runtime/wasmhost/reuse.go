@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/tetratelabs/wazero"
@@ -20,6 +21,8 @@ import (
 	experimentalsys "github.com/tetratelabs/wazero/experimental/sys"
 	"github.com/tetratelabs/wazero/experimental/sysfs"
 	"github.com/tetratelabs/wazero/sys"
+
+	"vane/sandbox/wasmfs"
 )
 
 // Instance is an instance handed out by Template.Acquire for one job. Its
@@ -31,9 +34,10 @@ type Instance struct {
 
 	// Set when pooled (see Template.Acquire).
 	mem      *mappedMemory
-	dir      string // the instance's own directory, mounted at "/"
-	files    *countingFS
-	baseline int64 // files.open once instantiated (the preopened root)
+	dir      string      // the instance's own directory, mounted at "/"
+	root     *wasmfs.FS  // dir, confined
+	files    *countingFS // root, counting what the guest opens
+	baseline int64       // files.open once instantiated (the preopened root)
 	stdout   switchWriter
 	stderr   switchWriter
 	sleep    sleepGate
@@ -156,7 +160,13 @@ func (t *Template) newPooledInstance(ctx context.Context) (*Instance, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	inst := &Instance{tmpl: t, pooled: true, mem: mem, dir: dir, files: &countingFS{FS: sysfs.DirFS(dir)}}
+	root, err := wasmfs.Open(dir)
+	if err != nil {
+		mem.Free()
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	inst := &Instance{tmpl: t, pooled: true, mem: mem, dir: dir, root: root, files: &countingFS{FS: root}}
 	mc := wazero.NewModuleConfig().
 		WithName("").
 		WithStartFunctions().
@@ -172,6 +182,7 @@ func (t *Template) newPooledInstance(ctx context.Context) (*Instance, error) {
 	mod, err := t.host.rt.InstantiateModule(ictx, t.compiled, mc)
 	if err != nil {
 		mem.Free()
+		root.Close()
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("cannot instantiate the wasm module: %w", err)
 	}
@@ -223,6 +234,7 @@ func (i *Instance) Release(ctx context.Context, clean bool) error {
 // removes the instance's directory.
 func (i *Instance) discard(ctx context.Context) {
 	_ = i.mod.Close(context.WithoutCancel(ctx))
+	_ = i.root.Close()
 	_ = os.RemoveAll(i.dir)
 }
 
@@ -250,10 +262,16 @@ func moveEntries(from, to string) error {
 		}
 		dst := filepath.Join(to, e.Name())
 		if err := os.Rename(src, dst); err != nil {
-			// Another filesystem: copy, then remove.
-			if e.IsDir() {
+			// Another filesystem: copy, then remove. A symlink is copied
+			// as a link: opening it here, outside the guest's confinement,
+			// would copy whatever it points to on the host. (CopyFS
+			// refuses symlinks inside a directory.)
+			switch {
+			case e.Type()&fs.ModeSymlink != 0:
+				errs = append(errs, copySymlink(src, dst))
+			case e.IsDir():
 				errs = append(errs, os.CopyFS(dst, os.DirFS(src)))
-			} else {
+			default:
 				errs = append(errs, copyFile(src, dst))
 			}
 			errs = append(errs, os.RemoveAll(src))
@@ -265,8 +283,17 @@ func moveEntries(from, to string) error {
 	return nil
 }
 
+func copySymlink(src, dst string) error {
+	target, err := os.Readlink(src)
+	if err != nil {
+		return err
+	}
+	return os.Symlink(target, dst)
+}
+
+// copyFile copies the regular file src (never following a symlink) to dst.
 func copyFile(src, dst string) error {
-	in, err := os.Open(src)
+	in, err := os.OpenFile(src, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return err
 	}

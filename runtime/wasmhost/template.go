@@ -17,6 +17,8 @@ import (
 	"github.com/tetratelabs/wazero/experimental"
 	experimentalsys "github.com/tetratelabs/wazero/experimental/sys"
 	"github.com/tetratelabs/wazero/experimental/sysfs"
+
+	"vane/sandbox/wasmfs"
 )
 
 // ErrTemplateClosed is returned by Instantiate on a closed Template (e.g.
@@ -67,21 +69,25 @@ type Template struct {
 	host     *Host
 }
 
-// Mount is a host directory visible to the guest at Guest.
+// Mount is a host directory visible to the guest at Guest. Host
+// directories are confined (sandbox/wasmfs): no path, symlink, hard link or
+// ".." the guest uses resolves outside them.
 type Mount struct {
 	Host, Guest string
 	ReadOnly    bool
 	// FS, when set, is what the guest sees at Guest instead of Host (e.g. a
-	// directory with virtual files); it enforces its own permissions, so
-	// ReadOnly does not apply.
+	// directory with virtual files, or a wasmfs.FS the caller opened); it
+	// enforces its own permissions, so ReadOnly does not apply. It stays the
+	// caller's: it must confine the guest as wasmfs does, stay usable until
+	// the module is closed, and be closed by the caller after that.
 	FS experimentalsys.FS
 }
 
 // InstanceConfig is what one instance sees. Zero values mean nothing: no
 // mounts, no input, output discarded, no environment, no arguments.
 type InstanceConfig struct {
-	// Dir is mounted read-write at "/": the job's directory, and the only
-	// writable place the guest sees.
+	// Dir is mounted read-write at "/" (confined, see Mount): the job's
+	// directory, and the only writable place the guest sees.
 	Dir string
 	// Mounts are further directories (e.g. a language's read-only stdlib).
 	Mounts         []Mount
@@ -95,8 +101,10 @@ type InstanceConfig struct {
 }
 
 // moduleConfig turns c into a wazero ModuleConfig. Sleeps of the guest end
-// early when ctx is done, so a sleeping guest meets its timeout.
-func (c InstanceConfig) moduleConfig(ctx context.Context) wazero.ModuleConfig {
+// early when ctx is done, so a sleeping guest meets its timeout. The
+// directories it opens (Dir and the Host mounts) are returned in dirs, to
+// be closed with the module (see withDirs).
+func (c InstanceConfig) moduleConfig(ctx context.Context) (_ wazero.ModuleConfig, dirs openDirs, err error) {
 	mc := wazero.NewModuleConfig().
 		WithName("").
 		WithStartFunctions().
@@ -112,22 +120,37 @@ func (c InstanceConfig) moduleConfig(ctx context.Context) wazero.ModuleConfig {
 			case <-ctx.Done():
 			}
 		})
-	fsc := wazero.NewFSConfig()
+	fsc := wazero.NewFSConfig().(sysfs.FSConfig)
+	defer func() {
+		if err != nil {
+			dirs.close()
+		}
+	}()
 	if c.Dir != "" {
-		fsc = fsc.WithDirMount(c.Dir, "/")
+		d, err := wasmfs.Open(c.Dir)
+		if err != nil {
+			return nil, dirs, err
+		}
+		dirs = append(dirs, d)
+		fsc = fsc.WithSysFSMount(d, "/").(sysfs.FSConfig)
 	}
 	for _, m := range c.Mounts {
 		if m.FS != nil {
-			fsc = fsc.(sysfs.FSConfig).WithSysFSMount(m.FS, m.Guest)
+			fsc = fsc.WithSysFSMount(m.FS, m.Guest).(sysfs.FSConfig)
 			continue
 		}
+		open := wasmfs.Open
 		if m.ReadOnly {
-			fsc = fsc.WithReadOnlyDirMount(m.Host, m.Guest)
-		} else {
-			fsc = fsc.WithDirMount(m.Host, m.Guest)
+			open = wasmfs.OpenReadOnly
 		}
+		d, err := open(m.Host)
+		if err != nil {
+			return nil, dirs, err
+		}
+		dirs = append(dirs, d)
+		fsc = fsc.WithSysFSMount(d, m.Guest).(sysfs.FSConfig)
 	}
-	mc = mc.WithFSConfig(fsc)
+	mc = mc.WithFSConfig(fsc.(wazero.FSConfig))
 	if c.Stdin != nil {
 		mc = mc.WithStdin(c.Stdin)
 	}
@@ -148,7 +171,26 @@ func (c InstanceConfig) moduleConfig(ctx context.Context) wazero.ModuleConfig {
 	if len(c.Args) > 0 {
 		mc = mc.WithArgs(c.Args...)
 	}
-	return mc
+	return mc, dirs, nil
+}
+
+// openDirs are the directories an instance's module config opened.
+type openDirs []*wasmfs.FS
+
+func (d openDirs) close() {
+	for _, f := range d {
+		_ = f.Close()
+	}
+}
+
+// withDirs returns ctx for InstantiateModule such that closing the module
+// closes dirs. (A module wazero never finishes closing leaves them to the
+// garbage collector, which closes a dropped wasmfs.FS.)
+func withDirs(ctx context.Context, dirs openDirs) context.Context {
+	if len(dirs) == 0 {
+		return ctx
+	}
+	return experimental.WithCloseNotifier(ctx, experimental.CloseNotifyFunc(func(context.Context, uint32) { dirs.close() }))
 }
 
 // NewTemplate compiles wasm (through the compilation cache), instantiates it
@@ -193,8 +235,13 @@ func (h *Host) snapshot(ctx context.Context, compiled wazero.CompiledModule, seg
 	if w, ok := ctx.Value(initOutputKey{}).(io.Writer); ok {
 		out = w
 	}
-	mod, err := h.rt.InstantiateModule(ictx, compiled, InstanceConfig{Dir: dir, Stdout: out, Stderr: out}.moduleConfig(ctx))
+	mc, dirs, err := InstanceConfig{Dir: dir, Stdout: out, Stderr: out}.moduleConfig(ctx)
 	if err != nil {
+		return nil, err
+	}
+	mod, err := h.rt.InstantiateModule(withDirs(ictx, dirs), compiled, mc)
+	if err != nil {
+		dirs.close()
 		return nil, fmt.Errorf("cannot instantiate the wasm module for its snapshot: %w", err)
 	}
 	defer mod.Close(ctx)
@@ -248,9 +295,15 @@ func (t *Template) Instantiate(ctx context.Context, c InstanceConfig) (api.Modul
 	if err != nil {
 		return nil, err
 	}
-	ictx := experimental.WithMemoryAllocator(ctx, experimental.MemoryAllocatorFunc(func(_, _ uint64) experimental.LinearMemory { return mem }))
-	mod, err := t.host.rt.InstantiateModule(ictx, t.compiled, c.moduleConfig(ctx))
+	mc, dirs, err := c.moduleConfig(ctx)
 	if err != nil {
+		mem.Free()
+		return nil, err
+	}
+	ictx := experimental.WithMemoryAllocator(ctx, experimental.MemoryAllocatorFunc(func(_, _ uint64) experimental.LinearMemory { return mem }))
+	mod, err := t.host.rt.InstantiateModule(withDirs(ictx, dirs), t.compiled, mc)
+	if err != nil {
+		dirs.close()
 		mem.Free()
 		return nil, fmt.Errorf("cannot instantiate the wasm module: %w", err)
 	}

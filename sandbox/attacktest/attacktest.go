@@ -53,10 +53,24 @@ const (
 	// suite asks for /etc/shadow, the store's data dir, /proc/1/environ, the
 	// host's /proc/<vane pid>/environ, another job's file by absolute path and
 	// through "..".
+	//
+	// The read attacks first run as a control, with path "own.txt", a file
+	// the suite puts in the job's directory, and arg "own", its content: a
+	// language whose jobs do not see what is in their directory before they
+	// start (Go's reused instances run in a directory of their own) writes
+	// own.txt with it first when it is missing.
 	ReadFile Attack = "read_file"
 	// ReadViaSymlink: arg "path": makes a symlink to path in its directory and
-	// returns what reading through it gives.
+	// returns what reading through it gives. The suite gives absolute paths
+	// and relative ones that climb out of the job's directory
+	// ("../../../.../etc/shadow", the escape that wazero's host directory
+	// followed).
 	ReadViaSymlink Attack = "read_via_symlink"
+	// ReadViaSymlinkChain: arg "path" (relative, climbing out): makes a
+	// directory "d", a symlink "ld" to it, and a symlink "link" to
+	// "ld/../" + path (a ".." after a symlink to a directory, resolved by
+	// the kernel), and returns what reading "link" gives.
+	ReadViaSymlinkChain Attack = "read_via_symlink_chain"
 	// ReadViaHardlink: arg "path": makes a hard link to path in its directory
 	// (ignoring failure) and returns what reading through it gives.
 	ReadViaHardlink Attack = "read_via_hardlink"
@@ -89,6 +103,11 @@ const (
 	// WriteOutside: arg "path": tries to write a file at path (outside its
 	// job directory) and returns "written" on success.
 	WriteOutside Attack = "write_outside"
+	// WriteViaSymlink: arg "path": makes a symlink "w" to path (which does
+	// not exist yet; absolute, or relative climbing out of the job's
+	// directory), writes "pwned" through it, creating the file, and
+	// returns "written" on success.
+	WriteViaSymlink Attack = "write_via_symlink"
 	// InheritedFDs: arg "name": the base name of a file the suite puts in
 	// the host's temp directory, outside the jail. Tries to reach it through
 	// every descriptor the job holds, the way a jail's init once leaked one
@@ -104,8 +123,8 @@ const (
 )
 
 // AllAttacks lists every Attack the harness must supply code for.
-var AllAttacks = []Attack{Sanity, ForkBomb, InfiniteLoop, Allocate8GiB, ReadFile, ReadViaSymlink,
-	ReadViaHardlink, PlantResult, DumpEnv, Connect, Flood, Background, WriteOutside, NestedNamespace, FillDisk, InheritedFDs}
+var AllAttacks = []Attack{Sanity, ForkBomb, InfiniteLoop, Allocate8GiB, ReadFile, ReadViaSymlink, ReadViaSymlinkChain,
+	ReadViaHardlink, PlantResult, DumpEnv, Connect, Flood, Background, WriteOutside, WriteViaSymlink, NestedNamespace, FillDisk, InheritedFDs}
 
 // Harness is what a language supplies.
 type Harness struct {
@@ -119,6 +138,12 @@ type Harness struct {
 	// RaftAddr is the host:port of a real raft transport (vane's raft port)
 	// the Connect attack aims at, besides a loopback listener of the suite.
 	RaftAddr string
+	// NotRun names attacks the suite must not run for this language, each
+	// with the reason (logged by every run): an attack whose job would harm
+	// the machine the tests run on because the language lacks the defence
+	// (wasm jobs have no directory budget: fill_disk would fill the disk).
+	// Their code is still required.
+	NotRun map[Attack]string
 }
 
 // Run runs every attack in its own subtest.
@@ -150,7 +175,12 @@ func Run(t *testing.T, h Harness) {
 		{"nested_namespace", s.nestedNamespace},
 		{"fill_disk", s.fillDisk},
 		{"inherited_fds", s.inheritedFDs},
+		{"write_via_symlink", s.writeViaSymlink},
 	} {
+		if why, ok := h.NotRun[Attack(c.name)]; ok {
+			t.Logf("NOT RUN for %s: %s: %s", h.Language, c.name, why)
+			continue
+		}
 		t.Run(c.name, c.fn)
 	}
 }
@@ -294,37 +324,67 @@ func (s *suite) allocate(t *testing.T) {
 	}
 }
 
+// climb is enough ".." to leave any job directory from inside it; the
+// kernel stops at "/".
+var climb = strings.Repeat("../", 40)
+
+// relative turns an absolute host path into one relative to a job's
+// directory that climbs out of it to the host's root first.
+func relative(p string) string { return climb + strings.TrimPrefix(p, "/") }
+
 func (s *suite) readHostFiles(t *testing.T) {
 	dataDir := t.TempDir()
 	secret := "store-secret-" + randomID()
 	dbPath := filepath.Join(dataDir, "raft", "raft.db")
 	mustWrite(t, dbPath, secret, 0o600)
+	keySecret := "master-key-" + randomID()
+	keyPath := filepath.Join(dataDir, "master.key")
+	mustWrite(t, keyPath, keySecret, 0o600)
 	canary := "env-canary-" + randomID()
 	t.Setenv("VANE_ATTACK_CANARY", canary)
 	shadow, _ := os.ReadFile("/etc/shadow")
+	vaneEnviron := fmt.Sprintf("/proc/%d/environ", os.Getpid())
 	cases := []struct {
 		name, path string
 		secrets    []string
 	}{
 		{"etc_shadow", "/etc/shadow", shadowSecrets(string(shadow))},
+		{"etc_shadow_relative", relative("/etc/shadow"), shadowSecrets(string(shadow))},
 		{"data_dir", dbPath, []string{secret}},
 		{"data_dir_dotdot", filepath.Join(dataDir, "raft", "..", "raft", "raft.db"), []string{secret}},
+		{"data_dir_relative", relative(dbPath), []string{secret}},
+		{"master_key", keyPath, []string{keySecret}},
+		{"master_key_relative", relative(keyPath), []string{keySecret}},
+		{"proc_self_root_master_key", "/proc/self/root" + keyPath, []string{keySecret}},
+		{"proc_self_root_master_key_relative", relative("/proc/self/root" + keyPath), []string{keySecret}},
 		{"proc_1_environ", "/proc/1/environ", []string{canary}},
-		{"proc_vane_environ", fmt.Sprintf("/proc/%d/environ", os.Getpid()), []string{canary}},
+		{"proc_vane_environ", vaneEnviron, []string{canary}},
+		{"proc_vane_environ_relative", relative(vaneEnviron), []string{canary}},
+		{"proc_self_environ_relative", relative("/proc/self/environ"), []string{canary}},
 	}
-	for _, a := range []Attack{ReadFile, ReadViaSymlink, ReadViaHardlink} {
-		// Control: the same script does read a file of its own directory, so
-		// the refusals below are the jail's doing.
+	for _, a := range []Attack{ReadFile, ReadViaSymlink, ReadViaSymlinkChain, ReadViaHardlink} {
+		// Control: the same script does read a file of its own directory
+		// (named relative to it: a wasm guest's "/" is its directory, not
+		// the host's), so the refusals below are the jail's doing.
 		t.Run(string(a)+"/control_own_file", func(t *testing.T) {
 			dir := s.h.NewDir(t)
 			own := "own-" + randomID()
 			mustWrite(t, filepath.Join(dir, "own.txt"), own, 0o644)
-			r := s.run(t, a, map[string]any{"path": filepath.Join(dir, "own.txt")}, jobrt.Limits{}, dir)
+			// Writable by the job: fs.protected_hardlinks refuses a hard
+			// link to a file its uid may not write (a Python worker runs as
+			// nobody; this file is the test's).
+			if err := os.Chmod(filepath.Join(dir, "own.txt"), 0o666); err != nil {
+				t.Fatal(err)
+			}
+			r := s.run(t, a, map[string]any{"path": "own.txt", "own": own}, jobrt.Limits{}, dir)
 			if !strings.Contains(r.text(), own) {
 				t.Fatalf("the %s script cannot read its own file; the attack checks would be vacuous: %s %q", a, r.out.Result, r.logs.head(500))
 			}
 		})
 		for _, c := range cases {
+			if a == ReadViaSymlinkChain && !strings.HasPrefix(c.path, climb) {
+				continue // the chain climbs by itself: only relative paths
+			}
 			t.Run(string(a)+"/"+c.name, func(t *testing.T) {
 				r := s.run(t, a, map[string]any{"path": c.path}, jobrt.Limits{}, "")
 				for _, sec := range c.secrets {
@@ -464,17 +524,35 @@ func (s *suite) background(t *testing.T) {
 }
 
 func (s *suite) writeOutside(t *testing.T) {
+	s.writes(t, WriteOutside)
+}
+
+func (s *suite) writeViaSymlink(t *testing.T) {
+	s.writes(t, WriteViaSymlink)
+}
+
+// writes runs a, which writes to its "path" arg, with host paths outside
+// the job's directory, absolute and climbing out of it: none may appear.
+func (s *suite) writes(t *testing.T, a Attack) {
 	outside := t.TempDir()
 	dir := s.h.NewDir(t)
-	if r := s.run(t, WriteOutside, map[string]any{"path": filepath.Join(dir, "inside.txt")}, jobrt.Limits{}, dir); !strings.Contains(r.text(), "written") {
+	if r := s.run(t, a, map[string]any{"path": "inside.txt"}, jobrt.Limits{}, dir); !strings.Contains(r.text(), "written") {
 		t.Fatalf("control: the script cannot write in its own directory: %s %q", r.out.Result, r.logs.head(500))
 	}
+	if _, err := os.Stat(filepath.Join(dir, "inside.txt")); err != nil {
+		t.Fatalf("control: the script says it wrote inside.txt, which is not in its directory: %v", err)
+	}
 	for _, p := range []string{filepath.Join(outside, "planted"), "/usr/planted-" + randomID(), "/etc/planted-" + randomID(), "/planted-" + randomID()} {
-		r := s.run(t, WriteOutside, map[string]any{"path": p}, jobrt.Limits{}, "")
-		if _, err := os.Lstat(p); err == nil {
-			os.Remove(p)
-			t.Fatalf("the job wrote %s on the host (result %s)", p, r.out.Result)
+		for _, arg := range []string{p, relative(p)} {
+			r := s.run(t, a, map[string]any{"path": arg}, jobrt.Limits{}, "")
+			if _, err := os.Lstat(p); err == nil {
+				os.Remove(p)
+				t.Fatalf("the job wrote %s on the host through %q (result %s)", p, arg, r.out.Result)
+			}
 		}
+	}
+	if ents, err := os.ReadDir(outside); err != nil || len(ents) != 0 {
+		t.Fatalf("the directory outside the job's holds %v (%v)", ents, err)
 	}
 }
 

@@ -39,6 +39,13 @@ path="$2"
 ln -s "$path" link
 cat link > result.out
 `,
+	attacktest.ReadViaSymlinkChain: `marker="$1"
+path="$2"
+mkdir d
+ln -s d ld
+ln -s "ld/../$path" link
+cat link > result.out
+`,
 	attacktest.ReadViaHardlink: `marker="$1"
 path="$2"
 ln "$path" hardlink 2>/dev/null || true
@@ -77,8 +84,12 @@ if unshare -U true; then echo created > result.out; else echo "refused (exit $?)
 `,
 	attacktest.WriteOutside: `marker="$1"
 path="$2"
-echo pwned > "$path"
-echo written > result.out
+echo pwned > "$path" && echo written > result.out
+`,
+	attacktest.WriteViaSymlink: `marker="$1"
+path="$2"
+ln -s "$path" w
+echo pwned > w && echo written > result.out
 `,
 	// Every read is a redirection of the shell itself, so /proc/self is the
 	// job's shell; other processes' fd directories (the jail's init is
