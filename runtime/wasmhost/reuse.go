@@ -126,6 +126,11 @@ func (t *Template) Acquire(ctx context.Context, c InstanceConfig) (*Instance, er
 		t.idle = t.idle[:n-1]
 	}
 	t.mu.Unlock()
+	if inst != nil && uint64(inst.mod.Memory().Size()) > limit {
+		// Grown past this job's memory limit by earlier jobs.
+		inst.discard(ctx)
+		inst = nil
+	}
 	if inst == nil {
 		var err error
 		if inst, err = t.newPooledInstance(ctx); err != nil {
@@ -212,8 +217,16 @@ func (i *Instance) Release(ctx context.Context, clean bool) error {
 	if i.files.created.Swap(false) {
 		moveErr = moveEntries(i.dir, i.jobDir)
 	}
+	// A memory the job grew stays grown (wazero cannot shrink one), but
+	// reset zeroes everything past the snapshot, so the next job sees the
+	// snapshot's bytes and zeros: Go's sbrk and wasi-libc's both take the
+	// grown region as fresh memory (Go's restored break lies below it and
+	// its next grow adds pages past it, unused; wasi-libc's asks the memory
+	// its size). Each reuse can thus leave a few unused pages more, so an
+	// instance grown past maxReusedGrowth is closed instead.
+	size := uint64(i.mod.Memory().Size())
 	reusable := clean && !i.stopped && moveErr == nil && !i.mod.IsClosed() &&
-		i.mod.Memory().Size() == t.pages<<16 && i.files.open.Load() == i.baseline
+		size >= uint64(t.pages)<<16 && size-uint64(t.pages)<<16 <= maxReusedGrowth && i.files.open.Load() == i.baseline
 	if reusable {
 		reusable = t.pool.reset(i.mem) && t.restore(i.mod) == nil
 	}
@@ -245,6 +258,12 @@ func (t *Template) closeIdleLocked(ctx context.Context) {
 	}
 	t.idle = nil
 }
+
+// maxReusedGrowth is how far past its snapshot a memory may have grown and
+// still be reused: most jobs grow their heap a little (a Go job that
+// marshals its args, ~1 MiB), and closing every such instance cost ~2 ms a
+// job (a new instance, its directory, its table); past this, it is closed.
+const maxReusedGrowth = 32 << 20
 
 // moveEntries moves every entry of from into to (removing them when to is
 // ""), so that from is empty again.

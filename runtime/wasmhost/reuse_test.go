@@ -60,12 +60,49 @@ func TestTemplate_Acquire(t *testing.T) {
 		}
 	})
 
+	t.Run("reused after a modest growth, the grown memory zeroed", func(t *testing.T) {
+		inst := mustAcquire(t, tmpl, InstanceConfig{Dir: t.TempDir()})
+		if got := mustCall(t, ctx, inst.Module(), "hold", 8); got[0] != 1 {
+			t.Fatal("the guest could not grow its memory by 8 MiB")
+		}
+		grown := inst.Module().Memory().Size()
+		if err := inst.Release(ctx, true); err != nil {
+			t.Fatal(err)
+		}
+		for round := range 3 {
+			next := mustAcquire(t, tmpl, InstanceConfig{Dir: t.TempDir()})
+			if !next.Reused() {
+				t.Fatalf("round %d: an instance grown by 8 MiB was not reused", round)
+			}
+			mem := next.Module().Memory()
+			got, _ := mem.Read(0, mem.Size())
+			if !bytes.Equal(got[:len(snapshot)], snapshot) {
+				t.Fatalf("round %d: the reused instance's memory differs from the snapshot", round)
+			}
+			if i := bytes.IndexFunc(got[len(snapshot):], func(r rune) bool { return r != 0 }); i >= 0 {
+				t.Fatalf("round %d: byte %d past the snapshot is not zero after reuse", round, len(snapshot)+i)
+			}
+			// The Go guest's allocator takes the grown region as fresh
+			// memory: it allocates and works again, and again.
+			if got := mustCall(t, ctx, next.Module(), "hold", 8); got[0] != 1 {
+				t.Fatalf("round %d: the reused guest could not allocate", round)
+			}
+			if got := mustCall(t, ctx, next.Module(), "bump"); api.DecodeI32(got[0]) != 1 {
+				t.Fatalf("round %d: bump returned %d; expected the snapshot's counter + 1", round, api.DecodeI32(got[0]))
+			}
+			t.Logf("round %d: memory %d MiB (grown to %d MiB by the first job)", round, mem.Size()>>20, grown>>20)
+			if err := next.Release(ctx, true); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+
 	tests := []struct {
 		name  string
 		job   func(t *testing.T, mod api.Module)
 		clean bool
 	}{
-		{"grown memory", func(t *testing.T, mod api.Module) { mustCall(t, ctx, mod, "hold", 8) }, true},
+		{"memory grown past maxReusedGrowth", func(t *testing.T, mod api.Module) { mustCall(t, ctx, mod, "hold", maxReusedGrowth>>20+8) }, true},
 		{"file left open", func(t *testing.T, mod api.Module) { mustCall(t, ctx, mod, "keepOpen") }, true},
 		{"failed call", func(t *testing.T, mod api.Module) {}, false},
 	}
