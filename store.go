@@ -93,6 +93,11 @@ type FlowTransition struct {
 	Complete *FlowOutcome
 	// EarlyResult is the flow's early return, recorded once.
 	EarlyResult json.RawMessage
+	// Claim, when set, claims for its worker, in the same command, the
+	// first of Push that it may run and that is due (its language or kind,
+	// its tag): the worker that finished a step runs the next one at once,
+	// without a claim of its own. Max is 1 or 0.
+	Claim *ClaimRequest
 }
 
 // FlowOutcome is how a flow ends.

@@ -24,7 +24,7 @@ import (
 // Store is what the driver needs of the store (*raftstore.Store has it).
 type Store interface {
 	GetJob(ws, id string) (vane.Job, error)
-	FlowTransition(ctx context.Context, a vane.Actor, t vane.FlowTransition) (vane.Job, error)
+	FlowTransition(ctx context.Context, a vane.Actor, t vane.FlowTransition) (flow vane.Job, claimed []vane.Job, err error)
 	CompleteJob(ctx context.Context, c vane.Completion) (vane.Job, error)
 	GetScriptByHash(ws string, h vane.Hash) (vane.Script, error)
 	GetScriptByPath(ws, path string) (vane.Script, error)
@@ -136,8 +136,25 @@ func (d *Driver) CheckFlow(ws string, value json.RawMessage) error {
 // StartFlow runs the first transition of flow job j, claimed by a worker
 // under j.LeaseEpoch (runtime.FlowRunner). A flow that cannot be parsed
 // ends at once, failed with the parser's message.
-func (d *Driver) StartFlow(ctx context.Context, j vane.Job) error {
-	return ignoreNothing(d.run(ctx, j.Workspace, j.ID, input{start: j.LeaseEpoch}))
+func (d *Driver) StartFlow(ctx context.Context, j vane.Job, next vane.ClaimRequest) ([]vane.Job, error) {
+	return d.runClaiming(ctx, j.Workspace, j.ID, input{start: j.LeaseEpoch, claim: claimOf(next)})
+}
+
+// claimOf is next as a transition's claim, or nil when it asks for none.
+func claimOf(next vane.ClaimRequest) *vane.ClaimRequest {
+	if next.Max <= 0 || next.Worker == "" {
+		return nil
+	}
+	next.Max = 1
+	return &next
+}
+
+// runClaiming is run that returns the jobs claimed with the transition.
+func (d *Driver) runClaiming(ctx context.Context, ws, id string, in input) ([]vane.Job, error) {
+	var claimed []vane.Job
+	in.claimed = &claimed
+	err := ignoreNothing(d.run(ctx, ws, id, in))
+	return claimed, err
 }
 
 // ignoreNothing drops errNothingToDo.
@@ -150,27 +167,27 @@ func ignoreNothing(err error) error {
 
 // CompleteStep records the completion c of step job j together with the
 // transition it causes in j's flow (runtime.FlowRunner).
-func (d *Driver) CompleteStep(ctx context.Context, j vane.Job, c vane.Completion) error {
+func (d *Driver) CompleteStep(ctx context.Context, j vane.Job, c vane.Completion, next vane.ClaimRequest) ([]vane.Job, error) {
 	key, err := flows.ParseStepKey(j.FlowStepKey)
 	if err != nil {
 		// Not a step the engine made: a plain completion.
 		_, err := d.store.CompleteJob(ctx, c)
-		return err
+		return nil, err
 	}
 	ev := flows.StepDone{Key: key, Success: c.Success, Result: c.Result}
-	return ignoreNothing(d.run(ctx, j.Workspace, j.ParentJob, input{event: ev, step: &c}))
+	return d.runClaiming(ctx, j.Workspace, j.ParentJob, input{event: ev, step: &c, claim: claimOf(next)})
 }
 
 // FireTimer fires the timer that job j stands for and completes j, in one
 // transition (runtime.FlowRunner).
-func (d *Driver) FireTimer(ctx context.Context, j vane.Job) error {
+func (d *Driver) FireTimer(ctx context.Context, j vane.Job, next vane.ClaimRequest) ([]vane.Job, error) {
 	c := vane.Completion{Workspace: j.Workspace, ID: j.ID, Epoch: j.LeaseEpoch, Success: true, Result: json.RawMessage("null")}
 	key, err := flows.ParseStepKey(j.FlowStepKey)
 	if err != nil {
 		_, err := d.store.CompleteJob(ctx, c)
-		return err
+		return nil, err
 	}
-	return ignoreNothing(d.run(ctx, j.Workspace, j.ParentJob, input{event: flows.TimerFired{Key: key}, step: &c}))
+	return d.runClaiming(ctx, j.Workspace, j.ParentJob, input{event: flows.TimerFired{Key: key}, step: &c, claim: claimOf(next)})
 }
 
 // errNothingToDo is run's answer to an event that changes nothing: one
@@ -179,9 +196,11 @@ var errNothingToDo = errors.New("the flow has nothing to do for this event")
 
 // input is one event for a flow and what its transition records with it.
 type input struct {
-	start uint64           // the start of a claimed flow job (its lease epoch)
-	event flows.Event      // otherwise, the event (its At is set by run)
-	step  *vane.Completion // a step job's completion, written with the transition
+	start   uint64             // the start of a claimed flow job (its lease epoch)
+	event   flows.Event        // otherwise, the event (its At is set by run)
+	step    *vane.Completion   // a step job's completion, written with the transition
+	claim   *vane.ClaimRequest // a job to claim with the transition, for the caller
+	claimed *[]vane.Job        // where the claimed job goes
 }
 
 // run feeds one input to the flow job ws/id and writes the transition,
@@ -206,10 +225,14 @@ func (d *Driver) run(ctx context.Context, ws, id string, in input) error {
 			}
 			return errNothingToDo
 		}
-		after, err := d.store.FlowTransition(ctx, systemActor, *t)
+		t.Claim = in.claim
+		after, claimed, err := d.store.FlowTransition(ctx, systemActor, *t)
 		switch {
 		case err == nil:
 			d.remember(&after, st)
+			if in.claimed != nil {
+				*in.claimed = claimed
+			}
 			return nil
 		case errors.Is(err, vane.ErrConflict) && attempt < maxConflicts:
 			continue // another transition of this flow won: run ours on its status

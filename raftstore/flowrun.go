@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -50,6 +51,28 @@ type flowTransitionBody struct {
 	CancelReason  string            `json:"cancel_reason,omitempty"`
 	Complete      *vane.FlowOutcome `json:"complete,omitempty"`
 	EarlyResult   json.RawMessage   `json:"early_result,omitempty"`
+	Claim         *claimSpec        `json:"claim,omitempty"`
+}
+
+// claimSpec is vane.ClaimRequest on the wire, for a transition's claim.
+type claimSpec struct {
+	Worker    string            `json:"worker"`
+	Tags      []string          `json:"tags,omitempty"`
+	Languages []vane.ScriptLang `json:"languages,omitempty"`
+	Kinds     []vane.JobKind    `json:"kinds,omitempty"`
+	Lease     time.Duration     `json:"lease"`
+	Cap       int               `json:"workspace_cap,omitempty"`
+}
+
+// matches reports whether the worker of s may run j.
+func (s *claimSpec) matches(j *vane.Job) bool {
+	if len(s.Tags) > 0 && !slices.Contains(s.Tags, j.Tag) {
+		return false
+	}
+	if j.Language == "" {
+		return len(s.Languages) == 0 && len(s.Kinds) == 0 || slices.Contains(s.Kinds, j.Kind)
+	}
+	return len(s.Languages) == 0 || slices.Contains(s.Languages, j.Language)
 }
 
 func (c *flowTransitionCmd) cmdType() cmdType { return cmdFlowTransition }
@@ -114,6 +137,11 @@ func (c *flowTransitionCmd) validate() error {
 	}
 	if err := validateJSON("early result", t.EarlyResult, vane.MaxResultBytes, false); err != nil {
 		return err
+	}
+	if cl := t.Claim; cl != nil {
+		if err := (&claimJobsCmd{base: c.base, Worker: cl.Worker, Tags: cl.Tags, Languages: cl.Languages, Max: 1, Lease: cl.Lease}).validate(); err != nil {
+			return fmt.Errorf("claim: %w", err)
+		}
 	}
 	return c.validateBase()
 }
@@ -204,8 +232,10 @@ func (c *flowTransitionCmd) apply(a *applier) (output, error) {
 		// WaitJob returns on an early return: wake its waiters.
 		a.completed = append(a.completed, string(key(flow.Workspace, flow.ID)))
 	}
-	a.addUsage(flow.Workspace, len(t.Status)-len(flow.FlowStatus))
-	flow.FlowStatus = t.Status
+	statuses := a.bucket(bucketFlowStatus)
+	fk := key(flow.Workspace, flow.ID)
+	a.addUsage(flow.Workspace, len(t.Status)-len(statuses.Get(fk)))
+	put(statuses, fk, t.Status)
 	flow.FlowStatusVersion++
 	at := c.At
 	flow.LastPing = &at
@@ -218,18 +248,42 @@ func (c *flowTransitionCmd) apply(a *applier) (output, error) {
 		a.emit(jobEvent(vane.EventFlowChanged, &flow))
 	}
 	put(jobs, key(flow.Workspace, flow.ID), marshal(rec))
-	// The next jobs.
+	// The next jobs, and the first one the finishing worker takes.
+	var take []claimCandidate
 	for i := range t.Push {
-		if _, err := (&pushJobCmd{base: c.base, Job: t.Push[i]}).apply(a); err != nil {
+		out, err := (&pushJobCmd{base: c.base, Job: t.Push[i]}).apply(a)
+		if err != nil {
 			return output{}, err // checked above: never expected
 		}
+		pushed := out.Job.job()
+		if cl := t.Claim; cl != nil && len(take) == 0 && cl.matches(&pushed) && !pushed.ScheduledFor.After(c.At) &&
+			(cl.Cap == 0 || runningIn(a, pushed.Workspace) < cl.Cap) {
+			take = append(take, claimCandidate{ws: pushed.Workspace, id: pushed.ID, sched: timeKey(pushed.ScheduledFor), seq: pushed.Seq})
+		}
+	}
+	var claimed []jobRecord
+	if len(take) > 0 {
+		out, err := claim(a, &c.base, t.Claim.Worker, t.Claim.Lease, take)
+		if err != nil {
+			return output{}, err
+		}
+		claimed = out.Jobs
+		put(a.bucket(bucketClaimTurns), []byte(flow.Workspace), u64(timeKey(c.At)))
 	}
 	params := map[string]string{"version": strconv.FormatUint(flow.FlowStatusVersion, 10), "pushed": strconv.Itoa(len(t.Push))}
 	if t.Complete != nil {
 		params["success"] = strconv.FormatBool(t.Complete.Success)
 	}
 	a.audit(flow.Workspace, c.base, "jobs.flow.transition", actionExecute, flow.ID, params)
-	return output{Job: &rec}, nil
+	rec.FlowStatus = t.Status // for the proposer; the record stored has none
+	return output{Job: &rec, Jobs: claimed}, nil
+}
+
+// runningIn counts workspace ws's running jobs.
+func runningIn(a *applier, ws string) int {
+	n := 0
+	scanPrefix(a.bucket(bucketLeases), prefix(ws), func(_, _ []byte) bool { n++; return true })
+	return n
 }
 
 // rootOf is the root job of flow j's tree: its RootJob, or itself.
@@ -245,15 +299,24 @@ func rootOf(j *vane.Job) string {
 // ErrConflict when the status version moved (re-read and run the step
 // again), ErrStaleEpoch when the step's or the start's lease is no longer
 // the caller's, ErrJobFinished when the flow already ended.
-func (s *Store) FlowTransition(ctx context.Context, a vane.Actor, t vane.FlowTransition) (vane.Job, error) {
-	out, err := s.apply(ctx, &flowTransitionCmd{base: base{At: stampNow(), Actor: a}, T: flowTransitionBody(t)})
+func (s *Store) FlowTransition(ctx context.Context, a vane.Actor, t vane.FlowTransition) (flow vane.Job, claimed []vane.Job, err error) {
+	body := flowTransitionBody{Workspace: t.Workspace, FlowJob: t.FlowJob, ExpectVersion: t.ExpectVersion, Status: t.Status,
+		StartEpoch: t.StartEpoch, Step: t.Step, Push: t.Push, Cancel: t.Cancel, CancelReason: t.CancelReason,
+		Complete: t.Complete, EarlyResult: t.EarlyResult}
+	if cl := t.Claim; cl != nil {
+		body.Claim = &claimSpec{Worker: cl.Worker, Tags: cl.Tags, Languages: cl.Languages, Kinds: cl.Kinds, Lease: cl.Lease, Cap: cl.WorkspaceCap}
+	}
+	out, err := s.apply(ctx, &flowTransitionCmd{base: base{At: stampNow(), Actor: a}, T: body})
 	if err != nil {
-		return vane.Job{}, wrapErr("write flow transition", err)
+		return vane.Job{}, nil, wrapErr("write flow transition", err)
 	}
 	if out.Job == nil {
-		return vane.Job{}, fmt.Errorf("cannot write flow transition: no job in the result: %w", vane.ErrIndeterminate)
+		return vane.Job{}, nil, fmt.Errorf("cannot write flow transition: no job in the result: %w", vane.ErrIndeterminate)
 	}
-	return out.Job.job(), nil
+	for _, r := range out.Jobs {
+		claimed = append(claimed, r.job())
+	}
+	return out.Job.job(), claimed, nil
 }
 
 // RunningFlows returns every flow job started and not ended, in every

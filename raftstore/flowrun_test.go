@@ -36,7 +36,7 @@ func TestFlowTransition(t *testing.T) {
 		j.ParentJob, j.RootJob, j.FlowStepID = "f1", "f1", "a"
 		return j
 	}
-	after, err := s.FlowTransition(ctx, testAdmin, vane.FlowTransition{Workspace: testWS, FlowJob: "f1", ExpectVersion: 0,
+	after, _, err := s.FlowTransition(ctx, testAdmin, vane.FlowTransition{Workspace: testWS, FlowJob: "f1", ExpectVersion: 0,
 		Status: []byte(`{"step":0}`), StartEpoch: got[0].LeaseEpoch, Push: []vane.Job{step("s1")}})
 	if err != nil {
 		t.Fatal(err)
@@ -64,16 +64,37 @@ func TestFlowTransition(t *testing.T) {
 		{"not a flow", vane.FlowTransition{Workspace: testWS, FlowJob: "s1", ExpectVersion: 0, Status: []byte(`{}`)}, vane.ErrInvalid},
 	}
 	for _, r := range refused {
-		if _, err := s.FlowTransition(ctx, testAdmin, r.tr); !errors.Is(err, r.want) {
+		if _, _, err := s.FlowTransition(ctx, testAdmin, r.tr); !errors.Is(err, r.want) {
 			t.Fatalf("%s: %v, want %v", r.name, err, r.want)
 		}
 	}
 	if j, _ := s.GetJob(testWS, "s1"); j.Status != vane.JobRunning {
 		t.Fatalf("a refused transition completed the step: %s", j.Status)
 	}
-	if _, err := s.FlowTransition(ctx, testAdmin, vane.FlowTransition{Workspace: testWS, FlowJob: "f1", ExpectVersion: 1,
-		Status: []byte(`{"step":1}`), Step: done, Push: []vane.Job{step("s2")}}); err != nil {
+	// The finishing worker takes the next step in the same command.
+	_, next, err := s.FlowTransition(ctx, testAdmin, vane.FlowTransition{Workspace: testWS, FlowJob: "f1", ExpectVersion: 1,
+		Status: []byte(`{"step":1}`), Step: done, Push: []vane.Job{step("s2")},
+		Claim: &vane.ClaimRequest{Worker: "w2", Languages: []vane.ScriptLang{vane.LangPython3}, Max: 1, Lease: lease}})
+	if err != nil {
 		t.Fatal(err)
+	}
+	if len(next) != 0 {
+		t.Fatalf("a worker of python3 took a bash step: %+v", next)
+	}
+	if j, _ := s.GetJob(testWS, "s2"); j.Status != vane.JobQueued {
+		t.Fatalf("step s2: %s, want queued", j.Status)
+	}
+	_, next, err = s.FlowTransition(ctx, testAdmin, vane.FlowTransition{Workspace: testWS, FlowJob: "f1", ExpectVersion: 2,
+		Status: []byte(`{"step":1.2}`), Push: []vane.Job{step("s3")},
+		Claim: &vane.ClaimRequest{Worker: "w2", Languages: []vane.ScriptLang{vane.LangBash}, Max: 1, Lease: lease}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(next) != 1 || next[0].ID != "s3" || next[0].Status != vane.JobRunning || next[0].Worker != "w2" || next[0].LeaseEpoch != 1 {
+		t.Fatalf("the step claimed with the transition: %+v", next)
+	}
+	if _, err := s.CompleteJob(ctx, vane.Completion{Workspace: testWS, ID: "s3", Epoch: 1, Success: true}); err != nil {
+		t.Fatalf("completing the step claimed with the transition: %v", err)
 	}
 	if j, _ := s.GetJob(testWS, "s1"); j.Status != vane.JobCompleted || !j.Success || string(j.Result) != "1" {
 		t.Fatalf("step s1 after the transition: %+v", j)
@@ -86,19 +107,19 @@ func TestFlowTransition(t *testing.T) {
 	}
 	// Several steps pushed in one transition (a parallel loop) are each
 	// queued and listed: they get seqs of their own.
-	if _, err := s.FlowTransition(ctx, testAdmin, vane.FlowTransition{Workspace: testWS, FlowJob: "f1", ExpectVersion: 2,
+	if _, _, err := s.FlowTransition(ctx, testAdmin, vane.FlowTransition{Workspace: testWS, FlowJob: "f1", ExpectVersion: 3,
 		Status: []byte(`{"step":1.5}`), Push: []vane.Job{step("p1"), step("p2"), step("p3")}}); err != nil {
 		t.Fatal(err)
 	}
 	listed, err := s.ListJobs(testWS, vane.JobFilter{ParentJob: "f1", PerPage: 100})
-	if err != nil || len(listed) != 5 {
-		t.Fatalf("steps of f1 listed: %d (%v), want 5", len(listed), err)
+	if err != nil || len(listed) != 6 {
+		t.Fatalf("steps of f1 listed: %d (%v), want 6", len(listed), err)
 	}
 	if got, _ := s.ClaimJobs(ctx, vane.ClaimRequest{Worker: "w", Max: 10, Lease: lease}); len(got) != 4 {
 		t.Fatalf("claimed %d of s2, p1, p2, p3", len(got))
 	}
 	// The flow ends, canceling its queued step.
-	end, err := s.FlowTransition(ctx, testAdmin, vane.FlowTransition{Workspace: testWS, FlowJob: "f1", ExpectVersion: 3,
+	end, _, err := s.FlowTransition(ctx, testAdmin, vane.FlowTransition{Workspace: testWS, FlowJob: "f1", ExpectVersion: 4,
 		Status: []byte(`{"step":2}`), Cancel: []string{"s2"}, CancelReason: "flow failed",
 		Complete: &vane.FlowOutcome{Success: false, Result: []byte(`{"error":{"message":"x"}}`)}})
 	if err != nil {
@@ -110,7 +131,7 @@ func TestFlowTransition(t *testing.T) {
 	if j, _ := s.GetJob(testWS, "s2"); !j.Canceled {
 		t.Fatalf("step s2 after the flow ended: %s canceled=%v", j.Status, j.Canceled)
 	}
-	if _, err := s.FlowTransition(ctx, testAdmin, vane.FlowTransition{Workspace: testWS, FlowJob: "f1", ExpectVersion: 4, Status: []byte(`{}`)}); !errors.Is(err, vane.ErrJobFinished) {
+	if _, _, err := s.FlowTransition(ctx, testAdmin, vane.FlowTransition{Workspace: testWS, FlowJob: "f1", ExpectVersion: 5, Status: []byte(`{}`)}); !errors.Is(err, vane.ErrJobFinished) {
 		t.Fatalf("a transition of an ended flow: %v", err)
 	}
 }

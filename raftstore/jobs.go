@@ -124,9 +124,15 @@ func (c *pushJobCmd) apply(a *applier) (output, error) {
 	j.Canceled, j.CanceledBy, j.CanceledReason = false, "", ""
 	j.CompletedAt, j.Success, j.Result, j.DurationMs, j.MemPeak = nil, false, nil, 0, 0
 	j.LeaseExpires = j.LeaseExpires.UTC().Truncate(0)
+	a.addUsage(j.Workspace, jobPayload(&j))
+	if len(j.RawFlow) > 0 {
+		// A flow's definition is read by its transitions, not rewritten:
+		// it stays out of the record they rewrite.
+		put(a.bucket(bucketFlowRaw), k, j.RawFlow)
+		j.RawFlow = nil
+	}
 	rec := jobToRecord(j)
 	put(jobs, k, marshal(rec))
-	a.addUsage(j.Workspace, jobPayload(&j))
 	put(a.bucket(bucketJobsBySeq), keyU64(j.Seq, j.Workspace), []byte(j.ID))
 	enqueue(a, &j)
 	resource := j.ScriptPath
@@ -238,7 +244,24 @@ func (s *Store) GetJob(ws, id string) (vane.Job, error) {
 	if err != nil {
 		return vane.Job{}, fmt.Errorf("cannot get job: %w", err)
 	}
-	return r.job(), nil
+	j := r.job()
+	if j.IsFlow() {
+		err = s.fsm.view(func(tx *bolt.Tx) error {
+			j.RawFlow = cloneBytes(tx.Bucket(bucketFlowRaw).Get(key(ws, id)))
+			j.FlowStatus = cloneBytes(tx.Bucket(bucketFlowStatus).Get(key(ws, id)))
+			return nil
+		})
+	}
+	return j, err
+}
+
+// cloneBytes copies b (nil for nil): bbolt's values live only as long as
+// their transaction.
+func cloneBytes(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return append([]byte(nil), b...)
 }
 
 // GetJobLogs returns a job's logs from byte offset on, and the offset to ask

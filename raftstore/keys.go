@@ -40,6 +40,8 @@ var (
 	bucketAudit         = []byte("audit")           // ws \x00 seq -> vane.AuditEntry
 	bucketClaimTurns    = []byte("claim_turns")     // ws -> time key of the last claim that gave it a job (fair share)
 	bucketRunningFlows  = []byte("running_flows")   // ws \x00 id -> nil (flow jobs started and not ended)
+	bucketFlowRaw       = []byte("flow_raw")        // ws \x00 id -> a flow job's raw flow (kept out of its record)
+	bucketFlowStatus    = []byte("flow_status")     // ws \x00 id -> a flow job's status (kept out of its record)
 )
 
 // allBuckets lists every bucket; the FSM creates them on open and after restore.
@@ -49,7 +51,7 @@ var allBuckets = [][]byte{
 	bucketJobs, bucketJobsBySeq, bucketQueue, bucketLeases, bucketJobLogs, bucketJobsDone,
 	bucketVariables, bucketResources, bucketResourceTypes, bucketSchedules,
 	bucketGroups, bucketFolders, bucketFlows, bucketFlowVersions, bucketAudit,
-	bucketClaimTurns, bucketUsage, bucketRunningFlows,
+	bucketClaimTurns, bucketUsage, bucketRunningFlows, bucketFlowRaw, bucketFlowStatus,
 }
 
 var (

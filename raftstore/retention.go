@@ -158,6 +158,13 @@ func (c *deleteOldJobsCmd) apply(a *applier) (output, error) {
 		for _, lk := range o.logKeys {
 			del(logs, lk)
 		}
+		for _, b := range [][]byte{bucketFlowRaw, bucketFlowStatus} {
+			fb := a.bucket(b)
+			if v := fb.Get(key(o.ws, o.id)); v != nil {
+				o.bytes += len(v)
+				del(fb, key(o.ws, o.id))
+			}
+		}
 		a.addUsage(o.ws, -o.bytes)
 		counts.add(o.ws)
 		out.Deleted++

@@ -44,7 +44,7 @@ func usageOf(b *bolt.Bucket, ws string) uint64 {
 
 // jobPayload is the bytes of a job its users put in the store, logs aside.
 func jobPayload(j *vane.Job) int {
-	return len(j.Args) + len(j.RawCode) + len(j.RawLock) + len(j.Result)
+	return len(j.Args) + len(j.RawCode) + len(j.RawLock) + len(j.Result) + len(j.RawFlow) + len(j.EarlyResult)
 }
 
 // scriptPayload is the bytes of one script version.
@@ -101,11 +101,13 @@ func backfillUsage(tx *bolt.Tx) error {
 		counts[wsOf(k)] += int64(jobPayload(&r.Job))
 		return nil
 	})
-	if err == nil {
-		err = tx.Bucket(bucketJobLogs).ForEach(func(k, v []byte) error {
-			counts[wsOf(k)] += int64(len(v))
-			return nil
-		})
+	for _, b := range [][]byte{bucketJobLogs, bucketFlowRaw, bucketFlowStatus} {
+		if err == nil {
+			err = tx.Bucket(b).ForEach(func(k, v []byte) error {
+				counts[wsOf(k)] += int64(len(v))
+				return nil
+			})
+		}
 	}
 	if err == nil {
 		err = tx.Bucket(bucketScripts).ForEach(func(k, v []byte) error {

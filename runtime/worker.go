@@ -34,18 +34,22 @@ type JobSource interface {
 
 // FlowRunner is the flow side of the worker (Config.Flows); the runtime
 // knows nothing else of flows.
+//
+// Each method may claim, in the same write, the flow's next job for the
+// calling worker (next describes what it may run; Max 1): the worker runs
+// the jobs returned in the slot it has, without a claim of its own.
 type FlowRunner interface {
 	// StartFlow runs the first transition of flow job j, which this worker
 	// claimed under j.LeaseEpoch: after it, the flow runs without a worker.
-	StartFlow(ctx context.Context, j vane.Job) error
+	StartFlow(ctx context.Context, j vane.Job, next vane.ClaimRequest) ([]vane.Job, error)
 	// CompleteStep records c, the completion of step job j (a job with a
 	// FlowStepID, whose ParentJob is its flow), together with the flow's
 	// next transition. Its errors are the store's: vane.ErrStaleEpoch and
 	// vane.ErrJobFinished say someone else completed the step.
-	CompleteStep(ctx context.Context, j vane.Job, c vane.Completion) error
+	CompleteStep(ctx context.Context, j vane.Job, c vane.Completion, next vane.ClaimRequest) ([]vane.Job, error)
 	// FireTimer fires the flow timer that job j (of kind JobFlowTimer,
 	// claimed under j.LeaseEpoch at its time) stands for, and completes it.
-	FireTimer(ctx context.Context, j vane.Job) error
+	FireTimer(ctx context.Context, j vane.Job, next vane.ClaimRequest) ([]vane.Job, error)
 }
 
 // Store is the store as the worker consumes it. If it also implements
@@ -405,6 +409,16 @@ func (w *Worker) dispatch(events <-chan vane.Event) {
 	}
 }
 
+// claimRequest asks for up to max jobs this worker runs (none once it
+// stops claiming).
+func (w *Worker) claimRequest(max int) vane.ClaimRequest {
+	if w.claimCtx.Err() != nil {
+		max = 0
+	}
+	return vane.ClaimRequest{Worker: w.Name(), Tags: w.cfg.Tags, Languages: w.languages, Kinds: w.kinds, Max: max,
+		Lease: w.cfg.Lease, WorkspaceCap: w.cfg.WorkspaceCap}
+}
+
 // wants reports whether a pushed job may be one this worker claims.
 func (w *Worker) wants(ev vane.Event) bool {
 	if ev.Language != "" && w.executors[ev.Language] == nil {
@@ -435,10 +449,7 @@ func (w *Worker) claimLoop() {
 			if free <= 0 || w.claimCtx.Err() != nil {
 				break
 			}
-			jobs, err := w.store.ClaimJobs(w.claimCtx, vane.ClaimRequest{
-				Worker: w.Name(), Tags: w.cfg.Tags, Languages: w.languages, Kinds: w.kinds, Max: free, Lease: w.cfg.Lease,
-				WorkspaceCap: w.cfg.WorkspaceCap,
-			})
+			jobs, err := w.store.ClaimJobs(w.claimCtx, w.claimRequest(free))
 			if err != nil {
 				if w.claimCtx.Err() != nil {
 					return

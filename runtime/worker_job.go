@@ -33,8 +33,32 @@ const completionLogsFallback = 64 << 10
 // has no leader; after that the lease expires and the job is re-queued.
 const completeRetries = 20
 
-// startJob registers a claimed job and runs it in its own goroutine.
+// startJob runs a claimed job in a slot of its own (a goroutine), then the
+// jobs a flow hands that slot next (a flow's next step, claimed with the
+// transition that completed this one), until there are none.
 func (w *Worker) startJob(j vane.Job) {
+	ctx, r := w.register(j)
+	w.jobs.Add(1)
+	go func() {
+		defer w.jobs.Done()
+		for {
+			next := w.runJob(ctx, r)
+			w.mu.Lock()
+			delete(w.running, r.job.Workspace+"/"+r.job.ID)
+			w.mu.Unlock()
+			r.cancel(nil)
+			if len(next) == 0 || w.runCtx.Err() != nil {
+				break
+			}
+			// Max is 1: one job comes back at most.
+			ctx, r = w.register(next[0])
+		}
+		w.poke() // a slot is free
+	}()
+}
+
+// register records a claimed job as running and returns its context.
+func (w *Worker) register(j vane.Job) (context.Context, *runningJob) {
 	ctx, cancel := context.WithCancelCause(w.runCtx)
 	r := &runningJob{job: j, cancel: cancel}
 	w.mu.Lock()
@@ -45,22 +69,12 @@ func (w *Worker) startJob(j vane.Job) {
 	if cur, err := w.store.GetJob(j.Workspace, j.ID); err == nil && cur.Canceled {
 		cancel(errCanceled)
 	}
-	w.jobs.Add(1)
-	go func() {
-		defer w.jobs.Done()
-		defer func() {
-			w.mu.Lock()
-			delete(w.running, j.Workspace+"/"+j.ID)
-			w.mu.Unlock()
-			cancel(nil)
-			w.poke() // a slot is free
-		}()
-		w.runJob(ctx, r)
-	}()
+	return ctx, r
 }
 
-// runJob runs one claimed job to its completion in the store.
-func (w *Worker) runJob(ctx context.Context, r *runningJob) {
+// runJob runs one claimed job to its completion in the store, and returns
+// the jobs claimed for this slot with that completion (a flow's next step).
+func (w *Worker) runJob(ctx context.Context, r *runningJob) []vane.Job {
 	j := &r.job
 	log := w.cfg.Logger.With("job", j.ID, "workspace", j.Workspace, "path", j.ScriptPath)
 	if j.IsFlow() || j.Kind == vane.JobFlowTimer {
@@ -69,7 +83,7 @@ func (w *Worker) runJob(ctx context.Context, r *runningJob) {
 		// fails is left to the lease.
 		if w.cfg.Flows == nil {
 			log.Error("worker: claimed a flow job without a flow runner")
-			return
+			return nil
 		}
 		sctx, cancel := context.WithTimeout(w.storeCtx, storeCallTimeout)
 		defer cancel()
@@ -77,10 +91,11 @@ func (w *Worker) runJob(ctx context.Context, r *runningJob) {
 		if j.Kind == vane.JobFlowTimer {
 			start = w.cfg.Flows.FireTimer
 		}
-		if err := start(sctx, *j); err != nil {
+		next, err := start(sctx, *j, w.claimRequest(1))
+		if err != nil {
 			log.Warn("worker: cannot move the flow on; the job's lease will expire and it will run again", "kind", j.Kind, "error", err)
 		}
-		return
+		return next
 	}
 	start := time.Now()
 	hbCtx, stopHeartbeat := context.WithCancel(ctx)
@@ -102,10 +117,10 @@ func (w *Worker) runJob(ctx context.Context, r *runningJob) {
 	switch {
 	case errors.Is(cause, errShutdown):
 		log.Warn("worker: job killed at shutdown; its lease will expire and it will be re-queued")
-		return
+		return nil
 	case errors.Is(cause, errLeaseLost):
 		log.Warn("worker: job's lease was lost; another worker owns it now")
-		return
+		return nil
 	case errors.Is(cause, errCanceled):
 		reason, by := "", ""
 		if cur, gerr := w.store.GetJob(j.Workspace, j.ID); gerr == nil {
@@ -121,8 +136,9 @@ func (w *Worker) runJob(ctx context.Context, r *runningJob) {
 	}
 	c := vane.Completion{Workspace: j.Workspace, ID: j.ID, Epoch: j.LeaseEpoch, Success: out.Success,
 		Result: out.Result, Logs: rest, MemPeak: out.MemPeak}
-	w.complete(j, c, log)
+	next := w.complete(j, c, log)
 	log.Debug("worker: job done", "success", out.Success, "duration", time.Since(start))
+	return next
 }
 
 // canceledResult is the result of a canceled job, as the store writes it for
@@ -136,29 +152,36 @@ func canceledResult(reason, by string) json.RawMessage {
 // complete records the completion, retrying while the store is unavailable,
 // until the worker's shutdown deadline (storeCtx) at the latest. A stale
 // epoch or an already finished job means someone else completed it.
-func (w *Worker) complete(j *vane.Job, c vane.Completion, log interface{ Warn(string, ...any) }) {
+//
+// A flow's step is completed through the flow runner, with its flow's next
+// transition, which may claim the next job for this slot: complete returns
+// it.
+func (w *Worker) complete(j *vane.Job, c vane.Completion, log interface{ Warn(string, ...any) }) []vane.Job {
 	backoff := 20 * time.Millisecond
 	for i := 0; ; i++ {
 		sctx, cancel := context.WithTimeout(w.storeCtx, storeCallTimeout)
-		var err error
+		var (
+			next []vane.Job
+			err  error
+		)
 		if j.FlowStepID != "" && j.ParentJob != "" && w.cfg.Flows != nil {
 			// A flow's step: its completion and the flow's next step go
 			// in one write.
-			err = w.cfg.Flows.CompleteStep(sctx, *j, c)
+			next, err = w.cfg.Flows.CompleteStep(sctx, *j, c, w.claimRequest(1))
 		} else {
 			_, err = w.store.CompleteJob(sctx, c)
 		}
 		cancel()
 		if err == nil {
-			return
+			return next
 		}
 		if w.storeCtx.Err() != nil {
 			log.Warn("worker: shutting down before the completion was recorded; the job's lease will expire and it will run again", "error", err)
-			return
+			return nil
 		}
 		if errors.Is(err, vane.ErrStaleEpoch) || errors.Is(err, vane.ErrJobFinished) || errors.Is(err, vane.ErrNotFound) {
 			log.Warn("worker: completion refused", "error", err)
-			return
+			return nil
 		}
 		if errors.Is(err, vane.ErrTooLarge) && (len(c.Logs) > completionLogsFallback || len(c.Result) > 1024) {
 			// Keep the completion within the store's limits: the logs' tail
@@ -172,7 +195,7 @@ func (w *Worker) complete(j *vane.Job, c vane.Completion, log interface{ Warn(st
 		}
 		if i >= completeRetries || errors.Is(err, vane.ErrInvalid) || errors.Is(err, vane.ErrTooLarge) {
 			log.Warn("worker: cannot complete job; its lease will expire", "error", err)
-			return
+			return nil
 		}
 		select {
 		case <-w.storeCtx.Done():
