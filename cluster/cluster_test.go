@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -41,8 +42,9 @@ func MustTestCluster(t *testing.T, n int, retry time.Duration) []*testNode {
 }
 
 // MustTestClusterWith is MustTestCluster with the Secret and the durations
-// of base (the other fields are each node's own).
-func MustTestClusterWith(t *testing.T, n int, base Config) []*testNode {
+// of base (the other fields are each node's own); tune, when given, changes
+// each store's config after TuneRaft.
+func MustTestClusterWith(t *testing.T, n int, base Config, tune ...func(*raftstore.Config)) []*testNode {
 	t.Helper()
 	var nodes []*testNode
 	for i := range n {
@@ -50,6 +52,12 @@ func MustTestClusterWith(t *testing.T, n int, base Config) []*testNode {
 		cfg := raftstore.DefaultConfig()
 		cfg.Dir, cfg.NodeID, cfg.Join = filepath.Join(dir, "store"), fmt.Sprintf("n%d", i+1), i > 0
 		TuneRaft(&cfg)
+		for _, f := range tune {
+			f(&cfg)
+		}
+		if os.Getenv("DEBUG_RAFT") != "" {
+			cfg.LogOutput, cfg.LogLevel = os.Stderr, "info"
+		}
 		tn := &testNode{}
 		tn.pub = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Path != RaftAddrPath {
@@ -116,6 +124,30 @@ func leaderOf(t *testing.T, nodes []*testNode) int {
 			t.Fatal("no leader")
 		}
 		time.Sleep(10 * time.Millisecond) // polling for a leader with a deadline
+	}
+}
+
+// mustSettled waits until every node is in the leader's term, knows the
+// leader and has applied what the leader had committed.
+func mustSettled(t *testing.T, nodes []*testNode) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		l := nodes[leaderOf(t, nodes)].st.Status()
+		settled := true
+		for _, n := range nodes {
+			s := n.st.Status()
+			if s.Term != l.Term || s.LeaderID != l.ID || s.AppliedIndex < l.CommitIndex {
+				settled = false
+			}
+		}
+		if settled {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the cluster did not settle within 20s")
+		}
+		time.Sleep(10 * time.Millisecond) // polling the nodes' state with a deadline
 	}
 }
 
