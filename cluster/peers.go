@@ -19,6 +19,9 @@ func (n *Node) allowRaft(peer string) error {
 	if n.isPeer(peer) {
 		return nil
 	}
+	if n.st() == nil {
+		return fmt.Errorf("the store is not open yet: %w", vane.ErrUnavailable)
+	}
 	return fmt.Errorf("node %q is not a member of the raft configuration: %w", peer, vane.ErrForbidden)
 }
 

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"vane"
 )
 
 // A node's peer port carries two protocols behind one mutual TLS handshake:
@@ -181,7 +183,9 @@ func (t *peerTransport) handshake(c net.Conn) (*tls.Conn, byte, error) {
 			return nil, 0, errors.New("raft needs a node certificate")
 		}
 		if err := t.allowRaft(peer); err != nil {
-			t.log.Warn("refused raft from a node that is not a member", "remote", c.RemoteAddr(), "peer", peer, "err", err)
+			if !errors.Is(err, vane.ErrUnavailable) {
+				t.log.Warn("refused raft from a node that is not a member", "remote", c.RemoteAddr(), "peer", peer, "err", err)
+			}
 			return nil, 0, err
 		}
 	case protoRPC:
