@@ -599,3 +599,45 @@ func TestIdentity_SameCAForEveryHolder(t *testing.T) {
 		t.Fatal("a leaf verified against another secret's CA")
 	}
 }
+
+// TestNode_IsPeer: who may speak raft to a node and call its member-only
+// routes: the members of its configuration, and for a while a node that a
+// member reports in its own configuration (a newcomer a lagging follower
+// has not heard of), never one reported by a non-member.
+func TestNode_IsPeer(t *testing.T) {
+	secret, err := NewSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := MustTestClusterWith(t, 3, Config{Secret: secret, ExchangeInterval: 20 * time.Millisecond})
+	n := nodes[0].node
+	n.vouch("n2", []string{"n9"})
+	n.vouch("stranger", []string{"n8"})
+	tests := []struct {
+		name string
+		id   string
+		want bool
+	}{
+		{"itself", "n1", true},
+		{"another member", "n3", true},
+		{"a node no member reported", "n7", false},
+		{"a node a member reported in its configuration", "n9", true},
+		{"a node only a non-member reported", "n8", false},
+		{"an operator (no node id)", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := n.isPeer(tt.id); got != tt.want {
+				t.Fatalf("isPeer(%q) = %v, want %v", tt.id, got, tt.want)
+			}
+		})
+	}
+	// The report expires when no member repeats it (vouchTTL = 5 exchanges).
+	deadline := time.Now().Add(10 * time.Second)
+	for n.isPeer("n9") {
+		if time.Now().After(deadline) {
+			t.Fatal("a vouch that no member repeated never expired")
+		}
+		time.Sleep(10 * time.Millisecond) // polling the vouch's expiry with a deadline
+	}
+}
