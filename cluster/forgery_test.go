@@ -641,3 +641,38 @@ func TestNode_IsPeer(t *testing.T) {
 		time.Sleep(10 * time.Millisecond) // polling the vouch's expiry with a deadline
 	}
 }
+
+// TestPeerPort_CloseCutsOffHandshakes: closing a node does not wait for a
+// silent client's handshake deadline (an hour here): the connection is
+// closed at once.
+func TestPeerPort_CloseCutsOffHandshakes(t *testing.T) {
+	secret, err := NewSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := MustTestClusterWith(t, 1, Config{Secret: secret, HandshakeTimeout: time.Hour})
+	tn := nodes[0]
+	c, err := net.Dial("tcp", tn.st.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		tn.node.peers.hsMu.Lock()
+		n := len(tn.node.peers.handshaking)
+		tn.node.peers.hsMu.Unlock()
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the node did not start the silent connection's handshake")
+		}
+		time.Sleep(5 * time.Millisecond) // polling the node's accept with a deadline
+	}
+	tn.stop()
+	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("after Close the silent connection is still open: %v", err)
+	}
+}

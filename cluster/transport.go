@@ -54,8 +54,12 @@ type peerTransport struct {
 	log              *slog.Logger
 
 	pending chan struct{} // one slot per handshake in progress
-	raft    chan net.Conn
-	rpc     chan net.Conn
+	// hsMu guards handshaking, the connections whose handshake is in
+	// progress (close cuts them off instead of waiting for their deadline).
+	hsMu        sync.Mutex
+	handshaking map[net.Conn]struct{}
+	raft        chan net.Conn
+	rpc         chan net.Conn
 
 	closed     chan struct{}
 	closeOnce  sync.Once
@@ -80,7 +84,7 @@ func listenPeers(addr, advertise string, id *identity, allowRaft func(string) er
 	}
 	t := &peerTransport{ln: ln, advertise: adv, id: id, server: id.serverConfig(), dialer: peerDialer{id.clientConfig()},
 		allowRaft: allowRaft, handshakeTimeout: handshakeTimeout, log: log,
-		pending: make(chan struct{}, maxPendingHandshakes), raft: make(chan net.Conn), rpc: make(chan net.Conn),
+		pending: make(chan struct{}, maxPendingHandshakes), handshaking: map[net.Conn]struct{}{}, raft: make(chan net.Conn), rpc: make(chan net.Conn),
 		closed: make(chan struct{}), raftClosed: make(chan struct{}), rpcClosed: make(chan struct{})}
 	t.wg.Add(1)
 	go t.acceptLoop()
@@ -146,7 +150,20 @@ func (t *peerTransport) acceptLoop() {
 func (t *peerTransport) admit(c net.Conn) {
 	defer t.wg.Done()
 	defer func() { <-t.pending }()
+	t.hsMu.Lock()
+	select {
+	case <-t.closed:
+		t.hsMu.Unlock()
+		c.Close()
+		return
+	default:
+	}
+	t.handshaking[c] = struct{}{}
+	t.hsMu.Unlock()
 	conn, proto, err := t.handshake(c)
+	t.hsMu.Lock()
+	delete(t.handshaking, c)
+	t.hsMu.Unlock()
 	if err != nil {
 		c.Close()
 		t.log.Debug("refused a peer connection", "remote", c.RemoteAddr(), "err", err)
@@ -244,12 +261,17 @@ func (d peerDialer) dial(ctx context.Context, addr string, proto byte) (net.Conn
 	return tc, nil
 }
 
-// close stops accepting and closes the listener; conns already handed on
-// belong to their servers. It waits for the handshakes in progress.
+// close stops accepting, closes the listener and cuts off the handshakes in
+// progress; conns already handed on belong to their servers.
 func (t *peerTransport) close() error {
 	var err error
 	t.closeOnce.Do(func() {
+		t.hsMu.Lock()
 		close(t.closed)
+		for c := range t.handshaking {
+			c.Close()
+		}
+		t.hsMu.Unlock()
 		err = t.ln.Close()
 		t.wg.Wait()
 	})
