@@ -12,21 +12,25 @@ import (
 )
 
 // ClusterAdmin is what the cluster endpoints need: the cluster as this node
-// sees it, and removing a member (through the leader).
+// sees it, removing a member (through the leader), and this node's raft
+// address.
 type ClusterAdmin interface {
 	ClusterStatus(ctx context.Context) (vane.ClusterStatus, error)
 	Remove(ctx context.Context, nodeID string) error
+	RaftAddr() string
 }
 
-// MountCluster adds the cluster endpoints (superadmin only):
+// MountCluster adds the cluster endpoints:
 //
-//	GET  /api/cluster/status         members, leader, term, applied index and lag per node
-//	POST /api/cluster/remove/{node}  remove a member from the cluster
+//	GET  /api/cluster/status         (superadmin) members, leader, term, applied index and lag per node
+//	POST /api/cluster/remove/{node}  (superadmin) remove a member from the cluster
+//	GET  /api/cluster/raft_addr      (anyone) {"raft_addr": "host:port"}: where a node
+//	                                 started with --join speaks mutual TLS to this one
 //
-// and sends every request whose path starts with internalPrefix to internal,
-// the node-to-node routes, which authenticate with the cluster secret
-// themselves (internal may be nil when there are none). Call it before Serve.
-func (s *Server) MountCluster(admin ClusterAdmin, internalPrefix string, internal fasthttp.RequestHandler) {
+// The raft address is no secret (the port answers only holders of a cluster
+// certificate). Node-to-node routes are not served here: they live on the
+// raft port, behind mutual TLS. Call it before Serve.
+func (s *Server) MountCluster(admin ClusterAdmin) {
 	status := s.handle("cluster.status", authUser, func(ctx *fasthttp.RequestCtx, p *principal) error {
 		if err := requireSuperAdmin(p, "cluster status"); err != nil {
 			return err
@@ -54,13 +58,15 @@ func (s *Server) MountCluster(admin ClusterAdmin, internalPrefix string, interna
 		}
 		return writeText(ctx, fasthttp.StatusOK, "removed "+id)
 	})
-	prefix := []byte(internalPrefix)
+	raftAddr := func(ctx *fasthttp.RequestCtx) {
+		_ = writeJSON(ctx, map[string]string{"raft_addr": admin.RaftAddr()})
+	}
 	next := s.http.Handler
 	s.http.Handler = func(ctx *fasthttp.RequestCtx) {
 		path := ctx.Path()
 		switch {
-		case internal != nil && len(prefix) > 0 && bytes.HasPrefix(path, prefix):
-			internal(ctx)
+		case string(path) == "/api/cluster/raft_addr" && ctx.IsGet():
+			raftAddr(ctx)
 		case string(path) == "/api/cluster/status" && ctx.IsGet():
 			status(ctx)
 		case bytes.HasPrefix(path, []byte("/api/cluster/remove/")) && ctx.IsPost():

@@ -100,6 +100,7 @@ func driveSpread(b *testing.B, servers []*apiServer, callers int, method, path, 
 	}
 	lat := make([]time.Duration, b.N)
 	var next, failed atomic.Int64
+	var firstFailure atomic.Pointer[string]
 	var wg sync.WaitGroup
 	b.ResetTimer()
 	start := time.Now()
@@ -114,10 +115,12 @@ func driveSpread(b *testing.B, servers []*apiServer, callers int, method, path, 
 					return
 				}
 				t0 := time.Now()
-				code, _ := do(b, c, method, s.url+path, body)
+				code, out := do(b, c, method, s.url+path, body)
 				lat[i] = time.Since(t0)
 				if code != wantStatus {
 					failed.Add(1)
+					msg := fmt.Sprintf("%d from %s: %s", code, s.url, out)
+					firstFailure.CompareAndSwap(nil, &msg)
 				}
 			}
 		}()
@@ -126,7 +129,7 @@ func driveSpread(b *testing.B, servers []*apiServer, callers int, method, path, 
 	elapsed := time.Since(start)
 	b.StopTimer()
 	if n := failed.Load(); n > 0 {
-		b.Fatalf("%d of %d requests did not get %d", n, b.N, wantStatus)
+		b.Fatalf("%d of %d requests did not get %d; the first: %s", n, b.N, wantStatus, *firstFailure.Load())
 	}
 	p50, p99 := percentiles(lat)
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "req/s")

@@ -1,10 +1,12 @@
-// Package cluster is the node-to-node RPC of a vane cluster, over HTTP on the
-// nodes' own API port under /internal/: a follower's writes and read-index
-// requests forwarded to the leader (a raftstore.Forwarder), joins forwarded to
-// the leader, node metadata exchange, and status. Every internal request is
-// authenticated with a key derived from the cluster secret (made at
-// bootstrap, handed to joining nodes), never with a user's token. See
-// DESIGN.md for the decisions and the measured figures.
+// Package cluster is how vane nodes talk to each other. Each node has one
+// peer port that speaks only mutual TLS with certificates of a cluster CA
+// derived from the cluster secret (made at bootstrap, handed to joining
+// nodes); behind the handshake it carries raft (the raft.StreamLayer that
+// raftstore uses) and the internal RPC, HTTP under /internal/: a follower's
+// writes and read-index requests forwarded to the leader (a
+// raftstore.Forwarder), joins forwarded to the leader, node metadata
+// exchange, and status. A peer is checked against the raft configuration.
+// See DESIGN.md for the decisions, the threat model and the measured figures.
 package cluster
 
 import (
@@ -18,6 +20,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	"vane"
 	"vane/raftstore"
 )
@@ -26,12 +30,19 @@ import (
 type Config struct {
 	// Dir holds the node's cluster files: members.json (the node map).
 	Dir string
-	// ID, RaftAddr and HTTPAddr describe this node: its raft id, advertised
-	// raft address and the base URL of its HTTP server (http://host:port).
-	ID       string
-	RaftAddr string
+	// ID is this node's raft id, which its certificate names.
+	ID string
+	// BindAddr is the peer port's listen address (raft and the internal
+	// RPC, both behind mutual TLS). Port 0 takes a free port.
+	BindAddr string
+	// AdvertiseHost is the host peers dial, with the bound port; default
+	// the bound IP, which must then not be unspecified (0.0.0.0, ::).
+	AdvertiseHost string
+	// HTTPAddr is the base URL of this node's public HTTP server
+	// (http://host:port), shown in the cluster status; set it later with
+	// SetHTTPAddr when the listener is not bound yet.
 	HTTPAddr string
-	// Secret authenticates internal requests.
+	// Secret is the cluster secret: the cluster CA is derived from it.
 	Secret Secret
 	// MasterKeyPath is the store's master key file, handed (sealed with the
 	// secret) to joining nodes.
@@ -46,13 +57,18 @@ type Config struct {
 	RequestTimeout time.Duration
 	// ExchangeInterval is how often the node map is exchanged with peers.
 	ExchangeInterval time.Duration
+	// HandshakeTimeout bounds an accepted peer connection's TLS handshake
+	// and protocol byte; a slower (or silent) client is cut off. The
+	// handshakes run off the accept loop, at most 256 at once.
+	HandshakeTimeout time.Duration
 	// Logger receives membership changes and RPC failures. Default slog.Default().
 	Logger *slog.Logger
 }
 
 // DefaultConfig returns the defaults of the durations.
 func DefaultConfig() Config {
-	return Config{RetryWindow: 5 * time.Second, RequestTimeout: 10 * time.Second, ExchangeInterval: time.Second}
+	return Config{RetryWindow: 5 * time.Second, RequestTimeout: 10 * time.Second, ExchangeInterval: time.Second,
+		HandshakeTimeout: 5 * time.Second}
 }
 
 // Validate reports the first unusable field.
@@ -62,13 +78,13 @@ func (c Config) Validate() error {
 		return vane.Invalidf("cluster config: Dir is required")
 	case c.ID == "":
 		return vane.Invalidf("cluster config: ID is required")
-	case c.RaftAddr == "":
-		return vane.Invalidf("cluster config: RaftAddr is required")
+	case c.BindAddr == "":
+		return vane.Invalidf("cluster config: BindAddr is required")
 	case len(c.Secret) != SecretBytes:
 		return vane.Invalidf("cluster config: Secret must be %d bytes", SecretBytes)
 	}
-	if _, _, err := net.SplitHostPort(c.RaftAddr); err != nil {
-		return vane.Invalidf("cluster config: RaftAddr %q: %v", c.RaftAddr, err)
+	if _, _, err := net.SplitHostPort(c.BindAddr); err != nil {
+		return vane.Invalidf("cluster config: BindAddr %q: %v", c.BindAddr, err)
 	}
 	return nil
 }
@@ -84,22 +100,34 @@ func (c Config) withDefaults() Config {
 	if c.ExchangeInterval == 0 {
 		c.ExchangeInterval = d.ExchangeInterval
 	}
+	if c.HandshakeTimeout == 0 {
+		c.HandshakeTimeout = d.HandshakeTimeout
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
 	return c
 }
 
-// Node is this process's side of the cluster RPC. Create it with New before
-// the store opens (a joining node needs FetchJoinInfo first), Attach the
-// store, set the HTTP address once the listener is bound, and serve Handler
-// under /internal/. All methods are safe for concurrent use.
+// Node is this process's side of the cluster. New binds the peer port and
+// serves the internal RPC on it; pass RaftLayer to the store's config, open
+// the store (a joining node runs PrepareJoin first), then Attach it. All
+// methods are safe for concurrent use.
 type Node struct {
 	cfg    Config
 	log    *slog.Logger
 	reg    *registry
+	peers  *peerTransport
+	rpc    *http.Server
 	client *http.Client
 	gen    int64
+
+	// peersMu guards joinVoters and vouched (peers.go).
+	peersMu    sync.Mutex
+	joinVoters map[string]bool
+	vouched    map[string]time.Time
+	// joinAddr is the raft address of the member PrepareJoin asked.
+	joinAddr atomic.Pointer[string]
 
 	// mu guards store and httpAddr.
 	mu       sync.RWMutex
@@ -117,7 +145,8 @@ type Node struct {
 	closeOnce sync.Once
 }
 
-// New loads the node map and returns a Node that is not yet attached.
+// New loads the node map, binds the peer port and starts serving the
+// internal RPC on it. The port refuses raft connections until Attach.
 func New(cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("cannot create cluster node: %w", err)
@@ -127,27 +156,45 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	id, err := newIdentity(cfg.Secret, cfg.ID)
+	if err != nil {
+		return nil, err
+	}
 	n := &Node{cfg: cfg, log: cfg.Logger, reg: reg, gen: time.Now().UnixNano(), stop: make(chan struct{}),
-		httpAddr: cfg.HTTPAddr,
-		client: &http.Client{Transport: &http.Transport{
-			DialContext:         (&net.Dialer{Timeout: time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			MaxIdleConnsPerHost: 512,
-			IdleConnTimeout:     30 * time.Second,
-		}}}
+		httpAddr: cfg.HTTPAddr, joinVoters: map[string]bool{}, vouched: map[string]time.Time{}}
+	n.peers, err = listenPeers(cfg.BindAddr, cfg.AdvertiseHost, id, n.allowRaft, cfg.HandshakeTimeout, cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
+	n.client = newPeerClient(n.peers.dialer, 0)
+	n.rpc = &http.Server{Handler: n.handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug)}
+	n.wg.Add(1)
+	go func() { defer n.wg.Done(); _ = n.rpc.Serve(rpcListener{n.peers}) }()
 	n.reads = &readCoalescer{fetch: n.fetchReadIndex}
 	if cfg.HTTPAddr != "" {
 		if _, err := reg.merge([]NodeInfo{n.self()}); err != nil {
+			_ = n.Close()
 			return nil, err
 		}
 	}
 	return n, nil
 }
 
+// RaftLayer is the raft.StreamLayer over the peer port, for
+// raftstore.Config.StreamLayer: connections in both directions are mutual
+// TLS, and an accepted one is handed to raft only when its peer is a member
+// of the raft configuration (isPeer).
+func (n *Node) RaftLayer() raft.StreamLayer { return raftLayer{n.peers} }
+
+// RaftAddr is this node's advertised raft (peer) address.
+func (n *Node) RaftAddr() string { return n.peers.advertise.String() }
+
 // self is this node's own record.
 func (n *Node) self() NodeInfo {
 	n.mu.RLock()
 	defer n.mu.RUnlock()
-	return NodeInfo{ID: n.cfg.ID, RaftAddr: n.cfg.RaftAddr, HTTPAddr: n.httpAddr, Gen: n.gen}
+	return NodeInfo{ID: n.cfg.ID, RaftAddr: n.peers.advertise.String(), HTTPAddr: n.httpAddr, Gen: n.gen}
 }
 
 // SetHTTPAddr records this node's HTTP base URL (known once the listener is
@@ -188,10 +235,18 @@ func (n *Node) Members() []NodeInfo { return n.reg.list() }
 // does not keep each node's workers retrying their last writes.
 func (n *Node) Drain() { n.draining.Store(true) }
 
-// Close stops the exchange loop and detaches from the store. Idempotent.
+// Close stops the exchange loop, detaches from the store, and closes the
+// peer port (call it after the store has closed: raft's connections ride on
+// it). Idempotent.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		close(n.stop)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if err := n.rpc.Shutdown(ctx); err != nil {
+			_ = n.rpc.Close()
+		}
+		cancel()
+		_ = n.peers.close()
 		n.wg.Wait()
 		if st := n.st(); st != nil {
 			st.SetForwarder(nil)
@@ -230,11 +285,13 @@ func (n *Node) exchange() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var theirs []NodeInfo
-			if err := n.call(ctx, p.HTTPAddr, pathMembers, mine, &theirs); err != nil {
+			var theirs exchangeAnswer
+			from, err := n.callPeer(ctx, p.RaftAddr, pathMembers, mine, &theirs)
+			if err != nil {
 				return
 			}
-			if changed, err := n.reg.merge(theirs); err != nil {
+			n.vouch(from, theirs.Voters)
+			if changed, err := n.reg.merge(theirs.Members); err != nil {
 				n.log.Warn("cannot merge cluster members", "err", err)
 			} else if changed {
 				n.log.Info("cluster members updated", "from", p.ID)

@@ -9,60 +9,74 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
+	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/valyala/fasthttp"
 
 	"vane"
 	"vane/raftstore"
 )
 
-// testNode is one in-process node: a real store, a Node, and a fasthttp
-// server on loopback serving the internal routes.
+// testNode is one in-process node: a real store, a Node serving raft and
+// the internal RPC on its peer port, and a public HTTP server on loopback
+// that answers RaftAddrPath as the API does.
 type testNode struct {
 	st   *raftstore.Store
 	node *Node
 	url  string
-	srv  *fasthttp.Server
+	pub  *httptest.Server
 }
 
 // MustTestCluster starts n nodes: node 0 bootstraps, the others join
-// through node 0 over HTTP, exactly as `vane serve --join` does.
+// through node 0, exactly as `vane serve --join` does.
 func MustTestCluster(t *testing.T, n int, retry time.Duration) []*testNode {
 	t.Helper()
 	secret, err := NewSecret()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return MustTestClusterWith(t, n, Config{Secret: secret, RetryWindow: retry})
+}
+
+// MustTestClusterWith is MustTestCluster with the Secret and the durations
+// of base (the other fields are each node's own); tune, when given, changes
+// each store's config after TuneRaft.
+func MustTestClusterWith(t *testing.T, n int, base Config, tune ...func(*raftstore.Config)) []*testNode {
+	t.Helper()
 	var nodes []*testNode
 	for i := range n {
 		dir := t.TempDir()
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		raftLn, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		raftAddr := raftLn.Addr().String()
-		raftLn.Close()
 		cfg := raftstore.DefaultConfig()
-		cfg.Dir, cfg.NodeID, cfg.BindAddr, cfg.Join = filepath.Join(dir, "store"), fmt.Sprintf("n%d", i+1), raftAddr, i > 0
+		cfg.Dir, cfg.NodeID, cfg.Join = filepath.Join(dir, "store"), fmt.Sprintf("n%d", i+1), i > 0
 		TuneRaft(&cfg)
-		tn := &testNode{url: "http://" + ln.Addr().String()}
-		tn.node, err = New(Config{Dir: dir, ID: cfg.NodeID, RaftAddr: raftAddr, HTTPAddr: tn.url, Secret: secret,
-			MasterKeyPath: filepath.Join(cfg.Dir, "master.key"), RetryWindow: retry,
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		for _, f := range tune {
+			f(&cfg)
+		}
+		if os.Getenv("DEBUG_RAFT") != "" {
+			cfg.LogOutput, cfg.LogLevel = os.Stderr, "info"
+		}
+		tn := &testNode{}
+		tn.pub = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != RaftAddrPath {
+				http.NotFound(w, r)
+				return
+			}
+			_ = json.NewEncoder(w).Encode(map[string]string{"raft_addr": tn.node.RaftAddr()})
+		}))
+		tn.url = tn.pub.URL
+		var err error
+		ncfg := base
+		ncfg.Dir, ncfg.ID, ncfg.BindAddr, ncfg.HTTPAddr = dir, cfg.NodeID, "127.0.0.1:0", tn.url
+		ncfg.MasterKeyPath = filepath.Join(cfg.Dir, "master.key")
+		ncfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		tn.node, err = New(ncfg)
 		if err != nil {
 			t.Fatal(err)
 		}
-		tn.srv = &fasthttp.Server{Handler: tn.node.Handler()}
-		go func() { _ = tn.srv.Serve(ln) }()
+		cfg.StreamLayer = tn.node.RaftLayer()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		if i > 0 {
@@ -85,13 +99,15 @@ func MustTestCluster(t *testing.T, n int, retry time.Duration) []*testNode {
 	return nodes
 }
 
+// stop closes the node in serve's order: the store (raft rides on the peer
+// port), then the node, then the public server.
 func (tn *testNode) stop() {
 	if tn.st == nil {
 		return
 	}
-	_ = tn.srv.Shutdown()
-	_ = tn.node.Close()
 	_ = tn.st.Close()
+	_ = tn.node.Close()
+	tn.pub.Close()
 	tn.st = nil
 }
 
@@ -108,6 +124,30 @@ func leaderOf(t *testing.T, nodes []*testNode) int {
 			t.Fatal("no leader")
 		}
 		time.Sleep(10 * time.Millisecond) // polling for a leader with a deadline
+	}
+}
+
+// mustSettled waits until every node is in the leader's term, knows the
+// leader and has applied what the leader had committed.
+func mustSettled(t *testing.T, nodes []*testNode) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		l := nodes[leaderOf(t, nodes)].st.Status()
+		settled := true
+		for _, n := range nodes {
+			s := n.st.Status()
+			if s.Term != l.Term || s.LeaderID != l.ID || s.AppliedIndex < l.CommitIndex {
+				settled = false
+			}
+		}
+		if settled {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the cluster did not settle within 20s")
+		}
+		time.Sleep(10 * time.Millisecond) // polling the nodes' state with a deadline
 	}
 }
 
@@ -176,39 +216,6 @@ func TestNode_NoLeaderIsUnavailable(t *testing.T) {
 	// leadership while committing.
 	if !errors.Is(err, vane.ErrUnavailable) && !errors.Is(err, vane.ErrNotLeader) && !errors.Is(err, vane.ErrIndeterminate) {
 		t.Fatalf("write without a quorum: %v, want ErrUnavailable or ErrIndeterminate", err)
-	}
-}
-
-func TestHandler_RefusesWithoutSecret(t *testing.T) {
-	nodes := MustTestCluster(t, 1, 0)
-	other, _ := NewSecret()
-	tests := []struct {
-		name   string
-		header string
-		want   int
-	}{
-		{"no header", "", 401},
-		{"another cluster's key", other.authHeader(), 401},
-		{"the secret itself", nodes[0].node.cfg.Secret.String(), 401},
-		{"the derived key", nodes[0].node.cfg.Secret.authHeader(), 200},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			req, _ := http.NewRequest("POST", nodes[0].url+pathStatus, nil)
-			if tt.header != "" {
-				req.Header.Set(authHeaderName, tt.header)
-			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var st vane.NodeStatus
-			_ = json.NewDecoder(resp.Body).Decode(&st)
-			resp.Body.Close()
-			if resp.StatusCode != tt.want {
-				t.Fatalf("status %d, want %d", resp.StatusCode, tt.want)
-			}
-		})
 	}
 }
 

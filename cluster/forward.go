@@ -16,7 +16,8 @@ import (
 var _ raftstore.Forwarder = (*Node)(nil)
 
 // Forward implements raftstore.Forwarder: it sends an encoded log entry to
-// the leader's /internal/apply, which submits it with ApplyEncoded. While no
+// the leader's /internal/apply (on its raft address, over mutual TLS), which
+// submits it with ApplyEncoded. While no
 // leader is reachable (none known, connection refused, the node asked is no
 // longer leader) it retries, following the leader, for up to RetryWindow and
 // then fails with vane.ErrUnavailable: the entry was not applied. A request
@@ -29,8 +30,8 @@ func (n *Node) Forward(ctx context.Context, leaderAddr, leaderID string, entry [
 			out, err = st.ApplyEncoded(ctx, entry)
 			return err
 		},
-		func(ctx context.Context, base string) (err error) {
-			out, err = n.post(ctx, base, pathApply, entry)
+		func(ctx context.Context, raftAddr string) (err error) {
+			out, _, err = n.post(ctx, raftAddr, pathApply, entry)
 			return err
 		})
 	return out, err
@@ -56,14 +57,14 @@ func (n *Node) fetchReadIndex(ctx context.Context) (uint64, error) {
 			idx, err = st.ReadIndex(ctx)
 			return err
 		},
-		func(ctx context.Context, base string) error {
-			b, err := n.post(ctx, base, pathReadIndex, nil)
+		func(ctx context.Context, raftAddr string) error {
+			b, _, err := n.post(ctx, raftAddr, pathReadIndex, nil)
 			if err != nil {
 				return err
 			}
 			idx, err = strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
 			if err != nil {
-				return fmt.Errorf("cannot read the read index from %s: %w", base, err)
+				return fmt.Errorf("cannot read the read index from %s: %w", raftAddr, err)
 			}
 			return nil
 		})
@@ -71,7 +72,7 @@ func (n *Node) fetchReadIndex(ctx context.Context) (uint64, error) {
 }
 
 // onLeader runs local when this node leads and remote against the leader's
-// HTTP address otherwise, following leadership changes and retrying while
+// raft address otherwise, following leadership changes and retrying while
 // the request has certainly not been applied (see Forward) for at most
 // RetryWindow.
 func (n *Node) onLeader(ctx context.Context, leaderAddr, leaderID string,
@@ -92,13 +93,13 @@ func (n *Node) onLeader(ctx context.Context, leaderAddr, leaderID string,
 		case leaderAddr == "" && leaderID == "":
 			err = fmt.Errorf("no leader known: %w", errNotSent)
 		default:
-			info, ok := n.leaderInfo(leaderAddr, leaderID)
+			addr, ok := n.leaderRaftAddr(st, leaderAddr, leaderID)
 			if !ok {
-				err = fmt.Errorf("leader %s (%s) has no known HTTP address yet: %w", leaderID, leaderAddr, errNotSent)
+				err = fmt.Errorf("leader %s has no known raft address yet: %w", leaderID, errNotSent)
 				break
 			}
 			rctx, cancel := context.WithTimeout(ctx, n.cfg.RequestTimeout)
-			err = remote(rctx, info.HTTPAddr)
+			err = remote(rctx, addr)
 			cancel()
 		}
 		if err == nil {
@@ -137,17 +138,26 @@ func retryable(err error) bool {
 	return errors.As(err, &re) && errors.Is(re.sentinel, vane.ErrUnavailable)
 }
 
-// leaderInfo finds the leader's record by id, then by raft address.
-func (n *Node) leaderInfo(addr, id string) (NodeInfo, bool) {
-	if id != "" {
-		if info, ok := n.reg.get(id); ok {
-			return info, true
+// leaderRaftAddr is the leader's raft address: as raft reported it, else
+// the configuration's address of the leader's id, else the node map's.
+func (n *Node) leaderRaftAddr(st *raftstore.Store, addr, id string) (string, bool) {
+	if addr != "" {
+		return addr, true
+	}
+	if id == "" {
+		return "", false
+	}
+	if st != nil {
+		for _, m := range st.Members() {
+			if m.ID == id {
+				return m.Addr, true
+			}
 		}
 	}
-	if addr != "" {
-		return n.reg.byRaftAddr(addr)
+	if info, ok := n.reg.get(id); ok && info.RaftAddr != "" {
+		return info.RaftAddr, true
 	}
-	return NodeInfo{}, false
+	return "", false
 }
 
 // readCoalescer shares one read-index request among concurrent callers.

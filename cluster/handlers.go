@@ -4,61 +4,87 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"strconv"
 	"time"
-
-	"github.com/valyala/fasthttp"
 
 	"vane"
 	"vane/raftstore"
 )
 
-// PathPrefix is the prefix of every internal route; the HTTP server sends
-// requests under it to Handler.
-const PathPrefix = "/internal/"
+// caller is who may call an internal route. Every caller has passed the
+// TLS handshake with a certificate of the cluster CA.
+type caller int
 
-// Handler returns the handler of the internal routes. Every request must
-// carry the key derived from the cluster secret; others get 401.
-func (n *Node) Handler() fasthttp.RequestHandler {
-	return func(ctx *fasthttp.RequestCtx) {
-		if !n.cfg.Secret.checkAuth(ctx.Request.Header.Peek(authHeaderName)) {
-			ctx.Response.Header.Set(errorHeaderName, "unauthorized")
-			ctx.Error("internal routes need the cluster secret", fasthttp.StatusUnauthorized)
+const (
+	// anyHolder: a node or an operator certificate (status, audit).
+	anyHolder caller = iota
+	// anyNode: a node certificate, member or not (joininfo, join; the join
+	// handler checks that the node asks for itself).
+	anyNode
+	// member: a node of this node's raft configuration (see allowRaft).
+	member
+)
+
+// route is one internal route: who may call it and what it does. peer is
+// the node id the caller's certificate names ("" for an operator).
+type route struct {
+	who   caller
+	serve func(w http.ResponseWriter, r *http.Request, peer string) error
+}
+
+// maxRequestBody bounds an internal request's body (an apply carries one
+// encoded log entry; the store refuses values over 8 MiB).
+const maxRequestBody = 64 << 20
+
+// handler returns the handler of the internal routes, served on the peer
+// port behind mutual TLS. Callers that may not call a route get 403.
+func (n *Node) handler() http.Handler {
+	routes := map[string]route{
+		pathApply:     {member, n.serveApply},
+		pathReadIndex: {member, n.serveReadIndex},
+		pathJoin:      {anyNode, n.serveJoin},
+		pathJoinInfo:  {anyNode, n.serveJoinInfo},
+		pathRemove:    {member, n.serveRemove},
+		pathMembers:   {member, n.serveMembers},
+		pathStatus:    {anyHolder, func(w http.ResponseWriter, _ *http.Request, _ string) error { return writeJSON(w, n.localStatus()) }},
+		pathAudit:     {anyHolder, n.serveAudit},
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rt, ok := routes[r.URL.Path]
+		if !ok {
+			writeErr(w, fmt.Errorf("no internal route %s: %w", r.URL.Path, vane.ErrNotFound))
 			return
 		}
-		var err error
-		switch string(ctx.Path()) {
-		case pathApply:
-			err = n.serveApply(ctx)
-		case pathReadIndex:
-			err = n.serveReadIndex(ctx)
-		case pathJoin:
-			err = n.serveJoin(ctx)
-		case pathJoinInfo:
-			err = n.serveJoinInfo(ctx)
-		case pathRemove:
-			err = n.serveRemove(ctx)
-		case pathMembers:
-			err = n.serveMembers(ctx)
-		case pathStatus:
-			err = writeJSON(ctx, n.localStatus())
-		case pathAudit:
-			err = n.serveAudit(ctx)
-		default:
-			err = fmt.Errorf("no internal route %s: %w", ctx.Path(), vane.ErrNotFound)
+		if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
+			// Unreachable: the peer port verifies every client certificate.
+			writeErr(w, fmt.Errorf("internal routes need a cluster certificate: %w", vane.ErrUnauthorized))
+			return
 		}
-		if err != nil {
-			writeErr(ctx, err)
+		peer := peerNodeID(*r.TLS)
+		switch {
+		case rt.who >= anyNode && peer == "":
+			writeErr(w, fmt.Errorf("%s needs a node certificate: %w", r.URL.Path, vane.ErrForbidden))
+			return
+		case rt.who == member && !n.isPeer(peer):
+			writeErr(w, fmt.Errorf("%s: node %q is not a member of the raft configuration: %w", r.URL.Path, peer, vane.ErrForbidden))
+			return
 		}
-	}
+		r.Body = http.MaxBytesReader(w, r.Body, maxRequestBody)
+		if err := rt.serve(w, r, peer); err != nil {
+			writeErr(w, err)
+		}
+	})
 }
 
 // requestContext is the caller's remaining wait (its deadline header),
-// capped by RequestTimeout.
-func (n *Node) requestContext(ctx *fasthttp.RequestCtx) (context.Context, context.CancelFunc) {
+// capped by RequestTimeout. It does not end when the caller hangs up: a
+// write that was submitted runs to its end either way.
+func (n *Node) requestContext(r *http.Request) (context.Context, context.CancelFunc) {
 	d := n.cfg.RequestTimeout
-	if ms, err := strconv.ParseInt(string(ctx.Request.Header.Peek(deadlineHeaderName)), 10, 64); err == nil && ms > 0 {
+	if ms, err := strconv.ParseInt(r.Header.Get(deadlineHeaderName), 10, 64); err == nil && ms > 0 {
 		d = min(d, time.Duration(ms)*time.Millisecond)
 	}
 	return context.WithTimeout(context.Background(), d)
@@ -72,27 +98,38 @@ func (n *Node) attached() (*raftstore.Store, error) {
 	return st, nil
 }
 
+// readBody reads a request's whole body.
+func readBody(r *http.Request) ([]byte, error) {
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		return nil, vane.Invalidf("cannot read request: %v", err)
+	}
+	return b, nil
+}
+
 // serveApply submits a follower's encoded entry on this (leader) node.
-func (n *Node) serveApply(ctx *fasthttp.RequestCtx) error {
+func (n *Node) serveApply(w http.ResponseWriter, r *http.Request, _ string) error {
 	st, err := n.attached()
 	if err != nil {
 		return err
 	}
-	rctx, cancel := n.requestContext(ctx)
+	entry, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	rctx, cancel := n.requestContext(r)
 	defer cancel()
-	// The log keeps the entry: copy it out of fasthttp's reused buffer.
-	entry := append([]byte(nil), ctx.PostBody()...)
 	out, err := st.ApplyEncoded(rctx, entry)
 	if err != nil {
 		return err
 	}
-	ctx.SetContentType("application/json")
-	ctx.SetBody(out)
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(out)
 	return nil
 }
 
 // serveReadIndex answers the leader's read index as decimal text.
-func (n *Node) serveReadIndex(ctx *fasthttp.RequestCtx) error {
+func (n *Node) serveReadIndex(w http.ResponseWriter, r *http.Request, _ string) error {
 	st, err := n.attached()
 	if err != nil {
 		return err
@@ -101,13 +138,13 @@ func (n *Node) serveReadIndex(ctx *fasthttp.RequestCtx) error {
 		addr, id := st.Leader()
 		return &vane.NotLeaderError{LeaderAddr: addr, LeaderID: id}
 	}
-	rctx, cancel := n.requestContext(ctx)
+	rctx, cancel := n.requestContext(r)
 	defer cancel()
 	idx, err := st.ReadIndex(rctx)
 	if err != nil {
 		return err
 	}
-	ctx.SetBodyString(strconv.FormatUint(idx, 10))
+	_, _ = io.WriteString(w, strconv.FormatUint(idx, 10))
 	return nil
 }
 
@@ -120,20 +157,24 @@ type joinRequest struct {
 }
 
 // serveJoin adds the sender as a voter (on the leader) or passes the join to
-// the leader, and answers the node map.
-func (n *Node) serveJoin(ctx *fasthttp.RequestCtx) error {
+// the leader, and answers the node map. A node may ask only for itself (the
+// node id of its certificate); a member may pass another node's join on.
+func (n *Node) serveJoin(w http.ResponseWriter, r *http.Request, peer string) error {
 	st, err := n.attached()
 	if err != nil {
 		return err
 	}
 	var req joinRequest
-	if err := json.Unmarshal(ctx.PostBody(), &req); err != nil {
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
 		return vane.Invalidf("cannot decode join request: %v", err)
 	}
 	if req.Node.ID == "" || req.Node.RaftAddr == "" || req.Node.HTTPAddr == "" {
 		return vane.Invalidf("a join needs the node's id, raft address and HTTP address")
 	}
-	rctx, cancel := n.requestContext(ctx)
+	if req.Node.ID != peer && !n.isPeer(peer) {
+		return fmt.Errorf("node %q may not join as %q: %w", peer, req.Node.ID, vane.ErrForbidden)
+	}
+	rctx, cancel := n.requestContext(r)
 	defer cancel()
 	if req.Forwarded && !st.IsLeader() {
 		addr, id := st.Leader()
@@ -162,17 +203,20 @@ func (n *Node) serveJoin(ctx *fasthttp.RequestCtx) error {
 	if _, err := n.reg.merge(members); err != nil {
 		return err
 	}
-	return writeJSON(ctx, members)
+	return writeJSON(w, members)
 }
 
 // joinInfo is what a node must know before its store opens: the master key
-// (sealed with the cluster secret) and the node map.
+// (sealed with the cluster secret) and the node map, and the ids of the
+// member's raft configuration (the nodes the joining node will take raft
+// connections from until it has a configuration of its own).
 type joinInfo struct {
 	SealedMasterKey []byte     `json:"sealed_master_key"`
 	Members         []NodeInfo `json:"members"`
+	Voters          []string   `json:"voters"`
 }
 
-func (n *Node) serveJoinInfo(ctx *fasthttp.RequestCtx) error {
+func (n *Node) serveJoinInfo(w http.ResponseWriter, _ *http.Request, _ string) error {
 	key, err := os.ReadFile(n.cfg.MasterKeyPath)
 	if err != nil {
 		return fmt.Errorf("cannot read master key: %w", err)
@@ -181,50 +225,65 @@ func (n *Node) serveJoinInfo(ctx *fasthttp.RequestCtx) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(ctx, joinInfo{SealedMasterKey: sealed, Members: n.reg.list()})
+	info := joinInfo{SealedMasterKey: sealed, Members: n.reg.list()}
+	if st := n.st(); st != nil {
+		for _, m := range st.Members() {
+			info.Voters = append(info.Voters, m.ID)
+		}
+	}
+	return writeJSON(w, info)
 }
 
 // serveRemove removes a node from the raft configuration (on the leader).
-func (n *Node) serveRemove(ctx *fasthttp.RequestCtx) error {
+func (n *Node) serveRemove(_ http.ResponseWriter, r *http.Request, _ string) error {
 	var req struct {
 		ID string `json:"id"`
 	}
-	if err := json.Unmarshal(ctx.PostBody(), &req); err != nil || req.ID == "" {
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.ID == "" {
 		return vane.Invalidf("a remove needs the node's id")
 	}
-	rctx, cancel := n.requestContext(ctx)
+	rctx, cancel := n.requestContext(r)
 	defer cancel()
-	if err := n.Remove(rctx, req.ID); err != nil {
-		return err
-	}
-	ctx.SetStatusCode(fasthttp.StatusOK)
-	return nil
+	return n.Remove(rctx, req.ID)
+}
+
+// exchangeAnswer is a node's answer to a node map exchange: its map, and
+// the ids of its raft configuration (see vouch).
+type exchangeAnswer struct {
+	Members []NodeInfo `json:"members"`
+	Voters  []string   `json:"voters"`
 }
 
 // serveMembers merges the sender's node map and answers ours.
-func (n *Node) serveMembers(ctx *fasthttp.RequestCtx) error {
+func (n *Node) serveMembers(w http.ResponseWriter, r *http.Request, _ string) error {
 	var theirs []NodeInfo
-	if err := json.Unmarshal(ctx.PostBody(), &theirs); err != nil {
+	if err := json.NewDecoder(r.Body).Decode(&theirs); err != nil {
 		return vane.Invalidf("cannot decode members: %v", err)
 	}
 	if _, err := n.reg.merge(theirs); err != nil {
 		return err
 	}
-	return writeJSON(ctx, n.reg.list())
+	ans := exchangeAnswer{Members: n.reg.list()}
+	if st := n.st(); st != nil {
+		for _, m := range st.Members() {
+			ans.Voters = append(ans.Voters, m.ID)
+		}
+	}
+	return writeJSON(w, ans)
 }
 
 // serveAudit answers this node's audit entries of workspace ws (query ws,
 // operation, resource), oldest first, at most 200000.
-func (n *Node) serveAudit(ctx *fasthttp.RequestCtx) error {
+func (n *Node) serveAudit(w http.ResponseWriter, r *http.Request, _ string) error {
 	st, err := n.attached()
 	if err != nil {
 		return err
 	}
-	q := ctx.QueryArgs()
-	f := vane.AuditFilter{Operation: string(q.Peek("operation")), Resource: string(q.Peek("resource")), PerPage: 10000}
+	q := r.URL.Query()
+	f := vane.AuditFilter{Operation: q.Get("operation"), Resource: q.Get("resource"), PerPage: 10000}
 	var all []vane.AuditEntry
 	for f.Page = 1; len(all) < 200000; f.Page++ {
-		page, err := st.ListAudit(string(q.Peek("ws")), f)
+		page, err := st.ListAudit(q.Get("ws"), f)
 		if err != nil {
 			return err
 		}
@@ -236,7 +295,7 @@ func (n *Node) serveAudit(ctx *fasthttp.RequestCtx) error {
 	for i, j := 0, len(all)-1; i < j; i, j = i+1, j-1 {
 		all[i], all[j] = all[j], all[i]
 	}
-	return writeJSON(ctx, all)
+	return writeJSON(w, all)
 }
 
 // Remove removes node id from the cluster, through the leader.
@@ -253,30 +312,34 @@ func (n *Node) Remove(ctx context.Context, id string) error {
 		})
 }
 
-func writeJSON(ctx *fasthttp.RequestCtx, v any) error {
+func writeJSON(w http.ResponseWriter, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("cannot encode answer: %w", err)
 	}
-	ctx.SetContentType("application/json")
-	ctx.SetBody(b)
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(b)
 	return nil
 }
 
 // writeErr answers err with its sentinel's code in errorHeaderName.
-func writeErr(ctx *fasthttp.RequestCtx, err error) {
+func writeErr(w http.ResponseWriter, err error) {
 	code := codeOf(err)
-	status := fasthttp.StatusBadRequest
+	status := http.StatusBadRequest
 	switch code {
 	case "not_leader", "unavailable", "indeterminate", "timeout":
-		status = fasthttp.StatusServiceUnavailable
+		status = http.StatusServiceUnavailable
 	case "internal":
-		status = fasthttp.StatusInternalServerError
+		status = http.StatusInternalServerError
 	case "not_found":
-		status = fasthttp.StatusNotFound
+		status = http.StatusNotFound
+	case "unauthorized":
+		status = http.StatusUnauthorized
+	case "forbidden":
+		status = http.StatusForbidden
 	}
-	ctx.ResetBody()
-	ctx.Response.Header.Set(errorHeaderName, code)
-	ctx.SetStatusCode(status)
-	ctx.SetBodyString(err.Error())
+	w.Header().Set(errorHeaderName, code)
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, err.Error())
 }

@@ -6,7 +6,6 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -22,8 +21,8 @@ const SecretBytes = 32
 
 // Secret is the cluster secret: 32 random bytes made when the first node
 // bootstraps and handed to every node that joins (--cluster-secret-file).
-// Internal requests carry a key derived from it, never the secret itself, and
-// never a user's token.
+// The cluster CA's key is derived from it (tls.go), and so is the key that
+// seals the master key for a joining node; it never travels itself.
 type Secret []byte
 
 // NewSecret returns a fresh random secret.
@@ -92,14 +91,6 @@ func (s Secret) derive(label string) []byte {
 	return m.Sum(nil)
 }
 
-// authHeader is the value internal requests carry in authHeaderName.
-func (s Secret) authHeader() string { return hex.EncodeToString(s.derive("vane internal rpc v1")) }
-
-// checkAuth reports whether got is the header a holder of s sends.
-func (s Secret) checkAuth(got []byte) bool {
-	return subtle.ConstantTimeCompare(got, []byte(s.authHeader())) == 1
-}
-
 // seal encrypts plain (the master key handed to a joining node) with a key
 // derived from the secret, so that only a holder of the secret can read it
 // even on an unencrypted connection.
@@ -138,7 +129,3 @@ func (s Secret) gcm() (cipher.AEAD, error) {
 	}
 	return cipher.NewGCM(block)
 }
-
-// AuthHeader returns the header (name and value) that internal requests of
-// a holder of s carry; operators' tools and tests use it to call /internal/.
-func (s Secret) AuthHeader() (name, value string) { return authHeaderName, s.authHeader() }

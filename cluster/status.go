@@ -47,12 +47,7 @@ func (n *Node) ClusterStatus(ctx context.Context) (vane.ClusterStatus, error) {
 			out.Members[i] = ns
 			continue
 		}
-		info, ok := n.reg.get(m.ID)
-		if !ok {
-			ns.Error = "HTTP address not known yet"
-			out.Members[i] = ns
-			continue
-		}
+		info, _ := n.reg.get(m.ID)
 		ns.HTTPAddr = info.HTTPAddr
 		wg.Add(1)
 		go func() {
@@ -60,7 +55,7 @@ func (n *Node) ClusterStatus(ctx context.Context) (vane.ClusterStatus, error) {
 			sctx, cancel := context.WithTimeout(ctx, statusTimeout)
 			defer cancel()
 			var got vane.NodeStatus
-			if err := n.call(sctx, info.HTTPAddr, pathStatus, struct{}{}, &got); err != nil {
+			if err := n.call(sctx, m.Addr, pathStatus, struct{}{}, &got); err != nil {
 				ns.Error = fmt.Sprintf("no status: %v", err)
 				out.Members[i] = ns
 				return

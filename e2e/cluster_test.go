@@ -30,20 +30,23 @@ type Cluster struct {
 	IDs   []string
 	// URLs are the nodes' base URLs; a node keeps its URL across restarts,
 	// and goroutines read these instead of the Servers, which restarts write.
-	URLs   []string
-	secret cluster.Secret
-	http   *http.Client
+	URLs []string
+	// RaftAddrs are the nodes' raft addresses, where the internal RPC
+	// answers over mutual TLS.
+	RaftAddrs []string
+	secret    cluster.Secret
+	http      *http.Client
 }
 
 // MustStartCluster starts n nodes (extra flags go to every node) and waits
 // until every node is ready. All processes are stopped at cleanup.
 func MustStartCluster(tb testing.TB, n int, extra ...string) *Cluster {
 	tb.Helper()
-	c := &Cluster{tb: tb, http: &http.Client{Timeout: 5 * time.Second}}
+	c := &Cluster{tb: tb}
 	for i := range n {
 		id := fmt.Sprintf("n%d", i+1)
-		httpAddr := freeAddr(tb)
-		args := []string{"--node-id", id, "--raft-addr", freeAddr(tb), "--http-addr", httpAddr}
+		httpAddr, raftAddr := freeAddr(tb), freeAddr(tb)
+		args := []string{"--node-id", id, "--raft-addr", raftAddr, "--http-addr", httpAddr}
 		if i == 0 {
 			args = append(args, "--bootstrap")
 		} else {
@@ -53,12 +56,16 @@ func MustStartCluster(tb testing.TB, n int, extra ...string) *Cluster {
 		c.Nodes = append(c.Nodes, MustStartServer(tb, ServerOptions{Args: append(args, extra...)}))
 		c.IDs = append(c.IDs, id)
 		c.URLs = append(c.URLs, "http://"+httpAddr)
+		c.RaftAddrs = append(c.RaftAddrs, raftAddr)
 		if i == 0 {
 			s, err := cluster.LoadSecret(filepath.Join(c.Nodes[0].DataDir, "cluster", "secret"))
 			if err != nil {
 				tb.Fatalf("cannot read the cluster secret: %v", err)
 			}
 			c.secret = s
+			if c.http, err = cluster.NewOperatorClient(s, 5*time.Second); err != nil {
+				tb.Fatalf("cannot make the operator's client: %v", err)
+			}
 		}
 	}
 	// Stop every node at once (before each server's own cleanup): a node
@@ -99,15 +106,14 @@ func (c *Cluster) StopAll() {
 }
 
 // Status asks node i for its own raft status over the internal RPC (which
-// needs no leader, unlike the user API).
+// needs no leader, unlike the user API), as an operator of the cluster
+// (mutual TLS with a certificate of the CA derived from the secret).
 func (c *Cluster) Status(i int) (vane.NodeStatus, error) {
 	var st vane.NodeStatus
-	req, err := http.NewRequest("POST", c.URLs[i]+"/internal/status", strings.NewReader("{}"))
+	req, err := http.NewRequest("POST", cluster.InternalURL(c.RaftAddrs[i], "/internal/status"), strings.NewReader("{}"))
 	if err != nil {
 		return st, err
 	}
-	name, value := c.secret.AuthHeader()
-	req.Header.Set(name, value)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return st, err
@@ -152,14 +158,12 @@ func (c *Cluster) MustLeader(within time.Duration) int {
 }
 
 // Audit returns node i's audit entries of workspace main for one job,
-// oldest first, over the internal RPC.
+// oldest first, over the internal RPC (as Status does).
 func (c *Cluster) Audit(i int, resource string) ([]vane.AuditEntry, error) {
-	req, err := http.NewRequest("GET", c.URLs[i]+"/internal/audit?ws=main&resource="+resource, nil)
+	req, err := http.NewRequest("GET", cluster.InternalURL(c.RaftAddrs[i], "/internal/audit?ws=main&resource="+resource), nil)
 	if err != nil {
 		return nil, err
 	}
-	name, value := c.secret.AuthHeader()
-	req.Header.Set(name, value)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, err

@@ -7,6 +7,8 @@ import (
 	"net"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	"vane"
 )
 
@@ -24,6 +26,12 @@ type Config struct {
 	BindAddr string
 	// AdvertiseAddr is the address other nodes dial; default: the bound address.
 	AdvertiseAddr string
+	// StreamLayer, when set, carries raft's connections instead of plain
+	// TCP on BindAddr (which is then unused, as is AdvertiseAddr: the
+	// layer's Addr is the advertised address). cluster passes its mutual
+	// TLS layer; plain TCP is for tests and a node that is never reachable
+	// from elsewhere.
+	StreamLayer raft.StreamLayer
 	// Join says this node will be added to an existing cluster by its leader
 	// (Store.Join there), so Open on an empty Dir does not bootstrap.
 	Join bool

@@ -1,5 +1,6 @@
 // Package raftstore keeps all of vane's replicated state: a hashicorp/raft log
-// (raft-boltdb/v2 as log and stable store, file snapshots, TCP transport) and a
+// (raft-boltdb/v2 as log and stable store, file snapshots, a network transport
+// over the caller's stream layer or plain TCP) and a
 // bbolt state machine. Writes are commands, validated and stamped by the
 // proposer, group-committed through the log and applied in batches; reads come
 // from the local state file. See DESIGN.md for the decisions and figures.
@@ -160,22 +161,29 @@ func Open(cfg Config) (_ *Store, err error) {
 		return nil, err
 	}
 
-	var advertise net.Addr
-	if cfg.AdvertiseAddr != "" {
-		advertise, err = net.ResolveTCPAddr("tcp", cfg.AdvertiseAddr)
-		if err != nil {
-			return nil, fmt.Errorf("cannot resolve advertise address: %w", err)
-		}
-	}
-	// The TCP transport with pipelining off (MaxRPCsInFlight 1): with it on,
+	// The transport with pipelining off (MaxRPCsInFlight 1): with it on,
 	// raft v1.7.3's Shutdown could hang forever on a replication goroutine
 	// blocked handing a pipelined AppendEntries to a decoder that had
 	// already stopped (seen in the cluster tests on a loaded machine). Our
 	// entries are already large batches, so the pipeline bought little.
-	s.transport, err = raft.NewTCPTransportWithConfig(cfg.BindAddr, advertise, &raft.NetworkTransportConfig{
-		MaxPool: 4, Timeout: 10 * time.Second, Logger: logger, MaxRPCsInFlight: 1})
-	if err != nil {
-		return nil, fmt.Errorf("cannot listen for raft on %s: %w", cfg.BindAddr, err)
+	tcfg := &raft.NetworkTransportConfig{MaxPool: 4, Timeout: 10 * time.Second, Logger: logger, MaxRPCsInFlight: 1}
+	if cfg.StreamLayer != nil {
+		// The caller's stream layer (cluster's mutual TLS) authenticates
+		// every connection before raft decodes a byte of it.
+		tcfg.Stream = cfg.StreamLayer
+		s.transport = raft.NewNetworkTransportWithConfig(tcfg)
+	} else {
+		var advertise net.Addr
+		if cfg.AdvertiseAddr != "" {
+			advertise, err = net.ResolveTCPAddr("tcp", cfg.AdvertiseAddr)
+			if err != nil {
+				return nil, fmt.Errorf("cannot resolve advertise address: %w", err)
+			}
+		}
+		s.transport, err = raft.NewTCPTransportWithConfig(cfg.BindAddr, advertise, tcfg)
+		if err != nil {
+			return nil, fmt.Errorf("cannot listen for raft on %s: %w", cfg.BindAddr, err)
+		}
 	}
 	s.id = cfg.NodeID
 	if s.id == "" {
@@ -369,17 +377,28 @@ func (s *Store) Remove(ctx context.Context, id string) error {
 	return nil
 }
 
+// Members returns the servers of the latest raft configuration this node
+// knows (appended, not necessarily committed), or nil before it has one (a
+// node waiting to be joined). It is cheap: raft keeps the configuration in
+// memory. cluster checks every peer connection against it.
+func (s *Store) Members() []Member {
+	f := s.raft.GetConfiguration()
+	if f.Error() != nil {
+		return nil
+	}
+	var out []Member
+	for _, srv := range f.Configuration().Servers {
+		out = append(out, Member{ID: string(srv.ID), Addr: string(srv.Address), Voter: srv.Suffrage == raft.Voter})
+	}
+	return out
+}
+
 // Status returns this node's view of the cluster.
 func (s *Store) Status() Status {
 	addr, id := s.Leader()
 	st := Status{ID: s.id, Addr: s.Addr(), State: s.raft.State().String(), Term: s.raft.CurrentTerm(),
 		AppliedIndex: s.fsm.applied.Load(), CommitIndex: s.raft.CommitIndex(), LastIndex: s.raft.LastIndex(),
-		LeaderID: id, LeaderAddr: addr}
-	if f := s.raft.GetConfiguration(); f.Error() == nil {
-		for _, srv := range f.Configuration().Servers {
-			st.Members = append(st.Members, Member{ID: string(srv.ID), Addr: string(srv.Address), Voter: srv.Suffrage == raft.Voter})
-		}
-	}
+		LeaderID: id, LeaderAddr: addr, Members: s.Members()}
 	return st
 }
 

@@ -14,8 +14,11 @@
 //  0. the HTTP listener binds (connections wait in the backlog until step 5),
 //     so the workers know the API's address (BASE_INTERNAL_URL) and a
 //     joining node can announce its address before its store opens;
-//  1. the cluster secret is loaded and, on a first --join, the master key is
-//     fetched from the member (serve_cluster.go); the store opens with the
+//  1. the cluster secret is loaded, the raft port binds (mutual TLS with the
+//     cluster CA derived from the secret; it serves the internal RPC from
+//     here on and raft once the store is attached) and, on a first --join,
+//     the master key is fetched from the member (serve_cluster.go); the
+//     store opens with the
 //     cluster RPC as its forwarder, the node asks to be added, and waits to
 //     be leader (single node) or to see one: nothing can be read or written
 //     before;
@@ -32,8 +35,9 @@
 // finishes requests in flight (a run_wait_result caller still gets its
 // result, because the workers are still running); the workers stop claiming
 // and give running jobs a grace period, then release their leases so another
-// node or the next start re-runs them; finally the store closes raft, whose
-// log already holds every acknowledged write.
+// node or the next start re-runs them; then the store closes raft, whose
+// log already holds every acknowledged write; last the raft port closes
+// (raft's connections ride on it).
 package main
 
 import (

@@ -171,7 +171,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 		workers.Stop()
 		return err
 	}
-	srv.MountCluster(cl.node, cluster.PathPrefix, cl.node.Handler())
+	srv.MountCluster(cl.node)
 	// A version left pending by a node that died while building it would
 	// hold its jobs until their timeout: build it again.
 	if n, err := srv.ResumeDeployments(); err != nil {

@@ -40,8 +40,9 @@ type clusterSetup struct {
 
 // prepareCluster runs before the store opens. It loads the cluster secret
 // (created on the bootstrap node, copied from --cluster-secret-file on a
-// joining one), tunes raft for a LAN, and on a node that joins for the first
-// time fetches the master key from the member it joins through.
+// joining one), tunes raft for a LAN, binds the raft port (mutual TLS for
+// raft and the internal RPC), and on a node that joins for the first time
+// fetches the master key from the member it joins through.
 func prepareCluster(ctx context.Context, cfg serveConfig, scfg *raftstore.Config, httpURL string, log *slog.Logger) (*clusterSetup, error) {
 	dir := filepath.Join(cfg.DataDir, clusterDir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -74,17 +75,14 @@ func prepareCluster(ctx context.Context, cfg serveConfig, scfg *raftstore.Config
 
 	cluster.TuneRaft(scfg)
 	scfg.Join = cfg.Join != ""
-	raftAdvertise := scfg.BindAddr
-	if cfg.Advertise != "" {
-		_, port, _ := net.SplitHostPort(scfg.BindAddr)
-		raftAdvertise = net.JoinHostPort(cfg.Advertise, port)
-		scfg.AdvertiseAddr = raftAdvertise
-	}
-	node, err := cluster.New(cluster.Config{Dir: dir, ID: cfg.NodeID, RaftAddr: raftAdvertise, HTTPAddr: httpURL,
-		Secret: secret, MasterKeyPath: filepath.Join(scfg.Dir, masterKeyInStore), Logger: log})
+	// The node binds the raft port: raft and the internal RPC share it,
+	// both behind mutual TLS with the cluster CA derived from the secret.
+	node, err := cluster.New(cluster.Config{Dir: dir, ID: cfg.NodeID, BindAddr: scfg.BindAddr, AdvertiseHost: cfg.Advertise,
+		HTTPAddr: httpURL, Secret: secret, MasterKeyPath: filepath.Join(scfg.Dir, masterKeyInStore), Logger: log})
 	if err != nil {
 		return nil, err
 	}
+	scfg.StreamLayer = node.RaftLayer()
 	c.node = node
 	if _, err := os.Stat(filepath.Join(scfg.Dir, masterKeyInStore)); c.needJoin && errors.Is(err, os.ErrNotExist) {
 		jctx, cancel := context.WithTimeout(ctx, 60*time.Second)
