@@ -36,6 +36,8 @@ type Event struct {
 	// FlowSettled marks the completion of a flow's step recorded with its
 	// flow's transition: the flow has already moved on.
 	FlowSettled bool
+	// SchedulePath is the job's schedule, if a schedule queued it.
+	SchedulePath string
 }
 
 // ClaimRequest asks the store for up to Max ready jobs for one worker.

@@ -58,12 +58,26 @@ type Schedule struct {
 	Enabled    bool            `json:"enabled"`
 	Summary    string          `json:"summary,omitempty"`
 	Tag        string          `json:"tag,omitempty"`
-	OnFailure  string          `json:"on_failure,omitempty"`
-	EditedBy   string          `json:"edited_by"`
-	EditedAt   time.Time       `json:"edited_at"`
-	Email      string          `json:"email"`
-	ExtraPerms map[string]bool `json:"extra_perms"`
-	Error      string          `json:"error,omitempty"`
+	// OnFailure, OnRecovery and OnSuccess are handlers, "script/<path>"
+	// or "flow/<path>" as Windmill writes them, run after a job of the
+	// schedule fails OnFailureTimes times in a row (exactly that many
+	// with OnFailureExact), succeeds OnRecoveryTimes times in a row after
+	// a failure, or succeeds; their extra args are added to the ones
+	// Windmill gives them.
+	OnFailure           string          `json:"on_failure,omitempty"`
+	OnFailureTimes      int             `json:"on_failure_times,omitempty"`
+	OnFailureExact      bool            `json:"on_failure_exact,omitempty"`
+	OnFailureExtraArgs  json.RawMessage `json:"on_failure_extra_args,omitempty"`
+	OnRecovery          string          `json:"on_recovery,omitempty"`
+	OnRecoveryTimes     int             `json:"on_recovery_times,omitempty"`
+	OnRecoveryExtraArgs json.RawMessage `json:"on_recovery_extra_args,omitempty"`
+	OnSuccess           string          `json:"on_success,omitempty"`
+	OnSuccessExtraArgs  json.RawMessage `json:"on_success_extra_args,omitempty"`
+	EditedBy            string          `json:"edited_by"`
+	EditedAt            time.Time       `json:"edited_at"`
+	Email               string          `json:"email"`
+	ExtraPerms          map[string]bool `json:"extra_perms"`
+	Error               string          `json:"error,omitempty"`
 }
 
 // Flow is one version of an OpenFlow at a path. Value is the OpenFlow "value" object.

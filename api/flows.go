@@ -217,6 +217,23 @@ func (s *Server) flowAt(ctx *fasthttp.RequestCtx, p *principal, write bool) (van
 	return f, path, nil
 }
 
+// readableFlow reads the flow at path if p may read it (an archived one
+// counts as missing); one p may not read is not found, as a missing one.
+func (s *Server) readableFlow(p *principal, path string) (vane.Flow, error) {
+	fs, err := s.flows()
+	if err != nil {
+		return vane.Flow{}, err
+	}
+	f, err := fs.GetFlow(p.Workspace, path)
+	if err == nil && f.Archived {
+		err = vane.ErrNotFound
+	}
+	if err := checkRead(p, "flow", path, err, path, f.ExtraPerms); err != nil {
+		return vane.Flow{}, err
+	}
+	return f, nil
+}
+
 // getFlow answers GET /w/{ws}/flows/get/{path}, and, for a path of the form
 // v/{version}/p/{path}, that version (flow paths start with u/, f/ or g/,
 // so the two never meet).

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -36,7 +37,7 @@ func (s *Server) schedules() (ScheduleStore, error) {
 }
 
 // newScheduleRequest is Windmill's NewSchedule; the fields vane does not act
-// on yet (on_recovery, retry, no_flow_overlap...) are accepted and ignored.
+// on yet (retry, no_flow_overlap, paused_until...) are accepted and ignored.
 type newScheduleRequest struct {
 	Path       string          `json:"path"`
 	Schedule   *string         `json:"schedule"`
@@ -47,18 +48,96 @@ type newScheduleRequest struct {
 	Enabled    *bool           `json:"enabled"`
 	Summary    string          `json:"summary"`
 	Tag        string          `json:"tag"`
-	OnFailure  string          `json:"on_failure"`
+	scheduleHandlers
+}
+
+// scheduleHandlers are NewSchedule's and EditSchedule's handler fields.
+type scheduleHandlers struct {
+	OnFailure           *string         `json:"on_failure"`
+	OnFailureTimes      *float64        `json:"on_failure_times"`
+	OnFailureExact      *bool           `json:"on_failure_exact"`
+	OnFailureExtraArgs  json.RawMessage `json:"on_failure_extra_args"`
+	OnRecovery          *string         `json:"on_recovery"`
+	OnRecoveryTimes     *float64        `json:"on_recovery_times"`
+	OnRecoveryExtraArgs json.RawMessage `json:"on_recovery_extra_args"`
+	OnSuccess           *string         `json:"on_success"`
+	OnSuccessExtraArgs  json.RawMessage `json:"on_success_extra_args"`
+}
+
+// apply copies the handler fields given into v, checking each: a handler
+// is "script/<path>" or "flow/<path>" (Windmill's prefixed path) that p may
+// read; times are whole numbers from 1 (Windmill's default); extra args are
+// an object.
+func (h *scheduleHandlers) apply(s *Server, p *principal, v *vane.Schedule) error {
+	handler := func(field string, in *string, out *string) error {
+		if in == nil {
+			return nil
+		}
+		*out = *in
+		if *in == "" {
+			return nil
+		}
+		kind, path, ok := strings.Cut(*in, "/")
+		if !ok || (kind != "script" && kind != "flow") {
+			return badRequest("%s %q must be script/<path> or flow/<path>", field, *in)
+		}
+		if err := vane.ValidatePath(path); err != nil {
+			return fmt.Errorf("%s: %w", field, err)
+		}
+		if kind == "flow" {
+			_, err := s.readableFlow(p, path)
+			return err
+		}
+		_, err := s.readableScript(p, path)
+		return err
+	}
+	times := func(field string, in *float64, out *int) error {
+		if in == nil {
+			return nil
+		}
+		if *in != float64(int(*in)) || *in < 0 || *in > 1000 {
+			return badRequest("%s %v must be a whole number between 0 and 1000", field, *in)
+		}
+		*out = int(*in)
+		return nil
+	}
+	extra := func(field string, in json.RawMessage, out *json.RawMessage) error {
+		t := bytes.TrimSpace(in)
+		if len(t) == 0 || string(t) == "null" {
+			return nil
+		}
+		if t[0] != '{' || !jsonAPI.Valid(t) {
+			return badRequest("%s must be a JSON object", field)
+		}
+		*out = append(json.RawMessage(nil), t...)
+		return nil
+	}
+	for _, err := range []error{
+		handler("on_failure", h.OnFailure, &v.OnFailure), times("on_failure_times", h.OnFailureTimes, &v.OnFailureTimes),
+		extra("on_failure_extra_args", h.OnFailureExtraArgs, &v.OnFailureExtraArgs),
+		handler("on_recovery", h.OnRecovery, &v.OnRecovery), times("on_recovery_times", h.OnRecoveryTimes, &v.OnRecoveryTimes),
+		extra("on_recovery_extra_args", h.OnRecoveryExtraArgs, &v.OnRecoveryExtraArgs),
+		handler("on_success", h.OnSuccess, &v.OnSuccess), extra("on_success_extra_args", h.OnSuccessExtraArgs, &v.OnSuccessExtraArgs),
+	} {
+		if err != nil {
+			return err
+		}
+	}
+	if h.OnFailureExact != nil {
+		v.OnFailureExact = *h.OnFailureExact
+	}
+	return nil
 }
 
 // editScheduleRequest is Windmill's EditSchedule: the path, the script and
 // is_flow are not editable.
 type editScheduleRequest struct {
-	Schedule  *string         `json:"schedule"`
-	Timezone  *string         `json:"timezone"`
-	Args      json.RawMessage `json:"args"`
-	Summary   *string         `json:"summary"`
-	Tag       *string         `json:"tag"`
-	OnFailure *string         `json:"on_failure"`
+	Schedule *string         `json:"schedule"`
+	Timezone *string         `json:"timezone"`
+	Args     json.RawMessage `json:"args"`
+	Summary  *string         `json:"summary"`
+	Tag      *string         `json:"tag"`
+	scheduleHandlers
 }
 
 // createSchedule answers POST /w/{ws}/schedules/create with 201 and the path.
@@ -85,9 +164,6 @@ func (s *Server) createSchedule(ctx *fasthttp.RequestCtx, p *principal) error {
 	if err := scheduler.Validate(*req.Schedule, *req.Timezone, time.Now()); err != nil {
 		return err
 	}
-	if req.IsFlow {
-		return badRequest("is_flow: flows are not supported yet, a schedule runs a script")
-	}
 	if err := vane.ValidatePath(req.ScriptPath); err != nil {
 		return fmt.Errorf("script_path: %w", err)
 	}
@@ -98,12 +174,15 @@ func (s *Server) createSchedule(ctx *fasthttp.RequestCtx, p *principal) error {
 	if err := checkCreate(p, "schedule", req.Path, nil); err != nil {
 		return err
 	}
-	if err := s.checkScheduleScript(p, req.ScriptPath, args); err != nil {
+	if err := s.checkScheduleTarget(p, req.ScriptPath, req.IsFlow, args); err != nil {
 		return err
 	}
 	v := vane.Schedule{Workspace: p.Workspace, Path: req.Path, Cron: *req.Schedule, Timezone: *req.Timezone,
-		ScriptPath: req.ScriptPath, Args: args, Enabled: req.Enabled != nil && *req.Enabled, Summary: req.Summary,
-		Tag: req.Tag, OnFailure: req.OnFailure, Email: p.Email, ExtraPerms: map[string]bool{}}
+		ScriptPath: req.ScriptPath, IsFlow: req.IsFlow, Args: args, Enabled: req.Enabled != nil && *req.Enabled, Summary: req.Summary,
+		Tag: req.Tag, Email: p.Email, ExtraPerms: map[string]bool{}}
+	if err := req.scheduleHandlers.apply(s, p, &v); err != nil {
+		return err
+	}
 	wctx, cancel := detached()
 	defer cancel()
 	if err := ss.CreateSchedule(wctx, p.actor(), v); err != nil {
@@ -140,10 +219,10 @@ func (s *Server) updateSchedule(ctx *fasthttp.RequestCtx, p *principal) error {
 		if req.Tag != nil {
 			v.Tag = *req.Tag
 		}
-		if req.OnFailure != nil {
-			v.OnFailure = *req.OnFailure
+		if err := req.scheduleHandlers.apply(s, p, v); err != nil {
+			return err
 		}
-		return s.checkScheduleScript(p, v.ScriptPath, v.Args)
+		return s.checkScheduleTarget(p, v.ScriptPath, v.IsFlow, v.Args)
 	})
 	if err != nil {
 		return err
@@ -173,7 +252,7 @@ func (s *Server) setScheduleEnabled(ctx *fasthttp.RequestCtx, p *principal) erro
 		if !v.Enabled {
 			return nil
 		}
-		return s.checkScheduleScript(p, v.ScriptPath, v.Args)
+		return s.checkScheduleTarget(p, v.ScriptPath, v.IsFlow, v.Args)
 	})
 	if err != nil {
 		return err
@@ -353,24 +432,38 @@ func scheduleArgs(raw json.RawMessage) (json.RawMessage, error) {
 // checkScheduleScript checks that the script a schedule runs exists and that
 // p, whom its jobs will run as, may read it (404 as a missing one
 // otherwise), and that args fit its schema.
-func (s *Server) checkScheduleScript(p *principal, path string, args json.RawMessage) error {
-	sc, err := s.readableScript(p, path)
-	if err != nil {
-		return err
-	}
-	if len(sc.Schema) == 0 {
-		return nil
-	}
-	sch, err := s.schemas.get(&sc)
-	if err != nil {
-		return err
+func (s *Server) checkScheduleTarget(p *principal, path string, isFlow bool, args json.RawMessage) error {
+	var sch *vane.Schema
+	if isFlow {
+		f, err := s.readableFlow(p, path)
+		if err != nil {
+			return err
+		}
+		if len(f.Schema) == 0 {
+			return nil
+		}
+		sch = &vane.Schema{}
+		if err := jsonAPI.Unmarshal(f.Schema, sch); err != nil {
+			return nil // a schema vane cannot read checks nothing, as at run time
+		}
+	} else {
+		sc, err := s.readableScript(p, path)
+		if err != nil {
+			return err
+		}
+		if len(sc.Schema) == 0 {
+			return nil
+		}
+		if sch, err = s.schemas.get(&sc); err != nil {
+			return err
+		}
 	}
 	var parsed map[string]json.RawMessage
 	if err := jsonAPI.Unmarshal(args, &parsed); err != nil {
 		return badRequest("args must be a JSON object")
 	}
 	if err := sch.ValidateArgs(parsed); err != nil {
-		return fmt.Errorf("script %s: %w", sc.Path, err)
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	return nil
 }

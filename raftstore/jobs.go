@@ -154,7 +154,7 @@ func auditJobKind(k vane.JobKind) string {
 // jobEvent is the event of kind k about j.
 func jobEvent(k vane.EventKind, j *vane.Job) vane.Event {
 	return vane.Event{Kind: k, Workspace: j.Workspace, JobID: j.ID, Tag: j.Tag, Language: j.Language,
-		JobKind: j.Kind, ParentJob: j.ParentJob, RootJob: j.RootJob}
+		JobKind: j.Kind, ParentJob: j.ParentJob, RootJob: j.RootJob, SchedulePath: j.SchedulePath}
 }
 
 // enqueue puts j in the queue index and wakes workers. The index value is

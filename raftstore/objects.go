@@ -1,6 +1,7 @@
 package raftstore
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -85,8 +86,18 @@ var schedules = &entity[vane.Schedule]{
 			return vane.Invalidf("schedule (cron) is empty")
 		}
 		if err := validateTexts(maxTextLen, "schedule", s.Cron, "timezone", s.Timezone, "on_failure", s.OnFailure,
+			"on_recovery", s.OnRecovery, "on_success", s.OnSuccess,
 			"email", s.Email, "edited_by", s.EditedBy, "error", s.Error); err != nil {
 			return err
+		}
+		if s.OnFailureTimes < 0 || s.OnRecoveryTimes < 0 || s.OnFailureTimes > 1000 || s.OnRecoveryTimes > 1000 {
+			return vane.Invalidf("on_failure_times and on_recovery_times must be between 0 and 1000")
+		}
+		for name, a := range map[string]json.RawMessage{"on_failure_extra_args": s.OnFailureExtraArgs,
+			"on_recovery_extra_args": s.OnRecoveryExtraArgs, "on_success_extra_args": s.OnSuccessExtraArgs} {
+			if err := validateJSON(name, a, 1<<20, true); err != nil {
+				return err
+			}
 		}
 		if err := vane.ValidatePath(s.ScriptPath); err != nil {
 			return fmt.Errorf("script_path: %w", err)

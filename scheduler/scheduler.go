@@ -21,8 +21,14 @@ type Store interface {
 	// ListAllSchedules returns the enabled schedules of every workspace.
 	ListAllSchedules() ([]vane.Schedule, error)
 	GetScriptByPath(ws, path string) (vane.Script, error)
+	GetFlow(ws, path string) (vane.Flow, error)
 	// The directory, for vane.ResolveAccess: a schedule runs as its owner.
 	vane.Directory
+	// GetJob, ListJobs and Subscribe serve the handlers (handlers.go): the
+	// end of a schedule's job, and the schedule's recent jobs.
+	GetJob(ws, id string) (vane.Job, error)
+	ListJobs(ws string, f vane.JobFilter) ([]vane.Job, error)
+	Subscribe() (events <-chan vane.Event, stop func())
 	// PushJob queues j: ErrAlreadyExists when its id exists in any state.
 	PushJob(ctx context.Context, a vane.Actor, j vane.Job) error
 	CancelJob(ctx context.Context, a vane.Actor, ws, id, reason string) (vane.Job, error)
@@ -158,10 +164,17 @@ func (s *Scheduler) Close() error {
 func (s *Scheduler) run(ctx context.Context) {
 	t := time.NewTicker(s.cfg.Interval)
 	defer t.Stop()
+	events, stop := s.store.Subscribe()
+	defer stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case ev := <-events:
+			if ev.Kind == vane.EventJobCompleted && ev.SchedulePath != "" && ev.ParentJob == "" && s.leading {
+				s.handle(ctx, ev.Workspace, ev.JobID)
+			}
+			continue
 		case <-t.C:
 		}
 		s.step(ctx, time.Now())
@@ -335,12 +348,32 @@ func (s *Scheduler) pushNext(ctx context.Context, now time.Time, k key, sc *vane
 // jobFor builds the job of sc's tick: the HEAD of its script, run as the
 // member who last wrote the schedule, if that member may still read it.
 func (s *Scheduler) jobFor(sc *vane.Schedule, tick, now time.Time) (vane.Job, error) {
-	if sc.IsFlow {
-		return vane.Job{}, vane.Invalidf("schedule %s runs a flow, and flows are not built yet", sc.Path)
-	}
 	access, err := vane.ResolveAccess(s.store, sc.Email, sc.Workspace)
 	if err != nil {
 		return vane.Job{}, fmt.Errorf("cannot run schedule %s as %s: %w", sc.Path, sc.Email, err)
+	}
+	args := sc.Args
+	if len(args) == 0 || string(args) == "null" {
+		args = []byte("{}")
+	}
+	if sc.IsFlow {
+		f, err := s.store.GetFlow(sc.Workspace, sc.ScriptPath)
+		switch {
+		case err != nil && !errors.Is(err, vane.ErrNotFound):
+			return vane.Job{}, fmt.Errorf("cannot read flow %s: %w", sc.ScriptPath, err)
+		case err != nil || f.Archived || !access.CanRead(f.Path, f.ExtraPerms):
+			return vane.Job{}, fmt.Errorf("cannot find flow %s readable by u/%s: %w", sc.ScriptPath, access.Username, vane.ErrNotFound)
+		}
+		tag := sc.Tag
+		if tag == "" {
+			tag = "flow"
+		}
+		return vane.Job{
+			ID: JobID(sc.Workspace, sc.Path, Version(sc), tick), Workspace: sc.Workspace, Kind: vane.JobFlow,
+			ScriptPath: f.Path, RawFlow: f.Value, Args: args, Tag: tag,
+			SchedulePath: sc.Path, CreatedBy: access.Username, Email: sc.Email, PermissionedAs: "u/" + access.Username,
+			CreatedAt: now.UTC(), ScheduledFor: tick, VisibleToOwner: true,
+		}, nil
 	}
 	sc2, err := s.store.GetScriptByPath(sc.Workspace, sc.ScriptPath)
 	switch {
@@ -348,10 +381,6 @@ func (s *Scheduler) jobFor(sc *vane.Schedule, tick, now time.Time) (vane.Job, er
 		return vane.Job{}, fmt.Errorf("cannot read script %s: %w", sc.ScriptPath, err)
 	case err != nil || sc2.Deleted || !access.CanRead(sc2.Path, sc2.ExtraPerms):
 		return vane.Job{}, fmt.Errorf("cannot find script %s readable by u/%s: %w", sc.ScriptPath, access.Username, vane.ErrNotFound)
-	}
-	args := sc.Args
-	if len(args) == 0 || string(args) == "null" {
-		args = []byte("{}")
 	}
 	tag := sc.Tag
 	if tag == "" {
