@@ -10,9 +10,10 @@ import (
 // TestDependencyRules keeps the layering of design.md true: the root package
 // imports nothing of ours (and only the standard library); raftstore never
 // imports api, runtime or flows; runtime and sandbox never import raft, bbolt
-// or raftstore; api knows nothing of bbolt, raft, raftstore or wazero; flows
-// (the pure flow engine) imports only the standard library, the root package
-// and goja; nothing imports bench or cmd. Test files are not checked: a test may use the real
+// or raftstore; api knows nothing of bbolt, raft, raftstore or wazero, nor of
+// the flow engine or its driver; flows (the pure flow engine) imports only
+// the standard library, the root package and goja; the flow driver knows no
+// store, API or worker internals; nothing imports bench or cmd. Test files are not checked: a test may use the real
 // store to exercise a worker.
 func TestDependencyRules(t *testing.T) {
 	out, err := exec.Command("go", "list", "-json=ImportPath,Imports,Deps", "./...").Output()
@@ -42,11 +43,15 @@ func TestDependencyRules(t *testing.T) {
 		forbidden []string // import path prefixes that must not be among its deps
 	}
 	rules := []rule{
-		{"vane/raftstore", []string{"vane/api", "vane/runtime", "vane/flows", "vane/sandbox", "github.com/valyala/fasthttp", "github.com/tetratelabs/wazero"}},
-		{"vane/runtime", []string{"vane/raftstore", "vane/api", "github.com/hashicorp/raft", "go.etcd.io/bbolt", "github.com/valyala/fasthttp"}},
+		{"vane/raftstore", []string{"vane/api", "vane/runtime", "vane/flows", "vane/flowdriver", "vane/sandbox", "github.com/valyala/fasthttp", "github.com/tetratelabs/wazero"}},
+		{"vane/runtime", []string{"vane/raftstore", "vane/api", "vane/flows", "vane/flowdriver", "github.com/hashicorp/raft", "go.etcd.io/bbolt", "github.com/valyala/fasthttp"}},
 		{"vane/sandbox", []string{"vane/raftstore", "vane/api", "github.com/hashicorp/raft", "go.etcd.io/bbolt"}},
-		{"vane/api", []string{"vane/raftstore", "github.com/hashicorp/raft", "go.etcd.io/bbolt", "github.com/tetratelabs/wazero"}},
+		{"vane/api", []string{"vane/raftstore", "vane/flows", "vane/flowdriver", "github.com/hashicorp/raft", "go.etcd.io/bbolt", "github.com/tetratelabs/wazero"}},
 		{"vane/flows", []string{"vane/raftstore", "vane/api", "github.com/hashicorp/raft", "go.etcd.io/bbolt"}},
+		// The flow driver runs the engine over the store through the
+		// interface it declares; the worker and the API reach it through
+		// theirs.
+		{"vane/flowdriver", []string{"vane/raftstore", "vane/api", "vane/runtime", "vane/scheduler", "github.com/hashicorp/raft", "go.etcd.io/bbolt", "github.com/valyala/fasthttp", "github.com/tetratelabs/wazero"}},
 	}
 	for _, p := range pkgs {
 		// The jail itself must not know the executors that use it; only the
