@@ -10,15 +10,78 @@ type Workspace struct {
 	Color     string    `json:"color,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	Deleted   bool      `json:"deleted,omitempty"`
+	// Operators says what the workspace's operators may see; nil is
+	// DefaultOperatorSettings.
+	Operators *OperatorSettings `json:"operator_settings,omitempty"`
+}
+
+// OperatorSettings are a workspace's operator visibility settings (seed
+// 003: "you can allow/disallow operators to view" runs, schedules,
+// resources, variables, triggers, audit logs, groups, folders and workers).
+// Whatever they say, operators never create or change anything, and never
+// load a variable's or a resource's value through the API.
+type OperatorSettings struct {
+	Runs      bool `json:"runs"`
+	Schedules bool `json:"schedules"`
+	Resources bool `json:"resources"`
+	Variables bool `json:"variables"`
+	Triggers  bool `json:"triggers"`
+	AuditLogs bool `json:"audit_logs"`
+	Groups    bool `json:"groups"`
+	Folders   bool `json:"folders"`
+	Workers   bool `json:"workers"`
+}
+
+// DefaultOperatorSettings let operators view everything the settings name, as
+// a new Windmill workspace does.
+var DefaultOperatorSettings = OperatorSettings{Runs: true, Schedules: true, Resources: true,
+	Variables: true, Triggers: true, AuditLogs: true, Groups: true, Folders: true, Workers: true}
+
+// OperatorSettings returns w's operator visibility settings.
+func (w *Workspace) OperatorSettings() OperatorSettings {
+	if w.Operators == nil {
+		return DefaultOperatorSettings
+	}
+	return *w.Operators
+}
+
+// Allows reports whether the setting named name (a JSON field name of
+// OperatorSettings) lets operators view; an unknown name does not.
+func (s OperatorSettings) Allows(name string) bool {
+	switch name {
+	case "runs":
+		return s.Runs
+	case "schedules":
+		return s.Schedules
+	case "resources":
+		return s.Resources
+	case "variables":
+		return s.Variables
+	case "triggers":
+		return s.Triggers
+	case "audit_logs":
+		return s.AuditLogs
+	case "groups":
+		return s.Groups
+	case "folders":
+		return s.Folders
+	case "workers":
+		return s.Workers
+	}
+	return false
 }
 
 // User is an instance-level account (identified by email).
 type User struct {
-	Email      string    `json:"email"`
-	Name       string    `json:"name,omitempty"`
-	SuperAdmin bool      `json:"super_admin"`
-	Disabled   bool      `json:"disabled,omitempty"`
-	CreatedAt  time.Time `json:"created_at"`
+	Email      string `json:"email"`
+	Name       string `json:"name,omitempty"`
+	SuperAdmin bool   `json:"super_admin"`
+	// Devops is the instance's read-only superadmin: it reads instance
+	// state (cluster status, workers, every workspace's settings and audit
+	// log) and writes nothing in workspaces it is not a member of.
+	Devops    bool      `json:"devops,omitempty"`
+	Disabled  bool      `json:"disabled,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
 	// PasswordHash is a salted hash; never serialized to clients.
 	PasswordHash string `json:"-"`
 }

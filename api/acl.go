@@ -16,10 +16,8 @@ import (
 // path, and a new item at a path the caller may not write is 403 whether or
 // not something exists there.
 
-// access is p as the access rule sees it.
-func (p *principal) access() vane.Access {
-	return vane.Access{Username: p.Username, IsAdmin: p.IsAdmin, Operator: p.Operator}
-}
+// access is p as the access rule sees it (set by enterWorkspace).
+func (p *principal) access() vane.Access { return p.acc }
 
 // checkRead turns the outcome of reading one item (err from the store; on
 // success the item's path and extra_perms) into the caller's answer. A store
@@ -44,6 +42,18 @@ func checkWrite(p *principal, what, name string, err error, path string, extraPe
 	}
 	if !p.access().CanWrite(path, extraPerms) {
 		return fmt.Errorf("cannot change %s %s: u/%s may read it but not write it: %w", what, path, p.Username, vane.ErrForbidden)
+	}
+	return nil
+}
+
+// checkOwn is checkWrite for what only an item's owner (its admin role) may
+// do: archive it, move it to another path, share it. A writer gets 403.
+func checkOwn(p *principal, what, act, name string, err error, path string, extraPerms map[string]bool) error {
+	if err := checkWrite(p, what, name, err, path, extraPerms); err != nil {
+		return err
+	}
+	if !p.access().CanOwn(path, extraPerms) {
+		return fmt.Errorf("cannot %s %s %s: u/%s may change it but only its owner may %s it: %w", act, what, path, p.Username, act, vane.ErrForbidden)
 	}
 	return nil
 }

@@ -295,9 +295,19 @@ func (s *aclServer) mustPushAliceJobs(tb testing.TB, n int) {
 // access filter over more jobs than the API asks the store for at a time:
 // bob's pages stay full while alice's jobs fill the store's pages, and bob
 // sees the jobs he submitted and those of paths he may read (his own space,
-// f/, g/all), whoever submitted them.
+// a folder that admits him, g/all), whoever submitted them, and not those of
+// a folder that does not admit him.
 func TestAccess_JobPages(t *testing.T) {
 	s := MustACLServer(t)
+	root := vane.Actor{Email: "ada@example.com", Username: "ada"}
+	if err := s.store.CreateFolder(context.Background(), root, vane.Folder{Workspace: aclWS, Name: "team",
+		ExtraPerms: map[string]bool{"u/bob": false}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.store.CreateFolder(context.Background(), root, vane.Folder{Workspace: aclWS, Name: "closed"}); err != nil {
+		t.Fatal(err)
+	}
+	s.mustPushJob(t, "alice", vane.JobScript, "f/closed/report")
 	s.mustPushAliceJobs(t, 1200)
 	want := []string{s.mustPushJob(t, "bob", vane.JobScript, "u/bob/mine")}
 	s.mustPushAliceJobs(t, 1200)
@@ -347,8 +357,8 @@ func TestAccess_JobPages(t *testing.T) {
 		})
 	}
 	// The admin's pages are the store's: full of alice's jobs.
-	if got := list(t, "ada", "jobs/list?per_page=1000&page=3"); len(got) != 457 {
-		t.Fatalf("the admin's third page of 1000 holds %d jobs, want 457", len(got))
+	if got := list(t, "ada", "jobs/list?per_page=1000&page=3"); len(got) != 458 {
+		t.Fatalf("the admin's third page of 1000 holds %d jobs, want 458", len(got))
 	}
 }
 

@@ -21,18 +21,34 @@ import (
 type principal struct {
 	Email      string
 	SuperAdmin bool
+	// Devops is the instance's read-only superadmin role (vane.User.Devops).
+	Devops bool
 	// TokenWorkspace limits the token to one workspace when not empty.
 	TokenWorkspace string
+	// Scopes limit the token to what they name (vane.ScopesAllow); none:
+	// not limited.
+	Scopes []string
 	// JobID is set for a job's WM_TOKEN: the job it belongs to. A job token
 	// never carries an instance role (SuperAdmin is false), acts only in its
 	// job's workspace (TokenWorkspace) and, outside workspaces, only on the
 	// routes of jobTokenInstanceRoutes.
 	JobID string
+	// PermissionedAs is, for a job token, whom the job acts on behalf of
+	// (u/<user> or g/<group>).
+	PermissionedAs string
 
 	Workspace string
 	Username  string
 	IsAdmin   bool
 	Operator  bool
+	// acc is p's access in Workspace (vane.ResolveAccess), groups and
+	// folders included.
+	acc vane.Access
+	// DevopsView marks a devops user admitted, without being a member, to
+	// a workspace route that devops may read (needWatcher).
+	DevopsView bool
+	// scope is what the route needs of a scoped token (set by the gate).
+	scope vane.ScopeNeed
 }
 
 // actor is who the audit log records for this caller.
@@ -119,7 +135,7 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx) (*principal, error) {
 	if u.Disabled {
 		return nil, fmt.Errorf("user %s is disabled: %w", u.Email, vane.ErrUnauthorized)
 	}
-	return &principal{Email: u.Email, SuperAdmin: u.SuperAdmin, TokenWorkspace: tok.Workspace}, nil
+	return &principal{Email: u.Email, SuperAdmin: u.SuperAdmin, Devops: u.Devops, TokenWorkspace: tok.Workspace, Scopes: tok.Scopes}, nil
 }
 
 // linearizableLookup says whether this token lookup must be a linearizable
@@ -151,7 +167,7 @@ func (s *Server) authenticateJobToken(secret string) (*principal, error) {
 	if j.Status != vane.JobRunning || j.LeaseEpoch != c.Epoch {
 		return nil, fmt.Errorf("job token of job %s is no longer valid: the job is not running under that lease: %w", c.JobID, vane.ErrUnauthorized)
 	}
-	p := &principal{Email: j.Email, TokenWorkspace: c.Workspace, JobID: c.JobID}
+	p := &principal{Email: j.Email, TokenWorkspace: c.Workspace, JobID: c.JobID, PermissionedAs: j.PermissionedAs}
 	if u, err := s.deps.Users.GetUser(j.Email); err == nil {
 		if u.Disabled {
 			return nil, fmt.Errorf("user %s is disabled: %w", u.Email, vane.ErrUnauthorized)
@@ -166,24 +182,41 @@ func (s *Server) authenticateJobToken(secret string) (*principal, error) {
 
 // enterWorkspace checks that the workspace exists and that p may act in it,
 // and fills p's workspace fields. Unknown workspace: 404; a token limited to
-// another workspace or a non-member: 403.
-func (s *Server) enterWorkspace(p *principal, ws string) error {
-	if _, err := s.deps.Workspaces.GetWorkspace(ws); err != nil {
+// another workspace or a non-member: 403. With devops, a devops user that is
+// not a member is admitted with no access of its own (DevopsView). A job
+// token acts with its job's access: on behalf of a group, the group's
+// (vane.ResolveJobAccess).
+func (s *Server) enterWorkspace(p *principal, ws string, devops bool) (vane.Workspace, error) {
+	w, err := s.deps.Workspaces.GetWorkspace(ws)
+	if err != nil {
 		if errors.Is(err, vane.ErrNotFound) {
-			return fmt.Errorf("workspace %q not found: %w", ws, vane.ErrNotFound)
+			return w, fmt.Errorf("workspace %q not found: %w", ws, vane.ErrNotFound)
 		}
-		return fmt.Errorf("cannot read workspace: %w", err)
+		return w, fmt.Errorf("cannot read workspace: %w", err)
 	}
 	if p.TokenWorkspace != "" && p.TokenWorkspace != ws {
-		return fmt.Errorf("this token is limited to workspace %q and cannot be used in %q: %w", p.TokenWorkspace, ws, vane.ErrForbidden)
+		return w, fmt.Errorf("this token is limited to workspace %q and cannot be used in %q: %w", p.TokenWorkspace, ws, vane.ErrForbidden)
 	}
 	p.Workspace = ws
-	access, err := vane.ResolveAccess(directory{s.deps.Users, s.deps.Workspaces}, p.Email, ws)
-	if err != nil {
-		return err
+	dir := directory{s.deps.Users, s.deps.Workspaces}
+	var access vane.Access
+	if p.JobID != "" {
+		access, err = vane.ResolveJobAccess(dir, p.Email, p.PermissionedAs, ws)
+	} else {
+		access, err = vane.ResolveAccess(dir, p.Email, ws)
 	}
+	if err != nil {
+		if devops && p.Devops && p.JobID == "" && errors.Is(err, vane.ErrForbidden) {
+			if _, merr := s.deps.Workspaces.GetMember(ws, p.Email); errors.Is(merr, vane.ErrNotFound) {
+				p.DevopsView = true
+				return w, nil
+			}
+		}
+		return w, err
+	}
+	p.acc = access
 	p.Username, p.IsAdmin, p.Operator = access.Username, access.IsAdmin, access.Operator
-	return nil
+	return w, nil
 }
 
 // directory joins the user and workspace stores into the vane.Directory
@@ -206,28 +239,11 @@ var jobTokenInstanceRoutes = map[string]bool{
 }
 
 // checkJobTokenRoute refuses a job token on an instance route it may not use.
-func checkJobTokenRoute(p *principal, route string, mode authMode) error {
-	if p == nil || p.JobID == "" || mode == authWorkspace || jobTokenInstanceRoutes[route] {
+func checkJobTokenRoute(p *principal, route string, inWorkspace bool) error {
+	if p == nil || p.JobID == "" || inWorkspace || jobTokenInstanceRoutes[route] {
 		return nil
 	}
 	return fmt.Errorf("a job token (WM_TOKEN) acts only in its job's workspace and cannot call %s: %w", route, vane.ErrForbidden)
-}
-
-// requireAdmin refuses callers that are not admins of the current workspace.
-func requireAdmin(p *principal, what string) error {
-	if !p.IsAdmin {
-		return fmt.Errorf("%s requires a workspace admin: %w", what, vane.ErrForbidden)
-	}
-	return nil
-}
-
-// requireWriter refuses operators (who may only run) and job tokens from
-// changing workspace objects.
-func requireWriter(p *principal, what string) error {
-	if p.Operator && !p.IsAdmin {
-		return fmt.Errorf("%s is not allowed to operators: %w", what, vane.ErrForbidden)
-	}
-	return nil
 }
 
 // detached returns a context for a store write that must not be abandoned

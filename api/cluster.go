@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -20,67 +19,62 @@ type ClusterAdmin interface {
 	RaftAddr() string
 }
 
-// MountCluster adds the cluster endpoints:
+// MountCluster gives the cluster endpoints of the route table their
+// answers:
 //
-//	GET  /api/cluster/status         (superadmin) members, leader, term, applied index and lag per node
+//	GET  /api/cluster/status         (superadmin, devops) members, leader, term, applied index and lag per node
 //	POST /api/cluster/remove/{node}  (superadmin) remove a member from the cluster
 //	GET  /api/cluster/raft_addr      (anyone) {"raft_addr": "host:port"}: where a node
 //	                                 started with --join speaks mutual TLS to this one
 //
 // The raft address is no secret (the port answers only holders of a cluster
 // certificate). Node-to-node routes are not served here: they live on the
-// raft port, behind mutual TLS. Call it before Serve.
-func (s *Server) MountCluster(admin ClusterAdmin) {
-	status := s.handle("cluster.status", authUser, func(ctx *fasthttp.RequestCtx, p *principal) error {
-		if err := requireSuperAdmin(p, "cluster status"); err != nil {
-			return err
-		}
-		sctx, cancel := detached() // never a context derived from the recycled RequestCtx
-		defer cancel()
-		st, err := admin.ClusterStatus(sctx)
-		if err != nil {
-			return fmt.Errorf("cannot read cluster status: %w", err)
-		}
-		return writeJSON(ctx, st)
-	})
-	remove := s.handle("cluster.remove", authUser, func(ctx *fasthttp.RequestCtx, p *principal) error {
-		if err := requireSuperAdmin(p, "removing a node"); err != nil {
-			return err
-		}
-		id := strings.TrimPrefix(string(ctx.Path()), "/api/cluster/remove/")
-		if id == "" || strings.Contains(id, "/") {
-			return badRequest("the node id is missing from the path")
-		}
-		rctx, cancel := detached()
-		defer cancel()
-		if err := admin.Remove(rctx, id); err != nil {
-			return fmt.Errorf("cannot remove node %s: %w", id, err)
-		}
-		return writeText(ctx, fasthttp.StatusOK, "removed "+id)
-	})
-	raftAddr := func(ctx *fasthttp.RequestCtx) {
-		_ = writeJSON(ctx, map[string]string{"raft_addr": admin.RaftAddr()})
+// raft port, behind mutual TLS. Call it before Serve; until then the routes
+// answer 404.
+func (s *Server) MountCluster(admin ClusterAdmin) { s.cluster = admin }
+
+func (s *Server) clusterAdmin() (ClusterAdmin, error) {
+	if s.cluster == nil {
+		return nil, fmt.Errorf("this server has no cluster endpoints: %w", vane.ErrNotFound)
 	}
-	next := s.http.Handler
-	s.http.Handler = func(ctx *fasthttp.RequestCtx) {
-		path := ctx.Path()
-		switch {
-		case string(path) == "/api/cluster/raft_addr" && ctx.IsGet():
-			raftAddr(ctx)
-		case string(path) == "/api/cluster/status" && ctx.IsGet():
-			status(ctx)
-		case bytes.HasPrefix(path, []byte("/api/cluster/remove/")) && ctx.IsPost():
-			remove(ctx)
-		default:
-			next(ctx)
-		}
-	}
+	return s.cluster, nil
 }
 
-// requireSuperAdmin refuses callers that are not instance superadmins.
-func requireSuperAdmin(p *principal, what string) error {
-	if !p.SuperAdmin {
-		return fmt.Errorf("%s requires a superadmin: %w", what, vane.ErrForbidden)
+func (s *Server) clusterStatus(ctx *fasthttp.RequestCtx, _ *principal) error {
+	admin, err := s.clusterAdmin()
+	if err != nil {
+		return err
 	}
-	return nil
+	sctx, cancel := detached() // never a context derived from the recycled RequestCtx
+	defer cancel()
+	st, err := admin.ClusterStatus(sctx)
+	if err != nil {
+		return fmt.Errorf("cannot read cluster status: %w", err)
+	}
+	return writeJSON(ctx, st)
+}
+
+func (s *Server) clusterRemove(ctx *fasthttp.RequestCtx, _ *principal) error {
+	admin, err := s.clusterAdmin()
+	if err != nil {
+		return err
+	}
+	id := pathParam(ctx, "node")
+	if id == "" || strings.Contains(id, "/") {
+		return badRequest("the node id is missing from the path")
+	}
+	rctx, cancel := detached()
+	defer cancel()
+	if err := admin.Remove(rctx, id); err != nil {
+		return fmt.Errorf("cannot remove node %s: %w", id, err)
+	}
+	return writeText(ctx, fasthttp.StatusOK, "removed "+id)
+}
+
+func (s *Server) clusterRaftAddr(ctx *fasthttp.RequestCtx, _ *principal) error {
+	admin, err := s.clusterAdmin()
+	if err != nil {
+		return err
+	}
+	return writeJSON(ctx, map[string]string{"raft_addr": admin.RaftAddr()})
 }

@@ -51,6 +51,9 @@ type Config struct {
 	BodyTimeout time.Duration
 	// Logger receives request errors and deployment outcomes. Default slog.Default().
 	Logger *slog.Logger
+	// CreateWorkspaceRequireSuperadmin lets only superadmins create
+	// workspaces (Windmill's CREATE_WORKSPACE_REQUIRE_SUPERADMIN).
+	CreateWorkspaceRequireSuperadmin bool
 }
 
 // DefaultConfig returns the configuration used for zero fields.

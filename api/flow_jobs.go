@@ -138,11 +138,12 @@ func (s *Server) resumeSigned(approve bool) handlerFunc {
 		// A signed-in caller approves as themselves.
 		var groups []string
 		if p, err := s.authenticate(ctx); err == nil {
-			if err := s.enterWorkspace(p, ws); err == nil {
+			if _, err := s.enterWorkspace(p, ws, false); err == nil {
 				if approver != "" && approver != p.Username {
 					return fmt.Errorf("this URL is for approver %q, not u/%s: %w", approver, p.Username, vane.ErrForbidden)
 				}
 				approver = p.Username
+				groups = p.acc.Groups
 			}
 		}
 		payload, err := resumePayload(ctx)

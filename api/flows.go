@@ -130,9 +130,6 @@ func (s *Server) createFlow(ctx *fasthttp.RequestCtx, p *principal) error {
 	if err != nil {
 		return err
 	}
-	if err := requireWriter(p, "saving a flow"); err != nil {
-		return err
-	}
 	var req flowRequest
 	if err := decodeBody(ctx, &req); err != nil {
 		return err
@@ -162,9 +159,6 @@ func (s *Server) updateFlow(ctx *fasthttp.RequestCtx, p *principal) error {
 	if err != nil {
 		return err
 	}
-	if err := requireWriter(p, "changing a flow"); err != nil {
-		return err
-	}
 	old, path, err := s.flowAt(ctx, p, true)
 	if err != nil {
 		return err
@@ -181,7 +175,10 @@ func (s *Server) updateFlow(ctx *fasthttp.RequestCtx, p *principal) error {
 		return err
 	}
 	if f.Path != path {
-		// A rename is a move: the new path must be the caller's to write.
+		// A rename is a move: the owner's to make, to a path it may write.
+		if err := checkOwn(p, "flow", "move", path, nil, path, old.ExtraPerms); err != nil {
+			return err
+		}
 		if err := checkCreate(p, "flow", f.Path, nil); err != nil {
 			return err
 		}
@@ -373,11 +370,11 @@ func (s *Server) latestFlowVersion(ctx *fasthttp.RequestCtx, p *principal) error
 // archiveFlow answers POST /w/{ws}/flows/archive/{path} with body
 // {archived} (true when absent).
 func (s *Server) archiveFlow(ctx *fasthttp.RequestCtx, p *principal) error {
-	if err := requireWriter(p, "archiving a flow"); err != nil {
+	f, path, err := s.flowAt(ctx, p, true)
+	if err != nil {
 		return err
 	}
-	_, path, err := s.flowAt(ctx, p, true)
-	if err != nil {
+	if err := checkOwn(p, "flow", "archive", path, nil, path, f.ExtraPerms); err != nil {
 		return err
 	}
 	req := struct {
@@ -399,9 +396,6 @@ func (s *Server) archiveFlow(ctx *fasthttp.RequestCtx, p *principal) error {
 
 // deleteFlow answers DELETE /w/{ws}/flows/delete/{path}: every version goes.
 func (s *Server) deleteFlow(ctx *fasthttp.RequestCtx, p *principal) error {
-	if err := requireWriter(p, "deleting a flow"); err != nil {
-		return err
-	}
 	_, path, err := s.flowAt(ctx, p, true)
 	if err != nil {
 		return err
@@ -492,9 +486,6 @@ type flowPreviewRequest struct {
 // runFlowPreview answers POST /w/{ws}/jobs/run/preview_flow with 201 and
 // the job id of a flow that is run without being saved.
 func (s *Server) runFlowPreview(ctx *fasthttp.RequestCtx, p *principal) error {
-	if err := requireWriter(p, "running a flow preview"); err != nil {
-		return err
-	}
 	var req flowPreviewRequest
 	if err := decodeBody(ctx, &req); err != nil {
 		return err

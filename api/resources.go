@@ -74,9 +74,6 @@ func (s *Server) createResource(ctx *fasthttp.RequestCtx, p *principal) error {
 	if err != nil {
 		return err
 	}
-	if err := requireWriter(p, "creating a resource"); err != nil {
-		return err
-	}
 	upsert, err := queryFlag(ctx, "update_if_exists")
 	if err != nil {
 		return err
@@ -139,9 +136,6 @@ func (s *Server) updateResource(ctx *fasthttp.RequestCtx, p *principal) error {
 	if err != nil {
 		return err
 	}
-	if err := requireWriter(p, "updating a resource"); err != nil {
-		return err
-	}
 	path, err := pathArg(ctx)
 	if err != nil {
 		return err
@@ -158,9 +152,13 @@ func (s *Server) updateResource(ctx *fasthttp.RequestCtx, p *principal) error {
 		if err := vane.ValidatePath(*req.Path); err != nil {
 			return err
 		}
-		// Moving the resource is saving it at the new path: the caller must
-		// be able to write there as if it were new.
+		// Moving the resource is its owner's to do, and saving it at the
+		// new path: the caller must be able to write there as if it were
+		// new.
 		if *req.Path != path {
+			if err := checkOwn(p, "resource", "move", path, nil, r.Path, r.ExtraPerms); err != nil {
+				return err
+			}
 			if err := checkCreate(p, "resource", *req.Path, nil); err != nil {
 				return err
 			}
@@ -317,9 +315,6 @@ func (s *Server) createResourceType(ctx *fasthttp.RequestCtx, p *principal) erro
 	if err != nil {
 		return err
 	}
-	if err := requireWriter(p, "creating a resource type"); err != nil {
-		return err
-	}
 	var req resourceTypeRequest
 	if err := decodeBody(ctx, &req); err != nil {
 		return err
@@ -344,9 +339,6 @@ func (s *Server) createResourceType(ctx *fasthttp.RequestCtx, p *principal) erro
 func (s *Server) updateResourceType(ctx *fasthttp.RequestCtx, p *principal) error {
 	ts, err := s.resourceTypes()
 	if err != nil {
-		return err
-	}
-	if err := requireWriter(p, "updating a resource type"); err != nil {
 		return err
 	}
 	name := pathParam(ctx, "name")
@@ -377,9 +369,6 @@ func (s *Server) updateResourceType(ctx *fasthttp.RequestCtx, p *principal) erro
 func (s *Server) deleteResourceType(ctx *fasthttp.RequestCtx, p *principal) error {
 	ts, err := s.resourceTypes()
 	if err != nil {
-		return err
-	}
-	if err := requireWriter(p, "deleting a resource type"); err != nil {
 		return err
 	}
 	name := pathParam(ctx, "name")

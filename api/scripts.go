@@ -48,9 +48,6 @@ var scriptKinds = map[string]bool{"script": true, "failure": true, "trigger": tr
 // none. Languages with a Deployer are then built in the background; the
 // request never waits for a build.
 func (s *Server) createScript(ctx *fasthttp.RequestCtx, p *principal) error {
-	if err := requireWriter(p, "saving a script"); err != nil {
-		return err
-	}
 	var req newScriptRequest
 	if err := decodeBody(ctx, &req); err != nil {
 		return err
@@ -251,9 +248,6 @@ var (
 // written. The store write runs on a detached context (a client that leaves
 // does not abandon it), and the answer is "<past> <what> <path>".
 func pathWrite(ctx *fasthttp.RequestCtx, p *principal, act action, what string, writable func(string) error, write func(context.Context, string) error) error {
-	if err := requireWriter(p, act.ing+" a "+what); err != nil {
-		return err
-	}
 	path, err := pathArg(ctx)
 	if err != nil {
 		return err
@@ -294,17 +288,32 @@ func (s *Server) readableScript(p *principal, path string) (vane.Script, error) 
 }
 
 // scriptWithHash reads the version named by the {hash} route parameter, if
-// p may read it (by its path and extra_perms).
+// p may read it (by its path and the path's current extra_perms) and p's
+// token scopes cover its path.
 func (s *Server) scriptWithHash(ctx *fasthttp.RequestCtx, p *principal) (vane.Script, error) {
 	h, err := hashArg(ctx)
 	if err != nil {
 		return vane.Script{}, err
 	}
 	sc, err := s.deps.Scripts.GetScriptByHash(p.Workspace, h)
-	if err := checkRead(p, "script version", string(h), err, sc.Path, sc.ExtraPerms); err != nil {
+	if err := checkRead(p, "script version", string(h), err, sc.Path, s.pathPerms(p.Workspace, &sc)); err != nil {
+		return vane.Script{}, err
+	}
+	if err := p.requireScopeOn(sc.Path); err != nil {
 		return vane.Script{}, err
 	}
 	return sc, nil
+}
+
+// pathPerms are the extra_perms that decide access to version sc: those of
+// its path's newest version, where sharing is recorded (an older version
+// keeps the perms it was saved with, which a later change of the ACL would
+// otherwise not reach); sc's own when the path has no HEAD any more.
+func (s *Server) pathPerms(ws string, sc *vane.Script) map[string]bool {
+	if head, err := s.deps.Scripts.GetScriptByPath(ws, sc.Path); err == nil {
+		return head.ExtraPerms
+	}
+	return sc.ExtraPerms
 }
 
 // writableScript checks that p may change the HEAD of path (checkWrite).
@@ -494,7 +503,8 @@ func (s *Server) scriptHistory(ctx *fasthttp.RequestCtx, p *principal) error {
 // archiveScriptByPath answers POST /w/{ws}/scripts/archive/p/{path} with text.
 func (s *Server) archiveScriptByPath(ctx *fasthttp.RequestCtx, p *principal) error {
 	return pathWrite(ctx, p, actionArchive, "script", func(path string) error {
-		return s.writableScript(p, path)
+		sc, err := s.deps.Scripts.GetScriptByPath(p.Workspace, path)
+		return checkOwn(p, "script", "archive", path, err, sc.Path, sc.ExtraPerms)
 	}, func(wctx context.Context, path string) error {
 		return s.deps.Lifecycle.ArchiveScriptByPath(wctx, p.actor(), p.Workspace, path)
 	})
@@ -502,15 +512,12 @@ func (s *Server) archiveScriptByPath(ctx *fasthttp.RequestCtx, p *principal) err
 
 // archiveScriptByHash answers POST /w/{ws}/scripts/archive/h/{hash} with the Script.
 func (s *Server) archiveScriptByHash(ctx *fasthttp.RequestCtx, p *principal) error {
-	if err := requireWriter(p, "archiving a script"); err != nil {
-		return err
-	}
 	h, err := hashArg(ctx)
 	if err != nil {
 		return err
 	}
 	sc, err := s.deps.Scripts.GetScriptByHash(p.Workspace, h)
-	if err := checkWrite(p, "script version", string(h), err, sc.Path, sc.ExtraPerms); err != nil {
+	if err := checkOwn(p, "script version", "archive", string(h), err, sc.Path, s.pathPerms(p.Workspace, &sc)); err != nil {
 		return err
 	}
 	wctx, cancel := detached()
@@ -527,9 +534,6 @@ func (s *Server) archiveScriptByHash(ctx *fasthttp.RequestCtx, p *principal) err
 // deleteScriptByPath answers POST /w/{ws}/scripts/delete/p/{path} with the
 // path as a JSON string; admins only.
 func (s *Server) deleteScriptByPath(ctx *fasthttp.RequestCtx, p *principal) error {
-	if err := requireAdmin(p, "deleting a script"); err != nil {
-		return err
-	}
 	path, err := pathArg(ctx)
 	if err != nil {
 		return err

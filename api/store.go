@@ -27,13 +27,16 @@ type UserStore interface {
 	CreateUser(ctx context.Context, a vane.Actor, u vane.User) error
 }
 
-// WorkspaceStore manages workspaces and their members.
+// WorkspaceStore manages workspaces and their members, and reads the groups
+// and folders that vane.ResolveAccess needs.
 type WorkspaceStore interface {
 	CreateWorkspace(ctx context.Context, a vane.Actor, w vane.Workspace, owner vane.Member) error
 	GetWorkspace(id string) (vane.Workspace, error)
 	ListWorkspaces() ([]vane.Workspace, error)
 	AddMember(ctx context.Context, a vane.Actor, m vane.Member) error
 	GetMember(ws, email string) (vane.Member, error)
+	ListGroups(ws string) ([]vane.Group, error)
+	ListFolders(ws string) ([]vane.Folder, error)
 }
 
 // ScriptStore stores script versions and reads them back.

@@ -43,9 +43,6 @@ func (s *Server) createVariable(ctx *fasthttp.RequestCtx, p *principal) error {
 	if err != nil {
 		return err
 	}
-	if err := requireWriter(p, "creating a variable"); err != nil {
-		return err
-	}
 	var req createVariableRequest
 	if err := decodeBody(ctx, &req); err != nil {
 		return err
@@ -86,9 +83,6 @@ func (s *Server) updateVariable(ctx *fasthttp.RequestCtx, p *principal) error {
 	if err != nil {
 		return err
 	}
-	if err := requireWriter(p, "updating a variable"); err != nil {
-		return err
-	}
 	path, err := pathArg(ctx)
 	if err != nil {
 		return err
@@ -102,12 +96,16 @@ func (s *Server) updateVariable(ctx *fasthttp.RequestCtx, p *principal) error {
 			return err
 		}
 	}
-	if err := writableVariable(vs, p, path); err != nil {
+	v, err := vs.GetVariable(p.Workspace, path, false)
+	if err := checkWrite(p, "variable", path, err, v.Path, v.ExtraPerms); err != nil {
 		return err
 	}
-	// Moving the variable is saving it at the new path: the caller must be
-	// able to write there as if it were new.
+	// Moving the variable is its owner's to do, and saving it at the new
+	// path: the caller must be able to write there as if it were new.
 	if req.Path != nil && *req.Path != path {
+		if err := checkOwn(p, "variable", "move", path, nil, v.Path, v.ExtraPerms); err != nil {
+			return err
+		}
 		if err := checkCreate(p, "variable", *req.Path, nil); err != nil {
 			return err
 		}

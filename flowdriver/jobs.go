@@ -98,7 +98,7 @@ func (d *Driver) script(fj *vane.Job, a flows.RunStep) (vane.Script, error) {
 		}
 		return sc, nil
 	}
-	access, err := vane.ResolveAccess(d.store, fj.Email, fj.Workspace)
+	access, err := vane.ResolveJobAccess(d.store, fj.Email, fj.PermissionedAs, fj.Workspace)
 	if err != nil {
 		return vane.Script{}, fmt.Errorf("step %s: %w", a.Key.Step, err)
 	}
@@ -112,7 +112,7 @@ func (d *Driver) script(fj *vane.Job, a flows.RunStep) (vane.Script, error) {
 // innerFlow reads the flow a step runs, which the flow's user must be
 // allowed to read, and checks the depth of flows within flows.
 func (d *Driver) innerFlow(fj *vane.Job, path string) (vane.Flow, error) {
-	access, err := vane.ResolveAccess(d.store, fj.Email, fj.Workspace)
+	access, err := vane.ResolveJobAccess(d.store, fj.Email, fj.PermissionedAs, fj.Workspace)
 	if err != nil {
 		return vane.Flow{}, err
 	}
@@ -145,13 +145,12 @@ func rootOf(j *vane.Job) string {
 // env is a flow job's flows.Env: variables and resources read with the
 // permissions of the flow's user now, as a job's $var: and $res: args are.
 func (d *Driver) env(fj *vane.Job) (flows.Env, error) {
-	access, err := vane.ResolveAccess(d.store, fj.Email, fj.Workspace)
-	if errors.Is(err, vane.ErrForbidden) {
-		access = vane.Access{} // may read nothing of its own: f/ and g/all items only
-	} else if err != nil {
+	access, err := vane.ResolveJobAccess(d.store, fj.Email, fj.PermissionedAs, fj.Workspace)
+	denied := errors.Is(err, vane.ErrForbidden) // no longer allowed: reads nothing
+	if err != nil && !denied {
 		return nil, err
 	}
-	return &env{store: d.store, ws: fj.Workspace, access: access}, nil
+	return &env{store: d.store, ws: fj.Workspace, access: access, denied: denied}, nil
 }
 
 // env implements flows.Env for one flow job.
@@ -159,13 +158,18 @@ type env struct {
 	store  Store
 	ws     string
 	access vane.Access
+	denied bool
+}
+
+func (e *env) canRead(path string, extraPerms map[string]bool) bool {
+	return !e.denied && e.access.CanRead(path, extraPerms)
 }
 
 // Variable returns the value of the variable at path, if the flow's user may
 // read it; a missing one and one it may not read are the same error.
 func (e *env) Variable(path string) (string, error) {
 	v, err := e.store.GetVariable(e.ws, path, true)
-	if err != nil || !e.access.CanRead(v.Path, v.ExtraPerms) {
+	if err != nil || !e.canRead(v.Path, v.ExtraPerms) {
 		return "", fmt.Errorf("variable %s not found", path)
 	}
 	return v.Value, nil
@@ -181,7 +185,7 @@ func (e *env) resource(path string, depth int) (json.RawMessage, error) {
 		return nil, fmt.Errorf("resource %s: references nested more than %d deep", path, maxInterpolation)
 	}
 	r, err := e.store.GetResource(e.ws, path)
-	if err != nil || !e.access.CanRead(r.Path, r.ExtraPerms) {
+	if err != nil || !e.canRead(r.Path, r.ExtraPerms) {
 		return nil, fmt.Errorf("resource %s not found", path)
 	}
 	return e.interpolate(r.Value, depth)

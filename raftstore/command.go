@@ -29,54 +29,56 @@ type cmdType uint16
 
 // Command type codes. Append only; never renumber or reuse.
 const (
-	cmdInitInstance       cmdType = 1
-	cmdCreateUser         cmdType = 2
-	cmdCreateWorkspace    cmdType = 3
-	cmdAddMember          cmdType = 4
-	cmdCreateToken        cmdType = 5
-	cmdDeleteToken        cmdType = 6
-	cmdReadBarrier        cmdType = 7
-	cmdUpdateUser         cmdType = 8
-	cmdUpdateMember       cmdType = 9
-	cmdRemoveMember       cmdType = 15
-	cmdCreateScript       cmdType = 10
-	cmdSetDeployment      cmdType = 11
-	cmdArchiveScriptHash  cmdType = 12
-	cmdArchiveScriptPath  cmdType = 13
-	cmdDeleteScriptPath   cmdType = 14
-	cmdPushJob            cmdType = 20
-	cmdClaimJobs          cmdType = 21
-	cmdHeartbeat          cmdType = 22
-	cmdAppendLogs         cmdType = 23
-	cmdCompleteJob        cmdType = 24
-	cmdCancelJob          cmdType = 25
-	cmdExpireLeases       cmdType = 26
-	cmdDeleteOldJobs      cmdType = 27
-	cmdClaimJobsFair      cmdType = 28
-	cmdFlowTransition     cmdType = 29
-	cmdCreateVariable     cmdType = 30
-	cmdUpdateVariable     cmdType = 31
-	cmdDeleteVariable     cmdType = 32
-	cmdCreateFlow         cmdType = 42
-	cmdArchiveFlow        cmdType = 43
-	cmdDeleteFlow         cmdType = 44
-	cmdUpdateFlow         cmdType = 45
-	cmdCreateResource     cmdType = 50
-	cmdUpdateResource     cmdType = 51
-	cmdDeleteResource     cmdType = 52
-	cmdCreateResourceType cmdType = 53
-	cmdUpdateResourceType cmdType = 54
-	cmdDeleteResourceType cmdType = 55
-	cmdCreateSchedule     cmdType = 56
-	cmdUpdateSchedule     cmdType = 57
-	cmdDeleteSchedule     cmdType = 58
-	cmdCreateGroup        cmdType = 59
-	cmdUpdateGroup        cmdType = 60
-	cmdDeleteGroup        cmdType = 61
-	cmdCreateFolder       cmdType = 62
-	cmdUpdateFolder       cmdType = 63
-	cmdDeleteFolder       cmdType = 64
-	cmdDeleteOldAudit     cmdType = 70
+	cmdInitInstance        cmdType = 1
+	cmdCreateUser          cmdType = 2
+	cmdCreateWorkspace     cmdType = 3
+	cmdAddMember           cmdType = 4
+	cmdCreateToken         cmdType = 5
+	cmdDeleteToken         cmdType = 6
+	cmdReadBarrier         cmdType = 7
+	cmdUpdateUser          cmdType = 8
+	cmdUpdateMember        cmdType = 9
+	cmdRemoveMember        cmdType = 15
+	cmdCreateScript        cmdType = 10
+	cmdSetDeployment       cmdType = 11
+	cmdArchiveScriptHash   cmdType = 12
+	cmdArchiveScriptPath   cmdType = 13
+	cmdDeleteScriptPath    cmdType = 14
+	cmdPushJob             cmdType = 20
+	cmdClaimJobs           cmdType = 21
+	cmdHeartbeat           cmdType = 22
+	cmdAppendLogs          cmdType = 23
+	cmdCompleteJob         cmdType = 24
+	cmdCancelJob           cmdType = 25
+	cmdExpireLeases        cmdType = 26
+	cmdDeleteOldJobs       cmdType = 27
+	cmdClaimJobsFair       cmdType = 28
+	cmdFlowTransition      cmdType = 29
+	cmdCreateVariable      cmdType = 30
+	cmdUpdateVariable      cmdType = 31
+	cmdDeleteVariable      cmdType = 32
+	cmdCreateFlow          cmdType = 42
+	cmdArchiveFlow         cmdType = 43
+	cmdDeleteFlow          cmdType = 44
+	cmdUpdateFlow          cmdType = 45
+	cmdCreateResource      cmdType = 50
+	cmdUpdateResource      cmdType = 51
+	cmdDeleteResource      cmdType = 52
+	cmdCreateResourceType  cmdType = 53
+	cmdUpdateResourceType  cmdType = 54
+	cmdDeleteResourceType  cmdType = 55
+	cmdCreateSchedule      cmdType = 56
+	cmdUpdateSchedule      cmdType = 57
+	cmdDeleteSchedule      cmdType = 58
+	cmdCreateGroup         cmdType = 59
+	cmdUpdateGroup         cmdType = 60
+	cmdDeleteGroup         cmdType = 61
+	cmdCreateFolder        cmdType = 62
+	cmdUpdateFolder        cmdType = 63
+	cmdDeleteFolder        cmdType = 64
+	cmdDeleteOldAudit      cmdType = 70
+	cmdEditPerms           cmdType = 71
+	cmdSetOperatorSettings cmdType = 72
 )
 
 // command is one state change. validate is pure and deterministic: it runs
@@ -159,6 +161,10 @@ func newCommand(t cmdType) command {
 		return &deleteOldJobsCmd{}
 	case cmdDeleteOldAudit:
 		return &deleteOldAuditCmd{}
+	case cmdEditPerms:
+		return &editPermsCmd{}
+	case cmdSetOperatorSettings:
+		return &setOperatorSettingsCmd{}
 	case cmdCreateResource:
 		return &createResourceCmd{}
 	case cmdUpdateResource:

@@ -74,6 +74,21 @@ func (*deleteGroupCmd) finishesWork()        {}
 func (*deleteFolderCmd) finishesWork()       {}
 func (*removeMemberCmd) finishesWork()       {}
 
+// shrinking marks the commands that finish work only for some of their
+// values: a revocation (a removed permission) goes on when the disk is full,
+// a grant does not.
+type shrinking interface{ shrinks() bool }
+
+func (c *editPermsCmd) shrinks() bool { return c.E.Remove }
+
+func isEssential(c command) bool {
+	if _, ok := c.(essential); ok {
+		return true
+	}
+	s, ok := c.(shrinking)
+	return ok && s.shrinks()
+}
+
 // diskGuard admits or refuses commands by the free space of the store dir.
 type diskGuard struct {
 	dir     string // the store dir
@@ -128,7 +143,7 @@ func (g *diskGuard) admit(c command) error {
 		}
 	}
 	free := g.free.Load()
-	if _, ok := c.(essential); ok {
+	if isEssential(c) {
 		if free < diskFloor {
 			return fmt.Errorf("the data dir has %s free, too little for any write: %w", mib(free), vane.ErrDiskFull)
 		}

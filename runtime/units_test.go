@@ -129,6 +129,7 @@ func TestResolveArgs_Access(t *testing.T) {
 	}
 	alice := vane.Access{Username: "alice"}.CanRead
 	bob := vane.Access{Username: "bob"}.CanRead
+	bobInTeam := vane.Access{Username: "bob", Folders: map[string]vane.Role{"team": vane.RoleViewer}}.CanRead
 	tests := []struct {
 		name    string
 		check   jobrt.ReadCheck
@@ -146,7 +147,9 @@ func TestResolveArgs_Access(t *testing.T) {
 			wantErr: "cannot resolve arg $var:u/alice/nope: not found"},
 		{name: "shared with the user", check: bob, in: `{"x":"$var:u/alice/shared"}`, want: `{"x":"for-bob"}`},
 		{name: "shared with g/all", check: bob, in: `{"x":"$var:u/alice/everyone"}`, want: `{"x":"for-all"}`},
-		{name: "folder item", check: bob, in: `{"x":"$var:f/team/pw"}`, want: `{"x":"team-pw"}`},
+		{name: "folder item", check: bobInTeam, in: `{"x":"$var:f/team/pw"}`, want: `{"x":"team-pw"}`},
+		{name: "folder item outside the folder", check: bob, in: `{"x":"$var:f/team/pw"}`,
+			wantErr: "cannot resolve arg $var:f/team/pw: not found"},
 		{name: "nil check resolves nothing", check: nil, in: `{"x":"$var:f/team/pw"}`,
 			wantErr: "cannot resolve arg $var:f/team/pw: not found"},
 		{name: "nil check leaves args without references", check: nil, in: `{"x":"plain"}`, want: `{"x":"plain"}`},

@@ -398,11 +398,12 @@ func (w *Worker) jobMasker(ws string, secrets []vane.Variable, canRead ReadCheck
 	return NewMasker(values), nil
 }
 
-// submitterAccess returns what the job's submitter may read, for its
-// "$var:" and "$res:" args and the secrets masked in its logs: the access
-// vane.ResolveAccess gives j.Email in j.Workspace now (the same rule the API
-// applies), so a demoted admin's queued jobs lose the admin's reach, and a
-// submitter who is no longer an enabled member may read nothing. A store
+// submitterAccess returns what the job may read, for its "$var:" and "$res:"
+// args and the secrets masked in its logs: the access vane.ResolveJobAccess
+// gives it now (the same rule the API applies to its WM_TOKEN): its
+// submitter's, or on behalf of a group the group's. A demoted admin's queued
+// jobs lose the admin's reach, and a submitter who is no longer an enabled
+// member (or of the group) may read nothing. A store
 // without the directory gives the username of j.PermissionedAs alone: its
 // own items, f/ and g/all items, and what is shared with it.
 func (w *Worker) submitterAccess(j *vane.Job) (ReadCheck, error) {
@@ -412,7 +413,7 @@ func (w *Worker) submitterAccess(j *vane.Job) (ReadCheck, error) {
 		access.Username, _ = strings.CutPrefix(j.PermissionedAs, "u/")
 		return access.CanRead, nil
 	}
-	access, err := vane.ResolveAccess(d, j.Email, j.Workspace)
+	access, err := vane.ResolveJobAccess(d, j.Email, j.PermissionedAs, j.Workspace)
 	switch {
 	case errors.Is(err, vane.ErrForbidden):
 		return denyAll, nil
