@@ -114,11 +114,12 @@ var systemActor = vane.Actor{Username: "flow"}
 // transitions of the same flow (parallel steps finishing together).
 const maxConflicts = 64
 
-// CheckFlow implements the API's check of a flow before it is saved or
-// previewed: the engine's parser (modules, fields, expressions, limits),
-// then its inner flows, which must exist in workspace ws and must not run
-// the flow itself, however deep.
-func (d *Driver) CheckFlow(ws string, value json.RawMessage) error {
+// CheckFlow implements the API's check of a flow before it is saved at path
+// ("" for a preview): the engine's parser (modules, fields, expressions,
+// limits), then its inner flows, which must exist in workspace ws and must
+// not run the flow at path, however deep (an inner flow at path itself is
+// this value, not the version stored there).
+func (d *Driver) CheckFlow(ws, path string, value json.RawMessage) error {
 	f, err := flows.ParseWithLimits(value, d.cfg.Limits)
 	if err != nil {
 		return err
@@ -130,7 +131,7 @@ func (d *Driver) CheckFlow(ws string, value json.RawMessage) error {
 		}
 		return flows.ParseWithLimits(g.Value, d.cfg.Limits)
 	}
-	return flows.CheckNesting("", f, d.cfg.MaxFlowNesting, load)
+	return flows.CheckNesting(path, f, d.cfg.MaxFlowNesting, load)
 }
 
 // StartFlow runs the first transition of flow job j, claimed by a worker
@@ -226,7 +227,7 @@ func (d *Driver) run(ctx context.Context, ws, id string, in input) error {
 			return errNothingToDo
 		}
 		t.Claim = in.claim
-		after, claimed, err := d.store.FlowTransition(ctx, systemActor, *t)
+		after, claimed, err := d.store.FlowTransition(ctx, actorOf(in), *t)
 		switch {
 		case err == nil:
 			d.remember(&after, st)
@@ -245,6 +246,17 @@ func (d *Driver) run(ctx context.Context, ws, id string, in input) error {
 		}
 		return err
 	}
+}
+
+// actorOf is who a transition is written as: the user who canceled the flow
+// for its cancel (its running steps are canceled by them, with their
+// reason, as Windmill's cancel_job cancels a flow's children), else the
+// driver itself.
+func actorOf(in input) vane.Actor {
+	if ev, ok := in.event.(flows.Canceled); ok && ev.By != "" {
+		return vane.Actor{Username: ev.By}
+	}
+	return systemActor
 }
 
 // transition computes the transition of flow job fj for in and the status
@@ -320,6 +332,9 @@ func (d *Driver) transition(fj *vane.Job, in input) (*vane.FlowTransition, *flow
 			}
 			st, actions = next, append(actions, more...)
 		}
+	}
+	if ev, ok := in.event.(flows.Canceled); ok && len(t.Cancel) > 0 {
+		t.CancelReason = ev.Reason
 	}
 	b, err := json.Marshal(st)
 	if err != nil {
