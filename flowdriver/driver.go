@@ -85,13 +85,15 @@ type Driver struct {
 	store Store
 	log   *slog.Logger
 
-	// mu guards cache.
+	// mu guards cache and the version and status of its entries (their
+	// flow is set once, before an entry is shared).
 	mu    sync.Mutex
 	cache map[string]*cached
 }
 
 // cached is a flow job's parsed flow and its last decoded status (both
-// immutable once made).
+// immutable once made; version and status change together, under
+// Driver.mu).
 type cached struct {
 	flow    *flows.Flow
 	version uint64
@@ -445,17 +447,20 @@ func (d *Driver) parsed(fj *vane.Job) (*flows.Flow, error) {
 func (d *Driver) status(fj *vane.Job) (*flows.Status, error) {
 	k := fj.Workspace + "/" + fj.ID
 	d.mu.Lock()
-	c := d.cache[k]
+	var hit *flows.Status
+	if c := d.cache[k]; c != nil && c.status != nil && c.version == fj.FlowStatusVersion {
+		hit = c.status
+	}
 	d.mu.Unlock()
-	if c != nil && c.status != nil && c.version == fj.FlowStatusVersion {
-		return c.status, nil
+	if hit != nil {
+		return hit, nil
 	}
 	st, err := flows.DecodeStatus(fj.FlowStatus)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read the status of flow %s: %w", fj.ID, err)
 	}
 	d.mu.Lock()
-	if c := d.cache[k]; c != nil {
+	if c := d.cache[k]; c != nil && (c.status == nil || fj.FlowStatusVersion > c.version) {
 		c.version, c.status = fj.FlowStatusVersion, st
 	}
 	d.mu.Unlock()

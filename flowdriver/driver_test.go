@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"vane"
 	"vane/flows"
@@ -90,5 +92,59 @@ func TestActorOf(t *testing.T) {
 				t.Fatalf("actorOf = %q, want %q", got, c.want)
 			}
 		})
+	}
+}
+
+// TestDriver_StatusCache: statuses are read from the cache and remembered
+// from transitions at once (the sweep, workers and API handlers share it),
+// and a reader holding an older version of a flow job never replaces the
+// newer status the cache has.
+func TestDriver_StatusCache(t *testing.T) {
+	d := New(Config{}, savedFlows{})
+	raw := json.RawMessage(`{"modules": [{"id": "a", "value": {"type": "rawscript", "language": "bash", "content": "echo", "input_transforms": {}}}]}`)
+	f, err := flows.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _, err := flows.Start(f, json.RawMessage(`{}`), time.Now(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := func(version uint64) *vane.Job {
+		return &vane.Job{ID: "f1", Workspace: "main", Kind: vane.JobFlow, Status: vane.JobRunning, RawFlow: raw, FlowStatus: b, FlowStatusVersion: version}
+	}
+	if _, err := d.parsed(job(1)); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			for v := uint64(1); v <= 50; v++ {
+				if _, err := d.status(job(v)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			for v := uint64(1); v <= 50; v++ {
+				d.remember(job(v), st)
+			}
+		}()
+	}
+	wg.Wait()
+	d.remember(job(60), st)
+	if _, err := d.status(job(59)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := d.status(job(60)); err != nil || got != st {
+		t.Fatalf("status of the remembered version 60 = %p (%v), want the remembered %p", got, err, st)
 	}
 }
