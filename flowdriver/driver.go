@@ -39,7 +39,10 @@ type Store interface {
 // Config configures a Driver. Zero fields take DefaultConfig's values.
 type Config struct {
 	// Limits are the engine's (flows.Limits); MaxStatusBytes is kept well
-	// under the store's bound on a flow's status.
+	// under the store's bound on a flow's status, and ExprTimeout is
+	// Windmill's (js_eval.rs eval_timeout: 10 s, variable and resource
+	// reads included): the engine's 200 ms failed plain transforms that
+	// read a resource on a loaded node.
 	Limits flows.Limits
 	// MaxFlowNesting bounds inner flows within inner flows (a flow that
 	// runs itself stops there).
@@ -56,6 +59,7 @@ type Config struct {
 func DefaultConfig() Config {
 	lim := flows.DefaultLimits()
 	lim.MaxStatusBytes = 2 << 20
+	lim.ExprTimeout = 10 * time.Second
 	return Config{Limits: lim, MaxFlowNesting: 10, SweepInterval: time.Second, Logger: slog.Default()}
 }
 
