@@ -159,9 +159,10 @@ func suspendCases(t *testing.T, admin *Client) {
 	t.Run("user_groups_required", func(t *testing.T) {
 		t.Parallel()
 		c, b := admin.For(t), bob.For(t)
-		// openflow Suspend.user_groups_required (an InputTransform):
-		// only members of one of the groups approve; every member is in
-		// group all.
+		// openflow Suspend.user_groups_required (an InputTransform) and
+		// Windmill docs flows/flow_approval "Permissions": only a signed-in
+		// member of one of the groups approves (in vane every member is in
+		// group all and no one in any other yet, vane.GroupAll).
 		all := c.MustPreviewFlow(approvalFlow(1, M{"user_auth_required": true, "user_groups_required": static([]string{"all"})}, nil), M{})
 		approvers := c.MustPreviewFlow(approvalFlow(1, M{"user_auth_required": true, "user_groups_required": static([]string{"approvers"})}, nil), M{})
 		uAll := c.MustResumeURLs(c.WaitSuspended(all), 4, "")
@@ -175,9 +176,9 @@ func suspendCases(t *testing.T, admin *Client) {
 		wantStillSuspended(t, c, approvers, "bob's refused approval")
 		wantStatus(t, "bob, group all", b.DoURL("POST", uAll.Resume, M{"bob": true}), 201)
 		wantResult(t, c, all, true, `{"r": {"bob": true}, "rs": [{"bob": true}], "ap": ["bob"]}`)
-		// The other one waits for an approver no one is: cancel it.
-		// windmill-queue canceled_job_to_result: a canceled flow ends with
-		// the Canceled error.
+		// The other one waits for an approver no one is: cancel it (queue
+		// jobs.rs cancel_single_job: a canceled flow ends with the Canceled
+		// error).
 		wantStatus(t, "cancel", c.Do("POST", "/api/w/main/jobs_u/queue/cancel/"+approvers, M{"reason": "no approver"}), 200)
 		wantResult(t, c, approvers, false, `{"error": {"name": "Canceled", "message": "Job canceled: no approver by admin", "reason": "no approver", "canceler": "admin"}}`)
 	})
@@ -213,11 +214,11 @@ func cancelCases(t *testing.T, admin *Client) {
 			return c.MustGetJob(step).Running
 		})
 		wantStatus(t, "cancel", c.Do("POST", "/api/w/main/jobs_u/queue/cancel/"+id, M{"reason": "stop it"}), 200)
-		// windmill-queue canceled_job_to_result: the flow ends with
-		// {error: {name: Canceled, message: "Job canceled: <reason> by
-		// <who>", reason, canceler}}.
+		// queue jobs.rs cancel_single_job: the flow ends with {error: {name:
+		// Canceled, message: "Job canceled: <reason> by <who>", reason,
+		// canceler}}.
 		wantResult(t, c, id, false, `{"error": {"name": "Canceled", "message": "Job canceled: stop it by admin", "reason": "stop it", "canceler": "admin"}}`)
-		// windmill-queue jobs.rs cancel_job: the flow's running children are
+		// queue jobs.rs cancel_job: the flow's running children are
 		// canceled too, by the same user, with the same reason.
 		s := c.WaitFlowState(step, time.Minute, "ended", func(j flowJob) bool { return j.Type == "CompletedJob" })
 		if !s.Canceled || s.CanceledBy != "admin" || s.CanceledReason != "stop it" || s.Success {
