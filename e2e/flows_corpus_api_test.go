@@ -225,9 +225,9 @@ func TestFlowsCorpusLanguages(t *testing.T) {
 	srv := MustStartServer(t, ServerOptions{Args: []string{"--languages", "bash,deno,python3,go"}})
 	c := srv.Client()
 	value := flowValue(nil,
-		rawStep("py", "python3", "def main(x: int):\n    return x + 1\n", in{"x": "flow_input.x"}),
-		rawStep("ts", "deno", "export function main(x: number) {\n  return x * 2;\n}\n", in{"x": "previous_result"}),
-		rawStep("go", "go", "package inner\n\nfunc main(x int) (interface{}, error) {\n\treturn x + 3, nil\n}\n", in{"x": "previous_result"}),
+		rawModule("py", "python3", "def main(x: int):\n    return x + 1\n", in{"x": "flow_input.x"}),
+		rawModule("ts", "deno", "export function main(x: number) {\n  return x * 2;\n}\n", in{"x": "previous_result"}),
+		rawModule("go", "go", "package inner\n\nfunc main(x int) (interface{}, error) {\n\treturn x + 3, nil\n}\n", in{"x": "previous_result"}),
 		bash("sh", "x=\"$1\"\necho \"bash $x\"\n", in{"x": "previous_result"}))
 	c.MustSaveFlow("f/corpus/languages", value)
 	// openflow RawScript{content, language}: each step runs in its

@@ -206,7 +206,7 @@ func cancelCases(t *testing.T, admin *Client) {
 		c := admin.For(t)
 		id := c.MustPreviewFlow(flowValue(nil, bash("a", "sleep 30\necho late\n", nil), bash("b", "echo b\n", nil)), M{})
 		var step string
-		c.WaitFlowState(id, time.Minute, "running its step", func(j flowJob) bool {
+		c.WaitFlowState(id, time.Minute, "running its step", func(j corpusJob) bool {
 			if j.FlowStatus == nil || j.FlowStatus.Modules[0].Job == "" {
 				return false
 			}
@@ -220,7 +220,7 @@ func cancelCases(t *testing.T, admin *Client) {
 		wantResult(t, c, id, false, `{"error": {"name": "Canceled", "message": "Job canceled: stop it by admin", "reason": "stop it", "canceler": "admin"}}`)
 		// queue jobs.rs cancel_job: the flow's running children are
 		// canceled too, by the same user, with the same reason.
-		s := c.WaitFlowState(step, time.Minute, "ended", func(j flowJob) bool { return j.Type == "CompletedJob" })
+		s := c.WaitFlowState(step, time.Minute, "ended", func(j corpusJob) bool { return j.Type == "CompletedJob" })
 		if !s.Canceled || s.CanceledBy != "admin" || s.CanceledReason != "stop it" || s.Success {
 			t.Errorf("step after the cancel: canceled %v by %q (%q), success %v", s.Canceled, s.CanceledBy, s.CanceledReason, s.Success)
 		}

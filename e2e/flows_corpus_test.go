@@ -156,7 +156,7 @@ func checkCase(t *testing.T, c *Client, fc flowCase, r *caseRun) {
 // latestFlowJob is the id of the newest job of the flow at path.
 func latestFlowJob(t *testing.T, c *Client, path string) string {
 	t.Helper()
-	var list []flowJob
+	var list []corpusJob
 	c.MustDo("GET", "/api/w/main/jobs/list?script_path_exact="+path, nil, 200).JSON(t, &list)
 	if len(list) == 0 {
 		t.Fatalf("no job of flow %s", path)
@@ -177,7 +177,7 @@ func noJobFor(t *testing.T, c *Client, id string, keys ...string) {
 }
 
 // wantKeys fails unless flow job id's step jobs are exactly keys.
-func wantKeys(t *testing.T, c *Client, id string, keys ...string) []flowJob {
+func wantKeys(t *testing.T, c *Client, id string, keys ...string) []corpusJob {
 	t.Helper()
 	jobs := c.MustStepJobs(id)
 	sort.Strings(keys)
@@ -221,7 +221,7 @@ echo $(( i * 10 )) > result.json
 
 // maxOverlap is the most jobs running at one instant, from their
 // recorded start and end (the store's clock, which never goes back).
-func maxOverlap(t *testing.T, jobs []flowJob) int {
+func maxOverlap(t *testing.T, jobs []corpusJob) int {
 	t.Helper()
 	type edge struct {
 		at    time.Time
@@ -249,7 +249,7 @@ func maxOverlap(t *testing.T, jobs []flowJob) int {
 }
 
 // delayOf is how long after its creation job j was scheduled.
-func delayOf(j flowJob) time.Duration { return j.ScheduledFor.Sub(j.CreatedAt) }
+func delayOf(j corpusJob) time.Duration { return j.ScheduledFor.Sub(j.CreatedAt) }
 
 // corpusCases are the cases that run a flow to its end; greetV1 is the
 // hash of f/corpus/greet's first version.

@@ -17,11 +17,9 @@ import (
 // This file builds OpenFlow values for the flow corpus and drives flows
 // over HTTP: save, run, wait, read their status and their step jobs.
 
-// M is a JSON object.
+// M is a JSON object. js (flow_clients_test.go) makes a javascript
+// InputTransform, resumeURLs is jobs/resume_urls' answer.
 type M = map[string]any
-
-// js is a javascript InputTransform.
-func js(expr string) M { return M{"type": "javascript", "expr": expr} }
 
 // static is a static InputTransform.
 func static(v any) M { return M{"type": "static", "value": v} }
@@ -42,15 +40,15 @@ func (t in) transforms() M {
 	return out
 }
 
-// rawStep is a rawscript module in lang. A Bash step's parameters are its
+// rawModule is a rawscript module in lang. A Bash step's parameters are its
 // `name="$1"` lines in order; its result is ./result.json if it writes one,
 // else its last line of output.
-func rawStep(id, lang, content string, t in) M {
+func rawModule(id, lang, content string, t in) M {
 	return M{"id": id, "value": M{"type": "rawscript", "language": lang, "content": content, "input_transforms": t.transforms()}}
 }
 
 // bash is a Bash rawscript module.
-func bash(id, content string, t in) M { return rawStep(id, "bash", content, t) }
+func bash(id, content string, t in) M { return rawModule(id, "bash", content, t) }
 
 // scriptStep runs the saved script at path (its version hash, when set).
 func scriptStep(id, path, hash string, t in) M {
@@ -191,8 +189,8 @@ func (c *Client) MustPreviewFlow(value M, args any) string {
 	return c.MustDo("POST", "/api/w/main/jobs/run/preview_flow", M{"value": value, "args": args}, 201).Body
 }
 
-// flowJob is what the corpus reads of a job from jobs_u/get.
-type flowJob struct {
+// corpusJob is what the flow corpus reads of a job from jobs_u/get.
+type corpusJob struct {
 	ID             string          `json:"id"`
 	Type           string          `json:"type"`
 	JobKind        string          `json:"job_kind"`
@@ -248,25 +246,25 @@ type flowStatusModule struct {
 }
 
 // MustGetJob reads job id with jobs_u/get.
-func (c *Client) MustGetJob(id string) flowJob {
+func (c *Client) MustGetJob(id string) corpusJob {
 	c.tb.Helper()
-	var j flowJob
+	var j corpusJob
 	c.MustDo("GET", "/api/w/main/jobs_u/get/"+id, nil, 200).JSON(c.tb, &j)
 	return j
 }
 
 // MustStepJobs lists the jobs whose parent is flow job id
 // (jobs/list?parent_job=), oldest first, with their logs.
-func (c *Client) MustStepJobs(id string) []flowJob {
+func (c *Client) MustStepJobs(id string) []corpusJob {
 	c.tb.Helper()
-	var list []flowJob
+	var list []corpusJob
 	c.MustDo("GET", "/api/w/main/jobs/list?per_page=1000&parent_job="+id, nil, 200).JSON(c.tb, &list)
 	sort.SliceStable(list, func(a, b int) bool { return list[a].CreatedAt.Before(list[b].CreatedAt) })
 	return list
 }
 
 // stepKeys are the flow_step_key of jobs, sorted.
-func stepKeys(jobs []flowJob) []string {
+func stepKeys(jobs []corpusJob) []string {
 	keys := []string{}
 	for _, j := range jobs {
 		keys = append(keys, j.FlowStepKey)
@@ -277,7 +275,7 @@ func stepKeys(jobs []flowJob) []string {
 
 // WaitFlowState polls jobs_u/get of flow job id until ok says so, failing
 // the test past within.
-func (c *Client) WaitFlowState(id string, within time.Duration, what string, ok func(j flowJob) bool) flowJob {
+func (c *Client) WaitFlowState(id string, within time.Duration, what string, ok func(j corpusJob) bool) corpusJob {
 	c.tb.Helper()
 	deadline := time.Now().Add(within)
 	for {
@@ -298,7 +296,7 @@ func (c *Client) WaitFlowState(id string, within time.Duration, what string, ok 
 func (c *Client) WaitSuspended(id string) string {
 	c.tb.Helper()
 	var step string
-	c.WaitFlowState(id, time.Minute, "suspended", func(j flowJob) bool {
+	c.WaitFlowState(id, time.Minute, "suspended", func(j corpusJob) bool {
 		if j.FlowStatus == nil {
 			return false
 		}
@@ -311,13 +309,6 @@ func (c *Client) WaitSuspended(id string) string {
 		return false
 	})
 	return step
-}
-
-// resumeURLs is the answer of jobs/resume_urls.
-type resumeURLs struct {
-	ApprovalPage string `json:"approvalPage"`
-	Resume       string `json:"resume"`
-	Cancel       string `json:"cancel"`
 }
 
 // MustResumeURLs asks for the signed URLs of resume id of step job step,
