@@ -143,7 +143,7 @@ func (s *Server) resumeSigned(approve bool) handlerFunc {
 					return fmt.Errorf("this URL is for approver %q, not u/%s: %w", approver, p.Username, vane.ErrForbidden)
 				}
 				approver = p.Username
-				groups = p.acc.Groups
+				groups = approverGroups(p)
 			}
 		}
 		payload, err := resumePayload(ctx)
@@ -188,9 +188,18 @@ func resumePayload(ctx *fasthttp.RequestCtx) (json.RawMessage, error) {
 	return append(json.RawMessage(nil), body...), nil
 }
 
-// resumeFlowAsUser answers POST /w/{ws}/jobs/flow/resume/{id}: a workspace
-// user who may see flow job id resumes its current suspend, without a
-// signature, as themselves.
+// approverGroups are the groups a signed-in approver is in, for a
+// suspend's user_groups_required: "all", which every member is in, and its
+// own.
+func approverGroups(p *principal) []string { return append([]string{vane.GroupAll}, p.acc.Groups...) }
+
+// resumeFlowAsUser answers POST /w/{ws}/jobs/flow/resume/{id}: the owner of
+// flow job id's path (Windmill's resume_suspended_flow_as_owner calls
+// require_owner_of_path: an admin, the user of a u/<user>/ path, an owner
+// of an f/<folder>/ path's folder, a member of a g/<group>/ path's group)
+// resumes its current
+// suspend, without a signature, as themselves; the suspend's approval
+// conditions still apply.
 func (s *Server) resumeFlowAsUser(ctx *fasthttp.RequestCtx, p *principal) error {
 	fr, err := s.flowRunner()
 	if err != nil {
@@ -202,6 +211,11 @@ func (s *Server) resumeFlowAsUser(ctx *fasthttp.RequestCtx, p *principal) error 
 	}
 	if !fj.IsFlow() {
 		return badRequest("job %s is not a flow", fj.ID)
+	}
+	owner := p.access()
+	owner.Operator = false // an operator may own its u/ path's flows too
+	if !owner.CanOwn(fj.ScriptPath, nil) {
+		return fmt.Errorf("only the owner of %q may resume flow %s without a resume URL: %w", fj.ScriptPath, fj.ID, vane.ErrForbidden)
 	}
 	payload, err := resumePayload(ctx)
 	if err != nil {
@@ -219,7 +233,7 @@ func (s *Server) resumeFlowAsUser(ctx *fasthttp.RequestCtx, p *principal) error 
 	// A resume id of its own, different from any URL's.
 	id := uuid.New()
 	resumeID := uint32(id[0])<<24 | uint32(id[1])<<16 | uint32(id[2])<<8 | uint32(id[3])
-	if err := fr.Resume(wctx, p.Workspace, fj.ID, steps[0], resumeID, p.Username, nil, payload, true); err != nil {
+	if err := fr.Resume(wctx, p.Workspace, fj.ID, steps[0], resumeID, p.Username, approverGroups(p), payload, true); err != nil {
 		return fmt.Errorf("cannot resume flow %s: %w", fj.ID, err)
 	}
 	return writeText(ctx, fasthttp.StatusCreated, "resumed flow "+fj.ID)

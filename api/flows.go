@@ -28,10 +28,13 @@ type FlowStore interface {
 }
 
 // FlowChecker checks an OpenFlow value before it is saved or run: its
-// modules, expressions and limits (the flow engine's parser). Its error
-// wraps vane.ErrInvalid and names the module and the field.
+// modules, expressions and limits (the flow engine's parser), and that it
+// does not run itself through its inner flows. path is where the value is
+// saved ("" for a preview), so an inner flow pointing back at it is found
+// before it is stored. Its error wraps vane.ErrInvalid and names the module
+// and the field.
 type FlowChecker interface {
-	CheckFlow(ws string, value json.RawMessage) error
+	CheckFlow(ws, path string, value json.RawMessage) error
 }
 
 // flowRequest is Windmill's OpenFlowWPath with the fields of its create
@@ -107,7 +110,7 @@ func (s *Server) newFlow(p *principal, req *flowRequest) (vane.Flow, error) {
 		}
 	}
 	if s.deps.FlowChecker != nil {
-		if err := s.deps.FlowChecker.CheckFlow(p.Workspace, value); err != nil {
+		if err := s.deps.FlowChecker.CheckFlow(p.Workspace, req.Path, value); err != nil {
 			return vane.Flow{}, err
 		}
 	}
@@ -495,7 +498,9 @@ func (s *Server) runFlowPreview(ctx *fasthttp.RequestCtx, p *principal) error {
 		return badRequest("value is required: the OpenFlow value object")
 	}
 	if s.deps.FlowChecker != nil {
-		if err := s.deps.FlowChecker.CheckFlow(p.Workspace, value); err != nil {
+		// A preview is not saved: its inner flows are the saved ones, and
+		// none of them runs it.
+		if err := s.deps.FlowChecker.CheckFlow(p.Workspace, "", value); err != nil {
 			return err
 		}
 	}

@@ -35,8 +35,18 @@ func (s *Server) viewOf(j *vane.Job) jobView {
 		if fs, err := s.deps.FlowRunner.FlowStatus(j); err == nil {
 			v.FlowStatus = fs
 		}
+		if sk, ok := s.deps.FlowRunner.(flowSkipper); ok {
+			v.IsSkipped = sk.FlowSkipped(j)
+		}
 	}
 	return v
+}
+
+// flowSkipper is a FlowRunner that knows whether a flow job ended skipped
+// (a stop_after_if with skip_if_stopped, a skip_expr): Windmill completes
+// such a job with is_skipped.
+type flowSkipper interface {
+	FlowSkipped(j *vane.Job) bool
 }
 
 // jobArg reads the job named by the {id} route parameter, if p may see it;

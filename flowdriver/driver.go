@@ -39,7 +39,10 @@ type Store interface {
 // Config configures a Driver. Zero fields take DefaultConfig's values.
 type Config struct {
 	// Limits are the engine's (flows.Limits); MaxStatusBytes is kept well
-	// under the store's bound on a flow's status.
+	// under the store's bound on a flow's status, and ExprTimeout is
+	// Windmill's (js_eval.rs eval_timeout: 10 s, variable and resource
+	// reads included): the engine's 200 ms failed plain transforms that
+	// read a resource on a loaded node.
 	Limits flows.Limits
 	// MaxFlowNesting bounds inner flows within inner flows (a flow that
 	// runs itself stops there).
@@ -56,6 +59,7 @@ type Config struct {
 func DefaultConfig() Config {
 	lim := flows.DefaultLimits()
 	lim.MaxStatusBytes = 2 << 20
+	lim.ExprTimeout = 10 * time.Second
 	return Config{Limits: lim, MaxFlowNesting: 10, SweepInterval: time.Second, Logger: slog.Default()}
 }
 
@@ -85,13 +89,15 @@ type Driver struct {
 	store Store
 	log   *slog.Logger
 
-	// mu guards cache.
+	// mu guards cache and the version and status of its entries (their
+	// flow is set once, before an entry is shared).
 	mu    sync.Mutex
 	cache map[string]*cached
 }
 
 // cached is a flow job's parsed flow and its last decoded status (both
-// immutable once made).
+// immutable once made; version and status change together, under
+// Driver.mu).
 type cached struct {
 	flow    *flows.Flow
 	version uint64
@@ -114,11 +120,12 @@ var systemActor = vane.Actor{Username: "flow"}
 // transitions of the same flow (parallel steps finishing together).
 const maxConflicts = 64
 
-// CheckFlow implements the API's check of a flow before it is saved or
-// previewed: the engine's parser (modules, fields, expressions, limits),
-// then its inner flows, which must exist in workspace ws and must not run
-// the flow itself, however deep.
-func (d *Driver) CheckFlow(ws string, value json.RawMessage) error {
+// CheckFlow implements the API's check of a flow before it is saved at path
+// ("" for a preview): the engine's parser (modules, fields, expressions,
+// limits), then its inner flows, which must exist in workspace ws and must
+// not run the flow at path, however deep (an inner flow at path itself is
+// this value, not the version stored there).
+func (d *Driver) CheckFlow(ws, path string, value json.RawMessage) error {
 	f, err := flows.ParseWithLimits(value, d.cfg.Limits)
 	if err != nil {
 		return err
@@ -130,7 +137,7 @@ func (d *Driver) CheckFlow(ws string, value json.RawMessage) error {
 		}
 		return flows.ParseWithLimits(g.Value, d.cfg.Limits)
 	}
-	return flows.CheckNesting("", f, d.cfg.MaxFlowNesting, load)
+	return flows.CheckNesting(path, f, d.cfg.MaxFlowNesting, load)
 }
 
 // StartFlow runs the first transition of flow job j, claimed by a worker
@@ -226,7 +233,7 @@ func (d *Driver) run(ctx context.Context, ws, id string, in input) error {
 			return errNothingToDo
 		}
 		t.Claim = in.claim
-		after, claimed, err := d.store.FlowTransition(ctx, systemActor, *t)
+		after, claimed, err := d.store.FlowTransition(ctx, actorOf(in), *t)
 		switch {
 		case err == nil:
 			d.remember(&after, st)
@@ -245,6 +252,17 @@ func (d *Driver) run(ctx context.Context, ws, id string, in input) error {
 		}
 		return err
 	}
+}
+
+// actorOf is who a transition is written as: the user who canceled the flow
+// for its cancel (its running steps are canceled by them, with their
+// reason, as Windmill's cancel_job cancels a flow's children), else the
+// driver itself.
+func actorOf(in input) vane.Actor {
+	if ev, ok := in.event.(flows.Canceled); ok && ev.By != "" {
+		return vane.Actor{Username: ev.By}
+	}
+	return systemActor
 }
 
 // transition computes the transition of flow job fj for in and the status
@@ -320,6 +338,9 @@ func (d *Driver) transition(fj *vane.Job, in input) (*vane.FlowTransition, *flow
 			}
 			st, actions = next, append(actions, more...)
 		}
+	}
+	if ev, ok := in.event.(flows.Canceled); ok && len(t.Cancel) > 0 {
+		t.CancelReason = ev.Reason
 	}
 	b, err := json.Marshal(st)
 	if err != nil {
@@ -430,17 +451,20 @@ func (d *Driver) parsed(fj *vane.Job) (*flows.Flow, error) {
 func (d *Driver) status(fj *vane.Job) (*flows.Status, error) {
 	k := fj.Workspace + "/" + fj.ID
 	d.mu.Lock()
-	c := d.cache[k]
+	var hit *flows.Status
+	if c := d.cache[k]; c != nil && c.status != nil && c.version == fj.FlowStatusVersion {
+		hit = c.status
+	}
 	d.mu.Unlock()
-	if c != nil && c.status != nil && c.version == fj.FlowStatusVersion {
-		return c.status, nil
+	if hit != nil {
+		return hit, nil
 	}
 	st, err := flows.DecodeStatus(fj.FlowStatus)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read the status of flow %s: %w", fj.ID, err)
 	}
 	d.mu.Lock()
-	if c := d.cache[k]; c != nil {
+	if c := d.cache[k]; c != nil && (c.status == nil || fj.FlowStatusVersion > c.version) {
 		c.version, c.status = fj.FlowStatusVersion, st
 	}
 	d.mu.Unlock()

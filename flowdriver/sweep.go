@@ -224,6 +224,17 @@ func (d *Driver) FlowStatus(j *vane.Job) (json.RawMessage, error) {
 	return json.Marshal(fs)
 }
 
+// FlowSkipped reports whether flow job j ended skipped: stopped by a
+// stop_after_if with skip_if_stopped, or by its skip_expr (Windmill
+// completes such a flow job with is_skipped).
+func (d *Driver) FlowSkipped(j *vane.Job) bool {
+	if !j.IsFlow() || !j.Finished() || len(j.FlowStatus) == 0 || string(j.FlowStatus) == "{}" {
+		return false
+	}
+	st, err := d.status(j)
+	return err == nil && st.Skipped()
+}
+
 // StepResult returns the result of the top-level module node of flow job
 // j (Windmill's result_by_id), and whether it has one.
 func (d *Driver) StepResult(j *vane.Job, node string) (json.RawMessage, bool, error) {
