@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -94,6 +95,22 @@ func (s *Server) createToken(ctx *fasthttp.RequestCtx, p *principal) error {
 	if req.Expiration != nil && !req.Expiration.After(time.Now()) {
 		return badRequest("expiration %s is in the past", req.Expiration.Format(time.RFC3339))
 	}
+	if err := vane.ValidateScopes(req.Scopes); err != nil {
+		return err
+	}
+	// A scoped token mints only tokens as narrow: its own scopes, or some
+	// of them; otherwise a token scoped users:write would mint an
+	// unlimited one.
+	if len(p.Scopes) > 0 {
+		if len(req.Scopes) == 0 {
+			req.Scopes = p.Scopes
+		}
+		for _, sc := range req.Scopes {
+			if !slices.Contains(p.Scopes, sc) {
+				return fmt.Errorf("this token's scopes do not include %q, so the token it creates cannot have it: %w", sc, vane.ErrForbidden)
+			}
+		}
+	}
 	secret := NewTokenSecret()
 	tok := vane.Token{TokenHash: HashToken(secret), Prefix: secret[:TokenPrefixLen], Email: p.Email,
 		Label: req.Label, Workspace: ws, Scopes: req.Scopes, Expiration: req.Expiration, CreatedAt: time.Now().UTC()}
@@ -134,6 +151,9 @@ func (s *Server) impersonateToken(ctx *fasthttp.RequestCtx, p *principal) error 
 	}
 	if req.Expiration != nil && !req.Expiration.After(time.Now()) {
 		return badRequest("expiration %s is in the past", req.Expiration.Format(time.RFC3339))
+	}
+	if len(p.Scopes) > 0 {
+		return fmt.Errorf("a scoped token cannot impersonate: the token it makes would not be limited: %w", vane.ErrForbidden)
 	}
 	secret := NewTokenSecret()
 	tok := vane.Token{TokenHash: HashToken(secret), Prefix: secret[:TokenPrefixLen], Email: u.Email,
