@@ -68,3 +68,17 @@ const (
 	DeployReady   DeployState = "ready"   // Lock holds the resolved dependencies
 	DeployFailed  DeployState = "failed"  // LockErrorLogs holds the error
 )
+
+// Deployment is a script version being deployed: what a language's
+// save-time dependencies step (its Deployer) is given.
+type Deployment struct {
+	Workspace string
+	Path      string
+	Hash      Hash
+	Code      string
+	Lock      string // a lock given by the user, if any
+	// ResolveScript returns the current code of another workspace script, for
+	// languages that import scripts by path. It returns ErrNotFound if there
+	// is none.
+	ResolveScript func(path string) (code string, lang ScriptLang, err error)
+}

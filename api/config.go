@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"vane"
-	jobrt "vane/runtime"
 )
 
 // Config is the API's configuration. Zero fields mean DefaultConfig's values.
@@ -142,10 +141,10 @@ type Deps struct {
 	ResourceTypes ResourceTypeStore
 	// Parsers infer a script's schema at save time, per language. A language
 	// without a parser gets an empty schema.
-	Parsers map[vane.ScriptLang]jobrt.SignatureParser
+	Parsers map[vane.ScriptLang]SignatureParser
 	// Deployers run the save-time dependencies step, per language. A language
 	// without one is ready as soon as it is saved.
-	Deployers map[vane.ScriptLang]jobrt.Deployer
+	Deployers map[vane.ScriptLang]Deployer
 	// Metrics collects the HTTP request counts; nil makes a private registry.
 	Metrics *Metrics
 	// Flows stores flows; nil makes the flow endpoints answer 501.

@@ -12,7 +12,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"vane"
-	"vane/scheduler"
+	"vane/cron"
 )
 
 // ScheduleStore manages workspace schedules. It is an optional capability of
@@ -158,7 +158,7 @@ func (s *Server) createSchedule(ctx *fasthttp.RequestCtx, p *principal) error {
 	if req.Schedule == nil || req.Timezone == nil {
 		return badRequest("schedule and timezone are required")
 	}
-	if err := scheduler.Validate(*req.Schedule, *req.Timezone, time.Now()); err != nil {
+	if err := cron.Validate(*req.Schedule, *req.Timezone, time.Now()); err != nil {
 		return err
 	}
 	if err := vane.ValidatePath(req.ScriptPath); err != nil {
@@ -200,7 +200,7 @@ func (s *Server) updateSchedule(ctx *fasthttp.RequestCtx, p *principal) error {
 		if req.Timezone != nil {
 			v.Timezone = *req.Timezone
 		}
-		if err := scheduler.Validate(v.Cron, v.Timezone, time.Now()); err != nil {
+		if err := cron.Validate(v.Cron, v.Timezone, time.Now()); err != nil {
 			return err
 		}
 		if len(req.Args) > 0 {

@@ -12,7 +12,6 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"vane"
-	jobrt "vane/runtime"
 )
 
 // newScriptRequest is Windmill's NewScript. Fields vane does not use are
@@ -176,7 +175,7 @@ func (s *Server) startDeploy(sc vane.Script, who vane.Access) {
 	s.deploys.Add(1)
 	go func() {
 		defer s.deploys.Done()
-		d := &jobrt.Deployment{Workspace: sc.Workspace, Path: sc.Path, Hash: sc.Hash, Code: sc.Content, Lock: sc.Lock,
+		d := &vane.Deployment{Workspace: sc.Workspace, Path: sc.Path, Hash: sc.Hash, Code: sc.Content, Lock: sc.Lock,
 			ResolveScript: func(path string) (string, vane.ScriptLang, error) {
 				other, err := s.deps.Scripts.GetScriptByPath(sc.Workspace, path)
 				if err == nil && !who.CanRead(other.Path, other.ExtraPerms) {

@@ -99,3 +99,17 @@ type QueueGauge interface {
 type LeaderStatus interface {
 	IsLeader() bool
 }
+
+// SignatureParser infers a script's argument schema from its main function's
+// signature, at save time (a language's parser; cmd/vane passes the
+// runtime's).
+type SignatureParser interface {
+	ParseSignature(code string) (*vane.Schema, error)
+}
+
+// Deployer is a language's save-time dependencies step: it resolves a
+// version's imports into a lock and prepares its artifacts. A returned error
+// is the build's message, shown as lock_error_logs.
+type Deployer interface {
+	Deploy(ctx context.Context, d *vane.Deployment) (lock string, err error)
+}

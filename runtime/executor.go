@@ -138,18 +138,9 @@ type Deployer interface {
 	Deploy(ctx context.Context, d *Deployment) (lock string, err error)
 }
 
-// Deployment identifies the script version being deployed.
-type Deployment struct {
-	Workspace string
-	Path      string
-	Hash      vane.Hash
-	Code      string
-	Lock      string // a lock given by the user, if any
-	// ResolveScript returns the current code of another workspace script, for
-	// languages that import scripts by path. It returns vane.ErrNotFound if
-	// there is none.
-	ResolveScript func(path string) (code string, lang vane.ScriptLang, err error)
-}
+// Deployment identifies the script version being deployed (vane.Deployment,
+// which the API builds without importing the runtime).
+type Deployment = vane.Deployment
 
 // ErrorResult builds the failed-job result {"error":{"name","message","stack"}}.
 func ErrorResult(name, message, stack string) json.RawMessage {

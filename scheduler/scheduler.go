@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"vane"
+	"vane/cron"
 )
 
 // Store is what the scheduler reads and writes (*raftstore.Store has it).
@@ -316,7 +317,7 @@ func (s *Scheduler) pass(ctx context.Context, now time.Time) {
 // pushNext queues sc's first tick after now unless it is queued already.
 func (s *Scheduler) pushNext(ctx context.Context, now time.Time, k key, sc *vane.Schedule) {
 	v := Version(sc)
-	tick, err := NextTick(sc.Cron, sc.Timezone, now)
+	tick, err := cron.NextTick(sc.Cron, sc.Timezone, now)
 	if err != nil {
 		s.fail(k, err)
 		return

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"vane"
+	"vane/api"
 	jobrt "vane/runtime"
 	"vane/runtime/bash"
 	"vane/runtime/deno"
@@ -26,8 +27,8 @@ import (
 type languages struct {
 	sandbox   *sandbox.Sandbox
 	executors map[vane.ScriptLang]jobrt.Executor
-	parsers   map[vane.ScriptLang]jobrt.SignatureParser
-	deployers map[vane.ScriptLang]jobrt.Deployer
+	parsers   map[vane.ScriptLang]api.SignatureParser
+	deployers map[vane.ScriptLang]api.Deployer
 	closers   []func() error
 }
 
@@ -36,8 +37,8 @@ type languages struct {
 // sandbox's forwarder. A language whose toolchain is not installed is left
 // out with a warning naming `make deps`; the others still run.
 func newLanguages(ctx context.Context, cfg serveConfig, apiAddr string, log *slog.Logger) (_ *languages, err error) {
-	l := &languages{executors: map[vane.ScriptLang]jobrt.Executor{}, parsers: map[vane.ScriptLang]jobrt.SignatureParser{},
-		deployers: map[vane.ScriptLang]jobrt.Deployer{}}
+	l := &languages{executors: map[vane.ScriptLang]jobrt.Executor{}, parsers: map[vane.ScriptLang]api.SignatureParser{},
+		deployers: map[vane.ScriptLang]api.Deployer{}}
 	defer func() {
 		if err != nil {
 			l.Close()
