@@ -324,7 +324,7 @@ func (s *Store) FlowTransition(ctx context.Context, a vane.Actor, t vane.FlowTra
 func (s *Store) RunningFlows() ([]vane.Job, error) {
 	var out []vane.Job
 	err := s.fsm.view(func(tx *bolt.Tx) error {
-		jobs := tx.Bucket(bucketJobs)
+		jobs, raws, statuses := tx.Bucket(bucketJobs), tx.Bucket(bucketFlowRaw), tx.Bucket(bucketFlowStatus)
 		return tx.Bucket(bucketRunningFlows).ForEach(func(k, _ []byte) error {
 			v := jobs.Get(k)
 			if v == nil {
@@ -334,7 +334,12 @@ func (s *Store) RunningFlows() ([]vane.Job, error) {
 			if err := unmarshal(v, &r); err != nil {
 				return err
 			}
-			out = append(out, r.job())
+			// With its raw flow and status, as GetJob gives them: the
+			// sweep of a new leader, whose driver has nothing cached,
+			// reads them from here.
+			j := r.job()
+			j.RawFlow, j.FlowStatus = cloneBytes(raws.Get(k)), cloneBytes(statuses.Get(k))
+			out = append(out, j)
 			return nil
 		})
 	})

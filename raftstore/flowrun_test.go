@@ -44,6 +44,12 @@ func TestFlowTransition(t *testing.T) {
 	if after.Status != vane.JobRunning || !after.LeaseExpires.IsZero() || after.Worker != "" || after.FlowStatusVersion != 1 {
 		t.Fatalf("started flow: status %s, lease %v, worker %q, version %d", after.Status, after.LeaseExpires, after.Worker, after.FlowStatusVersion)
 	}
+	// The sweep of a new leader reads running flows whole, raw flow and
+	// status included (they live in buckets of their own).
+	running, err := s.RunningFlows()
+	if err != nil || len(running) != 1 || string(running[0].FlowStatus) != `{"step":0}` || string(running[0].RawFlow) != `{"modules":[]}` {
+		t.Fatalf("RunningFlows: %+v, %v", running, err)
+	}
 	claimed, err := s.ClaimJobs(ctx, vane.ClaimRequest{Worker: "w", Languages: []vane.ScriptLang{vane.LangBash}, Max: 10, Lease: lease})
 	if err != nil || len(claimed) != 1 || claimed[0].ID != "s1" {
 		t.Fatalf("claim of the step: %+v %v", claimed, err)
