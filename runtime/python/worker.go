@@ -107,15 +107,15 @@ func readFrame(r io.Reader) (byte, []byte, error) {
 //
 // It uses only the descriptors its parent passed (workerConfig): no path
 // of the host, so it works under a uid that can reach none of vane's
-// directories. It first makes its process non-dumpable (after opening the
-// /proc files wazero's memory pool reads), so that another process of the
-// same uid can neither trace it nor read its memory, environment or
-// descriptors.
+// directories. Before its first job it makes its process non-dumpable, so
+// that another process of the same uid can neither trace it nor read its
+// memory, environment or descriptors; only after it opened the /proc files
+// wazero's memory pool reads and compiled the interpreter through its
+// compilation cache, which it reaches as /proc/self/fd/N: a non-dumpable
+// process of another uid than root can open neither (the cache then failed
+// to open and every worker compiled CPython afresh, seconds of CPU each).
 func ServeWorker(ctx context.Context, in io.Reader, out io.Writer) error {
-	wasmhost.OpenProcFiles() // a non-dumpable process of another uid than root cannot
-	if err := hardenWorker(); err != nil {
-		return err
-	}
+	wasmhost.OpenProcFiles()
 	br := bufio.NewReader(in)
 	typ, p, err := readFrame(br)
 	if err != nil {
@@ -148,6 +148,9 @@ func ServeWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 		return err
 	}
 	defer e.Close()
+	if err := hardenWorker(); err != nil {
+		return err
+	}
 	bw := bufio.NewWriter(out)
 	var mu sync.Mutex // guards bw
 	send := func(typ byte, p []byte) error {
