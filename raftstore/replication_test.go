@@ -110,10 +110,13 @@ func (c *testCluster) leader() int {
 // converged waits until every running node applied the same last index.
 func (c *testCluster) converged() {
 	c.t.Helper()
-	l := c.nodes[c.leader()]
-	if err := l.Barrier(context.Background()); err != nil {
-		c.t.Fatalf("barrier: %v", err)
-	}
+	// A leader may lose its leadership under the barrier (an election on a
+	// loaded machine); the barrier of whichever node leads next counts.
+	var l *Store
+	eventually(c.t, 30*time.Second, "a barrier on the leader", func() bool {
+		l = c.nodes[c.leader()]
+		return l.Barrier(context.Background()) == nil
+	})
 	want := l.fsm.applied.Load()
 	eventually(c.t, 30*time.Second, "every node at the leader's applied index", func() bool {
 		for _, s := range c.nodes {
