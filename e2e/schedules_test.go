@@ -201,7 +201,7 @@ func TestSchedules_BadInput(t *testing.T) {
 		{"bad script path", good(map[string]any{"script_path": "nope"}), 400, "script_path"},
 		{"bad path", good(map[string]any{"path": "x/y"}), 400, "path"},
 		{"args not an object", good(map[string]any{"args": []int{1}}), 400, "args must be a JSON object"},
-		{"a flow", good(map[string]any{"is_flow": true}), 400, "flows"},
+		{"a flow that is not there (the path is a script)", good(map[string]any{"is_flow": true}), 404, "flow u/admin/typed"},
 		{"malformed body", `{"path": "u/admin/s", "schedule": `, 400, "JSON"},
 		{"wrong type", `{"path": "u/admin/s", "schedule": 5}`, 400, "JSON"},
 	}
