@@ -46,8 +46,10 @@ func TestDependencyRules(t *testing.T) {
 		{"vane/raftstore", []string{"vane/api", "vane/runtime", "vane/flows", "vane/flowdriver", "vane/sandbox", "github.com/valyala/fasthttp", "github.com/tetratelabs/wazero"}},
 		{"vane/runtime", []string{"vane/raftstore", "vane/api", "vane/flows", "vane/flowdriver", "github.com/hashicorp/raft", "go.etcd.io/bbolt", "github.com/valyala/fasthttp"}},
 		{"vane/sandbox", []string{"vane/raftstore", "vane/api", "github.com/hashicorp/raft", "go.etcd.io/bbolt"}},
-		{"vane/api", []string{"vane/raftstore", "vane/flows", "vane/flowdriver", "github.com/hashicorp/raft", "go.etcd.io/bbolt", "github.com/tetratelabs/wazero"}},
+		{"vane/api", []string{"vane/raftstore", "vane/flows", "vane/flowdriver", "vane/scheduler", "github.com/hashicorp/raft", "go.etcd.io/bbolt", "github.com/tetratelabs/wazero"}},
 		{"vane/flows", []string{"vane/raftstore", "vane/api", "github.com/hashicorp/raft", "go.etcd.io/bbolt"}},
+		// Cron expressions are a leaf: the scheduler and the API share it.
+		{"vane/cron", []string{"vane/raftstore", "vane/api", "vane/runtime", "vane/scheduler", "vane/flows", "vane/flowdriver"}},
 		// The flow driver runs the engine over the store through the
 		// interface it declares; the worker and the API reach it through
 		// theirs.
