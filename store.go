@@ -151,12 +151,18 @@ type VariableUpdate struct {
 
 // AuditFilter selects audit entries. Zero fields do not filter.
 type AuditFilter struct {
-	Username   string
-	Operation  string
-	Resource   string
-	ActionKind string
-	Before     *time.Time
-	After      *time.Time
-	Page       int
-	PerPage    int
+	Username  string
+	Operation string
+	// Operations keeps the entries whose operation is one of them;
+	// ExcludeOperations drops those whose operation is one of them.
+	Operations        []string
+	ExcludeOperations []string
+	Resource          string
+	ActionKind        string
+	// Before keeps entries at or before it; After those strictly after it
+	// (Windmill's list_audit: timestamp <= before, timestamp > after).
+	Before  *time.Time
+	After   *time.Time
+	Page    int
+	PerPage int
 }

@@ -97,6 +97,18 @@ type Member struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
+// Invite is a pending invitation of the user with Email to a workspace, with
+// the role they get when they accept it (Windmill's workspace_invite). vane
+// sends no email: the invitee finds it in GET /api/users/list_invites.
+type Invite struct {
+	Workspace string    `json:"workspace_id"`
+	Email     string    `json:"email"`
+	IsAdmin   bool      `json:"is_admin"`
+	Operator  bool      `json:"operator"`
+	InvitedBy string    `json:"invited_by,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
 // Token is an API token. Only TokenHash (SHA-256 of the secret) is stored; the
 // secret itself is shown once at creation. Prefix is the first 10 characters.
 type Token struct {

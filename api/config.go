@@ -155,6 +155,14 @@ type Deps struct {
 	// FlowRunner renders flow statuses and takes resumes and user states;
 	// nil makes those endpoints answer 501.
 	FlowRunner FlowRunner
+	// UserAdmin, Members, Invites, Audit and Settings serve the instance
+	// users, the workspace members, their invites, the audit log and the
+	// workspace settings; a nil one makes its endpoints answer 501.
+	UserAdmin UserAdmin
+	Members   MemberStore
+	Invites   InviteStore
+	Audit     AuditLog
+	Settings  SettingsStore
 }
 
 // validate checks that every required dependency is present.

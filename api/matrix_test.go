@@ -177,6 +177,30 @@ var matrixCases = map[string]matrixCase{
 	"GET /api/w/{ws}/schedules/get/{path:*}":         {members, "schedules:read"},
 	"GET /api/w/{ws}/schedules/exists/{path:*}":      {members, "schedules:read"},
 	"GET /api/w/{ws}/schedules/list":                 {members, "schedules:read"},
+
+	// Instance roles, workspace members and invites, settings, the audit log.
+	"GET /api/users/list":                                     {devopsUp, "users:read"},
+	"GET /api/users/list_as_super_admin":                      {devopsUp, "users:read"},
+	"POST /api/users/update/{email}":                          {superOnly, "users:write"},
+	"GET /api/users/list_invites":                             {users, "users:read"},
+	"POST /api/users/accept_invite":                           {users, "users:write"},
+	"POST /api/users/decline_invite":                          {users, "users:write"},
+	"GET /api/workspaces/create_workspace_require_superadmin": {users, "workspaces:read"},
+	"GET /api/audit/list":                                     {devopsUp, "audit:read"},
+	"GET /api/audit/get/{id}":                                 {devopsUp, "audit:read"},
+	"GET /api/w/{ws}/users/list":                              {members, "users:read"},
+	"GET /api/w/{ws}/users/list_usernames":                    {members, "users:read"},
+	"GET /api/w/{ws}/users/whois/{username}":                  {members, "users:read"},
+	"GET /api/w/{ws}/users/username_to_email/{username}":      {members, "users:read"},
+	"POST /api/w/{ws}/users/update/{username}":                {admins, "users:write"},
+	"DELETE /api/w/{ws}/users/delete/{username}":              {admins, "users:write"},
+	"POST /api/w/{ws}/workspaces/invite_user":                 {admins, "workspaces:write"},
+	"GET /api/w/{ws}/workspaces/list_pending_invites":         {admins, "workspaces:read"},
+	"POST /api/w/{ws}/workspaces/delete_invite":               {admins, "workspaces:write"},
+	"GET /api/w/{ws}/workspaces/get_settings":                 {watchers, "workspaces:read"},
+	"POST /api/w/{ws}/workspaces/operator_settings":           {admins, "workspaces:write"},
+	"GET /api/w/{ws}/audit/list":                              {watchers, "audit:read"},
+	"GET /api/w/{ws}/audit/get/{id}":                          {watchers, "audit:read"},
 }
 
 // matrixWS is the workspace the matrix calls; matrixOther is the
@@ -242,13 +266,15 @@ func mustMatrixServer(tb testing.TB, cfg api.Config) *matrixServer {
 		}
 		m.tokens[u.role] = mustToken(tb, st, u.user.Email, nil)
 	}
+	m.names["anonymous"] = "nobody" // names its items, with no token
 	// The superadmin is a member of both workspaces it created; the
 	// matrix's superadmin is one that is not, acting as an admin anyway.
 	if err := st.RemoveMember(ctx, root, matrixWS, "super@example.com"); err != nil {
 		tb.Fatalf("RemoveMember: %v", err)
 	}
 	srv, err := api.New(cfg, api.Deps{Tokens: st, Users: st, Workspaces: st, Scripts: st, Lifecycle: st,
-		Jobs: st, JobReader: st, Keys: st, Variables: st, Resources: st, ResourceTypes: st, Flows: st})
+		Jobs: st, JobReader: st, Keys: st, Variables: st, Resources: st, ResourceTypes: st, Flows: st,
+		UserAdmin: st, Members: st, Invites: st, Audit: st, Settings: st})
 	if err != nil {
 		tb.Fatalf("api.New: %v", err)
 	}
@@ -322,6 +348,7 @@ func params(name string) map[string]string {
 	return map[string]string{
 		"path:*": "u/" + name + "/matrix", "hash": "00112233445566ff", "id": uuid.NewString(), "name": "matrix",
 		"prefix": "abcdefghij", "resume_id": "1", "signature": "00", "node": "a", "key": "k", "kind": "script",
+		"username": name, "email": name + "@example.com",
 	}
 }
 
@@ -474,11 +501,13 @@ func TestWorkspacePartition(t *testing.T) {
 	// The caller is an admin of B (the outsider) and of nothing in A.
 	token := m.tokens["outsider"]
 	present := map[string]string{"path:*": path, "hash": string(sc.Hash), "id": jobID, "name": name,
-		"prefix": "abcdefghij", "resume_id": "1", "signature": "00", "node": "a", "key": "k", "kind": "script"}
+		"prefix": "abcdefghij", "resume_id": "1", "signature": "00", "node": "a", "key": "k", "kind": "script",
+		"username": "dev"}
 	absent := map[string]string{"path:*": "u/super/none", "hash": "ffeeddccbbaa9988", "id": uuid.NewString(), "name": "none",
-		"prefix": "abcdefghij", "resume_id": "1", "signature": "00", "node": "a", "key": "k", "kind": "script"}
+		"prefix": "abcdefghij", "resume_id": "1", "signature": "00", "node": "a", "key": "k", "kind": "script",
+		"username": "nobody_here"}
 	placeholder := func(body string, values map[string]string) string {
-		for _, k := range []string{"path:*", "hash", "id", "name"} {
+		for _, k := range []string{"path:*", "hash", "id", "name", "username"} {
 			body = strings.ReplaceAll(body, values[k], "<"+k+">")
 		}
 		return body

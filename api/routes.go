@@ -92,12 +92,32 @@ type RouteInfo struct {
 }
 
 // Routes lists the route table.
-func (s *Server) Routes() []RouteInfo {
-	out := make([]RouteInfo, 0, len(s.table))
-	for _, r := range s.table {
+func (s *Server) Routes() []RouteInfo { return describe(s.table) }
+
+// RouteTable lists the routes a server with cfg serves, without making one:
+// for tests outside the package (the e2e suite walks it) and documentation.
+func RouteTable(cfg Config) []RouteInfo {
+	t := (&Server{cfg: cfg}).routeTable()
+	for i := range t {
+		t[i].scope = scopeOf(&t[i])
+	}
+	return describe(t)
+}
+
+func describe(table []route) []RouteInfo {
+	out := make([]RouteInfo, 0, len(table))
+	for _, r := range table {
 		out = append(out, RouteInfo{Method: r.method, Path: r.path, Name: r.name, Need: r.need.String(), OperatorView: r.view, Scope: r.scope})
 	}
 	return out
+}
+
+// scopeOf is the scope rt's row sets, or the one its path derives.
+func scopeOf(rt *route) vane.ScopeNeed {
+	if rt.scope.Domain == "" && rt.need != needNone {
+		return deriveScope(rt.method, rt.path)
+	}
+	return rt.scope
 }
 
 // routeTable is every endpoint. Paths follow spec/windmill-api.md.
@@ -216,6 +236,31 @@ func (s *Server) routeTable() []route {
 		{method: "GET", path: w + "/schedules/get/{path:*}", name: "schedules.get", need: needMember, view: "schedules", h: s.getSchedule},
 		{method: "GET", path: w + "/schedules/exists/{path:*}", name: "schedules.exists", need: needMember, view: "schedules", h: s.scheduleExists},
 		{method: "GET", path: w + "/schedules/list", name: "schedules.list", need: needMember, view: "schedules", h: s.listSchedules},
+
+		// Instance roles, workspace members and invites, settings, the audit
+		// log (members.go, instance_users.go, audit.go).
+		{method: "GET", path: "/api/users/list", name: "users.list", need: needDevops, h: s.listInstanceUsers},
+		{method: "GET", path: "/api/users/list_as_super_admin", name: "users.list_as_super_admin", need: needDevops, h: s.listInstanceUsers},
+		{method: "POST", path: "/api/users/update/{email}", name: "users.update", need: needSuperadmin, h: s.updateInstanceUser},
+		{method: "GET", path: "/api/users/list_invites", name: "users.list_invites", need: needUser, h: s.listMyInvites},
+		{method: "POST", path: "/api/users/accept_invite", name: "users.accept_invite", need: needUser, h: s.acceptInvite},
+		{method: "POST", path: "/api/users/decline_invite", name: "users.decline_invite", need: needUser, h: s.declineInvite},
+		{method: "GET", path: "/api/workspaces/create_workspace_require_superadmin", name: "workspaces.create_workspace_require_superadmin", need: needUser, h: s.createWorkspaceRequireSuperadmin},
+		{method: "GET", path: "/api/audit/list", name: "audit.list", need: needDevops, h: s.listInstanceAudit},
+		{method: "GET", path: "/api/audit/get/{id}", name: "audit.get", need: needDevops, h: s.getInstanceAudit},
+		{method: "GET", path: w + "/users/list", name: "w.users.list", need: needMember, h: s.listMembers},
+		{method: "GET", path: w + "/users/list_usernames", name: "w.users.list_usernames", need: needMember, h: s.listUsernames},
+		{method: "GET", path: w + "/users/whois/{username}", name: "w.users.whois", need: needMember, h: s.whois},
+		{method: "GET", path: w + "/users/username_to_email/{username}", name: "w.users.username_to_email", need: needMember, h: s.usernameToEmail},
+		{method: "POST", path: w + "/users/update/{username}", name: "w.users.update", need: needAdmin, h: s.updateMember},
+		{method: "DELETE", path: w + "/users/delete/{username}", name: "w.users.delete", need: needAdmin, h: s.deleteMember},
+		{method: "POST", path: w + "/workspaces/invite_user", name: "w.workspaces.invite_user", need: needAdmin, h: s.inviteUser},
+		{method: "GET", path: w + "/workspaces/list_pending_invites", name: "w.workspaces.list_pending_invites", need: needAdmin, h: s.listPendingInvites},
+		{method: "POST", path: w + "/workspaces/delete_invite", name: "w.workspaces.delete_invite", need: needAdmin, h: s.deleteInvite},
+		{method: "GET", path: w + "/workspaces/get_settings", name: "w.workspaces.get_settings", need: needWatcher, h: s.getSettings},
+		{method: "POST", path: w + "/workspaces/operator_settings", name: "w.workspaces.operator_settings", need: needAdmin, h: s.setOperatorSettings},
+		{method: "GET", path: w + "/audit/list", name: "w.audit.list", need: needWatcher, view: "audit_logs", h: s.listAudit},
+		{method: "GET", path: w + "/audit/get/{id}", name: "w.audit.get", need: needWatcher, view: "audit_logs", h: s.getAudit},
 	}
 }
 
@@ -280,9 +325,7 @@ func (s *Server) register(r *router.Router) {
 			panic(fmt.Sprintf("api: route %s is in the table twice", key))
 		}
 		seen[key] = true
-		if rt.scope.Domain == "" && rt.need != needNone {
-			rt.scope = deriveScope(rt.method, rt.path)
-		}
+		rt.scope = scopeOf(rt)
 		r.Handle(rt.method, rt.path, s.gate(rt))
 	}
 	r.NotFound = s.gate(&route{name: "not_found", need: needNone, h: func(ctx *fasthttp.RequestCtx, _ *principal) error {

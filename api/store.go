@@ -39,6 +39,63 @@ type WorkspaceStore interface {
 	ListFolders(ws string) ([]vane.Folder, error)
 }
 
+// UserAdmin lists and changes instance users: the superadmins' routes.
+type UserAdmin interface {
+	// ListUsers returns every instance user, by email.
+	ListUsers() ([]vane.User, error)
+	// UpdateUser replaces a user's name and instance roles: ErrNotFound
+	// for an unknown email, ErrInvalid when no enabled superadmin would
+	// remain.
+	UpdateUser(ctx context.Context, a vane.Actor, u vane.User) error
+}
+
+// MemberStore reads and changes the members of a workspace.
+type MemberStore interface {
+	// ListMembers returns the members of ws, by email.
+	ListMembers(ws string) ([]vane.Member, error)
+	// GetMemberByUsername returns the member of ws with that username, or
+	// ErrNotFound.
+	GetMemberByUsername(ws, username string) (vane.Member, error)
+	// UpdateMember replaces a membership's roles: ErrInvalid when no
+	// enabled admin would remain.
+	UpdateMember(ctx context.Context, a vane.Actor, m vane.Member) error
+	// RemoveMember removes email from ws: ErrNotFound if not a member,
+	// ErrInvalid for the last enabled admin.
+	RemoveMember(ctx context.Context, a vane.Actor, ws, email string) error
+}
+
+// InviteStore keeps pending workspace invites.
+type InviteStore interface {
+	// InviteUser records or replaces an invite: ErrAlreadyExists when the
+	// email is a member already.
+	InviteUser(ctx context.Context, a vane.Actor, inv vane.Invite) error
+	// AcceptInvite makes email a member of ws under username with the
+	// invite's role: ErrNotFound without an invite, ErrAlreadyExists for a
+	// taken username.
+	AcceptInvite(ctx context.Context, a vane.Actor, ws, email, username string) error
+	// DeleteInvite removes an invite (decline: by the invitee):
+	// ErrNotFound without one.
+	DeleteInvite(ctx context.Context, a vane.Actor, ws, email string, decline bool) error
+	// ListInvites returns the pending invites of ws; ListInvitesOf those of
+	// email, in every workspace.
+	ListInvites(ws string) ([]vane.Invite, error)
+	ListInvitesOf(email string) ([]vane.Invite, error)
+}
+
+// AuditLog reads the audit log that every store command writes.
+type AuditLog interface {
+	// ListAudit returns ws's entries ("" for the instance's), newest
+	// first, filtered and paged.
+	ListAudit(ws string, f vane.AuditFilter) ([]vane.AuditEntry, error)
+	// GetAudit returns entry id of ws, or ErrNotFound.
+	GetAudit(ws string, id uint64) (vane.AuditEntry, error)
+}
+
+// SettingsStore changes a workspace's settings.
+type SettingsStore interface {
+	SetOperatorSettings(ctx context.Context, a vane.Actor, ws string, s vane.OperatorSettings) error
+}
+
 // ScriptStore stores script versions and reads them back.
 type ScriptStore interface {
 	CreateScript(ctx context.Context, a vane.Actor, sc vane.Script) error

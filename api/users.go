@@ -1,10 +1,10 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -17,19 +17,29 @@ type globalUserInfo struct {
 	Email      string `json:"email"`
 	LoginType  string `json:"login_type"`
 	SuperAdmin bool   `json:"super_admin"`
+	Devops     bool   `json:"devops"`
 	Verified   bool   `json:"verified"`
 	Name       string `json:"name,omitempty"`
 	Username   string `json:"username,omitempty"`
+	Disabled   bool   `json:"disabled"`
 }
 
-// whoami answers GET /api/users/whoami.
+func globalInfo(u vane.User) globalUserInfo {
+	return globalUserInfo{Email: u.Email, LoginType: "password", SuperAdmin: u.SuperAdmin, Devops: u.Devops,
+		Verified: true, Name: u.Name, Username: vane.UsernameOf(u.Email), Disabled: u.Disabled}
+}
+
+// whoami answers GET /api/users/whoami. A job token's caller is its user,
+// whose instance roles it never carries, so they are not reported.
 func (s *Server) whoami(ctx *fasthttp.RequestCtx, p *principal) error {
 	u, err := s.deps.Users.GetUser(p.Email)
 	if err != nil {
 		return fmt.Errorf("cannot read user: %w", err)
 	}
-	return writeJSON(ctx, globalUserInfo{Email: u.Email, LoginType: "password", SuperAdmin: u.SuperAdmin,
-		Verified: true, Name: u.Name, Username: vane.UsernameOf(u.Email)})
+	if p.JobID != "" {
+		u.SuperAdmin, u.Devops = false, false
+	}
+	return writeJSON(ctx, globalInfo(u))
 }
 
 // email answers GET /api/users/email with the caller's email as text.
@@ -37,8 +47,9 @@ func (s *Server) email(ctx *fasthttp.RequestCtx, p *principal) error {
 	return writeText(ctx, fasthttp.StatusOK, p.Email)
 }
 
-// workspaceUser is Windmill's User (a member as seen in one workspace).
+// workspaceUser is Windmill's UserInfo (a member as seen in one workspace).
 type workspaceUser struct {
+	WorkspaceID   string    `json:"workspace_id"`
 	Email         string    `json:"email"`
 	Username      string    `json:"username"`
 	IsAdmin       bool      `json:"is_admin"`
@@ -46,18 +57,36 @@ type workspaceUser struct {
 	CreatedAt     time.Time `json:"created_at"`
 	Operator      bool      `json:"operator"`
 	Disabled      bool      `json:"disabled"`
+	Role          string    `json:"role"`
 	Groups        []string  `json:"groups"`
+	FoldersRead   []string  `json:"folders_read"`
 	Folders       []string  `json:"folders"`
 	FoldersOwners []string  `json:"folders_owners"`
 	Name          string    `json:"name,omitempty"`
+	// NonMember marks a superadmin acting in a workspace it is not a
+	// member of (Windmill's non_member).
+	NonMember bool `json:"non_member"`
 }
 
-// workspaceWhoami answers GET /api/w/{ws}/users/whoami.
+// workspaceWhoami answers GET /api/w/{ws}/users/whoami: the caller's role
+// in the workspace, its groups and its folders (by read, write and
+// ownership), after Windmill's whoami and get_user
+// (windmill-api-users/src/users.rs).
 func (s *Server) workspaceWhoami(ctx *fasthttp.RequestCtx, p *principal) error {
-	out := workspaceUser{Email: p.Email, Username: p.Username, IsAdmin: p.IsAdmin, IsSuperAdmin: p.SuperAdmin,
-		Operator: p.Operator, Groups: []string{}, Folders: []string{}, FoldersOwners: []string{}}
+	out := workspaceUser{WorkspaceID: p.Workspace, Email: p.Email, Username: p.Username, IsAdmin: p.IsAdmin, IsSuperAdmin: p.SuperAdmin,
+		Operator: p.Operator, Role: roleName(vane.Member{IsAdmin: p.IsAdmin, Operator: p.Operator})}
 	if m, err := s.deps.Workspaces.GetMember(p.Workspace, p.Email); err == nil {
-		out.CreatedAt = m.CreatedAt
+		out.CreatedAt, out.Disabled = m.CreatedAt, m.Disabled
+	} else if errors.Is(err, vane.ErrNotFound) {
+		out.NonMember = true
+	} else {
+		return fmt.Errorf("cannot read membership: %w", err)
+	}
+	if u, err := s.deps.Users.GetUser(p.Email); err == nil {
+		out.Name = u.Name
+	}
+	if err := s.fillGroupsAndFolders(&out, p.Workspace, p.Username); err != nil {
+		return err
 	}
 	return writeJSON(ctx, out)
 }
@@ -234,6 +263,11 @@ func (s *Server) createWorkspace(ctx *fasthttp.RequestCtx, p *principal) error {
 	if err := vane.ValidateName("workspace id", req.ID); err != nil {
 		return err
 	}
+	if req.ID == instanceAuditWorkspace {
+		// Windmill refuses it too (workspaces.rs check_w_id_conflict): it
+		// names the instance's own audit entries.
+		return badRequest("'%s' is not allowed as a workspace id", instanceAuditWorkspace)
+	}
 	if req.Name == "" {
 		req.Name = req.ID
 	}
@@ -314,31 +348,46 @@ func (s *Server) addUser(ctx *fasthttp.RequestCtx, p *principal) error {
 	if err := decodeBody(ctx, &req); err != nil {
 		return err
 	}
-	req.Email = strings.TrimSpace(req.Email)
-	if !strings.Contains(req.Email, "@") {
-		return badRequest("email %q is not an email address", req.Email)
+	email, err := normalEmail(req.Email)
+	if err != nil {
+		return err
 	}
+	req.Email = email
 	if req.Username == "" {
 		req.Username = vane.UsernameOf(req.Email)
 	}
 	if err := vane.ValidateName("username", req.Username); err != nil {
 		return err
 	}
+	if req.IsAdmin && req.Operator {
+		return badRequest("a member is an admin or an operator, not both")
+	}
 	wctx, cancel := detached()
 	defer cancel()
-	now := time.Now().UTC()
-	if _, err := s.deps.Users.GetUser(req.Email); errors.Is(err, vane.ErrNotFound) {
-		err = s.deps.Users.CreateUser(wctx, p.actor(), vane.User{Email: req.Email, CreatedAt: now})
-		if err != nil && !errors.Is(err, vane.ErrAlreadyExists) {
-			return fmt.Errorf("cannot create user %s: %w", req.Email, err)
-		}
-	} else if err != nil {
-		return fmt.Errorf("cannot read user: %w", err)
+	if err := s.ensureUser(wctx, p, req.Email); err != nil {
+		return err
 	}
 	m := vane.Member{Workspace: p.Workspace, Email: req.Email, Username: req.Username, IsAdmin: req.IsAdmin,
-		Operator: req.Operator, CreatedAt: now}
+		Operator: req.Operator, CreatedAt: time.Now().UTC()}
 	if err := s.deps.Workspaces.AddMember(wctx, p.actor(), m); err != nil {
 		return fmt.Errorf("cannot add %s to workspace %q: %w", req.Email, p.Workspace, err)
 	}
 	return writeText(ctx, fasthttp.StatusOK, fmt.Sprintf("Added %s to workspace", req.Email))
+}
+
+// ensureUser creates the instance user email, without a password, unless it
+// exists: add_user and invite_user take emails vane does not know yet.
+func (s *Server) ensureUser(ctx context.Context, p *principal, email string) error {
+	_, err := s.deps.Users.GetUser(email)
+	if errors.Is(err, vane.ErrNotFound) {
+		err = s.deps.Users.CreateUser(ctx, p.actor(), vane.User{Email: email, CreatedAt: time.Now().UTC()})
+		if err != nil && !errors.Is(err, vane.ErrAlreadyExists) {
+			return fmt.Errorf("cannot create user %s: %w", email, err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("cannot read user: %w", err)
+	}
+	return nil
 }

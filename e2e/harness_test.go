@@ -96,6 +96,7 @@ type Server struct {
 	URL     string // http://127.0.0.1:port
 	args    []string
 	wrapper []string
+	env     []string
 	cmd     *exec.Cmd
 	exited  chan struct{}
 
@@ -111,6 +112,8 @@ type ServerOptions struct {
 	// Wrapper runs the binary through a command, e.g. prlimit with its
 	// options; the binary and its arguments follow it.
 	Wrapper []string
+	// Env adds KEY=value settings to the process's environment.
+	Env []string
 }
 
 // MustStartServer starts vane serve and waits until GET /api/version
@@ -126,7 +129,7 @@ func MustStartServer(tb testing.TB, opts ServerOptions) *Server {
 		// Bash is all these tests run; the jail is still used where the kernel
 		// allows it (the flag only permits running unjailed where it does not).
 		"--languages", "bash", "--insecure-no-jail"}, opts.Args...)
-	s := &Server{tb: tb, DataDir: dir, args: args, wrapper: opts.Wrapper}
+	s := &Server{tb: tb, DataDir: dir, args: args, wrapper: opts.Wrapper, env: opts.Env}
 	s.start()
 	tb.Cleanup(s.Stop)
 	return s
@@ -171,7 +174,7 @@ func (s *Server) startRetrying() error {
 func (s *Server) startOnce() error {
 	argv := append(append(append([]string{}, s.wrapper...), vaneBin), s.args...)
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(), "VANE_ADMIN_TOKEN="+adminToken)
+	cmd.Env = append(append(os.Environ(), "VANE_ADMIN_TOKEN="+adminToken), s.env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return fmt.Errorf("cannot pipe stdout: %w", err)

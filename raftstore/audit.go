@@ -82,7 +82,8 @@ func (p *pager) more() bool { return p.left > 0 }
 
 // ListAudit returns a workspace's audit entries, newest first, filtered by
 // f's non-zero fields and paged. Instance-level operations (users, tokens)
-// are listed under the workspace id "".
+// are listed under the workspace id "" (Windmill records them under the
+// pseudo-workspace "global").
 func (s *Store) ListAudit(ws string, f vane.AuditFilter) ([]vane.AuditEntry, error) {
 	out := []vane.AuditEntry{}
 	pg := newPager(f.Page, f.PerPage)
@@ -96,9 +97,11 @@ func (s *Store) ListAudit(ws string, f vane.AuditFilter) ([]vane.AuditEntry, err
 			switch {
 			case f.Username != "" && e.Username != f.Username,
 				f.Operation != "" && e.Operation != f.Operation,
+				len(f.Operations) > 0 && !slices.Contains(f.Operations, e.Operation),
+				slices.Contains(f.ExcludeOperations, e.Operation),
 				f.Resource != "" && e.Resource != f.Resource,
 				f.ActionKind != "" && e.ActionKind != f.ActionKind,
-				f.Before != nil && !e.Timestamp.Before(*f.Before),
+				f.Before != nil && e.Timestamp.After(*f.Before),
 				f.After != nil && !e.Timestamp.After(*f.After):
 				return true
 			}
@@ -113,6 +116,23 @@ func (s *Store) ListAudit(ws string, f vane.AuditFilter) ([]vane.AuditEntry, err
 		return nil, fmt.Errorf("cannot list audit: %w", err)
 	}
 	return out, nil
+}
+
+// GetAudit returns the audit entry id of workspace ws ("" for the
+// instance's), or ErrNotFound.
+func (s *Store) GetAudit(ws string, id uint64) (vane.AuditEntry, error) {
+	var e vane.AuditEntry
+	err := s.fsm.view(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketAudit).Get(keyU64(id, ws))
+		if v == nil {
+			return notFound("audit log", fmt.Sprint(id))
+		}
+		return unmarshal(v, &e)
+	})
+	if err != nil {
+		return vane.AuditEntry{}, fmt.Errorf("cannot get audit log: %w", err)
+	}
+	return e, nil
 }
 
 // sortBy sorts xs by key ascending, stably.

@@ -79,6 +79,9 @@ const (
 	cmdDeleteOldAudit      cmdType = 70
 	cmdEditPerms           cmdType = 71
 	cmdSetOperatorSettings cmdType = 72
+	cmdInviteUser          cmdType = 80
+	cmdAcceptInvite        cmdType = 81
+	cmdDeleteInvite        cmdType = 82
 )
 
 // command is one state change. validate is pure and deterministic: it runs
@@ -165,6 +168,12 @@ func newCommand(t cmdType) command {
 		return &editPermsCmd{}
 	case cmdSetOperatorSettings:
 		return &setOperatorSettingsCmd{}
+	case cmdInviteUser:
+		return &inviteUserCmd{}
+	case cmdAcceptInvite:
+		return &acceptInviteCmd{}
+	case cmdDeleteInvite:
+		return &deleteInviteCmd{}
 	case cmdCreateResource:
 		return &createResourceCmd{}
 	case cmdUpdateResource:

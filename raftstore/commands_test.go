@@ -136,6 +136,18 @@ func TestStore_InstanceCommands(t *testing.T) {
 			{"update unknown member", func(ctx context.Context, s *Store) error {
 				return s.UpdateMember(ctx, testAdmin, vane.Member{Workspace: testWS, Email: "x@y.z", Username: "x"})
 			}, vane.ErrNotFound},
+			{"demote the last admin", func(ctx context.Context, s *Store) error {
+				return s.UpdateMember(ctx, testAdmin, vane.Member{Workspace: testWS, Email: testAdmin.Email, Username: "admin"})
+			}, vane.ErrInvalid},
+			{"disable the last admin", func(ctx context.Context, s *Store) error {
+				return s.UpdateMember(ctx, testAdmin, vane.Member{Workspace: testWS, Email: testAdmin.Email, Username: "admin", IsAdmin: true, Disabled: true})
+			}, vane.ErrInvalid},
+			{"remove the last admin", func(ctx context.Context, s *Store) error {
+				return s.RemoveMember(ctx, testAdmin, testWS, testAdmin.Email)
+			}, vane.ErrInvalid},
+			{"make another admin", func(ctx context.Context, s *Store) error {
+				return s.UpdateMember(ctx, testAdmin, vane.Member{Workspace: testWS, Email: bob.Email, Username: "rob", IsAdmin: true})
+			}, nil},
 			{"remove member", func(ctx context.Context, s *Store) error {
 				return s.RemoveMember(ctx, testAdmin, testWS, testAdmin.Email)
 			}, nil},
@@ -146,7 +158,7 @@ func TestStore_InstanceCommands(t *testing.T) {
 		if u, err := s.GetUser(testAdmin.Email); err != nil || u.PasswordHash != "h1" {
 			t.Fatalf("GetUser: %+v %v", u, err)
 		}
-		if m, err := s.GetMemberByUsername(testWS, "rob"); err != nil || m.Email != bob.Email || !m.Operator {
+		if m, err := s.GetMemberByUsername(testWS, "rob"); err != nil || m.Email != bob.Email || !m.IsAdmin {
 			t.Fatalf("GetMemberByUsername: %+v %v", m, err)
 		}
 		if _, err := s.GetMemberByUsername(testWS, "bob"); !errors.Is(err, vane.ErrNotFound) {
@@ -162,7 +174,7 @@ func TestStore_InstanceCommands(t *testing.T) {
 			t.Fatalf("ListWorkspaces: %+v", ws)
 		}
 		audit, err := s.ListAudit(testWS, vane.AuditFilter{})
-		if err != nil || len(audit) != 4 || audit[2].Operation != "users.add_to_workspace" || audit[3].Operation != "workspaces.create" {
+		if err != nil || len(audit) != 5 || audit[3].Operation != "users.add_to_workspace" || audit[4].Operation != "workspaces.create" {
 			t.Fatalf("ListAudit: %+v %v", audit, err)
 		}
 	})

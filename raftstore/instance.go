@@ -173,6 +173,10 @@ func (c *addMemberCmd) apply(a *applier) (output, error) {
 		m.CreatedAt = c.At
 	}
 	putMember(a, m)
+	// Adding a member spends their pending invite, as Windmill's add_user.
+	if inv := a.bucket(bucketInvites); inv.Get(key(m.Workspace, m.Email)) != nil {
+		del(inv, key(m.Workspace, m.Email))
+	}
 	a.audit(m.Workspace, c.base, "users.add_to_workspace", actionCreate, m.Email,
 		map[string]string{"username": m.Username, "is_admin": fmt.Sprint(m.IsAdmin), "operator": fmt.Sprint(m.Operator)})
 	return output{}, nil

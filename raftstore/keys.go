@@ -42,6 +42,7 @@ var (
 	bucketRunningFlows  = []byte("running_flows")   // ws \x00 id -> nil (flow jobs started and not ended)
 	bucketFlowRaw       = []byte("flow_raw")        // ws \x00 id -> a flow job's raw flow (kept out of its record)
 	bucketFlowStatus    = []byte("flow_status")     // ws \x00 id -> a flow job's status (kept out of its record)
+	bucketInvites       = []byte("invites")         // ws \x00 email -> vane.Invite (pending)
 )
 
 // allBuckets lists every bucket; the FSM creates them on open and after restore.
@@ -52,6 +53,7 @@ var allBuckets = [][]byte{
 	bucketVariables, bucketResources, bucketResourceTypes, bucketSchedules,
 	bucketGroups, bucketFolders, bucketFlows, bucketFlowVersions, bucketAudit,
 	bucketClaimTurns, bucketUsage, bucketRunningFlows, bucketFlowRaw, bucketFlowStatus,
+	bucketInvites,
 }
 
 var (

@@ -116,6 +116,8 @@ func TestStore_Listings(t *testing.T) {
 		{"action kind", vane.AuditFilter{ActionKind: "Execute", PerPage: 100}, 6},
 		{"username", vane.AuditFilter{Username: "nobody"}, 0},
 		{"page size", vane.AuditFilter{PerPage: 2}, 2},
+		{"operations", vane.AuditFilter{Operations: []string{"scripts.create", "jobs.claim"}, PerPage: 100}, 3 + 1},
+		{"exclude operations", vane.AuditFilter{ExcludeOperations: []string{"jobs.run.script", "jobs.claim"}, PerPage: 100}, 1 + 3},
 	}
 	for _, c := range auditCases {
 		t.Run("audit/"+c.name, func(t *testing.T) {

@@ -153,6 +153,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 		Tokens: cl.node.Tokens(), Users: st, Workspaces: st, Scripts: st, Lifecycle: st, Jobs: cluster.IdempotentJobs{Store: st}, JobReader: st,
 		Keys: st, Parsers: langs.parsers, Deployers: langs.deployers, Metrics: metrics, Flows: st,
 		FlowChecker: driver, FlowRunner: driver,
+		UserAdmin: st, Members: st, Invites: st, Audit: st, Settings: st,
 	}
 	// Optional stores: wired when the store has them.
 	if vs, ok := any(st).(api.VariableStore); ok {
@@ -166,7 +167,8 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 	}
 	srv, err := api.New(api.Config{BodyLimit: cfg.BodyLimit, TimeoutWaitResult: cfg.TimeoutWaitResult,
 		Version: version, BaseURL: baseURL, LinearizableAuth: true, Logger: log,
-		MaxConns: cfg.MaxConns, MaxConnsPerIP: cfg.MaxConnsPerIP, HeaderTimeout: cfg.HeaderTimeout}, deps)
+		MaxConns: cfg.MaxConns, MaxConnsPerIP: cfg.MaxConnsPerIP, HeaderTimeout: cfg.HeaderTimeout,
+		CreateWorkspaceRequireSuperadmin: cfg.CreateWorkspaceRequireSuperadmin}, deps)
 	if err != nil {
 		workers.Stop()
 		return err

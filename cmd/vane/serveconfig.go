@@ -76,6 +76,9 @@ type serveConfig struct {
 	DiskReserveMB int
 	// WorkspaceQuotaMB is raftstore.Config.WorkspaceQuota in MiB; 0: none.
 	WorkspaceQuotaMB int
+	// CreateWorkspaceRequireSuperadmin lets only superadmins create
+	// workspaces (Windmill's CREATE_WORKSPACE_REQUIRE_SUPERADMIN).
+	CreateWorkspaceRequireSuperadmin bool
 }
 
 // parseServeConfig reads flags, with environment variables as their
@@ -149,6 +152,10 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.IntVar(&c.WorkspaceMaxRunning, "workspace-max-running", envInt("VANE_WORKSPACE_MAX_RUNNING", 0), "jobs of one workspace running at once at most, across the cluster (set the same on every node); 0: no cap. Workers share their slots fairly across workspaces either way (env VANE_WORKSPACE_MAX_RUNNING)")
 	fs.IntVar(&c.DiskReserveMB, "disk-reserve-mb", envInt("VANE_DISK_RESERVE_MB", 64), "MiB of free disk the data dir keeps: below it, writes that add data get 507 while reads and running jobs go on; a reserve file of this size is kept for an emergency; 0 turns the guard off (env VANE_DISK_RESERVE_MB)")
 	fs.IntVar(&c.WorkspaceQuotaMB, "workspace-quota-mb", envInt("VANE_WORKSPACE_QUOTA_MB", 0), "MiB one workspace may store (job args, results and logs, script versions); a write past it gets 429; 0: no quota (env VANE_WORKSPACE_QUOTA_MB)")
+	// Windmill reads CREATE_WORKSPACE_REQUIRE_SUPERADMIN (workspaces.rs);
+	// its newer versions default to true, vane keeps the seeds' "any user
+	// can create his own workspace".
+	fs.BoolVar(&c.CreateWorkspaceRequireSuperadmin, "create-workspace-require-superadmin", envBool("CREATE_WORKSPACE_REQUIRE_SUPERADMIN"), "only superadmins may create workspaces (env CREATE_WORKSPACE_REQUIRE_SUPERADMIN, true or false)")
 	headerTimeout := fs.Int("header-timeout", envInt("VANE_HEADER_TIMEOUT", 10), "seconds a client has to send a request's header (env VANE_HEADER_TIMEOUT)")
 	fs.StringVar(&c.LogLevel, "log-level", envStr("VANE_LOG_LEVEL", "info"), "debug, info, warn or error (env VANE_LOG_LEVEL)")
 	if err := fs.Parse(args); err != nil {

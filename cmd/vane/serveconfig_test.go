@@ -63,6 +63,23 @@ func TestParseServeConfig(t *testing.T) {
 				t.Fatalf("zombie job timeout %v, want 2m", c.ZombieJobTimeout)
 			}
 		}},
+		{name: "create workspace require superadmin", check: func(t *testing.T, c serveConfig) {
+			if c.CreateWorkspaceRequireSuperadmin {
+				t.Fatal("any user creates workspaces by default (the seeds), but the flag is on")
+			}
+		}},
+		{name: "create workspace require superadmin from env", env: map[string]string{"CREATE_WORKSPACE_REQUIRE_SUPERADMIN": "true"},
+			check: func(t *testing.T, c serveConfig) {
+				if !c.CreateWorkspaceRequireSuperadmin {
+					t.Fatal("CREATE_WORKSPACE_REQUIRE_SUPERADMIN=true did not set it")
+				}
+			}},
+		{name: "create workspace require superadmin flag wins", args: []string{"--create-workspace-require-superadmin=false"},
+			env: map[string]string{"CREATE_WORKSPACE_REQUIRE_SUPERADMIN": "true"}, check: func(t *testing.T, c serveConfig) {
+				if c.CreateWorkspaceRequireSuperadmin {
+					t.Fatal("the flag's false did not win over the environment's true")
+				}
+			}},
 		{name: "languages list", args: []string{"--languages", "bash, python3"}, check: func(t *testing.T, c serveConfig) {
 			if len(c.Languages) != 2 || c.Languages[0] != "bash" || c.Languages[1] != "python3" {
 				t.Fatalf("languages %v", c.Languages)
@@ -98,6 +115,8 @@ func TestParseServeConfig_Errors(t *testing.T) {
 		{name: "retention not a duration", env: map[string]string{"VANE_JOB_RETENTION": "60"}, wantErr: "VANE_JOB_RETENTION"},
 		{name: "zombie timeout too short", args: []string{"--zombie-job-timeout", "1"}, wantErr: "--zombie-job-timeout"},
 		{name: "zombie timeout not a number", env: map[string]string{"ZOMBIE_JOB_TIMEOUT": "30s"}, wantErr: "ZOMBIE_JOB_TIMEOUT"},
+		{name: "create workspace require superadmin not a boolean", env: map[string]string{"CREATE_WORKSPACE_REQUIRE_SUPERADMIN": "yes please"},
+			wantErr: "CREATE_WORKSPACE_REQUIRE_SUPERADMIN"},
 		{name: "bad log level", args: []string{"--log-level", "loud"}, wantErr: "--log-level"},
 		{name: "stray argument", args: []string{"extra"}, wantErr: "unexpected"},
 	}
