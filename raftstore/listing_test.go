@@ -37,6 +37,7 @@ func TestStore_Listings(t *testing.T) {
 		}
 	}
 	yes, no := true, false
+	bobETL := vane.Access{Username: "bob", Folders: map[string]vane.Role{"etl": vane.RoleViewer}}
 	jobCases := []struct {
 		name string
 		f    vane.JobFilter
@@ -55,10 +56,12 @@ func TestStore_Listings(t *testing.T) {
 		{"page 2 of 2", vane.JobFilter{Page: 2, PerPage: 2}, "[l2 l3]"},
 		{"page past the end", vane.JobFilter{Page: 9, PerPage: 2}, "[]"},
 		{"kind", vane.JobFilter{JobKinds: []vane.JobKind{vane.JobFlow}}, "[]"},
-		// Viewer applies vane.Access.CanSeeJob before paging: bob sees only
-		// the jobs of the f/ path; a page of one is still full.
-		{"viewer another member", vane.JobFilter{Viewer: &vane.Access{Username: "bob"}}, "[l1 l3]"},
-		{"viewer another member, page 2 of 1", vane.JobFilter{Viewer: &vane.Access{Username: "bob"}, Page: 2, PerPage: 1}, "[l3]"},
+		// Viewer applies vane.Access.CanSeeJob before paging: bob, a viewer
+		// of folder etl, sees only the jobs of its f/ path; a page of one
+		// is still full. Outside the folder he sees none.
+		{"viewer another member", vane.JobFilter{Viewer: &bobETL}, "[l1 l3]"},
+		{"viewer another member, page 2 of 1", vane.JobFilter{Viewer: &bobETL, Page: 2, PerPage: 1}, "[l3]"},
+		{"viewer outside the folder", vane.JobFilter{Viewer: &vane.Access{Username: "bob"}}, "[]"},
 		{"viewer the submitter", vane.JobFilter{Viewer: &vane.Access{Username: "admin"}}, "[l0 l1 l2 l3 l4]"},
 		{"viewer an admin", vane.JobFilter{Viewer: &vane.Access{Username: "carol", IsAdmin: true}}, "[l0 l1 l2 l3 l4]"},
 	}
