@@ -9,6 +9,21 @@ import (
 // extra_perms shares an item with the whole workspace.
 const GroupAll = "all"
 
+// ACLKind names the kinds of item that carry extra_perms, as Windmill's
+// acls/{get,add,remove}/{kind}/{path} routes name them (group_ is a group).
+type ACLKind string
+
+// The kinds of item with extra_perms.
+const (
+	ACLScript   ACLKind = "script"
+	ACLFlow     ACLKind = "flow"
+	ACLVariable ACLKind = "variable"
+	ACLResource ACLKind = "resource"
+	ACLSchedule ACLKind = "schedule"
+	ACLGroup    ACLKind = "group_"
+	ACLFolder   ACLKind = "folder"
+)
+
 // Role is what one user may do with one item (a script, flow, variable,
 // resource, schedule, group or folder), after the seeds' three item roles.
 // Roles are ordered: each includes the ones below it.

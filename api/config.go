@@ -163,6 +163,9 @@ type Deps struct {
 	Invites   InviteStore
 	Audit     AuditLog
 	Settings  SettingsStore
+	// Groups keeps groups, folders and items' extra_perms; nil makes the
+	// groups, folders and acls endpoints answer 501.
+	Groups GroupStore
 }
 
 // validate checks that every required dependency is present.

@@ -233,6 +233,9 @@ func (s *Server) newJob(ctx *fasthttp.RequestCtx, p *principal) (vane.Job, error
 		return vane.Job{}, err
 	}
 	j.VisibleToOwner = !invisible
+	if j.PermissionedAs, err = runAs(p, string(q.Peek("permissioned_as"))); err != nil {
+		return vane.Job{}, err
+	}
 	if lim := q.Peek("queue_limit"); len(lim) > 0 {
 		n, err := strconv.Atoi(string(lim))
 		if err != nil || n < 0 {
@@ -243,6 +246,36 @@ func (s *Server) newJob(ctx *fasthttp.RequestCtx, p *principal) (vane.Job, error
 		}
 	}
 	return j, nil
+}
+
+// runAs is whom a job p submits acts on behalf of (its permissioned_as):
+// p's user by default; with the query parameter permissioned_as=g/<group>,
+// a group p is a member of, so the job, its WM_TOKEN and its $var:/$res:
+// see what the group sees (seeds: "the variables ... accessible to the
+// scripts are only those whom the user or group has visibility on").
+// Windmill sets a group's permissioned_as only from its own triggers; vane
+// takes it from the caller, and only from a member. A job's token submits
+// as its own job does, never as more: a job that runs as a group starts
+// its children as that group.
+func runAs(p *principal, asked string) (string, error) {
+	own := "u/" + p.Username
+	if p.PermissionedAs != "" {
+		own = p.PermissionedAs
+	}
+	if asked == "" || asked == own {
+		return own, nil
+	}
+	group, ok := strings.CutPrefix(asked, "g/")
+	if !ok || vane.ValidateName("group", group) != nil {
+		return "", badRequest("permissioned_as %q: a job runs as its submitter or as g/<group>", asked)
+	}
+	if p.JobID != "" {
+		return "", fmt.Errorf("permissioned_as %s: a job's token submits only as its own job (%s): %w", asked, own, vane.ErrForbidden)
+	}
+	if !p.acc.InGroup(group) {
+		return "", fmt.Errorf("permissioned_as %s: u/%s is not a member of group %s: %w", asked, p.Username, group, vane.ErrForbidden)
+	}
+	return asked, nil
 }
 
 // pushJob durably queues j; the caller answers 201 only after it returns nil.

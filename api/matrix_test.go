@@ -69,6 +69,26 @@ type matrixCase struct {
 
 // matrixCases, keyed "METHOD path" as in the table.
 var matrixCases = map[string]matrixCase{
+	"GET /api/w/{ws}/groups/list":                  {members, "groups:read"},
+	"GET /api/w/{ws}/groups/listnames":             {members, "groups:read"},
+	"GET /api/w/{ws}/groups/get/{name}":            {members, "groups:read"},
+	"POST /api/w/{ws}/groups/create":               {developers, "groups:write"},
+	"POST /api/w/{ws}/groups/update/{name}":        {developers, "groups:write"},
+	"DELETE /api/w/{ws}/groups/delete/{name}":      {developers, "groups:write"},
+	"POST /api/w/{ws}/groups/adduser/{name}":       {developers, "groups:write"},
+	"POST /api/w/{ws}/groups/removeuser/{name}":    {developers, "groups:write"},
+	"GET /api/w/{ws}/folders/list":                 {members, "folders:read"},
+	"GET /api/w/{ws}/folders/listnames":            {members, "folders:read"},
+	"GET /api/w/{ws}/folders/get/{name}":           {members, "folders:read"},
+	"POST /api/w/{ws}/folders/create":              {developers, "folders:write"},
+	"POST /api/w/{ws}/folders/update/{name}":       {developers, "folders:write"},
+	"DELETE /api/w/{ws}/folders/delete/{name}":     {developers, "folders:write"},
+	"POST /api/w/{ws}/folders/addowner/{name}":     {developers, "folders:write"},
+	"POST /api/w/{ws}/folders/removeowner/{name}":  {developers, "folders:write"},
+	"GET /api/w/{ws}/acls/get/{kind}/{path:*}":     {members, "acls:read"},
+	"POST /api/w/{ws}/acls/add/{kind}/{path:*}":    {developers, "acls:write"},
+	"POST /api/w/{ws}/acls/remove/{kind}/{path:*}": {developers, "acls:write"},
+
 	"GET /api/version": {anyone, ""},
 	"GET /metrics":     {anyone, ""},
 
@@ -274,7 +294,7 @@ func mustMatrixServer(tb testing.TB, cfg api.Config) *matrixServer {
 	}
 	srv, err := api.New(cfg, api.Deps{Tokens: st, Users: st, Workspaces: st, Scripts: st, Lifecycle: st,
 		Jobs: st, JobReader: st, Keys: st, Variables: st, Resources: st, ResourceTypes: st, Flows: st,
-		UserAdmin: st, Members: st, Invites: st, Audit: st, Settings: st})
+		UserAdmin: st, Members: st, Invites: st, Audit: st, Settings: st, Groups: st})
 	if err != nil {
 		tb.Fatalf("api.New: %v", err)
 	}

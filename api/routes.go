@@ -261,6 +261,27 @@ func (s *Server) routeTable() []route {
 		{method: "POST", path: w + "/workspaces/operator_settings", name: "w.workspaces.operator_settings", need: needAdmin, h: s.setOperatorSettings},
 		{method: "GET", path: w + "/audit/list", name: "w.audit.list", need: needWatcher, view: "audit_logs", h: s.listAudit},
 		{method: "GET", path: w + "/audit/get/{id}", name: "w.audit.get", need: needWatcher, view: "audit_logs", h: s.getAudit},
+
+		// Groups, folders and item ACLs (groups.go).
+		{method: "GET", path: w + "/groups/list", name: "groups.list", need: needMember, view: "groups", h: s.listGroups},
+		{method: "GET", path: w + "/groups/listnames", name: "groups.listnames", need: needMember, view: "groups", h: s.listGroupNames},
+		{method: "GET", path: w + "/groups/get/{name}", name: "groups.get", need: needMember, view: "groups", h: s.getGroup},
+		{method: "POST", path: w + "/groups/create", name: "groups.create", need: needDeveloper, h: s.createGroup},
+		{method: "POST", path: w + "/groups/update/{name}", name: "groups.update", need: needDeveloper, h: s.updateGroup},
+		{method: "DELETE", path: w + "/groups/delete/{name}", name: "groups.delete", need: needDeveloper, h: s.deleteGroup},
+		{method: "POST", path: w + "/groups/adduser/{name}", name: "groups.adduser", need: needDeveloper, h: s.addGroupUser},
+		{method: "POST", path: w + "/groups/removeuser/{name}", name: "groups.removeuser", need: needDeveloper, h: s.removeGroupUser},
+		{method: "GET", path: w + "/folders/list", name: "folders.list", need: needMember, view: "folders", h: s.listFolders},
+		{method: "GET", path: w + "/folders/listnames", name: "folders.listnames", need: needMember, view: "folders", h: s.listFolderNames},
+		{method: "GET", path: w + "/folders/get/{name}", name: "folders.get", need: needMember, view: "folders", h: s.getFolder},
+		{method: "POST", path: w + "/folders/create", name: "folders.create", need: needDeveloper, h: s.createFolder},
+		{method: "POST", path: w + "/folders/update/{name}", name: "folders.update", need: needDeveloper, h: s.updateFolder},
+		{method: "DELETE", path: w + "/folders/delete/{name}", name: "folders.delete", need: needDeveloper, h: s.deleteFolder},
+		{method: "POST", path: w + "/folders/addowner/{name}", name: "folders.addowner", need: needDeveloper, h: s.addFolderOwner},
+		{method: "POST", path: w + "/folders/removeowner/{name}", name: "folders.removeowner", need: needDeveloper, h: s.removeFolderOwner},
+		{method: "GET", path: w + "/acls/get/{kind}/{path:*}", name: "acls.get", need: needMember, h: s.getACL},
+		{method: "POST", path: w + "/acls/add/{kind}/{path:*}", name: "acls.add", need: needDeveloper, h: s.addACL},
+		{method: "POST", path: w + "/acls/remove/{kind}/{path:*}", name: "acls.remove", need: needDeveloper, h: s.removeACL},
 	}
 }
 

@@ -37,7 +37,7 @@ printf '{"own":"%s","other":"%s"}' "$own" "$theirs" > result.json
 // TestACL_Jobs checks over HTTP that a member sees only the jobs submitted
 // as them and the jobs of script paths they may read: another member gets
 // the answers of a missing job for every read and for cancel, and lists
-// leave the jobs out; the admin sees everything; jobs of f/ scripts are
+// leave the jobs out; the admin sees everything; jobs of f/ scripts (a folder shared with g/all) are
 // seen by every member; a preview at another user's path is refused.
 func TestACL_Jobs(t *testing.T) {
 	// Room for the two sleeping jobs and the rest beside them.
@@ -66,6 +66,7 @@ func TestACL_Jobs(t *testing.T) {
 	alice.MustSaveScript("u/alice/secret_echo", "bash", "secret=\"$1\"\necho \"the secret is $secret\"\nprintf '\"%s\"' \"$secret\" > result.json\n")
 	alice.MustSaveScript("u/alice/sleep", "bash", "echo sleeping\nsleep 300\n")
 	alice.MustSaveScript("u/alice/self_read", "bash", selfReadScript)
+	alice.MustCreateFolder("main", "shared", map[string]bool{"g/all": false})
 	alice.MustSaveScript("f/shared/ok", "bash", "echo shared ok\n")
 	bob.MustSaveScript("u/bob/hello", "bash", "echo hello bob\n")
 	bob.MustSaveScript("u/bob/sleep", "bash", "sleep 300\n")

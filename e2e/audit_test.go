@@ -293,6 +293,70 @@ var auditCases = map[string]func(e *auditEnv) auditCall{
 		return auditCall{method: "DELETE", path: "/api/w/main/schedules/delete/" + path, status: 200, ws: "main", op: "schedule.delete", resource: path}
 	},
 
+	// Groups, folders and item ACLs.
+	"POST /api/w/{ws}/groups/create": func(e *auditEnv) auditCall {
+		name := e.name("group")
+		return auditCall{method: "POST", path: "/api/w/main/groups/create", body: M{"name": name, "summary": "audited"}, status: 201,
+			ws: "main", op: "groups.create", resource: name}
+	},
+	"POST /api/w/{ws}/groups/update/{name}": func(e *auditEnv) auditCall {
+		name := e.group()
+		return auditCall{method: "POST", path: "/api/w/main/groups/update/" + name, body: M{"summary": "changed"}, status: 200,
+			ws: "main", op: "groups.update", resource: name}
+	},
+	"DELETE /api/w/{ws}/groups/delete/{name}": func(e *auditEnv) auditCall {
+		name := e.group()
+		return auditCall{method: "DELETE", path: "/api/w/main/groups/delete/" + name, status: 200, ws: "main", op: "groups.delete", resource: name}
+	},
+	"POST /api/w/{ws}/groups/adduser/{name}": func(e *auditEnv) auditCall {
+		name := e.group()
+		_, username, _ := e.member()
+		return auditCall{method: "POST", path: "/api/w/main/groups/adduser/" + name, body: M{"username": username}, status: 200,
+			ws: "main", op: "groups.add_member", resource: name}
+	},
+	"POST /api/w/{ws}/groups/removeuser/{name}": func(e *auditEnv) auditCall {
+		name := e.group()
+		_, username, _ := e.member()
+		e.admin.MustDo("POST", "/api/w/main/groups/adduser/"+name, M{"username": username}, 200)
+		return auditCall{method: "POST", path: "/api/w/main/groups/removeuser/" + name, body: M{"username": username}, status: 200,
+			ws: "main", op: "groups.remove_member", resource: name}
+	},
+	"POST /api/w/{ws}/folders/create": func(e *auditEnv) auditCall {
+		name := e.name("folder")
+		return auditCall{method: "POST", path: "/api/w/main/folders/create", body: M{"name": name}, status: 200,
+			ws: "main", op: "folders.create", resource: name}
+	},
+	"POST /api/w/{ws}/folders/update/{name}": func(e *auditEnv) auditCall {
+		name := e.folder()
+		return auditCall{method: "POST", path: "/api/w/main/folders/update/" + name, body: M{"summary": "changed"}, status: 200,
+			ws: "main", op: "folders.update", resource: name}
+	},
+	"DELETE /api/w/{ws}/folders/delete/{name}": func(e *auditEnv) auditCall {
+		name := e.folder()
+		return auditCall{method: "DELETE", path: "/api/w/main/folders/delete/" + name, status: 200, ws: "main", op: "folders.delete", resource: name}
+	},
+	"POST /api/w/{ws}/folders/addowner/{name}": func(e *auditEnv) auditCall {
+		name := e.folder()
+		return auditCall{method: "POST", path: "/api/w/main/folders/addowner/" + name, body: M{"owner": "g/all"}, status: 200,
+			ws: "main", op: "folders.add_owner", resource: name}
+	},
+	"POST /api/w/{ws}/folders/removeowner/{name}": func(e *auditEnv) auditCall {
+		name := e.folder()
+		return auditCall{method: "POST", path: "/api/w/main/folders/removeowner/" + name, body: M{"owner": "u/admin"}, status: 200,
+			ws: "main", op: "folders.remove_owner", resource: name}
+	},
+	"POST /api/w/{ws}/acls/add/{kind}/{path:*}": func(e *auditEnv) auditCall {
+		path := e.variable()
+		return auditCall{method: "POST", path: "/api/w/main/acls/add/variable/" + path, body: M{"owner": "g/all", "write": false}, status: 200,
+			ws: "main", op: "variables.add_acl", resource: path}
+	},
+	"POST /api/w/{ws}/acls/remove/{kind}/{path:*}": func(e *auditEnv) auditCall {
+		path := e.schedule()
+		e.admin.MustDo("POST", "/api/w/main/acls/add/schedule/"+path, M{"owner": "u/someone", "write": true}, 200)
+		return auditCall{method: "POST", path: "/api/w/main/acls/remove/schedule/" + path, body: M{"owner": "u/someone"}, status: 200,
+			ws: "main", op: "schedule.remove_acl", resource: path}
+	},
+
 	// Instance users: entries of the instance (Windmill's "global").
 	"POST /api/users/update/{email}": func(e *auditEnv) auditCall {
 		email, _, _ := e.member()
@@ -356,6 +420,18 @@ func (e *auditEnv) resource() string {
 	path := "u/admin/" + e.name("res")
 	e.admin.MustDo("POST", "/api/w/main/resources/create", M{"path": path, "resource_type": "postgres", "value": M{"password": e.secret()}}, 201)
 	return path
+}
+
+func (e *auditEnv) group() string {
+	name := e.name("group")
+	e.admin.MustDo("POST", "/api/w/main/groups/create", M{"name": name}, 201)
+	return name
+}
+
+func (e *auditEnv) folder() string {
+	name := e.name("folder")
+	e.admin.MustDo("POST", "/api/w/main/folders/create", M{"name": name}, 200)
+	return name
 }
 
 func (e *auditEnv) resourceType() string {

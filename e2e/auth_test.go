@@ -183,6 +183,7 @@ func TestAuth_Roles(t *testing.T) {
 	if r := olga.Do("POST", "/api/w/team/jobs/run/p/u/bob/hi", map[string]any{}); r.Status != 404 {
 		t.Fatalf("an operator running another user's script: %d %s", r.Status, r.Body)
 	}
+	bob.MustCreateFolder("team", "team", map[string]bool{"g/all": false})
 	bob.MustDo("POST", "/api/w/team/scripts/create", map[string]any{"path": "f/team/hi", "language": "bash", "content": "echo hi\n"}, 201)
 	id := olga.MustDo("POST", "/api/w/team/jobs/run/p/f/team/hi", map[string]any{}, 201).Body
 	var job struct {

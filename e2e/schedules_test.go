@@ -260,6 +260,7 @@ func TestSchedules_ACL(t *testing.T) {
 			"is_flow": false, "args": map[string]any{}, "enabled": false}
 	}
 	alice.MustDo("POST", "/api/w/main/schedules/create", sched("u/alice/daily", "u/alice/job"), 201)
+	alice.MustCreateFolder("main", "shared", map[string]bool{"g/all": true})
 	alice.MustDo("POST", "/api/w/main/schedules/create", sched("f/shared/daily", "u/alice/job"), 201)
 
 	for _, tt := range []struct{ name, method, route string }{

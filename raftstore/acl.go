@@ -17,19 +17,19 @@ import (
 // by the API would lose one of two concurrent edits (two members added to a
 // group at once), and would rewrite fields it never meant to touch.
 
-// ACLKind names the kinds of item whose extra_perms EditACL changes, as
-// Windmill's acls routes name them (group_ is a group).
-type ACLKind string
+// ACLKind and its values are vane's (vane.ACLKind): the API names them in
+// its store interface, which raftstore's methods must match exactly.
+type ACLKind = vane.ACLKind
 
 // The kinds of item with extra_perms.
 const (
-	ACLScript   ACLKind = "script"
-	ACLFlow     ACLKind = "flow"
-	ACLVariable ACLKind = "variable"
-	ACLResource ACLKind = "resource"
-	ACLSchedule ACLKind = "schedule"
-	ACLGroup    ACLKind = "group_"
-	ACLFolder   ACLKind = "folder"
+	ACLScript   = vane.ACLScript
+	ACLFlow     = vane.ACLFlow
+	ACLVariable = vane.ACLVariable
+	ACLResource = vane.ACLResource
+	ACLSchedule = vane.ACLSchedule
+	ACLGroup    = vane.ACLGroup
+	ACLFolder   = vane.ACLFolder
 )
 
 // aclTarget is where a kind's record lives: its bucket and, for scripts,
@@ -168,7 +168,7 @@ func (c *editPermsCmd) apply(a *applier) (output, error) {
 	rec[e.Field] = field
 	put(b, k, marshal(rec))
 	op := map[ACLKind]string{ACLScript: "scripts", ACLFlow: "flows", ACLVariable: "variables", ACLResource: "resources",
-		ACLSchedule: "schedules", ACLGroup: "groups", ACLFolder: "folders"}[e.Kind]
+		ACLSchedule: "schedule", ACLGroup: "groups", ACLFolder: "folders"}[e.Kind]
 	verb := map[string]string{"extra_perms": "acl", "owners": "owner", "members": "member"}[e.Field]
 	if e.Remove {
 		verb = "remove_" + verb

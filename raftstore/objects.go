@@ -126,7 +126,7 @@ var schedules = &entity[vane.Schedule]{
 }
 
 var groups = &entity[vane.Group]{
-	bucket: bucketGroups, noun: "group", op: "group",
+	bucket: bucketGroups, noun: "group", op: "groups",
 	ident: func(g *vane.Group) (string, string) { return g.Workspace, g.Name },
 	check: func(g *vane.Group) error {
 		if err := vane.ValidateName("group name", g.Name); err != nil {
@@ -158,7 +158,7 @@ var groups = &entity[vane.Group]{
 }
 
 var folders = &entity[vane.Folder]{
-	bucket: bucketFolders, noun: "folder", op: "folder",
+	bucket: bucketFolders, noun: "folder", op: "folders",
 	ident: func(f *vane.Folder) (string, string) { return f.Workspace, f.Name },
 	check: func(f *vane.Folder) error {
 		if err := vane.ValidateName("folder name", f.Name); err != nil {

@@ -153,7 +153,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 		Tokens: cl.node.Tokens(), Users: st, Workspaces: st, Scripts: st, Lifecycle: st, Jobs: cluster.IdempotentJobs{Store: st}, JobReader: st,
 		Keys: st, Parsers: langs.parsers, Deployers: langs.deployers, Metrics: metrics, Flows: st,
 		FlowChecker: driver, FlowRunner: driver,
-		UserAdmin: st, Members: st, Invites: st, Audit: st, Settings: st,
+		UserAdmin: st, Members: st, Invites: st, Audit: st, Settings: st, Groups: st,
 	}
 	// Optional stores: wired when the store has them.
 	if vs, ok := any(st).(api.VariableStore); ok {

@@ -57,7 +57,7 @@ func Start(tb testing.TB) *Server {
 		s.Tokens[m.Username] = secret
 	}
 	srv, err := api.New(api.Config{}, api.Deps{Tokens: st, Users: st, Workspaces: st, Scripts: st, Lifecycle: st,
-		Jobs: st, JobReader: st, Keys: st, Variables: st, Resources: st, ResourceTypes: st})
+		Jobs: st, JobReader: st, Keys: st, Variables: st, Resources: st, ResourceTypes: st, Members: st, Groups: st})
 	if err != nil {
 		tb.Fatalf("api.New: %v", err)
 	}
