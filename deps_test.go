@@ -11,7 +11,7 @@ import (
 // imports nothing of ours (and only the standard library); raftstore never
 // imports api, runtime or flows; runtime and sandbox never import raft, bbolt
 // or raftstore; api knows nothing of bbolt, raft, raftstore or wazero, nor of
-// the flow engine or its driver; flows (the pure flow engine) imports only
+// the flow engine, its driver, the workers (runtime) or the scheduler; flows (the pure flow engine) imports only
 // the standard library, the root package and goja; the flow driver knows no
 // store, API or worker internals; nothing imports bench or cmd. Test files are not checked: a test may use the real
 // store to exercise a worker.
@@ -46,7 +46,7 @@ func TestDependencyRules(t *testing.T) {
 		{"vane/raftstore", []string{"vane/api", "vane/runtime", "vane/flows", "vane/flowdriver", "vane/sandbox", "github.com/valyala/fasthttp", "github.com/tetratelabs/wazero"}},
 		{"vane/runtime", []string{"vane/raftstore", "vane/api", "vane/flows", "vane/flowdriver", "github.com/hashicorp/raft", "go.etcd.io/bbolt", "github.com/valyala/fasthttp"}},
 		{"vane/sandbox", []string{"vane/raftstore", "vane/api", "github.com/hashicorp/raft", "go.etcd.io/bbolt"}},
-		{"vane/api", []string{"vane/raftstore", "vane/flows", "vane/flowdriver", "vane/scheduler", "github.com/hashicorp/raft", "go.etcd.io/bbolt", "github.com/tetratelabs/wazero"}},
+		{"vane/api", []string{"vane/raftstore", "vane/flows", "vane/flowdriver", "vane/scheduler", "vane/runtime", "github.com/hashicorp/raft", "go.etcd.io/bbolt", "github.com/tetratelabs/wazero"}},
 		{"vane/flows", []string{"vane/raftstore", "vane/api", "github.com/hashicorp/raft", "go.etcd.io/bbolt"}},
 		// Cron expressions are a leaf: the scheduler and the API share it.
 		{"vane/cron", []string{"vane/raftstore", "vane/api", "vane/runtime", "vane/scheduler", "vane/flows", "vane/flowdriver"}},

@@ -10,7 +10,6 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"vane"
-	jobrt "vane/runtime"
 )
 
 // ResourceStore manages workspace resources (typed JSON values).
@@ -227,12 +226,12 @@ func (s *Server) getResourceValueInterpolated(ctx *fasthttp.RequestCtx, p *princ
 		writeRawJSON(ctx, nil)
 		return nil
 	}
-	var vars jobrt.VariableReader
+	var vars vane.VariableReader
 	if s.deps.Variables != nil {
 		vars = s.deps.Variables
 	}
 	wrapped := append(append([]byte(`{"v":`), r.Value...), '}')
-	resolved, err := jobrt.ResolveArgs(p.Workspace, wrapped, vars, s.deps.Resources, p.access().CanRead)
+	resolved, err := vane.ResolveArgs(p.Workspace, wrapped, vars, s.deps.Resources, p.access().CanRead)
 	if err != nil {
 		return fmt.Errorf("cannot interpolate resource %s: %w", r.Path, err)
 	}

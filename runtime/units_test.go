@@ -54,7 +54,7 @@ func TestJobEnv(t *testing.T) {
 	}
 }
 
-// adminCheck is the ReadCheck of a workspace admin: every item.
+// adminCheck is the vane.ReadCheck of a workspace admin: every item.
 var adminCheck = vane.Access{Username: "admin", IsAdmin: true}.CanRead
 
 // TestResolveArgs resolves $var: and $res: against the real store.
@@ -77,7 +77,7 @@ func TestResolveArgs(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got, err := jobrt.ResolveArgs(testWS, json.RawMessage(c.in), s, s, adminCheck)
+			got, err := vane.ResolveArgs(testWS, json.RawMessage(c.in), s, s, adminCheck)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -98,12 +98,12 @@ func TestResolveArgs(t *testing.T) {
 	}
 	for _, c := range errCases {
 		t.Run(c.name, func(t *testing.T) {
-			if _, err := jobrt.ResolveArgs(testWS, json.RawMessage(c.in), s, s, adminCheck); err == nil || !strings.Contains(err.Error(), "cannot resolve arg") {
+			if _, err := vane.ResolveArgs(testWS, json.RawMessage(c.in), s, s, adminCheck); err == nil || !strings.Contains(err.Error(), "cannot resolve arg") {
 				t.Fatalf("err = %v; want a resolution error", err)
 			}
 		})
 	}
-	if _, err := jobrt.ResolveArgs(testWS, json.RawMessage(`{"a":`), s, s, adminCheck); !errors.Is(err, vane.ErrInvalid) {
+	if _, err := vane.ResolveArgs(testWS, json.RawMessage(`{"a":`), s, s, adminCheck); !errors.Is(err, vane.ErrInvalid) {
 		t.Fatalf("malformed args: err = %v; want ErrInvalid", err)
 	}
 }
@@ -132,7 +132,7 @@ func TestResolveArgs_Access(t *testing.T) {
 	bobInTeam := vane.Access{Username: "bob", Folders: map[string]vane.Role{"team": vane.RoleViewer}}.CanRead
 	tests := []struct {
 		name    string
-		check   jobrt.ReadCheck
+		check   vane.ReadCheck
 		in      string
 		want    string
 		wantErr string
@@ -156,7 +156,7 @@ func TestResolveArgs_Access(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := jobrt.ResolveArgs(testWS, json.RawMessage(tt.in), s, s, tt.check)
+			got, err := vane.ResolveArgs(testWS, json.RawMessage(tt.in), s, s, tt.check)
 			if tt.wantErr != "" {
 				if err == nil || err.Error() != tt.wantErr || !errors.Is(err, vane.ErrNotFound) {
 					t.Fatalf("err = %v, want exactly %q wrapping ErrNotFound", err, tt.wantErr)

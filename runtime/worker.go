@@ -53,7 +53,7 @@ type FlowRunner interface {
 }
 
 // Store is the store as the worker consumes it. If it also implements
-// VariableReader and ResourceReader, "$var:" and "$res:" args are resolved.
+// vane.VariableReader and vane.ResourceReader, "$var:" and "$res:" args are resolved.
 type Store interface {
 	JobQueue
 	JobSource

@@ -307,8 +307,8 @@ func (w *Worker) execute(ctx context.Context, j *vane.Job, logs *logStreamer) (O
 	if err != nil {
 		return fail("InvalidArgs", err)
 	}
-	var canRead ReadCheck
-	if HasReferences(j.Args) || len(secrets) > 0 {
+	var canRead vane.ReadCheck
+	if vane.HasReferences(j.Args) || len(secrets) > 0 {
 		access, err := w.submitterAccess(j)
 		if err != nil {
 			return fail("InvalidArgs", err)
@@ -319,9 +319,9 @@ func (w *Worker) execute(ctx context.Context, j *vane.Job, logs *logStreamer) (O
 	if err != nil {
 		return fail("InvalidArgs", err)
 	}
-	vars, _ := w.store.(VariableReader)
-	res, _ := w.store.(ResourceReader)
-	args, err := ResolveArgs(j.Workspace, j.Args, vars, res, canRead)
+	vars, _ := w.store.(vane.VariableReader)
+	res, _ := w.store.(vane.ResourceReader)
+	args, err := vane.ResolveArgs(j.Workspace, j.Args, vars, res, canRead)
 	if err != nil {
 		return fail("InvalidArgs", err)
 	}
@@ -376,8 +376,8 @@ func (w *Worker) secretVariables(ws string) ([]vane.Variable, error) {
 
 // jobMasker returns the masker of the secrets among secrets that canRead
 // allows, decrypted.
-func (w *Worker) jobMasker(ws string, secrets []vane.Variable, canRead ReadCheck) (*Masker, error) {
-	vars, ok := w.store.(VariableReader)
+func (w *Worker) jobMasker(ws string, secrets []vane.Variable, canRead vane.ReadCheck) (*Masker, error) {
+	vars, ok := w.store.(vane.VariableReader)
 	if len(secrets) == 0 || canRead == nil || !ok {
 		return NewMasker(nil), nil
 	}
@@ -406,7 +406,7 @@ func (w *Worker) jobMasker(ws string, secrets []vane.Variable, canRead ReadCheck
 // member (or of the group) may read nothing. A store
 // without the directory gives the username of j.PermissionedAs alone: its
 // own items, f/ and g/all items, and what is shared with it.
-func (w *Worker) submitterAccess(j *vane.Job) (ReadCheck, error) {
+func (w *Worker) submitterAccess(j *vane.Job) (vane.ReadCheck, error) {
 	d, ok := w.store.(vane.Directory)
 	if !ok {
 		var access vane.Access
@@ -416,7 +416,7 @@ func (w *Worker) submitterAccess(j *vane.Job) (ReadCheck, error) {
 	access, err := vane.ResolveJobAccess(d, j.Email, j.PermissionedAs, j.Workspace)
 	switch {
 	case errors.Is(err, vane.ErrForbidden):
-		return denyAll, nil
+		return func(string, map[string]bool) bool { return false }, nil
 	case err != nil:
 		return nil, fmt.Errorf("cannot check the permissions of %s: %w", j.Email, err)
 	}
