@@ -29,6 +29,9 @@ const adminToken = "e2e-admin-token-0123456789"
 // vaneBin is the binary built by TestMain.
 var vaneBin string
 
+// cacheDir is the --cache-dir of every server the tests start.
+var cacheDir string
+
 // raceEnabled is set by race_test.go under -race.
 var raceEnabled bool
 
@@ -49,6 +52,11 @@ func runTests(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	vaneBin = filepath.Join(dir, "vane")
+	// Every server of the run shares one cache of compiled code (wazero's
+	// machine code for CPython, Go scripts' wasm, Deno's modules), as the
+	// nodes of one machine may: each test would otherwise compile CPython
+	// again, which the race detector makes take minutes.
+	cacheDir = filepath.Join(dir, "cache")
 	args := []string{"build", "-o", vaneBin}
 	if raceEnabled {
 		args = append(args, "-race")
@@ -125,7 +133,7 @@ func MustStartServer(tb testing.TB, opts ServerOptions) *Server {
 		dir = tb.TempDir()
 	}
 	args := append([]string{"serve", "--data-dir", dir, "--http-addr", "127.0.0.1:0",
-		"--raft-addr", "127.0.0.1:0", "--shutdown-grace", "2", "--log-level", "warn",
+		"--raft-addr", "127.0.0.1:0", "--shutdown-grace", "2", "--log-level", "warn", "--cache-dir", cacheDir,
 		// Bash is all these tests run; the jail is still used where the kernel
 		// allows it (the flag only permits running unjailed where it does not).
 		"--languages", "bash", "--insecure-no-jail"}, opts.Args...)

@@ -48,6 +48,12 @@ func newLanguages(ctx context.Context, cfg serveConfig, apiAddr string, log *slo
 	if err != nil {
 		return nil, fmt.Errorf("cannot resolve data dir: %w", err)
 	}
+	cacheDir := filepath.Join(dataDir, "cache")
+	if cfg.CacheDir != "" {
+		if cacheDir, err = filepath.Abs(cfg.CacheDir); err != nil {
+			return nil, fmt.Errorf("cannot resolve cache dir: %w", err)
+		}
+	}
 	sb, err := sandbox.New(sandbox.Config{StateDir: filepath.Join(dataDir, "sandbox"), APIAddr: apiAddr,
 		InsecureNoJail: cfg.InsecureNoJail, Logger: log})
 	if err != nil {
@@ -74,7 +80,7 @@ func newLanguages(ctx context.Context, cfg serveConfig, apiAddr string, log *slo
 			if dc.DenoPath == "" {
 				dc.DenoPath = filepath.Join(cfg.ToolsDir, strings.TrimPrefix(deno.DefaultDenoPath, ".tools/"))
 			}
-			dc.CacheDir = filepath.Join(dataDir, "cache", "deno")
+			dc.CacheDir = filepath.Join(cacheDir, "deno")
 			dc.Sandbox = sb
 			denoVersion, err := deno.CheckDeno(ctx, dc.DenoPath)
 			if err != nil {
@@ -94,10 +100,10 @@ func newLanguages(ctx context.Context, cfg serveConfig, apiAddr string, log *slo
 				log.Warn("python scripts disabled: the CPython wasm build is missing (make deps builds it)", "path", build)
 				continue
 			}
-			if host, err = l.wasmHost(ctx, host, dataDir); err != nil {
+			if host, err = l.wasmHost(ctx, host, cacheDir); err != nil {
 				return nil, err
 			}
-			pc := python.Config{BuildDir: build, CacheDir: filepath.Join(dataDir, "cache", "python"), Host: host,
+			pc := python.Config{BuildDir: build, CacheDir: filepath.Join(cacheDir, "python"), Host: host,
 				PackagesDir: cfg.PythonPackagesDir}
 			if !cfg.PythonInProcess {
 				// Worker processes run guests without wazero's per-loop
@@ -126,7 +132,7 @@ func newLanguages(ctx context.Context, cfg serveConfig, apiAddr string, log *slo
 			// 10,000 loop iterations, which costs Go jobs 0.11 ms against
 			// 0.40 ms under wazero's per-call checks that Python's host needs
 			// (runtime/gowasm/DESIGN.md).
-			gc.CacheDir = filepath.Join(dataDir, "cache", "go")
+			gc.CacheDir = filepath.Join(cacheDir, "go")
 			g, err := gowasm.New(ctx, gc)
 			if err != nil {
 				return nil, fmt.Errorf("cannot create go executor: %w", err)
@@ -142,12 +148,12 @@ func newLanguages(ctx context.Context, cfg serveConfig, apiAddr string, log *slo
 
 // wasmHost returns host, creating the process's one shared wasm host the
 // first time.
-func (l *languages) wasmHost(ctx context.Context, host *wasmhost.Host, dataDir string) (*wasmhost.Host, error) {
+func (l *languages) wasmHost(ctx context.Context, host *wasmhost.Host, cacheDir string) (*wasmhost.Host, error) {
 	if host != nil {
 		return host, nil
 	}
 	hc := wasmhost.DefaultConfig()
-	hc.CompilationCacheDir = filepath.Join(dataDir, "cache", "wazero")
+	hc.CompilationCacheDir = filepath.Join(cacheDir, "wazero")
 	host, err := wasmhost.New(ctx, hc)
 	if err != nil {
 		return nil, fmt.Errorf("cannot create wasm host: %w", err)

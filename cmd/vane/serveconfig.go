@@ -19,7 +19,11 @@ import (
 
 // serveConfig is everything `vane serve` reads from flags and the environment.
 type serveConfig struct {
-	DataDir           string
+	DataDir string
+	// CacheDir holds what the languages compile and download (wazero's
+	// machine code, Go scripts' wasm, Python bytecode, Deno's modules);
+	// empty is <data-dir>/cache.
+	CacheDir          string
 	HTTPAddr          string
 	RaftAddr          string
 	NodeID            string
@@ -127,6 +131,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 		return false
 	}
 	fs.StringVar(&c.DataDir, "data-dir", envStr("VANE_DATA_DIR", "./vane-data"), "where the store, its raft log and the admin token live (env VANE_DATA_DIR)")
+	fs.StringVar(&c.CacheDir, "cache-dir", envStr("VANE_CACHE_DIR", ""), "where compiled and downloaded code is cached; nodes on one machine may share it (default <data-dir>/cache; env VANE_CACHE_DIR)")
 	fs.StringVar(&c.HTTPAddr, "http-addr", envStr("VANE_HTTP_ADDR", ":8000"), "HTTP API listen address (env VANE_HTTP_ADDR)")
 	fs.StringVar(&c.RaftAddr, "raft-addr", envStr("VANE_RAFT_ADDR", "127.0.0.1:0"), "raft listen address; the default suits a single node (env VANE_RAFT_ADDR)")
 	fs.StringVar(&c.NodeID, "node-id", envStr("VANE_NODE_ID", "node1"), "raft server id of this node (env VANE_NODE_ID)")
