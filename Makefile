@@ -13,7 +13,7 @@ BIN := $(CURDIR)/bin/vane
 DEPS :=
 include $(sort $(wildcard mk/*.mk))
 
-.PHONY: build deps run test test-short bench check fmt
+.PHONY: build deps run test test-short bench bench-all check fmt
 
 build:
 	$(GO) build -o $(BIN) ./cmd/vane
@@ -33,7 +33,13 @@ test: deps
 test-short: deps
 	$(GO) test -short ./...
 
+# The README's figures: runs the benchmarks it quotes (about 15 minutes on 2
+# cores, each run bounded) and rewrites its table with the date, the commit
+# and the load average. bench-all runs every benchmark once.
 bench: deps
+	$(GO) run ./tools/benchfig -readme README.md
+
+bench-all: deps
 	$(GO) test -run '^$$' -bench . -benchtime 2s -timeout 30m ./bench/... ./raftstore/... ./runtime/...
 
 check:

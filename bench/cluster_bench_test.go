@@ -41,7 +41,7 @@ func MustStartBenchCluster(tb testing.TB, n int, extra ...string) *benchCluster 
 		} else {
 			args = append(args, "--join", c.nodes[0].url, "--cluster-secret-file", filepath.Join(firstDir, "cluster", "secret"))
 		}
-		c.nodes = append(c.nodes, MustStartAPIServer(tb, append(args, extra...)...))
+		c.nodes = append(c.nodes, MustStartDefaultServer(tb, append(args, extra...)...))
 	}
 	return c
 }
@@ -137,34 +137,46 @@ func driveSpread(b *testing.B, servers []*apiServer, callers int, method, path, 
 	b.ReportMetric(p99, "p99_ms")
 }
 
-// BenchmarkCluster_WebhookIngestion posts run/p webhooks from 64 clients
-// spread over every node (no worker runs them: acceptance only). A 201 on a
+// BenchmarkCluster_WebhookIngestion posts run/p webhooks from 64 clients to
+// nodes in their default configuration (the jail on, default workers
+// running the jobs): a single node, then three nodes on this machine driven
+// through the leader alone and through one follower alone. A 201 on a
 // follower means the leader committed the job to a quorum and the follower
 // applied it.
 func BenchmarkCluster_WebhookIngestion(b *testing.B) {
-	for _, n := range []int{1, 3} {
-		b.Run(fmt.Sprintf("nodes%d", n), func(b *testing.B) {
-			c := MustStartBenchCluster(b, n, "--workers", "0")
-			c.nodes[0].mustSaveScript(b, "u/admin/noop", "echo ok\n")
-			driveSpread(b, c.nodes, 64, "POST", "/api/w/main/jobs/run/p/u/admin/noop", `{"x":1}`, 201)
-		})
-	}
-	// The same cluster load sent to the leader alone: replication without
-	// forwarding, to tell the two costs apart.
-	b.Run("nodes3_leader_only", func(b *testing.B) {
-		c := MustStartBenchCluster(b, 3, "--workers", "0")
+	const path, body = "/api/w/main/jobs/run/p/u/admin/noop", `{"x":1}`
+	b.Run("nodes1", func(b *testing.B) {
+		c := MustStartBenchCluster(b, 1)
 		c.nodes[0].mustSaveScript(b, "u/admin/noop", "echo ok\n")
-		st := c.status(b, 0)
-		for _, n := range c.nodes {
-			for _, m := range st.Members {
-				if m.ID == st.LeaderID && m.HTTPAddr == n.url {
-					driveSpread(b, []*apiServer{n}, 64, "POST", "/api/w/main/jobs/run/p/u/admin/noop", `{"x":1}`, 201)
-					return
+		driveSpread(b, c.nodes, 64, "POST", path, body, 201)
+	})
+	b.Run("nodes3_via_leader", func(b *testing.B) {
+		c := MustStartBenchCluster(b, 3)
+		c.nodes[0].mustSaveScript(b, "u/admin/noop", "echo ok\n")
+		driveSpread(b, []*apiServer{c.leader(b)}, 64, "POST", path, body, 201)
+	})
+	b.Run("nodes3_via_follower", func(b *testing.B) {
+		c := MustStartBenchCluster(b, 3)
+		c.nodes[0].mustSaveScript(b, "u/admin/noop", "echo ok\n")
+		driveSpread(b, []*apiServer{c.follower(b)}, 64, "POST", path, body, 201)
+	})
+}
+
+// leader returns the node that leads.
+func (c *benchCluster) leader(tb testing.TB) *apiServer {
+	tb.Helper()
+	st := c.status(tb, 0)
+	for _, m := range st.Members {
+		if m.ID == st.LeaderID {
+			for _, n := range c.nodes {
+				if n.url == m.HTTPAddr {
+					return n
 				}
 			}
 		}
-		b.Fatal("no leader found")
-	})
+	}
+	tb.Fatal("no leader found")
+	return nil
 }
 
 // BenchmarkCluster_JobThroughput runs whole jobs (queue, claim, run a Bash
@@ -186,12 +198,12 @@ func BenchmarkCluster_JobThroughput(b *testing.B) {
 // completion); the single-node figure is beside it.
 func BenchmarkCluster_RunWaitResultViaFollower(b *testing.B) {
 	b.Run("nodes1", func(b *testing.B) {
-		c := MustStartBenchCluster(b, 1, "--workers", "2")
+		c := MustStartBenchCluster(b, 1)
 		c.nodes[0].mustSaveScript(b, "u/admin/echo", "echo ok\n")
 		driveSpread(b, c.nodes, 1, "POST", "/api/w/main/jobs/run_wait_result/p/u/admin/echo", `{}`, 200)
 	})
 	b.Run("nodes3_follower", func(b *testing.B) {
-		c := MustStartBenchCluster(b, 3, "--workers", "2")
+		c := MustStartBenchCluster(b, 3)
 		c.nodes[0].mustSaveScript(b, "u/admin/echo", "echo ok\n")
 		f := c.follower(b)
 		driveSpread(b, []*apiServer{f}, 1, "POST", "/api/w/main/jobs/run_wait_result/p/u/admin/echo", `{}`, 200)

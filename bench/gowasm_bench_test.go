@@ -295,7 +295,7 @@ func (s *apiServer) waitDeployment(tb testing.TB, hash string) (lock, lockError 
 // BenchmarkAPI_RunWaitResultGo calls run_wait_result over HTTP on a trivial
 // Go script on a single node (goal: p50 <= 5 ms, p99 <= 15 ms sequential).
 func BenchmarkAPI_RunWaitResultGo(b *testing.B) {
-	s := MustStartAPIServer(b, "--languages", "go")
+	s := MustStartDefaultServer(b)
 	s.waitDeployment(b, s.mustSaveGoScript(b, "u/admin/hello_go", trivialGoScript))
 	url := s.url + "/api/w/main/jobs/run_wait_result/p/u/admin/hello_go"
 	b.Run("sequential", func(b *testing.B) { drive(b, s, 1, "POST", url, string(trivialGoArgs), 200) })

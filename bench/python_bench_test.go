@@ -208,7 +208,7 @@ func BenchmarkPythonFirstJobAfterRestart(b *testing.B) {
 // trivial Python script, one caller at a time (goal: p50 <= 25 ms).
 func BenchmarkAPI_RunWaitResultPython(b *testing.B) {
 	pythonBuildDir(b)
-	s := MustStartAPIServer(b, "--languages", "python3")
+	s := MustStartDefaultServer(b)
 	body := fmt.Sprintf(`{"path":"u/admin/hello_py","summary":"","description":"","language":"python3","content":%q}`, trivialPython)
 	if code, out := do(b, s.client(1), "POST", s.url+"/api/w/main/scripts/create", body); code != 201 {
 		b.Fatalf("cannot save script: %d %s", code, out)
