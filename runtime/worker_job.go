@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"vane"
@@ -127,6 +128,13 @@ func (w *Worker) runJob(ctx context.Context, r *runningJob) []vane.Job {
 			reason, by = cur.CanceledReason, cur.CanceledBy
 		}
 		out = Outcome{Result: canceledResult(reason, by), MemPeak: out.MemPeak}
+	case err != nil && (errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)):
+		// The host's disk, not the job, failed (its directory, args or
+		// logs could not be written): recording a failure would lose an
+		// acknowledged job to a full disk. Its lease expires and it runs
+		// again once there is space.
+		log.Warn("worker: the disk is full; the job is left to its lease and will run again", "error", err)
+		return nil
 	case err != nil:
 		log.Error("worker: job failed in the executor", "error", err)
 		out = Outcome{Result: ErrorResult("ExecutionErr", err.Error(), "")}
@@ -349,10 +357,20 @@ func (w *Worker) execute(ctx context.Context, j *vane.Job, logs *logStreamer) (O
 		out.Result = masker.MaskJSON(out.Result)
 	}
 	if err != nil {
-		err = errors.New(masker.MaskString(err.Error()))
+		err = maskedError{msg: masker.MaskString(err.Error()), err: err}
 	}
 	return out, err
 }
+
+// maskedError is an executor's error with its secrets masked in its
+// message; errors.Is still sees the cause (a full disk, a canceled context).
+type maskedError struct {
+	msg string
+	err error
+}
+
+func (e maskedError) Error() string { return e.msg }
+func (e maskedError) Unwrap() error { return e.err }
 
 // secretVariables returns the workspace's secret variables (without their
 // values), or none when the store cannot list them.
