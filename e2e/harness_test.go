@@ -67,7 +67,64 @@ func runTests(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "cannot build vane: %v\n%s", err, out)
 		return 1
 	}
+	if err := warmPython(root); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	return m.Run()
+}
+
+// warmPython runs one Python job on a server of its own before the tests,
+// so that CPython's machine code (for the API process and for its worker
+// processes) is compiled once into the run's shared cache: the first Python
+// job of a test would otherwise wait minutes for it under the race
+// detector. Without the CPython build there is nothing to warm; the tests
+// that need it say so.
+func warmPython(root string) error {
+	tools := os.Getenv("VANE_TOOLS_DIR")
+	if tools == "" {
+		tools = filepath.Join(root, ".tools")
+	}
+	if _, err := os.Stat(filepath.Join(tools, "python-wasm", "current")); err != nil {
+		return nil
+	}
+	dir, err := os.MkdirTemp("", "vane-e2e-warm")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	s := &Server{DataDir: dir, args: []string{"serve", "--data-dir", dir, "--http-addr", "127.0.0.1:0",
+		"--raft-addr", "127.0.0.1:0", "--shutdown-grace", "2", "--log-level", "warn", "--cache-dir", cacheDir,
+		"--languages", "python3", "--insecure-no-jail"}}
+	if err := s.startOnce(); err != nil {
+		return fmt.Errorf("warming the python cache: %w\n%s", err, s.Output())
+	}
+	defer func() {
+		_ = s.cmd.Process.Signal(syscall.SIGTERM)
+		<-s.exited
+	}()
+	call := func(path, body string) (string, error) {
+		req, _ := http.NewRequest("POST", s.URL+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+adminToken)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := (&http.Client{Timeout: listenTimeout()}).Do(req)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode/100 != 2 {
+			return "", fmt.Errorf("%s: %d %s", path, resp.StatusCode, b)
+		}
+		return string(b), nil
+	}
+	if _, err := call("/api/w/main/scripts/create", `{"path":"u/admin/warm","language":"python3","content":"def main():\n    return 1\n"}`); err != nil {
+		return fmt.Errorf("warming the python cache: %w", err)
+	}
+	if got, err := call("/api/w/main/jobs/run_wait_result/p/u/admin/warm", `{}`); err != nil || got != "1" {
+		return fmt.Errorf("warming the python cache: %q, %v\n%s", got, err, s.Output())
+	}
+	return nil
 }
 
 // repoRoot walks up from the working directory to the directory with go.mod.
