@@ -300,6 +300,64 @@ func TestWorker_ResolvesArgs(t *testing.T) {
 	}
 }
 
+// TestWorker_ChecksResolvedArgs: what a reference resolved to must fit its
+// parameter; the job fails naming the parameter, without the value.
+func TestWorker_ChecksResolvedArgs(t *testing.T) {
+	s := MustStore(t)
+	MustWorker(t, s, MustSandbox(t, ""), nil)
+	ctx := context.Background()
+	for _, v := range []vane.Variable{
+		{Workspace: testWS, Path: "u/admin/seven", Value: "7"},
+		{Workspace: testWS, Path: "u/admin/word", Value: "not-a-number", IsSecret: true},
+	} {
+		if err := s.CreateVariable(ctx, testActor, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.CreateResource(ctx, testActor, vane.Resource{Workspace: testWS, Path: "u/admin/db", ResourceType: "t",
+		Value: json.RawMessage(`{"host":"db"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	// n is an integer parameter (its default), word a string one.
+	hash := MustScript(t, s, "u/admin/count", "word=\"$1\"\nn=\"${2:-3}\"\necho \"$word $n\"\n", 0)
+	tests := []struct {
+		name, args string
+		wantOK     bool
+		want       string
+	}{
+		{"a variable for a string", `{"word":"$var:u/admin/word","n":2}`, true, `"not-a-number 2"`},
+		// A variable's value is a string: "7" is no integer, as it would
+		// not be if sent as such.
+		{"a variable for an integer", `{"word":"w","n":"$var:u/admin/seven"}`, false,
+			"script u/admin/count: invalid args once their references were resolved: n: expected integer, got string"},
+		{"a resource for a string", `{"word":"$res:u/admin/db"}`, false,
+			"script u/admin/count: invalid args once their references were resolved: word: expected string, got object"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			j := MustWait(t, s, MustPush(t, s, "u/admin/count", hash, "", tt.args))
+			if j.Success != tt.wantOK {
+				t.Fatalf("success %v result %s", j.Success, j.Result)
+			}
+			if tt.wantOK {
+				if string(j.Result) != tt.want {
+					t.Fatalf("result %s, want %s", j.Result, tt.want)
+				}
+				return
+			}
+			var res struct {
+				Error struct{ Name, Message string } `json:"error"`
+			}
+			if err := json.Unmarshal(j.Result, &res); err != nil {
+				t.Fatalf("result %s: %v", j.Result, err)
+			}
+			if res.Error.Name != "InvalidArgs" || res.Error.Message != tt.want {
+				t.Fatalf("error %+v, want InvalidArgs %q", res.Error, tt.want)
+			}
+		})
+	}
+}
+
 // TestWorker_ResolvesArgsAsSubmitter: a job's references are resolved with
 // its submitter's permissions, from the store's membership records.
 func TestWorker_ResolvesArgsAsSubmitter(t *testing.T) {
