@@ -31,11 +31,28 @@ type ReadCheck func(path string, extraPerms map[string]bool) bool
 // denyAll is the ReadCheck of a reader who may read nothing.
 func denyAll(string, map[string]bool) bool { return false }
 
+// MaxReferences bounds the references one ResolveArgs call resolves, those
+// inside resources included.
+const MaxReferences = 1000
+
+// IsReference reports whether s is a "$var:<path>" or "$res:<path>"
+// reference: a string that ResolveArgs replaces by the item's value where
+// it is used, so that a schema check before then accepts it in place of a
+// value of any type.
+func IsReference(s string) bool {
+	return strings.HasPrefix(s, "$var:") || strings.HasPrefix(s, "$res:")
+}
+
 // ResolveArgs returns args (a JSON object) with every string "$var:<path>"
 // replaced by that variable's value (a string) and every "$res:<path>" by
 // that resource's value (JSON), at any depth, looked up in workspace ws.
-// A nil reader leaves its references as they are. Non-object args are
-// wrapped as {"body": ...}.
+// A resource's value is resolved in turn, so a "$var:" or "$res:" inside it
+// gives the item's value too (as Windmill's transform_json_value does,
+// backend/windmill-api/src/resources.rs); a resource that comes back to
+// itself is an ErrInvalid cycle, and past MaxReferences lookups the call
+// fails with ErrInvalid. A variable's value is taken as it is. A nil
+// reader leaves its references as they are. Non-object args are wrapped
+// as {"body": ...}.
 //
 // Each reference is resolved only if canRead allows its item; a nil canRead
 // allows none. A reference to an item that is missing or that canRead
@@ -56,10 +73,22 @@ func ResolveArgs(ws string, args json.RawMessage, vars VariableReader, res Resou
 	if err := json.Unmarshal(args, &v); err != nil {
 		return nil, fmt.Errorf("cannot read job args: %w", Invalidf("%v", err))
 	}
+	// resolving holds the resources being resolved, from the args down to
+	// the current reference: meeting one again is a cycle. lookups counts
+	// the references resolved, which a web of resources that refer to each
+	// other many times could otherwise multiply without end.
+	resolving := map[string]bool{}
+	lookups := 0
 	var walk func(any) (any, error)
 	walk = func(x any) (any, error) {
 		switch t := x.(type) {
 		case string:
+			if !IsReference(t) {
+				return t, nil
+			}
+			if lookups++; lookups > MaxReferences {
+				return nil, fmt.Errorf("cannot resolve arg %s: %w", t, Invalidf("more than %d references to resolve", MaxReferences))
+			}
 			if p, ok := strings.CutPrefix(t, "$var:"); ok && vars != nil {
 				vr, err := vars.GetVariable(ws, p, true)
 				if err == nil && !canRead(vr.Path, vr.ExtraPerms) {
@@ -71,6 +100,9 @@ func ResolveArgs(ws string, args json.RawMessage, vars VariableReader, res Resou
 				return vr.Value, nil
 			}
 			if p, ok := strings.CutPrefix(t, "$res:"); ok && res != nil {
+				if resolving[p] {
+					return nil, fmt.Errorf("cannot resolve arg $res:%s: %w", p, Invalidf("the resource refers to itself"))
+				}
 				r, err := res.GetResource(ws, p)
 				if err == nil && !canRead(r.Path, r.ExtraPerms) {
 					err = ErrNotFound
@@ -84,7 +116,13 @@ func ResolveArgs(ws string, args json.RawMessage, vars VariableReader, res Resou
 						return nil, fmt.Errorf("cannot resolve arg $res:%s: %w", p, err)
 					}
 				}
-				return val, nil
+				// The value's own references, as Windmill's interpolation
+				// resolves them: a "$var:" field holding a secret is the
+				// documented way to keep one out of a resource. The same
+				// reader's permissions apply at every depth.
+				resolving[p] = true
+				defer delete(resolving, p)
+				return walk(val)
 			}
 			return t, nil
 		case map[string]any:

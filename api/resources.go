@@ -103,6 +103,13 @@ func (s *Server) createResource(ctx *fasthttp.RequestCtx, p *principal) error {
 	if err := checkCreate(p, "resource", req.Path, existing); err != nil {
 		return err
 	}
+	value := req.Value
+	if len(value) == 0 {
+		value = json.RawMessage("null") // what get_value then shows
+	}
+	if err := s.checkResourceValue(p.Workspace, req.Path, req.ResourceType, value); err != nil {
+		return err
+	}
 	r := vane.Resource{Workspace: p.Workspace, Path: req.Path, ResourceType: req.ResourceType, Value: req.Value,
 		Description: req.Description, ExtraPerms: map[string]bool{}, CreatedBy: p.Username, EditedAt: time.Now().UTC()}
 	wctx, cancel := detached()
@@ -168,6 +175,9 @@ func (s *Server) updateResource(ctx *fasthttp.RequestCtx, p *principal) error {
 		r.Description = *req.Description
 	}
 	if len(req.Value) > 0 {
+		if err := s.checkResourceValue(p.Workspace, path, r.ResourceType, req.Value); err != nil {
+			return err
+		}
 		r.Value = req.Value
 	}
 	r.EditedAt = time.Now().UTC()
@@ -177,6 +187,40 @@ func (s *Server) updateResource(ctx *fasthttp.RequestCtx, p *principal) error {
 		return fmt.Errorf("cannot update resource %s: %w", path, err)
 	}
 	return writeText(ctx, fasthttp.StatusOK, "updated resource "+path)
+}
+
+// checkResourceValue checks the value of the resource at path against the
+// JSON schema of its resource type typ in workspace ws (vane.Schema's
+// ValidateValue: types, required fields and enums at every depth, a
+// "$var:"/"$res:" string fitting any type since it is resolved where the
+// resource is used). A type that does not exist, or has no schema, or a
+// schema vane cannot read (say a "type" that is a list), checks nothing,
+// as without resource types. The error is a 400 naming each offending
+// field, e.g. "resource u/admin/db: value.port: expected integer, got
+// string". Resources saved before their type's schema changed are not
+// checked again.
+func (s *Server) checkResourceValue(ws, path, typ string, value json.RawMessage) error {
+	if s.deps.ResourceTypes == nil {
+		return nil
+	}
+	rt, err := s.deps.ResourceTypes.GetResourceType(ws, typ)
+	if errors.Is(err, vane.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("cannot read resource type %s: %w", typ, err)
+	}
+	if len(rt.Schema) == 0 || string(rt.Schema) == "null" {
+		return nil
+	}
+	var sch vane.Schema
+	if err := jsonAPI.Unmarshal(rt.Schema, &sch); err != nil {
+		return nil
+	}
+	if err := sch.ValidateValue("value", value); err != nil {
+		return fmt.Errorf("resource %s: %w", path, err)
+	}
+	return nil
 }
 
 // deleteResource answers DELETE /w/{ws}/resources/delete/{path}.

@@ -176,6 +176,112 @@ func TestResolveArgs_Access(t *testing.T) {
 	}
 }
 
+// TestResolveArgs_InsideResources resolves the references a resource's value
+// holds, with the same reader's permissions at every depth.
+func TestResolveArgs_InsideResources(t *testing.T) {
+	s := MustStore(t)
+	ctx := context.Background()
+	for _, v := range []vane.Variable{
+		{Workspace: testWS, Path: "u/alice/pw", Value: "alice-pw", IsSecret: true},
+		{Workspace: testWS, Path: "u/bob/pw", Value: "bob-pw", IsSecret: true},
+	} {
+		if err := s.CreateVariable(ctx, testActor, v); err != nil {
+			t.Fatalf("CreateVariable %s: %v", v.Path, err)
+		}
+	}
+	for _, r := range []struct{ path, value string }{
+		// bob's resource, whose password is alice's secret.
+		{"u/bob/db", `{"host":"db","password":"$var:u/alice/pw"}`},
+		{"u/bob/own", `{"host":"db","password":"$var:u/bob/pw","tls":{"key":"$var:u/bob/pw"}}`},
+		{"u/bob/missing", `{"password":"$var:u/bob/nope"}`},
+		{"u/bob/outer", `{"inner":"$res:u/bob/own","list":["$res:u/bob/own"]}`},
+		{"u/bob/loop", `{"next":"$res:u/bob/loop2"}`},
+		{"u/bob/loop2", `{"back":"$res:u/bob/loop"}`},
+		{"u/bob/twice", `{"a":"$res:u/bob/own","b":"$res:u/bob/own"}`},
+	} {
+		res := vane.Resource{Workspace: testWS, Path: r.path, ResourceType: "postgresql", Value: json.RawMessage(r.value)}
+		if err := s.CreateResource(ctx, testActor, res); err != nil {
+			t.Fatalf("CreateResource %s: %v", r.path, err)
+		}
+	}
+	alice := vane.Access{Username: "alice"}.CanRead
+	bob := vane.Access{Username: "bob"}.CanRead
+	tests := []struct {
+		name     string
+		check    vane.ReadCheck
+		in, want string
+	}{
+		{"a nested $var: gives its value", bob, `{"x":"$res:u/bob/own"}`, `{"x":{"host":"db","password":"bob-pw","tls":{"key":"bob-pw"}}}`},
+		{"a resource in a resource", bob, `{"x":"$res:u/bob/outer"}`,
+			`{"x":{"inner":{"host":"db","password":"bob-pw","tls":{"key":"bob-pw"}},"list":[{"host":"db","password":"bob-pw","tls":{"key":"bob-pw"}}]}}`},
+		{"the same resource twice is no cycle", bob, `{"x":"$res:u/bob/twice","y":"$res:u/bob/own"}`,
+			`{"x":{"a":{"host":"db","password":"bob-pw","tls":{"key":"bob-pw"}},"b":{"host":"db","password":"bob-pw","tls":{"key":"bob-pw"}}},"y":{"host":"db","password":"bob-pw","tls":{"key":"bob-pw"}}}`},
+		{"the admin reads alice's secret through bob's resource", adminCheck, `{"x":"$res:u/bob/db"}`, `{"x":{"host":"db","password":"alice-pw"}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := vane.ResolveArgs(testWS, json.RawMessage(tt.in), s, s, tt.check)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != tt.want {
+				t.Fatalf("got %s, want %s", got, tt.want)
+			}
+		})
+	}
+	errTests := []struct {
+		name    string
+		check   vane.ReadCheck
+		in      string
+		want    string
+		wantErr error
+	}{
+		// bob may read his resource, not the variable inside it: the
+		// same error as for a variable that does not exist.
+		{"an unreadable nested variable", bob, `{"x":"$res:u/bob/db"}`, "cannot resolve arg $var:u/alice/pw: not found", vane.ErrNotFound},
+		{"a missing nested variable", bob, `{"x":"$res:u/bob/missing"}`, "cannot resolve arg $var:u/bob/nope: not found", vane.ErrNotFound},
+		{"alice may not read bob's resource", alice, `{"x":"$res:u/bob/db"}`, "cannot resolve arg $res:u/bob/db: not found", vane.ErrNotFound},
+		{"a cycle", bob, `{"x":"$res:u/bob/loop"}`, "cannot resolve arg $res:u/bob/loop: the resource refers to itself", vane.ErrInvalid},
+	}
+	for _, tt := range errTests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := vane.ResolveArgs(testWS, json.RawMessage(tt.in), s, s, tt.check)
+			if err == nil || err.Error() != tt.want || !errors.Is(err, tt.wantErr) {
+				t.Fatalf("err = %v, want exactly %q wrapping %v", err, tt.want, tt.wantErr)
+			}
+			if got != nil || strings.Contains(err.Error(), "-pw") {
+				t.Fatalf("the refusal carries a value: %v %s", err, got)
+			}
+		})
+	}
+}
+
+// TestResolveArgs_Bounded: a web of resources that multiplies references
+// stops at vane.MaxReferences lookups.
+func TestResolveArgs_Bounded(t *testing.T) {
+	s := MustStore(t)
+	ctx := context.Background()
+	// r0 holds 4 references to r1, which holds 4 to r2, ...: 4^6 lookups.
+	for i := 0; i < 6; i++ {
+		next := fmt.Sprintf(`"$res:u/admin/r%d"`, i+1)
+		r := vane.Resource{Workspace: testWS, Path: fmt.Sprintf("u/admin/r%d", i), ResourceType: "t",
+			Value: json.RawMessage("[" + strings.Repeat(next+",", 3) + next + "]")}
+		if err := s.CreateResource(ctx, testActor, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.CreateResource(ctx, testActor, vane.Resource{Workspace: testWS, Path: "u/admin/r6", ResourceType: "t", Value: json.RawMessage(`1`)}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := vane.ResolveArgs(testWS, json.RawMessage(`{"x":"$res:u/admin/r0"}`), s, s, adminCheck)
+	if !errors.Is(err, vane.ErrInvalid) || !strings.Contains(err.Error(), "more than 1000 references") {
+		t.Fatalf("err = %v, want ErrInvalid past the bound", err)
+	}
+	if _, err := vane.ResolveArgs(testWS, json.RawMessage(`{"x":"$res:u/admin/r2"}`), s, s, adminCheck); err != nil {
+		t.Fatalf("4^4 lookups are within the bound: %v", err)
+	}
+}
+
 // TestWorker_ResolvesArgs: a job sees the variable's value, not the reference.
 func TestWorker_ResolvesArgs(t *testing.T) {
 	s := MustStore(t)
@@ -191,6 +297,64 @@ func TestWorker_ResolvesArgs(t *testing.T) {
 	j = MustWait(t, s, MustPush(t, s, "u/admin/say", hash, "", `{"word":"$var:u/admin/missing"}`))
 	if j.Success || !strings.Contains(string(j.Result), "u/admin/missing") {
 		t.Fatalf("a missing variable: success %v result %s", j.Success, j.Result)
+	}
+}
+
+// TestWorker_ChecksResolvedArgs: what a reference resolved to must fit its
+// parameter; the job fails naming the parameter, without the value.
+func TestWorker_ChecksResolvedArgs(t *testing.T) {
+	s := MustStore(t)
+	MustWorker(t, s, MustSandbox(t, ""), nil)
+	ctx := context.Background()
+	for _, v := range []vane.Variable{
+		{Workspace: testWS, Path: "u/admin/seven", Value: "7"},
+		{Workspace: testWS, Path: "u/admin/word", Value: "not-a-number", IsSecret: true},
+	} {
+		if err := s.CreateVariable(ctx, testActor, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.CreateResource(ctx, testActor, vane.Resource{Workspace: testWS, Path: "u/admin/db", ResourceType: "t",
+		Value: json.RawMessage(`{"host":"db"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	// n is an integer parameter (its default), word a string one.
+	hash := MustScript(t, s, "u/admin/count", "word=\"$1\"\nn=\"${2:-3}\"\necho \"$word $n\"\n", 0)
+	tests := []struct {
+		name, args string
+		wantOK     bool
+		want       string
+	}{
+		{"a variable for a string", `{"word":"$var:u/admin/word","n":2}`, true, `"not-a-number 2"`},
+		// A variable's value is a string: "7" is no integer, as it would
+		// not be if sent as such.
+		{"a variable for an integer", `{"word":"w","n":"$var:u/admin/seven"}`, false,
+			"script u/admin/count: invalid args once their references were resolved: n: expected integer, got string"},
+		{"a resource for a string", `{"word":"$res:u/admin/db"}`, false,
+			"script u/admin/count: invalid args once their references were resolved: word: expected string, got object"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			j := MustWait(t, s, MustPush(t, s, "u/admin/count", hash, "", tt.args))
+			if j.Success != tt.wantOK {
+				t.Fatalf("success %v result %s", j.Success, j.Result)
+			}
+			if tt.wantOK {
+				if string(j.Result) != tt.want {
+					t.Fatalf("result %s, want %s", j.Result, tt.want)
+				}
+				return
+			}
+			var res struct {
+				Error struct{ Name, Message string } `json:"error"`
+			}
+			if err := json.Unmarshal(j.Result, &res); err != nil {
+				t.Fatalf("result %s: %v", j.Result, err)
+			}
+			if res.Error.Name != "InvalidArgs" || res.Error.Message != tt.want {
+				t.Fatalf("error %+v, want InvalidArgs %q", res.Error, tt.want)
+			}
+		})
 	}
 }
 

@@ -333,6 +333,17 @@ func (w *Worker) execute(ctx context.Context, j *vane.Job, logs *logStreamer) (O
 	if err != nil {
 		return fail("InvalidArgs", err)
 	}
+	// The API let a reference stand for a parameter of any type; what it
+	// resolved to must fit the parameter as a value sent as such would.
+	if req.Schema != nil && vane.HasReferences(j.Args) {
+		if err := req.Schema.ValidateResolvedArgs(j.Args, args); err != nil {
+			what := "script " + j.ScriptPath
+			if j.ScriptPath == "" {
+				what = "preview"
+			}
+			return fail("InvalidArgs", fmt.Errorf("%s: %w", what, err))
+		}
+	}
 	req.Args = args
 	req.Env = JobEnv(j, EnvInput{
 		Token:           vane.MintJobToken(w.cfg.InstanceSecret(), vane.JobTokenClaims{Workspace: j.Workspace, JobID: j.ID, Epoch: j.LeaseEpoch}),
