@@ -168,21 +168,26 @@ func TestDurability_KillNine(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		ready := make(chan struct{}) // closed at the child's first acknowledged write
+		// ready is closed at the child's first acknowledged completion (so
+		// every round has pushes, claims and completions in flight when
+		// the kill comes, however loaded the machine).
+		ready := make(chan struct{})
 		lines := make(chan []string, 1)
 		go func() {
 			var got []string
+			isReady := false
 			sc := bufio.NewScanner(out)
 			for sc.Scan() {
 				if sc.Text() == "ready" {
 					continue
 				}
-				if len(got) == 0 {
+				if !isReady && strings.HasPrefix(sc.Text(), "completed ") {
 					close(ready)
+					isReady = true
 				}
 				got = append(got, sc.Text())
 			}
-			if len(got) == 0 {
+			if !isReady {
 				close(ready)
 			}
 			lines <- got

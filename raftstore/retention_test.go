@@ -19,25 +19,67 @@ import (
 	"vane"
 )
 
-// mustFinish pushes a bash job and runs it to completion with a log chunk, a
-// final log chunk and a result. No other bash job may be queued meanwhile.
+// mustFinish pushes, claims, logs and completes job id through s. A write
+// whose outcome a leadership change left unknown (a loaded machine can
+// cost a 3-node test cluster its leader) is retried as a client would
+// retry it: each step first checks whether its earlier attempt landed.
 func mustFinish(tb testing.TB, s *Store, id string) {
 	tb.Helper()
 	ctx := context.Background()
-	if err := s.PushJob(ctx, testAdmin, testJob(id)); err != nil {
-		tb.Fatalf("push %s: %v", id, err)
+	retry := func(what string, step func() error) {
+		tb.Helper()
+		for attempt := 0; ; attempt++ {
+			err := step()
+			if err == nil {
+				return
+			}
+			if attempt == 10 || !(errors.Is(err, vane.ErrIndeterminate) || errors.Is(err, vane.ErrNotLeader) || errors.Is(err, vane.ErrUnavailable)) {
+				tb.Fatalf("%s %s: %v", what, id, err)
+			}
+			time.Sleep(100 * time.Millisecond) // waiting out an election
+		}
 	}
-	jobs, err := s.ClaimJobs(ctx, vane.ClaimRequest{Worker: "w", Tags: []string{"bash"}, Max: 1, Lease: time.Hour})
-	if err != nil || len(jobs) != 1 || jobs[0].ID != id {
-		tb.Fatalf("claim %s: %+v %v", id, jobs, err)
-	}
-	if err := s.AppendJobLogs(ctx, testWS, id, jobs[0].LeaseEpoch, "log of "+id+"\n"); err != nil {
-		tb.Fatalf("logs of %s: %v", id, err)
-	}
-	if _, err := s.CompleteJob(ctx, vane.Completion{Workspace: testWS, ID: id, Epoch: jobs[0].LeaseEpoch,
-		Success: true, Result: []byte(`{"of":"` + id + `"}`), Logs: "end of " + id + "\n"}); err != nil {
-		tb.Fatalf("complete %s: %v", id, err)
-	}
+	tried := false
+	retry("push", func() error {
+		err := s.PushJob(ctx, testAdmin, testJob(id))
+		if tried && errors.Is(err, vane.ErrAlreadyExists) {
+			return nil // the earlier attempt landed
+		}
+		tried = true
+		return err
+	})
+	var epoch uint64
+	retry("claim", func() error {
+		if j, err := s.GetJob(testWS, id); err == nil && j.Status == vane.JobRunning {
+			epoch = j.LeaseEpoch // the earlier attempt landed
+			return nil
+		}
+		jobs, err := s.ClaimJobs(ctx, vane.ClaimRequest{Worker: "w", Tags: []string{"bash"}, Max: 1, Lease: time.Hour})
+		if err != nil {
+			return err
+		}
+		if len(jobs) != 1 || jobs[0].ID != id {
+			tb.Fatalf("claim %s: %+v", id, jobs)
+		}
+		epoch = jobs[0].LeaseEpoch
+		return nil
+	})
+	retry("logs of", func() error {
+		if logs, _, err := s.GetJobLogs(testWS, id, 0); err == nil && strings.Contains(logs, "log of "+id+"\n") {
+			return nil // the earlier attempt landed
+		}
+		return s.AppendJobLogs(ctx, testWS, id, epoch, "log of "+id+"\n")
+	})
+	retry("complete", func() error {
+		_, err := s.CompleteJob(ctx, vane.Completion{Workspace: testWS, ID: id, Epoch: epoch,
+			Success: true, Result: []byte(`{"of":"` + id + `"}`), Logs: "end of " + id + "\n"})
+		if errors.Is(err, vane.ErrJobFinished) {
+			if j, gerr := s.GetJob(testWS, id); gerr == nil && j.Finished() && j.Success {
+				return nil // the earlier attempt landed
+			}
+		}
+		return err
+	})
 }
 
 // retentionFixture is a workspace with old completed jobs, old queued and
