@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -36,8 +37,10 @@ func (s *Server) flowRestarter() (FlowRestarter, error) {
 // 201 and the id of a new flow job that runs flow job id's flow (the
 // version it ran) again from top-level module step_id: the modules before
 // it keep their results from that run and run no job. A body of args
-// (ScriptArgs) replaces the earlier run's; none, or {}, keeps them (as its
-// steps saw them, after its preprocessor, which does not run again).
+// (ScriptArgs) replaces the earlier run's; none, null or {} keeps them (as
+// its steps saw them, after its preprocessor, which does not run again):
+// Windmill's restart_flow always pushes the completed job's args, and its
+// OpenAPI declares a ScriptArgs body, which vane honours.
 //
 // Windmill (windmill-api jobs.rs, restart_flow) reads the completed job
 // (not found for a running one), checks the run scope on its flow path,
@@ -76,7 +79,11 @@ func (s *Server) restartFlow(ctx *fasthttp.RequestCtx, p *principal) error {
 	if err != nil {
 		return err
 	}
-	args, encoded, err := runArgs(ctx, ctx.PostBody())
+	body := ctx.PostBody()
+	if string(bytes.TrimSpace(body)) == "null" {
+		body = nil // no args, as an empty body
+	}
+	args, encoded, err := runArgs(ctx, body)
 	if err != nil {
 		return err
 	}

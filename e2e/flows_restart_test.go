@@ -177,9 +177,9 @@ func TestFlows_Restart(t *testing.T) {
 		}
 	})
 
-	t.Run("without args keeps the first run's", func(t *testing.T) {
+	t.Run("null args keep the first run's", func(t *testing.T) {
 		c := c.For(t)
-		id := c.MustDo("POST", "/api/w/main/jobs/restart/f/"+first+"/from/b/0", nil, 201).Body
+		id := c.MustDo("POST", "/api/w/main/jobs/restart/f/"+first+"/from/b/0", "null", 201).Body
 		result, ok := c.WaitJob(id, time.Minute)
 		if ok || !strings.Contains(string(result), "bad input: no") {
 			t.Errorf("restart with the first run's args {ok: no}: success=%v %s", ok, result)
