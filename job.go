@@ -85,6 +85,16 @@ type Job struct {
 	VisibleToOwner bool      `json:"visible_to_owner"`
 	Seq            uint64    `json:"-"` // queue order among equal ScheduledFor, set by the store
 
+	// Entrypoint is the function of the script the job calls instead of
+	// main: "preprocessor" for a flow's preprocessor step (Windmill's
+	// ENTRYPOINT_OVERRIDE); "" means main. An executor without such a
+	// function fails the job.
+	Entrypoint string `json:"entrypoint,omitempty"`
+	// RestartedFrom, on a flow job, makes its run go on from a step of an
+	// earlier, finished run of the flow, whose results before that step it
+	// reuses (Windmill's restarted_from); nil for a run from the start.
+	RestartedFrom *RestartedFrom `json:"restarted_from,omitempty"`
+
 	Status       JobStatus  `json:"-"`
 	StartedAt    *time.Time `json:"started_at,omitempty"`
 	Worker       string     `json:"worker,omitempty"`
@@ -112,3 +122,18 @@ func (j *Job) IsFlow() bool { return j.Kind.IsFlow() }
 
 // IsFlow reports whether jobs of kind k run a flow.
 func (k JobKind) IsFlow() bool { return k == JobFlow || k == JobFlowPreview }
+
+// EntrypointPreprocessor is the Entrypoint of a flow's preprocessor step:
+// the script's preprocessor function runs on the flow's args.
+const EntrypointPreprocessor = "preprocessor"
+
+// RestartedFrom names where a restarted flow run starts: the top-level
+// module StepID of the finished flow job FlowJobID and, for a sequential
+// for loop or branchall, the iteration or branch BranchOrIterationN (0: the
+// whole module) from which it runs again. What ran before keeps its results
+// from that run.
+type RestartedFrom struct {
+	FlowJobID          string `json:"flow_job_id"`
+	StepID             string `json:"step_id"`
+	BranchOrIterationN int    `json:"branch_or_iteration_n,omitempty"`
+}

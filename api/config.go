@@ -155,6 +155,9 @@ type Deps struct {
 	// FlowRunner renders flow statuses and takes resumes and user states;
 	// nil makes those endpoints answer 501.
 	FlowRunner FlowRunner
+	// FlowRestarter checks restarts of finished flow jobs (jobs/restart/f,
+	// preview_flow's restarted_from); nil makes them answer 501.
+	FlowRestarter FlowRestarter
 	// UserAdmin, Members, Invites, Audit and Settings serve the instance
 	// users, the workspace members, their invites, the audit log and the
 	// workspace settings; a nil one makes its endpoints answer 501.

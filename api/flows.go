@@ -484,6 +484,9 @@ type flowPreviewRequest struct {
 	Path  string          `json:"path"`
 	Args  json.RawMessage `json:"args"`
 	Tag   string          `json:"tag"`
+	// RestartedFrom runs value from a step of a finished flow job, reusing
+	// what that run did before it (flow_restart.go).
+	RestartedFrom *vane.RestartedFrom `json:"restarted_from"`
 }
 
 // runFlowPreview answers POST /w/{ws}/jobs/run/preview_flow with 201 and
@@ -505,11 +508,21 @@ func (s *Server) runFlowPreview(ctx *fasthttp.RequestCtx, p *principal) error {
 		}
 	}
 	args := bytes.TrimSpace(req.Args)
-	if len(args) == 0 || string(args) == "null" {
+	noArgs := len(args) == 0 || string(args) == "null"
+	if noArgs {
 		args = []byte("{}")
 	}
 	if args[0] != '{' || !jsonAPI.Valid(args) {
 		return badRequest("args must be a JSON object")
+	}
+	if req.RestartedFrom != nil {
+		kept, err := s.previewRestart(p, req.RestartedFrom, value)
+		if err != nil {
+			return err
+		}
+		if noArgs {
+			args = kept // no args: the restarted run's
+		}
 	}
 	if len(args) > vane.MaxArgsBytes {
 		return fmt.Errorf("args are %d bytes, more than %d: %w", len(args), vane.MaxArgsBytes, vane.ErrTooLarge)
@@ -527,6 +540,7 @@ func (s *Server) runFlowPreview(ctx *fasthttp.RequestCtx, p *principal) error {
 		return err
 	}
 	j.Kind, j.ScriptPath, j.RawFlow, j.Args = vane.JobFlowPreview, req.Path, append(json.RawMessage(nil), value...), args
+	j.RestartedFrom = req.RestartedFrom
 	j.Tag = req.Tag
 	if j.Tag == "" {
 		j.Tag = "flow"

@@ -165,6 +165,10 @@ var matrixCases = map[string]matrixCase{
 	"GET /api/w/{ws}/jobs/flow/user_states/{id}/{key}":            {members, "jobs:read"},
 	"POST /api/w/{ws}/jobs/flow/user_states/{id}/{key}":           {members, "jobs:write"},
 
+	// Windmill's restart_flow checks the run scope on the flow's path, as
+	// jobs/run/f does: members, operators included, run a flow again.
+	"POST /api/w/{ws}/jobs/restart/f/{id}/from/{step_id}/{branch_or_iteration_n}": {members, "jobs:run:flows"},
+
 	"POST /api/w/{ws}/variables/create":            {developers, "variables:write"},
 	"POST /api/w/{ws}/variables/update/{path:*}":   {developers, "variables:write"},
 	"DELETE /api/w/{ws}/variables/delete/{path:*}": {developers, "variables:write"},
@@ -368,7 +372,7 @@ func params(name string) map[string]string {
 	return map[string]string{
 		"path:*": "u/" + name + "/matrix", "hash": "00112233445566ff", "id": uuid.NewString(), "name": "matrix",
 		"prefix": "abcdefghij", "resume_id": "1", "signature": "00", "node": "a", "key": "k", "kind": "script",
-		"username": name, "email": name + "@example.com",
+		"username": name, "email": name + "@example.com", "step_id": "a", "branch_or_iteration_n": "0",
 	}
 }
 

@@ -192,6 +192,10 @@ func (s *Server) routeTable() []route {
 		{method: "POST", path: w + "/jobs/run_wait_result/f/{path:*}", name: "jobs.run_wait_result.f", need: needMember, h: s.runFlowWaitResult},
 		{method: "GET", path: w + "/jobs/run_wait_result/f/{path:*}", name: "jobs.run_wait_result.f", need: needMember, h: s.runFlowWaitResult},
 		{method: "POST", path: w + "/jobs/run/preview_flow", name: "jobs.run.preview_flow", need: needDeveloper, h: s.runFlowPreview},
+		// Like jobs/run/f: a member who may see the job and read its flow
+		// (the handler checks both, and a scoped token's reach on the
+		// flow's path) runs it again from a step.
+		{method: "POST", path: w + "/jobs/restart/f/{id}/from/{step_id}/{branch_or_iteration_n}", name: "jobs.restart.f", need: needMember, h: s.restartFlow},
 		{method: "GET", path: w + "/jobs/resume_urls/{id}/{resume_id}", name: "jobs.resume_urls", need: needMember, h: s.getResumeURLs},
 		{method: "GET", path: w + "/jobs/job_signature/{id}/{resume_id}", name: "jobs.job_signature", need: needMember, h: s.getJobSignature},
 		{method: "GET", path: w + "/jobs_u/resume/{id}/{resume_id}/{signature}", name: "jobs_u.resume", need: needNone, h: s.resumeSigned(true)},

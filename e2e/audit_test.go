@@ -198,6 +198,16 @@ var auditCases = map[string]func(e *auditEnv) auditCall{
 	"POST /api/w/{ws}/jobs/run_wait_result/f/{path:*}": func(e *auditEnv) auditCall {
 		return auditCall{method: "POST", path: "/api/w/main/jobs/run_wait_result/f/" + e.flow, body: M{}, status: 200, ws: "main", op: "jobs.run.flow", resource: e.flow}
 	},
+	// A restart pushes a flow job (windmill-queue push: JobPayload::
+	// RestartedFlow is a JobKind::Flow, jobs.run.flow).
+	"POST /api/w/{ws}/jobs/restart/f/{id}/from/{step_id}/{branch_or_iteration_n}": func(e *auditEnv) auditCall {
+		path := "u/admin/" + e.name("restarted")
+		e.admin.MustSaveFlow(path, flowValue(nil, bash("a", "echo a\n", nil), bash("b", "echo b\n", nil)))
+		id := e.admin.MustRunFlow(path, M{})
+		e.admin.WaitJob(id, time.Minute)
+		return auditCall{method: "POST", path: "/api/w/main/jobs/restart/f/" + id + "/from/b/0", body: M{}, status: 201,
+			ws: "main", op: "jobs.run.flow", resource: path}
+	},
 	"POST /api/w/{ws}/jobs/run/preview_flow": func(e *auditEnv) auditCall {
 		return auditCall{method: "POST", path: "/api/w/main/jobs/run/preview_flow", body: M{"value": flowValue(nil), "args": M{}}, status: 201,
 			ws: "main", op: "jobs.run.flow_preview", resourceOf: itself}

@@ -586,16 +586,19 @@ func corpusCases(greetV1 string) []flowCase {
 			// seeds 001 Error handlers: rethrow an error to have the flow
 			// listed as failed; its result is the handler's error.
 			want: execErr(4, "still failing")},
-		{name: "preprocessor_module", mode: byPath,
+		{name: "preprocessor_module in bash", mode: byPath,
 			flow: flowValue(M{"preprocessor_module": bash("preprocessor", "x=\"$1\"\necho \"{\\\"y\\\": \\\"pre $x\\\"}\" > result.json\n", in{"x": "flow_input.x"})},
-				bash("a", "y=\"$1\"\nx=\"$2\"\necho \"a $y [$x]\"\n", in{"y": "flow_input.y", "x": "flow_input.x"})),
-			args: M{"x": "in"}, success: true,
-			// openflow FlowValue.preprocessor_module: it runs first on the
-			// flow's args and its object result becomes them
-			// (worker_flow.rs).
-			want: `"a pre in []"`,
+				bash("a", "y=\"$1\"\necho \"a $y\"\n", in{"y": "flow_input.y"})),
+			args: M{"x": "in"}, success: false,
+			// openflow FlowValue.preprocessor_module: its step calls the
+			// script's preprocessor function (worker_flow.rs: PreprocessorStep
+			// sets ENTRYPOINT_OVERRIDE), which only TypeScript and Python have
+			// (Windmill docs, "Preprocessors"): a Bash one fails the flow
+			// before its modules. Deno and Python preprocessors:
+			// TestFlows_Preprocessor.
+			want: `{"error": {"name": "UnsupportedEntrypoint", "stack": "", "message": "bash scripts have no preprocessor function: vane calls only main in bash; a preprocessor must be written in TypeScript (deno) or Python"}}`,
 			check: func(t *testing.T, c *Client, id string, _ json.RawMessage) {
-				wantKeys(t, c, id, "preprocessor@0", "a@0")
+				wantKeys(t, c, id, "preprocessor@0")
 			}},
 		{name: "continue_on_error", mode: byPath,
 			flow: flowValue(nil,

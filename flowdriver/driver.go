@@ -295,10 +295,16 @@ func (d *Driver) transition(fj *vane.Job, in input) (*vane.FlowTransition, *flow
 		actions []flows.Action
 	)
 	if in.start != 0 {
-		st, actions, err = flows.Start(f, fj.Args, now, env)
+		name := "InvalidArgs"
+		if fj.RestartedFrom != nil {
+			name = "InvalidRestart"
+			st, actions, err = d.restart(fj, f, now, env)
+		} else {
+			st, actions, err = flows.Start(f, fj.Args, now, env)
+		}
 		if err != nil {
 			t.Status = json.RawMessage(`{}`)
-			t.Complete = &vane.FlowOutcome{Result: errorResult("InvalidArgs", err.Error())}
+			t.Complete = &vane.FlowOutcome{Result: errorResult(name, err.Error())}
 			return t, nil, nil
 		}
 	} else {

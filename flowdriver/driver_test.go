@@ -148,3 +148,85 @@ func TestDriver_StatusCache(t *testing.T) {
 		t.Fatalf("status of the remembered version 60 = %p (%v), want the remembered %p", got, err, st)
 	}
 }
+
+// TestDriver_CheckRestart: a restart is checked against the job it names
+// before it is queued (the API answers 400 with the reason), and a
+// restarted run's flow_status names the earlier run's job for the modules
+// it reused (Windmill copies their flow_status).
+func TestDriver_CheckRestart(t *testing.T) {
+	d := New(Config{}, savedFlows{})
+	raw := json.RawMessage(`{"modules": [
+		{"id": "a", "value": {"type": "rawscript", "language": "bash", "content": "echo", "input_transforms": {}}},
+		{"id": "b", "value": {"type": "rawscript", "language": "bash", "content": "echo", "input_transforms": {}}}]}`)
+	f, err := flows.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _, err := flows.Start(f, json.RawMessage(`{"x": 1}`), time.Now(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _, err = flows.Advance(f, st, flows.StepDone{Key: flows.StepKey{Step: "a"}, Success: true, Result: json.RawMessage(`"A"`), At: time.Now()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	running, _ := json.Marshal(st)
+	st, _, err = flows.Advance(f, st, flows.StepDone{Key: flows.StepKey{Step: "b"}, Result: json.RawMessage(`{"error": {}}`), At: time.Now()}, nil)
+	if err != nil || !st.Done() {
+		t.Fatalf("the run should have failed at b: %v", err)
+	}
+	done, _ := json.Marshal(st)
+	job := func(kind vane.JobKind, status vane.JobStatus, fs json.RawMessage) *vane.Job {
+		return &vane.Job{ID: "0f000000-0000-4000-8000-000000000001", Workspace: "main", Kind: kind, Status: status, RawFlow: raw, FlowStatus: fs}
+	}
+	refused := []struct {
+		name  string
+		orig  *vane.Job
+		step  string
+		words string
+	}{
+		{"a script job", job(vane.JobScript, vane.JobCompleted, nil), "b", "is not a flow"},
+		{"a running flow", job(vane.JobFlow, vane.JobRunning, running), "b", "has not finished"},
+		{"a flow that never started", job(vane.JobFlow, vane.JobCompleted, json.RawMessage(`{}`)), "b", "nothing to restart from"},
+		{"an unknown step", job(vane.JobFlow, vane.JobCompleted, done), "nope", `no top-level module "nope"`},
+	}
+	for _, c := range refused {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := d.CheckRestart(c.orig, nil, vane.RestartedFrom{FlowJobID: c.orig.ID, StepID: c.step})
+			if !errors.Is(err, vane.ErrInvalid) || !strings.Contains(err.Error(), c.words) {
+				t.Fatalf("CheckRestart = %v, want ErrInvalid saying %q", err, c.words)
+			}
+		})
+	}
+	orig := job(vane.JobFlow, vane.JobCompleted, done)
+	args, err := d.CheckRestart(orig, nil, vane.RestartedFrom{FlowJobID: orig.ID, StepID: "b"})
+	if err != nil || string(args) != `{"x":1}` {
+		t.Fatalf("CheckRestart = %s, %v; want the earlier run's args", args, err)
+	}
+
+	rf := vane.RestartedFrom{FlowJobID: orig.ID, StepID: "b"}
+	rst, _, err := flows.Restart(f, st, rf, nil, time.Now(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(rst)
+	restarted := &vane.Job{ID: "0f000000-0000-4000-8000-000000000002", Workspace: "main", Kind: vane.JobFlow, Status: vane.JobRunning,
+		RawFlow: raw, FlowStatus: b, FlowStatusVersion: 1, RestartedFrom: &rf}
+	fsRaw, err := d.FlowStatus(restarted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fs flows.FlowStatus
+	if err := json.Unmarshal(fsRaw, &fs); err != nil {
+		t.Fatal(err)
+	}
+	if want := StepJobID(orig.ID, flows.StepKey{Step: "a"}); fs.Modules[0].Job != want {
+		t.Errorf("the reused module a names job %s, want the earlier run's %s", fs.Modules[0].Job, want)
+	}
+	if want := StepJobID(restarted.ID, flows.StepKey{Step: "b"}); fs.Modules[1].Job != want {
+		t.Errorf("module b names job %s, want the restarted run's %s", fs.Modules[1].Job, want)
+	}
+	if fs.RestartedFrom == nil || *fs.RestartedFrom != rf {
+		t.Errorf("restarted_from = %+v, want %+v", fs.RestartedFrom, rf)
+	}
+}

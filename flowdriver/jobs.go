@@ -30,6 +30,11 @@ func (d *Driver) stepJob(fj *vane.Job, a flows.RunStep, now time.Time) (vane.Job
 	if len(j.Args) == 0 {
 		j.Args = []byte("{}")
 	}
+	if a.Kind != flows.StepFlow {
+		// The preprocessor step calls the script's preprocessor function
+		// (worker_flow.rs: PreprocessorStep sets ENTRYPOINT_OVERRIDE).
+		j.Entrypoint = a.Entrypoint
+	}
 	switch a.Kind {
 	case flows.StepScript:
 		sc, err := d.script(fj, a)

@@ -220,7 +220,7 @@ func (d *Driver) FlowStatus(j *vane.Job) (json.RawMessage, error) {
 	if err != nil {
 		return nil, err
 	}
-	fs := st.FlowStatus(f, func(k flows.StepKey) string { return StepJobID(j.ID, k) })
+	fs := st.FlowStatus(f, func(k flows.StepKey) string { return stepJobIDIn(j, st, k) })
 	return json.Marshal(fs)
 }
 

@@ -42,6 +42,12 @@ func (m *machine) startContainer(r *scopeRef, mod *Module, n *node, prev json.Ra
 			m.succeed(n, emptyArr)
 			return
 		}
+		if k := n.Kept; k != nil {
+			// A restart at an iteration: the earlier run's first ones stay,
+			// the loop goes on from the next (restarted_flows_resolution).
+			L.Marks, L.Results = k.Marks, append(rawList(nil), k.Results...)
+			n.Kept = nil
+		}
 		if parallelLoop(mod) {
 			p := m.lim.MaxParallelism
 			if mod.Parallelism != nil {
@@ -90,6 +96,10 @@ func (m *machine) startContainer(r *scopeRef, mod *Module, n *node, prev json.Ra
 		if len(mod.Branches) == 0 {
 			m.succeed(n, emptyArr)
 			return
+		}
+		if k := n.Kept; k != nil {
+			// A restart at a branch: the earlier run's first branches stay.
+			n.Bodies, n.Kept = k.Bodies, nil
 		}
 		n.State = stInProgress
 		m.driveContainer(r, mod, n)

@@ -645,7 +645,7 @@ func (m *machine) retry(r *scopeRef, mod *Module, n *node) bool {
 		}
 	}
 	n.Attempt++
-	n.Result, n.Cause, n.Stop, n.Loop, n.Bodies, n.Chosen = nil, nil, nil, nil, nil, 0
+	n.Result, n.Cause, n.Stop, n.Loop, n.Bodies, n.Chosen, n.Kept = nil, nil, nil, nil, nil, 0, nil
 	n.State = stWaiting
 	at := m.now.Add(delay)
 	if n.Decided == "job" {

@@ -133,13 +133,21 @@ func MustRunCase(tb testing.TB, c *corpusCase) *run {
 		tb.Fatalf("parse: %v", err)
 	}
 	env := mapEnv{vars: c.Variables, res: c.Resources}
-	r := &run{args: map[string]json.RawMessage{}, delays: map[string]float64{}, timeouts: map[string]int{},
-		tags: map[string]string{}, entrypoints: map[string]string{}}
-	clock := t0
-	st, acts, err := Start(f, c.Args, clock, env)
+	st, acts, err := Start(f, c.Args, t0, env)
 	if err != nil {
 		tb.Fatalf("start: %v", err)
 	}
+	return runFrom(tb, c, f, st, acts)
+}
+
+// runFrom is MustRunCase from a run's first status and actions (a Start's,
+// a Restart's), at t0.
+func runFrom(tb testing.TB, c *corpusCase, f *Flow, st *Status, acts []Action) *run {
+	tb.Helper()
+	env := mapEnv{vars: c.Variables, res: c.Resources}
+	r := &run{args: map[string]json.RawMessage{}, delays: map[string]float64{}, timeouts: map[string]int{},
+		tags: map[string]string{}, entrypoints: map[string]string{}}
+	clock := t0
 	var pending []RunStep
 	type timer struct {
 		key StepKey

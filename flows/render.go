@@ -2,6 +2,8 @@ package flows
 
 import (
 	"encoding/json"
+
+	"vane"
 )
 
 // FlowStatus is the flow_status a Windmill flow job shows in jobs_u/get
@@ -14,6 +16,9 @@ type FlowStatus struct {
 	UserStates         map[string]json.RawMessage `json:"user_states,omitempty"`
 	Retry              *RetryStatus               `json:"retry,omitempty"`
 	ApprovalConditions *ApprovalConditions        `json:"approval_conditions,omitempty"`
+	// RestartedFrom is where a restarted run started (flow_status.rs
+	// FlowStatus.restarted_from).
+	RestartedFrom *vane.RestartedFrom `json:"restarted_from,omitempty"`
 }
 
 // FlowStatusModule is one module's entry. Type is WaitingForPriorSteps,
@@ -75,7 +80,7 @@ type RetryStatus struct {
 // jobID(key).
 func (st *Status) FlowStatus(f *Flow, jobID func(StepKey) string) *FlowStatus {
 	d := &st.d
-	fs := &FlowStatus{Step: d.Root.Step, UserStates: d.UserStates, ApprovalConditions: d.Approval}
+	fs := &FlowStatus{Step: d.Root.Step, UserStates: d.UserStates, ApprovalConditions: d.Approval, RestartedFrom: d.Restarted}
 	if fs.Step > len(f.Modules) {
 		fs.Step = len(f.Modules)
 	}

@@ -58,6 +58,8 @@ type statusData struct {
 	UserStates    map[string]json.RawMessage `json:"user_states,omitempty"`
 	Approval      *ApprovalConditions        `json:"approval_conditions,omitempty"`
 	Bytes         int64                      `json:"bytes"`
+	// Restarted is where a restarted run started (Restart).
+	Restarted *vane.RestartedFrom `json:"restarted_from,omitempty"`
 }
 
 // scope is one sequence of modules being run: the flow's top level, one
@@ -131,6 +133,21 @@ type node struct {
 	Loop   *loopState `json:"loop,omitempty"`
 	Chosen int        `json:"chosen,omitempty"` // branchone: 0 default, i+1 branch i
 	Bodies []*scope   `json:"bodies,omitempty"` // branchone: the chosen branch; branchall: started branches
+
+	// Restarted runs (Restart): Origin is the flow job whose run this node
+	// was copied from (its step jobs are that run's); Kept is what the
+	// restart module keeps of the earlier run, taken when it starts.
+	Origin string    `json:"origin,omitempty"`
+	Kept   *keptWork `json:"kept,omitempty"`
+}
+
+// keptWork is what a restart at an iteration or branch keeps of the
+// earlier run: a for loop's first iterations (their marks and results), or
+// a branchall's first branches.
+type keptWork struct {
+	Marks   string   `json:"marks,omitempty"`
+	Results rawList  `json:"results,omitempty"`
+	Bodies  []*scope `json:"bodies,omitempty"`
 }
 
 type resumeRecord struct {
@@ -357,6 +374,14 @@ func (d *statusData) retainedBytes() int64 {
 		for _, r := range n.Resumes {
 			t += int64(len(r.Payload))
 		}
+		if k := n.Kept; k != nil {
+			for _, v := range k.Results {
+				t += int64(len(v))
+			}
+			for _, b := range k.Bodies {
+				t += scopeBytes(b)
+			}
+		}
 		if L := n.Loop; L != nil {
 			t += int64(len(L.Cause) + len(L.Err))
 			for _, v := range L.Itered {
@@ -454,6 +479,15 @@ func (n *node) clone() *node {
 		for i, b := range n.Bodies {
 			c.Bodies[i] = b.clone()
 		}
+	}
+	if n.Kept != nil {
+		k := *n.Kept
+		k.Results = append(rawList(nil), n.Kept.Results...)
+		k.Bodies = make([]*scope, len(n.Kept.Bodies))
+		for i, b := range n.Kept.Bodies {
+			k.Bodies[i] = b.clone()
+		}
+		c.Kept = &k
 	}
 	return &c
 }

@@ -7,6 +7,7 @@ package runtime
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"strings"
 	"time"
@@ -90,6 +91,28 @@ type Request struct {
 	// (module state then persists across jobs, as in Windmill). Executors
 	// without such a mode ignore it.
 	DedicatedWorker bool
+}
+
+// Entrypoint is the script function the job calls: "" for main, or
+// vane.EntrypointPreprocessor for a flow's preprocessor step (Windmill's
+// ENTRYPOINT_OVERRIDE). Executors that cannot call it fail the job with
+// UnsupportedEntrypoint (EntrypointUnsupported).
+func (r *Request) Entrypoint() string {
+	if r.Job == nil {
+		return ""
+	}
+	return r.Job.Entrypoint
+}
+
+// EntrypointUnsupported is the failed Outcome of a job whose entrypoint
+// the executor of lang cannot call: Windmill has preprocessors only in
+// TypeScript and Python (seeds and docs, "Preprocessors").
+func EntrypointUnsupported(lang vane.ScriptLang, entrypoint string) Outcome {
+	msg := fmt.Sprintf("%s scripts have no %s function: vane calls only main in %s; a preprocessor must be written in TypeScript (deno) or Python", lang, entrypoint, lang)
+	if entrypoint != vane.EntrypointPreprocessor {
+		msg = fmt.Sprintf("entrypoint %q is not supported: vane calls main, or preprocessor in TypeScript (deno) and Python", entrypoint)
+	}
+	return Outcome{Result: ErrorResult("UnsupportedEntrypoint", msg, "")}
 }
 
 // GuestEnv is the environment of a program that cannot reach vane's API

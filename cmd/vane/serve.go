@@ -152,7 +152,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 	deps := api.Deps{
 		Tokens: cl.node.Tokens(), Users: st, Workspaces: st, Scripts: st, Lifecycle: st, Jobs: cluster.IdempotentJobs{Store: st}, JobReader: st,
 		Keys: st, Parsers: langs.parsers, Deployers: langs.deployers, Metrics: metrics, Flows: st,
-		FlowChecker: driver, FlowRunner: driver,
+		FlowChecker: driver, FlowRunner: driver, FlowRestarter: driver,
 		UserAdmin: st, Members: st, Invites: st, Audit: st, Settings: st, Groups: st,
 	}
 	// Optional stores: wired when the store has them.

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"vane"
 	jobrt "vane/runtime"
 	"vane/sandbox"
 )
@@ -83,8 +84,13 @@ func New(cfg Config) (*Executor, error) {
 	return &Executor{cfg: cfg}, nil
 }
 
-// Run runs one Bash job in a jail. See runtime.Executor.
+// Run runs one Bash job in a jail. See runtime.Executor. Bash has only
+// its script: a job with an entrypoint (a flow's preprocessor step) fails,
+// as Windmill has preprocessors only in TypeScript and Python.
 func (e *Executor) Run(ctx context.Context, req *jobrt.Request) (jobrt.Outcome, error) {
+	if ep := req.Entrypoint(); ep != "" {
+		return jobrt.EntrypointUnsupported(vane.LangBash, ep), nil
+	}
 	lim := req.Limits.WithDefaults()
 	argv, err := e.argv(req)
 	if err != nil {

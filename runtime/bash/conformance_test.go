@@ -75,6 +75,10 @@ n=$((n+1))
 echo $n > "$counter_file"
 echo $n > result.json
 `,
+	// Bash has no preprocessor (Windmill: TypeScript and Python only).
+	runtimetest.Preprocessor: `x="$1"
+echo "\"main $x\"" > result.json
+`,
 }
 
 func TestConformance(t *testing.T) {

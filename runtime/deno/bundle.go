@@ -20,7 +20,8 @@ import (
 
 // A bundle is one script version prepared to run: a directory under
 // CacheDir/bundles named by the hash of (code, lock) holding inner.ts (the
-// user's code), main.ts (the one-shot wrapper), worker.ts (the dedicated
+// user's code), main.ts (the one-shot wrapper), preprocessor.ts (the same
+// for the script's preprocessor function), worker.ts (the dedicated
 // worker's wrapper), ws/<path>.ts (workspace scripts it imports, as pinned
 // in the lock), import_map.json (when it imports workspace scripts) and
 // deno.lock (when it imports npm packages). Its npm packages are in the
@@ -34,7 +35,7 @@ type bundle struct {
 
 // bundleVersion changes whenever the wrappers or the layout change, so old
 // bundles are not reused.
-const bundleVersion = "vane-deno-bundle-3"
+const bundleVersion = "vane-deno-bundle-4"
 
 // bundleKey names the bundle of (code, lock).
 func bundleKey(code, lock string) string {
@@ -204,10 +205,17 @@ func resolveGraph(mainPath, code string, pinned map[string]string, resolve func(
 
 // writeBundleFiles writes every file of a bundle into dir (which exists).
 func writeBundleFiles(dir, code string, names []string, g *graph, denoLock json.RawMessage) error {
+	// A preprocessor vane cannot call fails its own runs, not main's.
+	pre, err := preprocessorNames(code)
+	preTS := preprocessorWrapper(pre)
+	if err != nil {
+		preTS = failingWrapper(err.Error())
+	}
 	files := map[string]string{
-		"inner.ts":  code,
-		"main.ts":   mainWrapper(names),
-		"worker.ts": workerWrapper(names),
+		"inner.ts":        code,
+		"main.ts":         mainWrapper(names),
+		"preprocessor.ts": preTS,
+		"worker.ts":       workerWrapper(names),
 	}
 	for p, src := range g.scripts {
 		files[filepath.FromSlash("ws/"+p+".ts")] = src
@@ -437,7 +445,7 @@ func (d *Deno) warmBundle(ctx context.Context, b *bundle) error {
 			args = append(args, "--import-map="+filepath.Join(b.dir, "import_map.json"))
 		}
 	}
-	return d.denoTool(ctx, b.dir, append(args, "main.ts", "worker.ts", "inner.ts")...)
+	return d.denoTool(ctx, b.dir, append(args, "main.ts", "preprocessor.ts", "worker.ts", "inner.ts")...)
 }
 
 var (

@@ -62,15 +62,22 @@ export function main() {
   counter++;
   return counter;
 }`,
+	runtimetest.Preprocessor: `export async function preprocessor(x: string) {
+  return { x: "pre " + x };
+}
+export async function main(x: string) {
+  return "main " + x;
+}`,
 }
 
 // TestConformance runs the suite with Deno as a plain subprocess (the
 // --insecure-no-jail mode: permission flags, clean env, process group).
 func TestConformance(t *testing.T) {
 	runtimetest.Run(t, runtimetest.Harness{
-		Language: vane.LangDeno,
-		New:      func(tb testing.TB) jobrt.Executor { return MustNewDeno(tb) },
-		Code:     conformanceCode,
+		Language:     vane.LangDeno,
+		New:          func(tb testing.TB) jobrt.Executor { return MustNewDeno(tb) },
+		Code:         conformanceCode,
+		Preprocessor: true,
 	})
 }
 
@@ -78,8 +85,9 @@ func TestConformance(t *testing.T) {
 // sandbox's jail, the default.
 func TestConformance_Jailed(t *testing.T) {
 	runtimetest.Run(t, runtimetest.Harness{
-		Language: vane.LangDeno,
-		New:      func(tb testing.TB) jobrt.Executor { return MustNewJailedDeno(tb, "") },
-		Code:     conformanceCode,
+		Language:     vane.LangDeno,
+		New:          func(tb testing.TB) jobrt.Executor { return MustNewJailedDeno(tb, "") },
+		Code:         conformanceCode,
+		Preprocessor: true,
 	})
 }

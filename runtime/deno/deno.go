@@ -141,14 +141,24 @@ func (d *Deno) Run(ctx context.Context, req *jobrt.Request) (jobrt.Outcome, erro
 		}
 		return jobrt.Outcome{}, err
 	}
+	switch ep := req.Entrypoint(); ep {
+	case "":
+	case vane.EntrypointPreprocessor:
+		// A flow's preprocessor step: the script's preprocessor function,
+		// once, never in a dedicated worker (which serves main).
+		return d.runOnce(ctx, req, b, lim, "preprocessor.ts")
+	default:
+		return jobrt.EntrypointUnsupported(vane.LangDeno, ep), nil
+	}
 	if req.DedicatedWorker {
 		return d.runDedicated(ctx, req, b, lim)
 	}
-	return d.runOnce(ctx, req, b, lim)
+	return d.runOnce(ctx, req, b, lim, "main.ts")
 }
 
-// runOnce runs the bundle's main.ts in the job directory.
-func (d *Deno) runOnce(ctx context.Context, req *jobrt.Request, b *bundle, lim jobrt.Limits) (jobrt.Outcome, error) {
+// runOnce runs the bundle's wrapper entry (main.ts, preprocessor.ts) in the
+// job directory.
+func (d *Deno) runOnce(ctx context.Context, req *jobrt.Request, b *bundle, lim jobrt.Limits, entry string) (jobrt.Outcome, error) {
 	args := req.Args
 	if len(args) == 0 {
 		args = json.RawMessage("{}")
@@ -162,7 +172,7 @@ func (d *Deno) runOnce(ctx context.Context, req *jobrt.Request, b *bundle, lim j
 	}
 	logs := jobrt.NewCappedWriter(req.Logs, lim.LogBytes)
 	argv := append([]string{d.cfg.DenoPath}, d.runFlags(b, req.Dir, req.Env, req.ScriptEnv, lim.MemoryBytes)...)
-	argv = append(argv, filepath.Join(b.dir, "main.ts"))
+	argv = append(argv, filepath.Join(b.dir, entry))
 	spec := &procSpec{
 		argv:     argv,
 		env:      d.jobEnv(req.Env, req.ScriptEnv, req.Dir),

@@ -58,25 +58,56 @@ func paramNames(code string) ([]string, error) {
 var (
 	mainFuncRE  = regexp.MustCompile(`\bexport\s+(?:default\s+)?(?:async\s+)?function\s*\*?\s*main\s*(?:<[^>(]*>)?\s*\(`)
 	mainConstRE = regexp.MustCompile(`\bexport\s+(?:const|let|var)\s+main\s*(?::[^=]*)?=\s*(?:async\s*)?(?:function\s*\w*\s*)?\(`)
+	preFuncRE   = regexp.MustCompile(`\bexport\s+(?:async\s+)?function\s*\*?\s*preprocessor\s*(?:<[^>(]*>)?\s*\(`)
+	preConstRE  = regexp.MustCompile(`\bexport\s+(?:const|let|var)\s+preprocessor\s*(?::[^=]*)?=\s*(?:async\s*)?(?:function\s*\w*\s*)?\(`)
 )
 
 // mainParams returns the raw text of each parameter of main.
 func mainParams(code string) ([]string, error) {
+	// A library of common logic that other scripts import by path has no
+	// main: as in Windmill it saves with an empty schema; running it fails.
+	return funcParams(code, "main", mainFuncRE, mainConstRE)
+}
+
+// preprocessorNames returns the parameter names of the script's exported
+// preprocessor function, in order (nil when it has none): a flow's
+// preprocessor step calls it with the flow's args by name, as main is
+// called (Windmill's ENTRYPOINT_OVERRIDE, seeds "Preprocessors").
+func preprocessorNames(code string) ([]string, error) {
+	params, err := funcParams(code, "preprocessor", preFuncRE, preConstRE)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(params))
+	for _, raw := range params {
+		decl, _, _ := cutTop(raw, '=')
+		name, _, _ := cutTop(decl, ':')
+		name = strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(name), "?"))
+		if !identRE.MatchString(name) {
+			return nil, vane.Invalidf("preprocessor's parameter %q is not a plain name (destructuring is not supported)", strings.TrimSpace(raw))
+		}
+		names = append(names, name)
+	}
+	return names, nil
+}
+
+// funcParams returns the raw text of each parameter of the exported
+// function fn, found by funcRE or constRE; none when there is no such
+// function.
+func funcParams(code, fn string, funcRE, constRE *regexp.Regexp) ([]string, error) {
 	clean := stripComments(code)
 	masked := maskStrings(clean) // same offsets; no "main(" inside a string
-	loc := mainFuncRE.FindStringIndex(masked)
+	loc := funcRE.FindStringIndex(masked)
 	if loc == nil {
-		loc = mainConstRE.FindStringIndex(masked)
+		loc = constRE.FindStringIndex(masked)
 	}
 	if loc == nil {
-		// A library of common logic that other scripts import by path: as in
-		// Windmill it saves with an empty schema; running it fails.
 		return nil, nil
 	}
 	open := loc[1] - 1
 	end, err := matchClose(clean, open)
 	if err != nil {
-		return nil, vane.Invalidf("cannot parse the parameters of main (line %d): %v", lineOf(clean, open), err)
+		return nil, vane.Invalidf("cannot parse the parameters of %s (line %d): %v", fn, lineOf(clean, open), err)
 	}
 	var params []string
 	for _, p := range splitTop(clean[open+1:end], ',') {

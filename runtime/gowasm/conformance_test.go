@@ -130,6 +130,13 @@ func main() (interface{}, error) {
 	return counter, nil
 }
 `,
+	// Go has no preprocessor (Windmill: TypeScript and Python only).
+	runtimetest.Preprocessor: `package inner
+
+func main(x string) (interface{}, error) {
+	return "main " + x, nil
+}
+`,
 }
 
 // MustNewExecutor returns an Executor with a host of its own, closed at

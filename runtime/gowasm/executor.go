@@ -187,8 +187,13 @@ func (e *InitError) Error() string { return e.Message }
 // file there, /_vane_api), only req.GuestEnv() (WM_* and the script's envs), stdout and stderr into
 // req.Logs (capped at Limits.LogBytes), linear memory capped at
 // Limits.MemoryBytes, and the call bounded by ctx and Limits.Timeout. A script
-// that does not build fails with the compiler's message.
+// that does not build fails with the compiler's message. A job with an
+// entrypoint (a flow's preprocessor step) fails: Windmill has preprocessors
+// only in TypeScript and Python.
 func (e *Executor) Run(ctx context.Context, req *jobrt.Request) (jobrt.Outcome, error) {
+	if ep := req.Entrypoint(); ep != "" {
+		return jobrt.EntrypointUnsupported(vane.LangGo, ep), nil
+	}
 	lim := req.Limits.WithDefaults()
 	ctx, cancel := context.WithTimeout(ctx, lim.Timeout)
 	defer cancel()

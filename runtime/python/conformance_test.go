@@ -86,13 +86,21 @@ def main():
     counter += 1
     return counter
 `,
+	runtimetest.Preprocessor: `
+def preprocessor(x: str):
+    return {"x": "pre " + x}
+
+def main(x: str):
+    return "main " + x
+`,
 }
 
 func TestConformance(t *testing.T) {
 	runtimetest.Run(t, runtimetest.Harness{
-		Language: vane.LangPython3,
-		New:      func(tb testing.TB) jobrt.Executor { return MustNewExecutor(tb) },
-		Code:     conformanceCode,
+		Language:     vane.LangPython3,
+		New:          func(tb testing.TB) jobrt.Executor { return MustNewExecutor(tb) },
+		Code:         conformanceCode,
+		Preprocessor: true,
 	})
 }
 
@@ -104,6 +112,7 @@ func TestConformanceWorkerProcess(t *testing.T) {
 		New: func(tb testing.TB) jobrt.Executor {
 			return mustNewExecutorConfig(tb, Config{WorkerCommand: []string{os.Args[0]}, WorkerEnv: []string{workerEnvVar + "=1"}})
 		},
-		Code: conformanceCode,
+		Code:         conformanceCode,
+		Preprocessor: true,
 	})
 }

@@ -288,6 +288,9 @@ type guestError struct {
 // exhausted memory or a too large result fail the job; the error is only
 // for failures of the executor itself.
 func (e *Executor) Run(ctx context.Context, req *jobrt.Request) (jobrt.Outcome, error) {
+	if ep := req.Entrypoint(); ep != "" && ep != vane.EntrypointPreprocessor {
+		return jobrt.EntrypointUnsupported(vane.LangPython3, ep), nil
+	}
 	if e.pool != nil {
 		return e.runInWorker(ctx, req)
 	}
@@ -349,8 +352,12 @@ func (e *Executor) runPrepared(ctx context.Context, req *jobrt.Request, limits j
 	}
 	env := req.GuestEnv()
 	logs := jobrt.NewCappedWriter(req.Logs, limits.LogBytes)
+	module := mainModule
+	if req.Entrypoint() == vane.EntrypointPreprocessor {
+		module = preprocessorModule // its main is the script's preprocessor
+	}
 	res, err := e.call(ctx, guestCall{
-		request:     runRequest{Op: "run", Module: mainModule, Args: args, Env: env},
+		request:     runRequest{Op: "run", Module: module, Args: args, Env: env},
 		script:      script,
 		job:         job,
 		env:         env,

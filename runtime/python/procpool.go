@@ -453,7 +453,7 @@ func (e *Executor) runInWorker(ctx context.Context, req *jobrt.Request) (jobrt.O
 		defer os.RemoveAll(jobDir)
 	}
 	payload, err := json.Marshal(workerRequest{Code: req.Code, Args: req.Args, Env: req.Env,
-		ScriptEnv: req.ScriptEnv, Limits: limits})
+		ScriptEnv: req.ScriptEnv, Limits: limits, Entrypoint: req.Entrypoint()})
 	if err != nil {
 		return jobrt.Outcome{}, fmt.Errorf("cannot encode python job: %w", err)
 	}

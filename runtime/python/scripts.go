@@ -18,6 +18,21 @@ import (
 // mainModule is the module name of the job's own script under /script.
 const mainModule = "_vane_main"
 
+// preprocessorModule is a module of every script's .pyc tree whose main
+// is the script's preprocessor function: the guest wrapper calls a
+// module's main with the args by name, so a flow's preprocessor step
+// (Windmill's ENTRYPOINT_OVERRIDE, python_executor.rs) runs this module
+// and the interpreter snapshot need not change.
+const preprocessorModule = "_vane_preprocessor"
+
+// preprocessorSource is preprocessorModule's code.
+const preprocessorSource = `import ` + mainModule + ` as _script
+
+main = getattr(_script, "preprocessor", None)
+if main is None or not callable(main):
+    raise NameError("the script has no preprocessor function")
+`
+
 // wmillModule is vane's Windmill client (wmill.py, see runtime/apifile), compiled
 // into every script's .pyc tree: /script comes first on the guest's
 // sys.path, and the interpreter snapshot need not change when it does.
@@ -88,9 +103,10 @@ type scriptCache struct {
 	e   *Executor
 	dir string
 
-	mu       sync.Mutex             // guards inflight and wmillPyc
+	mu       sync.Mutex             // guards inflight, wmillPyc and prePyc
 	inflight map[string]*sync.Mutex // one preparation per key at a time
 	wmillPyc compiled               // wmill.py compiled, once per executor
+	prePyc   compiled               // preprocessorSource compiled, once per executor
 }
 
 // wmill returns wmill.py compiled, compiling it on first use.
@@ -114,13 +130,35 @@ func (c *scriptCache) wmill(ctx context.Context) (compiled, error) {
 	return w, nil
 }
 
+// preprocessor returns preprocessorSource compiled, compiling it on first
+// use.
+func (c *scriptCache) preprocessor(ctx context.Context) (compiled, error) {
+	c.mu.Lock()
+	p := c.prePyc
+	c.mu.Unlock()
+	if p.pyc != nil {
+		return p, nil
+	}
+	p, failure, err := c.compile(ctx, preprocessorSource, guestScript+"/"+preprocessorModule+".py")
+	if err != nil {
+		return compiled{}, err
+	}
+	if failure != nil {
+		return compiled{}, fmt.Errorf("cannot compile the preprocessor module: %s", errorMessage(failure))
+	}
+	c.mu.Lock()
+	c.prePyc = p
+	c.mu.Unlock()
+	return p, nil
+}
+
 func newScriptCache(e *Executor, dir string) *scriptCache {
 	return &scriptCache{e: e, dir: dir, inflight: map[string]*sync.Mutex{}}
 }
 
 func (c *scriptCache) key(code, lock string) string {
 	h := sha256.New()
-	for _, s := range []string{c.e.buildID, code, lock, wmillSource} {
+	for _, s := range []string{c.e.buildID, code, lock, wmillSource, preprocessorSource} {
 		fmt.Fprintf(h, "%d:", len(s))
 		h.Write([]byte(s))
 	}
@@ -164,6 +202,11 @@ func (c *scriptCache) prepare(ctx context.Context, code, lock string) (dir strin
 		return "", nil, err
 	}
 	files[wmillModule+".pyc"] = wmill
+	pre, err := c.preprocessor(ctx)
+	if err != nil {
+		return "", nil, err
+	}
+	files[preprocessorModule+".pyc"] = pre
 	for path, src := range l.Scripts {
 		comp, failure, err := c.compile(ctx, src, path+".py")
 		if err != nil || failure != nil {

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"vane"
 	jobrt "vane/runtime"
 	"vane/runtime/apifile"
 	"vane/runtime/wasmhost"
@@ -62,6 +63,8 @@ type workerRequest struct {
 	Env       map[string]string `json:"env"`
 	ScriptEnv map[string]string `json:"script_env"`
 	Limits    jobrt.Limits      `json:"limits"`
+	// Entrypoint is the Request's (a flow's preprocessor step).
+	Entrypoint string `json:"entrypoint,omitempty"`
 }
 
 // workerOutcome is a worker's answer to a workerRequest.
@@ -192,7 +195,7 @@ func ServeWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 		// process when a job outlives it.
 		limits := wr.Limits.WithDefaults()
 		jctx, cancel := context.WithTimeout(ctx, limits.Timeout+time.Second)
-		o, runErr := e.runPrepared(jctx, &jobrt.Request{Code: wr.Code, Args: wr.Args, Env: wr.Env,
+		o, runErr := e.runPrepared(jctx, &jobrt.Request{Job: &vane.Job{Entrypoint: wr.Entrypoint}, Code: wr.Code, Args: wr.Args, Env: wr.Env,
 			ScriptEnv: wr.ScriptEnv, Limits: limits, Logs: logs}, limits, script, job)
 		cancel()
 		_ = job.Close()

@@ -90,10 +90,20 @@ const (
 	// at 0 and returns its new value. Every run must return 1: nothing of one
 	// job is visible to the next.
 	FreshState Case = "fresh_state"
+
+	// Preprocessor: main(x string) returns the string "main " + x. In a
+	// language with preprocessors (TypeScript, Python: Harness.Preprocessor)
+	// the script also has a function preprocessor(x string) that returns
+	// the object {"x": "pre " + x}. The suite runs it with {"x":"in"} and
+	// Job.Entrypoint "preprocessor" (a flow's preprocessor step, Windmill's
+	// ENTRYPOINT_OVERRIDE): {"x":"pre in"}, or for the other languages a
+	// failure naming UnsupportedEntrypoint; then without an entrypoint:
+	// "main in".
+	Preprocessor Case = "preprocessor"
 )
 
 // AllCases lists every Case, in the order Run checks them.
 var AllCases = []Case{
 	ReturnsObject, ReturnsError, Panics, PrintsLogs, RunsForever, GrowsMemory,
-	PrintsFlood, ReadsFile, SharesFiles, ReadsEnv, FreshState,
+	PrintsFlood, ReadsFile, SharesFiles, ReadsEnv, FreshState, Preprocessor,
 }

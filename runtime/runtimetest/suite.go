@@ -35,6 +35,9 @@ type Harness struct {
 	MemoryBytes int64
 	// LogBytes is Limits.LogBytes for PrintsFlood (default 1 MiB).
 	LogBytes int64
+	// Preprocessor says the language has preprocessor functions (a flow's
+	// preprocessor step calls them): TypeScript and Python in Windmill.
+	Preprocessor bool
 	// HangAfter is how long the suite waits for any Run to return before it
 	// declares the executor hung (default 3 minutes). It detects hangs; it is
 	// not a performance threshold.
@@ -90,6 +93,7 @@ func Run(t *testing.T, h Harness) {
 		{SharesFiles, s.sharesFiles},
 		{ReadsEnv, s.readsEnv},
 		{FreshState, s.freshState},
+		{Preprocessor, s.preprocessor},
 	}
 	for _, c := range checks {
 		t.Run(string(c.c), c.check)
@@ -150,6 +154,12 @@ func (s *suite) prepare(tb testing.TB, c Case) (string, *vane.Schema) {
 // at most HangAfter for Run to return.
 func (s *suite) run(ctx context.Context, tb testing.TB, c Case, args any, lim jobrt.Limits, dir string) *job {
 	tb.Helper()
+	return s.runEntry(ctx, tb, c, args, lim, dir, "")
+}
+
+// runEntry is run calling the script's function entrypoint ("" for main).
+func (s *suite) runEntry(ctx context.Context, tb testing.TB, c Case, args any, lim jobrt.Limits, dir, entrypoint string) *job {
+	tb.Helper()
 	lock, schema := s.prepare(tb, c)
 	raw, err := json.Marshal(args)
 	if err != nil {
@@ -170,7 +180,7 @@ func (s *suite) run(ctx context.Context, tb testing.TB, c Case, args any, lim jo
 		Job: &vane.Job{
 			ID: id, Workspace: "test", Kind: vane.JobScript, ScriptPath: "u/test/" + string(c),
 			ScriptHash: vane.HashOf(s.h.Code[c]), Language: s.h.Language, Args: raw,
-			CreatedBy: "test", Email: "test@example.com", PermissionedAs: "u/test",
+			CreatedBy: "test", Email: "test@example.com", PermissionedAs: "u/test", Entrypoint: entrypoint,
 		},
 		Code: s.h.Code[c], Lock: lock, Schema: schema, Args: raw, Env: j.env, Dir: dir,
 		Limits: lim.WithDefaults(), Logs: j.logs,
@@ -228,6 +238,20 @@ func (j *job) mustFailWith(tb testing.TB, words ...string) {
 		}
 	}
 	tb.Fatalf("failed job's error %+v mentions none of %q (logs: %s)", j.errField, words, j.logs.head(2000))
+}
+
+func (s *suite) preprocessor(t *testing.T) {
+	args := map[string]any{"x": "in"}
+	pre := s.runEntry(context.Background(), t, Preprocessor, args, jobrt.Limits{}, "", vane.EntrypointPreprocessor)
+	if s.h.Preprocessor {
+		pre.mustSucceed(t)
+		assertJSONEqual(t, pre.out.Result, `{"x":"pre in"}`)
+	} else {
+		pre.mustFailWith(t, "UnsupportedEntrypoint")
+	}
+	j := s.run(context.Background(), t, Preprocessor, args, jobrt.Limits{}, "")
+	j.mustSucceed(t)
+	assertJSONEqual(t, j.out.Result, `"main in"`)
 }
 
 func (s *suite) returnsObject(t *testing.T) {
