@@ -11,12 +11,15 @@ import (
 	"vane"
 )
 
-// Secret variables are sealed with AES-256-GCM under a per-workspace data key
-// (DEK). The DEK is created by the proposer of CreateWorkspace and stored
-// wrapped (AES-256-GCM) under the node's master key, so neither the log, the
-// snapshots nor the state file hold a usable key or a plain secret: the
-// proposer seals values before proposing. The workspace id is the associated
-// data of both layers, so a ciphertext moved to another workspace fails to open.
+// Variable and resource values are sealed with AES-256-GCM under a
+// per-workspace data key (DEK). The DEK is created by the proposer of
+// CreateWorkspace and stored wrapped (AES-256-GCM) under the node's master
+// key, so neither the log, the snapshots nor the state file hold a usable key
+// or a plain value: the proposer seals values before proposing. The
+// workspace id is the associated data of the wrapped key; a value's
+// associated data binds it to its workspace, its kind and its path
+// (boundValueAD), so a ciphertext moved anywhere else fails to open. The
+// record formats and their migration are in sealed.go.
 
 func newGCM(key []byte) (cipher.AEAD, error) {
 	block, err := aes.NewCipher(key)
@@ -43,14 +46,30 @@ func open(key []byte, sealed, ad []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return openWith(g, sealed, ad)
+}
+
+// openWith is open with the key's AEAD already made (one per listing).
+func openWith(g cipher.AEAD, sealed, ad []byte) ([]byte, error) {
 	if len(sealed) < g.NonceSize() {
 		return nil, fmt.Errorf("sealed value is too short")
 	}
 	return g.Open(nil, sealed[:g.NonceSize()], sealed[g.NonceSize():], ad)
 }
 
-func dekAD(ws string) []byte   { return []byte("vane-dek\x00" + ws) }
-func valueAD(ws string) []byte { return []byte("vane-var\x00" + ws) }
+func dekAD(ws string) []byte { return []byte("vane-dek\x00" + ws) }
+
+// legacyValueAD is the associated data of a secret variable in record format
+// 1: its workspace only, so such a ciphertext opens at any path of it.
+func legacyValueAD(ws string) []byte { return []byte("vane-var\x00" + ws) }
+
+// boundValueAD is the associated data of a value in record format 1: the
+// format, the kind (variable or resource), the workspace and the path.
+// Workspace ids and paths never hold a zero byte (they are validated to a
+// small alphabet), so the parts cannot run into each other.
+func boundValueAD(kind valueKind, ws, path string) []byte {
+	return []byte("vane-value\x00v1\x00" + string(kind) + "\x00" + ws + "\x00" + path)
+}
 
 // newWrappedDataKey creates a workspace data key wrapped with the master key.
 func (s *Store) newWrappedDataKey(ws string) ([]byte, error) {
@@ -65,42 +84,40 @@ func (s *Store) newWrappedDataKey(ws string) ([]byte, error) {
 	return w, nil
 }
 
+// workspaceKey reads ws's record in tx and unwraps its data key.
+func (s *Store) workspaceKey(tx *bolt.Tx, ws string) (dek []byte, phase sealPhase, err error) {
+	var r workspaceRecord
+	v := tx.Bucket(bucketWorkspaces).Get([]byte(ws))
+	if v == nil {
+		return nil, 0, notFound("workspace", ws)
+	}
+	if err := unmarshal(v, &r); err != nil {
+		return nil, 0, err
+	}
+	dek, err = open(s.masterKey, r.XWrappedKey, dekAD(ws))
+	if err != nil {
+		return nil, 0, fmt.Errorf("cannot unwrap the data key of %s (is this node's master key the cluster's?): %w", ws, vane.ErrUnavailable)
+	}
+	return dek, r.XSealPhase, nil
+}
+
 // dataKey returns ws's unwrapped data key from the local state.
 func (s *Store) dataKey(ws string) ([]byte, error) {
-	var r workspaceRecord
+	var dek []byte
 	err := s.fsm.view(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketWorkspaces).Get([]byte(ws))
-		if v == nil {
-			return notFound("workspace", ws)
-		}
-		return unmarshal(v, &r)
+		var err error
+		dek, _, err = s.workspaceKey(tx, ws)
+		return err
 	})
-	if err != nil {
-		return nil, err
-	}
-	dek, err := open(s.masterKey, r.XWrappedKey, dekAD(ws))
-	if err != nil {
-		return nil, fmt.Errorf("cannot unwrap the data key of %s (is this node's master key the cluster's?): %w", ws, vane.ErrUnavailable)
-	}
-	return dek, nil
+	return dek, err
 }
 
-func (s *Store) sealValue(ws, value string) ([]byte, error) {
+// sealValue seals the value of the kind at ws/path for a command (record
+// format 1).
+func (s *Store) sealValue(kind valueKind, ws, path string, plain []byte) ([]byte, error) {
 	dek, err := s.dataKey(ws)
 	if err != nil {
 		return nil, err
 	}
-	return seal(dek, []byte(value), valueAD(ws))
-}
-
-func (s *Store) openValue(ws string, sealed []byte) (string, error) {
-	dek, err := s.dataKey(ws)
-	if err != nil {
-		return "", err
-	}
-	p, err := open(dek, sealed, valueAD(ws))
-	if err != nil {
-		return "", fmt.Errorf("cannot decrypt secret in %s: %w", ws, vane.ErrUnavailable)
-	}
-	return string(p), nil
+	return seal(dek, plain, boundValueAD(kind, ws, path))
 }
