@@ -6,6 +6,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -163,6 +166,32 @@ func TestSealed_RoundTrip(t *testing.T) {
 			t.Fatalf("resource after sharing: %+v %v", r, err)
 		}
 		requireNothingAtRest(t, s, secretMarker, plainMarker, resourceMarker)
+		// A snapshot holds none either, nor does any file of the store's dir.
+		if err := s.Snapshot(); err != nil {
+			t.Fatal(err)
+		}
+		snaps := 0
+		_ = filepath.WalkDir(s.cfg.Dir, func(path string, d fs.DirEntry, err error) error {
+			if err != nil || !d.Type().IsRegular() {
+				return err
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			if strings.Contains(path, snapshotsDir) && strings.HasSuffix(path, "state.bin") {
+				snaps++
+			}
+			for _, m := range []string{secretMarker, plainMarker, resourceMarker} {
+				if restsWith(b, m) {
+					t.Errorf("%s holds %q", path, m)
+				}
+			}
+			return nil
+		})
+		if snaps == 0 {
+			t.Error("no snapshot file was scanned")
+		}
 	})
 }
 
