@@ -668,13 +668,29 @@ func TestSealed_MigrationNeverOverwritesAConcurrentUpdate(t *testing.T) {
 	}
 }
 
+// TestSealed_ResealLoop: a store holding format 0 records (written, then
+// closed) is opened again with a short ResealInterval: the leader's loop
+// migrates them on its own.
 func TestSealed_ResealLoop(t *testing.T) {
 	cfg := testConfig(t)
-	cfg.ResealInterval = 20 * time.Millisecond
-	s := MustOpen(t, cfg)
+	cfg.BindAddr, cfg.NodeID = freeAddr(t), "reseal" // the same raft address after the restart
+	cfg.ResealInterval = time.Hour
+	s, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	MustWorkspace(t, s)
 	legacyWorkspace(t, s, "legacy")
 	legacyRecords(t, s, "legacy")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cfg.ResealInterval = 20 * time.Millisecond
+	s = MustOpen(t, cfg)
+	if p := workspacePhaseOf(t, s, "legacy"); p != phaseLegacy {
+		t.Fatalf("phase %d after the restart", p)
+	}
+	requireFixtureValues(t, s, "legacy")
 	eventually(t, 20*time.Second, "the leader's re-seal", func() bool { return workspacePhaseOf(t, s, "legacy") == phaseSealed })
 	requireFixtureValues(t, s, "legacy")
 	if p := workspacePhaseOf(t, s, testWS); p != phaseSealed {
