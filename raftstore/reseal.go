@@ -303,7 +303,7 @@ func (s *Store) resealBatches(ws string) ([][]resealItem, error) {
 					return true
 				}
 				var sealed []byte
-				if sealed, derr = seal(o.dek, plain, boundValueAD(kind, ws, path)); derr != nil {
+				if sealed, derr = sealWith(o.key.aead, plain, boundValueAD(kind, ws, path)); derr != nil {
 					return false
 				}
 				if len(batch) == maxResealItems || (len(batch) > 0 && size+len(sealed) > maxResealBytes) {

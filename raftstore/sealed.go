@@ -1,7 +1,6 @@
 package raftstore
 
 import (
-	"crypto/cipher"
 	"encoding/json"
 	"fmt"
 
@@ -137,30 +136,23 @@ func refuseLegacyCommand(tx *bolt.Tx, kind valueKind, ws, path string) error {
 }
 
 // valueOpener opens the sealed values of one workspace inside one read
-// transaction: it reads the workspace's record and unwraps its data key once,
-// on first use.
+// transaction: it gets the workspace's data key once, on first use.
 type valueOpener struct {
-	s     *Store
-	tx    *bolt.Tx
-	ws    string
-	aead  cipher.AEAD
-	dek   []byte
-	phase sealPhase
+	s   *Store
+	tx  *bolt.Tx
+	ws  string
+	key *workspaceKey
 }
 
 func (o *valueOpener) init() error {
-	if o.aead != nil {
+	if o.key != nil {
 		return nil
 	}
-	dek, phase, err := o.s.workspaceKey(o.tx, o.ws)
+	k, err := o.s.workspaceKey(o.tx, o.ws)
 	if err != nil {
 		return err
 	}
-	g, err := newGCM(dek)
-	if err != nil {
-		return err
-	}
-	o.aead, o.dek, o.phase = g, dek, phase
+	o.key = k
 	return nil
 }
 
@@ -170,7 +162,7 @@ func (o *valueOpener) open(kind valueKind, path string, sealed []byte) ([]byte, 
 	if err := o.init(); err != nil {
 		return nil, err
 	}
-	p, err := openWith(o.aead, sealed, boundValueAD(kind, o.ws, path))
+	p, err := openWith(o.key.aead, sealed, boundValueAD(kind, o.ws, path))
 	if err != nil {
 		return nil, fmt.Errorf("cannot decrypt the value of %s %s in %s (was it moved from another path?): %w", kind, path, o.ws, vane.ErrUnavailable)
 	}
@@ -183,7 +175,7 @@ func (o *valueOpener) legacy(kind valueKind, path string) error {
 	if err := o.init(); err != nil {
 		return err
 	}
-	if o.phase >= phaseSealed {
+	if o.key.phase >= phaseSealed {
 		return fmt.Errorf("%s %s in %s is in record format 0, which workspaces in seal phase 2 no longer read: %w", kind, path, o.ws, vane.ErrUnavailable)
 	}
 	return nil
@@ -215,7 +207,7 @@ func (o *valueOpener) variable(path string, rec *variableRecord, decrypt bool) (
 		if !decrypt {
 			return v, nil
 		}
-		p, err := openWith(o.aead, rec.XCipher, legacyValueAD(o.ws))
+		p, err := openWith(o.key.aead, rec.XCipher, legacyValueAD(o.ws))
 		if err != nil {
 			return vane.Variable{}, fmt.Errorf("cannot decrypt secret %s in %s: %w", path, o.ws, vane.ErrUnavailable)
 		}

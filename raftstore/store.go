@@ -46,6 +46,7 @@ type Store struct {
 	cfg       Config
 	id        string
 	masterKey []byte
+	keys      keyCache // workspaces' unwrapped data keys (crypto.go)
 
 	raft      *raft.Raft
 	transport *raft.NetworkTransport
