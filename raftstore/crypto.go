@@ -6,6 +6,7 @@ import (
 	"crypto/cipher"
 	"crypto/rand"
 	"fmt"
+	"slices"
 	"sync"
 
 	bolt "go.etcd.io/bbolt"
@@ -68,7 +69,7 @@ func openWith(g cipher.AEAD, sealed, ad []byte) ([]byte, error) {
 func dekAD(ws string) []byte { return []byte("vane-dek\x00" + ws) }
 
 // legacyValueAD is the associated data of a secret variable in record format
-// 1: its workspace only, so such a ciphertext opens at any path of it.
+// 0: its workspace only, so such a ciphertext opens at any path of it.
 func legacyValueAD(ws string) []byte { return []byte("vane-var\x00" + ws) }
 
 // boundValueAD is the associated data of a value in record format 1: the
@@ -76,7 +77,19 @@ func legacyValueAD(ws string) []byte { return []byte("vane-var\x00" + ws) }
 // Workspace ids and paths never hold a zero byte (they are validated to a
 // small alphabet), so the parts cannot run into each other.
 func boundValueAD(kind valueKind, ws, path string) []byte {
-	return []byte("vane-value\x00v1\x00" + string(kind) + "\x00" + ws + "\x00" + path)
+	return appendBoundValueAD(nil, kind, ws, path)
+}
+
+// appendBoundValueAD appends boundValueAD(kind, ws, path) to b.
+func appendBoundValueAD(b []byte, kind valueKind, ws, path string) []byte {
+	const label = "vane-value\x00v1\x00"
+	b = slices.Grow(b, len(label)+len(kind)+len(ws)+len(path)+2)
+	b = append(b, label...)
+	b = append(b, kind...)
+	b = append(b, 0)
+	b = append(b, ws...)
+	b = append(b, 0)
+	return append(b, path...)
 }
 
 // newWrappedDataKey creates a workspace data key wrapped with the master key.

@@ -142,6 +142,8 @@ type valueOpener struct {
 	tx  *bolt.Tx
 	ws  string
 	key *workspaceKey
+	// ad and plain are reused from one value to the next of a listing.
+	ad, plain []byte
 }
 
 func (o *valueOpener) init() error {
@@ -157,15 +159,22 @@ func (o *valueOpener) init() error {
 }
 
 // open opens the format 1 value of the kind at path (the path of the
-// record's key).
+// record's key). The plain value it returns is only valid until the next
+// open: callers copy it.
 func (o *valueOpener) open(kind valueKind, path string, sealed []byte) ([]byte, error) {
 	if err := o.init(); err != nil {
 		return nil, err
 	}
-	p, err := openWith(o.key.aead, sealed, boundValueAD(kind, o.ws, path))
+	g := o.key.aead
+	o.ad = appendBoundValueAD(o.ad[:0], kind, o.ws, path)
+	if len(sealed) < g.NonceSize() {
+		return nil, fmt.Errorf("the value of %s %s in %s is too short to be sealed: %w", kind, path, o.ws, vane.ErrUnavailable)
+	}
+	p, err := g.Open(o.plain[:0], sealed[:g.NonceSize()], sealed[g.NonceSize():], o.ad)
 	if err != nil {
 		return nil, fmt.Errorf("cannot decrypt the value of %s %s in %s (was it moved from another path?): %w", kind, path, o.ws, vane.ErrUnavailable)
 	}
+	o.plain = p
 	return p, nil
 }
 
@@ -229,7 +238,7 @@ func (o *valueOpener) resource(path string, rec *resourceRecord) (vane.Resource,
 		}
 		r.Value = nil
 		if len(p) > 0 {
-			r.Value = p
+			r.Value = append(json.RawMessage(nil), p...)
 		}
 	case formatLegacy:
 		if err := o.legacy(kindResource, path); err != nil {
