@@ -58,7 +58,7 @@ func open(key []byte, sealed, ad []byte) ([]byte, error) {
 	return openWith(g, sealed, ad)
 }
 
-// openWith is open with the key's AEAD already made (one per listing).
+// openWith is open with the key's AEAD already made (a cached one).
 func openWith(g cipher.AEAD, sealed, ad []byte) ([]byte, error) {
 	if len(sealed) < g.NonceSize() {
 		return nil, fmt.Errorf("sealed value is too short")

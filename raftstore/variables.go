@@ -71,7 +71,7 @@ type createVariableCmd struct {
 	base
 	V      vane.Variable `json:"v"`
 	Cipher []byte        `json:"cipher,omitempty"`
-	// Seal is the value's format: 2, or 0 (format 0) in older logs.
+	// Seal is the value's format: 1, or 0 (format 0) in older logs.
 	Seal sealFormat `json:"seal,omitempty"`
 }
 
@@ -111,7 +111,7 @@ type updateVariableCmd struct {
 	V       vane.Variable `json:"v"`
 	Cipher  []byte        `json:"cipher,omitempty"`
 	Prev    string        `json:"prev"` // hex SHA-256 of the record the proposer read
-	// Seal is the value's format: 2, or 0 (format 0) in older logs.
+	// Seal is the value's format: 1, or 0 (format 0) in older logs.
 	Seal sealFormat `json:"seal,omitempty"`
 }
 
