@@ -135,3 +135,89 @@ func BenchmarkJobCycle(b *testing.B) {
 	b.ReportMetric(float64(done.Load())/el.Seconds(), "cycles/s")
 	reportCPU(b, cpu0, done.Load())
 }
+
+// benchValues is how many variables and resources the value benchmarks
+// list: a workspace of a fair size.
+const benchValues = 1000
+
+// mustCreateValues creates n non-secret variables (64-byte values) and n
+// resources (a ~200-byte object each) under u/admin/, 64 proposers at a time.
+func mustCreateValues(b *testing.B, s *Store, n int) {
+	b.Helper()
+	ctx := context.Background()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1)
+				if i > int64(n) {
+					return
+				}
+				path := fmt.Sprintf("u/admin/v%05d", i)
+				v := vane.Variable{Workspace: testWS, Path: path, Value: fmt.Sprintf("%064d", i)}
+				if err := s.CreateVariable(ctx, testAdmin, v); err != nil {
+					b.Error(err)
+					return
+				}
+				r := vane.Resource{Workspace: testWS, Path: path, ResourceType: "postgresql",
+					Value: []byte(fmt.Sprintf(`{"host":"db-%05d.internal","port":5432,"user":"app","password":"%040d","dbname":"main","sslmode":"require"}`, i, i))}
+				if err := s.CreateResource(ctx, testAdmin, r); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// BenchmarkValues measures the read paths that return variable and
+// resource values from the local state: a listing of benchValues rows and
+// one get, for each kind.
+func BenchmarkValues(b *testing.B) {
+	s := benchStore(b)
+	mustCreateValues(b, s, benchValues)
+	cases := []struct {
+		name string
+		rows int
+		read func() (int, error)
+	}{
+		{"ListVariables", benchValues, func() (int, error) {
+			l, err := s.ListVariables(testWS, "u/admin/")
+			return len(l), err
+		}},
+		{"GetVariable", 1, func() (int, error) {
+			_, err := s.GetVariable(testWS, "u/admin/v00500", false)
+			return 1, err
+		}},
+		{"ListResources", benchValues, func() (int, error) {
+			l, err := s.ListResources(testWS, "u/admin/", nil)
+			return len(l), err
+		}},
+		{"GetResource", 1, func() (int, error) {
+			_, err := s.GetResource(testWS, "u/admin/v00500")
+			return 1, err
+		}},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.ResetTimer()
+			start, cpu0 := time.Now(), cpuTime()
+			for range b.N {
+				n, err := c.read()
+				if err != nil || n != c.rows {
+					b.Fatalf("read %d rows, want %d: %v", n, c.rows, err)
+				}
+			}
+			rows := float64(b.N * c.rows)
+			b.ReportMetric(float64(time.Since(start).Nanoseconds())/rows, "ns/row")
+			// The process's CPU per row depends less than ns/row on what
+			// else the shared machine runs.
+			b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/rows, "cpu_ns/row")
+		})
+	}
+}

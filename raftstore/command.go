@@ -79,6 +79,8 @@ const (
 	cmdDeleteOldAudit      cmdType = 70
 	cmdEditPerms           cmdType = 71
 	cmdSetOperatorSettings cmdType = 72
+	cmdSealPhase           cmdType = 73
+	cmdResealValues        cmdType = 74
 	cmdInviteUser          cmdType = 80
 	cmdAcceptInvite        cmdType = 81
 	cmdDeleteInvite        cmdType = 82
@@ -168,6 +170,10 @@ func newCommand(t cmdType) command {
 		return &editPermsCmd{}
 	case cmdSetOperatorSettings:
 		return &setOperatorSettingsCmd{}
+	case cmdSealPhase:
+		return &sealPhaseCmd{}
+	case cmdResealValues:
+		return &resealValuesCmd{}
 	case cmdInviteUser:
 		return &inviteUserCmd{}
 	case cmdAcceptInvite:
@@ -240,6 +246,10 @@ type output struct {
 	// deleted, and whether it stopped at its bound with more to delete.
 	Deleted int  `json:"deleted,omitempty"`
 	More    bool `json:"more,omitempty"`
+	// Resealed and Skipped are a re-seal command's outcome: records it
+	// moved to format 1, and records that changed since they were read.
+	Resealed int `json:"resealed,omitempty"`
+	Skipped  int `json:"skipped,omitempty"`
 	// Index is the raft index of the entry that carried the command, set
 	// by the proposer side (deliver, ApplyEncoded) for read barriers.
 	Index uint64 `json:"index,omitempty"`

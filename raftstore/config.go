@@ -77,6 +77,11 @@ type Config struct {
 	// RetentionInterval is how often the leader looks for what retention
 	// deletes.
 	RetentionInterval time.Duration
+	// ResealInterval is how often the leader looks for workspaces whose
+	// variable and resource values are not all in the sealed format of
+	// this version (records written by an older one) and re-seals them
+	// (reseal.go).
+	ResealInterval time.Duration
 	// DiskReserve is the free space, in bytes, the data dir's file system
 	// keeps for writes that finish work: below it, writes that add data get
 	// vane.ErrDiskFull (diskguard.go), and a reserve file of this size is
@@ -124,6 +129,7 @@ func DefaultConfig() Config {
 		JobRetention:       DefaultJobRetention,
 		DiskReserve:        64 << 20,
 		RetentionInterval:  time.Minute,
+		ResealInterval:     30 * time.Second,
 		LogLevel:           "warn",
 	}
 }
@@ -182,6 +188,9 @@ func (c Config) withDefaults() Config {
 	if c.RetentionInterval == 0 {
 		c.RetentionInterval = d.RetentionInterval
 	}
+	if c.ResealInterval == 0 {
+		c.ResealInterval = d.ResealInterval
+	}
 	if c.LogLevel == "" {
 		c.LogLevel = d.LogLevel
 	}
@@ -234,6 +243,9 @@ func (c Config) Validate() error {
 	}
 	if c.RetentionInterval < 0 {
 		return vane.Invalidf("config: RetentionInterval must not be negative, not %v", c.RetentionInterval)
+	}
+	if c.ResealInterval < 0 {
+		return vane.Invalidf("config: ResealInterval must not be negative, not %v", c.ResealInterval)
 	}
 	return nil
 }

@@ -6,25 +6,49 @@ package raftstore
 
 import (
 	"context"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
 
 	"vane"
 )
 
+// Resource commands carry the value sealed (Cipher, Seal 1, see sealed.go);
+// older logs hold them in the format 0 shape (Seal 0, the value in V), which
+// applies only in a workspace in seal phase 0.
 type createResourceCmd struct {
 	base
-	V vane.Resource `json:"v"`
+	V      vane.Resource `json:"v"`
+	Cipher []byte        `json:"cipher,omitempty"`
+	Seal   sealFormat    `json:"seal,omitempty"`
 }
 
 func (c *createResourceCmd) cmdType() cmdType { return cmdCreateResource }
-func (c *createResourceCmd) validate() error  { return resources.validate(&c.V, &c.base) }
-func (c *createResourceCmd) apply(a *applier) (output, error) {
-	return resources.create(a, c.base, c.V)
+func (c *createResourceCmd) validate() error {
+	if err := resources.validate(&c.V, &c.base); err != nil {
+		return err
+	}
+	return validateResourceValue(&c.V, c.Cipher, c.Seal)
 }
+func (c *createResourceCmd) apply(a *applier) (output, error) {
+	if c.Seal == formatLegacy {
+		if err := refuseLegacyCommand(a.tx, kindResource, c.V.Workspace, c.V.Path); err != nil {
+			return output{}, err
+		}
+		return resources.create(a, c.base, c.V)
+	}
+	return resources.createAs(a, c.base, c.V, c.record)
+}
+
+// record is the stored form of a resource sealed by c.
+func (c *createResourceCmd) record(r *vane.Resource) any { return sealedResource(r, c.Cipher) }
 
 type updateResourceCmd struct {
 	base
 	OldName string        `json:"old_name"`
 	V       vane.Resource `json:"v"`
+	Cipher  []byte        `json:"cipher,omitempty"`
+	Seal    sealFormat    `json:"seal,omitempty"`
 }
 
 func (c *updateResourceCmd) cmdType() cmdType { return cmdUpdateResource }
@@ -32,10 +56,42 @@ func (c *updateResourceCmd) validate() error {
 	if c.OldName == "" {
 		return vane.Invalidf("resources update needs the current name")
 	}
-	return resources.validate(&c.V, &c.base)
+	if err := resources.validate(&c.V, &c.base); err != nil {
+		return err
+	}
+	return validateResourceValue(&c.V, c.Cipher, c.Seal)
 }
 func (c *updateResourceCmd) apply(a *applier) (output, error) {
-	return resources.update(a, c.base, c.OldName, c.V)
+	if c.Seal == formatLegacy {
+		if err := refuseLegacyCommand(a.tx, kindResource, c.V.Workspace, c.V.Path); err != nil {
+			return output{}, err
+		}
+		return resources.update(a, c.base, c.OldName, c.V)
+	}
+	return resources.updateAs(a, c.base, c.OldName, c.V, c.record)
+}
+
+func (c *updateResourceCmd) record(r *vane.Resource) any { return sealedResource(r, c.Cipher) }
+
+func sealedResource(r *vane.Resource, cipher []byte) resourceRecord {
+	rec := resourceRecord{Resource: *r, XCipher: cipher, XSeal: formatBound}
+	rec.Value = nil
+	return rec
+}
+
+// validateResourceValue validates the value of a resource command: sealed in
+// format 1, or plain (checked by resources.check) in format 0.
+func validateResourceValue(r *vane.Resource, cipher []byte, f sealFormat) error {
+	if err := checkFormat(kindResource, f); err != nil {
+		return err
+	}
+	if f == formatBound {
+		return checkSealed(kindResource, r.Path, !isNullJSON(r.Value), cipher)
+	}
+	if len(cipher) != 0 {
+		return vane.Invalidf("a resource in record format 0 has no sealed value")
+	}
+	return nil
 }
 
 type deleteResourceCmd struct {
@@ -57,19 +113,43 @@ func (c *deleteResourceCmd) apply(a *applier) (output, error) {
 	return resources.remove(a, c.base, c.Workspace, c.Name)
 }
 
-// CreateResource stores a new resource: ErrAlreadyExists if its name is taken,
-// ErrNotFound for an unknown workspace.
+// CreateResource stores a new resource, its value sealed before it is
+// proposed: ErrAlreadyExists if its name is taken, ErrNotFound for an unknown
+// workspace.
 func (s *Store) CreateResource(ctx context.Context, a vane.Actor, v vane.Resource) error {
-	_, err := s.apply(ctx, &createResourceCmd{base: base{At: stampNow(), Actor: a}, V: v})
+	c := &createResourceCmd{base: base{At: stampNow(), Actor: a}, V: v, Seal: formatBound}
+	if err := s.sealResource(&c.V, &c.base, &c.Cipher); err != nil {
+		return wrapErr("create resources", err)
+	}
+	_, err := s.apply(ctx, c)
 	return wrapErr("create resources", err)
 }
 
 // UpdateResource replaces the resource called name in ws with v (v may carry a new
-// name): ErrNotFound if there is none, ErrAlreadyExists if the new name is taken.
+// name, under which its value is sealed): ErrNotFound if there is none,
+// ErrAlreadyExists if the new name is taken.
 func (s *Store) UpdateResource(ctx context.Context, a vane.Actor, ws, name string, v vane.Resource) error {
 	v.Workspace = ws
-	_, err := s.apply(ctx, &updateResourceCmd{base: base{At: stampNow(), Actor: a}, OldName: name, V: v})
+	c := &updateResourceCmd{base: base{At: stampNow(), Actor: a}, OldName: name, V: v, Seal: formatBound}
+	if err := s.sealResource(&c.V, &c.base, &c.Cipher); err != nil {
+		return wrapErr("update resources", err)
+	}
+	_, err := s.apply(ctx, c)
 	return wrapErr("update resources", err)
+}
+
+// sealResource checks r with its plain value, seals the value into *cipher
+// under r's workspace and path, and empties r.Value.
+func (s *Store) sealResource(r *vane.Resource, b *base, cipher *[]byte) error {
+	if err := resources.validate(r, b); err != nil {
+		return err
+	}
+	sealed, err := s.sealValue(kindResource, r.Workspace, r.Path, r.Value)
+	if err != nil {
+		return err
+	}
+	*cipher, r.Value = sealed, nil
+	return nil
 }
 
 // DeleteResource deletes a resource: ErrNotFound if there is none.
@@ -78,9 +158,28 @@ func (s *Store) DeleteResource(ctx context.Context, a vane.Actor, ws, name strin
 	return wrapErr("delete resources", err)
 }
 
-// GetResource returns a resource from the local state, or ErrNotFound.
+// GetResource returns a resource with its plain value from the local state:
+// ErrNotFound if there is none, ErrUnavailable if its value cannot be
+// decrypted.
 func (s *Store) GetResource(ws, name string) (vane.Resource, error) {
-	return resources.get(s, ws, name)
+	var r vane.Resource
+	err := s.fsm.view(func(tx *bolt.Tx) error {
+		raw := tx.Bucket(bucketResources).Get(key(ws, name))
+		if raw == nil {
+			return notFound("resource", name)
+		}
+		var rec resourceRecord
+		if err := unmarshal(raw, &rec); err != nil {
+			return err
+		}
+		var err error
+		r, err = (&valueOpener{s: s, tx: tx, ws: ws}).resource(name, &rec)
+		return err
+	})
+	if err != nil {
+		return vane.Resource{}, fmt.Errorf("cannot get resource: %w", err)
+	}
+	return r, nil
 }
 
 type createResourceTypeCmd struct {

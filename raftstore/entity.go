@@ -52,6 +52,12 @@ func (e *entity[T]) load(b *bolt.Bucket, ws, name string) (T, error) {
 }
 
 func (e *entity[T]) create(a *applier, b base, v T) (output, error) {
+	return e.createAs(a, b, v, nil)
+}
+
+// createAs is create storing record(&v), after stamping, instead of v when
+// record is set (a resource with its value sealed).
+func (e *entity[T]) createAs(a *applier, b base, v T, record func(*T) any) (output, error) {
 	ws, name := e.ident(&v)
 	if err := requireWorkspace(a.tx, ws); err != nil {
 		return output{}, err
@@ -61,13 +67,18 @@ func (e *entity[T]) create(a *applier, b base, v T) (output, error) {
 		return output{}, alreadyExists(e.noun, name)
 	}
 	e.stamp(&v, b)
-	put(bk, key(ws, name), marshal(v))
+	put(bk, key(ws, name), e.encode(&v, record))
 	a.audit(ws, b, e.op+".create", actionCreate, name, e.params(&v))
 	return output{}, nil
 }
 
 // update replaces the object at oldName with v, which may carry a new name.
 func (e *entity[T]) update(a *applier, b base, oldName string, v T) (output, error) {
+	return e.updateAs(a, b, oldName, v, nil)
+}
+
+// updateAs is update storing record(&v) instead of v when record is set.
+func (e *entity[T]) updateAs(a *applier, b base, oldName string, v T, record func(*T) any) (output, error) {
 	ws, name := e.ident(&v)
 	bk := a.bucket(e.bucket)
 	if bk.Get(key(ws, oldName)) == nil {
@@ -80,7 +91,7 @@ func (e *entity[T]) update(a *applier, b base, oldName string, v T) (output, err
 	if name != oldName {
 		del(bk, key(ws, oldName))
 	}
-	put(bk, key(ws, name), marshal(v))
+	put(bk, key(ws, name), e.encode(&v, record))
 	params := e.params(&v)
 	if name != oldName {
 		if params == nil {
@@ -90,6 +101,14 @@ func (e *entity[T]) update(a *applier, b base, oldName string, v T) (output, err
 	}
 	a.audit(ws, b, e.op+".update", actionUpdate, name, params)
 	return output{}, nil
+}
+
+// encode is the stored bytes of v: record(v) when record is set.
+func (e *entity[T]) encode(v *T, record func(*T) any) []byte {
+	if record != nil {
+		return marshal(record(v))
+	}
+	return marshal(v)
 }
 
 func (e *entity[T]) remove(a *applier, b base, ws, name string) (output, error) {

@@ -79,6 +79,9 @@ type createWorkspaceCmd struct {
 	Workspace  vane.Workspace `json:"workspace"`
 	Owner      vane.Member    `json:"owner"`
 	WrappedKey []byte         `json:"wrapped_key"`
+	// SealPhase is the new workspace's seal phase (sealed.go): 2 from this
+	// version's proposers, 0 in older logs.
+	SealPhase sealPhase `json:"seal_phase,omitempty"`
 }
 
 func (c *createWorkspaceCmd) cmdType() cmdType { return cmdCreateWorkspace }
@@ -101,6 +104,9 @@ func (c *createWorkspaceCmd) validate() error {
 	if len(c.WrappedKey) == 0 || len(c.WrappedKey) > 256 {
 		return vane.Invalidf("workspace data key is missing")
 	}
+	if c.SealPhase < phaseLegacy || c.SealPhase > phaseSealed {
+		return vane.Invalidf("seal phase %d is unknown", c.SealPhase)
+	}
 	return c.validateBase()
 }
 func (c *createWorkspaceCmd) apply(a *applier) (output, error) {
@@ -122,7 +128,7 @@ func (c *createWorkspaceCmd) apply(a *applier) (output, error) {
 	if m.CreatedAt.IsZero() {
 		m.CreatedAt = c.At
 	}
-	put(wsb, []byte(w.ID), marshal(workspaceRecord{Workspace: w, XWrappedKey: c.WrappedKey}))
+	put(wsb, []byte(w.ID), marshal(workspaceRecord{Workspace: w, XWrappedKey: c.WrappedKey, XSealPhase: c.SealPhase}))
 	putMember(a, m)
 	a.audit(w.ID, c.base, "workspaces.create", actionCreate, w.ID, map[string]string{"name": w.Name})
 	return output{}, nil
@@ -347,7 +353,8 @@ func (s *Store) ListUsers() ([]vane.User, error) {
 }
 
 // CreateWorkspace creates workspace w with owner as its first (admin) member
-// and a fresh data key for its secrets. The owner's user must exist
+// and a fresh data key for its variable and resource values, born in seal
+// phase 2 (sealed.go). The owner's user must exist
 // (ErrNotFound); ErrAlreadyExists if the id is taken.
 func (s *Store) CreateWorkspace(ctx context.Context, a vane.Actor, w vane.Workspace, owner vane.Member) error {
 	if owner.Workspace == "" {
@@ -357,7 +364,8 @@ func (s *Store) CreateWorkspace(ctx context.Context, a vane.Actor, w vane.Worksp
 	if err != nil {
 		return wrapErr("create workspace", err)
 	}
-	_, err = s.apply(ctx, &createWorkspaceCmd{base: base{At: stampNow(), Actor: a}, Workspace: w, Owner: owner, WrappedKey: wrapped})
+	_, err = s.apply(ctx, &createWorkspaceCmd{base: base{At: stampNow(), Actor: a}, Workspace: w, Owner: owner, WrappedKey: wrapped,
+		SealPhase: phaseSealed})
 	return wrapErr("create workspace", err)
 }
 

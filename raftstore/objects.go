@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 
+	bolt "go.etcd.io/bbolt"
+
 	"vane"
 )
 
@@ -192,11 +194,40 @@ var folders = &entity[vane.Folder]{
 }
 
 // ListResources returns a workspace's resources whose path starts with
-// pathStart and, when types is non-empty, whose resource_type is one of them.
+// pathStart and, when types is non-empty, whose resource_type is one of them,
+// by path, with their plain values. ErrUnavailable if a value cannot be
+// decrypted.
 func (s *Store) ListResources(ws, pathStart string, types []string) ([]vane.Resource, error) {
-	return resources.list(s, ws, pathStart, func(r *vane.Resource) bool {
-		return len(types) == 0 || slices.Contains(types, r.ResourceType)
+	out := []vane.Resource{}
+	err := s.fsm.view(func(tx *bolt.Tx) error {
+		var derr error
+		o := &valueOpener{s: s, tx: tx, ws: ws}
+		p := prefix(ws)
+		scanPrefix(tx.Bucket(bucketResources), append(p, pathStart...), func(k, raw []byte) bool {
+			path := string(k[len(p):])
+			if !strings.HasPrefix(path, pathStart) {
+				return true
+			}
+			var rec resourceRecord
+			if derr = unmarshal(raw, &rec); derr != nil {
+				return false
+			}
+			if len(types) > 0 && !slices.Contains(types, rec.ResourceType) {
+				return true
+			}
+			var r vane.Resource
+			if r, derr = o.resource(path, &rec); derr != nil {
+				return false
+			}
+			out = append(out, r)
+			return true
+		})
+		return derr
 	})
+	if err != nil {
+		return nil, fmt.Errorf("cannot list resources: %w", err)
+	}
+	return out, nil
 }
 
 // ListResourceTypes returns a workspace's resource types, by name.

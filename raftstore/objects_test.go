@@ -89,12 +89,15 @@ func TestStore_VariableCommands(t *testing.T) {
 				})
 			})
 		})
-		// The ciphertext is bound to its workspace.
+		// The ciphertext is bound to its workspace and path.
 		var rec variableRecord
 		_ = s.fsm.view(func(tx *bolt.Tx) error {
 			return unmarshal(tx.Bucket(bucketVariables).Get(key(testWS, secret.Path)), &rec)
 		})
-		if _, err := open(mustDataKey(t, s), rec.XCipher, valueAD("other")); err == nil {
+		if _, err := open(mustDataKey(t, s), rec.XCipher, boundValueAD(kindVariable, testWS, secret.Path)); err != nil {
+			t.Fatalf("ciphertext does not open at its own place: %v", err)
+		}
+		if _, err := open(mustDataKey(t, s), rec.XCipher, boundValueAD(kindVariable, "other", secret.Path)); err == nil {
 			t.Fatal("ciphertext opened with another workspace as associated data")
 		}
 		if err := s.DeleteVariable(context.Background(), testAdmin, testWS, secret.Path); err != nil {

@@ -102,17 +102,30 @@ func (r tokenRecord) token() vane.Token {
 	return t
 }
 
-// workspaceRecord is a workspace and its data key wrapped with the master key.
+// workspaceRecord is a workspace, its data key wrapped with the master key
+// and how far its values are sealed (sealPhase, sealed.go).
 type workspaceRecord struct {
 	vane.Workspace
-	XWrappedKey []byte `json:"x_wrapped_key"`
+	XWrappedKey []byte    `json:"x_wrapped_key"`
+	XSealPhase  sealPhase `json:"x_seal_phase,omitempty"`
 }
 
-// variableRecord holds a variable; when secret, Value is empty and Cipher holds
-// nonce||ciphertext of the value sealed with the workspace's data key.
+// variableRecord holds a variable. In record format 1 (XSeal) Value is empty
+// and XCipher holds its value sealed under the workspace, the kind and the
+// path; format 0 records are older (see sealed.go).
 type variableRecord struct {
 	vane.Variable
-	XCipher []byte `json:"x_cipher,omitempty"`
+	XCipher []byte     `json:"x_cipher,omitempty"`
+	XSeal   sealFormat `json:"x_seal,omitempty"`
+}
+
+// resourceRecord holds a resource, like variableRecord: in format 1 Value is
+// null and XCipher holds it sealed; a format 0 record is a plain
+// vane.Resource.
+type resourceRecord struct {
+	vane.Resource
+	XCipher []byte     `json:"x_cipher,omitempty"`
+	XSeal   sealFormat `json:"x_seal,omitempty"`
 }
 
 // queueEntry is the value of a queue index key: enough to filter a claim

@@ -46,6 +46,7 @@ type Store struct {
 	cfg       Config
 	id        string
 	masterKey []byte
+	keys      keyCache // workspaces' unwrapped data keys (crypto.go)
 
 	raft      *raft.Raft
 	transport *raft.NetworkTransport
@@ -62,9 +63,10 @@ type Store struct {
 	fwdMu sync.RWMutex
 	fwd   Forwarder
 
-	// reaper and retention run while this node leads (watchLeadership).
+	// reaper, retention and reseal run while this node leads (watchLeadership).
 	reaper    leaderLoop
 	retention leaderLoop
+	reseal    leaderLoop
 
 	notifyCh  chan bool
 	stop      chan struct{}
@@ -269,6 +271,7 @@ func (s *Store) Close() error {
 		s.wg.Wait() // the proposer and the leadership watcher (which starts the leader loops)
 		s.reaper.stop()
 		s.retention.stop()
+		s.reseal.stop()
 		if s.transport != nil {
 			_ = s.transport.Close()
 		}
@@ -488,12 +491,14 @@ func (s *Store) watchLeadership() {
 				if s.cfg.JobRetention > 0 || s.cfg.AuditRetention > 0 {
 					s.retention.start(s.runRetention)
 				}
+				s.reseal.start(s.runReseal)
 				if s.fsm.secret.Load() == nil {
 					go s.initSecret()
 				}
 			} else {
 				s.reaper.stop()
 				s.retention.stop()
+				s.reseal.stop()
 			}
 		}
 	}

@@ -13,16 +13,16 @@ import (
 	"vane"
 )
 
-// Variables: a secret variable's value is sealed by the proposer (crypto.go)
-// and travels and rests only as ciphertext (Cipher); the record's Value is
-// then empty. Updates that keep the value but change the secret flag or the
-// path need the current value, so the proposer reads the record, builds the
-// new one and sends the digest of what it read: the FSM refuses the update
-// with ErrConflict if the record changed in between, and the Store retries.
+// Variables: every value, secret or not, is sealed by the proposer to its
+// workspace and path (sealed.go) and travels and rests only as ciphertext
+// (Cipher, Seal 1); the record's Value is then empty. A rename re-seals the
+// value under the new path, so an update needs the current value: the
+// proposer reads the record, builds the new one and sends the digest of what
+// it read; the FSM refuses the update with ErrConflict if the record changed
+// in between, and the Store retries.
 
-const maxSealedBytes = vane.MaxContentBytes + 64
-
-func validateVariable(v *vane.Variable, cipher []byte) error {
+// checkVariableFields validates a variable's fields other than its value.
+func checkVariableFields(v *vane.Variable) error {
 	if err := validateWorkspaceID(v.Workspace); err != nil {
 		return err
 	}
@@ -32,8 +32,21 @@ func validateVariable(v *vane.Variable, cipher []byte) error {
 	if err := validateText("description", v.Description, 64<<10); err != nil {
 		return err
 	}
-	if err := validatePerms("extra_perms", v.ExtraPerms); err != nil {
+	return validatePerms("extra_perms", v.ExtraPerms)
+}
+
+// validateVariable validates a variable as a command carries it: sealed in
+// format 1, or in the format 0 shape of older logs (a plain value, or a
+// secret sealed to its workspace only).
+func validateVariable(v *vane.Variable, cipher []byte, f sealFormat) error {
+	if err := checkVariableFields(v); err != nil {
 		return err
+	}
+	if err := checkFormat(kindVariable, f); err != nil {
+		return err
+	}
+	if f == formatBound {
+		return checkSealed(kindVariable, v.Path, v.Value != "", cipher)
 	}
 	if v.IsSecret {
 		if v.Value != "" {
@@ -58,11 +71,13 @@ type createVariableCmd struct {
 	base
 	V      vane.Variable `json:"v"`
 	Cipher []byte        `json:"cipher,omitempty"`
+	// Seal is the value's format: 1, or 0 (format 0) in older logs.
+	Seal sealFormat `json:"seal,omitempty"`
 }
 
 func (c *createVariableCmd) cmdType() cmdType { return cmdCreateVariable }
 func (c *createVariableCmd) validate() error {
-	if err := validateVariable(&c.V, c.Cipher); err != nil {
+	if err := validateVariable(&c.V, c.Cipher, c.Seal); err != nil {
 		return err
 	}
 	return c.validateBase()
@@ -72,6 +87,11 @@ func (c *createVariableCmd) apply(a *applier) (output, error) {
 	if err := requireWorkspace(a.tx, v.Workspace); err != nil {
 		return output{}, err
 	}
+	if c.Seal == formatLegacy {
+		if err := refuseLegacyCommand(a.tx, kindVariable, v.Workspace, v.Path); err != nil {
+			return output{}, err
+		}
+	}
 	b := a.bucket(bucketVariables)
 	if b.Get(key(v.Workspace, v.Path)) != nil {
 		return output{}, alreadyExists("variable", v.Path)
@@ -80,7 +100,7 @@ func (c *createVariableCmd) apply(a *applier) (output, error) {
 	if v.CreatedBy == "" {
 		v.CreatedBy = editorOf(c.base)
 	}
-	put(b, key(v.Workspace, v.Path), marshal(variableRecord{Variable: v, XCipher: c.Cipher}))
+	put(b, key(v.Workspace, v.Path), marshal(variableRecord{Variable: v, XCipher: c.Cipher, XSeal: c.Seal}))
 	a.audit(v.Workspace, c.base, "variables.create", actionCreate, v.Path, variableParams(&v))
 	return output{}, nil
 }
@@ -91,6 +111,8 @@ type updateVariableCmd struct {
 	V       vane.Variable `json:"v"`
 	Cipher  []byte        `json:"cipher,omitempty"`
 	Prev    string        `json:"prev"` // hex SHA-256 of the record the proposer read
+	// Seal is the value's format: 1, or 0 (format 0) in older logs.
+	Seal sealFormat `json:"seal,omitempty"`
 }
 
 func (c *updateVariableCmd) cmdType() cmdType { return cmdUpdateVariable }
@@ -101,13 +123,18 @@ func (c *updateVariableCmd) validate() error {
 	if len(c.Prev) != 64 {
 		return vane.Invalidf("variable update needs the digest of the record it replaces")
 	}
-	if err := validateVariable(&c.V, c.Cipher); err != nil {
+	if err := validateVariable(&c.V, c.Cipher, c.Seal); err != nil {
 		return err
 	}
 	return c.validateBase()
 }
 func (c *updateVariableCmd) apply(a *applier) (output, error) {
 	v := c.V
+	if c.Seal == formatLegacy {
+		if err := refuseLegacyCommand(a.tx, kindVariable, v.Workspace, v.Path); err != nil {
+			return output{}, err
+		}
+	}
 	b := a.bucket(bucketVariables)
 	old := b.Get(key(v.Workspace, c.OldPath))
 	if old == nil {
@@ -123,7 +150,7 @@ func (c *updateVariableCmd) apply(a *applier) (output, error) {
 	if v.Path != c.OldPath {
 		del(b, key(v.Workspace, c.OldPath))
 	}
-	put(b, key(v.Workspace, v.Path), marshal(variableRecord{Variable: v, XCipher: c.Cipher}))
+	put(b, key(v.Workspace, v.Path), marshal(variableRecord{Variable: v, XCipher: c.Cipher, XSeal: c.Seal}))
 	params := variableParams(&v)
 	if v.Path != c.OldPath {
 		params["renamed_from"] = c.OldPath
@@ -162,28 +189,38 @@ func (c *deleteVariableCmd) apply(a *applier) (output, error) {
 	return output{}, nil
 }
 
-// CreateVariable stores a variable; a secret value is sealed before it is
-// proposed. ErrAlreadyExists if the path is taken, ErrNotFound for an unknown
-// workspace.
+// CreateVariable stores a variable; its value, secret or not, is sealed
+// before it is proposed. ErrAlreadyExists if the path is taken, ErrNotFound
+// for an unknown workspace.
 func (s *Store) CreateVariable(ctx context.Context, a vane.Actor, v vane.Variable) error {
-	var cipher []byte
-	if v.IsSecret {
-		if err := validateContent("value", v.Value); err != nil {
-			return wrapErr("create variable", err)
-		}
-		var err error
-		if cipher, err = s.sealValue(v.Workspace, v.Value); err != nil {
-			return wrapErr("create variable", err)
-		}
-		v.Value = ""
+	c := &createVariableCmd{base: base{At: stampNow(), Actor: a}, V: v, Seal: formatBound}
+	if err := s.sealVariable(&c.V, &c.Cipher); err != nil {
+		return wrapErr("create variable", err)
 	}
-	_, err := s.apply(ctx, &createVariableCmd{base: base{At: stampNow(), Actor: a}, V: v, Cipher: cipher})
+	_, err := s.apply(ctx, c)
 	return wrapErr("create variable", err)
 }
 
-// UpdateVariable changes the non-nil fields of u (a new Path renames).
-// ErrNotFound if there is no variable at path, ErrAlreadyExists if the new
-// path is taken.
+// sealVariable checks v with its plain value, seals the value into *cipher
+// under v's workspace and path, and empties v.Value.
+func (s *Store) sealVariable(v *vane.Variable, cipher *[]byte) error {
+	if err := checkVariableFields(v); err != nil {
+		return err
+	}
+	if err := validateContent("value", v.Value); err != nil {
+		return err
+	}
+	sealed, err := s.sealValue(kindVariable, v.Workspace, v.Path, []byte(v.Value))
+	if err != nil {
+		return err
+	}
+	*cipher, v.Value = sealed, ""
+	return nil
+}
+
+// UpdateVariable changes the non-nil fields of u (a new Path renames, and
+// re-seals the value under it). ErrNotFound if there is no variable at path,
+// ErrAlreadyExists if the new path is taken.
 func (s *Store) UpdateVariable(ctx context.Context, a vane.Actor, ws, path string, u vane.VariableUpdate) error {
 	var err error
 	for range 5 {
@@ -195,7 +232,7 @@ func (s *Store) UpdateVariable(ctx context.Context, a vane.Actor, ws, path strin
 }
 
 func (s *Store) updateVariableOnce(ctx context.Context, a vane.Actor, ws, path string, u vane.VariableUpdate) error {
-	var rec variableRecord
+	var v vane.Variable
 	var prev string
 	err := s.fsm.view(func(tx *bolt.Tx) error {
 		raw := tx.Bucket(bucketVariables).Get(key(ws, path))
@@ -203,16 +240,16 @@ func (s *Store) updateVariableOnce(ctx context.Context, a vane.Actor, ws, path s
 			return notFound("variable", path)
 		}
 		prev = digest(raw)
-		return unmarshal(raw, &rec)
+		var rec variableRecord
+		if err := unmarshal(raw, &rec); err != nil {
+			return err
+		}
+		var err error
+		v, err = (&valueOpener{s: s, tx: tx, ws: ws}).variable(path, &rec, true)
+		return err
 	})
 	if err != nil {
 		return err
-	}
-	v := rec.Variable
-	if v.IsSecret {
-		if v.Value, err = s.openValue(ws, rec.XCipher); err != nil {
-			return err
-		}
 	}
 	if u.Path != nil {
 		v.Path = *u.Path
@@ -226,17 +263,12 @@ func (s *Store) updateVariableOnce(ctx context.Context, a vane.Actor, ws, path s
 	if u.Description != nil {
 		v.Description = *u.Description
 	}
-	var cipher []byte
-	if v.IsSecret {
-		if err := validateContent("value", v.Value); err != nil {
-			return err
-		}
-		if cipher, err = s.sealValue(ws, v.Value); err != nil {
-			return err
-		}
-		v.Value = ""
+	v.Workspace = ws
+	c := &updateVariableCmd{base: base{At: stampNow(), Actor: a}, OldPath: path, V: v, Prev: prev, Seal: formatBound}
+	if err := s.sealVariable(&c.V, &c.Cipher); err != nil {
+		return err
 	}
-	_, err = s.apply(ctx, &updateVariableCmd{base: base{At: stampNow(), Actor: a}, OldPath: path, V: v, Cipher: cipher, Prev: prev})
+	_, err = s.apply(ctx, c)
 	return err
 }
 
@@ -246,45 +278,53 @@ func (s *Store) DeleteVariable(ctx context.Context, a vane.Actor, ws, path strin
 	return wrapErr("delete variable", err)
 }
 
-// GetVariable returns a variable; a secret one carries its plain value only
-// when decrypt is set (otherwise Value is empty). ErrNotFound if there is none.
+// GetVariable returns a variable with its plain value; a secret one carries
+// its value only when decrypt is set (otherwise Value is empty). ErrNotFound
+// if there is none; ErrUnavailable if its value cannot be decrypted.
 func (s *Store) GetVariable(ws, path string, decrypt bool) (vane.Variable, error) {
-	var rec variableRecord
+	var v vane.Variable
 	err := s.fsm.view(func(tx *bolt.Tx) error {
 		raw := tx.Bucket(bucketVariables).Get(key(ws, path))
 		if raw == nil {
 			return notFound("variable", path)
 		}
-		return unmarshal(raw, &rec)
+		var rec variableRecord
+		if err := unmarshal(raw, &rec); err != nil {
+			return err
+		}
+		var err error
+		v, err = (&valueOpener{s: s, tx: tx, ws: ws}).variable(path, &rec, decrypt)
+		return err
 	})
 	if err != nil {
 		return vane.Variable{}, fmt.Errorf("cannot get variable: %w", err)
-	}
-	v := rec.Variable
-	if v.IsSecret && decrypt {
-		if v.Value, err = s.openValue(ws, rec.XCipher); err != nil {
-			return vane.Variable{}, fmt.Errorf("cannot get variable: %w", err)
-		}
 	}
 	return v, nil
 }
 
 // ListVariables returns a workspace's variables whose path starts with
-// pathStart, by path. Secret variables come without their values.
+// pathStart, by path, with their plain values; secret variables come without
+// their values. ErrUnavailable if a value cannot be decrypted.
 func (s *Store) ListVariables(ws, pathStart string) ([]vane.Variable, error) {
 	out := []vane.Variable{}
 	err := s.fsm.view(func(tx *bolt.Tx) error {
 		var derr error
+		o := &valueOpener{s: s, tx: tx, ws: ws}
 		p := prefix(ws)
 		scanPrefix(tx.Bucket(bucketVariables), append(p, pathStart...), func(k, raw []byte) bool {
-			if !strings.HasPrefix(string(k[len(p):]), pathStart) {
+			path := string(k[len(p):])
+			if !strings.HasPrefix(path, pathStart) {
 				return true
 			}
 			var rec variableRecord
 			if derr = unmarshal(raw, &rec); derr != nil {
 				return false
 			}
-			out = append(out, rec.Variable)
+			var v vane.Variable
+			if v, derr = o.variable(path, &rec, false); derr != nil {
+				return false
+			}
+			out = append(out, v)
 			return true
 		})
 		return derr
