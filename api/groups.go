@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -24,12 +25,10 @@ import (
 // GroupStore keeps groups, folders and the extra_perms of every kind of item.
 type GroupStore interface {
 	CreateGroup(ctx context.Context, a vane.Actor, g vane.Group) error
-	UpdateGroup(ctx context.Context, a vane.Actor, ws, name string, g vane.Group) error
 	DeleteGroup(ctx context.Context, a vane.Actor, ws, name string) error
 	GetGroup(ws, name string) (vane.Group, error)
 	EditGroupMember(ctx context.Context, a vane.Actor, ws, name, username string, remove bool) error
 	CreateFolder(ctx context.Context, a vane.Actor, f vane.Folder) error
-	UpdateFolder(ctx context.Context, a vane.Actor, ws, name string, f vane.Folder) error
 	DeleteFolder(ctx context.Context, a vane.Actor, ws, name string) error
 	GetFolder(ws, name string) (vane.Folder, error)
 	EditFolderOwner(ctx context.Context, a vane.Actor, ws, name, owner string, remove bool) error
@@ -37,6 +36,8 @@ type GroupStore interface {
 	// entry owner of the item of kind at path (a group's or folder's
 	// name for group_ and folder).
 	EditACL(ctx context.Context, a vane.Actor, kind vane.ACLKind, ws, path, owner string, write, remove bool) error
+	// SetSummary replaces a group's or folder's summary alone.
+	SetSummary(ctx context.Context, a vane.Actor, kind vane.ACLKind, ws, name, summary string) error
 }
 
 // groupStore returns the group store or a 501.
@@ -57,17 +58,21 @@ type groupView struct {
 
 // allGroup is the group every member is in, as Windmill shows it: its
 // members are the workspace's, listed from the member store.
-func (s *Server) allGroup(ws string) vane.Group {
+func (s *Server) allGroup(ws string) (vane.Group, error) {
 	g := vane.Group{Workspace: ws, Name: vane.GroupAll, Summary: "every member of the workspace", Members: []string{}, ExtraPerms: map[string]bool{}}
-	if s.deps.Members != nil {
-		if ms, err := s.deps.Members.ListMembers(ws); err == nil {
-			for _, m := range ms {
-				g.Members = append(g.Members, m.Username)
-			}
-			slices.Sort(g.Members)
-		}
+	ms, err := s.members()
+	if err != nil {
+		return g, err
 	}
-	return g
+	all, err := ms.ListMembers(ws)
+	if err != nil {
+		return g, fmt.Errorf("cannot list the members of group all: %w", err)
+	}
+	for _, m := range all {
+		g.Members = append(g.Members, m.Username)
+	}
+	slices.Sort(g.Members)
+	return g, nil
 }
 
 func viewOfGroup(g vane.Group) groupView {
@@ -87,7 +92,11 @@ func (s *Server) listedGroups(p *principal) ([]vane.Group, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot list groups: %w", err)
 	}
-	return append([]vane.Group{s.allGroup(p.Workspace)}, gs...), nil
+	all, err := s.allGroup(p.Workspace)
+	if err != nil {
+		return nil, err
+	}
+	return append([]vane.Group{all}, gs...), nil
 }
 
 // listGroups answers GET /w/{ws}/groups/list: every group, as in Windmill
@@ -132,7 +141,8 @@ func (s *Server) groupArg(ctx *fasthttp.RequestCtx, p *principal) (GroupStore, v
 	}
 	name := pathParam(ctx, "name")
 	if name == vane.GroupAll {
-		return gs, s.allGroup(p.Workspace), nil
+		all, err := s.allGroup(p.Workspace)
+		return gs, all, err
 	}
 	g, err := gs.GetGroup(p.Workspace, name)
 	if errors.Is(err, vane.ErrNotFound) {
@@ -175,9 +185,12 @@ type createGroupRequest struct {
 	Summary string `json:"summary"`
 }
 
-// createGroup answers POST /w/{ws}/groups/create with 201. The creator owns
-// the new group (write in its extra_perms), as in Windmill, so a developer
-// who makes a group manages its members.
+// createGroup answers POST /w/{ws}/groups/create with 201, for workspace
+// admins (Windmill lets any user create one): a group's name is a principal
+// that other items' extra_perms, folders' owners and g/<name>/ paths name,
+// so whoever creates a name that was used before would take over what it
+// still grants. The creator owns the new group (write in its extra_perms),
+// as in Windmill.
 func (s *Server) createGroup(ctx *fasthttp.RequestCtx, p *principal) error {
 	gs, err := s.groupStore()
 	if err != nil {
@@ -218,12 +231,12 @@ func (s *Server) updateGroup(ctx *fasthttp.RequestCtx, p *principal) error {
 		return err
 	}
 	if req.Summary != nil {
-		g.Summary = *req.Summary
-	}
-	wctx, cancel := detached()
-	defer cancel()
-	if err := gs.UpdateGroup(wctx, p.actor(), p.Workspace, g.Name, g); err != nil {
-		return fmt.Errorf("cannot update group %s: %w", g.Name, err)
+		// One field edit: a concurrent change of the members stays.
+		wctx, cancel := detached()
+		defer cancel()
+		if err := gs.SetSummary(wctx, p.actor(), vane.ACLGroup, p.Workspace, g.Name, *req.Summary); err != nil {
+			return fmt.Errorf("cannot update group %s: %w", g.Name, err)
+		}
 	}
 	return writeText(ctx, fasthttp.StatusOK, "Updated group "+g.Name)
 }
@@ -232,6 +245,9 @@ func (s *Server) updateGroup(ctx *fasthttp.RequestCtx, p *principal) error {
 func (s *Server) deleteGroup(ctx *fasthttp.RequestCtx, p *principal) error {
 	gs, g, err := s.ownedGroup(ctx, p, "delete")
 	if err != nil {
+		return err
+	}
+	if err := s.refuseIfHolds(p, "group", "g/"+g.Name+"/"); err != nil {
 		return err
 	}
 	wctx, cancel := detached()
@@ -431,6 +447,12 @@ func (s *Server) createFolder(ctx *fasthttp.RequestCtx, p *principal) error {
 	if req.ExtraPerms != nil {
 		f.ExtraPerms = *req.ExtraPerms
 	}
+	if err := s.checkPrincipals(p, f.Owners, f.ExtraPerms); err != nil {
+		return err
+	}
+	if err := s.refuseIfHolds(p, "folder", "f/"+f.Name+"/"); err != nil {
+		return err
+	}
 	wctx, cancel := detached()
 	defer cancel()
 	if err := gs.CreateFolder(wctx, p.actor(), f); err != nil {
@@ -440,7 +462,10 @@ func (s *Server) createFolder(ctx *fasthttp.RequestCtx, p *principal) error {
 }
 
 // updateFolder answers POST /w/{ws}/folders/update/{name}: a new summary,
-// owners or extra_perms, for the folder's owners.
+// owners or extra_perms, for the folder's owners. Each changed entry is one
+// field edit of the store, so a concurrent removal elsewhere in the folder
+// is never undone by this request (a whole-record write would put back what
+// it read). Every entry is checked before the first edit.
 func (s *Server) updateFolder(ctx *fasthttp.RequestCtx, p *principal) error {
 	gs, f, err := s.ownedFolder(ctx, p, "change")
 	if err != nil {
@@ -450,28 +475,74 @@ func (s *Server) updateFolder(ctx *fasthttp.RequestCtx, p *principal) error {
 	if err := decodeBody(ctx, &req); err != nil {
 		return err
 	}
-	if req.Summary != nil {
-		f.Summary = *req.Summary
+	var owners []string
+	if req.Owners != nil {
+		owners = *req.Owners
+	}
+	var perms map[string]bool
+	if req.ExtraPerms != nil {
+		perms = *req.ExtraPerms
+	}
+	if err := s.checkPrincipals(p, owners, perms); err != nil {
+		return err
+	}
+	type edit struct {
+		what string
+		do   func(context.Context) error
+	}
+	var edits []edit
+	a := p.actor()
+	if req.Summary != nil && *req.Summary != f.Summary {
+		edits = append(edits, edit{"summary", func(c context.Context) error {
+			return gs.SetSummary(c, a, vane.ACLFolder, p.Workspace, f.Name, *req.Summary)
+		}})
 	}
 	if req.Owners != nil {
-		f.Owners = *req.Owners
+		for _, o := range owners {
+			if !slices.Contains(f.Owners, o) {
+				edits = append(edits, edit{"owner " + o, func(c context.Context) error { return gs.EditFolderOwner(c, a, p.Workspace, f.Name, o, false) }})
+			}
+		}
+		for _, o := range f.Owners {
+			if !slices.Contains(owners, o) {
+				edits = append(edits, edit{"owner " + o, func(c context.Context) error { return gs.EditFolderOwner(c, a, p.Workspace, f.Name, o, true) }})
+			}
+		}
 	}
 	if req.ExtraPerms != nil {
-		f.ExtraPerms = *req.ExtraPerms
+		for who, write := range perms {
+			if old, ok := f.ExtraPerms[who]; !ok || old != write {
+				edits = append(edits, edit{"extra_perms " + who, func(c context.Context) error {
+					return gs.EditACL(c, a, vane.ACLFolder, p.Workspace, f.Name, who, write, false)
+				}})
+			}
+		}
+		for who := range f.ExtraPerms {
+			if _, ok := perms[who]; !ok {
+				edits = append(edits, edit{"extra_perms " + who, func(c context.Context) error {
+					return gs.EditACL(c, a, vane.ACLFolder, p.Workspace, f.Name, who, false, true)
+				}})
+			}
+		}
 	}
 	wctx, cancel := detached()
 	defer cancel()
-	if err := gs.UpdateFolder(wctx, p.actor(), p.Workspace, f.Name, f); err != nil {
-		return fmt.Errorf("cannot update folder %s: %w", f.Name, err)
+	for _, e := range edits {
+		if err := e.do(wctx); err != nil {
+			return fmt.Errorf("cannot update folder %s (%s): %w", f.Name, e.what, err)
+		}
 	}
 	return writeText(ctx, fasthttp.StatusOK, "Updated folder "+f.Name)
 }
 
-// deleteFolder answers DELETE /w/{ws}/folders/delete/{name}. The items
-// under f/<name>/ stay; without the folder they are the admins' alone.
+// deleteFolder answers DELETE /w/{ws}/folders/delete/{name}, for an empty
+// folder (refuseIfHolds).
 func (s *Server) deleteFolder(ctx *fasthttp.RequestCtx, p *principal) error {
 	gs, f, err := s.ownedFolder(ctx, p, "delete")
 	if err != nil {
+		return err
+	}
+	if err := s.refuseIfHolds(p, "folder", "f/"+f.Name+"/"); err != nil {
 		return err
 	}
 	wctx, cancel := detached()
@@ -505,6 +576,11 @@ func (s *Server) editFolderOwner(ctx *fasthttp.RequestCtx, p *principal, remove 
 	}
 	if req.Owner == "" {
 		return badRequest("owner is required: u/<user> or g/<group>")
+	}
+	if !remove {
+		if err := s.checkPrincipals(p, []string{req.Owner}, nil); err != nil {
+			return err
+		}
 	}
 	wctx, cancel := detached()
 	defer cancel()
@@ -643,6 +719,11 @@ func (s *Server) editACL(ctx *fasthttp.RequestCtx, p *principal, remove bool) er
 	if role < vane.RoleOwner {
 		return fmt.Errorf("cannot share %s %s: u/%s is not its owner: %w", kind, path, p.Username, vane.ErrForbidden)
 	}
+	if !remove {
+		if err := s.checkPrincipals(p, []string{req.Owner}, nil); err != nil {
+			return err
+		}
+	}
 	wctx, cancel := detached()
 	defer cancel()
 	if err := gs.EditACL(wctx, p.actor(), kind, p.Workspace, path, req.Owner, req.Write, remove); err != nil {
@@ -653,4 +734,101 @@ func (s *Server) editACL(ctx *fasthttp.RequestCtx, p *principal, remove bool) er
 		verb = "removed"
 	}
 	return writeText(ctx, fasthttp.StatusOK, fmt.Sprintf("%s %s on %s %s", verb, req.Owner, kind, path))
+}
+
+// checkPrincipals refuses (400) an owners or extra_perms entry that names no
+// one: u/<user> must be a member of the workspace and g/<group> an existing
+// group (or all). An entry for a name not yet taken would grant the item to
+// whoever takes it later: a user who joins under that username, a group
+// created under that name.
+func (s *Server) checkPrincipals(p *principal, owners []string, perms map[string]bool) error {
+	entries := append([]string{}, owners...)
+	for who := range perms {
+		entries = append(entries, who)
+	}
+	for _, who := range entries {
+		kind, name, _ := strings.Cut(who, "/")
+		var err error
+		switch kind {
+		case "u":
+			var ms MemberStore
+			if ms, err = s.members(); err != nil {
+				return err
+			}
+			_, err = ms.GetMemberByUsername(p.Workspace, name)
+		case "g":
+			if name == vane.GroupAll {
+				continue
+			}
+			var gs GroupStore
+			if gs, err = s.groupStore(); err != nil {
+				return err
+			}
+			_, err = gs.GetGroup(p.Workspace, name)
+		default:
+			return badRequest("%q is not u/<user> or g/<group>", who)
+		}
+		switch {
+		case errors.Is(err, vane.ErrNotFound):
+			return badRequest("%s names no one: %s is not a %s of workspace %s", who, name, map[string]string{"u": "member", "g": "group"}[kind], p.Workspace)
+		case err != nil:
+			return fmt.Errorf("cannot check %s: %w", who, err)
+		}
+	}
+	return nil
+}
+
+// refuseIfHolds refuses (400) to delete or create a group or folder while
+// items live under its path prefix (g/<name>/ or f/<name>/): deleting it
+// would orphan them, and a later group or folder of the same name would take
+// them over; creating one over orphans would do the same at once.
+func (s *Server) refuseIfHolds(p *principal, what, prefix string) error {
+	n, err := s.countUnder(p.Workspace, prefix)
+	if err != nil {
+		return fmt.Errorf("cannot count the items under %s: %w", prefix, err)
+	}
+	if n > 0 {
+		return badRequest("%s %s: %d items live under %s; move or delete them first", what, strings.TrimSuffix(strings.SplitN(prefix, "/", 2)[1], "/"), n, prefix)
+	}
+	return nil
+}
+
+// countUnder counts the scripts, flows, variables, resources and schedules
+// of ws whose path starts with prefix (archived scripts and flows included).
+func (s *Server) countUnder(ws, prefix string) (int, error) {
+	n := 0
+	scripts, err := s.deps.Scripts.ListScripts(ws, vane.ScriptFilter{PathStart: prefix, ShowArchived: true, PerPage: 1})
+	if err != nil {
+		return 0, err
+	}
+	n += len(scripts)
+	if fs, err := s.flows(); err == nil {
+		l, err := fs.ListFlows(ws, prefix, true)
+		if err != nil {
+			return 0, err
+		}
+		n += len(l)
+	}
+	if vs, err := s.variables(); err == nil {
+		l, err := vs.ListVariables(ws, prefix)
+		if err != nil {
+			return 0, err
+		}
+		n += len(l)
+	}
+	if rs, err := s.resources(); err == nil {
+		l, err := rs.ListResources(ws, prefix, nil)
+		if err != nil {
+			return 0, err
+		}
+		n += len(l)
+	}
+	if ss, err := s.schedules(); err == nil {
+		l, err := ss.ListSchedules(ws, prefix)
+		if err != nil {
+			return 0, err
+		}
+		n += len(l)
+	}
+	return n, nil
 }

@@ -72,7 +72,7 @@ var matrixCases = map[string]matrixCase{
 	"GET /api/w/{ws}/groups/list":                  {members, "groups:read"},
 	"GET /api/w/{ws}/groups/listnames":             {members, "groups:read"},
 	"GET /api/w/{ws}/groups/get/{name}":            {members, "groups:read"},
-	"POST /api/w/{ws}/groups/create":               {developers, "groups:write"},
+	"POST /api/w/{ws}/groups/create":               {admins, "groups:write"},
 	"POST /api/w/{ws}/groups/update/{name}":        {developers, "groups:write"},
 	"DELETE /api/w/{ws}/groups/delete/{name}":      {developers, "groups:write"},
 	"POST /api/w/{ws}/groups/adduser/{name}":       {developers, "groups:write"},

@@ -270,7 +270,7 @@ func (s *Server) routeTable() []route {
 		{method: "GET", path: w + "/groups/list", name: "groups.list", need: needMember, view: "groups", h: s.listGroups},
 		{method: "GET", path: w + "/groups/listnames", name: "groups.listnames", need: needMember, view: "groups", h: s.listGroupNames},
 		{method: "GET", path: w + "/groups/get/{name}", name: "groups.get", need: needMember, view: "groups", h: s.getGroup},
-		{method: "POST", path: w + "/groups/create", name: "groups.create", need: needDeveloper, h: s.createGroup},
+		{method: "POST", path: w + "/groups/create", name: "groups.create", need: needAdmin, h: s.createGroup},
 		{method: "POST", path: w + "/groups/update/{name}", name: "groups.update", need: needDeveloper, h: s.updateGroup},
 		{method: "DELETE", path: w + "/groups/delete/{name}", name: "groups.delete", need: needDeveloper, h: s.deleteGroup},
 		{method: "POST", path: w + "/groups/adduser/{name}", name: "groups.adduser", need: needDeveloper, h: s.addGroupUser},

@@ -362,8 +362,8 @@ var auditCases = map[string]func(e *auditEnv) auditCall{
 	},
 	"POST /api/w/{ws}/acls/remove/{kind}/{path:*}": func(e *auditEnv) auditCall {
 		path := e.schedule()
-		e.admin.MustDo("POST", "/api/w/main/acls/add/schedule/"+path, M{"owner": "u/someone", "write": true}, 200)
-		return auditCall{method: "POST", path: "/api/w/main/acls/remove/schedule/" + path, body: M{"owner": "u/someone"}, status: 200,
+		e.admin.MustDo("POST", "/api/w/main/acls/add/schedule/"+path, M{"owner": "g/all", "write": true}, 200)
+		return auditCall{method: "POST", path: "/api/w/main/acls/remove/schedule/" + path, body: M{"owner": "g/all"}, status: 200,
 			ws: "main", op: "schedule.remove_acl", resource: path}
 	},
 

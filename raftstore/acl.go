@@ -63,10 +63,11 @@ type permEdit struct {
 	Kind      ACLKind `json:"kind"`
 	Workspace string  `json:"ws"`
 	Name      string  `json:"name"` // path, or a group's or folder's name
-	// Field is extra_perms, owners (folders) or members (groups).
+	// Field is extra_perms, owners (folders), members (groups) or
+	// summary (groups and folders).
 	Field string `json:"field"`
-	// Entry is u/<user> or g/<group> (extra_perms, owners) or a username
-	// (members).
+	// Entry is u/<user> or g/<group> (extra_perms, owners), a username
+	// (members) or the new text (summary).
 	Entry  string `json:"entry"`
 	Write  bool   `json:"write,omitempty"` // extra_perms: writer, not viewer
 	Remove bool   `json:"remove,omitempty"`
@@ -92,6 +93,11 @@ func (e *permEdit) validate() error {
 			return vane.Invalidf("only groups have members")
 		}
 		return vane.ValidateName("username", e.Entry)
+	case "summary":
+		if e.Kind != ACLGroup && e.Kind != ACLFolder {
+			return vane.Invalidf("only groups and folders have their summary edited alone")
+		}
+		return validateText("summary", e.Entry, maxTextLen)
 	}
 	return vane.Invalidf("field %q is not a permission field", e.Field)
 }
@@ -127,6 +133,8 @@ func (c *editPermsCmd) apply(a *applier) (output, error) {
 	}
 	var field json.RawMessage
 	switch e.Field {
+	case "summary":
+		field = marshal(e.Entry)
 	case "extra_perms":
 		perms := map[string]bool{}
 		if err := unmarshalField(rec, e.Field, &perms); err != nil {
@@ -170,12 +178,18 @@ func (c *editPermsCmd) apply(a *applier) (output, error) {
 	op := map[ACLKind]string{ACLScript: "scripts", ACLFlow: "flows", ACLVariable: "variables", ACLResource: "resources",
 		ACLSchedule: "schedule", ACLGroup: "groups", ACLFolder: "folders"}[e.Kind]
 	verb := map[string]string{"extra_perms": "acl", "owners": "owner", "members": "member"}[e.Field]
-	if e.Remove {
+	switch {
+	case e.Field == "summary":
+		verb = "update"
+	case e.Remove:
 		verb = "remove_" + verb
-	} else {
+	default:
 		verb = "add_" + verb
 	}
 	params := map[string]string{"entry": e.Entry}
+	if e.Field == "summary" {
+		params = map[string]string{"summary": e.Entry}
+	}
 	if e.Field == "extra_perms" && !e.Remove {
 		params["write"] = fmt.Sprint(e.Write)
 	}
@@ -203,6 +217,14 @@ func (s *Store) EditACL(ctx context.Context, a vane.Actor, kind ACLKind, ws, pat
 	_, err := s.apply(ctx, &editPermsCmd{base: base{At: stampNow(), Actor: a},
 		E: permEdit{Kind: kind, Workspace: ws, Name: path, Field: "extra_perms", Entry: owner, Write: write, Remove: remove}})
 	return wrapErr("change permissions", err)
+}
+
+// SetSummary replaces the summary of the group or folder name (kind group_
+// or folder), leaving its members, owners and extra_perms as they are.
+func (s *Store) SetSummary(ctx context.Context, a vane.Actor, kind ACLKind, ws, name, summary string) error {
+	_, err := s.apply(ctx, &editPermsCmd{base: base{At: stampNow(), Actor: a},
+		E: permEdit{Kind: kind, Workspace: ws, Name: name, Field: "summary", Entry: summary}})
+	return wrapErr("change summary", err)
 }
 
 // EditGroupMember adds (or, with remove, removes) username to group name.
