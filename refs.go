@@ -35,6 +35,11 @@ func denyAll(string, map[string]bool) bool { return false }
 // inside resources included.
 const MaxReferences = 1000
 
+// MaxResolvedBytes bounds the bytes of the values one ResolveArgs call reads
+// (each variable's and resource's stored value, once per reference): a
+// thousand references to one large resource must not make gigabytes.
+const MaxResolvedBytes = 16 << 20
+
 // IsReference reports whether s is a "$var:<path>" or "$res:<path>"
 // reference: a string that ResolveArgs replaces by the item's value where
 // it is used, so that a schema check before then accepts it in place of a
@@ -78,7 +83,13 @@ func ResolveArgs(ws string, args json.RawMessage, vars VariableReader, res Resou
 	// the references resolved, which a web of resources that refer to each
 	// other many times could otherwise multiply without end.
 	resolving := map[string]bool{}
-	lookups := 0
+	lookups, read := 0, 0
+	budget := func(ref string, n int) error {
+		if read += n; read > MaxResolvedBytes {
+			return fmt.Errorf("cannot resolve arg %s: the references resolve to more than %d bytes: %w", ref, MaxResolvedBytes, ErrTooLarge)
+		}
+		return nil
+	}
 	var walk func(any) (any, error)
 	walk = func(x any) (any, error) {
 		switch t := x.(type) {
@@ -97,6 +108,9 @@ func ResolveArgs(ws string, args json.RawMessage, vars VariableReader, res Resou
 				if err != nil {
 					return nil, unresolved("$var:", p, err)
 				}
+				if err := budget(t, len(vr.Value)); err != nil {
+					return nil, err
+				}
 				return vr.Value, nil
 			}
 			if p, ok := strings.CutPrefix(t, "$res:"); ok && res != nil {
@@ -109,6 +123,9 @@ func ResolveArgs(ws string, args json.RawMessage, vars VariableReader, res Resou
 				}
 				if err != nil {
 					return nil, unresolved("$res:", p, err)
+				}
+				if err := budget(t, len(r.Value)); err != nil {
+					return nil, err
 				}
 				var val any
 				if len(r.Value) > 0 {

@@ -95,6 +95,13 @@ func mayWriteAt(p *principal, what, path string, existing func() (map[string]boo
 	return false, nil
 }
 
+// mayLoadValues reports whether p may see the values of variables and
+// resources: every member but an operator outside its own jobs ("operators
+// won't be able to load variable directly from the UI/API, only use them
+// within the scripts they have access to", seed 003). An operator still
+// sees an item's metadata where the workspace's settings let it.
+func (p *principal) mayLoadValues() bool { return !p.Operator || p.JobID != "" }
+
 // canSeeJob reports whether p may see job j (vane.Access.CanSeeJob).
 func (p *principal) canSeeJob(j *vane.Job) bool { return p.access().CanSeeJob(j) }
 

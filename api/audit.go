@@ -144,7 +144,9 @@ func (s *Server) answerAuditList(ctx *fasthttp.RequestCtx, p *principal, ws stri
 	}
 	out := []auditLogView{}
 	if !p.seesAllAudit() {
-		if f.Username != "" && f.Username != p.Username {
+		// A caller with no username (a job's token acting as a group)
+		// owns no entry: an empty filter would mean every entry.
+		if p.Username == "" || f.Username != "" && f.Username != p.Username {
 			return writeJSON(ctx, out) // another's entries: none are visible
 		}
 		f.Username = p.Username
@@ -187,7 +189,7 @@ func (s *Server) answerAuditGet(ctx *fasthttp.RequestCtx, p *principal, ws strin
 	if err != nil {
 		return fmt.Errorf("cannot read audit log: %w", err)
 	}
-	if !p.seesAllAudit() && e.Username != p.Username {
+	if !p.seesAllAudit() && (p.Username == "" || e.Username != p.Username) {
 		return missing // another's entry answers as a missing one
 	}
 	return writeJSON(ctx, auditView(e))

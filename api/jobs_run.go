@@ -190,6 +190,14 @@ func (s *Server) newJob(ctx *fasthttp.RequestCtx, p *principal) (vane.Job, error
 		if err != nil {
 			return vane.Job{}, badRequest("job_id %q is not a uuid", id)
 		}
+		// vane derives the ids of the jobs it pushes itself (a schedule's
+		// ticks, a flow's steps and timers) as name-based uuids of version
+		// 5, from names a member may learn; a caller who took one first
+		// would suppress a tick or stall a flow. Callers' ids are random
+		// (version 4) or time-ordered (version 7).
+		if u.Version() == 5 || u.Version() == 3 {
+			return vane.Job{}, badRequest("job_id %s: name-based uuids (versions 3 and 5) are reserved for the jobs vane derives; use a random or time-ordered uuid", u)
+		}
 		j.ID = u.String()
 	} else {
 		u, err := uuid.NewV7()

@@ -243,6 +243,9 @@ func (s *Server) getResource(ctx *fasthttp.RequestCtx, p *principal) error {
 	if err != nil {
 		return err
 	}
+	if !p.mayLoadValues() {
+		r.Value = nil
+	}
 	return writeJSON(ctx, viewOfResource(&r))
 }
 
@@ -338,6 +341,9 @@ func (s *Server) listResources(ctx *fasthttp.RequestCtx, p *principal) error {
 	out := make([]resourceView, 0, len(list))
 	for i := range list {
 		if !exclude[list[i].ResourceType] && a.CanRead(list[i].Path, list[i].ExtraPerms) {
+			if !p.mayLoadValues() {
+				list[i].Value = nil
+			}
 			out = append(out, viewOfResource(&list[i]))
 		}
 	}

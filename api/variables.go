@@ -178,11 +178,12 @@ func (s *Server) getVariable(ctx *fasthttp.RequestCtx, p *principal) error {
 	} else if b != nil {
 		decrypt = *b
 	}
+	decrypt = decrypt && p.mayLoadValues()
 	v, err := readableVariable(vs, p, path, decrypt)
 	if err != nil {
 		return err
 	}
-	return writeJSON(ctx, listable(&v, !v.IsSecret || decrypt))
+	return writeJSON(ctx, listable(&v, (!v.IsSecret || decrypt) && p.mayLoadValues()))
 }
 
 // getVariableValue answers GET /w/{ws}/variables/get_value/{path} with the value as a JSON string.
@@ -235,7 +236,7 @@ func (s *Server) listVariables(ctx *fasthttp.RequestCtx, p *principal) error {
 	out := make([]listableVariable, 0, len(list))
 	for i := range list {
 		if a.CanRead(list[i].Path, list[i].ExtraPerms) {
-			out = append(out, listable(&list[i], !list[i].IsSecret))
+			out = append(out, listable(&list[i], !list[i].IsSecret && p.mayLoadValues()))
 		}
 	}
 	return writeJSON(ctx, out)

@@ -214,6 +214,13 @@ func TestACL_UserSpaces(t *testing.T) {
 				if r := c.Do("GET", "/api/w/main/variables/get_value/f/shared/note", nil); r.Status != 403 {
 					t.Fatalf("operator loading f/shared/note: %d %s", r.Status, r.Body)
 				}
+				// Nor through the metadata routes.
+				for _, path := range []string{"/api/w/main/variables/get/f/shared/note", "/api/w/main/variables/list",
+					"/api/w/main/resources/get/f/shared/conn", "/api/w/main/resources/list"} {
+					if body := c.MustDo("GET", path, nil, 200).Body; strings.Contains(body, "for everyone") || strings.Contains(body, aliceSecret) || strings.Contains(body, `"password"`) {
+						t.Fatalf("operator reads a value through %s: %s", path, body)
+					}
+				}
 			} else if got := c.MustDo("GET", "/api/w/main/variables/get_value/f/shared/note", nil, 200).Body; got != `"for everyone"` {
 				t.Fatalf("f/shared/note: %s", got)
 			}

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"fmt"
+	"github.com/google/uuid"
 	"io"
 	"net"
 	"net/http"
@@ -71,6 +72,10 @@ func TestBadInput(t *testing.T) {
 			body: `{"n":1,"label":"` + strings.Repeat("x", 100_000) + `"}`, wantStatus: 413, wantMsg: "limit"},
 		{name: "malformed job_id", method: "POST", path: "/api/w/main/jobs/run/p/u/admin/typed?job_id=not-a-uuid",
 			body: map[string]any{"n": 1}, wantStatus: 400, wantMsg: "job_id"},
+		// The ids vane derives for schedule ticks and flow steps are
+		// version-5 uuids: a caller may not take one first.
+		{name: "job_id of a derived job", method: "POST", path: "/api/w/main/jobs/run/p/u/admin/typed?job_id=" + uuid.NewSHA1(uuid.NameSpaceOID, []byte("flow\x00a@0")).String(),
+			body: map[string]any{"n": 1}, wantStatus: 400, wantMsg: "reserved"},
 		{name: "bad scheduled_for", method: "POST", path: "/api/w/main/jobs/run/p/u/admin/typed?scheduled_for=tomorrow",
 			body: map[string]any{"n": 1}, wantStatus: 400, wantMsg: "scheduled_for"},
 		{name: "stale parent hash", method: "POST", path: "/api/w/main/scripts/create",

@@ -94,18 +94,24 @@ func (d *Driver) timerJob(fj *vane.Job, key flows.StepKey, at, now time.Time) va
 }
 
 // script reads the script a step runs: pinned by hash, or the HEAD of its
-// path, which the flow's user must be allowed to read.
+// path, which the flow's user must be allowed to read either way (a version
+// pinned by hash is read with the permissions of its path's HEAD, as the
+// API's scripts/get/h does).
 func (d *Driver) script(fj *vane.Job, a flows.RunStep) (vane.Script, error) {
-	if a.Hash != "" {
-		sc, err := d.store.GetScriptByHash(fj.Workspace, a.Hash)
-		if err != nil || sc.Deleted {
-			return vane.Script{}, fmt.Errorf("step %s: cannot find script version %s", a.Key.Step, a.Hash)
-		}
-		return sc, nil
-	}
 	access, err := vane.ResolveJobAccess(d.store, fj.Email, fj.PermissionedAs, fj.Workspace)
 	if err != nil {
 		return vane.Script{}, fmt.Errorf("step %s: %w", a.Key.Step, err)
+	}
+	if a.Hash != "" {
+		sc, err := d.store.GetScriptByHash(fj.Workspace, a.Hash)
+		perms := sc.ExtraPerms
+		if head, herr := d.store.GetScriptByPath(fj.Workspace, sc.Path); herr == nil {
+			perms = head.ExtraPerms
+		}
+		if err != nil || sc.Deleted || !access.CanRead(sc.Path, perms) {
+			return vane.Script{}, fmt.Errorf("step %s: cannot find script version %s", a.Key.Step, a.Hash)
+		}
+		return sc, nil
 	}
 	sc, err := d.store.GetScriptByPath(fj.Workspace, a.Path)
 	if err != nil || !access.CanRead(sc.Path, sc.ExtraPerms) {

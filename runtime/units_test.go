@@ -282,6 +282,26 @@ func TestResolveArgs_Bounded(t *testing.T) {
 	}
 }
 
+// TestResolveArgs_BoundedBytes: many references to one large resource stop
+// at vane.MaxResolvedBytes read, not at gigabytes.
+func TestResolveArgs_BoundedBytes(t *testing.T) {
+	s := MustStore(t)
+	ctx := context.Background()
+	big := vane.Resource{Workspace: testWS, Path: "u/admin/big", ResourceType: "t",
+		Value: json.RawMessage(`{"d":"` + strings.Repeat("x", 1<<20) + `"}`)}
+	if err := s.CreateResource(ctx, testActor, big); err != nil {
+		t.Fatal(err)
+	}
+	refs := strings.TrimSuffix(strings.Repeat(`"$res:u/admin/big",`, 40), ",")
+	_, err := vane.ResolveArgs(testWS, json.RawMessage(`{"x":[`+refs+`]}`), s, s, adminCheck)
+	if !errors.Is(err, vane.ErrTooLarge) {
+		t.Fatalf("40 references to a 1 MiB resource: err = %v, want ErrTooLarge", err)
+	}
+	if _, err := vane.ResolveArgs(testWS, json.RawMessage(`{"x":["$res:u/admin/big","$res:u/admin/big"]}`), s, s, adminCheck); err != nil {
+		t.Fatalf("two references are within the bound: %v", err)
+	}
+}
+
 // TestWorker_ResolvesArgs: a job sees the variable's value, not the reference.
 func TestWorker_ResolvesArgs(t *testing.T) {
 	s := MustStore(t)
