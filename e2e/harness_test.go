@@ -462,9 +462,6 @@ func (c *Client) MustSubmit(path string, args any) string {
 	return id
 }
 
-// MustAddMember adds email to workspace main (an operator when operator is
-// set; never an admin) and returns a client acting as that user, with a
-// token c (a superadmin) impersonates.
 // MustCreateFolder makes folder name in ws, owned by c's user, shared as
 // extraPerms says (for example {"g/all": true}: every member writes in it).
 func (c *Client) MustCreateFolder(ws, name string, extraPerms map[string]bool) {
@@ -472,6 +469,9 @@ func (c *Client) MustCreateFolder(ws, name string, extraPerms map[string]bool) {
 	c.MustDo("POST", "/api/w/"+ws+"/folders/create", map[string]any{"name": name, "extra_perms": extraPerms}, 200)
 }
 
+// MustAddMember adds email to workspace main (an operator when operator is
+// set; never an admin) and returns a client acting as that user, with a
+// token c (a superadmin) impersonates.
 func (c *Client) MustAddMember(email string, operator bool) *Client {
 	c.tb.Helper()
 	c.MustDo("POST", "/api/w/main/workspaces/add_user", map[string]any{"email": email, "is_admin": false, "operator": operator}, 200)

@@ -102,6 +102,11 @@ func planRestart(f *Flow, from *Status, r vane.RestartedFrom) (*restartPlan, err
 	if r.BranchOrIterationN < 0 {
 		return nil, refuse("branch_or_iteration_n %d is negative", r.BranchOrIterationN)
 	}
+	// The preprocessor does not run again: a run whose preprocessor did
+	// not succeed has no args for the modules to go on with.
+	if from.d.Pre != nil && from.d.Pre.State != stSuccess {
+		return nil, refuse("its preprocessor did not succeed")
+	}
 	step := -1
 	for i, mod := range f.Modules {
 		if mod.ID == r.StepID {

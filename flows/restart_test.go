@@ -225,6 +225,10 @@ func TestRestart_Refused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	withPre := `{"preprocessor_module": {"id": "preprocessor", "value": {"type": "rawscript", "language": "deno", "content": "x", "input_transforms": {}}},
+		"modules": [{"id": "a", "value": {"type": "rawscript", "language": "deno", "content": "x", "input_transforms": {}}}]}`
+	_, preFailed := mustFinishedRun(t, &corpusCase{Flow: json.RawMessage(withPre), Args: json.RawMessage(`{"raw": 1}`),
+		Steps: map[string][]stepBehavior{"preprocessor": {{Fail: "no"}}}})
 
 	cases := []struct {
 		name  string
@@ -244,6 +248,7 @@ func TestRestart_Refused(t *testing.T) {
 		{"an iteration past the last", sequential, sequentialRun, "l", 2, "ran 2 iteration(s)"},
 		{"a negative iteration", sequential, sequentialRun, "l", -1, "negative"},
 		{"after a suspend that got no resume", approval, canceledWaiting, "b", 0, "received 0"},
+		{"after a preprocessor that failed", withPre, preFailed, "a", 0, "preprocessor did not succeed"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

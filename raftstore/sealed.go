@@ -94,7 +94,8 @@ func checkSealed(kind valueKind, path string, hasPlain bool, sealed []byte) erro
 	return nil
 }
 
-// checkFormat refuses a command format other than 1 (no seal) or 2.
+// checkFormat refuses a command format other than 0 (written before values
+// were bound to their path) or 1 (bound).
 func checkFormat(kind valueKind, f sealFormat) error {
 	if f != formatLegacy && f != formatBound {
 		return vane.Invalidf("%s value format %d is unknown (this node knows 0 and 1)", kind, f)

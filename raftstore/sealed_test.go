@@ -687,9 +687,8 @@ func TestSealed_ResealLoop(t *testing.T) {
 	}
 	cfg.ResealInterval = 20 * time.Millisecond
 	s = MustOpen(t, cfg)
-	if p := workspacePhaseOf(t, s, "legacy"); p != phaseLegacy {
-		t.Fatalf("phase %d after the restart", p)
-	}
+	// The loop may already have moved the workspace on: only its end is
+	// checked.
 	requireFixtureValues(t, s, "legacy")
 	eventually(t, 20*time.Second, "the leader's re-seal", func() bool { return workspacePhaseOf(t, s, "legacy") == phaseSealed })
 	requireFixtureValues(t, s, "legacy")

@@ -132,7 +132,8 @@ func (w *Worker) runJob(ctx context.Context, r *runningJob) []vane.Job {
 		// The host's disk, not the job, failed (its directory, args or
 		// logs could not be written): recording a failure would lose an
 		// acknowledged job to a full disk. Its lease expires and it runs
-		// again once there is space.
+		// again, up to vane.MaxJobRestarts times like any expired lease: a
+		// disk that stays full for that many leases still fails it.
 		log.Warn("worker: the disk is full; the job is left to its lease and will run again", "error", err)
 		return nil
 	case err != nil:
@@ -335,7 +336,8 @@ func (w *Worker) execute(ctx context.Context, j *vane.Job, logs *logStreamer) (O
 	}
 	// The API let a reference stand for a parameter of any type; what it
 	// resolved to must fit the parameter as a value sent as such would.
-	if req.Schema != nil && vane.HasReferences(j.Args) {
+	// The schema is main's: a preprocessor (an entrypoint) has its own.
+	if req.Schema != nil && j.Entrypoint == "" && vane.HasReferences(j.Args) {
 		if err := req.Schema.ValidateResolvedArgs(j.Args, args); err != nil {
 			what := "script " + j.ScriptPath
 			if j.ScriptPath == "" {
