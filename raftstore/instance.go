@@ -149,6 +149,34 @@ func putMember(a *applier, m vane.Member) {
 	put(a.bucket(bucketMemberNames), key(m.Workspace, m.Username), []byte(m.Email))
 }
 
+// A username a member gave up (removed from the workspace, or renamed)
+// stays reserved for that member's email: what the name is still granted
+// (its u/<name>/ items, group memberships, folder ownerships, extra_perms
+// entries) must not pass to whoever joins under it next. The index then
+// maps the name to releasedPrefix + email.
+const releasedPrefix = "\x00released\x00"
+
+// releaseName keeps username reserved for email.
+func releaseName(a *applier, ws, username, email string) {
+	put(a.bucket(bucketMemberNames), key(ws, username), []byte(releasedPrefix+email))
+}
+
+// nameTaken reports whether username cannot go to email in ws: a member
+// holds it, or another email gave it up.
+func nameTaken(names *bolt.Bucket, ws, username, email string) bool {
+	v := names.Get(key(ws, username))
+	return v != nil && string(v) != releasedPrefix+email
+}
+
+// memberEmailOf is the email of the member holding username (nil for a
+// released name).
+func memberEmailOf(v []byte) []byte {
+	if strings.HasPrefix(string(v), releasedPrefix) {
+		return nil
+	}
+	return v
+}
+
 type addMemberCmd struct {
 	base
 	Member vane.Member `json:"member"`
@@ -172,7 +200,7 @@ func (c *addMemberCmd) apply(a *applier) (output, error) {
 	if a.bucket(bucketMembers).Get(key(m.Workspace, m.Email)) != nil {
 		return output{}, alreadyExists("member", m.Email)
 	}
-	if a.bucket(bucketMemberNames).Get(key(m.Workspace, m.Username)) != nil {
+	if nameTaken(a.bucket(bucketMemberNames), m.Workspace, m.Username, m.Email) {
 		return output{}, alreadyExists("username", m.Username)
 	}
 	if m.CreatedAt.IsZero() {
@@ -431,7 +459,7 @@ func (s *Store) GetMember(ws, email string) (vane.Member, error) {
 func (s *Store) GetMemberByUsername(ws, username string) (vane.Member, error) {
 	var m vane.Member
 	err := s.fsm.view(func(tx *bolt.Tx) error {
-		email := tx.Bucket(bucketMemberNames).Get(key(ws, username))
+		email := memberEmailOf(tx.Bucket(bucketMemberNames).Get(key(ws, username)))
 		if email == nil {
 			return notFound("member", username)
 		}

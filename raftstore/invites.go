@@ -84,7 +84,7 @@ func (c *acceptInviteCmd) apply(a *applier) (output, error) {
 		del(invites, k)
 		return output{}, nil
 	}
-	if a.bucket(bucketMemberNames).Get(key(c.Workspace, c.Username)) != nil {
+	if nameTaken(a.bucket(bucketMemberNames), c.Workspace, c.Username, c.Email) {
 		return output{}, fmt.Errorf("username %s is taken in workspace %q: %w", c.Username, c.Workspace, vane.ErrAlreadyExists)
 	}
 	m := vane.Member{Workspace: c.Workspace, Email: c.Email, Username: c.Username, IsAdmin: inv.IsAdmin,

@@ -149,7 +149,7 @@ func (c *updateMemberCmd) apply(a *applier) (output, error) {
 	if err := unmarshal(raw, &old); err != nil {
 		return output{}, err
 	}
-	if m.Username != old.Username && names.Get(key(m.Workspace, m.Username)) != nil {
+	if m.Username != old.Username && nameTaken(names, m.Workspace, m.Username, m.Email) {
 		return output{}, alreadyExists("username", m.Username)
 	}
 	m.CreatedAt = old.CreatedAt
@@ -157,7 +157,7 @@ func (c *updateMemberCmd) apply(a *applier) (output, error) {
 		return output{}, err
 	}
 	if m.Username != old.Username {
-		del(names, key(m.Workspace, old.Username))
+		releaseName(a, m.Workspace, old.Username, old.Email)
 	}
 	putMember(a, m)
 	a.audit(m.Workspace, c.base, "users.update", actionUpdate, m.Username, map[string]string{
@@ -198,7 +198,7 @@ func (c *removeMemberCmd) apply(a *applier) (output, error) {
 		return output{}, err
 	}
 	del(members, key(c.Workspace, c.Email))
-	del(a.bucket(bucketMemberNames), key(c.Workspace, m.Username))
+	releaseName(a, c.Workspace, m.Username, m.Email)
 	// Windmill's delete_workspace_user names the username as the resource.
 	a.audit(c.Workspace, c.base, "users.delete", actionDelete, m.Username, map[string]string{"email": m.Email})
 	return output{}, nil

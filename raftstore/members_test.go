@@ -147,3 +147,64 @@ func TestStore_ListInvitesOf(t *testing.T) {
 		t.Fatalf("ListInvites: %+v %v", in, err)
 	}
 }
+
+// TestStore_ReleasedUsernames: a username a member gave up (removed, or
+// renamed) stays its own: no one else joins, is added or renames under it,
+// and it names no member meanwhile; the same email takes it back.
+func TestStore_ReleasedUsernames(t *testing.T) {
+	s := MustOpen(t, testConfig(t))
+	MustWorkspace(t, s)
+	ctx := context.Background()
+	for _, email := range []string{"carol@example.com", "dave@example.com", "erin@example.com"} {
+		if err := s.CreateUser(ctx, testAdmin, vane.User{Email: email}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add := func(email, username string) error {
+		return s.AddMember(ctx, testAdmin, vane.Member{Workspace: testWS, Email: email, Username: username})
+	}
+	if err := add("carol@example.com", "carol"); err != nil {
+		t.Fatal(err)
+	}
+	if err := add("erin@example.com", "erin"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RemoveMember(ctx, testAdmin, testWS, "carol@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetMemberByUsername(testWS, "carol"); !errors.Is(err, vane.ErrNotFound) {
+		t.Fatalf("a released name names a member: %v", err)
+	}
+	if err := add("dave@example.com", "carol"); !errors.Is(err, vane.ErrAlreadyExists) {
+		t.Fatalf("adding dave as carol: %v, want ErrAlreadyExists", err)
+	}
+	if err := s.InviteUser(ctx, testAdmin, vane.Invite{Workspace: testWS, Email: "dave@example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AcceptInvite(ctx, vane.Actor{Email: "dave@example.com"}, testWS, "dave@example.com", "carol"); !errors.Is(err, vane.ErrAlreadyExists) {
+		t.Fatalf("dave accepting as carol: %v, want ErrAlreadyExists", err)
+	}
+	erin, err := s.GetMember(testWS, "erin@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	erin.Username = "carol"
+	if err := s.UpdateMember(ctx, testAdmin, erin); !errors.Is(err, vane.ErrAlreadyExists) {
+		t.Fatalf("erin renamed to carol: %v, want ErrAlreadyExists", err)
+	}
+	// A rename releases the old name too.
+	erin.Username = "erin2"
+	if err := s.UpdateMember(ctx, testAdmin, erin); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AcceptInvite(ctx, vane.Actor{Email: "dave@example.com"}, testWS, "dave@example.com", "erin"); !errors.Is(err, vane.ErrAlreadyExists) {
+		t.Fatalf("dave accepting as erin: %v, want ErrAlreadyExists", err)
+	}
+	// Carol comes back under her name.
+	if err := add("carol@example.com", "carol"); err != nil {
+		t.Fatalf("carol back as carol: %v", err)
+	}
+	if m, err := s.GetMemberByUsername(testWS, "carol"); err != nil || m.Email != "carol@example.com" {
+		t.Fatalf("carol: %+v %v", m, err)
+	}
+}
