@@ -140,3 +140,57 @@ func TestStore_OperatorSettings(t *testing.T) {
 		t.Errorf("unknown workspace: %v", err)
 	}
 }
+
+// TestStore_UpdatesKeepTheStoredACL: an update proposed from a read made
+// before a revocation (a resource, a schedule, a flow, a new script version)
+// does not bring the revoked entry back: extra_perms change through
+// EditACL alone.
+func TestStore_UpdatesKeepTheStoredACL(t *testing.T) {
+	s := MustOpen(t, testConfig(t))
+	MustWorkspace(t, s)
+	ctx := context.Background()
+	shared := map[string]bool{"u/bob": true}
+	sc := testScript("u/admin/s", "x", "")
+	sc.ExtraPerms = shared
+	res := vane.Resource{Workspace: testWS, Path: "u/admin/r", ResourceType: "t", Value: []byte(`{}`), ExtraPerms: shared}
+	sched := vane.Schedule{Workspace: testWS, Path: "u/admin/sch", Cron: "0 0 0 * * *", Timezone: "UTC", ScriptPath: "u/admin/s", Args: []byte(`{}`), ExtraPerms: shared}
+	flow := vane.Flow{Workspace: testWS, Path: "u/admin/f", Value: []byte(`{"modules":[]}`), ExtraPerms: shared}
+	for _, err := range []error{s.CreateScript(ctx, testAdmin, sc), s.CreateResource(ctx, testAdmin, res),
+		s.CreateSchedule(ctx, testAdmin, sched), s.CreateFlow(ctx, testAdmin, flow)} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, k := range []struct {
+		kind ACLKind
+		path string
+	}{{ACLScript, sc.Path}, {ACLResource, res.Path}, {ACLSchedule, sched.Path}, {ACLFlow, flow.Path}} {
+		if err := s.EditACL(ctx, testAdmin, k.kind, testWS, k.path, "u/bob", false, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The stale copies still say u/bob.
+	res.Description = "changed"
+	sched.Summary = "changed"
+	flow.Summary = "changed"
+	next := testScript("u/admin/s", "y", sc.Hash)
+	next.ExtraPerms = shared
+	for _, err := range []error{s.UpdateResource(ctx, testAdmin, testWS, res.Path, res), s.UpdateSchedule(ctx, testAdmin, testWS, sched.Path, sched),
+		s.UpdateFlow(ctx, testAdmin, testWS, flow.Path, flow), s.CreateScript(ctx, testAdmin, next)} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, _ := s.GetResource(testWS, res.Path)
+	sch, _ := s.GetSchedule(testWS, sched.Path)
+	f, _ := s.GetFlow(testWS, flow.Path)
+	head, _ := s.GetScriptByPath(testWS, sc.Path)
+	for what, perms := range map[string]map[string]bool{"resource": r.ExtraPerms, "schedule": sch.ExtraPerms, "flow": f.ExtraPerms, "script": head.ExtraPerms} {
+		if perms["u/bob"] {
+			t.Errorf("the %s's update brought the revoked u/bob back: %v", what, perms)
+		}
+	}
+	if r.Description != "changed" || sch.Summary != "changed" || f.Summary != "changed" || head.Hash != next.Hash {
+		t.Errorf("the updates themselves did not land: %q %q %q %s", r.Description, sch.Summary, f.Summary, head.Hash)
+	}
+}

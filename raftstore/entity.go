@@ -1,6 +1,7 @@
 package raftstore
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -88,10 +89,14 @@ func (e *entity[T]) updateAs(a *applier, b base, oldName string, v T, record fun
 		return output{}, alreadyExists(e.noun, name)
 	}
 	e.stamp(&v, b)
+	enc, err := keepStoredPerms(bk.Get(key(ws, oldName)), e.encode(&v, record))
+	if err != nil {
+		return output{}, err
+	}
 	if name != oldName {
 		del(bk, key(ws, oldName))
 	}
-	put(bk, key(ws, name), e.encode(&v, record))
+	put(bk, key(ws, name), enc)
 	params := e.params(&v)
 	if name != oldName {
 		if params == nil {
@@ -167,4 +172,24 @@ func (e *entity[T]) list(s *Store, ws, namePrefix string, keep func(*T) bool) ([
 type entityRef struct {
 	Workspace string `json:"ws"`
 	Name      string `json:"name"`
+}
+
+// keepStoredPerms returns the record enc with the extra_perms of the stored
+// record old: who an item is shared with changes through editPermsCmd
+// alone, and an update proposed from an earlier read must not write back
+// an ACL a revocation has changed since.
+func keepStoredPerms(old, enc []byte) ([]byte, error) {
+	var was, rec map[string]json.RawMessage
+	if err := unmarshal(old, &was); err != nil {
+		return nil, err
+	}
+	perms, ok := was["extra_perms"]
+	if !ok {
+		return enc, nil
+	}
+	if err := unmarshal(enc, &rec); err != nil {
+		return nil, err
+	}
+	rec["extra_perms"] = perms
+	return marshal(rec), nil
 }

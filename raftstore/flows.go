@@ -94,9 +94,17 @@ func (c *updateFlowCmd) apply(a *applier) (output, error) {
 	f := c.F
 	ws := f.Workspace
 	heads := a.bucket(bucketFlows)
-	if heads.Get(key(ws, c.OldPath)) == nil {
+	oldHead := heads.Get(key(ws, c.OldPath))
+	if oldHead == nil {
 		return output{}, notFound("flow", c.OldPath)
 	}
+	// Who the flow is shared with is the store's, as it holds it now (see
+	// createScriptCmd): an update never writes back an ACL it read.
+	var cur vane.Flow
+	if err := unmarshal(oldHead, &cur); err != nil {
+		return output{}, err
+	}
+	f.ExtraPerms = cur.ExtraPerms
 	params := map[string]string(nil)
 	if f.Path != c.OldPath {
 		if heads.Get(key(ws, f.Path)) != nil {

@@ -158,6 +158,17 @@ func (c *createScriptCmd) apply(a *applier) (output, error) {
 			sc.ParentHashes = sc.ParentHashes[:maxParentHashes]
 		}
 	}
+	// A new version keeps who the path is shared with as the store holds
+	// it now: the proposer's copy may predate a change of the ACL (a
+	// revocation must not come back with the next save). Sharing changes
+	// go through editPermsCmd alone.
+	if head != "" {
+		headScript, err := loadScript(scripts, ws, head)
+		if err != nil {
+			return output{}, err
+		}
+		sc.ExtraPerms = headScript.ExtraPerms
+	}
 	sc.Archived, sc.Deleted = false, false
 	if sc.CreatedAt.IsZero() {
 		sc.CreatedAt = c.At
