@@ -318,7 +318,7 @@ func (s *Server) resourceAt(ctx *fasthttp.RequestCtx, p *principal) (vane.Resour
 }
 
 // listResources answers GET
-// /w/{ws}/resources/list?resource_type=a,b&resource_type_exclude=&path_start=
+// /w/{ws}/resources/list?resource_type=a,b&resource_type_exclude=&path_start=&page=&per_page=
 // with the resources p may read.
 func (s *Server) listResources(ctx *fasthttp.RequestCtx, p *principal) error {
 	rs, err := s.resources()
@@ -340,6 +340,9 @@ func (s *Server) listResources(ctx *fasthttp.RequestCtx, p *principal) error {
 		if !exclude[list[i].ResourceType] && a.CanRead(list[i].Path, list[i].ExtraPerms) {
 			out = append(out, viewOfResource(&list[i]))
 		}
+	}
+	if out, err = pageIfAsked(ctx, out); err != nil {
+		return err
 	}
 	return writeJSON(ctx, out)
 }
