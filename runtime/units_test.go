@@ -323,7 +323,7 @@ func TestWorker_ChecksResolvedArgs(t *testing.T) {
 	// Windmill, but a client may send a schema of its own).
 	code := "word=\"$1\"\nn=\"${2:-3}\"\necho \"$word $n\"\n"
 	sc := vane.Script{Workspace: testWS, Path: "u/admin/count", Content: code, Language: vane.LangBash, Kind: "script",
-		Schema: json.RawMessage(`{"type":"object","properties":{"word":{"type":"string"},"n":{"type":"integer","default":3}},"required":["word"],"order":["word","n"]}`),
+		Schema:    json.RawMessage(`{"type":"object","properties":{"word":{"type":"string"},"n":{"type":"integer","default":3}},"required":["word"],"order":["word","n"]}`),
 		CreatedBy: "admin", DeploymentStatus: vane.DeployReady}
 	sc.Hash = vane.ScriptHash(&sc)
 	if err := s.CreateScript(ctx, testActor, sc); err != nil {
