@@ -99,11 +99,15 @@ func (s *Server) listedGroups(p *principal) ([]vane.Group, error) {
 	return append([]vane.Group{all}, gs...), nil
 }
 
-// listGroups answers GET /w/{ws}/groups/list: every group, as in Windmill
-// (a group's name and members are not secret within the workspace).
+// listGroups answers GET /w/{ws}/groups/list[?page=&per_page=]: every
+// group, as in Windmill (a group's name and members are not secret within
+// the workspace).
 func (s *Server) listGroups(ctx *fasthttp.RequestCtx, p *principal) error {
 	gs, err := s.listedGroups(p)
 	if err != nil {
+		return err
+	}
+	if gs, err = pageIfAsked(ctx, gs); err != nil {
 		return err
 	}
 	out := make([]groupView, 0, len(gs))
@@ -346,11 +350,14 @@ func (s *Server) visibleFolders(p *principal) ([]vane.Folder, error) {
 	return out, nil
 }
 
-// listFolders answers GET /w/{ws}/folders/list: the folders that admit the
-// caller (all of them for admins).
+// listFolders answers GET /w/{ws}/folders/list[?page=&per_page=]: the
+// folders that admit the caller (all of them for admins).
 func (s *Server) listFolders(ctx *fasthttp.RequestCtx, p *principal) error {
 	fs, err := s.visibleFolders(p)
 	if err != nil {
+		return err
+	}
+	if fs, err = pageIfAsked(ctx, fs); err != nil {
 		return err
 	}
 	out := make([]folderView, 0, len(fs))

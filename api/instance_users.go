@@ -48,27 +48,14 @@ func (s *Server) listInstanceUsers(ctx *fasthttp.RequestCtx, _ *principal) error
 		return 2
 	}
 	slices.SortStableFunc(users, func(a, b vane.User) int { return cmp.Compare(rank(a), rank(b)) })
-	if len(ctx.QueryArgs().Peek("per_page")) > 0 {
-		page, perPage, err := pagination(ctx)
-		if err != nil {
-			return err
-		}
-		users = pageOf(users, page, perPage)
+	if users, err = pageIfAsked(ctx, users); err != nil {
+		return err
 	}
 	out := make([]globalUserInfo, 0, len(users))
 	for _, u := range users {
 		out = append(out, globalInfo(u))
 	}
 	return writeJSON(ctx, out)
-}
-
-// pageOf returns page (from 1) of xs, perPage at a time.
-func pageOf[T any](xs []T, page, perPage int) []T {
-	if page-1 > len(xs)/perPage {
-		return xs[:0]
-	}
-	start := min((page-1)*perPage, len(xs))
-	return xs[start:min(start+perPage, len(xs))]
 }
 
 // editUserRequest is Windmill's EditUser: absent fields stay.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 	"sync"
@@ -124,6 +125,34 @@ func (c *schemaCache) get(sc *vane.Script) (*vane.Schema, error) {
 	return sch, nil
 }
 
+// validateScriptArgs checks args against sc's schema sch. A Bash script
+// takes every argument as text (Windmill's bash executor passes a string as
+// it is and any other value as its JSON text), and its parameters are all
+// strings (runtime/bash, ParseSignature): a number or a boolean given for
+// one runs as its text, count=5 as count="5", so it is accepted; an object
+// or an array is still refused as the likely mistake it is.
+func validateScriptArgs(sc *vane.Script, sch *vane.Schema, args map[string]json.RawMessage) error {
+	if sc.Language == vane.LangBash {
+		var texts map[string]json.RawMessage
+		for name, v := range args {
+			if p := sch.Properties[name]; p == nil || p.Type != "string" || len(v) == 0 {
+				continue
+			}
+			if c := v[0]; c == '-' || (c >= '0' && c <= '9') || c == 't' || c == 'f' {
+				if texts == nil {
+					texts = maps.Clone(args)
+				}
+				quoted, _ := json.Marshal(string(v))
+				texts[name] = quoted
+			}
+		}
+		if texts != nil {
+			args = texts
+		}
+	}
+	return sch.ValidateArgs(args)
+}
+
 // splitList splits a comma-separated list, dropping empty items.
 func splitList(s string) []string {
 	if s == "" {
@@ -153,7 +182,7 @@ func (s *Server) newJobFor(ctx *fasthttp.RequestCtx, p *principal, sc *vane.Scri
 		if err != nil {
 			return vane.Job{}, err
 		}
-		if err := sch.ValidateArgs(args); err != nil {
+		if err := validateScriptArgs(sc, sch, args); err != nil {
 			return vane.Job{}, fmt.Errorf("script %s: %w", sc.Path, err)
 		}
 	}

@@ -139,6 +139,11 @@ var matrixCases = map[string]matrixCase{
 	"GET /api/w/{ws}/jobs_u/completed/get_result_maybe/{id}": {members, "jobs:read"},
 	"POST /api/w/{ws}/jobs_u/queue/cancel/{id}":              {members, "jobs:write"},
 
+	// Windmill's CLI: generate-metadata's locks run code, as a preview does;
+	// the export is any member's (it holds what the caller may read).
+	"POST /api/w/{ws}/jobs/run/dependencies_async": {developers, "jobs:run:scripts"},
+	"GET /api/w/{ws}/workspaces/tarball":           {members, "workspaces:read"},
+
 	"POST /api/w/{ws}/flows/create":                               {developers, "flows:write"},
 	"POST /api/w/{ws}/flows/update/{path:*}":                      {developers, "flows:write"},
 	"GET /api/w/{ws}/flows/get/{path:*}":                          {members, "flows:read"},

@@ -321,7 +321,7 @@ func (s *Server) resourceAt(ctx *fasthttp.RequestCtx, p *principal) (vane.Resour
 }
 
 // listResources answers GET
-// /w/{ws}/resources/list?resource_type=a,b&resource_type_exclude=&path_start=
+// /w/{ws}/resources/list?resource_type=a,b&resource_type_exclude=&path_start=&page=&per_page=
 // with the resources p may read.
 func (s *Server) listResources(ctx *fasthttp.RequestCtx, p *principal) error {
 	rs, err := s.resources()
@@ -346,6 +346,9 @@ func (s *Server) listResources(ctx *fasthttp.RequestCtx, p *principal) error {
 			}
 			out = append(out, viewOfResource(&list[i]))
 		}
+	}
+	if out, err = pageIfAsked(ctx, out); err != nil {
+		return err
 	}
 	return writeJSON(ctx, out)
 }

@@ -286,6 +286,15 @@ func (s *Server) routeTable() []route {
 		{method: "GET", path: w + "/acls/get/{kind}/{path:*}", name: "acls.get", need: needMember, h: s.getACL},
 		{method: "POST", path: w + "/acls/add/{kind}/{path:*}", name: "acls.add", need: needDeveloper, h: s.addACL},
 		{method: "POST", path: w + "/acls/remove/{kind}/{path:*}", name: "acls.remove", need: needDeveloper, h: s.removeACL},
+
+		// What Windmill's CLI calls beyond the rows above: the lock of
+		// unsaved code for generate-metadata (dependencies.go), which runs
+		// code as a preview does, so with its scope (Windmill checks
+		// "runscript" for it); the export sync pull and push read
+		// (tarball.go), any member's, holding what the caller may read.
+		{method: "POST", path: w + "/jobs/run/dependencies_async", name: "jobs.run.dependencies_async", need: needDeveloper,
+			scope: vane.ScopeNeed{Domain: "jobs", Action: "run", Kind: "scripts"}, h: s.runDependencies},
+		{method: "GET", path: w + "/workspaces/tarball", name: "w.workspaces.tarball", need: needMember, h: s.workspaceTarball},
 	}
 }
 

@@ -428,6 +428,7 @@ func scheduleArgs(raw json.RawMessage) (json.RawMessage, error) {
 // otherwise), and that args fit its schema.
 func (s *Server) checkScheduleTarget(p *principal, path string, isFlow bool, args json.RawMessage) error {
 	var sch *vane.Schema
+	var script *vane.Script // the script a schedule runs, not a flow
 	if isFlow {
 		f, err := s.readableFlow(p, path)
 		if err != nil {
@@ -451,12 +452,17 @@ func (s *Server) checkScheduleTarget(p *principal, path string, isFlow bool, arg
 		if sch, err = s.schemas.get(&sc); err != nil {
 			return err
 		}
+		script = &sc
 	}
 	var parsed map[string]json.RawMessage
 	if err := jsonAPI.Unmarshal(args, &parsed); err != nil {
 		return badRequest("args must be a JSON object")
 	}
-	if err := sch.ValidateArgs(parsed); err != nil {
+	check := sch.ValidateArgs
+	if script != nil {
+		check = func(args map[string]json.RawMessage) error { return validateScriptArgs(script, sch, args) }
+	}
+	if err := check(parsed); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	return nil

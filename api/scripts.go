@@ -448,27 +448,6 @@ func (s *Server) readableScripts(p *principal, f vane.ScriptFilter) ([]vane.Scri
 	}
 }
 
-// pagination reads page (from 1; 0 is the first page too, as Windmill
-// takes it and its CLI sends it) and per_page (default 30, at most 1000).
-func pagination(ctx *fasthttp.RequestCtx) (page, perPage int, err error) {
-	if page, err = queryInt(ctx, "page", 1); err != nil {
-		return 0, 0, err
-	}
-	if perPage, err = queryInt(ctx, "per_page", 30); err != nil {
-		return 0, 0, err
-	}
-	if page == 0 {
-		page = 1
-	}
-	if page < 1 {
-		return 0, 0, badRequest("page %d must not be negative", page)
-	}
-	if perPage < 1 || perPage > 1000 {
-		return 0, 0, badRequest("per_page %d must be between 1 and 1000", perPage)
-	}
-	return page, perPage, nil
-}
-
 // historyEntry is one element of scripts/history/p.
 type historyEntry struct {
 	ScriptHash    vane.Hash `json:"script_hash"`

@@ -221,8 +221,8 @@ func (s *Server) variableExists(ctx *fasthttp.RequestCtx, p *principal) error {
 	return writeJSON(ctx, err == nil)
 }
 
-// listVariables answers GET /w/{ws}/variables/list?path_start= with the
-// variables p may read; secret values are never listed.
+// listVariables answers GET /w/{ws}/variables/list?path_start=&page=&per_page=
+// with the variables p may read; secret values are never listed.
 func (s *Server) listVariables(ctx *fasthttp.RequestCtx, p *principal) error {
 	vs, err := s.variables()
 	if err != nil {
@@ -238,6 +238,9 @@ func (s *Server) listVariables(ctx *fasthttp.RequestCtx, p *principal) error {
 		if a.CanRead(list[i].Path, list[i].ExtraPerms) {
 			out = append(out, listable(&list[i], !list[i].IsSecret && p.mayLoadValues()))
 		}
+	}
+	if out, err = pageIfAsked(ctx, out); err != nil {
+		return err
 	}
 	return writeJSON(ctx, out)
 }

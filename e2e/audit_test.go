@@ -163,6 +163,11 @@ var auditCases = map[string]func(e *auditEnv) auditCall{
 	"POST /api/w/{ws}/jobs/run_wait_result/h/{hash}": func(e *auditEnv) auditCall {
 		return auditCall{method: "POST", path: "/api/w/main/jobs/run_wait_result/h/" + e.hash, body: M{}, status: 200, ws: "main", op: "jobs.run.script", resource: e.echo}
 	},
+	"POST /api/w/{ws}/jobs/run/dependencies_async": func(e *auditEnv) auditCall {
+		body := M{"raw_scripts": []M{{"raw_code": "echo hi\n", "language": "bash", "script_path": "u/admin/deps"}}, "entrypoint": "u/admin/deps"}
+		return auditCall{method: "POST", path: "/api/w/main/jobs/run/dependencies_async", body: body, status: 201, ws: "main",
+			op: "jobs.run.dependencies", resource: "u/admin/deps"}
+	},
 	"POST /api/w/{ws}/jobs_u/queue/cancel/{id}": func(e *auditEnv) auditCall {
 		later := url.QueryEscape(time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
 		id := e.admin.MustDo("POST", "/api/w/main/jobs/run/p/"+e.echo+"?scheduled_for="+later, M{}, 201).Body

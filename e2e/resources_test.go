@@ -112,8 +112,13 @@ func TestObjects_ResourceArgs(t *testing.T) {
 		t.Fatalf("get_value_interpolated: %v", got)
 	}
 
-	// word is a string parameter, n an integer one (its default says so).
-	admin.MustSaveScript("u/admin/echo", "bash", "word=\"$1\"\nn=\"${2:-3}\"\necho \"$word $n\"\n")
+	// word is a string parameter; n an integer one, by the schema saved
+	// with the script (Bash's own parameters are all strings, as in
+	// Windmill, but a client may send a schema of its own).
+	admin.MustDo("POST", "/api/w/main/scripts/create", map[string]any{"path": "u/admin/echo", "summary": "", "description": "",
+		"language": "bash", "content": "word=\"$1\"\nn=\"${2:-3}\"\necho \"$word $n\"\n",
+		"schema": map[string]any{"type": "object", "order": []string{"word", "n"}, "required": []string{"word"},
+			"properties": map[string]any{"word": map[string]any{"type": "string"}, "n": map[string]any{"type": "integer", "default": 3}}}}, 201)
 	t.Run("a variable for a string", func(t *testing.T) {
 		if r := admin.MustDo("POST", "/api/w/main/jobs/run_wait_result/p/u/admin/echo", map[string]any{"word": "$var:u/admin/pw"}, 200); r.Body != `"`+dbSecret+` 3"` {
 			t.Fatalf("result %s", r.Body)

@@ -338,8 +338,18 @@ func TestWorker_ChecksResolvedArgs(t *testing.T) {
 		Value: json.RawMessage(`{"host":"db"}`)}); err != nil {
 		t.Fatal(err)
 	}
-	// n is an integer parameter (its default), word a string one.
-	hash := MustScript(t, s, "u/admin/count", "word=\"$1\"\nn=\"${2:-3}\"\necho \"$word $n\"\n", 0)
+	// word is a string parameter; n an integer one, by the schema saved
+	// with the script (Bash's own parameters are all strings, as in
+	// Windmill, but a client may send a schema of its own).
+	code := "word=\"$1\"\nn=\"${2:-3}\"\necho \"$word $n\"\n"
+	sc := vane.Script{Workspace: testWS, Path: "u/admin/count", Content: code, Language: vane.LangBash, Kind: "script",
+		Schema:    json.RawMessage(`{"type":"object","properties":{"word":{"type":"string"},"n":{"type":"integer","default":3}},"required":["word"],"order":["word","n"]}`),
+		CreatedBy: "admin", DeploymentStatus: vane.DeployReady}
+	sc.Hash = vane.ScriptHash(&sc)
+	if err := s.CreateScript(ctx, testActor, sc); err != nil {
+		t.Fatal(err)
+	}
+	hash := sc.Hash
 	tests := []struct {
 		name, args string
 		wantOK     bool

@@ -262,6 +262,9 @@ func (w *Worker) execute(ctx context.Context, j *vane.Job, logs *logStreamer) (O
 	if exec == nil {
 		return fail("UnsupportedLanguage", fmt.Errorf("no executor for language %q on worker %s", j.Language, w.Name()))
 	}
+	if j.Kind == vane.JobDependencies {
+		return w.lockDependencies(ctx, j, exec)
+	}
 	req := &Request{Job: j, Limits: w.cfg.Limits}
 	if j.Timeout > 0 {
 		req.Limits.Timeout = time.Duration(j.Timeout) * time.Second

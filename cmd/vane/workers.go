@@ -108,6 +108,16 @@ func (e *meteredExecutor) ParseSignature(code string) (*vane.Schema, error) {
 	return nil, fmt.Errorf("cannot parse signature: the executor has no parser: %w", vane.ErrInvalid)
 }
 
+// Deploy forwards to the wrapped executor's Deployer, which the worker
+// finds by type assertion (a dependencies job computes a lock with it); an
+// executor without one has no lock: "".
+func (e *meteredExecutor) Deploy(ctx context.Context, d *jobrt.Deployment) (string, error) {
+	if dep, ok := e.next.(jobrt.Deployer); ok {
+		return dep.Deploy(ctx, d)
+	}
+	return "", nil
+}
+
 // Run implements runtime.Executor.
 func (e *meteredExecutor) Run(ctx context.Context, req *jobrt.Request) (jobrt.Outcome, error) {
 	start := time.Now()

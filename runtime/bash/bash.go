@@ -157,16 +157,15 @@ func (e *Executor) Run(ctx context.Context, req *jobrt.Request) (jobrt.Outcome, 
 
 // argv is bash ./main.sh followed by the positional args: each parameter's
 // value by name, strings raw, other JSON compact, missing or null as "".
+// The parameters come from the code, in the order of their positions, as
+// Windmill's bash executor takes them from parse_bash_sig: never from the
+// schema, whose order a client may have changed (a UI reorders fields).
 func (e *Executor) argv(req *jobrt.Request) ([]string, error) {
 	var names []string
-	if req.Schema != nil && len(req.Schema.Order) > 0 {
-		names = req.Schema.Order
-	} else {
-		params := parseParams(req.Code)
-		sort.SliceStable(params, func(i, j int) bool { return params[i].position < params[j].position })
-		for _, p := range params {
-			names = append(names, p.name)
-		}
+	params := parseParams(req.Code)
+	sort.SliceStable(params, func(i, j int) bool { return params[i].position < params[j].position })
+	for _, p := range params {
+		names = append(names, p.name)
 	}
 	values := map[string]json.RawMessage{}
 	if len(req.Args) > 0 {

@@ -13,6 +13,10 @@ import (
 	jobrt "vane/runtime"
 )
 
+// TestParseSignature: Windmill's Bash parser (windmill-parser-bash,
+// parse_bash_file and its test_parse_bash_sig) makes every parameter a
+// string, a default its text as a string (even a number's: "${2:-5}" is
+// "5"), orders parameters by position, and leaves $0 and other lines out.
 func TestParseSignature(t *testing.T) {
 	cases := []struct {
 		name     string
@@ -23,10 +27,10 @@ func TestParseSignature(t *testing.T) {
 		defaults map[string]any
 	}{
 		{"positional", "a=\"$1\"\nb=\"$2\"\necho", []string{"a", "b"}, []string{"string", "string"}, []string{"a", "b"}, nil},
-		{"braces and defaults", "name=\"${1}\"\ncount=\"${2:-3}\"\nratio=\"${3:-0.5}\"\nmode=\"${4:-fast}\"\n",
-			[]string{"name", "count", "ratio", "mode"}, []string{"string", "integer", "number", "string"}, []string{"name"},
-			map[string]any{"count": int64(3), "ratio": 0.5, "mode": "fast"}},
-		{"line order, local, comment", "  local second=\"$2\" # the 2nd\nfirst=\"$1\"\n", []string{"second", "first"}, []string{"string", "string"}, []string{"second", "first"}, nil},
+		{"defaults are strings, numbers too", "name=\"${1}\"\ncount=\"${2:-5}\"\nratio=\"${3:-0.5}\"\nmode=\"${4:-latest with spaces}\"\n",
+			[]string{"name", "count", "ratio", "mode"}, []string{"string", "string", "string", "string"}, []string{"name"},
+			map[string]any{"count": "5", "ratio": "0.5", "mode": "latest with spaces"}},
+		{"position order, local, comment", "  local second=\"$2\" # the 2nd\nfirst=\"$1\"\n", []string{"first", "second"}, []string{"string", "string"}, []string{"first", "second"}, nil},
 		{"not parameters", "x=\"$0\"\ny=\"$HOME\"\nz=$1\necho \"$1\"\nw=\"prefix$1\"\n", nil, nil, nil, nil},
 		{"duplicate keeps first", "a=\"$1\"\na=\"$2\"\n", []string{"a"}, []string{"string"}, []string{"a"}, nil},
 		{"empty default", "opt=\"${1:-}\"\n", []string{"opt"}, []string{"string"}, nil, map[string]any{"opt": ""}},
@@ -108,6 +112,25 @@ func TestExecutor_Results(t *testing.T) {
 				t.Fatalf("failure %s does not mention %q", out.Result, c.want)
 			}
 		})
+	}
+}
+
+// TestExecutor_ArgsByPosition: the positional args follow the code's
+// positions, as Windmill's bash executor (parse_bash_sig) does, whatever
+// order the saved schema lists its fields in.
+func TestExecutor_ArgsByPosition(t *testing.T) {
+	e := MustNewExecutor(t)
+	code := "b=\"$2\"\na=\"$1\"\necho \"$a-$b\""
+	schema := &vane.Schema{Type: "object", Order: []string{"b", "a"},
+		Properties: map[string]*vane.Property{"a": {Type: "string"}, "b": {Type: "string"}}}
+	req := &jobrt.Request{Job: &vane.Job{ID: "t", Workspace: "w", Language: vane.LangBash}, Code: code, Schema: schema,
+		Args: json.RawMessage(`{"a":"x","b":"y"}`), Dir: t.TempDir(), Limits: jobrt.DefaultLimits(), Logs: &logBuilder{b: &strings.Builder{}}}
+	out, err := e.Run(context.Background(), req)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if !out.Success || string(out.Result) != `"x-y"` {
+		t.Fatalf("success %v result %s, want \"x-y\"", out.Success, out.Result)
 	}
 }
 

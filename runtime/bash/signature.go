@@ -2,6 +2,7 @@ package bash
 
 import (
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -48,11 +49,14 @@ func parseParams(code string) []param {
 	return out
 }
 
-// ParseSignature infers the JSON Schema of a Bash script: one parameter per
-// name="$N" line, in line order. Every parameter is a string, except that a
-// default which is an integer (${2:-0}) or a decimal number makes it an
-// integer or number parameter. A parameter with a default is optional.
-// Bash scripts have no syntax error at this level: it never fails.
+// ParseSignature infers the JSON Schema of a Bash script as Windmill's
+// parser does (windmill-parser-bash, parse_bash_file): one parameter per
+// name="$N" line, in the order of N, every one a string, its default (from
+// ${N:-default}) the default's text as a string, so count="${2:-5}"
+// defaults to "5", not 5. A parameter with a default is optional. vane also
+// reads lines indented or after `local`/`declare`, which Windmill's regex
+// does not. Bash scripts have no syntax error at this level: it never
+// fails.
 func (e *Executor) ParseSignature(code string) (*vane.Schema, error) {
 	return ParseSignature(code), nil
 }
@@ -60,16 +64,12 @@ func (e *Executor) ParseSignature(code string) (*vane.Schema, error) {
 // ParseSignature is Executor.ParseSignature without an executor.
 func ParseSignature(code string) *vane.Schema {
 	s := vane.NewSchema()
-	for _, p := range parseParams(code) {
+	params := parseParams(code)
+	sort.SliceStable(params, func(i, j int) bool { return params[i].position < params[j].position })
+	for _, p := range params {
 		prop := &vane.Property{Type: "string"}
 		if p.hasDefault {
-			if i, err := strconv.ParseInt(p.def, 10, 64); err == nil {
-				prop.Type, prop.Default = "integer", i
-			} else if f, err := strconv.ParseFloat(p.def, 64); err == nil && strings.ContainsAny(p.def, ".") {
-				prop.Type, prop.Default = "number", f
-			} else {
-				prop.Default = p.def
-			}
+			prop.Default = p.def
 		}
 		s.Add(p.name, prop, !p.hasDefault)
 	}

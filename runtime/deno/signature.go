@@ -2,6 +2,7 @@ package deno
 
 import (
 	"fmt"
+	"math"
 	"regexp"
 	"strconv"
 	"strings"
@@ -144,7 +145,7 @@ func parseParam(raw string) (name string, p *vane.Property, required bool, err e
 		if v, ok := parseLiteral(strings.TrimSpace(def)); ok {
 			p.Default = v
 			if !hasType {
-				p.Type = jsonTypeOf(v)
+				p.Type = defaultType(v)
 			}
 		}
 	}
@@ -190,7 +191,9 @@ func parseType(t string) (p *vane.Property, undefinedOK bool) {
 		p.Type = "integer"
 	case "boolean", "Boolean":
 		p.Type = "boolean"
-	case "object", "Object", "Record", "Map":
+	case "object":
+		// The object keyword; Object, Record and Map are named types,
+		// resources of those names (default below), as in Windmill.
 		p.Type = "object"
 	case "any", "unknown":
 		p.OriginalType = ""
@@ -224,7 +227,15 @@ func parseType(t string) (p *vane.Property, undefinedOK bool) {
 	default:
 		if identRE.MatchString(base) || strings.Contains(base, ".") {
 			// A named type vane cannot see: as in Windmill, an object of the
-			// resource type of the same name.
+			// resource type of the same name, snake_cased (windmill-parser-ts,
+			// tstype_to_typ: a TsTypeRef other than Resource, Date, Base64,
+			// Email and Sql is Typ::Resource(to_snake_case(name))). So
+			// Record<string, string> is an object of format resource-record,
+			// what Windmill's CLI writes in a script's metadata. vane keeps
+			// its own reading of Array, String, Number, Boolean and BigInt,
+			// which Windmill would make resources too: vane checks args
+			// against the schema, and an object type would refuse the
+			// values those parameters hold.
 			name := base[strings.LastIndex(base, ".")+1:]
 			p.Type, p.Format = "object", "resource-"+snakeCase(name)
 		} else {
@@ -362,6 +373,18 @@ func isStringLiteral(s string) bool {
 func isNumberLiteral(s string) bool {
 	_, err := strconv.ParseFloat(s, 64)
 	return err == nil
+}
+
+// defaultType is the type of a parameter that has a default and no
+// annotation, from the default, as Windmill infers it (windmill-parser-ts,
+// parse_param: a numeric literal that is a whole number, value ==
+// (value as u64) as f64, becomes a u64, which json_to_typ makes Typ::Int):
+// `c = 3` is an integer, `f = 1.5` a number.
+func defaultType(v any) string {
+	if f, ok := v.(float64); ok && f >= 0 && f == math.Trunc(f) && f <= math.MaxUint64 {
+		return "integer"
+	}
+	return jsonTypeOf(v)
 }
 
 func jsonTypeOf(v any) string {

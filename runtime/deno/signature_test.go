@@ -47,11 +47,39 @@ export async function main(
 			code:     `export async function main(name = "world", n = 3, verbose?: boolean, tags: string[] = ["a", 'b'], opt: string | undefined, cfg = { retries: 2, mode: "fast" }) {}`,
 			order:    []string{"name", "n", "verbose", "tags", "opt", "cfg"},
 			required: []string{},
-			props: `{"name":{"type":"string","default":"world"},"n":{"type":"number","default":3},
+			props: `{"name":{"type":"string","default":"world"},"n":{"type":"integer","default":3},
 				"verbose":{"type":"boolean","originalType":"boolean"},
 				"tags":{"type":"array","items":{"type":"string"},"default":["a","b"],"originalType":"string[]"},
 				"opt":{"type":"string","originalType":"string"},
 				"cfg":{"type":"object","default":{"retries":2,"mode":"fast"}}}`,
+		},
+		{
+			// windmill-parser-ts, parse_param: a whole-number default is a
+			// u64, so json_to_typ makes it Typ::Int; a fraction stays a
+			// float. What Windmill's CLI 1.819 writes for these.
+			name:     "a default's type: whole numbers are integers",
+			code:     `export async function main(c = 3, zero = 0, big = 10000000000, f = 1.5, s = "x", b = true) {}`,
+			order:    []string{"c", "zero", "big", "f", "s", "b"},
+			required: []string{},
+			props: `{"c":{"type":"integer","default":3},"zero":{"type":"integer","default":0},
+				"big":{"type":"integer","default":10000000000},"f":{"type":"number","default":1.5},
+				"s":{"type":"string","default":"x"},"b":{"type":"boolean","default":true}}`,
+		},
+		{
+			// windmill-parser-ts, tstype_to_typ: a named type other than
+			// Resource, Date, Base64, Email and Sql is
+			// Typ::Resource(to_snake_case(name)): Record<string, string> is
+			// an object of format resource-record (so are Map and Object),
+			// while the object keyword is a plain object.
+			name:     "Record, Map and Object are resources of their name",
+			code:     `export async function main(r: Record<string, string>, m: Map<string, number>, o: Object, plain: object, pg: PostgresDb) {}`,
+			order:    []string{"r", "m", "o", "plain", "pg"},
+			required: []string{"r", "m", "o", "plain", "pg"},
+			props: `{"r":{"type":"object","format":"resource-record","originalType":"Record<string, string>"},
+				"m":{"type":"object","format":"resource-map","originalType":"Map<string, number>"},
+				"o":{"type":"object","format":"resource-object","originalType":"Object"},
+				"plain":{"type":"object","originalType":"object"},
+				"pg":{"type":"object","format":"resource-postgres_db","originalType":"PostgresDb"}}`,
 		},
 		{
 			name:     "enum, date, nullable",
@@ -78,7 +106,7 @@ export async function main(
 				"rows":{"type":"array","items":{"type":"object","properties":{"id":{"type":"number","originalType":"number"}},"required":["id"]},"originalType":"Array<{ id: number }>"},
 				"matrix":{"type":"array","items":{"type":"array","items":{"type":"number"}},"originalType":"number[][]"},
 				"anything":{},
-				"rec":{"type":"object","originalType":"Record<string, number>"}}`,
+				"rec":{"type":"object","format":"resource-record","originalType":"Record<string, number>"}}`,
 		},
 		{
 			name: "comments, strings and other functions around main",
@@ -92,7 +120,7 @@ export async function main(
 ) { return helper(times) }`,
 			order:    []string{"user", "times"},
 			required: []string{"user"},
-			props:    `{"user":{"type":"string","originalType":"string"},"times":{"type":"number","default":2}}`,
+			props:    `{"user":{"type":"string","originalType":"string"},"times":{"type":"integer","default":2}}`,
 		},
 		{
 			name:     "arrow function main and a named resource type",

@@ -187,7 +187,9 @@ func schemaOf(e ast.Expr, types map[string]ast.Expr, visiting map[string]bool) *
 	case *ast.MapType:
 		return &vane.Property{Type: "object"}
 	case *ast.InterfaceType:
-		return &vane.Property{}
+		// An object, as in Windmill (windmill-parser-go, parse_go_typ:
+		// Expression::TypeInterface is Typ::Object(vec![])).
+		return &vane.Property{Type: "object"}
 	case *ast.StructType:
 		return structSchema(t, types, visiting)
 	}

@@ -31,11 +31,15 @@ func TestExecutor_ParseSignature(t *testing.T) {
 			order: []string{"a", "b", "c", "d", "e", "f", "g"}, required: []string{"a", "b", "c", "d", "e", "f", "g"},
 		},
 		{
-			name: "containers and any",
+			// windmill-parser-go, parse_go_typ: an interface type is
+			// Typ::Object(vec![]), an object, as a map is (its test
+			// test_parse_go_sig has n interface{} and m map[string]interface{});
+			// vane keeps any as "any" (Windmill's CLI 1.819 writes it so).
+			name: "containers, interface{} and any",
 			code: "package inner\nfunc main(xs []int, m map[string]any, raw []byte, v interface{}, w any, grid [][]float64) (interface{}, error) { return nil, nil }",
 			props: map[string]*vane.Property{
 				"xs": {Type: "array", Items: integer}, "m": {Type: "object"}, "raw": {Type: "string", ContentEncoding: "base64"},
-				"v": {}, "w": {}, "grid": {Type: "array", Items: &vane.Property{Type: "array", Items: number}},
+				"v": {Type: "object"}, "w": {}, "grid": {Type: "array", Items: &vane.Property{Type: "array", Items: number}},
 			},
 			order: []string{"xs", "m", "raw", "v", "w", "grid"}, required: []string{"xs", "m", "raw", "v", "w", "grid"},
 		},
