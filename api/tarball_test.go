@@ -104,7 +104,7 @@ func TestTarball_Export(t *testing.T) {
 		{"alice", "resources/create", map[string]any{"path": "u/alice/db", "value": map[string]any{"host": "h"}, "resource_type": "any"}},
 		{"bob", "resources/create", map[string]any{"path": "u/bob/db", "value": map[string]any{"host": "b"}, "resource_type": "any"}},
 		{"alice", "folders/create", map[string]any{"name": "shared", "summary": "a folder"}},
-		{"alice", "groups/create", map[string]any{"name": "team", "summary": "t"}},
+		{"ada", "groups/create", map[string]any{"name": "team", "summary": "t"}},
 	} {
 		if code, msg := s.do(t, c.user, "POST", c.route, c.body); code != 201 && code != 200 {
 			t.Fatalf("%s %s: %d %s", c.user, c.route, code, msg)
