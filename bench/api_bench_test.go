@@ -71,6 +71,9 @@ func vaneBinary(tb testing.TB) string {
 		}
 		builtBin = filepath.Join(out, "vane")
 		benchCache = filepath.Join(out, "cache")
+		if d := os.Getenv("VANE_BENCH_CACHE"); d != "" {
+			benchCache = d // shared by the runs of make bench
+		}
 		cmd := exec.Command("go", "build", "-o", builtBin, "./cmd/vane")
 		cmd.Dir = dir
 		if msg, err := cmd.CombinedOutput(); err != nil {

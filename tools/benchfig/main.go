@@ -110,6 +110,15 @@ func main() {
 	if *only != "" {
 		filter = regexp.MustCompile(*only)
 	}
+	// One cache of compiled code for every run's servers: it is warmed
+	// once, as a node's cache is after its first start.
+	cache, err := os.MkdirTemp("", "vane-benchfig-cache")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "benchfig:", err)
+		os.Exit(1)
+	}
+	defer os.RemoveAll(cache)
+	os.Setenv("VANE_BENCH_CACHE", cache)
 	loadBefore := loadAverage()
 	started := time.Now()
 	results := map[string]map[string]float64{}
