@@ -159,7 +159,11 @@ func main() {
 	}
 }
 
-var benchLine = regexp.MustCompile(`^(Benchmark\S+?)(-\d+)?\s+\d+\s+(.*)$`)
+var (
+	benchLine   = regexp.MustCompile(`^(Benchmark\S+?)(-\d+)?\s+\d+\s+(.*)$`)
+	benchName   = regexp.MustCompile(`^(Benchmark\S+?)(-\d+)?\s`)
+	figuresLine = regexp.MustCompile(`^\s*\d+\s+(\d.*)$`)
+)
 
 // measure runs one invocation, echoing its output, and returns each
 // benchmark's metrics by name.
@@ -178,19 +182,31 @@ func measure(r run) (map[string]map[string]float64, error) {
 	}
 	got := map[string]map[string]float64{}
 	sc := bufio.NewScanner(io.TeeReader(out, os.Stderr))
+	// A benchmark that logs prints its name, then its log lines, then its
+	// figures on a line of their own: pending is that name.
+	pending := ""
 	for sc.Scan() {
-		m := benchLine.FindStringSubmatch(sc.Text())
-		if m == nil {
+		line := sc.Text()
+		name, rest := "", ""
+		if m := benchLine.FindStringSubmatch(line); m != nil {
+			name, rest = m[1], m[3]
+		} else if m := benchName.FindStringSubmatch(line); m != nil {
+			pending = m[1]
+			continue
+		} else if m := figuresLine.FindStringSubmatch(line); m != nil && pending != "" {
+			name, rest = pending, m[1]
+		} else {
 			continue
 		}
-		fields := strings.Fields(m[3])
+		pending = ""
+		fields := strings.Fields(rest)
 		vals := map[string]float64{}
 		for i := 0; i+1 < len(fields); i += 2 {
 			if v, err := strconv.ParseFloat(fields[i], 64); err == nil {
 				vals[fields[i+1]] = v
 			}
 		}
-		got[m[1]] = vals
+		got[name] = vals
 	}
 	err = cmd.Wait()
 	if ctx.Err() != nil {
@@ -212,7 +228,8 @@ func render(todo []run, results map[string]map[string]float64, failed map[string
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), commit, runtime.NumCPU(), before, after, took.Round(time.Second))
 	b.WriteString("| what | measured | goal | command |\n|---|---|---|---|\n")
 	for _, r := range todo {
-		cmd := fmt.Sprintf("`go test -run '^$' -bench '%s' -benchtime %s %s`", r.bench, r.benchtime, r.pkg)
+		// A pipe in a table cell ends the cell, even inside backquotes.
+		cmd := strings.ReplaceAll(fmt.Sprintf("`go test -run '^$' -bench '%s' -benchtime %s %s`", r.bench, r.benchtime, r.pkg), "|", `\|`)
 		for _, row := range r.rows {
 			fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", row.what, figure(row, results[row.name], failed[row.name]), row.goal, cmd)
 		}
