@@ -46,6 +46,7 @@ type initSpec struct {
 	Probe    bool // build the jail, then exit 0 without running anything
 
 	APIPort     int  // 0: no forwarder (apiDirFD is then absent or unused)
+	Egress      bool // a tun device with the default routes, passed back on the control socket (egress_up)
 	MergeStderr bool // the target's stderr is its stdout (one ordered stream)
 
 	CPUSeconds   uint64
@@ -109,6 +110,9 @@ func (sp *initSpec) encode() ([]byte, error) {
 	}
 	if sp.MergeStderr {
 		tok("merge", "1")
+	}
+	if sp.Egress {
+		tok("egress", "1")
 	}
 	num("apiport", uint64(max(sp.APIPort, 0)))
 	num("cpu", sp.CPUSeconds)

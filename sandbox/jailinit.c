@@ -12,7 +12,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/if_tun.h>
 #include <linux/mount.h>
+#include <net/route.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -71,7 +73,7 @@ struct spec {
 	int argc, envc;
 	struct mnt *mounts;
 	int nmounts;
-	int probe, apiport, merge;
+	int probe, apiport, merge, egress;
 	unsigned long long cpu, nproc, nofile, fsize, as;
 };
 
@@ -203,6 +205,8 @@ static int read_spec(struct spec *sp) {
 			sp->merge = v[0] == '1';
 		else if (!strcmp(k, "apiport"))
 			sp->apiport = atoi(v);
+		else if (!strcmp(k, "egress"))
+			sp->egress = v[0] == '1';
 		else if (!strcmp(k, "cpu"))
 			sp->cpu = num(v);
 		else if (!strcmp(k, "nproc"))
@@ -397,6 +401,152 @@ static int loopback_up(void) {
 	close(fd);
 	errno = e;
 	return r;
+}
+
+// The jail's side of its egress link (init.go's egress addresses): a tun
+// device whose other end is vane's user-space network stack. The addresses
+// come from the benchmarking ranges (198.18.0.0/15, 2001:2::/48), which no
+// job has a reason to reach and which the egress policy refuses anyway.
+#define TUN_NAME "vane0"
+#define TUN_ADDR4 "198.18.0.2"
+#define TUN_GW4 "198.18.0.1"
+#define TUN_ADDR6 "2001:2::2"
+#define TUN_GW6 "2001:2::1"
+
+// The kernel's in6_ifreq and in6_rtmsg (linux/ipv6.h, linux/ipv6_route.h),
+// declared here because those headers clash with glibc's netinet/in.h.
+struct vane_in6_ifreq {
+	struct in6_addr addr;
+	uint32_t prefixlen;
+	int ifindex;
+};
+struct vane_in6_rtmsg {
+	struct in6_addr dst, src, gateway;
+	uint32_t type;
+	uint16_t dst_len, src_len;
+	uint32_t metric;
+	unsigned long info;
+	uint32_t flags;
+	int ifindex;
+};
+
+// send_fd passes fd to vane on the control socket, with a one-word tag.
+static int send_fd(const char *tag, int fd) {
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(sizeof(int))];
+	} cm;
+	memset(&cm, 0, sizeof cm);
+	struct iovec iov = {.iov_base = (void *)tag, .iov_len = strlen(tag)};
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b, .msg_controllen = sizeof cm.b};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	ssize_t n;
+	do
+		n = sendmsg(CTL_FD, &msg, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	return n < 0 ? -1 : 0;
+}
+
+// egress_up gives the jail a default route (IPv4, and IPv6 where the kernel
+// has it) through a tun device, and hands the device to vane, whose network
+// stack decides every connection under the egress policy. It runs before
+// pivot_root, while the host's /dev/net/tun is still in reach; the device
+// is created in the jail's network namespace (the one the open happens in),
+// which the init administers as root of its user namespace. Nothing else of
+// the host's network is visible to the job.
+static int egress_up(const char *root) {
+	// Without this the IPv6 address stays tentative for a second (DAD).
+	char *dad = join(root, "proc/sys/net/ipv6/conf/default/accept_dad");
+	if (dad)
+		write_file(dad, "0");
+	free(dad);
+	int tun = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+	if (tun < 0)
+		return fail("egress", "open /dev/net/tun");
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof ifr);
+	strcpy(ifr.ifr_name, TUN_NAME);
+	ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+	if (ioctl(tun, TUNSETIFF, &ifr) < 0)
+		return fail("egress", "create tun device");
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return fail("egress", "socket");
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ifr.ifr_addr;
+	memset(&ifr.ifr_ifru, 0, sizeof ifr.ifr_ifru);
+	sin->sin_family = AF_INET;
+	inet_pton(AF_INET, TUN_ADDR4, &sin->sin_addr);
+	if (ioctl(s, SIOCSIFADDR, &ifr) < 0)
+		return fail("egress", "set tun address");
+	inet_pton(AF_INET, "255.255.255.0", &sin->sin_addr);
+	if (ioctl(s, SIOCSIFNETMASK, &ifr) < 0)
+		return fail("egress", "set tun netmask");
+	memset(&ifr.ifr_ifru, 0, sizeof ifr.ifr_ifru);
+	if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
+		return fail("egress", "read tun flags");
+	ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+	if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
+		return fail("egress", "bring tun up");
+	struct rtentry rt;
+	memset(&rt, 0, sizeof rt);
+	((struct sockaddr_in *)&rt.rt_dst)->sin_family = AF_INET;
+	((struct sockaddr_in *)&rt.rt_genmask)->sin_family = AF_INET;
+	struct sockaddr_in *gw = (struct sockaddr_in *)&rt.rt_gateway;
+	gw->sin_family = AF_INET;
+	inet_pton(AF_INET, TUN_GW4, &gw->sin_addr);
+	rt.rt_flags = RTF_UP | RTF_GATEWAY;
+	rt.rt_dev = TUN_NAME;
+	if (ioctl(s, SIOCADDRT, &rt) < 0)
+		return fail("egress", "add default route");
+	close(s);
+	// IPv6 is best effort: a kernel without it leaves the job IPv4 only.
+	int s6 = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s6 >= 0) {
+		memset(&ifr.ifr_ifru, 0, sizeof ifr.ifr_ifru);
+		if (ioctl(s6, SIOCGIFINDEX, &ifr) == 0) {
+			struct vane_in6_ifreq a = {.prefixlen = 64, .ifindex = ifr.ifr_ifindex};
+			inet_pton(AF_INET6, TUN_ADDR6, &a.addr);
+			if (ioctl(s6, SIOCSIFADDR, &a) == 0) {
+				struct vane_in6_rtmsg r6 = {.flags = RTF_UP | RTF_GATEWAY, .metric = 1, .ifindex = ifr.ifr_ifindex};
+				inet_pton(AF_INET6, TUN_GW6, &r6.gateway);
+				ioctl(s6, SIOCADDRT, &r6);
+			}
+		}
+		close(s6);
+	}
+	char *resolv = join(root, "etc/resolv.conf");
+	if (!resolv || write_file(resolv, "nameserver " TUN_GW4 "\nnameserver " TUN_GW6 "\noptions timeout:2 attempts:2\n") < 0)
+		return fail("egress", "write /etc/resolv.conf");
+	free(resolv);
+	if (send_fd("tun", tun) < 0)
+		return fail("egress", "pass the tun device to vane");
+	close(tun);
+	return 0;
+}
+
+// egress_down takes the tun device down for a job without egress: its
+// routes go with it, so a connection fails at once with "network
+// unreachable" instead of waiting on a device nobody reads.
+static int egress_down(void) {
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return fail("egress", "socket");
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof ifr);
+	strcpy(ifr.ifr_name, TUN_NAME);
+	// vane closes its end of the device of a job without egress as soon as
+	// it has it, which unregisters it: gone is as good as down.
+	if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
+		return errno == ENODEV ? (close(s), 0) : fail("egress", "read tun flags");
+	ifr.ifr_flags &= ~(IFF_UP | IFF_RUNNING);
+	if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0 && errno != ENODEV)
+		return fail("egress", "take tun down");
+	close(s);
+	return 0;
 }
 
 // prepare_root makes the shared part of the new root: a tmpfs with the
@@ -749,11 +899,17 @@ static int run_init(void) {
 	int r = prepare_root(&prep);
 	if (r)
 		return r;
+	// Ahead of need too: making the device and its addresses costs a few
+	// milliseconds of kernel work, which a pooled init spends before any job.
+	if (prep.egress && (r = egress_up(prep.root)))
+		return r;
 	// Stage 2: the job.
 	if (read_spec(&sp) < 0)
 		return fail("read spec", NULL);
 	if (!sp.dir || sp.argc == 0)
 		return failmsg("read spec", "no dir or argv");
+	if (prep.egress && !sp.egress && (r = egress_down()))
+		return r;
 	if ((r = finish_root(prep.root, &sp)))
 		return r;
 	const char *host = sp.hostname ? sp.hostname : "job";

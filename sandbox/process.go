@@ -61,6 +61,7 @@ type Process struct {
 	cg         cgroup         // nil without cgroups
 	stdin      *os.File       // write end of the stdin pipe
 	lifeline   *os.File       // jailed: vane's end of the init's control socket
+	net        *netstack      // NetworkEgress: the jail's network, closed once the tree is dead
 	copying    sync.WaitGroup // stdout/stderr copiers
 
 	stopWatch func() bool // stops the ctx watcher
@@ -129,6 +130,9 @@ func (p *Process) wait() {
 	}
 	// Every process of the tree is dead now: the pipes reach EOF once copied.
 	p.copying.Wait()
+	if p.net != nil {
+		p.net.close()
+	}
 	_ = p.stdin.Close()
 	if p.stopWatch != nil {
 		p.stopWatch()

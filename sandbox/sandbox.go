@@ -18,6 +18,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -56,7 +57,25 @@ const (
 	// inside the namespace to vane's API (Config.APIAddr). Nothing else is
 	// reachable.
 	NetworkAPIOnly
+	// NetworkEgress: NetworkAPIOnly plus a default route (IPv4 and IPv6)
+	// and a resolver, both ending in vane's user-space network stack, which
+	// hands every TCP connection and DNS query to Spec.Egress. Nothing
+	// reaches the host's network except what Egress dials itself.
+	NetworkEgress
 )
+
+// Egress decides and carries a jailed process's outbound traffic under
+// NetworkEgress. The sandbox calls it from its network stack; it never sees
+// a host name, only the address the process connected to.
+type Egress interface {
+	// Dial is called for each TCP connection the process opens, with the
+	// address it connected to. An error refuses the connection (the process
+	// sees it reset); reporting why is Egress's business.
+	Dial(ctx context.Context, dst netip.AddrPort) (net.Conn, error)
+	// Lookup answers the process's DNS queries: network is "ip4" (A) or
+	// "ip6" (AAAA).
+	Lookup(ctx context.Context, network, host string) ([]netip.Addr, error)
+}
 
 // DefaultAPIPort is the port of the in-jail forwarder to vane's API when
 // Spec.APIPort is zero.
@@ -186,7 +205,8 @@ type Spec struct {
 	WritablePaths []string
 	Limits        Limits
 	Network       Network
-	APIPort       int // port of the API forwarder on the jail's 127.0.0.1; default DefaultAPIPort
+	APIPort       int    // port of the API forwarder on the jail's 127.0.0.1; default DefaultAPIPort
+	Egress        Egress // required with NetworkEgress
 	Hostname      string
 	Stdin         io.Reader // nil: /dev/null
 	Stdout        io.Writer // nil: discarded
@@ -207,6 +227,9 @@ func (s *Spec) validate() error {
 	}
 	if s.APIPort < 0 || s.APIPort > 65535 {
 		return fmt.Errorf("spec: APIPort %d out of range", s.APIPort)
+	}
+	if s.Network == NetworkEgress && s.Egress == nil {
+		return errors.New("spec: NetworkEgress needs an Egress")
 	}
 	return nil
 }

@@ -1,0 +1,454 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/net/dns/dnsmessage"
+	"golang.org/x/sys/unix"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/link/fdbased"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
+	"gvisor.dev/gvisor/pkg/waiter"
+)
+
+// A jail with NetworkEgress has one tun device (made by its init, see
+// egress_up in jailinit.c) whose other end is a netstack: gVisor's
+// user-space TCP/IP stack, run here in vane. It accepts every TCP connection
+// the job opens, to any address, and hands the address to Spec.Egress, which
+// checks it and dials it from the host; the two ends are then spliced. DNS
+// queries (UDP port 53, to any address) are answered from Egress.Lookup. No
+// other packet goes anywhere: the job's packets never reach the host's
+// network stack, so there is nothing to route, filter or NAT there, and
+// vane needs no privilege for it beyond what the jail already has.
+type netstack struct {
+	st     *stack.Stack
+	tun    int
+	egress Egress
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex            // guards conns, splices, closed
+	conns   map[net.Conn]struct{} // DNS flows
+	splices map[*splice]struct{}
+	// closed: close has begun; new connections are refused.
+	closed bool
+}
+
+const (
+	netstackNIC tcpip.NICID = 1
+	// netstackMTU is the tun's default MTU.
+	netstackMTU = 1500
+	// maxPendingConns bounds the job's half-open connections (SYNs whose
+	// dial is in flight); further SYNs are dropped until some complete.
+	maxPendingConns = 64
+	// dnsIdle is how long a DNS flow (one source port) is kept without a
+	// query before its endpoint is closed.
+	dnsIdle = 5 * time.Second
+	// maxDNSFlows bounds the DNS flows open at once; a query on a further
+	// one is dropped (the resolver retries).
+	maxDNSFlows = 64
+	// drainTimeout bounds how long, after the job ended, what it wrote is
+	// still passed on (see close).
+	drainTimeout = 2 * time.Second
+)
+
+// recvFD reads one message with one descriptor from the init's control
+// socket, tagged tag.
+func recvFD(ctl *os.File, tag string) (int, error) {
+	buf := make([]byte, 16)
+	oob := make([]byte, unix.CmsgSpace(4))
+	rc, err := ctl.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	var n, oobn int
+	var rerr error
+	if err := rc.Read(func(fd uintptr) bool {
+		n, oobn, _, _, rerr = unix.Recvmsg(int(fd), buf, oob, unix.MSG_CMSG_CLOEXEC)
+		return rerr != unix.EAGAIN
+	}); err != nil {
+		return -1, err
+	}
+	if rerr != nil {
+		return -1, fmt.Errorf("cannot receive the jail's %s device: %w", tag, rerr)
+	}
+	if n == 0 {
+		return -1, fmt.Errorf("the jail's init ended before sending its %s device", tag)
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(msgs) != 1 {
+		return -1, fmt.Errorf("the jail's init sent no %s device", tag)
+	}
+	fds, err := unix.ParseUnixRights(&msgs[0])
+	if err != nil || len(fds) != 1 {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		return -1, fmt.Errorf("the jail's init sent no %s device", tag)
+	}
+	if string(buf[:n]) != tag {
+		unix.Close(fds[0])
+		return -1, fmt.Errorf("the jail's init sent %q, expected its %s device", buf[:n], tag)
+	}
+	return fds[0], nil
+}
+
+// startNetstack runs a network stack on tun (which it owns from now on)
+// that hands the jail's connections and DNS queries to eg.
+func startNetstack(tun int, eg Egress) (*netstack, error) {
+	ep, err := fdbased.New(&fdbased.Options{
+		FDs:                []int{tun},
+		MTU:                netstackMTU,
+		PacketDispatchMode: fdbased.Readv,
+		// One goroutine per jail is plenty: a job's traffic is one flow of
+		// packets from one device.
+		ProcessorsPerChannel: 1,
+	})
+	if err != nil {
+		unix.Close(tun)
+		return nil, fmt.Errorf("cannot attach the jail's network: %w", err)
+	}
+	st := stack.New(stack.Options{
+		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol},
+		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol},
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &netstack{st: st, tun: tun, egress: eg, ctx: ctx, cancel: cancel, conns: map[net.Conn]struct{}{}, splices: map[*splice]struct{}{}}
+	fail := func(what string, e tcpip.Error) (*netstack, error) {
+		cancel()
+		st.Destroy()
+		unix.Close(tun)
+		return nil, fmt.Errorf("cannot start the jail's network: %s: %s", what, e)
+	}
+	if e := st.CreateNIC(netstackNIC, ep); e != nil {
+		return fail("create NIC", e)
+	}
+	// Promiscuous: accept packets to any address (the job connects to the
+	// world); spoofing: answer from that address.
+	if e := st.SetPromiscuousMode(netstackNIC, true); e != nil {
+		return fail("promiscuous mode", e)
+	}
+	if e := st.SetSpoofing(netstackNIC, true); e != nil {
+		return fail("spoofing", e)
+	}
+	st.SetRouteTable([]tcpip.Route{
+		{Destination: header.IPv4EmptySubnet, NIC: netstackNIC},
+		{Destination: header.IPv6EmptySubnet, NIC: netstackNIC},
+	})
+	fwd := tcp.NewForwarder(st, 0, maxPendingConns, n.forwardTCP)
+	st.SetTransportProtocolHandler(tcp.ProtocolNumber, fwd.HandlePacket)
+	dns := &dnsServer{n: n}
+	st.SetTransportProtocolHandler(udp.ProtocolNumber, udp.NewForwarder(st, dns.handle).HandlePacket)
+	return n, nil
+}
+
+// forwardTCP takes one SYN from the job: the destination is dialed by
+// Egress first, and only if that succeeds is the job's handshake completed,
+// so a refused or unreachable destination looks to the job like one that
+// refused the connection.
+func (n *netstack) forwardTCP(r *tcp.ForwarderRequest) {
+	id := r.ID()
+	dst := netip.AddrPortFrom(addrOf(id.LocalAddress), id.LocalPort)
+	if !n.track(nil, true) {
+		r.Complete(true)
+		return
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		defer n.track(nil, false)
+		up, err := n.egress.Dial(n.ctx, dst)
+		if err != nil {
+			r.Complete(true)
+			return
+		}
+		var wq waiter.Queue
+		ep, terr := r.CreateEndpoint(&wq)
+		if terr != nil {
+			up.Close()
+			r.Complete(true)
+			return
+		}
+		r.Complete(false)
+		sp := &splice{down: gonet.NewTCPConn(&wq, ep), up: up, sent: make(chan struct{})}
+		if !n.trackSplice(sp, true) {
+			sp.down.Close()
+			up.Close()
+			return
+		}
+		sp.run()
+		n.trackSplice(sp, false)
+	}()
+}
+
+// splice carries one connection: down is the job's end (in the netstack),
+// up the host's.
+type splice struct {
+	down *gonet.TCPConn
+	up   net.Conn
+	sent chan struct{} // closed when everything the job sent has been passed up
+}
+
+// run copies both ways until both directions end, then closes both ends.
+func (sp *splice) run() {
+	back := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(sp.down, sp.up)
+		_ = sp.down.CloseWrite()
+		close(back)
+	}()
+	_, _ = io.Copy(sp.up, sp.down)
+	if cw, ok := sp.up.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	close(sp.sent)
+	<-back
+	sp.down.Close()
+	sp.up.Close()
+}
+
+// track adds or removes a live connection; with c nil it only asks whether
+// the stack still takes connections. Adding fails once close has begun.
+func (n *netstack) track(c net.Conn, add bool) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if add && n.closed {
+		return false
+	}
+	if c != nil {
+		if add {
+			n.conns[c] = struct{}{}
+		} else {
+			delete(n.conns, c)
+		}
+	}
+	return true
+}
+
+// trackSplice adds or removes a spliced connection; adding fails once close
+// has begun.
+func (n *netstack) trackSplice(sp *splice, add bool) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if add && n.closed {
+		return false
+	}
+	if add {
+		n.splices[sp] = struct{}{}
+	} else {
+		delete(n.splices, sp)
+	}
+	return true
+}
+
+// close ends the jail's network once the job is dead. What the job wrote
+// before it ended is still passed on, as a host's kernel would after a
+// process exits: each connection's upward copy runs until the job's side
+// ends (its FIN or reset is already in the stack) or drainTimeout, whichever
+// is first. Then in-flight dials are cancelled, every connection is closed,
+// the stack's goroutines end and the tun device is released.
+func (n *netstack) close() {
+	n.mu.Lock()
+	n.closed = true
+	splices := make([]*splice, 0, len(n.splices))
+	for sp := range n.splices {
+		splices = append(splices, sp)
+	}
+	n.mu.Unlock()
+	deadline := time.Now().Add(drainTimeout)
+	for _, sp := range splices {
+		_ = sp.down.SetReadDeadline(deadline)
+	}
+	for _, sp := range splices {
+		<-sp.sent
+	}
+	n.cancel()
+	n.mu.Lock()
+	for c := range n.conns {
+		c.Close()
+	}
+	for sp := range n.splices {
+		sp.down.Close()
+		sp.up.Close()
+	}
+	n.mu.Unlock()
+	n.st.Close()
+	n.wg.Wait()
+	n.st.Wait()
+	closeTun(n.tun)
+}
+
+// closeTun releases a jail's tun device in the background: the kernel
+// unregisters the device on the last close and waits for RCU grace periods
+// to do it (15 to 40 ms measured), which no job should wait for.
+func closeTun(fd int) {
+	pendingRemovals.Add(1)
+	go func() {
+		defer pendingRemovals.Done()
+		unix.Close(fd)
+	}()
+}
+
+// addrOf converts a netstack address to a netip one.
+func addrOf(a tcpip.Address) netip.Addr {
+	ip, _ := netip.AddrFromSlice(a.AsSlice())
+	return ip
+}
+
+// dnsServer answers the job's DNS queries, on UDP port 53 of any address
+// (the jail's resolv.conf names the tun's gateway; a job that asks another
+// server is answered the same way). Other UDP is dropped: vane carries TCP
+// and DNS only.
+type dnsServer struct {
+	n     *netstack
+	mu    sync.Mutex
+	flows int
+}
+
+func (d *dnsServer) handle(r *udp.ForwarderRequest) bool {
+	id := r.ID()
+	if id.LocalPort != 53 {
+		return true // dropped
+	}
+	d.mu.Lock()
+	if d.flows >= maxDNSFlows {
+		d.mu.Unlock()
+		return true
+	}
+	d.flows++
+	d.mu.Unlock()
+	var wq waiter.Queue
+	ep, terr := r.CreateEndpoint(&wq)
+	if terr != nil {
+		d.done()
+		return true
+	}
+	c := gonet.NewUDPConn(&wq, ep)
+	if !d.n.track(c, true) {
+		c.Close()
+		d.done()
+		return true
+	}
+	d.n.wg.Add(1)
+	go func() {
+		defer d.n.wg.Done()
+		defer d.done()
+		defer d.n.track(c, false)
+		defer c.Close()
+		d.serve(c)
+	}()
+	return true
+}
+
+func (d *dnsServer) done() {
+	d.mu.Lock()
+	d.flows--
+	d.mu.Unlock()
+}
+
+// serve answers the queries of one flow until it is idle for dnsIdle.
+func (d *dnsServer) serve(c *gonet.UDPConn) {
+	buf := make([]byte, 1500)
+	for {
+		_ = c.SetReadDeadline(time.Now().Add(dnsIdle))
+		k, err := c.Read(buf)
+		if err != nil {
+			return
+		}
+		resp, err := d.answer(buf[:k])
+		if err != nil {
+			continue // not a query we can parse: dropped, as a server would
+		}
+		if _, err := c.Write(resp); err != nil {
+			return
+		}
+	}
+}
+
+// answer builds the response to one query: A and AAAA from Egress.Lookup,
+// an empty answer for other types of a name that exists, NXDOMAIN for one
+// that does not, REFUSED when Egress refuses to resolve (policy none).
+func (d *dnsServer) answer(q []byte) ([]byte, error) {
+	var p dnsmessage.Parser
+	h, err := p.Start(q)
+	if err != nil {
+		return nil, err
+	}
+	qs, err := p.AllQuestions()
+	if err != nil || h.Response || len(qs) != 1 {
+		return nil, errors.New("not a single question")
+	}
+	question := qs[0]
+	rh := dnsmessage.Header{ID: h.ID, Response: true, RecursionDesired: h.RecursionDesired, RecursionAvailable: true}
+	var addrs []netip.Addr
+	switch question.Type {
+	case dnsmessage.TypeA, dnsmessage.TypeAAAA:
+		network := "ip4"
+		if question.Type == dnsmessage.TypeAAAA {
+			network = "ip6"
+		}
+		ctx, cancel := context.WithTimeout(d.n.ctx, 5*time.Second)
+		name := question.Name.String()
+		addrs, err = d.n.egress.Lookup(ctx, network, name)
+		var dnsErr *net.DNSError
+		if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
+			// A name with records of the other family only answers empty
+			// (NXDOMAIN would make some resolvers drop the other answer).
+			if _, err2 := d.n.egress.Lookup(ctx, "ip", name); err2 == nil {
+				err = nil
+			} else {
+				rh.RCode = dnsmessage.RCodeNameError
+			}
+		} else if err != nil {
+			rh.RCode = dnsmessage.RCodeRefused
+		}
+		cancel()
+	default:
+		rh.RCode = dnsmessage.RCodeNotImplemented
+	}
+	b := dnsmessage.NewBuilder(make([]byte, 0, 512), rh)
+	b.EnableCompression()
+	if err := b.StartQuestions(); err != nil {
+		return nil, err
+	}
+	if err := b.Question(question); err != nil {
+		return nil, err
+	}
+	if err := b.StartAnswers(); err != nil {
+		return nil, err
+	}
+	// TTL 0: the job asks again, and the answer is checked at the dial
+	// anyway; caching here would only hide a changed record.
+	rrh := dnsmessage.ResourceHeader{Name: question.Name, Class: dnsmessage.ClassINET, TTL: 0}
+	for _, a := range addrs {
+		switch {
+		case question.Type == dnsmessage.TypeA && a.Is4():
+			rrh.Type = dnsmessage.TypeA
+			err = b.AResource(rrh, dnsmessage.AResource{A: a.As4()})
+		case question.Type == dnsmessage.TypeAAAA && a.Is6() && !a.Is4In6():
+			rrh.Type = dnsmessage.TypeAAAA
+			err = b.AAAAResource(rrh, dnsmessage.AAAAResource{AAAA: a.As16()})
+		default:
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return b.Finish()
+}

@@ -1,0 +1,227 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// hostsEgress is an Egress that carries the job's connections to stand-in
+// servers: each address the job may reach is mapped to a real listener on
+// this machine's loopback, dialed for real. Anything else is refused, and
+// every address asked for is recorded.
+type hostsEgress struct {
+	routes map[netip.AddrPort]string // what the job dials -> loopback listener
+	names  map[string][]netip.Addr
+
+	mu     sync.Mutex
+	dialed []netip.AddrPort
+}
+
+func (e *hostsEgress) Dial(ctx context.Context, dst netip.AddrPort) (net.Conn, error) {
+	e.mu.Lock()
+	e.dialed = append(e.dialed, dst)
+	e.mu.Unlock()
+	to, ok := e.routes[dst]
+	if !ok {
+		return nil, fmt.Errorf("refused %s", dst)
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, "tcp", to)
+}
+
+func (e *hostsEgress) Lookup(ctx context.Context, network, host string) ([]netip.Addr, error) {
+	var out []netip.Addr
+	for _, a := range e.names[strings.TrimSuffix(host, ".")] {
+		if network == "ip" || (network == "ip4") == a.Is4() {
+			out = append(out, a)
+		}
+	}
+	if len(out) == 0 {
+		return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+	}
+	return out, nil
+}
+
+func (e *hostsEgress) seen() []netip.AddrPort {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]netip.AddrPort(nil), e.dialed...)
+}
+
+// echoServer accepts connections on loopback and echoes each; it counts
+// the connections it saw and closes them at cleanup.
+func echoServer(t *testing.T) (addr string, accepted func() int) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	n := 0
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			n++
+			mu.Unlock()
+			go func() { defer c.Close(); _, _ = io.Copy(c, c) }()
+		}
+	}()
+	t.Cleanup(func() { ln.Close() })
+	return ln.Addr().String(), func() int { mu.Lock(); defer mu.Unlock(); return n }
+}
+
+func runEgressJob(t *testing.T, s *Sandbox, eg Egress, script string) (string, Exit) {
+	t.Helper()
+	var out bytes.Buffer
+	p, err := s.Start(context.Background(), &Spec{Argv: []string{"bash", "-c", script}, Env: []string{"PATH=/usr/bin:/bin"},
+		Dir: MustJobDir(t, MustJobRoot(t)), Network: NetworkEgress, Egress: eg, Stdout: &out, Stderr: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex, err := p.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), ex
+}
+
+// TestSandbox_Egress: under NetworkEgress a jailed job's TCP connections,
+// to IPv4 and IPv6 addresses, and its DNS queries reach Egress, which alone
+// decides: what it dials is spliced to the job byte for byte, what it
+// refuses the job sees refused, and nothing else of the host is reachable.
+func TestSandbox_Egress(t *testing.T) {
+	echo, accepted := echoServer(t)
+	v4 := netip.MustParseAddrPort("192.0.2.10:7")
+	v6 := netip.MustParseAddrPort("[2001:db8::10]:7")
+	eg := &hostsEgress{
+		routes: map[netip.AddrPort]string{v4: echo, v6: echo},
+		names:  map[string][]netip.Addr{"echo.test": {v4.Addr(), v6.Addr()}},
+	}
+	s := MustNew(t, Config{})
+	script := `set -u
+exec 3<>/dev/tcp/192.0.2.10/7; echo via-v4 >&3; head -n1 <&3; exec 3>&-
+exec 3<>/dev/tcp/2001:db8::10/7; echo via-v6 >&3; head -n1 <&3; exec 3>&-
+getent ahostsv4 echo.test | head -n1
+getent ahostsv6 echo.test | head -n1
+getent hosts nowhere.test || echo nowhere-not-found
+(exec 3<>/dev/tcp/192.0.2.11/7) 2>/dev/null && echo refused-reached || echo refused-refused
+`
+	out, ex := runEgressJob(t, s, eg, script)
+	if !ex.Success() {
+		t.Fatalf("exit %v, output:\n%s", ex, out)
+	}
+	for _, want := range []string{"via-v4\n", "via-v6\n", "192.0.2.10 ", "2001:db8::10 ", "nowhere-not-found", "refused-refused"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if n := accepted(); n != 2 {
+		t.Errorf("echo server saw %d connections, want 2 (the refused one must not reach it)", n)
+	}
+	seen := eg.seen()
+	if len(seen) != 3 || seen[2] != netip.MustParseAddrPort("192.0.2.11:7") {
+		t.Errorf("Egress was asked for %v, want the two allowed and then 192.0.2.11:7", seen)
+	}
+}
+
+// TestSandbox_EgressClosedWithJob: a connection the job leaves open is
+// closed on the host side when the job ends.
+func TestSandbox_EgressClosedWithJob(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			got <- c
+		}
+	}()
+	dst := netip.MustParseAddrPort("192.0.2.20:9")
+	eg := &hostsEgress{routes: map[netip.AddrPort]string{dst: ln.Addr().String()}}
+	s := MustNew(t, Config{})
+	// The job opens the connection, says so, and exits without closing it
+	// (a background child keeps it open; the jail kills it at exit).
+	out, ex := runEgressJob(t, s, eg, `exec 3<>/dev/tcp/192.0.2.20/9; echo open >&3; (sleep 1000 <&3 &) ; echo done`)
+	if !ex.Success() || !strings.Contains(out, "done") {
+		t.Fatalf("exit %v output %q", ex, out)
+	}
+	c := <-got
+	defer c.Close()
+	b, err := io.ReadAll(c) // ends only when vane closed its side
+	if err != nil && !errors.Is(err, net.ErrClosed) {
+		t.Logf("read: %v", err)
+	}
+	if string(b) != "open\n" {
+		t.Fatalf("server read %q, want %q then EOF", b, "open\n")
+	}
+}
+
+// TestSandbox_EgressNotWithoutIt: without NetworkEgress the job has no
+// route and no resolver answer; a spec asking for it without an Egress is
+// refused.
+func TestSandbox_EgressNotWithoutIt(t *testing.T) {
+	s := MustNew(t, Config{})
+	var out bytes.Buffer
+	p, err := s.Start(context.Background(), &Spec{Argv: []string{"bash", "-c", "(exec 3<>/dev/tcp/192.0.2.10/7) 2>&1; echo rc=$?"}, Env: []string{"PATH=/usr/bin:/bin"},
+		Dir: MustJobDir(t, MustJobRoot(t)), Network: NetworkAPIOnly, Stdout: &out, Stderr: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ex, err := p.Wait(); err != nil || !ex.Success() || !strings.Contains(out.String(), "unreachable") {
+		t.Fatalf("exit %v err %v out %q: want network unreachable", ex, err, out.String())
+	}
+	if _, err := s.Start(context.Background(), &Spec{Argv: []string{"true"}, Dir: MustJobDir(t, MustJobRoot(t)), Network: NetworkEgress}); err == nil {
+		t.Fatal("NetworkEgress without an Egress was accepted")
+	}
+}
+
+// BenchmarkSandbox_Start measures a jailed `true`, from Start to Wait, with
+// the API-only network and with the egress network (tun device, network
+// stack): what the egress network adds to a job that does not use it.
+func BenchmarkSandbox_Start(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		net  Network
+	}{{"APIOnly", NetworkAPIOnly}, {"Egress", NetworkEgress}} {
+		b.Run(c.name, func(b *testing.B) {
+			s := MustNew(b, Config{})
+			root := MustJobRoot(b)
+			eg := &hostsEgress{}
+			lat := make([]time.Duration, 0, b.N)
+			b.ResetTimer()
+			for range b.N {
+				dir := MustJobDir(b, root)
+				start := time.Now()
+				p, err := s.Start(context.Background(), &Spec{Argv: []string{"/bin/true"}, Dir: dir, Network: c.net, Egress: eg})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if ex, err := p.Wait(); err != nil || !ex.Success() {
+					b.Fatalf("exit %v err %v", ex, err)
+				}
+				lat = append(lat, time.Since(start))
+			}
+			b.StopTimer()
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50_ms")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99_ms")
+		})
+	}
+}
