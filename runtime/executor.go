@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -91,6 +93,33 @@ type Request struct {
 	// (module state then persists across jobs, as in Windmill). Executors
 	// without such a mode ignore it.
 	DedicatedWorker bool
+	// Egress carries the job's outbound connections and DNS queries under
+	// vane's egress policy (jailed executors hand it to the sandbox; see
+	// sandbox.Egress). Nil: the job reaches vane's API and nothing else.
+	Egress Egress
+}
+
+// CAEnv is the environment that makes the usual TLS clients of a jailed
+// job trust bundle, a PEM file mounted read-only at the same path in the
+// jail (whose /etc holds no certificates): OpenSSL and what links it
+// (SSL_CERT_FILE; curl reads CURL_CA_BUNDLE first), Deno (DENO_CERT; its
+// "system" store also reads SSL_CERT_FILE), Node (NODE_EXTRA_CA_CERTS) and
+// libpq's verify-ca/verify-full modes (PGSSLROOTCERT). Empty: none.
+func CAEnv(bundle string) []string {
+	if bundle == "" {
+		return nil
+	}
+	return []string{"SSL_CERT_FILE=" + bundle, "CURL_CA_BUNDLE=" + bundle, "DENO_CERT=" + bundle,
+		"NODE_EXTRA_CA_CERTS=" + bundle, "PGSSLROOTCERT=" + bundle}
+}
+
+// Egress is one job's way to the outside: Dial checks the address the job
+// connected to against the policy and dials it; Lookup answers its DNS
+// queries. It is closed by the worker when the job ends.
+type Egress interface {
+	Dial(ctx context.Context, dst netip.AddrPort) (net.Conn, error)
+	Lookup(ctx context.Context, network, host string) ([]netip.Addr, error)
+	Close()
 }
 
 // Entrypoint is the script function the job calls: "" for main, or

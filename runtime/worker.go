@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -110,6 +111,10 @@ type Config struct {
 	DeployPollInterval time.Duration
 	// Limits are the jobs' defaults; a script's timeout and memory override them.
 	Limits Limits
+	// NewEgress opens a job's way to the outside under the egress policy
+	// of its workspace; refusals are reported on logs (the job's log).
+	// Nil: jobs reach vane's API and nothing else.
+	NewEgress func(workspace string, logs io.Writer) Egress
 	// Logger receives the worker's lines. Default slog.Default().
 	Logger *slog.Logger
 }

@@ -367,6 +367,11 @@ func (w *Worker) execute(ctx context.Context, j *vane.Job, logs *logStreamer) (O
 	// backstop for executors that do not.
 	masked := masker.Writer(logs)
 	req.Logs = NewCappedWriter(masked, req.Limits.LogBytes+4096)
+	if w.cfg.NewEgress != nil {
+		eg := w.cfg.NewEgress(j.Workspace, req.Logs)
+		defer eg.Close()
+		req.Egress = eg
+	}
 	out, err := exec.Run(ctx, req)
 	_ = masked.Flush()
 	if !out.Success {

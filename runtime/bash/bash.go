@@ -35,6 +35,9 @@ type Config struct {
 	APIPort int
 	// Path is the PATH jobs get.
 	Path string
+	// CABundle is a PEM file of the CAs jobs trust (see runtime.CAEnv);
+	// empty: none (the jail's /etc has no certificates).
+	CABundle string
 }
 
 // DefaultConfig returns the defaults for every field but Sandbox.
@@ -52,6 +55,9 @@ func (c Config) Validate() error {
 	}
 	if c.APIPort < 0 || c.APIPort > 65535 {
 		return fmt.Errorf("bash config: APIPort %d out of range", c.APIPort)
+	}
+	if c.CABundle != "" && !filepath.IsAbs(c.CABundle) {
+		return fmt.Errorf("bash config: CABundle %q must be absolute", c.CABundle)
 	}
 	return nil
 }
@@ -113,16 +119,26 @@ func (e *Executor) Run(ctx context.Context, req *jobrt.Request) (jobrt.Outcome, 
 		logs = nopWriter{}
 	}
 	out := &tailWriter{dst: jobrt.NewCappedWriter(logs, lim.LogBytes)}
+	var readOnly []string
+	if e.cfg.CABundle != "" {
+		readOnly = append(readOnly, e.cfg.CABundle)
+	}
+	network := sandbox.NetworkAPIOnly
+	if req.Egress != nil {
+		network = sandbox.NetworkEgress
+	}
 	start := time.Now()
 	p, err := e.cfg.Sandbox.Start(runCtx, &sandbox.Spec{
-		Argv:    argv,
-		Env:     e.env(req),
-		Dir:     req.Dir,
-		Limits:  sandboxLimits(lim),
-		Network: sandbox.NetworkAPIOnly,
-		APIPort: e.cfg.APIPort,
-		Stdout:  out,
-		Stderr:  out,
+		Argv:          argv,
+		Env:           e.env(req),
+		Dir:           req.Dir,
+		Limits:        sandboxLimits(lim),
+		Network:       network,
+		ReadOnlyPaths: readOnly,
+		Egress:        req.Egress,
+		APIPort:       e.cfg.APIPort,
+		Stdout:        out,
+		Stderr:        out,
 	})
 	if err != nil {
 		return jobrt.Outcome{}, fmt.Errorf("cannot start bash job: %w", err)
@@ -217,6 +233,10 @@ func (e *Executor) env(req *jobrt.Request) []string {
 		m["TZ"] = "UTC"
 	}
 	m["RUST_LOG"] = "info"
+	for _, kv := range jobrt.CAEnv(e.cfg.CABundle) {
+		k, v, _ := strings.Cut(kv, "=")
+		m[k] = v
+	}
 	env := make([]string, 0, len(m))
 	for k, v := range m {
 		env = append(env, k+"="+v)

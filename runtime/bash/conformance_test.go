@@ -79,6 +79,10 @@ echo $n > result.json
 	runtimetest.Preprocessor: `x="$1"
 echo "\"main $x\"" > result.json
 `,
+	runtimetest.FetchesURL: `url="$1"
+curl -sS --fail --max-time 30 "$url" > body.txt
+printf '"%s"' "$(cat body.txt)" > result.json
+`,
 }
 
 func TestConformance(t *testing.T) {
@@ -86,5 +90,6 @@ func TestConformance(t *testing.T) {
 		Language: vane.LangBash,
 		New:      func(tb testing.TB) jobrt.Executor { return MustNewExecutor(tb) },
 		Code:     ConformanceCode,
+		Network:  true,
 	})
 }

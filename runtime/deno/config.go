@@ -53,6 +53,9 @@ type Config struct {
 	// APIPort is the port of the jail's forwarder to vane's API
 	// (BASE_INTERNAL_URL inside the jail). Default sandbox.DefaultAPIPort.
 	APIPort int
+	// CABundle is a PEM file of the CAs jobs trust besides Deno's own
+	// (see runtime.CAEnv); empty: Deno's bundled Mozilla roots only.
+	CABundle string
 	// DeployTimeout bounds one save-time resolution and type check. Default 5m.
 	DeployTimeout time.Duration
 	// DedicatedPerScript is how many long-lived processes a dedicated-worker

@@ -68,10 +68,17 @@ export function main() {
 export async function main(x: string) {
   return "main " + x;
 }`,
+	runtimetest.FetchesURL: `export async function main(url: string) {
+  const r = await fetch(url);
+  if (!r.ok) throw new Error("status " + r.status);
+  return await r.text();
+}`,
 }
 
 // TestConformance runs the suite with Deno as a plain subprocess (the
 // --insecure-no-jail mode: permission flags, clean env, process group).
+// Unjailed, nothing could hold Deno to the egress policy, so it keeps its
+// own --allow-net list (vane's API): no network.
 func TestConformance(t *testing.T) {
 	runtimetest.Run(t, runtimetest.Harness{
 		Language:     vane.LangDeno,
@@ -89,5 +96,6 @@ func TestConformance_Jailed(t *testing.T) {
 		New:          func(tb testing.TB) jobrt.Executor { return MustNewJailedDeno(tb, "") },
 		Code:         conformanceCode,
 		Preprocessor: true,
+		Network:      true,
 	})
 }

@@ -129,13 +129,13 @@ func (d *Deno) startWorker(b *bundle, req *jobrt.Request, lim jobrt.Limits) (*wo
 		tail:    jobrt.NewCappedWriter(nil, 0),
 	}
 	stderr := io.MultiWriter(w.sink, w.tail)
-	argv := append([]string{d.cfg.DenoPath}, d.runFlags(b, dir, req.Env, req.ScriptEnv, lim.MemoryBytes)...)
+	argv := append([]string{d.cfg.DenoPath}, d.runFlags(b, dir, req.Env, req.ScriptEnv, lim.MemoryBytes, false)...)
 	argv = append(argv, filepath.Join(b.dir, "worker.ts"), nonce)
 	spec := &procSpec{
 		argv:     argv,
 		env:      d.jobEnv(req.Env, req.ScriptEnv, dir),
 		dir:      dir,
-		readOnly: []string{d.cfg.DenoPath, b.dir, d.denoDir},
+		readOnly: d.readOnlyPaths(b),
 		limits:   lim,
 		apiOnly:  true,
 		stdin:    inR,

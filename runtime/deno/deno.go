@@ -28,6 +28,7 @@ import (
 
 	"vane"
 	jobrt "vane/runtime"
+	"vane/sandbox"
 )
 
 // Deno is the TypeScript executor. It is safe for concurrent use.
@@ -171,15 +172,22 @@ func (d *Deno) runOnce(ctx context.Context, req *jobrt.Request, b *bundle, lim j
 		return jobrt.Outcome{}, fmt.Errorf("cannot write result.json: %w", err)
 	}
 	logs := jobrt.NewCappedWriter(req.Logs, lim.LogBytes)
-	argv := append([]string{d.cfg.DenoPath}, d.runFlags(b, req.Dir, req.Env, req.ScriptEnv, lim.MemoryBytes)...)
+	// Unjailed, nothing would hold the process to the egress policy: it
+	// keeps Deno's own list (vane's API and Config.AllowNet).
+	var egress sandbox.Egress
+	if d.cfg.Sandbox != nil && req.Egress != nil {
+		egress = req.Egress
+	}
+	argv := append([]string{d.cfg.DenoPath}, d.runFlags(b, req.Dir, req.Env, req.ScriptEnv, lim.MemoryBytes, egress != nil)...)
 	argv = append(argv, filepath.Join(b.dir, entry))
 	spec := &procSpec{
 		argv:     argv,
 		env:      d.jobEnv(req.Env, req.ScriptEnv, req.Dir),
 		dir:      req.Dir,
-		readOnly: []string{d.cfg.DenoPath, b.dir, d.denoDir},
+		readOnly: d.readOnlyPaths(b),
 		limits:   lim,
 		apiOnly:  true,
+		egress:   egress,
 		stdout:   logs,
 		stderr:   logs,
 	}

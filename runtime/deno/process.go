@@ -34,9 +34,12 @@ type procSpec struct {
 	readOnly []string // host paths the process reads (deno binary, bundle, DENO_DIR)
 	limits   jobrt.Limits
 	apiOnly  bool // the process may reach vane's API (BASE_INTERNAL_URL)
-	stdin    io.Reader
-	stdout   io.Writer
-	stderr   io.Writer
+	// egress, when set, carries the process's other connections under
+	// vane's egress policy (jailed only; see sandbox.NetworkEgress).
+	egress sandbox.Egress
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
 }
 
 // procExit is how a Deno process ended.
@@ -160,7 +163,7 @@ func (p *plainProc) Kill() {
 // and BASE_INTERNAL_URL, the network of vane's API (and Config.AllowNet),
 // and the heap capped from Limits.MemoryBytes. There is no --allow-run,
 // --allow-ffi, --allow-sys nor --allow-import.
-func (d *Deno) runFlags(b *bundle, jobDir string, env, scriptEnv map[string]string, memoryBytes int64) []string {
+func (d *Deno) runFlags(b *bundle, jobDir string, env, scriptEnv map[string]string, memoryBytes int64, egress bool) []string {
 	flags := []string{"run", "--no-prompt", "--no-config", "--no-remote", "--cached-only", "--quiet"}
 	if d.cfg.Sandbox != nil {
 		// The jail mounts DENO_DIR read-only: V8's code cache can be
@@ -180,7 +183,13 @@ func (d *Deno) runFlags(b *bundle, jobDir string, env, scriptEnv map[string]stri
 		"--allow-write="+jobDir,
 		"--allow-env="+strings.Join(append([]string{"WM_*", "BASE_INTERNAL_URL", "BASE_URL", "TZ"}, slices.Sorted(maps.Keys(scriptEnv))...), ","),
 	)
-	if hosts := d.netHosts(env); len(hosts) > 0 {
+	switch hosts := d.netHosts(env); {
+	case egress:
+		// Every connection goes through vane's egress check, on the
+		// address dialed; Deno's own list would check names, which
+		// resolve to anything.
+		flags = append(flags, "--allow-net")
+	case len(hosts) > 0:
 		flags = append(flags, "--allow-net="+strings.Join(hosts, ","))
 	}
 	flags = append(flags, "--v8-flags=--max-old-space-size="+strconv.FormatInt(heapMB(memoryBytes), 10))
@@ -252,6 +261,7 @@ func (d *Deno) jobEnv(env, scriptEnv map[string]string, home string) []string {
 		"HOME=" + home,
 		"PATH=/usr/bin:/bin",
 	}
+	out = append(out, jobrt.CAEnv(d.cfg.CABundle)...)
 	if _, ok := scriptEnv["TZ"]; !ok {
 		out = append(out, "TZ=UTC")
 	}
@@ -281,7 +291,10 @@ func (d *Deno) startProc(ctx context.Context, spec *procSpec) (proc, error) {
 		return startPlain(spec)
 	}
 	net := sandbox.NetworkNone
-	if spec.apiOnly {
+	switch {
+	case spec.egress != nil:
+		net = sandbox.NetworkEgress
+	case spec.apiOnly:
 		net = sandbox.NetworkAPIOnly
 	}
 	p, err := d.cfg.Sandbox.Start(ctx, &sandbox.Spec{
@@ -291,6 +304,7 @@ func (d *Deno) startProc(ctx context.Context, spec *procSpec) (proc, error) {
 		ReadOnlyPaths: spec.readOnly,
 		Limits:        jailLimits(spec.limits),
 		Network:       net,
+		Egress:        spec.egress,
 		APIPort:       d.cfg.APIPort,
 		Stdin:         spec.stdin,
 		Stdout:        spec.stdout,
@@ -364,4 +378,14 @@ func (d *Deno) toolEnv() []string {
 		"DENO_TLS_CA_STORE=system,mozilla",
 	}
 	return append(env, d.cfg.ToolEnv...)
+}
+
+// readOnlyPaths are the host paths a jailed Deno process reads: the deno
+// binary, the bundle, DENO_DIR and the CA bundle.
+func (d *Deno) readOnlyPaths(b *bundle) []string {
+	paths := []string{d.cfg.DenoPath, b.dir, d.denoDir}
+	if d.cfg.CABundle != "" {
+		paths = append(paths, d.cfg.CABundle)
+	}
+	return paths
 }

@@ -137,6 +137,25 @@ func main(x string) (interface{}, error) {
 	return "main " + x, nil
 }
 `,
+	// Go jobs have no network yet (issue 16): the suite checks that the
+	// fetch fails and reaches nothing.
+	runtimetest.FetchesURL: `package inner
+
+import (
+	"io"
+	"net/http"
+)
+
+func main(url string) (string, error) {
+	r, err := http.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer r.Body.Close()
+	b, err := io.ReadAll(r.Body)
+	return string(b), err
+}
+`,
 }
 
 // MustNewExecutor returns an Executor with a host of its own, closed at

@@ -93,6 +93,15 @@ def preprocessor(x: str):
 def main(x: str):
     return "main " + x
 `,
+	// Python jobs have no network yet (issue 16): the suite checks that
+	// the fetch fails and reaches nothing.
+	runtimetest.FetchesURL: `
+import urllib.request
+
+def main(url: str):
+    with urllib.request.urlopen(url, timeout=30) as r:
+        return r.read().decode()
+`,
 }
 
 func TestConformance(t *testing.T) {

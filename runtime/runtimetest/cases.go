@@ -100,10 +100,21 @@ const (
 	// failure naming UnsupportedEntrypoint; then without an entrypoint:
 	// "main in".
 	Preprocessor Case = "preprocessor"
+
+	// FetchesURL: main(url string) fetches url with an HTTP GET (the
+	// language's usual client: curl in Bash, fetch in Deno, urllib in
+	// Python, net/http in Go) and returns the response's body as a string;
+	// it fails if the request fails. The suite serves a body on this
+	// machine's own non-loopback address and runs it twice under the
+	// default egress policy: with that address and port allowed, the job
+	// returns the body (for languages with Harness.Network; for the others
+	// it fails and the server sees nothing); without, the job fails, the
+	// server sees nothing, and a jailed language's log names the refusal.
+	FetchesURL Case = "fetches_url"
 )
 
 // AllCases lists every Case, in the order Run checks them.
 var AllCases = []Case{
 	ReturnsObject, ReturnsError, Panics, PrintsLogs, RunsForever, GrowsMemory,
-	PrintsFlood, ReadsFile, SharesFiles, ReadsEnv, FreshState, Preprocessor,
+	PrintsFlood, ReadsFile, SharesFiles, ReadsEnv, FreshState, Preprocessor, FetchesURL,
 }

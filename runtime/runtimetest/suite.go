@@ -7,16 +7,21 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"vane"
+	"vane/egress"
 	jobrt "vane/runtime"
 )
 
@@ -39,6 +44,10 @@ type Harness struct {
 	// Preprocessor says the language has preprocessor functions (a flow's
 	// preprocessor step calls them): TypeScript and Python in Windmill.
 	Preprocessor bool
+	// Network says the language's jobs reach the outside under the egress
+	// policy (Request.Egress); without it FetchesURL must fail even when
+	// allowed.
+	Network bool
 	// HangAfter is how long the suite waits for any Run to return before it
 	// declares the executor hung (default 3 minutes). It detects hangs; it is
 	// not a performance threshold.
@@ -95,6 +104,7 @@ func Run(t *testing.T, h Harness) {
 		{ReadsEnv, s.readsEnv},
 		{FreshState, s.freshState},
 		{Preprocessor, s.preprocessor},
+		{FetchesURL, s.fetchesURL},
 	}
 	for _, c := range checks {
 		t.Run(string(c.c), c.check)
@@ -155,11 +165,11 @@ func (s *suite) prepare(tb testing.TB, c Case) (string, *vane.Schema) {
 // at most HangAfter for Run to return.
 func (s *suite) run(ctx context.Context, tb testing.TB, c Case, args any, lim jobrt.Limits, dir string) *job {
 	tb.Helper()
-	return s.runEntry(ctx, tb, c, args, lim, dir, "")
+	return s.runEntry(ctx, tb, c, args, lim, dir, "", nil)
 }
 
 // runEntry is run calling the script's function entrypoint ("" for main).
-func (s *suite) runEntry(ctx context.Context, tb testing.TB, c Case, args any, lim jobrt.Limits, dir, entrypoint string) *job {
+func (s *suite) runEntry(ctx context.Context, tb testing.TB, c Case, args any, lim jobrt.Limits, dir, entrypoint string, eg jobrt.Egress) *job {
 	tb.Helper()
 	lock, schema := s.prepare(tb, c)
 	raw, err := json.Marshal(args)
@@ -184,7 +194,7 @@ func (s *suite) runEntry(ctx context.Context, tb testing.TB, c Case, args any, l
 			CreatedBy: "test", Email: "test@example.com", PermissionedAs: "u/test", Entrypoint: entrypoint,
 		},
 		Code: s.h.Code[c], Lock: lock, Schema: schema, Args: raw, Env: j.env, Dir: dir,
-		Limits: lim.WithDefaults(), Logs: j.logs,
+		Limits: lim.WithDefaults(), Logs: j.logs, Egress: eg,
 	}
 	if c == ReadsEnv {
 		req.ScriptEnv = map[string]string{"VANE_SCRIPT_GREETING": "greeting-" + id}
@@ -243,7 +253,7 @@ func (j *job) mustFailWith(tb testing.TB, words ...string) {
 
 func (s *suite) preprocessor(t *testing.T) {
 	args := map[string]any{"x": "in"}
-	pre := s.runEntry(context.Background(), t, Preprocessor, args, jobrt.Limits{}, "", vane.EntrypointPreprocessor)
+	pre := s.runEntry(context.Background(), t, Preprocessor, args, jobrt.Limits{}, "", vane.EntrypointPreprocessor, nil)
 	if s.h.Preprocessor {
 		pre.mustSucceed(t)
 		assertJSONEqual(t, pre.out.Result, `{"x":"pre in"}`)
@@ -582,4 +592,81 @@ func (r *logRecorder) tail(n int) string {
 		return string(r.last[len(r.last)-n:])
 	}
 	return string(r.last)
+}
+
+// fetchesURL serves a body on this machine's own address (inside a jail,
+// loopback is the jail's own) and fetches it under the default egress
+// policy, with and without an allow entry for it.
+func (s *suite) fetchesURL(t *testing.T) {
+	var node netip.Addr
+	for _, a := range egress.SelfAddrs() {
+		if a.Is4() && !a.IsLoopback() {
+			node = a
+			break
+		}
+	}
+	if !node.IsValid() {
+		t.Fatal("this machine has no non-loopback IPv4 address to serve the fetched URL on")
+	}
+	ln, err := net.Listen("tcp", netip.AddrPortFrom(node, 0).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var accepted atomic.Int64
+	body := "fetched-" + randomID()
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, body) }),
+		ReadHeaderTimeout: 10 * time.Second,
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			if st == http.StateNew {
+				accepted.Add(1)
+			}
+		}}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { srv.Close() })
+	dst := netip.MustParseAddrPort(ln.Addr().String())
+	url := "http://" + dst.String() + "/"
+	// The worker writes refusals to the job's log; here they are kept.
+	var mu sync.Mutex
+	var refusals strings.Builder
+	run := func(t *testing.T, allow []egress.Rule) *job {
+		eg := egress.NewSession(egress.Policy{Mode: egress.ModePublic, Allow: allow, Self: egress.SelfAddrs()}, egress.Limits{}, nil,
+			func(err error) { mu.Lock(); defer mu.Unlock(); refusals.WriteString(err.Error() + "\n") })
+		defer eg.Close()
+		j := s.runEntry(context.Background(), t, FetchesURL, map[string]any{"url": url}, jobrt.Limits{Timeout: time.Minute}, "", "", eg)
+		if j.err != nil {
+			t.Fatalf("Run: %v", j.err)
+		}
+		return j
+	}
+	t.Run("allowed", func(t *testing.T) {
+		before := accepted.Load()
+		j := run(t, []egress.Rule{{Prefix: netip.PrefixFrom(dst.Addr(), 32), Port: dst.Port()}})
+		if !s.h.Network {
+			if j.out.Success && strings.Contains(string(j.out.Result), body) {
+				t.Fatalf("a language without network fetched %s: %s", url, j.out.Result)
+			}
+			if n := accepted.Load() - before; n != 0 {
+				t.Fatalf("the server saw %d connections from a language without network", n)
+			}
+			return
+		}
+		j.mustSucceed(t)
+		assertJSONEqual(t, j.out.Result, fmt.Sprintf("%q", body))
+	})
+	t.Run("refused", func(t *testing.T) {
+		before := accepted.Load()
+		j := run(t, nil)
+		if j.out.Success && strings.Contains(string(j.out.Result), body) {
+			t.Fatalf("the job fetched %s, which the policy refuses: %s", url, j.out.Result)
+		}
+		if n := accepted.Load() - before; n != 0 {
+			t.Fatalf("the server saw %d connections; a refused destination must see none", n)
+		}
+		mu.Lock()
+		reported := refusals.String()
+		mu.Unlock()
+		if s.h.Network && !strings.Contains(reported, "egress refused: "+dst.String()) {
+			t.Fatalf("the refusal of %s was not reported (reported: %q; logs: %s)", dst, reported, j.logs.head(2000))
+		}
+	})
 }
