@@ -24,6 +24,7 @@ type Metrics struct {
 	help     map[string]string // metric name -> help text
 	counters map[string]map[string]*atomic.Uint64
 	gauges   map[string]func() float64
+	counterF map[string]func() uint64 // counters kept elsewhere, read at scrape time
 	hists    map[string]map[string]*Histogram
 	routes   map[string]*routeStats
 }
@@ -31,7 +32,7 @@ type Metrics struct {
 // NewMetrics returns an empty registry.
 func NewMetrics() *Metrics {
 	return &Metrics{help: map[string]string{}, counters: map[string]map[string]*atomic.Uint64{},
-		gauges: map[string]func() float64{}, hists: map[string]map[string]*Histogram{}, routes: map[string]*routeStats{}}
+		gauges: map[string]func() float64{}, counterF: map[string]func() uint64{}, hists: map[string]map[string]*Histogram{}, routes: map[string]*routeStats{}}
 }
 
 // Counter returns the counter name{labels}, creating it. labels is the inner
@@ -59,6 +60,15 @@ func (m *Metrics) GaugeFunc(name, help string, f func() float64) {
 	defer m.mu.Unlock()
 	m.help[name] = help
 	m.gauges[name] = f
+}
+
+// CounterFunc registers a counter kept by another package, whose value f
+// returns at scrape time; f must never decrease.
+func (m *Metrics) CounterFunc(name, help string, f func() uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.help[name] = help
+	m.counterF[name] = f
 }
 
 // Histogram returns the histogram name{labels} (seconds, with the default
@@ -146,6 +156,9 @@ func (m *Metrics) WritePrometheus(w io.Writer) error {
 		for _, labels := range sortedKeys(series) {
 			fmt.Fprintf(bw, "%s%s %d\n", name, braces(labels), series[labels].Load())
 		}
+	}
+	for _, name := range sortedKeys(m.counterF) {
+		fmt.Fprintf(bw, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", name, m.help[name], name, name, m.counterF[name]())
 	}
 	for _, name := range sortedKeys(m.gauges) {
 		fmt.Fprintf(bw, "# HELP %s %s\n# TYPE %s gauge\n%s %s\n", name, m.help[name], name, name, formatFloat(m.gauges[name]()))

@@ -65,11 +65,15 @@ func newLanguages(ctx context.Context, cfg serveConfig, apiAddr string, log *slo
 		log.Warn("subprocess jobs cannot run: the kernel refuses namespaces; start with --insecure-no-jail to run them unjailed", "reason", st.Reason)
 	}
 
+	caBundle, err := writeCABundle(filepath.Join(dataDir, "sandbox-ca", "ca-bundle.pem"), cfg.CAFile)
+	if err != nil {
+		return nil, err
+	}
 	var host *wasmhost.Host
 	for _, lang := range cfg.Languages {
 		switch lang {
 		case vane.LangBash:
-			e, err := bash.New(bash.Config{Sandbox: sb})
+			e, err := bash.New(bash.Config{Sandbox: sb, CABundle: caBundle})
 			if err != nil {
 				return nil, fmt.Errorf("cannot create bash executor: %w", err)
 			}
@@ -82,6 +86,7 @@ func newLanguages(ctx context.Context, cfg serveConfig, apiAddr string, log *slo
 			}
 			dc.CacheDir = filepath.Join(cacheDir, "deno")
 			dc.Sandbox = sb
+			dc.CABundle = caBundle
 			denoVersion, err := deno.CheckDeno(ctx, dc.DenoPath)
 			if err != nil {
 				log.Warn("deno scripts disabled", "path", dc.DenoPath, "error", err)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"vane"
+	"vane/egress"
 	"vane/raftstore"
 )
 
@@ -38,8 +39,15 @@ type serveConfig struct {
 	// in worker processes (see runtime/python/DESIGN.md for the trade-off).
 	PythonInProcess bool
 	InsecureNoJail  bool
-	ShutdownGrace   time.Duration
-	LogLevel        string
+	// Egress is the jobs' network policy (--egress), EgressAllow the
+	// operator's additions (--egress-allow).
+	Egress      egress.Mode
+	EgressAllow []egress.Rule
+	// CAFile is an operator's PEM file of CAs jobs trust besides the
+	// machine's (--ca-file).
+	CAFile        string
+	ShutdownGrace time.Duration
+	LogLevel      string
 	// PprofAddr serves net/http/pprof when set (profiling only).
 	PprofAddr string
 	// Languages are the script languages this node runs.
@@ -162,6 +170,9 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	// can create his own workspace".
 	fs.BoolVar(&c.CreateWorkspaceRequireSuperadmin, "create-workspace-require-superadmin", envBool("CREATE_WORKSPACE_REQUIRE_SUPERADMIN"), "only superadmins may create workspaces (env CREATE_WORKSPACE_REQUIRE_SUPERADMIN, true or false)")
 	headerTimeout := fs.Int("header-timeout", envInt("VANE_HEADER_TIMEOUT", 10), "seconds a client has to send a request's header (env VANE_HEADER_TIMEOUT)")
+	egressMode := fs.String("egress", envStr("VANE_EGRESS", "public"), "what jobs may connect to: public (any public address; not loopback, private, link-local or cloud metadata, nor this node), none (vane's API only) or all (everything, for development); Bash and Deno jobs (env VANE_EGRESS)")
+	egressAllow := fs.String("egress-allow", envStr("VANE_EGRESS_ALLOW", ""), "comma-separated addresses jobs may reach on top of --egress: CIDRs (10.0.0.0/8), addresses, or address:port (192.168.1.5:5432, [fd00::5]:5432) (env VANE_EGRESS_ALLOW)")
+	fs.StringVar(&c.CAFile, "ca-file", envStr("VANE_CA_FILE", ""), "a PEM file of CAs that jobs trust besides the machine's bundle (env VANE_CA_FILE)")
 	fs.StringVar(&c.LogLevel, "log-level", envStr("VANE_LOG_LEVEL", "info"), "debug, info, warn or error (env VANE_LOG_LEVEL)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -186,6 +197,13 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 		c.MaxConnsPerIP = max(c.MaxConns/4, 1)
 	}
 	c.ZombieJobTimeout = time.Duration(*zombie) * time.Second
+	var err error
+	if c.Egress, err = egress.ParseMode(*egressMode); err != nil {
+		return c, fmt.Errorf("--egress: %w", err)
+	}
+	if c.EgressAllow, err = egress.ParseAllow(*egressAllow); err != nil {
+		return c, fmt.Errorf("--egress-allow: %w", err)
+	}
 	c.AdminToken = getenv("VANE_ADMIN_TOKEN")
 	c.ToolsDir = toolsDir(getenv)
 	for _, l := range strings.Split(*langs, ",") {

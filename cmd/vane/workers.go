@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"path/filepath"
 	"time"
 
 	"vane"
 	"vane/api"
+	"vane/egress"
 	"vane/raftstore"
 	jobrt "vane/runtime"
 )
@@ -40,6 +42,7 @@ func startWorkers(cfg serveConfig, st *raftstore.Store, langs *languages, flows 
 	wc.WorkspaceCap = cfg.WorkspaceMaxRunning
 	wc.Flows = flows
 	wc.Logger = log
+	wc.NewEgress = newEgress(cfg, m, log)
 	execs := make(map[vane.ScriptLang]jobrt.Executor, len(langs.executors))
 	for lang, e := range langs.executors {
 		execs[lang] = newMeteredExecutor(e, lang, m)
@@ -139,4 +142,24 @@ func (e *meteredExecutor) Run(ctx context.Context, req *jobrt.Request) (jobrt.Ou
 		e.failed.Add(1)
 	}
 	return out, err
+}
+
+// newEgress returns the worker's opener of each job's egress session under
+// the operator's policy (--egress, --egress-allow), with this node's own
+// addresses refused, refusals written to the job's log and counted in
+// /metrics.
+func newEgress(cfg serveConfig, m *api.Metrics, log *slog.Logger) func(string, io.Writer) jobrt.Egress {
+	policy := egress.Policy{Mode: cfg.Egress, Allow: cfg.EgressAllow, Self: egress.SelfAddrs()}
+	counters := &egress.Counters{}
+	m.CounterFunc("vane_egress_connections_total", "Job connections to the outside that the egress policy allowed and vane dialed.", func() uint64 { return uint64(counters.Allowed.Load()) })
+	m.CounterFunc("vane_egress_refused_total", "Job connections the egress policy refused.", func() uint64 { return uint64(counters.Refused.Load()) })
+	m.CounterFunc("vane_egress_budget_exceeded_total", "Job connections refused or cut because the job's connection or byte budget was spent.", func() uint64 { return uint64(counters.BudgetExceeded.Load()) })
+	m.CounterFunc("vane_egress_bytes_in_total", "Bytes jobs received from the outside.", func() uint64 { return uint64(counters.BytesIn.Load()) })
+	m.CounterFunc("vane_egress_bytes_out_total", "Bytes jobs sent to the outside.", func() uint64 { return uint64(counters.BytesOut.Load()) })
+	log.Info("job egress", "policy", string(cfg.Egress), "allow", fmt.Sprint(cfg.EgressAllow))
+	return func(_ string, logs io.Writer) jobrt.Egress {
+		return egress.NewSession(policy, egress.Limits{}, counters, func(err error) {
+			fmt.Fprintf(logs, "\n%s\n", err)
+		})
+	}
 }
