@@ -18,9 +18,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,6 +30,7 @@ import (
 	"time"
 
 	"vane"
+	"vane/egress"
 	jobrt "vane/runtime"
 )
 
@@ -81,11 +84,15 @@ const (
 	// DumpEnv: prints its whole environment and every /proc/*/environ it can
 	// read. The suite's canary (set in vane's environment) must not appear.
 	DumpEnv Attack = "dump_env"
-	// Connect: args "host", "port": opens a TCP connection and returns
-	// "connected" if it succeeded, else fails or returns the error. Run against
-	// vane's raft port on 127.0.0.1 and against 192.0.2.1:80 (TEST-NET-1,
-	// never routed; inside the jail's empty network namespace it must fail
-	// at once without a packet leaving).
+	// Connect: args "host", "port": opens a TCP connection (host may be a
+	// name, an IPv4 or an IPv6 address) and returns "connected" if it
+	// succeeded, else fails or returns the error. Every job runs under the
+	// default egress policy (public addresses only), as vane runs them. Run
+	// against a loopback listener, vane's raft port, 192.0.2.1:80
+	// (TEST-NET-1, refused by the policy: no packet may leave), and a
+	// listener on this machine's own address, reached by that address, by
+	// its IPv4-mapped and NAT64 IPv6 forms, and by a name that resolves
+	// to it (DNS rebinding: the check is on the address dialed).
 	Connect Attack = "connect"
 	// Flood: writes 1 GiB to stdout, then succeeds.
 	Flood Attack = "flood"
@@ -186,8 +193,36 @@ func Run(t *testing.T, h Harness) {
 }
 
 type suite struct {
-	h    Harness
-	exec jobrt.Executor
+	h      Harness
+	exec   jobrt.Executor
+	egress egress.Counters
+}
+
+// rebindName is the name the DNS rebinding attack connects to: it
+// resolves to this machine's own address, which the policy refuses.
+const rebindName = "rebind.attack.test"
+
+// rebindResolver answers rebindName with this machine's first non-loopback
+// IPv4 address and knows no other name.
+type rebindResolver struct{}
+
+func (rebindResolver) LookupNetIP(_ context.Context, network, host string) ([]netip.Addr, error) {
+	if strings.TrimSuffix(host, ".") == rebindName && network != "ip6" {
+		if a, ok := nodeAddr(); ok {
+			return []netip.Addr{a}, nil
+		}
+	}
+	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+}
+
+// nodeAddr is this machine's first non-loopback IPv4 address.
+func nodeAddr() (netip.Addr, bool) {
+	for _, a := range egress.SelfAddrs() {
+		if a.Is4() && !a.IsLoopback() {
+			return a, true
+		}
+	}
+	return netip.Addr{}, false
 }
 
 // ran is one finished attack job.
@@ -232,11 +267,18 @@ func (s *suite) runRaw(t *testing.T, a Attack, args map[string]any, lim jobrt.Li
 		}
 	}
 	r := &ran{logs: &recorder{keep: 4 << 20}, dir: dir, marker: marker}
+	// The default egress policy, as vane runs every job, with this
+	// machine's own addresses refused; rebindName resolves to one of them.
+	eg := egress.NewSession(egress.Policy{Mode: egress.ModePublic, Self: egress.SelfAddrs()}, egress.Limits{}, &s.egress,
+		func(err error) { fmt.Fprintf(r.logs, "\n%s\n", err) })
+	eg.Resolver = rebindResolver{}
+	defer eg.Close()
 	req := &jobrt.Request{
 		Job: &vane.Job{ID: id, Workspace: "attack", Kind: vane.JobScript, ScriptPath: "u/attacker/" + string(a),
 			Language: s.h.Language, Args: raw, CreatedBy: "attacker", Email: "attacker@example.com", PermissionedAs: "u/attacker"},
 		Code: code, Schema: schema, Args: raw, Dir: dir, Limits: lim.WithDefaults(), Logs: r.logs,
-		Env: map[string]string{"WM_JOB_ID": id, "WM_WORKSPACE": "attack"},
+		Env:    map[string]string{"WM_JOB_ID": id, "WM_WORKSPACE": "attack"},
+		Egress: eg,
 	}
 	start := time.Now()
 	done := make(chan struct{})
@@ -247,7 +289,10 @@ func (s *suite) runRaw(t *testing.T, a Attack, args map[string]any, lim jobrt.Li
 	select {
 	case <-done:
 	case <-time.After(3 * time.Minute):
-		t.Fatalf("attack %s: Run did not return within 3 minutes", a)
+		// What every goroutine waits on is what the failure needs.
+		var stacks strings.Builder
+		_ = pprof.Lookup("goroutine").WriteTo(&stacks, 1)
+		t.Fatalf("attack %s: Run did not return within 3 minutes; goroutines:\n%s", a, stacks.String())
 	}
 	r.took = time.Since(start)
 	if r.err != nil {
@@ -479,16 +524,45 @@ func (s *suite) connect(t *testing.T) {
 		}
 	}()
 	port := ln.Addr().(*net.TCPAddr).Port
+	// A service on every address of this machine: the policy must refuse
+	// the machine itself, whatever form the address takes.
+	any4, err := net.Listen("tcp4", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer any4.Close()
+	go func() {
+		for {
+			c, err := any4.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			c.Close()
+		}
+	}()
+	node, ok := nodeAddr()
+	if !ok {
+		t.Fatal("this machine has no non-loopback IPv4 address to aim the node-address attacks at")
+	}
+	anyPort := fmt.Sprint(any4.Addr().(*net.TCPAddr).Port)
+	n4 := node.As4()
 	cases := []struct{ name, host, port string }{
 		{"host_loopback_listener", "127.0.0.1", fmt.Sprint(port)},
+		{"ipv6_loopback", "::1", fmt.Sprint(port)},
 		{"outside", "192.0.2.1", "80"},
+		{"node_address", node.String(), anyPort},
+		{"node_address_ipv4_mapped", "::ffff:" + node.String(), anyPort},
+		{"node_address_nat64", fmt.Sprintf("64:ff9b::%02x%02x:%02x%02x", n4[0], n4[1], n4[2], n4[3]), anyPort},
+		{"dns_rebinding_to_node_address", rebindName, anyPort},
 	}
 	if s.h.RaftAddr != "" {
 		host, rport, err := net.SplitHostPort(s.h.RaftAddr)
 		if err != nil {
 			t.Fatalf("RaftAddr %q: %v", s.h.RaftAddr, err)
 		}
-		cases = append(cases, struct{ name, host, port string }{"raft_port", host, rport})
+		cases = append(cases, struct{ name, host, port string }{"raft_port", host, rport},
+			struct{ name, host, port string }{"raft_port_via_node_address", node.String(), rport})
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -502,7 +576,7 @@ func (s *suite) connect(t *testing.T) {
 		})
 	}
 	if n := accepted.Load(); n > 0 {
-		t.Fatalf("the host's loopback listener accepted %d connections from jobs", n)
+		t.Fatalf("the host's listeners accepted %d connections from jobs", n)
 	}
 }
 
