@@ -36,6 +36,7 @@ import (
 // vane needs no privilege for it beyond what the jail already has.
 type netstack struct {
 	st     *stack.Stack
+	link   stack.LinkEndpoint
 	tun    int
 	egress Egress
 	ctx    context.Context
@@ -128,7 +129,7 @@ func startNetstack(tun int, eg Egress) (*netstack, error) {
 		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol},
 	})
 	ctx, cancel := context.WithCancel(context.Background())
-	n := &netstack{st: st, tun: tun, egress: eg, ctx: ctx, cancel: cancel, conns: map[net.Conn]struct{}{}, splices: map[*splice]struct{}{}}
+	n := &netstack{st: st, link: ep, tun: tun, egress: eg, ctx: ctx, cancel: cancel, conns: map[net.Conn]struct{}{}, splices: map[*splice]struct{}{}}
 	fail := func(what string, e tcpip.Error) (*netstack, error) {
 		cancel()
 		st.Destroy()
@@ -287,6 +288,12 @@ func (n *netstack) close() {
 		sp.up.Close()
 	}
 	n.mu.Unlock()
+	// The device's reader is stopped first, outside the stack's lock:
+	// Stack.Wait removes the NIC holding that lock and waits for the reader,
+	// which may be delivering a packet (an IPv6 one asks the stack for the
+	// NIC's name, under the same lock), and the two wait for each other
+	// forever. Detached here, the reader finishes its packet and stops.
+	n.link.Attach(nil)
 	n.st.Close()
 	n.wg.Wait()
 	n.st.Wait()
