@@ -48,6 +48,10 @@ func TestDependencyRules(t *testing.T) {
 		{"vane/sandbox", []string{"vane/raftstore", "vane/api", "github.com/hashicorp/raft", "go.etcd.io/bbolt"}},
 		{"vane/api", []string{"vane/raftstore", "vane/flows", "vane/flowdriver", "vane/scheduler", "vane/runtime", "github.com/hashicorp/raft", "go.etcd.io/bbolt", "github.com/tetratelabs/wazero"}},
 		{"vane/flows", []string{"vane/raftstore", "vane/api", "github.com/hashicorp/raft", "go.etcd.io/bbolt"}},
+		// The egress policy is a leaf: the worker's wiring (cmd), the
+		// attack and conformance suites use it; the jail knows only its own
+		// Egress interface.
+		{"vane/egress", []string{"vane/raftstore", "vane/api", "vane/runtime", "vane/sandbox", "vane/scheduler", "vane/flows", "vane/flowdriver", "vane/cluster"}},
 		// Cron expressions are a leaf: the scheduler and the API share it.
 		{"vane/cron", []string{"vane/raftstore", "vane/api", "vane/runtime", "vane/scheduler", "vane/flows", "vane/flowdriver"}},
 		// The flow driver runs the engine over the store through the
@@ -60,7 +64,7 @@ func TestDependencyRules(t *testing.T) {
 		// attack suite (sandbox/attacktest), which drives real executors, may.
 		if strings.HasPrefix(p.ImportPath, "vane/sandbox") && !strings.HasSuffix(p.ImportPath, "test") {
 			for _, d := range p.Deps {
-				if d == "vane/runtime" || strings.HasPrefix(d, "vane/runtime/") {
+				if d == "vane/runtime" || strings.HasPrefix(d, "vane/runtime/") || d == "vane/egress" {
 					t.Errorf("%s depends on %s: the jail must not know its users", p.ImportPath, d)
 				}
 			}

@@ -188,7 +188,13 @@ func do(tb testing.TB, c *fasthttp.HostClient, method, url, body string) (int, s
 // mustSaveScript saves a bash script in workspace main.
 func (s *apiServer) mustSaveScript(tb testing.TB, path, content string) {
 	tb.Helper()
-	body := fmt.Sprintf(`{"path":%q,"summary":"","description":"","language":"bash","content":%q}`, path, content)
+	s.mustSaveScriptIn(tb, path, "bash", content)
+}
+
+// mustSaveScriptIn saves a script of language lang.
+func (s *apiServer) mustSaveScriptIn(tb testing.TB, path, lang, content string) {
+	tb.Helper()
+	body := fmt.Sprintf(`{"path":%q,"summary":"","description":"","language":%q,"content":%q}`, path, lang, content)
 	if code, out := do(tb, s.client(1), "POST", s.url+"/api/w/main/scripts/create", body); code != 201 {
 		tb.Fatalf("cannot save script: %d %s", code, out)
 	}
