@@ -129,7 +129,7 @@ func (d *Deno) startWorker(b *bundle, req *jobrt.Request, lim jobrt.Limits) (*wo
 		tail:    jobrt.NewCappedWriter(nil, 0),
 	}
 	stderr := io.MultiWriter(w.sink, w.tail)
-	argv := append([]string{d.cfg.DenoPath}, d.runFlags(b, dir, req.Env, req.ScriptEnv, lim.MemoryBytes, false)...)
+	argv := append([]string{d.cfg.DenoPath}, d.runFlags(b, dir, req.Env, lim.MemoryBytes, false)...)
 	argv = append(argv, filepath.Join(b.dir, "worker.ts"), nonce)
 	spec := &procSpec{
 		argv:     argv,

@@ -178,7 +178,7 @@ func (d *Deno) runOnce(ctx context.Context, req *jobrt.Request, b *bundle, lim j
 	if d.cfg.Sandbox != nil && req.Egress != nil {
 		egress = req.Egress
 	}
-	argv := append([]string{d.cfg.DenoPath}, d.runFlags(b, req.Dir, req.Env, req.ScriptEnv, lim.MemoryBytes, egress != nil)...)
+	argv := append([]string{d.cfg.DenoPath}, d.runFlags(b, req.Dir, req.Env, lim.MemoryBytes, egress != nil)...)
 	argv = append(argv, filepath.Join(b.dir, entry))
 	spec := &procSpec{
 		argv:     argv,

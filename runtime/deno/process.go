@@ -159,11 +159,12 @@ func (p *plainProc) Kill() {
 // runFlags returns the flags of `deno run` for one bundle: no prompts, no
 // config discovery, no remote modules, only the cache filled at deploy time,
 // the bundle's lock (frozen) and import map, reads of the job dir, the
-// bundle and the npm cache, writes of the job dir only, the WM_* variables
-// and BASE_INTERNAL_URL, the network of vane's API (and Config.AllowNet),
+// bundle and the npm cache, writes of the job dir only, the job's
+// environment, the network of vane's API (and Config.AllowNet; jailed with
+// an egress, every address, the egress policy being vane's),
 // and the heap capped from Limits.MemoryBytes. There is no --allow-run,
 // --allow-ffi, --allow-sys nor --allow-import.
-func (d *Deno) runFlags(b *bundle, jobDir string, env, scriptEnv map[string]string, memoryBytes int64, egress bool) []string {
+func (d *Deno) runFlags(b *bundle, jobDir string, env map[string]string, memoryBytes int64, egress bool) []string {
 	flags := []string{"run", "--no-prompt", "--no-config", "--no-remote", "--cached-only", "--quiet"}
 	if d.cfg.Sandbox != nil {
 		// The jail mounts DENO_DIR read-only: V8's code cache can be
@@ -181,7 +182,11 @@ func (d *Deno) runFlags(b *bundle, jobDir string, env, scriptEnv map[string]stri
 	flags = append(flags,
 		"--allow-read="+strings.Join([]string{jobDir, b.dir, filepath.Join(d.denoDir, "npm")}, ","),
 		"--allow-write="+jobDir,
-		"--allow-env="+strings.Join(append([]string{"WM_*", "BASE_INTERNAL_URL", "BASE_URL", "TZ"}, slices.Sorted(maps.Keys(scriptEnv))...), ","),
+		// The whole environment: it is the job's own, built by jobEnv
+		// (nothing of vane's is inherited), and Node libraries probe
+		// variables of their own (npm:pg reads PGBINARY, PGHOST, ...),
+		// which a list of names would make throw.
+		"--allow-env",
 	)
 	switch hosts := d.netHosts(env); {
 	case egress:
