@@ -131,6 +131,11 @@ func (e *RefusedError) Error() string {
 // Unwrap makes errors.Is(err, ErrRefused) true.
 func (e *RefusedError) Unwrap() error { return ErrRefused }
 
+// Refused reports true: it lets a consumer that declares its own interface
+// instead of importing this package (the jail's DNS server answers REFUSED
+// rather than SERVFAIL) tell a refusal from a failure.
+func (e *RefusedError) Refused() bool { return true }
+
 // BudgetError is a job running out of one of its Limits: a dial past
 // MaxConns or MaxConcurrent, or any dial, read or write once MaxBytes is
 // used up. It wraps ErrBudgetExceeded.

@@ -146,7 +146,8 @@ type Policy struct {
 	// Mode is the base policy; "" is ModePublic.
 	Mode Mode
 	// Allow entries are allowed whatever their class under ModePublic (an
-	// operator who writes --egress-allow 127.0.0.1:5432 means it), and
+	// operator who writes --egress-allow 10.1.2.3:5432 means it), except a
+	// Self address, which only an entry naming that very address admits;
 	// nothing under ModeNone.
 	Allow []Rule
 	// Self holds this node's own addresses (SelfAddrs, plus any the
@@ -290,17 +291,25 @@ func (p Policy) judge(mode Mode, dst netip.AddrPort) (rule, flag string) {
 
 // judgePublic decides dst under ModePublic.
 func (p Policy) judgePublic(dst netip.AddrPort) (rule, flag string) {
+	a := dst.Addr().Unmap()
+	flag = "--egress-allow " + netip.AddrPortFrom(a, dst.Port()).String()
+	// The node itself first: its own address is often private too, and
+	// "this node" says more about what the job aimed at. Only an entry
+	// naming the very address admits it: a range that happens to cover the
+	// node (--egress-allow 10.0.0.0/8 for the VPC) must not open its raft
+	// port, its SSH or its local databases.
+	if p.isSelf(a) {
+		for _, r := range p.Allow {
+			if r.Prefix.IsSingleIP() && r.Matches(dst) {
+				return "", ""
+			}
+		}
+		return "this node's own address", flag
+	}
 	for _, r := range p.Allow {
 		if r.Matches(dst) {
 			return "", ""
 		}
-	}
-	a := dst.Addr().Unmap()
-	flag = "--egress-allow " + netip.AddrPortFrom(a, dst.Port()).String()
-	// The node itself first: its own address is often private too, and
-	// "this node" says more about what the job aimed at.
-	if p.isSelf(a) {
-		return "this node's own address", flag
 	}
 	if rule := classify(dst.Addr()); rule != "" {
 		return rule, flag

@@ -568,3 +568,23 @@ func TestSelfAddrs(t *testing.T) {
 		t.Errorf("no loopback address among %v", addrs)
 	}
 }
+
+// TestPolicy_Check_SelfNotByRange: an allow entry that only covers the
+// node's address in a range (the VPC) does not open the node; one naming
+// the address does.
+func TestPolicy_Check_SelfNotByRange(t *testing.T) {
+	self := []netip.Addr{netip.MustParseAddr("10.1.2.3")}
+	p := Policy{Self: self, Allow: MustParseAllow(t, "10.0.0.0/8")}
+	re := MustRefused(t, p.Check(netip.MustParseAddrPort("10.1.2.3:22")))
+	if re.Rule != "this node's own address" {
+		t.Errorf("rule %q", re.Rule)
+	}
+	if err := p.Check(netip.MustParseAddrPort("10.1.2.4:5432")); err != nil {
+		t.Errorf("a neighbour in the allowed range: %v", err)
+	}
+	p.Allow = MustParseAllow(t, "10.0.0.0/8, 10.1.2.3:5432")
+	if err := p.Check(netip.MustParseAddrPort("10.1.2.3:5432")); err != nil {
+		t.Errorf("the node's address named with its port: %v", err)
+	}
+	MustRefused(t, p.Check(netip.MustParseAddrPort("10.1.2.3:22")))
+}

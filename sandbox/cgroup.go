@@ -136,8 +136,9 @@ func sweepStale(dir string) {
 	}
 }
 
-// pendingRemovals counts cgroup directories still being removed, so that
-// Sandbox.Close can wait for them.
+// pendingRemovals counts what is still being released in the background
+// (cgroup directories, jails' tun devices), so that Sandbox.Close can wait
+// for it.
 var pendingRemovals sync.WaitGroup
 
 // probeCgroupDir creates parent (if needed) and checks that a child cgroup

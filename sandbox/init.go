@@ -45,9 +45,10 @@ type initSpec struct {
 	Hostname string
 	Probe    bool // build the jail, then exit 0 without running anything
 
-	APIPort     int  // 0: no forwarder (apiDirFD is then absent or unused)
-	Egress      bool // a tun device with the default routes, passed back on the control socket (egress_up)
-	MergeStderr bool // the target's stderr is its stdout (one ordered stream)
+	APIPort     int    // 0: no forwarder (apiDirFD is then absent or unused)
+	Egress      bool   // a tun device with the default routes, passed back on the control socket (egress_up)
+	TunPath     string // the tun clone device; empty: /dev/net/tun (tests name a missing one)
+	MergeStderr bool   // the target's stderr is its stdout (one ordered stream)
 
 	CPUSeconds   uint64
 	NProc        uint64
@@ -113,6 +114,9 @@ func (sp *initSpec) encode() ([]byte, error) {
 	}
 	if sp.Egress {
 		tok("egress", "1")
+	}
+	if sp.TunPath != "" {
+		tok("tunpath", sp.TunPath)
 	}
 	num("apiport", uint64(max(sp.APIPort, 0)))
 	num("cpu", sp.CPUSeconds)

@@ -143,20 +143,22 @@ func (s *Sandbox) startJailedSpec(ctx context.Context, spec *Spec, probe bool) (
 		_, _ = p.Wait()
 		return nil, err
 	}
-	// The init sent its tun device while it prepared (egress_up); if it
-	// failed first, the socket ends and the status line says why.
-	tun, err := recvFD(z.ctl, "tun")
-	if err != nil {
-		line, _ := p.status.ReadString('\n')
-		if rest, ok := strings.CutPrefix(line, "err "); ok {
-			return fail(fmt.Errorf("cannot build jail: %s", strings.TrimSpace(rest)))
+	if z.tun {
+		// The init sent its tun device while it prepared (egress_up); if
+		// it failed first, the socket ends and the status line says why.
+		tun, err := recvFD(z.ctl, "tun")
+		if err != nil {
+			line, _ := p.status.ReadString('\n')
+			if rest, ok := strings.CutPrefix(line, "err "); ok {
+				return fail(fmt.Errorf("cannot build jail: %s", strings.TrimSpace(rest)))
+			}
+			return fail(fmt.Errorf("cannot build jail: %w", err))
 		}
-		return fail(fmt.Errorf("cannot build jail: %w", err))
-	}
-	if !sp.Egress {
-		closeTun(tun)
-	} else if p.net, err = startNetstack(tun, spec.Egress); err != nil {
-		return fail(fmt.Errorf("cannot build jail: %w", err))
+		if !sp.Egress {
+			closeTun(tun)
+		} else if p.net, err = startNetstack(tun, spec.Egress); err != nil {
+			return fail(fmt.Errorf("cannot build jail: %w", err))
+		}
 	}
 	line, _ := p.status.ReadString('\n')
 	if rest, ok := strings.CutPrefix(line, "err "); ok {
@@ -177,7 +179,7 @@ func (s *Sandbox) startJailedSpec(ctx context.Context, spec *Spec, probe bool) (
 func (s *Sandbox) prepareSpec() (*initSpec, error) {
 	// Every init makes its egress device ahead of need (most jobs use it);
 	// one whose job has no egress takes it down (initSpec.Egress).
-	sp := &initSpec{Root: s.mountPoint, Egress: true}
+	sp := &initSpec{Root: s.mountPoint, Egress: s.status.EgressOff == "", TunPath: s.cfg.tunPath}
 	for _, p := range s.cfg.SystemPaths {
 		st, err := os.Lstat(p)
 		if err != nil {
@@ -241,7 +243,9 @@ func (s *Sandbox) initSpecFor(spec *Spec, probe bool) (*initSpec, error) {
 	// Parents before children, so a nested path lands on top.
 	sort.SliceStable(binds, func(i, j int) bool { return strings.Count(binds[i].Dst, "/") < strings.Count(binds[j].Dst, "/") })
 	sp.Mounts = append(sp.Mounts, binds...)
-	sp.Egress = spec.Network == NetworkEgress && !probe
+	// Without a tun device (Status.EgressOff) a job asking for egress gets
+	// the API only: less network, never more.
+	sp.Egress = spec.Network == NetworkEgress && !probe && s.status.EgressOff == ""
 	if (spec.Network == NetworkAPIOnly || spec.Network == NetworkEgress) && s.api != nil && !probe {
 		sp.APIPort = spec.APIPort
 		if sp.APIPort == 0 {

@@ -68,7 +68,7 @@ struct mnt {
 };
 
 struct spec {
-	const char *root, *dir, *hostname;
+	const char *root, *dir, *hostname, *tunpath;
 	const char **argv, **env;
 	int argc, envc;
 	struct mnt *mounts;
@@ -199,6 +199,8 @@ static int read_spec(struct spec *sp) {
 			sp->dir = v;
 		else if (!strcmp(k, "hostname"))
 			sp->hostname = v;
+		else if (!strcmp(k, "tunpath"))
+			sp->tunpath = v;
 		else if (!strcmp(k, "probe"))
 			sp->probe = v[0] == '1';
 		else if (!strcmp(k, "merge"))
@@ -458,13 +460,13 @@ static int send_fd(const char *tag, int fd) {
 // is created in the jail's network namespace (the one the open happens in),
 // which the init administers as root of its user namespace. Nothing else of
 // the host's network is visible to the job.
-static int egress_up(const char *root) {
+static int egress_up(const char *root, const char *tunpath) {
 	// Without this the IPv6 address stays tentative for a second (DAD).
 	char *dad = join(root, "proc/sys/net/ipv6/conf/default/accept_dad");
 	if (dad)
 		write_file(dad, "0");
 	free(dad);
-	int tun = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+	int tun = open(tunpath ? tunpath : "/dev/net/tun", O_RDWR | O_CLOEXEC);
 	if (tun < 0)
 		return fail("egress", "open /dev/net/tun");
 	struct ifreq ifr;
@@ -901,7 +903,7 @@ static int run_init(void) {
 		return r;
 	// Ahead of need too: making the device and its addresses costs a few
 	// milliseconds of kernel work, which a pooled init spends before any job.
-	if (prep.egress && (r = egress_up(prep.root)))
+	if (prep.egress && (r = egress_up(prep.root, prep.tunpath)))
 		return r;
 	// Stage 2: the job.
 	if (read_spec(&sp) < 0)

@@ -136,6 +136,12 @@ func startNetstack(tun int, eg Egress) (*netstack, error) {
 		unix.Close(tun)
 		return nil, fmt.Errorf("cannot start the jail's network: %s: %s", what, e)
 	}
+	// The handlers first: CreateNIC starts the device's reader, which
+	// reads them.
+	fwd := tcp.NewForwarder(st, 0, maxPendingConns, n.forwardTCP)
+	st.SetTransportProtocolHandler(tcp.ProtocolNumber, fwd.HandlePacket)
+	dns := &dnsServer{n: n}
+	st.SetTransportProtocolHandler(udp.ProtocolNumber, udp.NewForwarder(st, dns.handle).HandlePacket)
 	if e := st.CreateNIC(netstackNIC, ep); e != nil {
 		return fail("create NIC", e)
 	}
@@ -151,10 +157,6 @@ func startNetstack(tun int, eg Egress) (*netstack, error) {
 		{Destination: header.IPv4EmptySubnet, NIC: netstackNIC},
 		{Destination: header.IPv6EmptySubnet, NIC: netstackNIC},
 	})
-	fwd := tcp.NewForwarder(st, 0, maxPendingConns, n.forwardTCP)
-	st.SetTransportProtocolHandler(tcp.ProtocolNumber, fwd.HandlePacket)
-	dns := &dnsServer{n: n}
-	st.SetTransportProtocolHandler(udp.ProtocolNumber, udp.NewForwarder(st, dns.handle).HandlePacket)
 	return n, nil
 }
 
@@ -163,38 +165,47 @@ func startNetstack(tun int, eg Egress) (*netstack, error) {
 // so a refused or unreachable destination looks to the job like one that
 // refused the connection.
 func (n *netstack) forwardTCP(r *tcp.ForwarderRequest) {
+	// The forwarder runs each handler on a goroutine of its own.
 	id := r.ID()
 	dst := netip.AddrPortFrom(addrOf(id.LocalAddress), id.LocalPort)
-	if !n.track(nil, true) {
+	if !n.begin() {
 		r.Complete(true)
 		return
 	}
+	defer n.wg.Done()
+	up, err := n.egress.Dial(n.ctx, dst)
+	if err != nil {
+		r.Complete(true)
+		return
+	}
+	var wq waiter.Queue
+	ep, terr := r.CreateEndpoint(&wq)
+	if terr != nil {
+		up.Close()
+		r.Complete(true)
+		return
+	}
+	r.Complete(false)
+	sp := &splice{down: gonet.NewTCPConn(&wq, ep), up: up, sent: make(chan struct{})}
+	if !n.trackSplice(sp, true) {
+		sp.down.Close()
+		up.Close()
+		return
+	}
+	sp.run()
+	n.trackSplice(sp, false)
+}
+
+// begin counts one more goroutine of the stack's (n.wg), unless close has
+// begun; the two happen under one lock, so close's Wait sees every one.
+func (n *netstack) begin() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return false
+	}
 	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		defer n.track(nil, false)
-		up, err := n.egress.Dial(n.ctx, dst)
-		if err != nil {
-			r.Complete(true)
-			return
-		}
-		var wq waiter.Queue
-		ep, terr := r.CreateEndpoint(&wq)
-		if terr != nil {
-			up.Close()
-			r.Complete(true)
-			return
-		}
-		r.Complete(false)
-		sp := &splice{down: gonet.NewTCPConn(&wq, ep), up: up, sent: make(chan struct{})}
-		if !n.trackSplice(sp, true) {
-			sp.down.Close()
-			up.Close()
-			return
-		}
-		sp.run()
-		n.trackSplice(sp, false)
-	}()
+	return true
 }
 
 // splice carries one connection: down is the job's end (in the netstack),
@@ -223,22 +234,24 @@ func (sp *splice) run() {
 	sp.up.Close()
 }
 
-// track adds or removes a live connection; with c nil it only asks whether
-// the stack still takes connections. Adding fails once close has begun.
-func (n *netstack) track(c net.Conn, add bool) bool {
+// track adds a live DNS flow, counted in n.wg, unless close has begun; the
+// flow's goroutine calls untrack when it ends.
+func (n *netstack) track(c net.Conn) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if add && n.closed {
+	if n.closed {
 		return false
 	}
-	if c != nil {
-		if add {
-			n.conns[c] = struct{}{}
-		} else {
-			delete(n.conns, c)
-		}
-	}
+	n.conns[c] = struct{}{}
+	n.wg.Add(1)
 	return true
+}
+
+func (n *netstack) untrack(c net.Conn) {
+	n.mu.Lock()
+	delete(n.conns, c)
+	n.mu.Unlock()
+	n.wg.Done()
 }
 
 // trackSplice adds or removes a spliced connection; adding fails once close
@@ -271,12 +284,23 @@ func (n *netstack) close() {
 		splices = append(splices, sp)
 	}
 	n.mu.Unlock()
+	// Bounded both ways: the read deadline ends a copy waiting on the job,
+	// the write deadline one waiting on a server that stopped reading, and
+	// the timer whatever is left.
 	deadline := time.Now().Add(drainTimeout)
 	for _, sp := range splices {
 		_ = sp.down.SetReadDeadline(deadline)
+		_ = sp.up.SetWriteDeadline(deadline)
 	}
+	timer := time.NewTimer(drainTimeout + 100*time.Millisecond)
+	defer timer.Stop()
+drain:
 	for _, sp := range splices {
-		<-sp.sent
+		select {
+		case <-sp.sent:
+		case <-timer.C:
+			break drain
+		}
 	}
 	n.cancel()
 	n.mu.Lock()
@@ -323,8 +347,8 @@ func addrOf(a tcpip.Address) netip.Addr {
 // and DNS only.
 type dnsServer struct {
 	n     *netstack
-	mu    sync.Mutex
-	flows int
+	mu    sync.Mutex // guards flows
+	flows int        // DNS flows open, at most maxDNSFlows
 }
 
 func (d *dnsServer) handle(r *udp.ForwarderRequest) bool {
@@ -346,16 +370,14 @@ func (d *dnsServer) handle(r *udp.ForwarderRequest) bool {
 		return true
 	}
 	c := gonet.NewUDPConn(&wq, ep)
-	if !d.n.track(c, true) {
+	if !d.n.track(c) {
 		c.Close()
 		d.done()
 		return true
 	}
-	d.n.wg.Add(1)
 	go func() {
-		defer d.n.wg.Done()
+		defer d.n.untrack(c)
 		defer d.done()
-		defer d.n.track(c, false)
 		defer c.Close()
 		d.serve(c)
 	}()
@@ -387,9 +409,11 @@ func (d *dnsServer) serve(c *gonet.UDPConn) {
 	}
 }
 
-// answer builds the response to one query: A and AAAA from Egress.Lookup,
-// an empty answer for other types of a name that exists, NXDOMAIN for one
-// that does not, REFUSED when Egress refuses to resolve (policy none).
+// answer builds the response to one query: A and AAAA from Egress.Lookup
+// (an empty answer when the name has only the other family), NXDOMAIN for a
+// name that does not exist, REFUSED when Egress refuses to resolve (policy
+// none), SERVFAIL when resolving failed otherwise (a timeout), and NOTIMP
+// for every other type (SRV, MX, TXT: not carried yet).
 func (d *dnsServer) answer(q []byte) ([]byte, error) {
 	var p dnsmessage.Parser
 	h, err := p.Start(q)
@@ -422,7 +446,11 @@ func (d *dnsServer) answer(q []byte) ([]byte, error) {
 				rh.RCode = dnsmessage.RCodeNameError
 			}
 		} else if err != nil {
-			rh.RCode = dnsmessage.RCodeRefused
+			rh.RCode = dnsmessage.RCodeServerFailure
+			var refused interface{ Refused() bool }
+			if errors.As(err, &refused) && refused.Refused() {
+				rh.RCode = dnsmessage.RCodeRefused
+			}
 		}
 		cancel()
 	default:

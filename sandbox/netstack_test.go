@@ -225,3 +225,21 @@ func BenchmarkSandbox_Start(b *testing.B) {
 		})
 	}
 }
+
+// TestSandbox_EgressUnavailable: on a machine without tun devices, jails
+// still run, a job asking for egress gets vane's API only (less network,
+// never more), and Status says why.
+func TestSandbox_EgressUnavailable(t *testing.T) {
+	s := MustNew(t, Config{tunPath: "/nonexistent/tun"})
+	if st := s.Status(); !strings.Contains(st.EgressOff, "egress") {
+		t.Fatalf("Status %+v: want EgressOff to say why", st)
+	}
+	eg := &hostsEgress{}
+	out, ex := runEgressJob(t, s, eg, "(exec 3<>/dev/tcp/192.0.2.10/7) 2>&1; echo done")
+	if !ex.Success() || !strings.Contains(out, "unreachable") || !strings.Contains(out, "done") {
+		t.Fatalf("exit %v output %q: want the job to run with no route", ex, out)
+	}
+	if seen := eg.seen(); len(seen) != 0 {
+		t.Fatalf("Egress was asked for %v without a tun device", seen)
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -72,8 +73,10 @@ type Egress interface {
 	// address it connected to. An error refuses the connection (the process
 	// sees it reset); reporting why is Egress's business.
 	Dial(ctx context.Context, dst netip.AddrPort) (net.Conn, error)
-	// Lookup answers the process's DNS queries: network is "ip4" (A) or
-	// "ip6" (AAAA).
+	// Lookup answers the process's DNS queries: network is "ip4" (A),
+	// "ip6" (AAAA) or "ip" (both, to tell a name without records of one
+	// family from one that does not exist). An error with a method
+	// Refused() bool returning true is a refusal (answered REFUSED).
 	Lookup(ctx context.Context, network, host string) ([]netip.Addr, error)
 }
 
@@ -115,6 +118,9 @@ type Config struct {
 	// probeErr, when set (by tests), stands for a kernel that refuses
 	// namespaces: New skips its probe and takes this as the refusal.
 	probeErr error
+	// tunPath, when set (by tests), replaces /dev/net/tun: a missing path
+	// stands for a machine without tun devices.
+	tunPath string
 }
 
 // DefaultConfig returns the configuration New uses for zero fields.
@@ -241,6 +247,9 @@ type Status struct {
 	// Reason explains a degraded mode (namespaces refused, cgroups not
 	// writable); empty when everything is enforced.
 	Reason string `json:"reason,omitempty"`
+	// EgressOff says why jailed processes cannot have NetworkEgress (no
+	// tun device): they get NetworkAPIOnly instead. Empty when they can.
+	EgressOff string `json:"egress_off,omitempty"`
 }
 
 // Sandbox starts jailed processes. It is safe for concurrent use.
@@ -313,6 +322,14 @@ func New(cfg Config) (*Sandbox, error) {
 	probeErr := cfg.probeErr
 	if probeErr == nil {
 		probeErr = s.probe()
+		if probeErr != nil && strings.Contains(probeErr.Error(), "egress") {
+			// No tun device here (a container without /dev/net/tun, a
+			// denying policy): jails still run, with vane's API as their
+			// only network.
+			s.status.EgressOff = probeErr.Error()
+			cfg.Logger.Warn("sandbox: job egress unavailable: jobs reach vane's API only", "error", probeErr)
+			probeErr = s.probe()
+		}
 	}
 	if err := probeErr; err != nil {
 		if cfg.InsecureNoJail {

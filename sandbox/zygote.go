@@ -25,6 +25,7 @@ type zygote struct {
 	stdout *os.File // read end of the init's stdout pipe
 	stderr *os.File // read end of the init's stderr pipe
 	cg     cgroup   // made and joined at spawn (no limits yet); nil without cgroups
+	tun    bool     // the init makes a tun device and sends it (initSpec.Egress of its prepare spec)
 
 	// A zygote started by the pool's refill waits at the least CPU weight
 	// (idle: its cgroup; niced: its threads, nice 19 inherited from the
@@ -184,6 +185,7 @@ func (s *Sandbox) spawnZygote(background bool) (*zygote, error) {
 	prep, err := s.prepareSpec()
 	var msg []byte
 	if err == nil {
+		z.tun = prep.Egress
 		msg, err = prep.encode()
 	}
 	if err == nil {

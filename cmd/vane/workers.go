@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"vane"
@@ -149,17 +151,38 @@ func (e *meteredExecutor) Run(ctx context.Context, req *jobrt.Request) (jobrt.Ou
 // addresses refused, refusals written to the job's log and counted in
 // /metrics.
 func newEgress(cfg serveConfig, m *api.Metrics, log *slog.Logger) func(string, io.Writer) jobrt.Egress {
-	policy := egress.Policy{Mode: cfg.Egress, Allow: cfg.EgressAllow, Self: egress.SelfAddrs()}
+	policy := egress.Policy{Mode: cfg.Egress, Allow: cfg.EgressAllow}
+	self := &selfAddrs{}
 	counters := &egress.Counters{}
 	m.CounterFunc("vane_egress_connections_total", "Job connections to the outside that the egress policy allowed and vane dialed.", func() uint64 { return uint64(counters.Allowed.Load()) })
 	m.CounterFunc("vane_egress_refused_total", "Job connections the egress policy refused.", func() uint64 { return uint64(counters.Refused.Load()) })
 	m.CounterFunc("vane_egress_budget_exceeded_total", "Job connections refused or cut because the job's connection or byte budget was spent.", func() uint64 { return uint64(counters.BudgetExceeded.Load()) })
 	m.CounterFunc("vane_egress_bytes_in_total", "Bytes jobs received from the outside.", func() uint64 { return uint64(counters.BytesIn.Load()) })
 	m.CounterFunc("vane_egress_bytes_out_total", "Bytes jobs sent to the outside.", func() uint64 { return uint64(counters.BytesOut.Load()) })
-	log.Info("job egress", "policy", string(cfg.Egress), "allow", fmt.Sprint(cfg.EgressAllow))
+	log.Info("job egress", "policy", policy.String())
 	return func(_ string, logs io.Writer) jobrt.Egress {
-		return egress.NewSession(policy, egress.Limits{}, counters, func(err error) {
+		p := policy
+		p.Self = self.get()
+		return egress.NewSession(p, egress.Limits{}, counters, func(err error) {
 			fmt.Fprintf(logs, "\n%s\n", err)
 		})
 	}
+}
+
+// selfAddrs are this node's own addresses, read again at most once a
+// second: an address the node gets after it started (DHCP, a cloud's
+// secondary IP) is refused to the jobs that start after it.
+type selfAddrs struct {
+	mu    sync.Mutex // guards addrs and at
+	addrs []netip.Addr
+	at    time.Time
+}
+
+func (s *selfAddrs) get() []netip.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.addrs == nil || time.Since(s.at) >= time.Second {
+		s.addrs, s.at = egress.SelfAddrs(), time.Now()
+	}
+	return s.addrs
 }

@@ -172,10 +172,11 @@ func (d *Deno) runOnce(ctx context.Context, req *jobrt.Request, b *bundle, lim j
 		return jobrt.Outcome{}, fmt.Errorf("cannot write result.json: %w", err)
 	}
 	logs := jobrt.NewCappedWriter(req.Logs, lim.LogBytes)
-	// Unjailed, nothing would hold the process to the egress policy: it
-	// keeps Deno's own list (vane's API and Config.AllowNet).
+	// Unjailed (no sandbox, or one in insecure mode), nothing would hold
+	// the process to the egress policy: it keeps Deno's own list (vane's
+	// API and Config.AllowNet).
 	var egress sandbox.Egress
-	if d.cfg.Sandbox != nil && req.Egress != nil {
+	if d.cfg.Sandbox != nil && d.cfg.Sandbox.Status().Mode == sandbox.ModeJail && req.Egress != nil {
 		egress = req.Egress
 	}
 	argv := append([]string{d.cfg.DenoPath}, d.runFlags(b, req.Dir, req.Env, lim.MemoryBytes, egress != nil)...)
