@@ -190,7 +190,11 @@ func NewSession(p Policy, l Limits, c *Counters, onRefuse func(err error)) *Sess
 // returned connection counts its bytes against MaxBytes and frees its
 // concurrency slot when closed (once, however often Close is called).
 func (s *Session) Dial(ctx context.Context, dst netip.AddrPort) (net.Conn, error) {
-	if err := s.policy.Check(dst); err != nil {
+	err := s.policy.Check(dst)
+	if err == nil {
+		err = s.policy.checkLocal(dst)
+	}
+	if err != nil {
 		s.counters.Refused.Add(1)
 		s.report("dial "+dst.String(), err)
 		return nil, err

@@ -317,6 +317,30 @@ func (p Policy) judgePublic(dst netip.AddrPort) (rule, flag string) {
 	return "", ""
 }
 
+// checkLocal refuses, under ModePublic, an address this machine would
+// accept as its own although it is not among Self: one it got after Self
+// was read (DHCP, a secondary IP), or one a local route gives it (a whole
+// prefix routed to the host). The kernel is asked by binding a UDP socket
+// to the address, which succeeds only for a local one and sends nothing.
+// Only an allow entry naming the very address admits it, as for Self.
+func (p Policy) checkLocal(dst netip.AddrPort) error {
+	if p.Mode.effective() != ModePublic {
+		return nil
+	}
+	a := dst.Addr().Unmap()
+	for _, r := range p.Allow {
+		if r.Prefix.IsSingleIP() && r.Matches(dst) {
+			return nil
+		}
+	}
+	pc, err := net.ListenPacket("udp", netip.AddrPortFrom(a, 0).String())
+	if err != nil {
+		return nil // not an address of this machine
+	}
+	pc.Close()
+	return &RefusedError{Dst: dst, Rule: "this node's own address", Flag: "--egress-allow " + netip.AddrPortFrom(a, dst.Port()).String()}
+}
+
 // isSelf reports whether a is one of the node's own addresses, or the
 // NAT64 form of one (which a translator on the network would carry back to
 // the node).
@@ -385,6 +409,9 @@ var ipv6Classes = mustClasses(
 	"2001:2::/48", "a benchmarking address (2001:2::/48)",
 	"2001:10::/28", "an ORCHID address (2001:10::/28, deprecated)",
 	"2001:20::/28", "an ORCHIDv2 address (2001:20::/28), which is not routed",
+	// The rest of the IETF's block (PCP and TURN anycast, AMT, AS112), as
+	// 192.0.0.0/24 is refused for IPv4.
+	"2001::/23", "in the IETF protocol assignments (2001::/23)",
 	"2001:db8::/32", "a documentation address (2001:db8::/32)",
 	"3fff::/20", "a documentation address (3fff::/20)",
 	"fc00::/7", "a unique local address (fc00::/7)",
@@ -450,12 +477,12 @@ func classify6(a netip.Addr) string {
 		}
 		return ""
 	case nat64Local.Contains(a):
-		for _, l := range nat64LocalEmbedded(b) {
-			if r := classify4(l.v4); r != "" {
-				return fmt.Sprintf("a local-use NAT64 address (64:ff9b:1::/48) whose /%d layout embeds %s, which is %s", l.bits, l.v4, r)
-			}
-		}
-		return ""
+		// Where the IPv4 address sits is the network's choice (RFC 6052:
+		// /48 to /96 layouts), and the bits around it are the job's: read
+		// every way, almost any address embeds something private, so what
+		// it reaches cannot be judged. An allow entry admits the prefix
+		// where an operator runs such a translator.
+		return "a local-use NAT64 address (64:ff9b:1::/48), whose embedded IPv4 address depends on a layout only the network knows; refused whatever it embeds"
 	case sixToFour.Contains(a):
 		return fmt.Sprintf("a 6to4 address (2002::/16) of %s: 6to4 goes through public relays, which are not something a job needs", embedded(b[2:6]))
 	}
@@ -479,24 +506,18 @@ type nat64Layout struct {
 // nat64LocalEmbedded lists the IPv4 addresses a local-use NAT64 address may
 // embed. RFC 6052 lets the translator's prefix be /32 to /96 and places the
 // IPv4 address differently for each; vane cannot know which layout the
-// network uses, so it takes every layout the address is consistent with
-// (the octet at bits 64-71 and the suffix are zero in all but /96), /96
-// last, and the caller refuses the address if any of them embeds a
-// non-public address.
+// network uses, so it takes every layout, /96 last, and the caller refuses
+// the address if any of them embeds a non-public address. The reserved
+// octet (bits 64-71) and the suffix are not required to be zero: the job
+// chooses them, and a translator that ignores them would carry a
+// connection to whatever the layout embeds.
 func nat64LocalEmbedded(b [16]byte) []nat64Layout {
-	var out []nat64Layout
-	if b[8] == 0 {
-		if isZero(b[11:16]) {
-			out = append(out, nat64Layout{48, embedded([]byte{b[6], b[7], b[9], b[10]})})
-		}
-		if isZero(b[12:16]) {
-			out = append(out, nat64Layout{56, embedded([]byte{b[7], b[9], b[10], b[11]})})
-		}
-		if isZero(b[13:16]) {
-			out = append(out, nat64Layout{64, embedded(b[9:13])})
-		}
+	return []nat64Layout{
+		{48, embedded([]byte{b[6], b[7], b[9], b[10]})},
+		{56, embedded([]byte{b[7], b[9], b[10], b[11]})},
+		{64, embedded(b[9:13])},
+		{96, embedded(b[12:16])},
 	}
-	return append(out, nat64Layout{96, embedded(b[12:16])})
 }
 
 // embedded is the IPv4 address held in four bytes.

@@ -72,14 +72,15 @@ var refusedInPublic = []struct {
 	{"nat64 loopback", "[64:ff9b::127.0.0.1]:80", "NAT64 address (64:ff9b::/96) of 127.0.0.1, which is a loopback address"},
 	{"nat64 private", "[64:ff9b::10.0.0.1]:80", "NAT64 address (64:ff9b::/96) of 10.0.0.1, which is a private address"},
 	{"nat64 metadata", "[64:ff9b::169.254.169.254]:80", "of 169.254.169.254, which is the cloud metadata endpoint"},
-	{"local nat64 /96 private", "[64:ff9b:1::a00:1]:80", "local-use NAT64 address (64:ff9b:1::/48) whose /96 layout embeds 10.0.0.1, which is a private address"},
-	{"local nat64 /96 loopback", "[64:ff9b:1::127.0.0.1]:80", "/96 layout embeds 127.0.0.1, which is a loopback"},
-	{"local nat64 /48 layout private", "[64:ff9b:1:a00:0:100::]:80", "/48 layout embeds 10.0.0.1"},
-	{"local nat64 /56 layout metadata", "[64:ff9b:1:a9:fe:a9fe::]:80", "/56 layout embeds 169.254.169.254"},
-	{"local nat64 /64 layout loopback", "[64:ff9b:1:0:7f:0:100:0]:80", "/64 layout embeds 127.0.0.1"},
+	{"local nat64 /96 public", "[64:ff9b:1::101:101]:443", "local-use NAT64 address (64:ff9b:1::/48), whose embedded IPv4 address depends on a layout only the network knows"},
+	{"local nat64 /96 private", "[64:ff9b:1::a00:1]:80", "local-use NAT64 address (64:ff9b:1::/48), whose embedded IPv4 address depends on a layout only the network knows"},
+	{"local nat64 /96 loopback", "[64:ff9b:1::127.0.0.1]:80", "local-use NAT64 address (64:ff9b:1::/48), whose embedded IPv4 address depends on a layout only the network knows"},
+	{"local nat64 /48 layout private", "[64:ff9b:1:a00:0:100::]:80", "local-use NAT64 address (64:ff9b:1::/48), whose embedded IPv4 address depends on a layout only the network knows"},
+	{"local nat64 /56 layout metadata", "[64:ff9b:1:a9:fe:a9fe::]:80", "local-use NAT64 address (64:ff9b:1::/48), whose embedded IPv4 address depends on a layout only the network knows"},
+	{"local nat64 /64 layout loopback", "[64:ff9b:1:0:7f:0:100:0]:80", "local-use NAT64 address (64:ff9b:1::/48), whose embedded IPv4 address depends on a layout only the network knows"},
 	// A /48-layout address of a public IPv4 is also a /96-layout address
 	// of 0.0.0.0: vane cannot tell the layouts apart, so it refuses.
-	{"local nat64 /48 layout, ambiguous", "[64:ff9b:1:101:1:100::]:80", "/96 layout embeds 0.0.0.0"},
+	{"local nat64 /48 layout, ambiguous", "[64:ff9b:1:101:1:100::]:80", "local-use NAT64 address (64:ff9b:1::/48), whose embedded IPv4 address depends on a layout only the network knows"},
 	{"6to4 of private", "[2002:a00:1::1]:80", "6to4 address (2002::/16) of 10.0.0.1: 6to4 goes through public relays, which are not something a job needs"},
 	{"6to4 of public, refused outright", "[2002:808:808::1]:80", "6to4 address"},
 	{"teredo", "[2001:0:4136:e378:8000:63bf:3fff:fdd2]:80", "Teredo address (2001::/32)"},
@@ -115,7 +116,6 @@ var allowedInPublic = []struct {
 	{"google dns v6", "[2001:4860:4860::8888]:53"},
 	{"mapped public", "[::ffff:1.1.1.1]:443"},
 	{"nat64 public", "[64:ff9b::1.1.1.1]:443"},
-	{"local nat64 /96 public", "[64:ff9b:1::101:101]:443"},
 	{"beside documentation", "[2001:db9::1]:443"},
 }
 

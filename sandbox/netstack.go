@@ -58,8 +58,10 @@ const (
 	// dial is in flight); further SYNs are dropped until some complete.
 	maxPendingConns = 64
 	// dnsIdle is how long a DNS flow (one source port) is kept without a
-	// query before its endpoint is closed.
-	dnsIdle = 5 * time.Second
+	// query before its endpoint is closed: long enough for a resolver's A
+	// and AAAA on one port, short enough that resolvers using a new port
+	// per lookup (glibc) do not fill maxDNSFlows.
+	dnsIdle = 500 * time.Millisecond
 	// maxDNSFlows bounds the DNS flows open at once; a query on a further
 	// one is dropped (the resolver retries).
 	maxDNSFlows = 64
@@ -312,16 +314,33 @@ drain:
 		sp.up.Close()
 	}
 	n.mu.Unlock()
-	// The device's reader is stopped first, outside the stack's lock:
-	// Stack.Wait removes the NIC holding that lock and waits for the reader,
-	// which may be delivering a packet (an IPv6 one asks the stack for the
-	// NIC's name, under the same lock), and the two wait for each other
-	// forever. Detached here, the reader finishes its packet and stops.
-	n.link.Attach(nil)
+	// Aborting every endpoint ends the handshakes still in progress (a
+	// job that opened connections and exited at once), which would
+	// otherwise run out their retries, minutes.
 	n.st.Close()
-	n.wg.Wait()
-	n.st.Wait()
-	closeTun(n.tun)
+	// The rest is bounded too: what is left finishes in the background
+	// (the job is dead, its upstream connections closed by its Session).
+	done := make(chan struct{})
+	pendingRemovals.Add(1)
+	go func() {
+		defer pendingRemovals.Done()
+		n.wg.Wait()
+		// The device's reader is stopped first, outside the stack's lock:
+		// Stack.Wait removes the NIC holding that lock and waits for the
+		// reader, which may be delivering a packet (an IPv6 one asks the
+		// stack for the NIC's name, under the same lock), and the two wait
+		// for each other forever. Detached here, the reader finishes its
+		// packet and stops.
+		n.link.Attach(nil)
+		n.st.Close()
+		n.st.Wait()
+		closeTun(n.tun)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(drainTimeout):
+	}
 }
 
 // closeTun releases a jail's tun device in the background: the kernel

@@ -243,3 +243,53 @@ func TestSandbox_EgressUnavailable(t *testing.T) {
 		t.Fatalf("Egress was asked for %v without a tun device", seen)
 	}
 }
+
+// TestSandbox_EgressDrainBounded: a job that leaves a connection full of
+// data it sent to a server that never reads does not hold its Wait (and so
+// its worker's slot): what it wrote is passed on for a bounded while, then
+// the connection is cut.
+func TestSandbox_EgressDrainBounded(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c) // accepted, never read
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	dst := netip.MustParseAddrPort("192.0.2.30:9")
+	eg := &hostsEgress{routes: map[netip.AddrPort]string{dst: ln.Addr().String()}}
+	s := MustNew(t, Config{})
+	done := make(chan struct{})
+	var out string
+	var ex Exit
+	go func() {
+		defer close(done)
+		out, ex = runEgressJob(t, s, eg, `exec 3<>/dev/tcp/192.0.2.30/9; (head -c 50000000 /dev/zero >&3 &); sleep 0.5; echo exiting`)
+	}()
+	select {
+	case <-done:
+	case <-time.After(time.Minute): // detects a hang; not a performance bound
+		t.Fatal("the job's Wait did not return: a server that stops reading holds it")
+	}
+	if !ex.Success() || !strings.Contains(out, "exiting") {
+		t.Fatalf("exit %v output %q", ex, out)
+	}
+}
