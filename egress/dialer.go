@@ -23,6 +23,10 @@ const (
 	DefaultMaxBytes int64 = 1 << 30
 	// DefaultDialTimeout: how long one dial may take.
 	DefaultDialTimeout = 10 * time.Second
+	// DefaultMaxLookups: DNS lookups over a job's life. Each becomes a
+	// query from the node: unbounded, a job could flood a domain's
+	// servers, carry data out in names, or spend the node's resolver quota.
+	DefaultMaxLookups = 1024
 )
 
 // maxReported bounds the distinct refusals a session reports through
@@ -45,11 +49,14 @@ type Limits struct {
 	MaxBytes int64
 	// DialTimeout bounds one dial.
 	DialTimeout time.Duration
+	// MaxLookups is how many DNS lookups a job may make over its life.
+	MaxLookups int
 }
 
 // DefaultLimits returns the limits a zero Limits stands for.
 func DefaultLimits() Limits {
-	return Limits{MaxConns: DefaultMaxConns, MaxConcurrent: DefaultMaxConcurrent, MaxBytes: DefaultMaxBytes, DialTimeout: DefaultDialTimeout}
+	return Limits{MaxConns: DefaultMaxConns, MaxConcurrent: DefaultMaxConcurrent, MaxBytes: DefaultMaxBytes, DialTimeout: DefaultDialTimeout,
+		MaxLookups: DefaultMaxLookups}
 }
 
 // Validate reports every negative field by name; zero is valid (the default).
@@ -63,6 +70,7 @@ func (l Limits) Validate() error {
 	neg("MaxConns", int64(l.MaxConns), DefaultMaxConns, "connections")
 	neg("MaxConcurrent", int64(l.MaxConcurrent), DefaultMaxConcurrent, "connections")
 	neg("MaxBytes", l.MaxBytes, DefaultMaxBytes, "bytes")
+	neg("MaxLookups", int64(l.MaxLookups), DefaultMaxLookups, "lookups")
 	if l.DialTimeout < 0 {
 		errs = append(errs, fmt.Errorf("egress limit DialTimeout is %s: give a positive duration, or 0 for the default %s", l.DialTimeout, DefaultDialTimeout))
 	}
@@ -84,6 +92,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.DialTimeout <= 0 {
 		l.DialTimeout = d.DialTimeout
+	}
+	if l.MaxLookups <= 0 {
+		l.MaxLookups = d.MaxLookups
 	}
 	return l
 }
@@ -149,9 +160,11 @@ type Session struct {
 	// after that fails with it.
 	cut atomic.Pointer[BudgetError]
 
-	mu sync.Mutex // guards opened, active, conns, reported, closed
+	mu sync.Mutex // guards opened, lookups, active, conns, reported, closed
 	// opened counts dials attempted, against MaxConns.
 	opened int
+	// lookups counts DNS lookups made, against MaxLookups.
+	lookups int
 	// active counts dials in flight plus open connections, against
 	// MaxConcurrent.
 	active int
@@ -296,15 +309,24 @@ func (s *Session) report(key string, err error) {
 // a filtered answer would only turn that message into a puzzling
 // "no such host". After Close it returns ErrClosed.
 func (s *Session) Lookup(ctx context.Context, network, host string) ([]netip.Addr, error) {
+	if err := s.policy.checkLookup(host); err != nil {
+		s.counters.Refused.Add(1)
+		s.report("lookup "+strings.ToLower(host), err)
+		return nil, err
+	}
 	s.mu.Lock()
-	closed := s.closed
+	closed, spent := s.closed, s.lookups >= s.limits.MaxLookups
+	if !closed && !spent {
+		s.lookups++
+	}
 	s.mu.Unlock()
 	if closed {
 		return nil, fmt.Errorf("cannot look up %q: %w", host, ErrClosed)
 	}
-	if err := s.policy.checkLookup(host); err != nil {
-		s.counters.Refused.Add(1)
-		s.report("lookup "+strings.ToLower(host), err)
+	if spent {
+		err := &BudgetError{Limit: "MaxLookups", Value: int64(s.limits.MaxLookups)}
+		s.counters.BudgetExceeded.Add(1)
+		s.report("budget MaxLookups", err)
 		return nil, err
 	}
 	var r Resolver = net.DefaultResolver

@@ -577,3 +577,32 @@ func TestLimits_Validate(t *testing.T) {
 		t.Errorf("zero limits became %+v", got)
 	}
 }
+
+// TestSession_Lookup_MaxLookups: past its lookup budget a job's lookups are
+// refused without reaching the resolver, reported once, and counted.
+func TestSession_Lookup_MaxLookups(t *testing.T) {
+	res := &staticResolver{addrs: []netip.Addr{netip.MustParseAddr("1.1.1.1")}}
+	var c Counters
+	var reports []string
+	s := NewSession(Policy{}, Limits{MaxLookups: 3}, &c, func(err error) { reports = append(reports, err.Error()) })
+	defer s.Close()
+	s.Resolver = res
+	for i := range 3 {
+		if _, err := s.Lookup(context.Background(), "ip4", fmt.Sprintf("n%d.example", i)); err != nil {
+			t.Fatalf("lookup %d within the budget: %v", i, err)
+		}
+	}
+	for range 5 {
+		_, err := s.Lookup(context.Background(), "ip4", "more.example")
+		var be *BudgetError
+		if !errors.As(err, &be) || be.Limit != "MaxLookups" || !strings.Contains(err.Error(), "3 DNS lookups") {
+			t.Fatalf("past the budget: %v", err)
+		}
+	}
+	if res.calls != 3 {
+		t.Errorf("the resolver was asked %d times, want 3", res.calls)
+	}
+	if len(reports) != 1 || c.BudgetExceeded.Load() != 5 {
+		t.Errorf("reports %q, counted %d: want one report and five counted", reports, c.BudgetExceeded.Load())
+	}
+}

@@ -140,8 +140,8 @@ func (e *RefusedError) Refused() bool { return true }
 // MaxConns or MaxConcurrent, or any dial, read or write once MaxBytes is
 // used up. It wraps ErrBudgetExceeded.
 type BudgetError struct {
-	// Limit is the Limits field that ran out: "MaxConns", "MaxConcurrent"
-	// or "MaxBytes".
+	// Limit is the Limits field that ran out: "MaxConns", "MaxConcurrent",
+	// "MaxBytes" or "MaxLookups".
 	Limit string
 	// Value is that limit's value for this job.
 	Value int64
@@ -165,6 +165,8 @@ func (e *BudgetError) Error() string {
 		fmt.Fprintf(&b, "the job has %d connections open, its limit at once (MaxConcurrent %d); it must close one first", e.Value, e.Value)
 	case "MaxBytes":
 		fmt.Fprintf(&b, "the job has sent and received %s, its limit over its life (MaxBytes %d); its connections are closed", byteSize(e.Value), e.Value)
+	case "MaxLookups":
+		fmt.Fprintf(&b, "the job has made %d DNS lookups, its limit over its life (MaxLookups %d)", e.Value, e.Value)
 	default:
 		fmt.Fprintf(&b, "limit %s (%d) reached", e.Limit, e.Value)
 	}

@@ -43,6 +43,8 @@ type serveConfig struct {
 	// operator's additions (--egress-allow).
 	Egress      egress.Mode
 	EgressAllow []egress.Rule
+	// EgressLimits are each job's network budgets (--egress-max-*).
+	EgressLimits egress.Limits
 	// CAFile is an operator's PEM file of CAs jobs trust besides the
 	// machine's (--ca-file).
 	CAFile        string
@@ -172,6 +174,10 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	headerTimeout := fs.Int("header-timeout", envInt("VANE_HEADER_TIMEOUT", 10), "seconds a client has to send a request's header (env VANE_HEADER_TIMEOUT)")
 	egressMode := fs.String("egress", envStr("VANE_EGRESS", "public"), "what jobs may connect to: public (any public address; not loopback, private, link-local or cloud metadata, nor this node), none (vane's API only) or all (everything, for development); Bash and Deno jobs (env VANE_EGRESS)")
 	egressAllow := fs.String("egress-allow", envStr("VANE_EGRESS_ALLOW", ""), "comma-separated addresses jobs may reach on top of --egress: CIDRs (10.0.0.0/8), addresses, or address:port (192.168.1.5:5432, [fd00::5]:5432) (env VANE_EGRESS_ALLOW)")
+	fs.IntVar(&c.EgressLimits.MaxConns, "egress-max-conns", envInt("VANE_EGRESS_MAX_CONNS", egress.DefaultMaxConns), "connections a job may open over its life (env VANE_EGRESS_MAX_CONNS)")
+	fs.IntVar(&c.EgressLimits.MaxConcurrent, "egress-max-concurrent", envInt("VANE_EGRESS_MAX_CONCURRENT", egress.DefaultMaxConcurrent), "connections a job may have open at once (env VANE_EGRESS_MAX_CONCURRENT)")
+	egressMB := fs.Int("egress-max-mb", envInt("VANE_EGRESS_MAX_MB", int(egress.DefaultMaxBytes>>20)), "MiB a job may send and receive over its life, all connections together (env VANE_EGRESS_MAX_MB)")
+	fs.IntVar(&c.EgressLimits.MaxLookups, "egress-max-lookups", envInt("VANE_EGRESS_MAX_LOOKUPS", egress.DefaultMaxLookups), "DNS lookups a job may make over its life (env VANE_EGRESS_MAX_LOOKUPS)")
 	fs.StringVar(&c.CAFile, "ca-file", envStr("VANE_CA_FILE", ""), "a PEM file of CAs that jobs trust besides the machine's bundle (env VANE_CA_FILE)")
 	fs.StringVar(&c.LogLevel, "log-level", envStr("VANE_LOG_LEVEL", "info"), "debug, info, warn or error (env VANE_LOG_LEVEL)")
 	if err := fs.Parse(args); err != nil {
@@ -202,7 +208,11 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 		return c, fmt.Errorf("--egress: %w", err)
 	}
 	if c.EgressAllow, err = egress.ParseAllow(*egressAllow); err != nil {
-		return c, fmt.Errorf("--egress-allow: %w", err)
+		return c, err // names the flag
+	}
+	c.EgressLimits.MaxBytes = int64(*egressMB) << 20
+	if c.EgressLimits.MaxConns <= 0 || c.EgressLimits.MaxConcurrent <= 0 || *egressMB <= 0 || c.EgressLimits.MaxLookups <= 0 {
+		return c, errors.New("--egress-max-conns, --egress-max-concurrent, --egress-max-mb and --egress-max-lookups must be positive")
 	}
 	c.AdminToken = getenv("VANE_ADMIN_TOKEN")
 	c.ToolsDir = toolsDir(getenv)

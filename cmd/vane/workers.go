@@ -163,7 +163,7 @@ func newEgress(cfg serveConfig, m *api.Metrics, log *slog.Logger) func(string, i
 	return func(_ string, logs io.Writer) jobrt.Egress {
 		p := policy
 		p.Self = self.get()
-		return egress.NewSession(p, egress.Limits{}, counters, func(err error) {
+		return egress.NewSession(p, cfg.EgressLimits, counters, func(err error) {
 			fmt.Fprintf(logs, "\n%s\n", err)
 		})
 	}
