@@ -3,6 +3,7 @@ package bench
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -133,16 +134,7 @@ func startVane(tb testing.TB, stderr *os.File, args ...string) *apiServer {
 		tb.Fatal(err)
 	}
 	s := &apiServer{cmd: cmd, done: make(chan struct{})}
-	urlCh := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if rest, ok := strings.CutPrefix(sc.Text(), "vane: listening on "); ok {
-				u, _, _ := strings.Cut(rest, " ")
-				urlCh <- u
-			}
-		}
-	}()
+	urlCh := listenURL(stdout)
 	go func() { _ = cmd.Wait(); close(s.done) }()
 	select {
 	case s.url = <-urlCh:
@@ -352,6 +344,22 @@ func benchRunWaitResultBash(b *testing.B, s *apiServer) {
 	b.Run("concurrent16", func(b *testing.B) { drive(b, s, 16, "POST", url, `{}`, 200) })
 }
 
+// listenURL reads a vane process's stdout to its end and sends the URL of
+// its "vane: listening on <url>" line.
+func listenURL(stdout io.Reader) <-chan string {
+	urlCh := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if rest, ok := strings.CutPrefix(sc.Text(), "vane: listening on "); ok {
+				u, _, _ := strings.Cut(rest, " ")
+				urlCh <- u
+			}
+		}
+	}()
+	return urlCh
+}
+
 // warmCache starts one default server on the shared cache and runs a
 // Python job on it, so CPython's machine code (for the API process and its
 // worker processes) is compiled before any figure is measured.
@@ -373,16 +381,7 @@ func warmCache(tb testing.TB, bin string) {
 		tb.Fatal(err)
 	}
 	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
-	urlCh := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if rest, ok := strings.CutPrefix(sc.Text(), "vane: listening on "); ok {
-				u, _, _ := strings.Cut(rest, " ")
-				urlCh <- u
-			}
-		}
-	}()
+	urlCh := listenURL(stdout)
 	var url string
 	select {
 	case url = <-urlCh:

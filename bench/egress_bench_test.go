@@ -18,14 +18,8 @@ import (
 // server listens on this machine's own non-loopback address: inside the
 // jail, loopback is the jail's own.
 func BenchmarkAPI_RunWaitResultHTTPGet(b *testing.B) {
-	var node netip.Addr
-	for _, a := range egress.SelfAddrs() {
-		if a.Is4() && !a.IsLoopback() {
-			node = a
-			break
-		}
-	}
-	if !node.IsValid() {
+	node, ok := egress.SelfIPv4()
+	if !ok {
 		b.Fatal("this machine has no non-loopback IPv4 address to serve on")
 	}
 	ln, err := net.Listen("tcp", netip.AddrPortFrom(node, 0).String())

@@ -566,6 +566,23 @@ func (p Policy) Narrow(ws Mode) Policy {
 // address is refused by its class anyway, so what is lost then is only the
 // refusal of the node's public addresses.
 func SelfAddrs() []netip.Addr {
+	return selfAddrs()
+}
+
+// SelfIPv4 is this machine's first non-loopback IPv4 address: where the
+// suites and benchmarks serve what a jailed job must reach (inside a jail,
+// loopback is the jail's own), and what they aim the node-address attacks
+// at. ok is false on a machine with none.
+func SelfIPv4() (a netip.Addr, ok bool) {
+	for _, a := range selfAddrs() {
+		if a.Is4() && !a.IsLoopback() {
+			return a, true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+func selfAddrs() []netip.Addr {
 	ifAddrs, err := net.InterfaceAddrs()
 	if err != nil {
 		return nil

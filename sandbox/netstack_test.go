@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"slices"
@@ -13,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/net/dns/dnsmessage"
 )
 
 // hostsEgress is an Egress that carries the job's connections to stand-in
@@ -291,5 +294,95 @@ func TestSandbox_EgressDrainBounded(t *testing.T) {
 	}
 	if !ex.Success() || !strings.Contains(out, "exiting") {
 		t.Fatalf("exit %v output %q", ex, out)
+	}
+}
+
+// refusingEgress refuses every lookup the way egress.Session does under
+// --egress none.
+type refusingEgress struct{ hostsEgress }
+
+type refusal struct{}
+
+func (refusal) Error() string { return "refused" }
+func (refusal) Refused() bool { return true }
+
+func (*refusingEgress) Lookup(context.Context, string, string) ([]netip.Addr, error) {
+	return nil, refusal{}
+}
+
+// TestDNSServer_HostileQueries: the job's DNS packets are parsed in vane.
+// Garbage, truncated and oversized packets get no answer and no panic; a
+// query gets its records, NXDOMAIN, NOTIMP or REFUSED as documented.
+func TestDNSServer_HostileQueries(t *testing.T) {
+	n := &netstack{ctx: context.Background(), egress: &hostsEgress{names: map[string][]netip.Addr{"db.test": {netip.MustParseAddr("192.0.2.7")}}}}
+	d := &dnsServer{n: n}
+	query := func(name string, typ dnsmessage.Type) []byte {
+		b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: 7, RecursionDesired: true})
+		_ = b.StartQuestions()
+		_ = b.Question(dnsmessage.Question{Name: dnsmessage.MustNewName(name), Type: typ, Class: dnsmessage.ClassINET})
+		q, err := b.Finish()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return q
+	}
+	rcode := func(resp []byte) (dnsmessage.RCode, int) {
+		var p dnsmessage.Parser
+		h, err := p.Start(resp)
+		if err != nil {
+			t.Fatalf("unparsable answer: %v", err)
+		}
+		_ = p.SkipAllQuestions()
+		answers, _ := p.AllAnswers()
+		return h.RCode, len(answers)
+	}
+	for _, c := range []struct {
+		name  string
+		q     []byte
+		rcode dnsmessage.RCode
+		n     int
+	}{
+		{"A", query("db.test.", dnsmessage.TypeA), dnsmessage.RCodeSuccess, 1},
+		{"AAAA of an IPv4-only name", query("db.test.", dnsmessage.TypeAAAA), dnsmessage.RCodeSuccess, 0},
+		{"missing name", query("nowhere.test.", dnsmessage.TypeA), dnsmessage.RCodeNameError, 0},
+		{"MX", query("db.test.", dnsmessage.TypeMX), dnsmessage.RCodeNotImplemented, 0},
+	} {
+		resp, err := d.answer(c.q)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if rc, n := rcode(resp); rc != c.rcode || n != c.n {
+			t.Errorf("%s: rcode %v with %d answers, want %v with %d", c.name, rc, n, c.rcode, c.n)
+		}
+	}
+	refusing := &dnsServer{n: &netstack{ctx: context.Background(), egress: &refusingEgress{}}}
+	if resp, err := refusing.answer(query("db.test.", dnsmessage.TypeA)); err != nil {
+		t.Fatal(err)
+	} else if rc, _ := rcode(resp); rc != dnsmessage.RCodeRefused {
+		t.Errorf("a refused lookup answered %v, want REFUSED", rc)
+	}
+	// Not queries: no answer, and no panic whatever the bytes.
+	valid := query("db.test.", dnsmessage.TypeA)
+	response := append([]byte(nil), valid...)
+	response[2] |= 0x80 // the QR bit: a response, not a query
+	bad := [][]byte{nil, {0}, valid[:5], valid[:len(valid)-3], response, bytes.Repeat([]byte{0xff}, 1500)}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 20000 {
+		b := make([]byte, rng.IntN(600))
+		for i := range b {
+			b[i] = byte(rng.Uint32())
+		}
+		if len(b) > 12 && rng.IntN(2) == 0 {
+			copy(b, valid[:12]) // a plausible header in front of garbage
+		}
+		bad = append(bad, b)
+	}
+	for _, b := range bad[:6] {
+		if resp, err := d.answer(b); err == nil {
+			t.Errorf("%x: answered %x, want no answer", b, resp)
+		}
+	}
+	for _, b := range bad[6:] {
+		_, _ = d.answer(b)
 	}
 }

@@ -598,14 +598,8 @@ func (r *logRecorder) tail(n int) string {
 // loopback is the jail's own) and fetches it under the default egress
 // policy, with and without an allow entry for it.
 func (s *suite) fetchesURL(t *testing.T) {
-	var node netip.Addr
-	for _, a := range egress.SelfAddrs() {
-		if a.Is4() && !a.IsLoopback() {
-			node = a
-			break
-		}
-	}
-	if !node.IsValid() {
+	node, ok := egress.SelfIPv4()
+	if !ok {
 		t.Fatal("this machine has no non-loopback IPv4 address to serve the fetched URL on")
 	}
 	ln, err := net.Listen("tcp", netip.AddrPortFrom(node, 0).String())

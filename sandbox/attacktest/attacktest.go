@@ -208,21 +208,11 @@ type rebindResolver struct{}
 
 func (rebindResolver) LookupNetIP(_ context.Context, network, host string) ([]netip.Addr, error) {
 	if strings.TrimSuffix(host, ".") == rebindName && network != "ip6" {
-		if a, ok := nodeAddr(); ok {
+		if a, ok := egress.SelfIPv4(); ok {
 			return []netip.Addr{a}, nil
 		}
 	}
 	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
-}
-
-// nodeAddr is this machine's first non-loopback IPv4 address.
-func nodeAddr() (netip.Addr, bool) {
-	for _, a := range egress.SelfAddrs() {
-		if a.Is4() && !a.IsLoopback() {
-			return a, true
-		}
-	}
-	return netip.Addr{}, false
 }
 
 // ran is one finished attack job.
@@ -541,7 +531,7 @@ func (s *suite) connect(t *testing.T) {
 			c.Close()
 		}
 	}()
-	node, ok := nodeAddr()
+	node, ok := egress.SelfIPv4()
 	if !ok {
 		t.Fatal("this machine has no non-loopback IPv4 address to aim the node-address attacks at")
 	}
