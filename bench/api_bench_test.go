@@ -75,6 +75,11 @@ func vaneBinary(tb testing.TB) string {
 		if d := os.Getenv("VANE_BENCH_CACHE"); d != "" {
 			benchCache = d // shared by the runs of make bench
 		}
+		if bin := os.Getenv("VANE_BENCH_BIN"); bin != "" {
+			// A prebuilt binary, for an A/B against another commit's build.
+			builtBin = bin
+			return
+		}
 		cmd := exec.Command("go", "build", "-o", builtBin, "./cmd/vane")
 		cmd.Dir = dir
 		if msg, err := cmd.CombinedOutput(); err != nil {
