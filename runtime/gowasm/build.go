@@ -113,10 +113,18 @@ func goVersion(ctx context.Context, goBin, dir string) (string, error) {
 	return v, nil
 }
 
+// mainSourceSum is the generated main.go's digest, in every key, so that a
+// change to it never reuses modules built with the old one (whose input
+// format may differ), even if wrapperVersion was not bumped.
+var mainSourceSum = func() string {
+	s := sha256.Sum256([]byte(mainSource))
+	return hex.EncodeToString(s[:])
+}()
+
 // key is the content address of the artifact for (code, lock).
 func (b *builder) key(code, lock string) string {
 	h := sha256.New()
-	for _, part := range []string{wrapperVersion, b.goVersion, b.clientSum, code, lock} {
+	for _, part := range []string{wrapperVersion, mainSourceSum, b.goVersion, b.clientSum, code, lock} {
 		fmt.Fprintf(h, "%d:%s;", len(part), part)
 	}
 	return hex.EncodeToString(h.Sum(nil))

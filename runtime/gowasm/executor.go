@@ -12,6 +12,7 @@ package gowasm
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -212,13 +213,7 @@ func (e *Executor) Run(ctx context.Context, req *jobrt.Request) (jobrt.Outcome, 
 		}
 		return jobrt.Outcome{}, err
 	}
-	input, err := json.Marshal(struct {
-		Args json.RawMessage   `json:"args"`
-		Env  map[string]string `json:"env"`
-	}{Args: argsOrEmpty(req.Args), Env: req.GuestEnv()})
-	if err != nil {
-		return jobrt.Outcome{}, fmt.Errorf("cannot encode the job's input: %w", err)
-	}
+	input := encodeInput(argsOrEmpty(req.Args), req.GuestEnv())
 	logs := jobrt.NewCappedWriter(req.Logs, lim.LogBytes)
 	crash := &crashWatcher{}
 	ic := wasmhost.InstanceConfig{Dir: req.Dir, Stdout: logs, Stderr: io.MultiWriter(logs, crash), MemoryBytes: lim.MemoryBytes}
@@ -315,6 +310,27 @@ func contextFailure(ctx context.Context, timeout time.Duration) jobrt.Outcome {
 		return failed("Timeout", fmt.Sprintf("timeout: the job ran past its deadline (limit %s)", timeout), "")
 	}
 	return failed("Canceled", "the job was canceled", "")
+}
+
+// encodeInput is the job's input as the wrapper's splitInput reads it: the
+// args, then each environment variable's name and value, every field
+// prefixed by its length (a uvarint). No JSON: the guest's encoding/json
+// is slow under Wasm.
+func encodeInput(args json.RawMessage, env map[string]string) []byte {
+	n := binary.MaxVarintLen64 + len(args)
+	for k, v := range env {
+		n += 2*binary.MaxVarintLen64 + len(k) + len(v)
+	}
+	b := make([]byte, 0, n)
+	b = binary.AppendUvarint(b, uint64(len(args)))
+	b = append(b, args...)
+	for k, v := range env {
+		b = binary.AppendUvarint(b, uint64(len(k)))
+		b = append(b, k...)
+		b = binary.AppendUvarint(b, uint64(len(v)))
+		b = append(b, v...)
+	}
+	return b
 }
 
 func argsOrEmpty(args json.RawMessage) json.RawMessage {

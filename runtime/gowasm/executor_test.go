@@ -298,3 +298,53 @@ func TestExecutor_Run_concurrent(t *testing.T) {
 }
 
 func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }
+
+// TestExecutor_Run_environment checks the environment a job sees: exactly
+// the request's variables (none of the snapshot's), each once, with names
+// and values os.Setenv would refuse left out, and os.Getenv, os.LookupEnv
+// and os.Environ agreeing; later jobs see only their own. It also checks
+// that the wrapper set syscall's variables itself (the fast path): a Go
+// release that renamed them would make setEnv fall back to os.Setenv, which
+// it says in the job's log.
+func TestExecutor_Run_environment(t *testing.T) {
+	e := MustNewExecutor(t)
+	code := `package inner
+
+import (
+	"os"
+	"sort"
+)
+
+func main() (interface{}, error) {
+	env := os.Environ()
+	sort.Strings(env)
+	_, warm := os.LookupEnv("WM_WARM")
+	return map[string]any{"environ": env, "a": os.Getenv("A"), "warm": warm, "long": len(os.Getenv("LONG"))}, nil
+}
+`
+	long := strings.Repeat("x", 70000)
+	for i, tc := range []struct {
+		script map[string]string // the script's envs
+		env    map[string]string // WM_* pass; others do not
+		want   string
+	}{
+		{map[string]string{"A": "1", "B": "two=2", "LONG": long, "": "empty name", "C=D": "x", "NUL\x00": "x", "V": "nul\x00inside"},
+			map[string]string{"WM_JOB_ID": "j1", "HOME": "/root"},
+			`{"a":"1","environ":["A=1","B=two=2","LONG=` + long + `","WM_JOB_ID=j1"],"long":70000,"warm":false}`},
+		{nil, map[string]string{"WM_Z": "only"}, `{"a":"","environ":["WM_Z=only"],"long":0,"warm":false}`},
+		{nil, nil, `{"a":"","environ":[],"long":0,"warm":false}`},
+	} {
+		var logs bytes.Buffer
+		out, err := e.Run(context.Background(), &jobrt.Request{Code: code, Args: json.RawMessage(`{}`), Dir: t.TempDir(), Logs: &logs,
+			ScriptEnv: tc.script, Env: tc.env})
+		if err != nil || !out.Success {
+			t.Fatalf("case %d: %v %s (logs %q)", i, err, out.Result, logs.String())
+		}
+		if string(out.Result) != tc.want {
+			t.Errorf("case %d: the job saw %.300s\nwant %.300s", i, out.Result, tc.want)
+		}
+		if strings.Contains(logs.String(), "slow path") {
+			t.Errorf("case %d: the wrapper could not set syscall's environment: %s", i, logs.String())
+		}
+	}
+}
