@@ -10,6 +10,10 @@
 //	go build -o /tmp/vane-old ./cmd/vane   # in a worktree of the older commit
 //	go build -o /tmp/vane-new ./cmd/vane
 //	go run ./tools/abtest -lang python3 /tmp/vane-old /tmp/vane-new
+//	go run ./tools/abtest -lang go -flow 100 -block 5 /tmp/vane-old /tmp/vane-new
+//
+// With -flow N it calls a sequential flow of N rawscript steps of the
+// script instead (run_wait_result/f), and reports per flow.
 //
 // Both servers run at once, so each figure is higher than the same binary
 // measured alone; only the difference is the result.
@@ -54,23 +58,24 @@ func main() {
 	lang := flag.String("lang", "python3", "the script's language: bash, python3, go or deno")
 	rounds := flag.Int("rounds", 20, "rounds; each calls both servers")
 	block := flag.Int("block", 100, "calls to one server in a row")
+	steps := flag.Int("flow", 0, "call a sequential flow of this many steps of the script instead")
 	flag.Usage = func() {
 		fmt.Fprintln(os.Stderr, "usage: abtest [-lang L] [-rounds N] [-block N] binary-A binary-B")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
 	sc, ok := scripts[*lang]
-	if flag.NArg() != 2 || !ok || *rounds < 1 || *block < 1 {
+	if flag.NArg() != 2 || !ok || *rounds < 1 || *block < 1 || *steps < 0 || *steps > 1000 {
 		flag.Usage()
 		os.Exit(2)
 	}
-	if err := run(flag.Arg(0), flag.Arg(1), *lang, sc.content, sc.args, *rounds, *block); err != nil {
+	if err := run(flag.Arg(0), flag.Arg(1), *lang, sc.content, sc.args, *steps, *rounds, *block); err != nil {
 		fmt.Fprintln(os.Stderr, "abtest:", err)
 		os.Exit(1)
 	}
 }
 
-func run(binA, binB, lang, content, args string, rounds, block int) error {
+func run(binA, binB, lang, content, args string, steps, rounds, block int) error {
 	tmp, err := os.MkdirTemp("", "vane-abtest")
 	if err != nil {
 		return err
@@ -89,12 +94,31 @@ func run(binA, binB, lang, content, args string, rounds, block int) error {
 		}
 		servers = append(servers, s)
 	}
-	body, _ := json.Marshal(map[string]string{"path": "u/admin/ab", "language": lang, "content": content, "summary": "", "description": ""})
-	for _, s := range servers {
-		if code, out, err := s.call("/api/w/main/scripts/create", string(body)); err != nil || code != 201 {
-			return fmt.Errorf("%s: cannot save the script: %d %s %v", s.name, code, out, err)
+	create, body, target := "/api/w/main/scripts/create", []byte(nil), "/api/w/main/jobs/run_wait_result/p/u/admin/ab"
+	if steps == 0 {
+		body, _ = json.Marshal(map[string]string{"path": "u/admin/ab", "language": lang, "content": content, "summary": "", "description": ""})
+	} else {
+		var argv map[string]any
+		if err := json.Unmarshal([]byte(args), &argv); err != nil {
+			return err
 		}
-		if err := s.warm(args); err != nil {
+		transforms := map[string]any{}
+		for k, v := range argv {
+			transforms[k] = map[string]any{"type": "static", "value": v}
+		}
+		mods := make([]any, steps)
+		for i := range mods {
+			mods[i] = map[string]any{"id": fmt.Sprintf("s%d", i), "value": map[string]any{
+				"type": "rawscript", "language": lang, "content": content, "input_transforms": transforms}}
+		}
+		body, _ = json.Marshal(map[string]any{"path": "u/admin/ab", "summary": "", "value": map[string]any{"modules": mods}})
+		create, target, args = "/api/w/main/flows/create", "/api/w/main/jobs/run_wait_result/f/u/admin/ab", "{}"
+	}
+	for _, s := range servers {
+		if code, out, err := s.call(create, string(body)); err != nil || code != 201 {
+			return fmt.Errorf("%s: cannot save the script or flow: %d %s %v", s.name, code, out, err)
+		}
+		if err := s.warm(target, args); err != nil {
 			return err
 		}
 	}
@@ -104,7 +128,7 @@ func run(binA, binB, lang, content, args string, rounds, block int) error {
 			s := servers[(r+k)%len(servers)] // who goes first alternates
 			for range block {
 				t0 := time.Now()
-				code, out, err := s.call("/api/w/main/jobs/run_wait_result/p/u/admin/ab", args)
+				code, out, err := s.call(target, args)
 				if err != nil || code != 200 {
 					return fmt.Errorf("%s: run_wait_result: %d %s %v", s.name, code, out, err)
 				}
@@ -113,7 +137,11 @@ func run(binA, binB, lang, content, args string, rounds, block int) error {
 		}
 	}
 	for _, s := range servers {
-		fmt.Printf("%s %s %s\n", s.name, lang, summary(s.lat))
+		what := lang
+		if steps > 0 {
+			what = fmt.Sprintf("flow of %d %s steps", steps, lang)
+		}
+		fmt.Printf("%s %s %s\n", s.name, what, summary(s.lat))
 	}
 	return nil
 }
@@ -193,10 +221,10 @@ func (s *server) call(path, body string) (int, string, error) {
 
 // warm waits for the first run to succeed (a Go script compiles at deploy,
 // CPython compiles once per cache) and then runs 50 more.
-func (s *server) warm(args string) error {
+func (s *server) warm(target, args string) error {
 	deadline := time.Now().Add(10 * time.Minute)
 	for {
-		code, out, err := s.call("/api/w/main/jobs/run_wait_result/p/u/admin/ab", args)
+		code, out, err := s.call(target, args)
 		if err == nil && code == 200 {
 			break
 		}
@@ -206,7 +234,7 @@ func (s *server) warm(args string) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	for range 50 {
-		if code, out, err := s.call("/api/w/main/jobs/run_wait_result/p/u/admin/ab", args); err != nil || code != 200 {
+		if code, out, err := s.call(target, args); err != nil || code != 200 {
 			return fmt.Errorf("%s: warm-up: %d %s %v", s.name, code, out, err)
 		}
 	}
