@@ -90,9 +90,18 @@ type Driver struct {
 	log   *slog.Logger
 
 	// mu guards cache and the version and status of its entries (their
-	// flow is set once, before an entry is shared).
+	// flow is set once, before an entry is shared), and turns.
 	mu    sync.Mutex
 	cache map[string]*cached
+	// turns orders this node's transitions of one flow (see run).
+	turns map[string]*turn
+}
+
+// turn is the right to write one flow's next transition on this node;
+// waiters counts who holds or waits for it.
+type turn struct {
+	mu      sync.Mutex
+	waiters int
 }
 
 // cached is a flow job's parsed flow and its last decoded status (both
@@ -110,7 +119,7 @@ const maxCached = 4096
 // New returns a driver over store.
 func New(cfg Config, store Store) *Driver {
 	cfg = cfg.withDefaults()
-	return &Driver{cfg: cfg, store: store, log: cfg.Logger, cache: map[string]*cached{}}
+	return &Driver{cfg: cfg, store: store, log: cfg.Logger, cache: map[string]*cached{}, turns: map[string]*turn{}}
 }
 
 // systemActor is who the audit log records for transitions.
@@ -212,7 +221,37 @@ type input struct {
 
 // run feeds one input to the flow job ws/id and writes the transition,
 // re-reading and re-running after a lost compare-and-set.
+//
+// This node's transitions of one flow take turns: without them, steps of a
+// parallel loop finishing together on both workers each computed a
+// transition from the same status, and all but one lost the
+// compare-and-set after a whole replicated write, then ran again. Other
+// nodes' transitions (a new leader's sweep) are still ordered by the
+// compare-and-set alone.
 func (d *Driver) run(ctx context.Context, ws, id string, in input) error {
+	k := ws + "/" + id
+	d.mu.Lock()
+	t := d.turns[k]
+	if t == nil {
+		t = &turn{}
+		d.turns[k] = t
+	}
+	t.waiters++
+	d.mu.Unlock()
+	t.mu.Lock()
+	defer func() {
+		t.mu.Unlock()
+		d.mu.Lock()
+		if t.waiters--; t.waiters == 0 {
+			delete(d.turns, k)
+		}
+		d.mu.Unlock()
+	}()
+	return d.runTurn(ctx, ws, id, in)
+}
+
+// runTurn is run once this node's turn for the flow has come.
+func (d *Driver) runTurn(ctx context.Context, ws, id string, in input) error {
 	for attempt := 0; ; attempt++ {
 		fj, err := d.store.GetJob(ws, id)
 		if err != nil {
