@@ -113,7 +113,7 @@ func pythonRequest(tb testing.TB, code, lock string) *jobrt.Request {
 		Code:   code,
 		Lock:   lock,
 		Args:   json.RawMessage(`{"name":"bench"}`),
-		Env:    map[string]string{"WM_JOB_ID": "bench", "WM_WORKSPACE": "bench"},
+		Env:    jobEnv(),
 		Dir:    tb.TempDir(),
 		Logs:   io.Discard,
 		Limits: jobrt.Limits{Timeout: time.Minute},
