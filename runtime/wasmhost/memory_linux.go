@@ -59,7 +59,7 @@ func (im *image) close() error {
 type mappedMemory struct {
 	mem   []byte // the whole reservation
 	limit uint64 // memory.grow fails past this; at most len(mem)
-	used  uint64 // the largest size handed out since the last reset
+	used  uint64 // the largest size ever handed out (what reset must zero)
 	pool  *memoryPool
 	freed atomic.Bool
 }
@@ -201,12 +201,15 @@ func (p *memoryPool) reset(m *mappedMemory) bool {
 			copy(m.mem[off:off+pageSize], p.view[off:off+pageSize])
 		}
 	}
+	// used is the largest size ever handed out, not since the last reset:
+	// a reused instance keeps its grown memory, and its next job writes
+	// there without growing it (Go's sbrk takes it as fresh memory), so
+	// resetting used to 0 left that job's bytes for the job after it.
 	if m.used > p.image.size {
 		if err := unix.Madvise(m.mem[p.image.size:m.used], unix.MADV_DONTNEED); err != nil {
 			return false
 		}
 	}
-	m.used = 0
 	return true
 }
 

@@ -97,6 +97,35 @@ func TestTemplate_Acquire(t *testing.T) {
 		}
 	})
 
+	t.Run("a job's writes in memory an earlier job grew are not the next job's", func(t *testing.T) {
+		inst := mustAcquire(t, tmpl, InstanceConfig{Dir: t.TempDir()})
+		if got := mustCall(t, ctx, inst.Module(), "hold", 8); got[0] != 1 {
+			t.Fatal("the guest could not grow its memory by 8 MiB")
+		}
+		if err := inst.Release(ctx, true); err != nil {
+			t.Fatal(err)
+		}
+		for round := range 3 {
+			next := mustAcquire(t, tmpl, InstanceConfig{Dir: t.TempDir()})
+			if !next.Reused() {
+				t.Fatalf("round %d: an instance grown by 8 MiB was not reused", round)
+			}
+			mem := next.Module().Memory()
+			got, _ := mem.Read(0, mem.Size())
+			if i := bytes.IndexFunc(got[len(snapshot):], func(r rune) bool { return r != 0 }); i >= 0 {
+				t.Fatalf("round %d: byte %d past the snapshot holds the last job's data", round, len(snapshot)+i)
+			}
+			// The job writes past the snapshot without growing the memory (a
+			// guest may write anywhere below its size): a secret for the next.
+			if !mem.Write(uint32(len(snapshot)), bytes.Repeat([]byte{0x41}, int(mem.Size())-len(snapshot))) {
+				t.Fatal("cannot write past the snapshot")
+			}
+			if err := next.Release(ctx, true); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+
 	tests := []struct {
 		name  string
 		job   func(t *testing.T, mod api.Module)
