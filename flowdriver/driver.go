@@ -97,10 +97,11 @@ type Driver struct {
 	turns map[string]*turn
 }
 
-// turn is the right to write one flow's next transition on this node;
-// waiters counts who holds or waits for it.
+// turn is the right to write one flow's next transition on this node: a
+// token in a one-slot channel, so that a wait can end with its context.
+// waiters counts who holds or waits for it (under Driver.mu).
 type turn struct {
-	mu      sync.Mutex
+	token   chan struct{}
 	waiters int
 }
 
@@ -233,20 +234,24 @@ func (d *Driver) run(ctx context.Context, ws, id string, in input) error {
 	d.mu.Lock()
 	t := d.turns[k]
 	if t == nil {
-		t = &turn{}
+		t = &turn{token: make(chan struct{}, 1)}
 		d.turns[k] = t
 	}
 	t.waiters++
 	d.mu.Unlock()
-	t.mu.Lock()
 	defer func() {
-		t.mu.Unlock()
 		d.mu.Lock()
 		if t.waiters--; t.waiters == 0 {
 			delete(d.turns, k)
 		}
 		d.mu.Unlock()
 	}()
+	select {
+	case t.token <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for flow %s's turn: %w", id, context.Cause(ctx))
+	}
+	defer func() { <-t.token }()
 	return d.runTurn(ctx, ws, id, in)
 }
 

@@ -217,6 +217,8 @@ type Worker struct {
 
 	wake chan struct{} // a claim may find work (push event, slot freed)
 
+	signatures signatureCache // of jobs' own code
+
 	claimCtx    context.Context // canceled when Close starts: no more claims
 	stopClaims  context.CancelFunc
 	runCtx      context.Context // canceled when the grace period ends: kill jobs

@@ -276,7 +276,7 @@ func (w *Worker) execute(ctx context.Context, j *vane.Job, logs *logStreamer) (O
 	case j.Kind == vane.JobPreview || j.RawCode != "":
 		req.Code, req.Lock = j.RawCode, j.RawLock
 		if p, ok := exec.(SignatureParser); ok {
-			if s, err := p.ParseSignature(j.RawCode); err == nil {
+			if s, err := w.signatures.parse(j.Language, p, j.RawCode); err == nil {
 				req.Schema = s
 			}
 		}
@@ -300,7 +300,7 @@ func (w *Worker) execute(ctx context.Context, j *vane.Job, logs *logStreamer) (O
 		}
 		if (req.Schema == nil || len(req.Schema.Order) == 0) && exec != nil {
 			if p, ok := exec.(SignatureParser); ok {
-				if s, err := p.ParseSignature(sc.Content); err == nil {
+				if s, err := w.signatures.parse(j.Language, p, sc.Content); err == nil {
 					req.Schema = s
 				}
 			}

@@ -7,9 +7,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"go/types"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -35,6 +40,7 @@ func (e *BuildError) Error() string { return e.Output }
 type builder struct {
 	goBin     string
 	goVersion string
+	fastEnv   bool // the toolchain's syscall keeps the environment as setEnv assumes
 	wasmDir   string
 	workDir   string
 	env       []string
@@ -75,42 +81,88 @@ func newBuilder(ctx context.Context, cfg Config) (*builder, error) {
 	}
 	b.env = append(append([]string(nil), base...),
 		"GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0", "GOTOOLCHAIN=local", "GOWORK=off", "GOFLAGS=", "GO111MODULE=on")
-	v, err := goVersion(ctx, b.goBin, filepath.Join(cfg.CacheDir, "goversion"))
+	v, fast, err := goVersion(ctx, b.goBin, filepath.Join(cfg.CacheDir, "goversion"))
 	if err != nil {
 		return nil, err
 	}
-	b.goVersion = v
+	b.goVersion, b.fastEnv = v, fast
 	return b, nil
 }
 
-// goVersion returns the toolchain's version. Running "go env" takes tens of
-// milliseconds, which would show in the first job after a restart, so the
-// answer is kept in dir under a name derived from the binary's path, size
-// and modification time.
-func goVersion(ctx context.Context, goBin, dir string) (string, error) {
+// goVersion returns the toolchain's version, and whether its syscall
+// package keeps the environment as the wrapper's setEnv assumes
+// (syscallEnvLayout). Running "go env" takes tens of milliseconds, which
+// would show in the first job after a restart, so the answer is kept in dir
+// under a name derived from the binary's path, size and modification time.
+func goVersion(ctx context.Context, goBin, dir string) (version string, fastEnv bool, err error) {
 	path, err := exec.LookPath(goBin)
 	if err != nil {
-		return "", fmt.Errorf("cannot find the Go toolchain %q: %w", goBin, err)
+		return "", false, fmt.Errorf("cannot find the Go toolchain %q: %w", goBin, err)
 	}
 	var cacheFile string
 	if fi, err := os.Stat(path); err == nil {
 		sum := sha256.Sum256([]byte(fmt.Sprintf("%s|%d|%d", path, fi.Size(), fi.ModTime().UnixNano())))
-		cacheFile = filepath.Join(dir, hex.EncodeToString(sum[:8]))
-		if v, err := os.ReadFile(cacheFile); err == nil && len(v) > 0 {
-			return string(v), nil
+		cacheFile = filepath.Join(dir, hex.EncodeToString(sum[:8])+"-env")
+		if v, err := os.ReadFile(cacheFile); err == nil {
+			if version, fast, ok := strings.Cut(string(v), "\n"); ok && version != "" {
+				return version, fast == "fast-env", nil
+			}
 		}
 	}
-	out, err := exec.CommandContext(ctx, path, "env", "GOVERSION").Output()
+	out, err := exec.CommandContext(ctx, path, "env", "GOVERSION", "GOROOT").Output()
 	if err != nil {
-		return "", fmt.Errorf("cannot run the Go toolchain (%s env GOVERSION): %w", path, err)
+		return "", false, fmt.Errorf("cannot run the Go toolchain (%s env GOVERSION GOROOT): %w", path, err)
 	}
-	v := strings.TrimSpace(string(out))
-	if cacheFile != "" && v != "" {
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != 2 || lines[0] == "" {
+		return "", false, fmt.Errorf("the Go toolchain (%s env GOVERSION GOROOT) said %q", path, out)
+	}
+	version, fastEnv = strings.TrimSpace(lines[0]), syscallEnvLayout(filepath.Join(strings.TrimSpace(lines[1]), "src", "syscall", "env_unix.go"))
+	if cacheFile != "" {
+		mark := "slow-env"
+		if fastEnv {
+			mark = "fast-env"
+		}
 		if err := os.MkdirAll(dir, 0o755); err == nil {
-			_ = os.WriteFile(cacheFile, []byte(v), 0o644)
+			_ = os.WriteFile(cacheFile, []byte(version+"\n"+mark), 0o644)
 		}
 	}
-	return v, nil
+	return version, fastEnv, nil
+}
+
+// syscallEnvLayout reports whether the toolchain's syscall package (its
+// env_unix.go at path) declares the environment as the wrapper's setEnv
+// writes it through go:linkname: envs []string and env map[string]int. The
+// linker would bind the names whatever their types, so a release that kept
+// a name and changed its type would have the guest write one type over
+// another; the wrapper is then built without the fast path.
+func syscallEnvLayout(path string) bool {
+	f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.SkipObjectResolution)
+	if err != nil {
+		return false
+	}
+	want := map[string]string{"envs": "[]string", "env": "map[string]int"}
+	found := 0
+	for _, d := range f.Decls {
+		g, ok := d.(*ast.GenDecl)
+		if !ok || g.Tok != token.VAR {
+			continue
+		}
+		for _, spec := range g.Specs {
+			vs := spec.(*ast.ValueSpec)
+			for _, n := range vs.Names {
+				typ, ok := want[n.Name]
+				if !ok {
+					continue
+				}
+				if vs.Type == nil || types.ExprString(vs.Type) != typ {
+					return false
+				}
+				found++
+			}
+		}
+	}
+	return found == len(want)
 }
 
 // mainSourceSum is the generated main.go's digest, in every key, so that a
@@ -124,7 +176,7 @@ var mainSourceSum = func() string {
 // key is the content address of the artifact for (code, lock).
 func (b *builder) key(code, lock string) string {
 	h := sha256.New()
-	for _, part := range []string{wrapperVersion, mainSourceSum, b.goVersion, b.clientSum, code, lock} {
+	for _, part := range []string{wrapperVersion, mainSourceSum, b.goVersion, strconv.FormatBool(b.fastEnv), b.clientSum, code, lock} {
 		fmt.Fprintf(h, "%d:%s;", len(part), part)
 	}
 	return hex.EncodeToString(h.Sum(nil))
@@ -243,6 +295,7 @@ func (b *builder) compile(ctx context.Context, code, lock string) (wasm []byte, 
 		"go.mod":         withClientReplace(goMod),
 		"go.sum":         goSum,
 		"main.go":        mainSource,
+		"fastenv.go":     "package main\n\nconst fastEnvAllowed = " + strconv.FormatBool(b.fastEnv) + "\n",
 		"inner/inner.go": innerSource(code, sig),
 	}
 	for name, content := range files {

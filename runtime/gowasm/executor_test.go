@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"strings"
 	"testing"
 	"time"
@@ -345,6 +346,63 @@ func main() (interface{}, error) {
 		}
 		if strings.Contains(logs.String(), "slow path") {
 			t.Errorf("case %d: the wrapper could not set syscall's environment: %s", i, logs.String())
+		}
+	}
+}
+
+// TestExecutor_Run_godebug checks that a script's GODEBUG reaches the
+// runtime, as os.Setenv made it: panicnil=1 makes panic(nil) recover nil.
+func TestExecutor_Run_godebug(t *testing.T) {
+	e := MustNewExecutor(t)
+	code := `package inner
+
+func main() (bool, error) {
+	var r any
+	func() {
+		defer func() { r = recover() }()
+		panic(nil)
+	}()
+	return r == nil, nil
+}
+`
+	for _, tc := range []struct {
+		name   string
+		script map[string]string
+		want   string
+	}{
+		{"default", nil, "false"},
+		{"panicnil", map[string]string{"GODEBUG": "panicnil=1"}, "true"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			out, err := e.Run(context.Background(), &jobrt.Request{Code: code, Args: json.RawMessage(`{}`), Dir: t.TempDir(), Logs: &logs, ScriptEnv: tc.script})
+			if err != nil || !out.Success || string(out.Result) != tc.want {
+				t.Fatalf("%v %s (logs %q), want %s", err, out.Result, logs.String(), tc.want)
+			}
+		})
+	}
+}
+
+// TestSyscallEnvLayout checks the builder's reading of syscall's
+// env_unix.go: this toolchain's declares what setEnv writes, and a file
+// that changed a type, or lost a name, turns the fast path off.
+func TestSyscallEnvLayout(t *testing.T) {
+	if !syscallEnvLayout(filepath.Join(goruntime.GOROOT(), "src", "syscall", "env_unix.go")) {
+		t.Fatal("this toolchain's syscall does not declare envs []string and env map[string]int")
+	}
+	for name, src := range map[string]string{
+		"both":          "package syscall\nvar (\n\tenv map[string]int\n\tenvs []string = runtime_envs()\n)\n",
+		"changed type":  "package syscall\nvar (\n\tenv map[string]uint\n\tenvs []string\n)\n",
+		"no env":        "package syscall\nvar envs []string\n",
+		"struct envs":   "package syscall\nvar env map[string]int\nvar envs struct{ list []string }\n",
+		"not go at all": "this is not Go",
+	} {
+		p := filepath.Join(t.TempDir(), "env_unix.go")
+		if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := syscallEnvLayout(p), name == "both"; got != want {
+			t.Errorf("%s: syscallEnvLayout = %v, want %v", name, got, want)
 		}
 	}
 }
