@@ -117,7 +117,7 @@ func (s *Server) whois(ctx *fasthttp.RequestCtx, p *principal) error {
 	}
 	out := workspaceUser{WorkspaceID: m.Workspace, Email: m.Email, Username: m.Username, IsAdmin: m.IsAdmin, IsSuperAdmin: u.SuperAdmin,
 		CreatedAt: m.CreatedAt, Operator: m.Operator, Disabled: m.Disabled, Name: u.Name, Role: roleName(m)}
-	if err := s.fillGroupsAndFolders(&out, m.Workspace, m.Username); err != nil {
+	if err := s.fillGroupsAndFolders(&out, m.Workspace, m.Username, p); err != nil {
 		return err
 	}
 	return writeJSON(ctx, out)
@@ -199,7 +199,11 @@ func (s *Server) deleteMember(ctx *fasthttp.RequestCtx, p *principal) error {
 // folders_read where the user may read, folders where it may write,
 // folders_owners where it owns; by the user's own groups and the folders'
 // owners and extra_perms, whatever its workspace role.
-func (s *Server) fillGroupsAndFolders(out *workspaceUser, ws, username string) error {
+//
+// Only the folders the asker (p) can see are named: another member's whois
+// must not reveal the names of folders hidden from the one asking, which
+// folders/listnames and folders/get/{name} keep from it.
+func (s *Server) fillGroupsAndFolders(out *workspaceUser, ws, username string, p *principal) error {
 	groups, err := s.deps.Workspaces.ListGroups(ws)
 	if err != nil {
 		return fmt.Errorf("cannot read groups: %w", err)
@@ -218,6 +222,9 @@ func (s *Server) fillGroupsAndFolders(out *workspaceUser, ws, username string) e
 	}
 	out.FoldersRead, out.Folders, out.FoldersOwners = []string{}, []string{}, []string{}
 	for _, f := range folders {
+		if p.acc.FolderRole(f.Name) < vane.RoleViewer {
+			continue
+		}
 		switch r := acc.FolderRoleFor(f); {
 		case r >= vane.RoleOwner:
 			out.FoldersOwners = append(out.FoldersOwners, f.Name)

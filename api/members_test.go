@@ -155,6 +155,26 @@ func TestMembers_WhoamiGroupsAndFolders(t *testing.T) {
 			t.Errorf("dev's whoami %s: %v, want %v", c.name, c.got, c.want)
 		}
 	}
+	// Another member's whois names only the folders the asker can see: the
+	// operator (in ops) sees "hidden" but not dev's "owned" or "team"; dev's
+	// own whois through another member never shows "hidden".
+	var seen struct {
+		FoldersRead []string `json:"folders_read"`
+	}
+	m.must(t, "operator", "GET", mw+"/users/whois/dev", nil, 200, &seen)
+	for _, f := range seen.FoldersRead {
+		if f == "owned" || f == "team" {
+			t.Errorf("the operator's whois of dev names folder %q, hidden from the operator: %v", f, seen.FoldersRead)
+		}
+	}
+	m.must(t, "developer", "GET", mw+"/users/whois/op", nil, 200, &seen)
+	if slices.Contains(seen.FoldersRead, "hidden") {
+		t.Errorf("dev's whois of op names folder \"hidden\", hidden from dev: %v", seen.FoldersRead)
+	}
+	m.must(t, "admin", "GET", mw+"/users/whois/dev", nil, 200, &seen)
+	if !slices.Equal(seen.FoldersRead, []string{"owned", "shown", "team"}) {
+		t.Errorf("an admin's whois of dev: folders_read %v, want all three", seen.FoldersRead)
+	}
 	m.must(t, "superadmin", "GET", mw+"/users/whoami", nil, 200, &who)
 	if !who.IsAdmin || !who.NonMember || who.Username != "super" {
 		t.Errorf("the superadmin's whoami in a workspace it is not a member of: %+v", who)

@@ -85,7 +85,7 @@ func (s *Server) workspaceWhoami(ctx *fasthttp.RequestCtx, p *principal) error {
 	if u, err := s.deps.Users.GetUser(p.Email); err == nil {
 		out.Name = u.Name
 	}
-	if err := s.fillGroupsAndFolders(&out, p.Workspace, p.Username); err != nil {
+	if err := s.fillGroupsAndFolders(&out, p.Workspace, p.Username, p); err != nil {
 		return err
 	}
 	return writeJSON(ctx, out)
