@@ -79,20 +79,16 @@ func trivialGoRequest(b *testing.B, lock string, dir string) *jobrt.Request {
 	}
 }
 
-// jobEnv is the environment a real job gets (the 18 WM_* variables of a
-// script run by the API, at their usual sizes).
+// jobEnv is the environment a real job gets: runtime.JobEnv of a script
+// job run by a user through the API, with a minted token.
 func jobEnv() map[string]string {
-	const id = "01a251b0-41e8-719b-8c71-31b61b204d0c"
-	return map[string]string{
-		"WM_JOB_ID": id, "WM_ROOT_FLOW_JOB_ID": id, "WM_WORKSPACE": "main",
-		"WM_TOKEN":       "wmj_bWFpbi4wMWEyNTFiMC00MWU4LTcxOWItOGM3MS0zMWI2MWIyMDRkMGMuMQ.1asj804Mbm9uZXhpc3RlbnRzaWduYXR1cmUxMjM0NTY3ODkw",
-		"WM_OBJECT_PATH": "u_admin_hello/manual/1796666835432_" + id,
-		"WM_BASE_URL":    "http://127.0.0.1:8000", "BASE_INTERNAL_URL": "http://127.0.0.1:8000",
-		"WM_STATE_PATH": "u/admin/hello/user", "WM_STATE_PATH_NEW": "u/admin/hello/user",
-		"WM_PERMISSIONED_AS": "u/admin", "WM_EMAIL": "admin@vane.local", "WM_USERNAME": "admin",
-		"WM_JOB_PATH": "u/admin/hello", "WM_SCRIPT_PATH": "u/admin/hello", "WM_SCRIPT_HASH": "7d2b1f0a9c4e5d31",
-		"WM_FLOW_PATH": "", "WM_WORKER_GROUP": "default", "WM_SCHEDULE_PATH": "",
-	}
+	j := &vane.Job{ID: "01a251b0-41e8-719b-8c71-31b61b204d0c", Workspace: "main", Kind: vane.JobScript, Language: vane.LangGo,
+		ScriptPath: "u/admin/hello", ScriptHash: "7d2b1f0a9c4e5d31", CreatedBy: "admin", Email: "admin@vane.local",
+		PermissionedAs: "u/admin", LeaseEpoch: 1, CreatedAt: time.Now(), ScheduledFor: time.Now()}
+	return jobrt.JobEnv(j, jobrt.EnvInput{
+		Token:   vane.MintJobToken([]byte("bench-instance-secret-0123456789abcdef"), vane.JobTokenClaims{Workspace: j.Workspace, JobID: j.ID, Epoch: j.LeaseEpoch}),
+		BaseURL: "http://127.0.0.1:8000", BaseInternalURL: "http://127.0.0.1:8000", WorkerGroup: "default",
+	})
 }
 
 func runTrivialGo(b *testing.B, e *gowasm.Executor, req *jobrt.Request) {

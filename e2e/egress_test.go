@@ -203,8 +203,8 @@ func mustTestCA(t *testing.T, ip string) (string, tls.Certificate) {
 
 func port(l net.Listener) int { return l.Addr().(*net.TCPAddr).Port }
 
-// mustStartEgressServer starts vane with Bash and Deno and extra flags, on
-// a data dir the jail's user can reach.
+// mustStartEgressServer starts vane with Bash, Deno and Go and extra
+// flags, on a data dir the jail's user can reach.
 func mustStartEgressServer(t *testing.T, args ...string) *Server {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "vane-e2e-egress-")
@@ -215,7 +215,7 @@ func mustStartEgressServer(t *testing.T, args ...string) *Server {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	return MustStartServer(t, ServerOptions{DataDir: dir, Args: append([]string{"--languages", "bash,deno", "--workers", "2"}, args...)})
+	return MustStartServer(t, ServerOptions{DataDir: dir, Args: append([]string{"--languages", "bash,deno,go", "--workers", "2"}, args...)})
 }
 
 // egressJob runs a saved script with args and returns its result, whether
@@ -254,9 +254,59 @@ const denoEgressScript = `export async function main(host: string, http_port: nu
 }
 `
 
+// goEgressScript uses net/http's default client unchanged (the build wires
+// it to vane's dialer) and the client module's Dial for raw TCP.
+const goEgressScript = `package inner
+
+import (
+	"bufio"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	wmill "github.com/windmill-labs/windmill-go-client"
+)
+
+func get(url string) (string, error) {
+	r, err := http.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer r.Body.Close()
+	b, err := io.ReadAll(r.Body)
+	return string(b), err
+}
+
+func main(host string, http_port int, https_port int, echo_port int) (map[string]string, error) {
+	h, err := get("http://" + host + ":" + strconv.Itoa(http_port) + "/")
+	if err != nil {
+		return nil, err
+	}
+	hs, err := get("https://" + host + ":" + strconv.Itoa(https_port) + "/")
+	if err != nil {
+		return nil, err
+	}
+	conn, err := wmill.Dial("tcp", host+":"+strconv.Itoa(echo_port))
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("ping from go\n")); err != nil {
+		return nil, err
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return nil, err
+	}
+	return map[string]string{"http": h, "https": hs, "echo": strings.TrimSpace(line)}, nil
+}
+`
+
 // TestEgress_AllowedHost: with the remote host admitted by --egress-allow
-// and the test's CA by --ca-file, Bash (curl, /dev/tcp) and Deno (fetch,
-// Deno.connect) jobs fetch over HTTP and HTTPS and talk raw TCP to it.
+// and the test's CA by --ca-file, Bash (curl, /dev/tcp), Deno (fetch,
+// Deno.connect) and Go (net/http's default client, wmill.Dial) jobs fetch
+// over HTTP and HTTPS and talk raw TCP to it.
 func TestEgress_AllowedHost(t *testing.T) {
 	remote := mustRemoteHost(t)
 	srv := mustServe(t, remote.listen, remote.IP)
@@ -284,6 +334,17 @@ func TestEgress_AllowedHost(t *testing.T) {
 			t.Fatalf("job failed: %s\n%s", res, logs)
 		}
 		if got.HTTP != "hello over http from "+remote.IP || got.HTTPS != "hello over https from "+remote.IP || got.Echo != "ping from deno" {
+			t.Fatalf("result %s", res)
+		}
+	})
+	t.Run("go", func(t *testing.T) {
+		c.mustDeployed(t, "u/admin/egress_go", "go", goEgressScript)
+		res, ok, logs := egressJob(t, c, "u/admin/egress_go", args)
+		var got struct{ HTTP, HTTPS, Echo string }
+		if !ok || json.Unmarshal(res, &got) != nil {
+			t.Fatalf("job failed: %s\n%s", res, logs)
+		}
+		if got.HTTP != "hello over http from "+remote.IP || got.HTTPS != "hello over https from "+remote.IP || got.Echo != "ping from go" {
 			t.Fatalf("result %s", res)
 		}
 	})
@@ -347,11 +408,37 @@ func TestEgress_Refused(t *testing.T) {
 					t.Errorf("deno logs lack %q:\n%s", want, logs)
 				}
 			}
+			c.mustDeployed(t, "u/admin/refused_go", "go", `package inner
+
+import (
+	"net/http"
+	"strconv"
+)
+
+func main(host string, port int) (string, error) {
+	r, err := http.Get("http://" + host + ":" + strconv.Itoa(port) + "/")
+	if err != nil {
+		return "", err
+	}
+	r.Body.Close()
+	return "reached", nil
+}
+`)
+			res, ok, logs = egressJob(t, c, "u/admin/refused_go", map[string]any{"host": tc.host, "port": port(tc.servers.HTTPS)})
+			if ok {
+				t.Errorf("go job reached %s: %s\n%s", tc.host, res, logs)
+			}
+			dst = fmt.Sprintf("%s:%d", tc.host, port(tc.servers.HTTPS))
+			for _, want := range []string{dst, tc.rule} {
+				if !strings.Contains(logs, want) || !strings.Contains(string(res), want) {
+					t.Errorf("go logs or error lack %q: %s\n%s", want, res, logs)
+				}
+			}
 			if n := tc.servers.accepted(); n != 0 {
 				t.Errorf("the servers accepted %d connections; a refused destination must see none", n)
 			}
-			if m := c.MustDo("GET", "/metrics", nil, 200).Body; !strings.Contains(m, "vane_egress_refused_total 2") {
-				t.Errorf("/metrics does not count the two refusals:\n%s", grepLines(m, "vane_egress"))
+			if m := c.MustDo("GET", "/metrics", nil, 200).Body; !strings.Contains(m, "vane_egress_refused_total 3") {
+				t.Errorf("/metrics does not count the three refusals:\n%s", grepLines(m, "vane_egress"))
 			}
 		})
 	}

@@ -138,6 +138,7 @@ func newLanguages(ctx context.Context, cfg serveConfig, apiAddr string, log *slo
 			// 0.40 ms under wazero's per-call checks that Python's host needs
 			// (runtime/gowasm/DESIGN.md).
 			gc.CacheDir = filepath.Join(cacheDir, "go")
+			gc.CABundle = caBundle
 			g, err := gowasm.New(ctx, gc)
 			if err != nil {
 				return nil, fmt.Errorf("cannot create go executor: %w", err)

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -165,11 +166,12 @@ func syscallEnvLayout(path string) bool {
 	return found == len(want)
 }
 
-// mainSourceSum is the generated main.go's digest, in every key, so that a
+// mainSourceSum is the generated main package's digest (main.go and the
+// net/http hook), in every key, so that a
 // change to it never reuses modules built with the old one (whose input
 // format may differ), even if wrapperVersion was not bumped.
 var mainSourceSum = func() string {
-	s := sha256.Sum256([]byte(mainSource))
+	s := sha256.Sum256([]byte(mainSource + "\x00" + netHookSource))
 	return hex.EncodeToString(s[:])
 }()
 
@@ -315,6 +317,17 @@ func (b *builder) compile(ctx context.Context, code, lock string) (wasm []byte, 
 			return nil, "", err
 		}
 	}
+	// A script that links net/http (itself or through a package it uses)
+	// gets the default transport wired to vane's dialer (netHookSource).
+	deps, err := b.goOutput(ctx, dir, "list", "-mod=mod", "-deps", "./inner")
+	if err != nil {
+		return nil, "", err
+	}
+	if slices.Contains(strings.Fields(deps), "net/http") {
+		if err := os.WriteFile(filepath.Join(dir, "nethook.go"), []byte(netHookSource), 0o644); err != nil {
+			return nil, "", fmt.Errorf("cannot write the build dir: %w", err)
+		}
+	}
 	if err := b.goCmd(ctx, dir, "build", "-mod=mod", "-buildmode=c-shared", "-trimpath", "-buildvcs=false",
 		"-ldflags=-checklinkname=0 -s -w", "-o", "script.wasm", "."); err != nil {
 		return nil, "", err
@@ -338,6 +351,12 @@ func (b *builder) compile(ctx context.Context, code, lock string) (wasm []byte, 
 
 // goCmd runs the toolchain in dir; a failure is a BuildError with its output.
 func (b *builder) goCmd(ctx context.Context, dir string, args ...string) error {
+	_, err := b.goOutput(ctx, dir, args...)
+	return err
+}
+
+// goOutput is goCmd that returns what the command printed.
+func (b *builder) goOutput(ctx context.Context, dir string, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, b.goBin, args...)
 	cmd.Dir = dir
 	cmd.Env = b.env
@@ -345,16 +364,16 @@ func (b *builder) goCmd(ctx context.Context, dir string, args ...string) error {
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
 		if ctx.Err() != nil {
-			return fmt.Errorf("cannot build the Go script: %w", ctx.Err())
+			return "", fmt.Errorf("cannot build the Go script: %w", ctx.Err())
 		}
 		msg := strings.ReplaceAll(out.String(), dir+string(filepath.Separator), "")
 		msg = strings.ReplaceAll(msg, dir, ".")
 		if strings.TrimSpace(msg) == "" {
 			msg = err.Error()
 		}
-		return &BuildError{Output: fmt.Sprintf("go %s: %s", args[0], strings.TrimSpace(msg))}
+		return "", &BuildError{Output: fmt.Sprintf("go %s: %s", args[0], strings.TrimSpace(msg))}
 	}
-	return nil
+	return out.String(), nil
 }
 
 // splitLock splits a lock into its go.mod and go.sum parts.

@@ -137,8 +137,8 @@ func main(x string) (interface{}, error) {
 	return "main " + x, nil
 }
 `,
-	// Go jobs have no network yet (issue 16): the suite checks that the
-	// fetch fails and reaches nothing.
+	// net/http's default client, unchanged: the build wires its transport
+	// to vane's dialer (the job's egress policy).
 	runtimetest.FetchesURL: `package inner
 
 import (
@@ -191,5 +191,6 @@ func TestConformance(t *testing.T) {
 		Language: vane.LangGo,
 		New:      func(tb testing.TB) jobrt.Executor { return MustNewExecutor(tb) },
 		Code:     conformanceCode,
+		Network:  true,
 	})
 }

@@ -17,9 +17,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -54,6 +57,10 @@ type Config struct {
 	MaxConcurrentBuilds int
 	// BuildTimeout bounds one build (tidy included).
 	BuildTimeout time.Duration
+	// CABundle is a PEM file of the CAs jobs trust (the machine's and the
+	// operator's; see runtime.CAEnv): net/http's default transport in a job
+	// verifies servers against it. Empty: jobs trust no CA.
+	CABundle string
 }
 
 // DefaultConfig returns the values New uses for zero fields.
@@ -93,6 +100,7 @@ type Executor struct {
 	ownsHost bool
 	build    *builder
 	apiHTTP  *http.Client // the jobs' API calls (see runtime/apifile)
+	roots    []byte       // CABundle's content
 
 	closeOnce sync.Once
 	closeErr  error
@@ -115,6 +123,11 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 		return nil, err
 	}
 	e := &Executor{cfg: cfg, host: cfg.Host, build: b, apiHTTP: apifile.NewHTTPClient()}
+	if cfg.CABundle != "" {
+		if e.roots, err = os.ReadFile(cfg.CABundle); err != nil {
+			return nil, fmt.Errorf("cannot read the jobs' CA bundle: %w", err)
+		}
+	}
 	if e.host == nil {
 		hc := wasmhost.DefaultConfig()
 		hc.CompilationCacheDir = filepath.Join(cfg.CacheDir, "compiled")
@@ -251,8 +264,14 @@ func (e *Executor) Run(ctx context.Context, req *jobrt.Request) (jobrt.Outcome, 
 		}
 	}()
 
-	call := &wasmhost.Call{Input: input, MaxOutput: int(lim.ResultBytes)}
+	call := &wasmhost.Call{Input: input, MaxOutput: int(lim.ResultBytes), Roots: e.roots}
+	if req.Egress != nil {
+		call.Dial = func(ctx context.Context, address string) (net.Conn, error) {
+			return dialEgress(ctx, req.Egress, address)
+		}
+	}
 	_, callErr = inst.Call(wasmhost.WithCall(ctx, call), runExport)
+	call.CloseNet()
 	memPeak := int64(mod.Memory().Size())
 	out, isErr, set, outErr := call.Output()
 	switch {
@@ -331,6 +350,43 @@ func encodeInput(args json.RawMessage, env map[string]string) []byte {
 		b = append(b, v...)
 	}
 	return b
+}
+
+// dialEgress connects to address ("host:port") through the job's egress:
+// a name is resolved by its Lookup (the policy's resolver) and each address
+// dialed in turn by its Dial, which checks it against the policy. The last
+// failure is returned; a refusal's message names the destination, the rule
+// and the flag that would allow it.
+func dialEgress(ctx context.Context, eg jobrt.Egress, address string) (net.Conn, error) {
+	host, portText, err := net.SplitHostPort(address)
+	if err != nil {
+		return nil, fmt.Errorf("dial tcp %s: %w", address, err)
+	}
+	port, err := strconv.ParseUint(portText, 10, 16)
+	if err != nil {
+		return nil, fmt.Errorf("dial tcp %s: invalid port %q", address, portText)
+	}
+	var addrs []netip.Addr
+	if a, err := netip.ParseAddr(host); err == nil {
+		addrs = []netip.Addr{a.Unmap()}
+	} else if addrs, err = eg.Lookup(ctx, "ip", host); err != nil {
+		return nil, fmt.Errorf("dial tcp %s: %w", address, err)
+	}
+	if len(addrs) == 0 {
+		return nil, fmt.Errorf("dial tcp %s: no address for %s", address, host)
+	}
+	var last error
+	for _, a := range addrs {
+		conn, err := eg.Dial(ctx, netip.AddrPortFrom(a, uint16(port)))
+		if err == nil {
+			return conn, nil
+		}
+		last = err
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, fmt.Errorf("dial tcp %s: %w", address, last)
 }
 
 func argsOrEmpty(args json.RawMessage) json.RawMessage {

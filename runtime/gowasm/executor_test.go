@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"vane/egress"
 	jobrt "vane/runtime"
 	"vane/runtime/wasmhost"
 )
@@ -405,4 +407,117 @@ func TestSyscallEnvLayout(t *testing.T) {
 			t.Errorf("%s: syscallEnvLayout = %v, want %v", name, got, want)
 		}
 	}
+}
+
+// TestExecutor_Run_network checks the dialer's edges in a job: without an
+// egress there is no network, and the error says so; an address the host
+// cannot parse fails cleanly; a closed connection's reads and writes fail;
+// and connections left open are closed when the job ends (the server sees
+// its end of them close).
+func TestExecutor_Run_network(t *testing.T) {
+	e := MustNewExecutor(t)
+	code := `package inner
+
+import (
+	"net"
+	"strings"
+
+	wmill "github.com/windmill-labs/windmill-go-client"
+)
+
+func main(addr string, leave bool) (map[string]string, error) {
+	out := map[string]string{}
+	if _, err := wmill.Dial("tcp", "no-port-here"); err != nil {
+		out["bad address"] = err.Error()
+	}
+	if _, err := wmill.Dial("udp", addr); err != nil {
+		out["udp"] = err.Error()
+	}
+	c, err := wmill.Dial("tcp", addr)
+	if err != nil {
+		out["dial"] = err.Error()
+		return out, nil
+	}
+	if leave {
+		c.Write([]byte("left open\n"))
+		return out, nil
+	}
+	c.Close()
+	if _, err := c.Write([]byte("x")); err == nil || !strings.Contains(err.Error(), net.ErrClosed.Error()) {
+		out["write after close"] = "no error"
+	}
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		out["read after close"] = "no error"
+	}
+	out["closed"] = "ok"
+	return out, nil
+}
+`
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	closedByJob := make(chan error, 1)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				buf := make([]byte, 64)
+				for {
+					if _, err := c.Read(buf); err != nil {
+						closedByJob <- err
+						c.Close()
+						return
+					}
+				}
+			}()
+		}
+	}()
+	addr := ln.Addr().String()
+	runWith := func(eg jobrt.Egress, leave bool) map[string]string {
+		t.Helper()
+		var logs bytes.Buffer
+		args, _ := json.Marshal(map[string]any{"addr": addr, "leave": leave})
+		out, err := e.Run(context.Background(), &jobrt.Request{Code: code, Args: args, Dir: t.TempDir(), Logs: &logs, Egress: eg})
+		if err != nil || !out.Success {
+			t.Fatalf("%v %s (logs %q)", err, out.Result, logs.String())
+		}
+		var got map[string]string
+		if err := json.Unmarshal(out.Result, &got); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	t.Run("no egress", func(t *testing.T) {
+		got := runWith(nil, false)
+		if !strings.Contains(got["dial"], "no network") {
+			t.Fatalf("a job without egress dialed, or said nothing useful: %v", got)
+		}
+	})
+	allowLoopback := egress.NewSession(egress.Policy{Mode: egress.ModeAll}, egress.Limits{}, nil, nil)
+	defer allowLoopback.Close()
+	t.Run("edges", func(t *testing.T) {
+		got := runWith(allowLoopback, false)
+		if got["closed"] != "ok" || got["write after close"] != "" || got["read after close"] != "" {
+			t.Fatalf("closed connection: %v", got)
+		}
+		if !strings.Contains(got["bad address"], "no-port-here") || !strings.Contains(got["udp"], "udp") {
+			t.Fatalf("bad address or network: %v", got)
+		}
+	})
+	t.Run("left open", func(t *testing.T) {
+		for len(closedByJob) > 0 {
+			<-closedByJob
+		}
+		runWith(allowLoopback, true)
+		select {
+		case <-closedByJob:
+		case <-time.After(10 * time.Second):
+			t.Fatal("a connection the job left open was still open 10 s after the job ended")
+		}
+	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 
 	"github.com/tetratelabs/wazero"
@@ -24,6 +25,26 @@ import (
 //	                                      (the StopByCheck instrumentation
 //	                                      calls it), else 0
 //
+// and the call's TCP connections, through Call.Dial (see net.go):
+//
+//	vane.net_dial(ptr i32, len i32) -> i32
+//	                                      dials "host:port"; a handle > 0,
+//	                                      or -1 (vane.net_error says why)
+//	vane.net_read(h i32, ptr i32, cap i32, wait_ms i32) -> i32
+//	                                      reads up to cap bytes, waiting at
+//	                                      most wait_ms (≤ 1000): n > 0, 0 at
+//	                                      the end, -2 nothing yet, -1 failed
+//	vane.net_write(h i32, ptr i32, len i32) -> i32
+//	                                      writes all of it: len, or -1
+//	vane.net_close(h i32) -> i32          0, or -1 for an unknown handle
+//	vane.net_error(ptr i32, cap i32) -> i32
+//	                                      copies the last failure's message
+//	                                      and returns its full length
+//	vane.net_roots(ptr i32, cap i32) -> i32
+//	                                      copies Call.Roots (the PEM of the
+//	                                      CAs the job trusts), returns its
+//	                                      full length
+//
 // In Go: //go:wasmimport vane input, with unsafe.Pointer and uint32 params.
 const CallModule = "vane"
 
@@ -39,6 +60,15 @@ type Call struct {
 	Input []byte
 	// MaxOutput caps the output; 0 means no cap.
 	MaxOutput int
+	// Dial, when set, connects the guest to address ("host:port") over TCP
+	// for vane.net_dial: the job's egress, which resolves the host and
+	// checks each address against the policy. Nil: no network. The
+	// connections are the call's, closed by CloseNet.
+	Dial func(ctx context.Context, address string) (net.Conn, error)
+	// Roots is the PEM of the CAs the guest's TLS clients trust.
+	Roots []byte
+
+	net netState
 
 	mu       sync.Mutex // guards output, failed, set and tooLarge
 	output   []byte
@@ -81,6 +111,24 @@ func instantiateCallModule(ctx context.Context, rt wazero.Runtime) error {
 		WithParameterNames("ptr", "len", "failed").Export("output").
 		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(hostCheck),
 		nil, []api.ValueType{api.ValueTypeI32}).Export("check").
+		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(hostNetDial),
+		[]api.ValueType{api.ValueTypeI32, api.ValueTypeI32}, []api.ValueType{api.ValueTypeI32}).
+		WithParameterNames("ptr", "len").Export("net_dial").
+		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(hostNetRead),
+		[]api.ValueType{api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32}, []api.ValueType{api.ValueTypeI32}).
+		WithParameterNames("h", "ptr", "cap", "wait_ms").Export("net_read").
+		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(hostNetWrite),
+		[]api.ValueType{api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32}, []api.ValueType{api.ValueTypeI32}).
+		WithParameterNames("h", "ptr", "len").Export("net_write").
+		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(hostNetClose),
+		[]api.ValueType{api.ValueTypeI32}, []api.ValueType{api.ValueTypeI32}).
+		WithParameterNames("h").Export("net_close").
+		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(hostNetError),
+		[]api.ValueType{api.ValueTypeI32, api.ValueTypeI32}, []api.ValueType{api.ValueTypeI32}).
+		WithParameterNames("ptr", "cap").Export("net_error").
+		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(hostNetRoots),
+		[]api.ValueType{api.ValueTypeI32, api.ValueTypeI32}, []api.ValueType{api.ValueTypeI32}).
+		WithParameterNames("ptr", "cap").Export("net_roots").
 		Instantiate(ctx)
 	if err != nil {
 		return fmt.Errorf("cannot instantiate the %q host module: %w", CallModule, err)

@@ -1,0 +1,253 @@
+package wasmhost
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/tetratelabs/wazero/api"
+)
+
+// A guest's TCP connections (vane.net_*; see CallModule). Wasm has no
+// sockets: the host dials through Call.Dial (the job's egress policy) and
+// keeps the connections in a table of the call, which the guest names by
+// handle. Reads wait at most a second, so that a guest whose runtime
+// schedules goroutines cooperatively (Go's) can let the others run between
+// polls; writes block until done or the call's context ends.
+
+const (
+	// maxNetConns bounds a call's open connections.
+	maxNetConns = 256
+	// maxNetWait bounds how long one net_read waits for data.
+	maxNetWait = time.Second
+	// maxNetChunk bounds one read or write's copy through the host.
+	maxNetChunk = 64 << 10
+	// maxAddress bounds net_dial's address.
+	maxAddress = 1024
+)
+
+// netState is a call's connections and last failure.
+type netState struct {
+	mu      sync.Mutex
+	conns   map[int32]net.Conn
+	next    int32
+	lastErr string
+	closed  bool
+	buf     []byte // net_read's, reused (the guest is blocked in one call at a time)
+}
+
+func (n *netState) fail(err error) {
+	n.mu.Lock()
+	n.lastErr = err.Error()
+	n.mu.Unlock()
+}
+
+func (n *netState) conn(h int32) (net.Conn, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	c, ok := n.conns[h]
+	return c, ok
+}
+
+// CloseNet closes the call's connections; later dials fail. Executors call
+// it when the guest's call returns.
+func (c *Call) CloseNet() {
+	c.net.mu.Lock()
+	conns := c.net.conns
+	c.net.conns, c.net.closed = nil, true
+	c.net.mu.Unlock()
+	for _, conn := range conns {
+		_ = conn.Close()
+	}
+}
+
+// errNoNetwork is net_dial's failure for a call without Dial.
+var errNoNetwork = errors.New("this job has no network: vane gives Go and Python jobs the network through its egress policy, which is off here")
+
+func hostNetDial(ctx context.Context, mod api.Module, stack []uint64) {
+	c := callFrom(ctx)
+	ptr, n := api.DecodeU32(stack[0]), api.DecodeU32(stack[1])
+	stack[0] = api.EncodeI32(-1)
+	if c == nil {
+		return
+	}
+	if n > maxAddress {
+		c.net.fail(fmt.Errorf("the address is %d bytes, more than %d", n, maxAddress))
+		return
+	}
+	b, ok := mod.Memory().Read(ptr, n)
+	if !ok {
+		panic(fmt.Errorf("vane.net_dial: [%d, %d) is out of memory bounds", ptr, ptr+n))
+	}
+	address := string(b)
+	if c.Dial == nil {
+		c.net.fail(fmt.Errorf("dial tcp %s: %w", address, errNoNetwork))
+		return
+	}
+	c.net.mu.Lock()
+	full, closed := len(c.net.conns) >= maxNetConns, c.net.closed
+	c.net.mu.Unlock()
+	switch {
+	case closed:
+		c.net.fail(fmt.Errorf("dial tcp %s: the call has ended", address))
+		return
+	case full:
+		c.net.fail(fmt.Errorf("dial tcp %s: the job has %d connections open, the most it may", address, maxNetConns))
+		return
+	}
+	conn, err := c.Dial(ctx, address)
+	if err != nil {
+		c.net.fail(err)
+		return
+	}
+	c.net.mu.Lock()
+	defer c.net.mu.Unlock()
+	if c.net.closed || len(c.net.conns) >= maxNetConns {
+		_ = conn.Close()
+		c.net.lastErr = fmt.Sprintf("dial tcp %s: the call has ended or has too many connections", address)
+		return
+	}
+	if c.net.conns == nil {
+		c.net.conns = make(map[int32]net.Conn)
+	}
+	c.net.next++
+	h := c.net.next
+	c.net.conns[h] = conn
+	stack[0] = api.EncodeI32(h)
+}
+
+func hostNetRead(ctx context.Context, mod api.Module, stack []uint64) {
+	c := callFrom(ctx)
+	h, ptr, capacity, waitMs := api.DecodeI32(stack[0]), api.DecodeU32(stack[1]), api.DecodeU32(stack[2]), api.DecodeU32(stack[3])
+	stack[0] = api.EncodeI32(-1)
+	if c == nil {
+		return
+	}
+	conn, ok := c.net.conn(h)
+	if !ok {
+		c.net.fail(fmt.Errorf("read: %w", net.ErrClosed))
+		return
+	}
+	if capacity == 0 {
+		stack[0] = api.EncodeI32(-2)
+		return
+	}
+	wait := min(time.Duration(waitMs)*time.Millisecond, maxNetWait)
+	wait = max(wait, time.Millisecond)
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
+		wait = max(time.Until(dl), time.Millisecond)
+	}
+	if c.net.buf == nil {
+		c.net.buf = make([]byte, maxNetChunk)
+	}
+	buf := c.net.buf[:min(int(capacity), maxNetChunk)]
+	_ = conn.SetReadDeadline(time.Now().Add(wait))
+	nr, err := conn.Read(buf)
+	if nr > 0 {
+		if !mod.Memory().Write(ptr, buf[:nr]) {
+			panic(fmt.Errorf("vane.net_read: [%d, %d) is out of memory bounds", ptr, ptr+uint32(nr)))
+		}
+		stack[0] = api.EncodeI32(int32(nr))
+		return
+	}
+	switch {
+	case errors.Is(err, io.EOF):
+		stack[0] = 0
+	case errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() == nil:
+		stack[0] = api.EncodeI32(-2)
+	case err != nil:
+		c.net.fail(err)
+	default:
+		stack[0] = api.EncodeI32(-2)
+	}
+}
+
+func hostNetWrite(ctx context.Context, mod api.Module, stack []uint64) {
+	c := callFrom(ctx)
+	h, ptr, n := api.DecodeI32(stack[0]), api.DecodeU32(stack[1]), api.DecodeU32(stack[2])
+	stack[0] = api.EncodeI32(-1)
+	if c == nil {
+		return
+	}
+	conn, ok := c.net.conn(h)
+	if !ok {
+		c.net.fail(fmt.Errorf("write: %w", net.ErrClosed))
+		return
+	}
+	if n > maxNetChunk {
+		n = maxNetChunk // the guest writes the rest in its next call
+	}
+	b, ok := mod.Memory().Read(ptr, n)
+	if !ok {
+		panic(fmt.Errorf("vane.net_write: [%d, %d) is out of memory bounds", ptr, ptr+n))
+	}
+	// A peer that stops reading must not hold the job past its end: the
+	// write ends with the call's context.
+	_ = conn.SetWriteDeadline(time.Time{})
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetWriteDeadline(time.Unix(1, 0)) })
+	// b is a view of the guest's memory, valid until it grows: the guest
+	// is blocked in this call meanwhile.
+	nw, err := conn.Write(b)
+	stop()
+	if err != nil && nw == 0 {
+		c.net.fail(err)
+		return
+	}
+	stack[0] = api.EncodeI32(int32(nw))
+}
+
+func hostNetClose(ctx context.Context, _ api.Module, stack []uint64) {
+	c := callFrom(ctx)
+	h := api.DecodeI32(stack[0])
+	stack[0] = api.EncodeI32(-1)
+	if c == nil {
+		return
+	}
+	c.net.mu.Lock()
+	conn, ok := c.net.conns[h]
+	delete(c.net.conns, h)
+	c.net.mu.Unlock()
+	if ok {
+		_ = conn.Close()
+		stack[0] = 0
+	}
+}
+
+func hostNetError(ctx context.Context, mod api.Module, stack []uint64) {
+	c := callFrom(ctx)
+	if c == nil {
+		stack[0] = 0
+		return
+	}
+	c.net.mu.Lock()
+	msg := c.net.lastErr
+	c.net.mu.Unlock()
+	copyOut(mod, stack, []byte(msg), "vane.net_error")
+}
+
+func hostNetRoots(ctx context.Context, mod api.Module, stack []uint64) {
+	c := callFrom(ctx)
+	if c == nil {
+		stack[0] = 0
+		return
+	}
+	copyOut(mod, stack, c.Roots, "vane.net_roots")
+}
+
+// copyOut answers a (ptr, cap) -> length call: it copies up to cap bytes
+// of b to ptr (none when ptr is 0) and returns b's length.
+func copyOut(mod api.Module, stack []uint64, b []byte, name string) {
+	ptr, capacity := api.DecodeU32(stack[0]), api.DecodeU32(stack[1])
+	if ptr != 0 {
+		n := min(int(capacity), len(b))
+		if !mod.Memory().Write(ptr, b[:n]) {
+			panic(fmt.Errorf("%s: [%d, %d) is out of memory bounds", name, ptr, ptr+uint32(n)))
+		}
+	}
+	stack[0] = api.EncodeU32(uint32(len(b)))
+}
