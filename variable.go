@@ -58,6 +58,10 @@ type Schedule struct {
 	Enabled    bool            `json:"enabled"`
 	Summary    string          `json:"summary,omitempty"`
 	Tag        string          `json:"tag,omitempty"`
+	// NoFlowOverlap: a run of the scheduled flow that starts while an
+	// earlier run of the same schedule is still running ends at once,
+	// successfully, with Windmill's "not allowed to overlap" result.
+	NoFlowOverlap bool `json:"no_flow_overlap"`
 	// OnFailure, OnRecovery and OnSuccess are handlers, "script/<path>"
 	// or "flow/<path>" as Windmill writes them, run after a job of the
 	// schedule fails OnFailureTimes times in a row (exactly that many

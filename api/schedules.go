@@ -37,7 +37,7 @@ func (s *Server) schedules() (ScheduleStore, error) {
 }
 
 // newScheduleRequest is Windmill's NewSchedule; the fields vane does not act
-// on yet (retry, no_flow_overlap, paused_until...) are accepted and ignored.
+// on yet (retry, paused_until...) are accepted and ignored.
 type newScheduleRequest struct {
 	Path       string          `json:"path"`
 	Schedule   *string         `json:"schedule"`
@@ -48,6 +48,8 @@ type newScheduleRequest struct {
 	Enabled    *bool           `json:"enabled"`
 	Summary    string          `json:"summary"`
 	Tag        string          `json:"tag"`
+	// NoFlowOverlap: see vane.Schedule.
+	NoFlowOverlap bool `json:"no_flow_overlap"`
 	scheduleHandlers
 }
 
@@ -137,6 +139,8 @@ type editScheduleRequest struct {
 	Args     json.RawMessage `json:"args"`
 	Summary  *string         `json:"summary"`
 	Tag      *string         `json:"tag"`
+	// NoFlowOverlap: absent keeps it.
+	NoFlowOverlap *bool `json:"no_flow_overlap"`
 	scheduleHandlers
 }
 
@@ -176,7 +180,7 @@ func (s *Server) createSchedule(ctx *fasthttp.RequestCtx, p *principal) error {
 	}
 	v := vane.Schedule{Workspace: p.Workspace, Path: req.Path, Cron: *req.Schedule, Timezone: *req.Timezone,
 		ScriptPath: req.ScriptPath, IsFlow: req.IsFlow, Args: args, Enabled: req.Enabled != nil && *req.Enabled, Summary: req.Summary,
-		Tag: req.Tag, Email: p.Email, ExtraPerms: map[string]bool{}}
+		Tag: req.Tag, NoFlowOverlap: req.NoFlowOverlap, Email: p.Email, ExtraPerms: map[string]bool{}}
 	if err := req.scheduleHandlers.apply(s, p, &v); err != nil {
 		return err
 	}
@@ -215,6 +219,9 @@ func (s *Server) updateSchedule(ctx *fasthttp.RequestCtx, p *principal) error {
 		}
 		if req.Tag != nil {
 			v.Tag = *req.Tag
+		}
+		if req.NoFlowOverlap != nil {
+			v.NoFlowOverlap = *req.NoFlowOverlap
 		}
 		if err := req.scheduleHandlers.apply(s, p, v); err != nil {
 			return err

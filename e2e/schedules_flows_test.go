@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 )
@@ -38,11 +39,21 @@ def main():
 	// state before either wrote it).
 	warm := c.MustDo("POST", "/api/w/main/jobs/run/preview", map[string]any{"language": "python3", "content": "def main():\n    return 1\n", "args": map[string]any{}}, 201).Body
 	c.WaitJob(warm, 120*time.Second)
+	// no_flow_overlap, as a trigger flow wants: a run that starts while the
+	// previous one still runs (a slow tick on a loaded machine) ends at once
+	// without reading the state, instead of reading it before the previous
+	// run wrote it.
 	c.MustDo("POST", "/api/w/main/schedules/create", map[string]any{"path": "u/admin/every_second_flow", "schedule": "*/2 * * * * *",
-		"timezone": "UTC", "script_path": "u/admin/trigger_flow", "is_flow": true, "args": map[string]any{}, "enabled": true}, 201)
+		"timezone": "UTC", "script_path": "u/admin/trigger_flow", "is_flow": true, "args": map[string]any{}, "enabled": true,
+		"no_flow_overlap": true}, 201)
 	var runs []scheduledJob
 	waitFor(t, 120*time.Second, "four runs of the scheduled flow", func() bool {
-		runs = jobsOfSchedule(t, c, "u/admin/trigger_flow", "u/admin/every_second_flow", true)
+		runs = nil
+		for _, r := range jobsOfSchedule(t, c, "u/admin/trigger_flow", "u/admin/every_second_flow", true) {
+			if !strings.Contains(string(r.Result), "not allowed to overlap") {
+				runs = append(runs, r)
+			}
+		}
 		return len(runs) >= 4
 	})
 	c.MustDo("POST", "/api/w/main/schedules/setenabled/u/admin/every_second_flow", map[string]any{"enabled": false}, 200)
@@ -69,6 +80,64 @@ def main():
 				t.Errorf("run %d: result %s, want the trigger step's, stopped early", seen, r.Result)
 			}
 		}
+	}
+}
+
+// TestSchedules_NoFlowOverlap: a flow scheduled every second whose run
+// takes three seconds, with no_flow_overlap: the runs that start while
+// another runs end at once, successfully, with Windmill's result naming the
+// running one (windmill-worker worker_flow.rs, push_next_flow_job), and no
+// two runs that did the work overlapped. Without it, they overlap.
+func TestSchedules_NoFlowOverlap(t *testing.T) {
+	srv := MustStartServer(t, ServerOptions{Args: []string{"--languages", "bash"}})
+	c := srv.Client()
+	flow := map[string]any{"modules": []any{
+		map[string]any{"id": "slow", "value": map[string]any{"type": "rawscript", "language": "bash",
+			"content": "sleep 3\necho done", "input_transforms": map[string]any{}}},
+	}}
+	c.MustDo("POST", "/api/w/main/flows/create", map[string]any{"path": "u/admin/slow_flow", "summary": "slow", "value": flow}, 201)
+	for _, tc := range []struct {
+		name      string
+		noOverlap bool
+	}{{"no_flow_overlap", true}, {"overlap allowed", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := "u/admin/slow_every_second_" + strings.ReplaceAll(tc.name, " ", "_")
+			c.MustDo("POST", "/api/w/main/schedules/create", map[string]any{"path": path, "schedule": "* * * * * *",
+				"timezone": "UTC", "script_path": "u/admin/slow_flow", "is_flow": true, "args": map[string]any{}, "enabled": true,
+				"no_flow_overlap": tc.noOverlap}, 201)
+			var worked, refused int
+			waitFor(t, 120*time.Second, "three runs that did the work", func() bool {
+				worked, refused = 0, 0
+				for _, r := range jobsOfSchedule(t, c, "u/admin/slow_flow", path, true) {
+					var got string
+					_ = json.Unmarshal(r.Result, &got)
+					switch {
+					case !r.Success:
+						t.Fatalf("run %s failed: %s", r.ID, r.Result)
+					case got == "done":
+						worked++
+					case strings.HasPrefix(got, "not allowed to overlap with ") && strings.HasSuffix(got, ", scheduling next iteration"):
+						refused++
+					default:
+						t.Fatalf("run %s: result %s", r.ID, r.Result)
+					}
+				}
+				return worked >= 3
+			})
+			c.MustDo("POST", "/api/w/main/schedules/setenabled/"+path, map[string]any{"enabled": false}, 200)
+			t.Logf("%d runs did the work, %d were refused as overlapping", worked, refused)
+			if !tc.noOverlap && refused > 0 {
+				t.Fatalf("a schedule without no_flow_overlap refused %d runs", refused)
+			}
+			if tc.noOverlap && refused == 0 {
+				t.Fatal("with no_flow_overlap, a run every second of a 3 s flow refused none")
+			}
+		})
+	}
+	var got map[string]any
+	c.MustDo("GET", "/api/w/main/schedules/get/u/admin/slow_every_second_no_flow_overlap", nil, 200).JSON(t, &got)
+	if got["no_flow_overlap"] != true {
+		t.Errorf("schedules/get lacks no_flow_overlap: %v", got)
 	}
 }
 

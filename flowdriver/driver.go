@@ -12,6 +12,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,6 +31,7 @@ type Store interface {
 	GetScriptByHash(ws string, h vane.Hash) (vane.Script, error)
 	GetScriptByPath(ws, path string) (vane.Script, error)
 	GetFlow(ws, path string) (vane.Flow, error)
+	GetSchedule(ws, path string) (vane.Schedule, error)
 	GetVariable(ws, path string, decrypt bool) (vane.Variable, error)
 	GetResource(ws, path string) (vane.Resource, error)
 	// RunningFlows lists the flow jobs started and not ended (the sweep).
@@ -339,6 +342,16 @@ func (d *Driver) transition(fj *vane.Job, in input) (*vane.FlowTransition, *flow
 		actions []flows.Action
 	)
 	if in.start != 0 {
+		if others := d.overlapping(fj); len(others) > 0 {
+			// Windmill (windmill-worker worker_flow.rs, push_next_flow_job at
+			// step 0): a scheduled flow whose schedule has no_flow_overlap,
+			// starting while another run of that schedule and path runs,
+			// ends at once, successfully, with this result.
+			msg, _ := json.Marshal("not allowed to overlap with " + strings.Join(others, ", ") + ", scheduling next iteration")
+			t.Status = json.RawMessage(`{}`)
+			t.Complete = &vane.FlowOutcome{Success: true, Result: msg}
+			return t, nil, nil
+		}
 		name := "InvalidArgs"
 		if fj.RestartedFrom != nil {
 			name = "InvalidRestart"
@@ -427,6 +440,32 @@ func (d *Driver) apply(fj *vane.Job, f *flows.Flow, a flows.Action, t *vane.Flow
 		// The wait is in the status; its timeout comes as a SetTimer.
 	}
 	return nil
+}
+
+// overlapping returns the other running runs of flow job fj's schedule and
+// path when fj is a scheduled flow (not a step, not a restart) whose
+// schedule says no_flow_overlap; none otherwise.
+func (d *Driver) overlapping(fj *vane.Job) []string {
+	if fj.SchedulePath == "" || fj.ParentJob != "" || fj.RestartedFrom != nil {
+		return nil
+	}
+	sc, err := d.store.GetSchedule(fj.Workspace, fj.SchedulePath)
+	if err != nil || !sc.NoFlowOverlap {
+		return nil
+	}
+	running, err := d.store.RunningFlows()
+	if err != nil {
+		return nil
+	}
+	var ids []string
+	for _, r := range running {
+		if r.ID != fj.ID && r.Workspace == fj.Workspace && r.SchedulePath == fj.SchedulePath &&
+			r.ScriptPath == fj.ScriptPath && r.ParentJob == "" {
+			ids = append(ids, r.ID)
+		}
+	}
+	slices.Sort(ids)
+	return ids
 }
 
 // StepJobID is the id of the job of step key in flow job flowID: the same
