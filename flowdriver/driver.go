@@ -32,6 +32,7 @@ type Store interface {
 	GetScriptByPath(ws, path string) (vane.Script, error)
 	GetFlow(ws, path string) (vane.Flow, error)
 	GetSchedule(ws, path string) (vane.Schedule, error)
+	ListJobs(ws string, f vane.JobFilter) ([]vane.Job, error)
 	GetVariable(ws, path string, decrypt bool) (vane.Variable, error)
 	GetResource(ws, path string) (vane.Resource, error)
 	// RunningFlows lists the flow jobs started and not ended (the sweep).
@@ -453,14 +454,18 @@ func (d *Driver) overlapping(fj *vane.Job) []string {
 	if err != nil || !sc.NoFlowOverlap {
 		return nil
 	}
-	running, err := d.store.RunningFlows()
+	// Running: claimed to start as well as started (Windmill's running
+	// flag is set at the pull), so two runs claimed together both see the
+	// other and both end, as in Windmill.
+	running, err := d.store.ListJobs(fj.Workspace, vane.JobFilter{Status: []vane.JobStatus{vane.JobRunning},
+		SchedulePath: fj.SchedulePath, ScriptPathExact: fj.ScriptPath, JobKinds: []vane.JobKind{vane.JobFlow}, PerPage: 1000})
 	if err != nil {
+		d.log.Warn("flowdriver: cannot list the schedule's running flows; no_flow_overlap not applied", "schedule", fj.SchedulePath, "error", err)
 		return nil
 	}
 	var ids []string
 	for _, r := range running {
-		if r.ID != fj.ID && r.Workspace == fj.Workspace && r.SchedulePath == fj.SchedulePath &&
-			r.ScriptPath == fj.ScriptPath && r.ParentJob == "" {
+		if r.ID != fj.ID && r.ParentJob == "" && r.SchedulePath == fj.SchedulePath && r.ScriptPath == fj.ScriptPath {
 			ids = append(ids, r.ID)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"go/parser"
 	"go/token"
 	"go/types"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -317,9 +318,23 @@ func (b *builder) compile(ctx context.Context, code, lock string) (wasm []byte, 
 			return nil, "", err
 		}
 	}
+	// The lock is what tidy resolved for the script, read before the hook
+	// below makes the build require the client module for itself.
+	if resolved = lock; resolved == "" {
+		mod, err1 := os.ReadFile(filepath.Join(dir, "go.mod"))
+		sum, err2 := os.ReadFile(filepath.Join(dir, "go.sum"))
+		if err2 != nil && errors.Is(err2, os.ErrNotExist) {
+			err2 = nil
+		}
+		if err := errors.Join(err1, err2); err != nil {
+			return nil, "", fmt.Errorf("cannot read the resolved lock: %w", err)
+		}
+		resolved = withoutClientReplace(string(mod)) + lockSumSeparator + string(sum)
+	}
 	// A script that links net/http (itself or through a package it uses)
 	// gets the default transport wired to vane's dialer (netHookSource).
-	deps, err := b.goOutput(ctx, dir, "list", "-mod=mod", "-deps", "./inner")
+	// -e: a package that does not resolve is the build's to report.
+	deps, err := b.goStdout(ctx, dir, "list", "-e", "-mod=mod", "-deps", "-f", "{{.ImportPath}}", "./inner")
 	if err != nil {
 		return nil, "", err
 	}
@@ -335,45 +350,45 @@ func (b *builder) compile(ctx context.Context, code, lock string) (wasm []byte, 
 	if wasm, err = os.ReadFile(filepath.Join(dir, "script.wasm")); err != nil {
 		return nil, "", fmt.Errorf("cannot read the built module: %w", err)
 	}
-	if resolved = lock; resolved == "" {
-		mod, err1 := os.ReadFile(filepath.Join(dir, "go.mod"))
-		sum, err2 := os.ReadFile(filepath.Join(dir, "go.sum"))
-		if err2 != nil && errors.Is(err2, os.ErrNotExist) {
-			err2 = nil
-		}
-		if err := errors.Join(err1, err2); err != nil {
-			return nil, "", fmt.Errorf("cannot read the resolved lock: %w", err)
-		}
-		resolved = withoutClientReplace(string(mod)) + lockSumSeparator + string(sum)
-	}
 	return wasm, resolved, nil
 }
 
 // goCmd runs the toolchain in dir; a failure is a BuildError with its output.
 func (b *builder) goCmd(ctx context.Context, dir string, args ...string) error {
-	_, err := b.goOutput(ctx, dir, args...)
-	return err
+	return b.run(ctx, dir, nil, args...)
 }
 
-// goOutput is goCmd that returns what the command printed.
-func (b *builder) goOutput(ctx context.Context, dir string, args ...string) (string, error) {
+// goStdout is goCmd that returns what the command printed on its standard
+// output.
+func (b *builder) goStdout(ctx context.Context, dir string, args ...string) (string, error) {
+	var stdout bytes.Buffer
+	err := b.run(ctx, dir, &stdout, args...)
+	return stdout.String(), err
+}
+
+// run runs the toolchain in dir, copying its standard output to stdout (nil: none kept); a
+// failure is a BuildError with what it printed.
+func (b *builder) run(ctx context.Context, dir string, stdout io.Writer, args ...string) error {
 	cmd := exec.CommandContext(ctx, b.goBin, args...)
 	cmd.Dir = dir
 	cmd.Env = b.env
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
+	if stdout != nil {
+		cmd.Stdout = io.MultiWriter(&out, stdout)
+	}
 	if err := cmd.Run(); err != nil {
 		if ctx.Err() != nil {
-			return "", fmt.Errorf("cannot build the Go script: %w", ctx.Err())
+			return fmt.Errorf("cannot build the Go script: %w", ctx.Err())
 		}
 		msg := strings.ReplaceAll(out.String(), dir+string(filepath.Separator), "")
 		msg = strings.ReplaceAll(msg, dir, ".")
 		if strings.TrimSpace(msg) == "" {
 			msg = err.Error()
 		}
-		return "", &BuildError{Output: fmt.Sprintf("go %s: %s", args[0], strings.TrimSpace(msg))}
+		return &BuildError{Output: fmt.Sprintf("go %s: %s", args[0], strings.TrimSpace(msg))}
 	}
-	return out.String(), nil
+	return nil
 }
 
 // splitLock splits a lock into its go.mod and go.sum parts.

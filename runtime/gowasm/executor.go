@@ -305,7 +305,10 @@ func (e *Executor) template(ctx context.Context, code, lock string) (*wasmhost.T
 		}
 		crash := &crashWatcher{}
 		var initErr error
-		t, err := e.host.NewTemplate(wasmhost.WithInitOutput(ctx, crash), wasm, func(ctx context.Context, mod api.Module) error {
+		// The initialization sees the CAs jobs trust (net_roots): the
+		// net/http hook's init parses them into the snapshot once.
+		ictx := wasmhost.WithCall(wasmhost.WithInitOutput(ctx, crash), &wasmhost.Call{Roots: e.roots})
+		t, err := e.host.NewTemplate(ictx, wasm, func(ctx context.Context, mod api.Module) error {
 			if initErr = wasmhost.CallExport("_initialize")(ctx, mod); initErr != nil {
 				return initErr
 			}
@@ -377,6 +380,14 @@ func dialEgress(ctx context.Context, eg jobrt.Egress, address string) (net.Conn,
 	}
 	var last error
 	for _, a := range addrs {
+		if a.Unmap().IsLoopback() || a.Unmap().IsUnspecified() {
+			// A jailed job's loopback is its own; a Go job's would be the
+			// host's (vane's API and raft ports, local databases), which no
+			// mode or allow entry opens to it. The unspecified address
+			// connects to this host's loopback too.
+			last = fmt.Errorf("%s is loopback or unspecified, which for a job is its own and has nothing listening (a service on this host is reached at an address of the host admitted with --egress-allow)", netip.AddrPortFrom(a, uint16(port)))
+			continue
+		}
 		conn, err := eg.Dial(ctx, netip.AddrPortFrom(a, uint16(port)))
 		if err == nil {
 			return conn, nil

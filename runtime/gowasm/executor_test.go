@@ -5,11 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -453,12 +457,18 @@ func main(addr string, leave bool) (map[string]string, error) {
 	return out, nil
 }
 `
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	node, ok := egress.SelfIPv4()
+	if !ok {
+		t.Fatal("this machine has no non-loopback IPv4 address to listen on")
+	}
+	ln, err := net.Listen("tcp", netip.AddrPortFrom(node, 0).String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	closedByJob := make(chan error, 1)
+	// leftClosed gets the end of the connection on which the job wrote
+	// "left open" (and only that one's).
+	leftClosed := make(chan error, 1)
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -466,11 +476,16 @@ func main(addr string, leave bool) (map[string]string, error) {
 				return
 			}
 			go func() {
+				defer c.Close()
+				var got []byte
 				buf := make([]byte, 64)
 				for {
-					if _, err := c.Read(buf); err != nil {
-						closedByJob <- err
-						c.Close()
+					n, err := c.Read(buf)
+					got = append(got, buf[:n]...)
+					if err != nil {
+						if strings.Contains(string(got), "left open") {
+							leftClosed <- err
+						}
 						return
 					}
 				}
@@ -498,7 +513,7 @@ func main(addr string, leave bool) (map[string]string, error) {
 			t.Fatalf("a job without egress dialed, or said nothing useful: %v", got)
 		}
 	})
-	allowLoopback := egress.NewSession(egress.Policy{Mode: egress.ModeAll}, egress.Limits{}, nil, nil)
+	allowLoopback := egress.NewSession(egress.Policy{Mode: egress.ModeAll}, egress.Limits{}, nil, nil) // all, yet loopback stays refused
 	defer allowLoopback.Close()
 	t.Run("edges", func(t *testing.T) {
 		got := runWith(allowLoopback, false)
@@ -509,15 +524,110 @@ func main(addr string, leave bool) (map[string]string, error) {
 			t.Fatalf("bad address or network: %v", got)
 		}
 	})
-	t.Run("left open", func(t *testing.T) {
-		for len(closedByJob) > 0 {
-			<-closedByJob
+	t.Run("loopback refused in every mode", func(t *testing.T) {
+		lo, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
 		}
+		defer lo.Close()
+		var accepted atomic.Int64
+		go func() {
+			for {
+				c, err := lo.Accept()
+				if err != nil {
+					return
+				}
+				accepted.Add(1)
+				c.Close()
+			}
+		}()
+		for _, target := range []string{lo.Addr().String(), "[::ffff:127.0.0.1]:" + strconv.Itoa(lo.Addr().(*net.TCPAddr).Port),
+			"0.0.0.0:" + strconv.Itoa(lo.Addr().(*net.TCPAddr).Port)} {
+			var logs bytes.Buffer
+			args, _ := json.Marshal(map[string]any{"addr": target, "leave": false})
+			out, err := e.Run(context.Background(), &jobrt.Request{Code: code, Args: args, Dir: t.TempDir(), Logs: &logs, Egress: allowLoopback})
+			if err != nil || !out.Success || !strings.Contains(string(out.Result), "loopback or unspecified") {
+				t.Errorf("%s under --egress all: %v %s", target, err, out.Result)
+			}
+		}
+		if n := accepted.Load(); n != 0 {
+			t.Fatalf("the host's loopback server accepted %d connections from Go jobs", n)
+		}
+	})
+	t.Run("left open", func(t *testing.T) {
 		runWith(allowLoopback, true)
 		select {
-		case <-closedByJob:
+		case <-leftClosed:
 		case <-time.After(10 * time.Second):
 			t.Fatal("a connection the job left open was still open 10 s after the job ended")
 		}
 	})
+}
+
+// TestExecutor_Run_networkCancel: a job that polls a silent connection in a
+// loop, ignoring every error, ends when it is canceled, not at its timeout.
+// (Each poll may wait up to a second, and the loop instrumentation checks
+// only every few thousand iterations: the host functions stop the call
+// themselves once its context has ended, and a cancel also ends the
+// connection, which the job's egress dialed with the call's context.)
+func TestExecutor_Run_networkCancel(t *testing.T) {
+	e := MustNewExecutor(t)
+	code := `package inner
+
+import (
+	"unsafe"
+)
+
+//go:wasmimport vane net_dial
+func netDial(ptr unsafe.Pointer, n uint32) int32
+
+//go:wasmimport vane net_read
+func netRead(h int32, ptr unsafe.Pointer, n uint32, waitMs uint32) int32
+
+func main(addr string) (string, error) {
+	b := []byte(addr)
+	h := netDial(unsafe.Pointer(&b[0]), uint32(len(b)))
+	buf := make([]byte, 16)
+	for {
+		netRead(h, unsafe.Pointer(&buf[0]), 16, 1000)
+	}
+}
+`
+	node, ok := egress.SelfIPv4()
+	if !ok {
+		t.Fatal("this machine has no non-loopback IPv4 address to listen on")
+	}
+	ln, err := net.Listen("tcp", netip.AddrPortFrom(node, 0).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // silent: sends nothing, closes at the test's end
+		}
+	}()
+	eg := egress.NewSession(egress.Policy{Mode: egress.ModeAll}, egress.Limits{}, nil, nil)
+	defer eg.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(500*time.Millisecond, cancel)
+	done := make(chan jobrt.Outcome, 1)
+	go func() {
+		args, _ := json.Marshal(map[string]any{"addr": ln.Addr().String()})
+		out, _ := e.Run(ctx, &jobrt.Request{Code: code, Args: args, Dir: t.TempDir(), Logs: io.Discard, Egress: eg,
+			Limits: jobrt.Limits{Timeout: 10 * time.Minute}})
+		done <- out
+	}()
+	select {
+	case out := <-done:
+		if out.Success {
+			t.Fatalf("a canceled job succeeded: %s", out.Result)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("a job polling a silent connection was still running a minute after its cancel (its timeout is 10 minutes)")
+	}
 }

@@ -35,7 +35,8 @@ import (
 //	                                      most wait_ms (≤ 1000): n > 0, 0 at
 //	                                      the end, -2 nothing yet, -1 failed
 //	vane.net_write(h i32, ptr i32, len i32) -> i32
-//	                                      writes all of it: len, or -1
+//	                                      writes up to 64 KiB of it: the
+//	                                      count written, or -1
 //	vane.net_close(h i32) -> i32          0, or -1 for an unknown handle
 //	vane.net_error(ptr i32, cap i32) -> i32
 //	                                      copies the last failure's message

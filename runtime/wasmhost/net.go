@@ -66,8 +66,17 @@ func (c *Call) CloseNet() {
 	}
 }
 
+// stopIfDone stops the guest's call when its context has ended (a cancel,
+// the job's timeout): a guest that polls net_read in a loop would otherwise
+// run until the loop instrumentation's next check, thousands of polls later.
+func stopIfDone(ctx context.Context) {
+	if ctx.Err() != nil {
+		panic(ctxExit(ctx))
+	}
+}
+
 // errNoNetwork is net_dial's failure for a call without Dial.
-var errNoNetwork = errors.New("this job has no network: vane gives Go and Python jobs the network through its egress policy, which is off here")
+var errNoNetwork = errors.New("this job has no network (no egress session was given to it)")
 
 func hostNetDial(ctx context.Context, mod api.Module, stack []uint64) {
 	c := callFrom(ctx)
@@ -76,13 +85,14 @@ func hostNetDial(ctx context.Context, mod api.Module, stack []uint64) {
 	if c == nil {
 		return
 	}
+	stopIfDone(ctx)
 	if n > maxAddress {
 		c.net.fail(fmt.Errorf("the address is %d bytes, more than %d", n, maxAddress))
 		return
 	}
 	b, ok := mod.Memory().Read(ptr, n)
 	if !ok {
-		panic(fmt.Errorf("vane.net_dial: [%d, %d) is out of memory bounds", ptr, ptr+n))
+		panic(fmt.Errorf("vane.net_dial: [%d, %d) is out of memory bounds", ptr, uint64(ptr)+uint64(n)))
 	}
 	address := string(b)
 	if c.Dial == nil {
@@ -102,6 +112,7 @@ func hostNetDial(ctx context.Context, mod api.Module, stack []uint64) {
 	}
 	conn, err := c.Dial(ctx, address)
 	if err != nil {
+		stopIfDone(ctx)
 		c.net.fail(err)
 		return
 	}
@@ -128,6 +139,7 @@ func hostNetRead(ctx context.Context, mod api.Module, stack []uint64) {
 	if c == nil {
 		return
 	}
+	stopIfDone(ctx)
 	conn, ok := c.net.conn(h)
 	if !ok {
 		c.net.fail(fmt.Errorf("read: %w", net.ErrClosed))
@@ -147,10 +159,15 @@ func hostNetRead(ctx context.Context, mod api.Module, stack []uint64) {
 	}
 	buf := c.net.buf[:min(int(capacity), maxNetChunk)]
 	_ = conn.SetReadDeadline(time.Now().Add(wait))
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetReadDeadline(time.Unix(1, 0)) })
 	nr, err := conn.Read(buf)
+	stop()
+	if nr == 0 {
+		stopIfDone(ctx)
+	}
 	if nr > 0 {
 		if !mod.Memory().Write(ptr, buf[:nr]) {
-			panic(fmt.Errorf("vane.net_read: [%d, %d) is out of memory bounds", ptr, ptr+uint32(nr)))
+			panic(fmt.Errorf("vane.net_read: [%d, %d) is out of memory bounds", ptr, uint64(ptr)+uint64(nr)))
 		}
 		stack[0] = api.EncodeI32(int32(nr))
 		return
@@ -174,6 +191,7 @@ func hostNetWrite(ctx context.Context, mod api.Module, stack []uint64) {
 	if c == nil {
 		return
 	}
+	stopIfDone(ctx)
 	conn, ok := c.net.conn(h)
 	if !ok {
 		c.net.fail(fmt.Errorf("write: %w", net.ErrClosed))
@@ -184,7 +202,7 @@ func hostNetWrite(ctx context.Context, mod api.Module, stack []uint64) {
 	}
 	b, ok := mod.Memory().Read(ptr, n)
 	if !ok {
-		panic(fmt.Errorf("vane.net_write: [%d, %d) is out of memory bounds", ptr, ptr+n))
+		panic(fmt.Errorf("vane.net_write: [%d, %d) is out of memory bounds", ptr, uint64(ptr)+uint64(n)))
 	}
 	// A peer that stops reading must not hold the job past its end: the
 	// write ends with the call's context.
@@ -194,6 +212,9 @@ func hostNetWrite(ctx context.Context, mod api.Module, stack []uint64) {
 	// is blocked in this call meanwhile.
 	nw, err := conn.Write(b)
 	stop()
+	if nw == 0 {
+		stopIfDone(ctx)
+	}
 	if err != nil && nw == 0 {
 		c.net.fail(err)
 		return
@@ -246,7 +267,7 @@ func copyOut(mod api.Module, stack []uint64, b []byte, name string) {
 	if ptr != 0 {
 		n := min(int(capacity), len(b))
 		if !mod.Memory().Write(ptr, b[:n]) {
-			panic(fmt.Errorf("%s: [%d, %d) is out of memory bounds", name, ptr, ptr+uint32(n)))
+			panic(fmt.Errorf("%s: [%d, %d) is out of memory bounds", name, ptr, uint64(ptr)+uint64(n)))
 		}
 	}
 	stack[0] = api.EncodeU32(uint32(len(b)))
