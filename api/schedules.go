@@ -139,7 +139,8 @@ type editScheduleRequest struct {
 	Args     json.RawMessage `json:"args"`
 	Summary  *string         `json:"summary"`
 	Tag      *string         `json:"tag"`
-	// NoFlowOverlap: absent keeps it.
+	// NoFlowOverlap: absent is false, as Windmill's edit_schedule
+	// (schedule.rs: es.no_flow_overlap.unwrap_or(false)).
 	NoFlowOverlap *bool `json:"no_flow_overlap"`
 	scheduleHandlers
 }
@@ -220,9 +221,7 @@ func (s *Server) updateSchedule(ctx *fasthttp.RequestCtx, p *principal) error {
 		if req.Tag != nil {
 			v.Tag = *req.Tag
 		}
-		if req.NoFlowOverlap != nil {
-			v.NoFlowOverlap = *req.NoFlowOverlap
-		}
+		v.NoFlowOverlap = req.NoFlowOverlap != nil && *req.NoFlowOverlap
 		if err := req.scheduleHandlers.apply(s, p, v); err != nil {
 			return err
 		}

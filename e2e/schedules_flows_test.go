@@ -139,6 +139,14 @@ func TestSchedules_NoFlowOverlap(t *testing.T) {
 	if got["no_flow_overlap"] != true {
 		t.Errorf("schedules/get lacks no_flow_overlap: %v", got)
 	}
+	// An edit without the field sets it false, as Windmill's edit_schedule.
+	c.MustDo("POST", "/api/w/main/schedules/update/u/admin/slow_every_second_no_flow_overlap",
+		map[string]any{"schedule": "0 0 * * * *", "timezone": "UTC", "args": map[string]any{}}, 200)
+	got = nil
+	c.MustDo("GET", "/api/w/main/schedules/get/u/admin/slow_every_second_no_flow_overlap", nil, 200).JSON(t, &got)
+	if got["no_flow_overlap"] != false {
+		t.Errorf("an edit without no_flow_overlap kept it: %v", got)
+	}
 }
 
 // TestSchedules_Handlers: a schedule's on_failure handler runs once its job

@@ -73,7 +73,7 @@ type Request struct {
 	Job    *vane.Job
 	Code   string          // the script's content (RawCode for previews)
 	Lock   string          // the script's lock (go.sum, deno.lock, ...)
-	Schema *vane.Schema    // parameters in signature order; may be nil
+	Schema *vane.Schema    // parameters in signature order; may be nil; shared between jobs: read only
 	Args   json.RawMessage // a JSON object; $var:/$res: references already resolved
 	// Env holds the job's reserved variables (WM_*, BASE_INTERNAL_URL; see
 	// JobEnv). Executors add their own (PATH, HOME, TZ) and ScriptEnv.

@@ -7,9 +7,9 @@ import (
 	"vane"
 )
 
-// signatureCache keeps the schemas parsed from code that jobs carry
-// themselves (previews, and flows' rawscript steps), which have no saved
-// schema. Parsing Python's is a call into an interpreter instance (about as
+// signatureCache keeps the schemas parsed from code that has no saved
+// schema: code that jobs carry themselves (previews, flows' rawscript
+// steps) and deployed scripts saved without one. Parsing Python's is a call into an interpreter instance (about as
 // long as a trivial job), and a flow's steps of one code, or the runs of
 // one flow, would parse it again at every step. The schemas are shared:
 // the worker only reads them.

@@ -34,9 +34,10 @@ import (
 //	                                      reads up to cap bytes, waiting at
 //	                                      most wait_ms (≤ 1000): n > 0, 0 at
 //	                                      the end, -2 nothing yet, -1 failed
-//	vane.net_write(h i32, ptr i32, len i32) -> i32
-//	                                      writes up to 64 KiB of it: the
-//	                                      count written, or -1
+//	vane.net_write(h i32, ptr i32, len i32, wait_ms i32) -> i32
+//	                                      writes up to 64 KiB of it, waiting
+//	                                      at most wait_ms: the count written,
+//	                                      -2 none yet, -1 failed
 //	vane.net_close(h i32) -> i32          0, or -1 for an unknown handle
 //	vane.net_error(ptr i32, cap i32) -> i32
 //	                                      copies the last failure's message
@@ -119,8 +120,8 @@ func instantiateCallModule(ctx context.Context, rt wazero.Runtime) error {
 		[]api.ValueType{api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32}, []api.ValueType{api.ValueTypeI32}).
 		WithParameterNames("h", "ptr", "cap", "wait_ms").Export("net_read").
 		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(hostNetWrite),
-		[]api.ValueType{api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32}, []api.ValueType{api.ValueTypeI32}).
-		WithParameterNames("h", "ptr", "len").Export("net_write").
+		[]api.ValueType{api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32}, []api.ValueType{api.ValueTypeI32}).
+		WithParameterNames("h", "ptr", "len", "wait_ms").Export("net_write").
 		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(hostNetClose),
 		[]api.ValueType{api.ValueTypeI32}, []api.ValueType{api.ValueTypeI32}).
 		WithParameterNames("h").Export("net_close").
@@ -143,14 +144,7 @@ func hostInput(ctx context.Context, mod api.Module, stack []uint64) {
 		stack[0] = 0
 		return
 	}
-	ptr, capacity := api.DecodeU32(stack[0]), api.DecodeU32(stack[1])
-	if ptr != 0 {
-		n := min(int(capacity), len(c.Input))
-		if !mod.Memory().Write(ptr, c.Input[:n]) {
-			panic(fmt.Errorf("vane.input: [%d, %d) is out of memory bounds", ptr, ptr+uint32(n)))
-		}
-	}
-	stack[0] = api.EncodeU32(uint32(len(c.Input)))
+	copyOut(mod, stack, c.Input, "vane.input")
 }
 
 func hostCheck(ctx context.Context, _ api.Module, stack []uint64) {

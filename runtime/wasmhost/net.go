@@ -38,7 +38,7 @@ type netState struct {
 	next    int32
 	lastErr string
 	closed  bool
-	buf     []byte // net_read's, reused (the guest is blocked in one call at a time)
+	buf     []byte // net_read's, reused: a guest makes one host call at a time, and only those touch it
 }
 
 func (n *netState) fail(err error) {
@@ -186,7 +186,7 @@ func hostNetRead(ctx context.Context, mod api.Module, stack []uint64) {
 
 func hostNetWrite(ctx context.Context, mod api.Module, stack []uint64) {
 	c := callFrom(ctx)
-	h, ptr, n := api.DecodeI32(stack[0]), api.DecodeU32(stack[1]), api.DecodeU32(stack[2])
+	h, ptr, n, waitMs := api.DecodeI32(stack[0]), api.DecodeU32(stack[1]), api.DecodeU32(stack[2]), api.DecodeU32(stack[3])
 	stack[0] = api.EncodeI32(-1)
 	if c == nil {
 		return
@@ -204,22 +204,27 @@ func hostNetWrite(ctx context.Context, mod api.Module, stack []uint64) {
 	if !ok {
 		panic(fmt.Errorf("vane.net_write: [%d, %d) is out of memory bounds", ptr, uint64(ptr)+uint64(n)))
 	}
-	// A peer that stops reading must not hold the job past its end: the
-	// write ends with the call's context.
-	_ = conn.SetWriteDeadline(time.Time{})
+	// Like a read, a write waits at most wait_ms (a peer that stops
+	// reading must not freeze the guest's other goroutines, nor hold the
+	// job past its end: the wait also ends with the call's context).
+	wait := max(min(time.Duration(waitMs)*time.Millisecond, maxNetWait), time.Millisecond)
+	_ = conn.SetWriteDeadline(time.Now().Add(wait))
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetWriteDeadline(time.Unix(1, 0)) })
 	// b is a view of the guest's memory, valid until it grows: the guest
 	// is blocked in this call meanwhile.
 	nw, err := conn.Write(b)
 	stop()
-	if nw == 0 {
+	switch {
+	case nw > 0:
+		stack[0] = api.EncodeI32(int32(nw))
+	case errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() == nil:
+		stack[0] = api.EncodeI32(-2)
+	case err != nil:
 		stopIfDone(ctx)
-	}
-	if err != nil && nw == 0 {
 		c.net.fail(err)
-		return
+	default:
+		stack[0] = 0
 	}
-	stack[0] = api.EncodeI32(int32(nw))
 }
 
 func hostNetClose(ctx context.Context, _ api.Module, stack []uint64) {

@@ -39,7 +39,7 @@ import (
 
 const token = "abtest-admin-token-0123456789abcdef"
 
-// scripts are the trivial scripts of each language, as in bench/.
+// scripts are a trivial script of each language (bench/ has its own).
 var scripts = map[string]struct{ content, args string }{
 	"bash":    {"echo ok\n", `{}`},
 	"python3": {"def main(name: str = \"x\"):\n    return \"hello \" + name\n", `{"name":"ab"}`},

@@ -27,7 +27,7 @@ func vaneNetDial(ptr unsafe.Pointer, n uint32) int32
 func vaneNetRead(h int32, ptr unsafe.Pointer, n uint32, waitMs uint32) int32
 
 //go:wasmimport vane net_write
-func vaneNetWrite(h int32, ptr unsafe.Pointer, n uint32) int32
+func vaneNetWrite(h int32, ptr unsafe.Pointer, n uint32, waitMs uint32) int32
 
 //go:wasmimport vane net_close
 func vaneNetClose(h int32) int32
@@ -149,17 +149,27 @@ func (c *vaneConn) Write(p []byte) (int, error) {
 	if c.closed {
 		return 0, c.opError("write", net.ErrClosed)
 	}
-	written := 0
+	written, wait := 0, uint32(1)
 	for written < len(p) {
-		if !c.wdl.IsZero() && !time.Now().Before(c.wdl) {
-			return written, c.opError("write", timeoutError{})
+		if !c.wdl.IsZero() {
+			left := time.Until(c.wdl)
+			if left <= 0 {
+				return written, c.opError("write", timeoutError{})
+			}
+			wait = min(wait, uint32(left/time.Millisecond)+1)
 		}
 		rest := p[written:]
-		n := vaneNetWrite(c.h, unsafe.Pointer(unsafe.SliceData(rest)), uint32(len(rest)))
-		if n < 0 {
+		n := vaneNetWrite(c.h, unsafe.Pointer(unsafe.SliceData(rest)), uint32(len(rest)), wait)
+		switch {
+		case n > 0:
+			written += int(n)
+			wait = 1
+		case n == -2:
+			runtime.Gosched() // the peer is not reading yet: let the rest of the job run
+			wait = min(wait*2, 50)
+		default:
 			return written, c.opError("write", errors.New(vaneLastNetError()))
 		}
-		written += int(n)
 	}
 	return written, nil
 }
