@@ -202,12 +202,18 @@ func main(marker string) (interface{}, error) {
 	return "dumped", nil
 }
 `,
+	// Through vane's dialer (the host dials for the job under its egress
+	// policy); net.Dial has no sockets under wasip1.
 	attacktest.Connect: `package inner
 
-import "net"
+import (
+	"net"
+
+	wmill "github.com/windmill-labs/windmill-go-client"
+)
 
 func main(marker string, host string, port string) (interface{}, error) {
-	c, err := net.Dial("tcp", net.JoinHostPort(host, port))
+	c, err := wmill.Dial("tcp", net.JoinHostPort(host, port))
 	if err != nil {
 		return "refused: " + err.Error(), nil
 	}
