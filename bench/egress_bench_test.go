@@ -38,7 +38,24 @@ func BenchmarkAPI_RunWaitResultHTTPGet(b *testing.B) {
   return await (await fetch(%q)).text();
 }
 `, target))
-	for _, lang := range []string{"bash", "deno"} {
+	s.waitDeployment(b, s.mustSaveGoScript(b, "u/admin/get_go", fmt.Sprintf(`package inner
+
+import (
+	"io"
+	"net/http"
+)
+
+func main() (string, error) {
+	r, err := http.Get(%q)
+	if err != nil {
+		return "", err
+	}
+	defer r.Body.Close()
+	body, err := io.ReadAll(r.Body)
+	return string(body), err
+}
+`, target)))
+	for _, lang := range []string{"bash", "deno", "go"} {
 		b.Run(lang, func(b *testing.B) {
 			drive(b, s, 1, "POST", s.url+"/api/w/main/jobs/run_wait_result/p/u/admin/get_"+lang, `{}`, 200)
 		})

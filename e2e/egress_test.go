@@ -255,7 +255,7 @@ const denoEgressScript = `export async function main(host: string, http_port: nu
 `
 
 // goEgressScript uses net/http's default client unchanged (the build wires
-// it to vane's dialer) and the client module's Dial for raw TCP.
+// it to vane's dialer) and vanenet.Dial (in the client module) for raw TCP.
 const goEgressScript = `package inner
 
 import (
@@ -265,7 +265,7 @@ import (
 	"strconv"
 	"strings"
 
-	wmill "github.com/windmill-labs/windmill-go-client"
+	"github.com/windmill-labs/windmill-go-client/vanenet"
 )
 
 func get(url string) (string, error) {
@@ -287,7 +287,7 @@ func main(host string, http_port int, https_port int, echo_port int) (map[string
 	if err != nil {
 		return nil, err
 	}
-	conn, err := wmill.Dial("tcp", host+":"+strconv.Itoa(echo_port))
+	conn, err := vanenet.Dial("tcp", host+":"+strconv.Itoa(echo_port))
 	if err != nil {
 		return nil, err
 	}
@@ -305,7 +305,7 @@ func main(host string, http_port int, https_port int, echo_port int) (map[string
 
 // TestEgress_AllowedHost: with the remote host admitted by --egress-allow
 // and the test's CA by --ca-file, Bash (curl, /dev/tcp), Deno (fetch,
-// Deno.connect) and Go (net/http's default client, wmill.Dial) jobs fetch
+// Deno.connect) and Go (net/http's default client, vanenet.Dial) jobs fetch
 // over HTTP and HTTPS and talk raw TCP to it.
 func TestEgress_AllowedHost(t *testing.T) {
 	remote := mustRemoteHost(t)

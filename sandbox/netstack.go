@@ -43,11 +43,13 @@ type netstack struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu      sync.Mutex            // guards conns, splices, closed
+	mu      sync.Mutex            // guards conns, splices, closed, drainBy and each splice's down
 	conns   map[net.Conn]struct{} // DNS flows
 	splices map[*splice]struct{}
 	// closed: close has begun; new connections are refused.
 	closed bool
+	// drainBy is when close stops passing on what the job wrote.
+	drainBy time.Time
 }
 
 const (
@@ -180,19 +182,33 @@ func (n *netstack) forwardTCP(r *tcp.ForwarderRequest) {
 		r.Complete(true)
 		return
 	}
+	// The splice is known to close before the job's handshake completes:
+	// the job may send and exit at once, and close must wait for what it
+	// sent (it did not when the splice was added after the handshake).
+	sp := &splice{up: up, sent: make(chan struct{})}
+	if !n.trackSplice(sp, true) {
+		up.Close()
+		r.Complete(true)
+		return
+	}
 	var wq waiter.Queue
 	ep, terr := r.CreateEndpoint(&wq)
 	if terr != nil {
 		up.Close()
 		r.Complete(true)
+		close(sp.sent)
+		n.trackSplice(sp, false)
 		return
 	}
 	r.Complete(false)
-	sp := &splice{down: gonet.NewTCPConn(&wq, ep), up: up, sent: make(chan struct{})}
-	if !n.trackSplice(sp, true) {
-		sp.down.Close()
-		up.Close()
-		return
+	down := gonet.NewTCPConn(&wq, ep)
+	n.mu.Lock()
+	sp.down = down
+	closing, by := n.closed, n.drainBy
+	n.mu.Unlock()
+	if closing {
+		_ = down.SetReadDeadline(by)
+		_ = up.SetWriteDeadline(by)
 	}
 	sp.run()
 	n.trackSplice(sp, false)
@@ -213,7 +229,7 @@ func (n *netstack) begin() bool {
 // splice carries one connection: down is the job's end (in the netstack),
 // up the host's.
 type splice struct {
-	down *gonet.TCPConn
+	down *gonet.TCPConn // set once the job's handshake is done (under netstack.mu)
 	up   net.Conn
 	sent chan struct{} // closed when everything the job sent has been passed up
 }
@@ -279,21 +295,22 @@ func (n *netstack) trackSplice(sp *splice, add bool) bool {
 // is first. Then in-flight dials are cancelled, every connection is closed,
 // the stack's goroutines end and the tun device is released.
 func (n *netstack) close() {
+	// Bounded both ways: the read deadline ends a copy waiting on the job,
+	// the write deadline one waiting on a server that stopped reading, and
+	// the timer whatever is left. A splice whose job end is not made yet
+	// takes the deadline when it is (forwardTCP).
+	deadline := time.Now().Add(drainTimeout)
 	n.mu.Lock()
-	n.closed = true
+	n.closed, n.drainBy = true, deadline
 	splices := make([]*splice, 0, len(n.splices))
 	for sp := range n.splices {
 		splices = append(splices, sp)
-	}
-	n.mu.Unlock()
-	// Bounded both ways: the read deadline ends a copy waiting on the job,
-	// the write deadline one waiting on a server that stopped reading, and
-	// the timer whatever is left.
-	deadline := time.Now().Add(drainTimeout)
-	for _, sp := range splices {
-		_ = sp.down.SetReadDeadline(deadline)
+		if sp.down != nil {
+			_ = sp.down.SetReadDeadline(deadline)
+		}
 		_ = sp.up.SetWriteDeadline(deadline)
 	}
+	n.mu.Unlock()
 	timer := time.NewTimer(drainTimeout + 100*time.Millisecond)
 	defer timer.Stop()
 drain:
@@ -310,7 +327,9 @@ drain:
 		c.Close()
 	}
 	for sp := range n.splices {
-		sp.down.Close()
+		if sp.down != nil {
+			sp.down.Close()
+		}
 		sp.up.Close()
 	}
 	n.mu.Unlock()

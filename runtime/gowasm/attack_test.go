@@ -209,11 +209,11 @@ func main(marker string) (interface{}, error) {
 import (
 	"net"
 
-	wmill "github.com/windmill-labs/windmill-go-client"
+	"github.com/windmill-labs/windmill-go-client/vanenet"
 )
 
 func main(marker string, host string, port string) (interface{}, error) {
-	c, err := wmill.Dial("tcp", net.JoinHostPort(host, port))
+	c, err := vanenet.Dial("tcp", net.JoinHostPort(host, port))
 	if err != nil {
 		return "refused: " + err.Error(), nil
 	}

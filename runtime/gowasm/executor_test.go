@@ -426,18 +426,18 @@ import (
 	"net"
 	"strings"
 
-	wmill "github.com/windmill-labs/windmill-go-client"
+	"github.com/windmill-labs/windmill-go-client/vanenet"
 )
 
 func main(addr string, leave bool) (map[string]string, error) {
 	out := map[string]string{}
-	if _, err := wmill.Dial("tcp", "no-port-here"); err != nil {
+	if _, err := vanenet.Dial("tcp", "no-port-here"); err != nil {
 		out["bad address"] = err.Error()
 	}
-	if _, err := wmill.Dial("udp", addr); err != nil {
+	if _, err := vanenet.Dial("udp", addr); err != nil {
 		out["udp"] = err.Error()
 	}
-	c, err := wmill.Dial("tcp", addr)
+	c, err := vanenet.Dial("tcp", addr)
 	if err != nil {
 		out["dial"] = err.Error()
 		return out, nil

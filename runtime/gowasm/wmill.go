@@ -21,7 +21,7 @@ const clientModule = "github.com/windmill-labs/windmill-go-client"
 // module of its own.
 const clientDir = "_vane_wmill"
 
-//go:embed wmillclient/*.go
+//go:embed wmillclient/*.go wmillclient/vanenet/*.go
 var clientFS embed.FS
 
 // clientGoMod is the client module's go.mod. Its go version is low so that
@@ -33,16 +33,19 @@ const clientGoMod = "module " + clientModule + "\n\ngo 1.21\n"
 // change of the client rebuilds the scripts.
 func clientFiles() (map[string]string, string) {
 	files := map[string]string{"go.mod": clientGoMod}
-	entries, err := fs.ReadDir(clientFS, "wmillclient")
-	if err != nil {
-		panic("gowasm: the embedded client is missing: " + err.Error()) // the embed pattern guarantees it
-	}
-	for _, e := range entries {
-		data, err := clientFS.ReadFile("wmillclient/" + e.Name())
-		if err != nil {
-			panic("gowasm: cannot read the embedded client: " + err.Error())
+	err := fs.WalkDir(clientFS, "wmillclient", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
 		}
-		files[e.Name()] = string(data)
+		data, err := clientFS.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		files[strings.TrimPrefix(p, "wmillclient/")] = string(data)
+		return nil
+	})
+	if err != nil {
+		panic("gowasm: cannot read the embedded client: " + err.Error()) // the embed pattern guarantees it
 	}
 	names := make([]string, 0, len(files))
 	for name := range files {
@@ -96,7 +99,11 @@ func writeClient(buildDir string, files map[string]string) error {
 		return err
 	}
 	for name, content := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
 			return err
 		}
 	}

@@ -1,13 +1,14 @@
 //go:build wasip1
 
-package windmill
-
-// vane's TCP dialer for Go jobs (vane-specific; Windmill's Go client has no
-// such thing). Wasm has no sockets: vane dials for the job, under its egress
-// policy, and the job reads and writes through the host (the "vane" host
-// module's net_* functions). net/http's default transport uses it without
-// the script doing anything; a database driver that takes a dial function
-// can be given DialContext.
+// Package vanenet is vane's TCP dialer for Go jobs (vane's, not part of
+// Windmill's Go client, in whose module vane ships it). Wasm has no
+// sockets: vane dials for the job, under its egress policy, and the job
+// reads and writes through the host (the "vane" host module's net_*
+// functions). net/http's default transport uses it without the script
+// doing anything; a database driver that takes a dial function can be
+// given DialContext. It is a package of its own so that scripts using only
+// the client do not link package net.
+package vanenet
 
 import (
 	"context"

@@ -1,6 +1,8 @@
 //go:build !wasip1
 
-package windmill
+// Package vanenet is vane's TCP dialer for Go jobs; outside a vane job
+// (this build is for go vet on the host) it has none.
+package vanenet
 
 import (
 	"context"
