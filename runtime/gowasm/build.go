@@ -11,7 +11,6 @@ import (
 	"go/parser"
 	"go/token"
 	"go/types"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -355,40 +354,32 @@ func (b *builder) compile(ctx context.Context, code, lock string) (wasm []byte, 
 
 // goCmd runs the toolchain in dir; a failure is a BuildError with its output.
 func (b *builder) goCmd(ctx context.Context, dir string, args ...string) error {
-	return b.run(ctx, dir, nil, args...)
+	_, err := b.goStdout(ctx, dir, args...)
+	return err
 }
 
 // goStdout is goCmd that returns what the command printed on its standard
 // output.
 func (b *builder) goStdout(ctx context.Context, dir string, args ...string) (string, error) {
-	var stdout bytes.Buffer
-	err := b.run(ctx, dir, &stdout, args...)
-	return stdout.String(), err
-}
-
-// run runs the toolchain in dir, copying its standard output to stdout (nil: none kept); a
-// failure is a BuildError with what it printed.
-func (b *builder) run(ctx context.Context, dir string, stdout io.Writer, args ...string) error {
 	cmd := exec.CommandContext(ctx, b.goBin, args...)
 	cmd.Dir = dir
 	cmd.Env = b.env
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if stdout != nil {
-		cmd.Stdout = io.MultiWriter(&out, stdout)
-	}
+	// A buffer each: os/exec copies each from a goroutine of its own.
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		if ctx.Err() != nil {
-			return fmt.Errorf("cannot build the Go script: %w", ctx.Err())
+			return "", fmt.Errorf("cannot build the Go script: %w", ctx.Err())
 		}
-		msg := strings.ReplaceAll(out.String(), dir+string(filepath.Separator), "")
+		msg := stderr.String() + stdout.String()
+		msg = strings.ReplaceAll(msg, dir+string(filepath.Separator), "")
 		msg = strings.ReplaceAll(msg, dir, ".")
 		if strings.TrimSpace(msg) == "" {
 			msg = err.Error()
 		}
-		return &BuildError{Output: fmt.Sprintf("go %s: %s", args[0], strings.TrimSpace(msg))}
+		return "", &BuildError{Output: fmt.Sprintf("go %s: %s", args[0], strings.TrimSpace(msg))}
 	}
-	return nil
+	return stdout.String(), nil
 }
 
 // splitLock splits a lock into its go.mod and go.sum parts.
