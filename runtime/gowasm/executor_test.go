@@ -457,15 +457,7 @@ func main(addr string, leave bool) (map[string]string, error) {
 	return out, nil
 }
 `
-	node, ok := egress.SelfIPv4()
-	if !ok {
-		t.Fatal("this machine has no non-loopback IPv4 address to listen on")
-	}
-	ln, err := net.Listen("tcp", netip.AddrPortFrom(node, 0).String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := listenOnNode(t)
 	// leftClosed gets the end of the connection on which the job wrote
 	// "left open" (and only that one's).
 	leftClosed := make(chan error, 1)
@@ -593,15 +585,7 @@ func main(addr string) (string, error) {
 	}
 }
 `
-	node, ok := egress.SelfIPv4()
-	if !ok {
-		t.Fatal("this machine has no non-loopback IPv4 address to listen on")
-	}
-	ln, err := net.Listen("tcp", netip.AddrPortFrom(node, 0).String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := listenOnNode(t)
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -630,4 +614,20 @@ func main(addr string) (string, error) {
 	case <-time.After(time.Minute):
 		t.Fatal("a job polling a silent connection was still running a minute after its cancel (its timeout is 10 minutes)")
 	}
+}
+
+// listenOnNode listens on this machine's first non-loopback IPv4 address
+// (a Go job's loopback is refused), closed at the test's end.
+func listenOnNode(t *testing.T) net.Listener {
+	t.Helper()
+	node, ok := egress.SelfIPv4()
+	if !ok {
+		t.Fatal("this machine has no non-loopback IPv4 address to listen on")
+	}
+	ln, err := net.Listen("tcp", netip.AddrPortFrom(node, 0).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln
 }

@@ -132,28 +132,44 @@ func hostNetDial(ctx context.Context, mod api.Module, stack []uint64) {
 	stack[0] = api.EncodeI32(h)
 }
 
-func hostNetRead(ctx context.Context, mod api.Module, stack []uint64) {
-	c := callFrom(ctx)
-	h, ptr, capacity, waitMs := api.DecodeI32(stack[0]), api.DecodeU32(stack[1]), api.DecodeU32(stack[2]), api.DecodeU32(stack[3])
-	stack[0] = api.EncodeI32(-1)
+// hostConn is the connection of handle h for a read or write (op) of the
+// call: it stops the call if its context has ended, and records a failure
+// for a call without the handle.
+func (c *Call) hostConn(ctx context.Context, h int32, op string) (net.Conn, bool) {
 	if c == nil {
-		return
+		return nil, false
 	}
 	stopIfDone(ctx)
 	conn, ok := c.net.conn(h)
 	if !ok {
-		c.net.fail(fmt.Errorf("read: %w", net.ErrClosed))
+		c.net.fail(fmt.Errorf("%s: %w", op, net.ErrClosed))
+	}
+	return conn, ok
+}
+
+// netWait is how long one read or write waits: the guest's wait_ms, within
+// [1 ms, maxNetWait] and the call's deadline.
+func netWait(ctx context.Context, waitMs uint32) time.Duration {
+	wait := max(min(time.Duration(waitMs)*time.Millisecond, maxNetWait), time.Millisecond)
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
+		wait = max(time.Until(dl), time.Millisecond)
+	}
+	return wait
+}
+
+func hostNetRead(ctx context.Context, mod api.Module, stack []uint64) {
+	c := callFrom(ctx)
+	h, ptr, capacity, waitMs := api.DecodeI32(stack[0]), api.DecodeU32(stack[1]), api.DecodeU32(stack[2]), api.DecodeU32(stack[3])
+	stack[0] = api.EncodeI32(-1)
+	conn, ok := c.hostConn(ctx, h, "read")
+	if !ok {
 		return
 	}
 	if capacity == 0 {
 		stack[0] = api.EncodeI32(-2)
 		return
 	}
-	wait := min(time.Duration(waitMs)*time.Millisecond, maxNetWait)
-	wait = max(wait, time.Millisecond)
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
-		wait = max(time.Until(dl), time.Millisecond)
-	}
+	wait := netWait(ctx, waitMs)
 	if c.net.buf == nil {
 		c.net.buf = make([]byte, maxNetChunk)
 	}
@@ -188,13 +204,8 @@ func hostNetWrite(ctx context.Context, mod api.Module, stack []uint64) {
 	c := callFrom(ctx)
 	h, ptr, n, waitMs := api.DecodeI32(stack[0]), api.DecodeU32(stack[1]), api.DecodeU32(stack[2]), api.DecodeU32(stack[3])
 	stack[0] = api.EncodeI32(-1)
-	if c == nil {
-		return
-	}
-	stopIfDone(ctx)
-	conn, ok := c.net.conn(h)
+	conn, ok := c.hostConn(ctx, h, "write")
 	if !ok {
-		c.net.fail(fmt.Errorf("write: %w", net.ErrClosed))
 		return
 	}
 	if n > maxNetChunk {
@@ -207,8 +218,7 @@ func hostNetWrite(ctx context.Context, mod api.Module, stack []uint64) {
 	// Like a read, a write waits at most wait_ms (a peer that stops
 	// reading must not freeze the guest's other goroutines, nor hold the
 	// job past its end: the wait also ends with the call's context).
-	wait := max(min(time.Duration(waitMs)*time.Millisecond, maxNetWait), time.Millisecond)
-	_ = conn.SetWriteDeadline(time.Now().Add(wait))
+	_ = conn.SetWriteDeadline(time.Now().Add(netWait(ctx, waitMs)))
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetWriteDeadline(time.Unix(1, 0)) })
 	// b is a view of the guest's memory, valid until it grows: the guest
 	// is blocked in this call meanwhile.
