@@ -12,8 +12,8 @@ import (
 )
 
 // BenchmarkAPI_RunWaitResultHTTPGet calls run_wait_result on a script that
-// makes one HTTP GET to a test server and returns its body, in Bash (curl)
-// and Deno (fetch), one caller at a time, in the default configuration
+// makes one HTTP GET to a test server and returns its body, in Bash (curl),
+// Deno (fetch), Go (net/http) and Python (urllib.request), one caller at a time, in the default configuration
 // (jail on, egress policy public) with the server's address allowed. The
 // server listens on this machine's own non-loopback address: inside the
 // jail, loopback is the jail's own.
@@ -55,7 +55,13 @@ func main() (string, error) {
 	return string(body), err
 }
 `, target)))
-	for _, lang := range []string{"bash", "deno", "go"} {
+	s.mustSaveScriptIn(b, "u/admin/get_python", "python3", fmt.Sprintf(`import urllib.request
+
+
+def main():
+    return urllib.request.urlopen(%q, timeout=10).read().decode()
+`, target))
+	for _, lang := range []string{"bash", "deno", "go", "python"} {
 		b.Run(lang, func(b *testing.B) {
 			drive(b, s, 1, "POST", s.url+"/api/w/main/jobs/run_wait_result/p/u/admin/get_"+lang, `{}`, 200)
 		})

@@ -203,7 +203,7 @@ func mustTestCA(t *testing.T, ip string) (string, tls.Certificate) {
 
 func port(l net.Listener) int { return l.Addr().(*net.TCPAddr).Port }
 
-// mustStartEgressServer starts vane with Bash, Deno and Go and extra
+// mustStartEgressServer starts vane with every language and extra
 // flags, on a data dir the jail's user can reach.
 func mustStartEgressServer(t *testing.T, args ...string) *Server {
 	t.Helper()
@@ -215,7 +215,7 @@ func mustStartEgressServer(t *testing.T, args ...string) *Server {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	return MustStartServer(t, ServerOptions{DataDir: dir, Args: append([]string{"--languages", "bash,deno,go", "--workers", "2"}, args...)})
+	return MustStartServer(t, ServerOptions{DataDir: dir, Args: append([]string{"--languages", "bash,deno,go,python3", "--workers", "2"}, args...)})
 }
 
 // egressJob runs a saved script with args and returns its result, whether
@@ -303,9 +303,25 @@ func main(host string, http_port int, https_port int, echo_port int) (map[string
 }
 `
 
+// pythonEgressScript uses urllib.request and socket unchanged: vane's
+// socket and ssl modules reach the host's dialer (runtime/netfile).
+const pythonEgressScript = `import socket
+import urllib.request
+
+
+def main(host: str, http_port: int, https_port: int, echo_port: int):
+    http = urllib.request.urlopen(f"http://{host}:{http_port}/", timeout=20).read().decode()
+    https = urllib.request.urlopen(f"https://{host}:{https_port}/", timeout=20).read().decode()
+    with socket.create_connection((host, echo_port), timeout=20) as s:
+        s.sendall(b"ping from python\n")
+        echo = s.makefile("rb").readline().decode().strip()
+    return {"http": http, "https": https, "echo": echo}
+`
+
 // TestEgress_AllowedHost: with the remote host admitted by --egress-allow
 // and the test's CA by --ca-file, Bash (curl, /dev/tcp), Deno (fetch,
-// Deno.connect) and Go (net/http's default client, vanenet.Dial) jobs fetch
+// Deno.connect), Go (net/http's default client, vanenet.Dial) and Python
+// (urllib.request, socket.create_connection) jobs fetch
 // over HTTP and HTTPS and talk raw TCP to it.
 func TestEgress_AllowedHost(t *testing.T) {
 	remote := mustRemoteHost(t)
@@ -334,6 +350,17 @@ func TestEgress_AllowedHost(t *testing.T) {
 			t.Fatalf("job failed: %s\n%s", res, logs)
 		}
 		if got.HTTP != "hello over http from "+remote.IP || got.HTTPS != "hello over https from "+remote.IP || got.Echo != "ping from deno" {
+			t.Fatalf("result %s", res)
+		}
+	})
+	t.Run("python", func(t *testing.T) {
+		c.mustDeployed(t, "u/admin/egress_python", "python3", pythonEgressScript)
+		res, ok, logs := egressJob(t, c, "u/admin/egress_python", args)
+		var got struct{ HTTP, HTTPS, Echo string }
+		if !ok || json.Unmarshal(res, &got) != nil {
+			t.Fatalf("job failed: %s\n%s", res, logs)
+		}
+		if got.HTTP != "hello over http from "+remote.IP || got.HTTPS != "hello over https from "+remote.IP || got.Echo != "ping from python" {
 			t.Fatalf("result %s", res)
 		}
 	})
@@ -434,11 +461,28 @@ func main(host string, port int) (string, error) {
 					t.Errorf("go logs or error lack %q: %s\n%s", want, res, logs)
 				}
 			}
+			c.mustDeployed(t, "u/admin/refused_python", "python3", `import urllib.request
+
+
+def main(host: str, port: int):
+    urllib.request.urlopen(f"http://{host}:{port}/", timeout=20).read()
+    return "reached"
+`)
+			res, ok, logs = egressJob(t, c, "u/admin/refused_python", map[string]any{"host": tc.host, "port": port(tc.servers.HTTP)})
+			if ok {
+				t.Errorf("python job reached %s: %s\n%s", tc.host, res, logs)
+			}
+			dst = fmt.Sprintf("%s:%d", tc.host, port(tc.servers.HTTP))
+			for _, want := range []string{dst, tc.rule} {
+				if !strings.Contains(string(res), want) {
+					t.Errorf("python error lacks %q: %s\n%s", want, res, logs)
+				}
+			}
 			if n := tc.servers.accepted(); n != 0 {
 				t.Errorf("the servers accepted %d connections; a refused destination must see none", n)
 			}
-			if m := c.MustDo("GET", "/metrics", nil, 200).Body; !strings.Contains(m, "vane_egress_refused_total 3") {
-				t.Errorf("/metrics does not count the three refusals:\n%s", grepLines(m, "vane_egress"))
+			if m := c.MustDo("GET", "/metrics", nil, 200).Body; !strings.Contains(m, "vane_egress_refused_total 4") {
+				t.Errorf("/metrics does not count the four refusals:\n%s", grepLines(m, "vane_egress"))
 			}
 		})
 	}

@@ -109,7 +109,7 @@ func newLanguages(ctx context.Context, cfg serveConfig, apiAddr string, log *slo
 				return nil, err
 			}
 			pc := python.Config{BuildDir: build, CacheDir: filepath.Join(cacheDir, "python"), Host: host,
-				PackagesDir: cfg.PythonPackagesDir}
+				PackagesDir: cfg.PythonPackagesDir, CABundle: caBundle}
 			if !cfg.PythonInProcess {
 				// Worker processes run guests without wazero's per-loop
 				// context checks (2-3x faster on CPU-bound code) and are

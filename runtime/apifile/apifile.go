@@ -158,10 +158,29 @@ func ParseRequestLine(line string) (method, path string, err error) {
 // FS is a directory with the API file at its root: Name always opens the
 // API file (a file of that name in the directory is shadowed), everything
 // else goes to the directory. With a nil Client, every request answers that
-// the guest has no API access.
+// the guest has no API access. Other virtual files (a job's network,
+// runtime/netfile) are added with WithFile.
 type FS struct {
 	experimentalsys.FS
-	api *Client
+	api     *Client
+	virtual map[string]VirtualFile
+}
+
+// VirtualFile is a file of an FS that is no file on disk: each open calls
+// Open, and Stat describes it.
+type VirtualFile struct {
+	Open func(flag experimentalsys.Oflag, perm fs.FileMode) (experimentalsys.File, experimentalsys.Errno)
+	Stat func() sys.Stat_t
+}
+
+// WithFile adds the virtual file name (a name at the root, shadowing a file
+// of that name in the directory) and returns s.
+func (s *FS) WithFile(name string, f VirtualFile) *FS {
+	if s.virtual == nil {
+		s.virtual = make(map[string]VirtualFile)
+	}
+	s.virtual[name] = f
+	return s
 }
 
 // NewFS returns base with the API file of api at its root.
@@ -187,6 +206,9 @@ func (s *FS) OpenFile(path string, flag experimentalsys.Oflag, perm fs.FileMode)
 		}
 		return f, 0
 	}
+	if v, ok := s.virtual[path]; ok {
+		return v.Open(flag, perm)
+	}
 	return s.FS.OpenFile(path, flag, perm)
 }
 
@@ -195,6 +217,9 @@ func (s *FS) Stat(path string) (sys.Stat_t, experimentalsys.Errno) {
 	if path == Name {
 		return apiStat(), 0
 	}
+	if v, ok := s.virtual[path]; ok {
+		return v.Stat(), 0
+	}
 	return s.FS.Stat(path)
 }
 
@@ -202,6 +227,9 @@ func (s *FS) Stat(path string) (sys.Stat_t, experimentalsys.Errno) {
 func (s *FS) Lstat(path string) (sys.Stat_t, experimentalsys.Errno) {
 	if path == Name {
 		return apiStat(), 0
+	}
+	if v, ok := s.virtual[path]; ok {
+		return v.Stat(), 0
 	}
 	return s.FS.Lstat(path)
 }

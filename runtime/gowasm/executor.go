@@ -19,10 +19,8 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -267,7 +265,7 @@ func (e *Executor) Run(ctx context.Context, req *jobrt.Request) (jobrt.Outcome, 
 	call := &wasmhost.Call{Input: input, MaxOutput: int(lim.ResultBytes), Roots: e.roots}
 	if req.Egress != nil {
 		call.Dial = func(ctx context.Context, address string) (net.Conn, error) {
-			return dialEgress(ctx, req.Egress, address)
+			return jobrt.DialEgress(ctx, req.Egress, address)
 		}
 	}
 	_, callErr = inst.Call(wasmhost.WithCall(ctx, call), runExport)
@@ -353,51 +351,6 @@ func encodeInput(args json.RawMessage, env map[string]string) []byte {
 		b = append(b, v...)
 	}
 	return b
-}
-
-// dialEgress connects to address ("host:port") through the job's egress:
-// a name is resolved by its Lookup (the policy's resolver) and each address
-// dialed in turn by its Dial, which checks it against the policy. The last
-// failure is returned; a refusal's message names the destination, the rule
-// and the flag that would allow it.
-func dialEgress(ctx context.Context, eg jobrt.Egress, address string) (net.Conn, error) {
-	host, portText, err := net.SplitHostPort(address)
-	if err != nil {
-		return nil, fmt.Errorf("dial tcp %s: %w", address, err)
-	}
-	port, err := strconv.ParseUint(portText, 10, 16)
-	if err != nil {
-		return nil, fmt.Errorf("dial tcp %s: invalid port %q", address, portText)
-	}
-	var addrs []netip.Addr
-	if a, err := netip.ParseAddr(host); err == nil {
-		addrs = []netip.Addr{a.Unmap()}
-	} else if addrs, err = eg.Lookup(ctx, "ip", host); err != nil {
-		return nil, fmt.Errorf("dial tcp %s: %w", address, err)
-	}
-	if len(addrs) == 0 {
-		return nil, fmt.Errorf("dial tcp %s: no address for %s", address, host)
-	}
-	var last error
-	for _, a := range addrs {
-		if a.Unmap().IsLoopback() || a.Unmap().IsUnspecified() {
-			// A jailed job's loopback is its own; a Go job's would be the
-			// host's (vane's API and raft ports, local databases), which no
-			// mode or allow entry opens to it. The unspecified address
-			// connects to this host's loopback too.
-			last = fmt.Errorf("%s is loopback or unspecified, which for a job is its own and has nothing listening (a service on this host is reached at an address of the host admitted with --egress-allow)", netip.AddrPortFrom(a, uint16(port)))
-			continue
-		}
-		conn, err := eg.Dial(ctx, netip.AddrPortFrom(a, uint16(port)))
-		if err == nil {
-			return conn, nil
-		}
-		last = err
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	return nil, fmt.Errorf("dial tcp %s: %w", address, last)
 }
 
 func argsOrEmpty(args json.RawMessage) json.RawMessage {

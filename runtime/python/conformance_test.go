@@ -110,6 +110,7 @@ func TestConformance(t *testing.T) {
 		New:          func(tb testing.TB) jobrt.Executor { return MustNewExecutor(tb) },
 		Code:         conformanceCode,
 		Preprocessor: true,
+		Network:      true,
 	})
 }
 
@@ -123,5 +124,6 @@ func TestConformanceWorkerProcess(t *testing.T) {
 		},
 		Code:         conformanceCode,
 		Preprocessor: true,
+		Network:      true,
 	})
 }

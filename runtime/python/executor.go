@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 	"vane"
 	jobrt "vane/runtime"
 	"vane/runtime/apifile"
+	"vane/runtime/netfile"
 	"vane/runtime/wasmhost"
 	"vane/sandbox/wasmfs"
 )
@@ -72,6 +74,10 @@ type Config struct {
 	// WorkerUID, New gives the directory (not what it already holds) to
 	// that uid.
 	WorkerCacheDir string
+	// CABundle is a PEM file of the CAs jobs' TLS trusts (the machine's and
+	// the operator's --ca-file). Empty: none, and every TLS handshake that
+	// verifies fails.
+	CABundle string
 }
 
 // DefaultBuildDir returns where `make python-wasm` puts its newest build,
@@ -118,6 +124,7 @@ type Executor struct {
 	tmpl                    *wasmhost.Template // the first template, for its memory size; see template()
 	pool                    *workerPool        // nil unless Config.WorkerCommand is set
 	apiHTTP                 *http.Client       // the jobs' API calls (see runtime/apifile)
+	roots                   *netfile.Roots     // the CAs of Config.CABundle
 }
 
 var (
@@ -138,6 +145,13 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 		return nil, fmt.Errorf("cannot resolve python build dir: %w", err)
 	}
 	e := &Executor{cfg: cfg, host: cfg.Host, apiHTTP: apifile.NewHTTPClient()}
+	var roots []byte
+	if cfg.CABundle != "" {
+		if roots, err = os.ReadFile(cfg.CABundle); err != nil {
+			return nil, fmt.Errorf("cannot read the CA bundle for python jobs: %w", err)
+		}
+	}
+	e.roots = netfile.NewRoots(roots)
 	if e.snapshot, err = os.Open(filepath.Join(build, SnapshotFile)); err != nil {
 		return nil, fmt.Errorf("cannot read python snapshot: %w", err)
 	}
@@ -329,7 +343,10 @@ func (e *Executor) runLocal(ctx context.Context, req *jobrt.Request) (jobrt.Outc
 		return jobrt.Outcome{}, err
 	}
 	defer job.Close()
-	return e.runPrepared(ctx, req, limits, script, job)
+	dial := func(ctx context.Context, address string) (net.Conn, error) {
+		return jobrt.DialEgress(ctx, req.Egress, address)
+	}
+	return e.runPrepared(ctx, req, limits, script, job, dial)
 }
 
 // scratchDir makes a directory, removed by the caller, for a job that came
@@ -345,7 +362,8 @@ func (e *Executor) scratchDir() (string, error) {
 // runPrepared runs a job whose script is compiled in script (its .pyc
 // tree, mounted at /script) with job as its "/", both confined. ctx is
 // bounded by the job's deadline.
-func (e *Executor) runPrepared(ctx context.Context, req *jobrt.Request, limits jobrt.Limits, script, job *wasmfs.FS) (jobrt.Outcome, error) {
+// dial is the job's way out (see runtime/netfile).
+func (e *Executor) runPrepared(ctx context.Context, req *jobrt.Request, limits jobrt.Limits, script, job *wasmfs.FS, dial netfile.Dialer) (jobrt.Outcome, error) {
 	args := req.Args
 	if len(args) == 0 || string(args) == "null" {
 		args = json.RawMessage("{}")
@@ -356,6 +374,8 @@ func (e *Executor) runPrepared(ctx context.Context, req *jobrt.Request, limits j
 	if req.Entrypoint() == vane.EntrypointPreprocessor {
 		module = preprocessorModule // its main is the script's preprocessor
 	}
+	network := netfile.New(ctx, dial, e.roots)
+	defer network.Close()
 	res, err := e.call(ctx, guestCall{
 		request:     runRequest{Op: "run", Module: module, Args: args, Env: env},
 		script:      script,
@@ -365,6 +385,7 @@ func (e *Executor) runPrepared(ctx context.Context, req *jobrt.Request, limits j
 		memoryBytes: limits.MemoryBytes,
 		maxResponse: limits.ResultBytes,
 		api:         apifile.NewClient(ctx, e.apiHTTP, req.Env),
+		net:         network,
 	})
 	if err != nil {
 		return jobrt.Outcome{}, err

@@ -12,6 +12,7 @@ import (
 	experimentalsys "github.com/tetratelabs/wazero/experimental/sys"
 
 	"vane/runtime/apifile"
+	"vane/runtime/netfile"
 	"vane/runtime/wasmhost"
 	"vane/sandbox/wasmfs"
 )
@@ -45,6 +46,9 @@ type guestCall struct {
 	// script's .pyc tree), reaching vane's API with the job's token (jobs
 	// only; save-time calls have none).
 	api *apifile.Client
+	// net, when set with api, adds the network file to /script
+	// (runtime/netfile): the job's connections.
+	net *netfile.Net
 }
 
 // guestResult is what came back from a guestCall.
@@ -77,7 +81,11 @@ func (e *Executor) call(ctx context.Context, c guestCall) (guestResult, error) {
 	}
 	var script experimentalsys.FS = scriptFS
 	if c.api != nil {
-		script = apifile.NewFS(scriptFS, c.api)
+		fsys := apifile.NewFS(scriptFS, c.api)
+		if c.net != nil {
+			fsys.WithFile(netfile.Name, apifile.VirtualFile{Open: c.net.Open, Stat: netfile.Stat})
+		}
+		script = fsys
 	}
 	// Every directory is a wasmfs FS the caller holds open until the
 	// instance is closed (below).

@@ -40,6 +40,7 @@ type workerPool struct {
 	// compilation cache, and (when ids is set) the worker's own binary.
 	inherited []*os.File
 	ids       *workerIDs // nil: workers keep vane's ids
+	caBundle  []byte     // the PEM of the CAs jobs trust
 	maxIdle   int
 
 	mu        sync.Mutex // guards idle, closed and isolation
@@ -106,7 +107,7 @@ var privilegeWarning sync.Once
 // the others are opened here and closed by close.
 func newWorkerPool(e *Executor, cfg Config, stdlibDir, packagesDir, cacheDir string, maxIdle int) (_ *workerPool, err error) {
 	p := &workerPool{command: cfg.WorkerCommand, env: append([]string{}, cfg.WorkerEnv...), buildID: e.buildID,
-		maxIdle: maxIdle}
+		maxIdle: maxIdle, caBundle: e.roots.PEM()}
 	if os.Geteuid() == 0 {
 		p.ids = &workerIDs{uid: cfg.WorkerUID, gid: cfg.WorkerGID}
 		if p.ids.uid <= 0 {
@@ -244,7 +245,7 @@ func (p *workerPool) spawn(ctx context.Context) (*workerProc, error) {
 		return nil, fmt.Errorf("cannot start python worker: %w", err)
 	}
 	wc := workerConfig{BuildID: p.buildID, SnapshotFD: workerSnapshotFD, StdlibFD: workerStdlibFD,
-		PackagesFD: workerPackagesFD, CacheFD: workerCacheFD, JobsFD: workerJobsFD}
+		PackagesFD: workerPackagesFD, CacheFD: workerCacheFD, JobsFD: workerJobsFD, CABundle: p.caBundle}
 	if p.ids != nil {
 		wc.ExeFD = workerExeFD
 	}
@@ -477,6 +478,8 @@ func (e *Executor) runInWorker(ctx context.Context, req *jobrt.Request) (jobrt.O
 		err error
 	}
 	done := make(chan answer, 1)
+	var rs relays
+	defer rs.close()
 	go func() {
 		if err := writeFrame(w.in, frameRequest, payload); err != nil {
 			done <- answer{err: err}
@@ -491,6 +494,11 @@ func (e *Executor) runInWorker(ctx context.Context, req *jobrt.Request) (jobrt.O
 			switch typ {
 			case frameLog:
 				_, _ = logs.Write(p)
+			case frameDial:
+				if err := dialForWorker(ctx, w.jobs, req.Egress, p, &rs); err != nil {
+					done <- answer{err: fmt.Errorf("cannot answer the worker's dial: %w", err)}
+					return
+				}
 			case frameOutcome:
 				var o workerOutcome
 				err := json.Unmarshal(p, &o)

@@ -16,6 +16,7 @@ import (
 	"vane"
 	jobrt "vane/runtime"
 	"vane/runtime/apifile"
+	"vane/runtime/netfile"
 	"vane/runtime/wasmhost"
 	"vane/sandbox/wasmfs"
 )
@@ -30,6 +31,7 @@ const (
 	frameRequest = 'R' // parent -> worker: workerRequest, after the job's directories on the jobs socket
 	frameLog     = 'L' // worker -> parent: a chunk of the job's logs
 	frameOutcome = 'O' // worker -> parent: workerOutcome; the worker is idle again
+	frameDial    = 'D' // worker -> parent: a job's connect (see netrelay.go); answered on the jobs socket
 
 	maxFrame = 256 << 20
 )
@@ -51,6 +53,8 @@ type workerConfig struct {
 	// ExeFD, when not 0, is the worker's own binary (it was exec'd
 	// through it); the worker closes it.
 	ExeFD int `json:"exe_fd,omitempty"`
+	// CABundle is the PEM of the CAs jobs' TLS trusts (Config.CABundle's).
+	CABundle []byte `json:"ca_bundle,omitempty"`
 }
 
 // workerRequest is one job for a worker process.
@@ -196,7 +200,7 @@ func ServeWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 		limits := wr.Limits.WithDefaults()
 		jctx, cancel := context.WithTimeout(ctx, limits.Timeout+time.Second)
 		o, runErr := e.runPrepared(jctx, &jobrt.Request{Job: &vane.Job{Entrypoint: wr.Entrypoint}, Code: wr.Code, Args: wr.Args, Env: wr.Env,
-			ScriptEnv: wr.ScriptEnv, Limits: limits, Logs: logs}, limits, script, job)
+			ScriptEnv: wr.ScriptEnv, Limits: limits, Logs: logs}, limits, script, job, workerDialer(send, jobs))
 		cancel()
 		_ = job.Close()
 		_ = script.Close()
@@ -216,7 +220,7 @@ func ServeWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 // prepares each job's script).
 func newWorkerExecutor(ctx context.Context, host *wasmhost.Host, wc workerConfig) (*Executor, error) {
 	e := &Executor{host: host, buildID: wc.BuildID, apiHTTP: apifile.NewHTTPClient(),
-		snapshot: os.NewFile(uintptr(wc.SnapshotFD), SnapshotFile)}
+		snapshot: os.NewFile(uintptr(wc.SnapshotFD), SnapshotFile), roots: netfile.NewRoots(wc.CABundle)}
 	var err error
 	if e.stdlib, err = wasmfs.New(os.NewFile(uintptr(wc.StdlibFD), "stdlib"), true); err != nil {
 		return nil, errors.Join(err, e.Close())

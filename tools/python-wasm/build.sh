@@ -140,7 +140,10 @@ rm -rf "$LIBDIR"/{test,tkinter,idlelib,turtledemo,ensurepip,lib2to3,venv,__phell
 	"$LIBDIR"/{distutils,unittest,ctypes,sqlite3}/test* "$LIBDIR"/turtle.py
 find "$LIBDIR" -name '__pycache__' -prune -exec rm -rf {} +
 cp build/lib.wasi-wasm32-3.11/_sysconfigdata__wasi_wasm32-wasi.py "$LIBDIR/"
-cp "$HERE/vane_wrapper.py" "$LIBDIR/"
+cp "$HERE/vane_wrapper.py" "$HERE/vane_net.py" "$LIBDIR/"
+# The stdlib's ssl.py needs _ssl (OpenSSL), which WASI has not: vane's ssl
+# module makes TLS handshakes in the host (vane_ssl.py says how).
+cp "$HERE/vane_ssl.py" "$LIBDIR/ssl.py"
 mkdir -p "$LIBDIR/lib-dynload"
 "$BUILD_PYTHON" -m compileall -q -b -j 2 -d /usr/local/lib/python3.11 "$LIBDIR" >/dev/null
 find "$LIBDIR" -name '*.py' -delete

@@ -43,6 +43,9 @@ import traceback
 import typing
 import uuid
 
+import vane_net  # noqa: F401  (patches socket: a job's connections go through vane)
+import ssl  # noqa: F401  (vane's: TLS made in the host)
+
 RESPONSE_MARKER = b"\n\x00vane-response\x00"
 
 _FLOAT_SPECIAL = (math.inf, -math.inf)
