@@ -13,6 +13,26 @@ type Workspace struct {
 	// Operators says what the workspace's operators may see; nil is
 	// DefaultOperatorSettings.
 	Operators *OperatorSettings `json:"operator_settings,omitempty"`
+	// Egress is the egress mode the workspace's admins chose for its jobs
+	// (EgressNone, EgressPublic or EgressAll), which only narrows the
+	// node's policy (--egress): the jobs get the lower of the two. "" and
+	// EgressAll leave the node's.
+	Egress string `json:"egress,omitempty"`
+}
+
+// The egress modes a workspace may choose (vane's own setting; Windmill
+// gives every job the host's network). The node's --egress may only be
+// narrowed by them: a workspace of a node with --egress none stays none.
+const (
+	EgressPublic = "public" // public unicast addresses, and the node's allow list
+	EgressNone   = "none"   // no network but vane's API
+	EgressAll    = "all"    // whatever the node allows
+)
+
+// ValidWorkspaceEgress reports whether mode is a mode a workspace may choose
+// ("" clears its choice).
+func ValidWorkspaceEgress(mode string) bool {
+	return mode == "" || mode == EgressPublic || mode == EgressNone || mode == EgressAll
 }
 
 // OperatorSettings are a workspace's operator visibility settings (seed

@@ -209,6 +209,9 @@ type workspaceSettingsView struct {
 	WorkspaceID      string                `json:"workspace_id"`
 	Color            string                `json:"color,omitempty"`
 	OperatorSettings vane.OperatorSettings `json:"operator_settings"`
+	// Egress is vane's own: the egress mode the workspace narrows the
+	// node's policy to, "" for the node's.
+	Egress string `json:"egress"`
 }
 
 // getSettings answers GET /w/{ws}/workspaces/get_settings: any member, and
@@ -219,7 +222,7 @@ func (s *Server) getSettings(ctx *fasthttp.RequestCtx, p *principal) error {
 	if err != nil {
 		return fmt.Errorf("cannot read workspace: %w", err)
 	}
-	return writeJSON(ctx, workspaceSettingsView{WorkspaceID: w.ID, Color: w.Color, OperatorSettings: w.OperatorSettings()})
+	return writeJSON(ctx, workspaceSettingsView{WorkspaceID: w.ID, Color: w.Color, OperatorSettings: w.OperatorSettings(), Egress: w.Egress})
 }
 
 // operatorSettingsRequest is Windmill's ChangeOperatorSettings
@@ -275,4 +278,35 @@ func (s *Server) setOperatorSettings(ctx *fasthttp.RequestCtx, p *principal) err
 		return fmt.Errorf("cannot set operator settings: %w", err)
 	}
 	return writeText(ctx, fasthttp.StatusOK, "Operator settings updated successfully")
+}
+
+// setEgress answers POST /w/{ws}/workspaces/edit_egress, vane's own
+// (Windmill gives every job the host's network): {"egress": "none"},
+// "public", "all" or "" (the node's). Admins only. The mode only narrows
+// the node's --egress (the jobs get the lower of the two): a workspace
+// cannot widen what the node allows.
+func (s *Server) setEgress(ctx *fasthttp.RequestCtx, p *principal) error {
+	ss, err := s.settingsStore()
+	if err != nil {
+		return err
+	}
+	var req struct {
+		Egress *string `json:"egress"`
+	}
+	if err := decodeBody(ctx, &req); err != nil {
+		return err
+	}
+	if req.Egress == nil {
+		return badRequest(`the body needs "egress": %q, %q, %q or "" (the node's policy)`, vane.EgressNone, vane.EgressPublic, vane.EgressAll)
+	}
+	if !vane.ValidWorkspaceEgress(*req.Egress) {
+		return badRequest(`egress %q is not a workspace's mode: %q, %q, %q or "" (the node's policy)`,
+			*req.Egress, vane.EgressNone, vane.EgressPublic, vane.EgressAll)
+	}
+	wctx, cancel := detached()
+	defer cancel()
+	if err := ss.SetWorkspaceEgress(wctx, p.actor(), p.Workspace, *req.Egress); err != nil {
+		return fmt.Errorf("cannot set the workspace's egress: %w", err)
+	}
+	return writeText(ctx, fasthttp.StatusOK, "Egress updated successfully")
 }

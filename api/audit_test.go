@@ -76,6 +76,63 @@ func TestOperatorSettings_Views(t *testing.T) {
 	m.must(t, "operator", "GET", mw+"/jobs/list", nil, 200, nil)
 }
 
+// TestWorkspaceEgress: an admin sets the workspace's egress mode (vane's
+// own setting), get_settings shows it to members, the audit log records
+// it, and a mode a workspace may not choose, or no mode, is a 400 that
+// changes nothing.
+func TestWorkspaceEgress(t *testing.T) {
+	m := mustMatrixServer(t, api.Config{})
+	egressOf := func() string {
+		var got struct {
+			Egress *string `json:"egress"`
+		}
+		m.must(t, "developer", "GET", mw+"/workspaces/get_settings", nil, 200, &got)
+		if got.Egress == nil {
+			t.Fatal("get_settings has no egress")
+		}
+		return *got.Egress
+	}
+	if got := egressOf(); got != "" {
+		t.Fatalf("a new workspace's egress is %q, want \"\" (the node's)", got)
+	}
+	for _, mode := range []string{"none", "public", "all", ""} {
+		m.must(t, "admin", "POST", mw+"/workspaces/edit_egress", map[string]any{"egress": mode}, 200, nil)
+		if got := egressOf(); got != mode {
+			t.Fatalf("egress %q after setting %q", got, mode)
+		}
+	}
+	m.must(t, "admin", "POST", mw+"/workspaces/edit_egress", map[string]any{"egress": "none"}, 200, nil)
+	bad := []struct {
+		name string
+		body any
+		want string
+	}{
+		{"unknown mode", map[string]any{"egress": "everything"}, "not a workspace's mode"},
+		{"upper case", map[string]any{"egress": "NONE"}, "not a workspace's mode"},
+		{"no mode", map[string]any{}, "needs"},
+		{"not a string", map[string]any{"egress": 1}, ""},
+	}
+	for _, tc := range bad {
+		t.Run(tc.name, func(t *testing.T) {
+			status, out := m.as(t, "admin", "POST", mw+"/workspaces/edit_egress", tc.body)
+			if status != 400 || !strings.Contains(out, tc.want) {
+				t.Fatalf("%d %q, want 400 mentioning %q", status, out, tc.want)
+			}
+			if got := egressOf(); got != "none" {
+				t.Fatalf("a refused edit changed the egress to %q", got)
+			}
+		})
+	}
+	if status, _ := m.as(t, "developer", "POST", mw+"/workspaces/edit_egress", map[string]any{"egress": "all"}); status != 403 {
+		t.Fatalf("a developer set the workspace's egress: %d", status)
+	}
+	var entries []auditLog
+	m.must(t, "admin", "GET", mw+"/audit/list?operation=workspaces.edit_egress", nil, 200, &entries)
+	if len(entries) != 5 || entries[0].Parameters["egress"] != "none" {
+		t.Fatalf("audit entries: %+v", entries)
+	}
+}
+
 // auditLog is Windmill's AuditLog as the tests read it.
 type auditLog struct {
 	WorkspaceID string            `json:"workspace_id"`

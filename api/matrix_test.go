@@ -228,6 +228,7 @@ var matrixCases = map[string]matrixCase{
 	"POST /api/w/{ws}/workspaces/delete_invite":               {admins, "workspaces:write"},
 	"GET /api/w/{ws}/workspaces/get_settings":                 {watchers, "workspaces:read"},
 	"POST /api/w/{ws}/workspaces/operator_settings":           {admins, "workspaces:write"},
+	"POST /api/w/{ws}/workspaces/edit_egress":                 {admins, "workspaces:write"},
 	"GET /api/w/{ws}/audit/list":                              {watchers, "audit:read"},
 	"GET /api/w/{ws}/audit/get/{id}":                          {watchers, "audit:read"},
 }

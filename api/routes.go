@@ -263,6 +263,7 @@ func (s *Server) routeTable() []route {
 		{method: "POST", path: w + "/workspaces/delete_invite", name: "w.workspaces.delete_invite", need: needAdmin, h: s.deleteInvite},
 		{method: "GET", path: w + "/workspaces/get_settings", name: "w.workspaces.get_settings", need: needWatcher, h: s.getSettings},
 		{method: "POST", path: w + "/workspaces/operator_settings", name: "w.workspaces.operator_settings", need: needAdmin, h: s.setOperatorSettings},
+		{method: "POST", path: w + "/workspaces/edit_egress", name: "w.workspaces.edit_egress", need: needAdmin, h: s.setEgress},
 		{method: "GET", path: w + "/audit/list", name: "w.audit.list", need: needWatcher, view: "audit_logs", h: s.listAudit},
 		{method: "GET", path: w + "/audit/get/{id}", name: "w.audit.get", need: needWatcher, view: "audit_logs", h: s.getAudit},
 

@@ -94,6 +94,9 @@ type AuditLog interface {
 // SettingsStore changes a workspace's settings.
 type SettingsStore interface {
 	SetOperatorSettings(ctx context.Context, a vane.Actor, ws string, s vane.OperatorSettings) error
+	// SetWorkspaceEgress sets the egress mode ws narrows the node's policy
+	// to (vane.ValidWorkspaceEgress; "" clears it).
+	SetWorkspaceEgress(ctx context.Context, a vane.Actor, ws, mode string) error
 }
 
 // ScriptStore stores script versions and reads them back.

@@ -498,3 +498,47 @@ func grepLines(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestEgress_WorkspaceNarrows: a workspace admin sets the workspace's egress
+// mode to none, and its jobs (Bash, Python) can no longer reach a host the
+// node allows, with a message saying the workspace's mode refused it and
+// how to allow it; the servers see nothing. Back to the node's policy, the
+// same jobs reach the host.
+func TestEgress_WorkspaceNarrows(t *testing.T) {
+	remote := mustRemoteHost(t)
+	srv := mustServe(t, remote.listen, remote.IP)
+	s := mustStartEgressServer(t, "--egress-allow", remote.IP)
+	c := s.Client()
+	c.MustSaveScript("u/admin/narrow_bash", "bash", "host=\"$1\"\nport=\"$2\"\ncurl -sS --max-time 20 \"http://$host:$port/\" && echo reached\n")
+	c.mustDeployed(t, "u/admin/narrow_python", "python3", `import urllib.request
+
+
+def main(host: str, port: int):
+    return urllib.request.urlopen(f"http://{host}:{port}/", timeout=20).read().decode()
+`)
+	args := map[string]any{"host": remote.IP, "port": port(srv.HTTP)}
+
+	c.MustDo("POST", "/api/w/main/workspaces/edit_egress", map[string]any{"egress": "none"}, 200)
+	_, ok, logs := egressJob(t, c, "u/admin/narrow_bash", args)
+	if ok || strings.Contains(logs, "reached") {
+		t.Errorf("bash reached the host with the workspace's egress none:\n%s", logs)
+	}
+	if !strings.Contains(logs, "this workspace's egress mode is none") {
+		t.Errorf("bash logs do not say the workspace refused:\n%s", logs)
+	}
+	res, ok, logs := egressJob(t, c, "u/admin/narrow_python", args)
+	if ok || !strings.Contains(string(res), "this workspace's egress mode is none") {
+		t.Errorf("python with the workspace's egress none: %s\n%s", res, logs)
+	}
+	if n := srv.accepted(); n != 0 {
+		t.Fatalf("the server accepted %d connections from a workspace whose egress is none", n)
+	}
+
+	c.MustDo("POST", "/api/w/main/workspaces/edit_egress", map[string]any{"egress": ""}, 200)
+	if _, ok, logs := egressJob(t, c, "u/admin/narrow_bash", args); !ok || !strings.Contains(logs, "reached") {
+		t.Errorf("bash did not reach the host under the node's policy again:\n%s", logs)
+	}
+	if res, ok, logs := egressJob(t, c, "u/admin/narrow_python", args); !ok || !strings.Contains(string(res), "hello over http") {
+		t.Errorf("python did not reach the host under the node's policy again: %s\n%s", res, logs)
+	}
+}

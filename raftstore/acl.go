@@ -273,6 +273,45 @@ func (c *setOperatorSettingsCmd) apply(a *applier) (output, error) {
 	return output{}, nil
 }
 
+type setWorkspaceEgressCmd struct {
+	base
+	Workspace string `json:"ws"`
+	Mode      string `json:"mode"`
+}
+
+func (c *setWorkspaceEgressCmd) cmdType() cmdType { return cmdSetWorkspaceEgress }
+func (c *setWorkspaceEgressCmd) validate() error {
+	if err := validateWorkspaceID(c.Workspace); err != nil {
+		return err
+	}
+	if !vane.ValidWorkspaceEgress(c.Mode) {
+		return vane.Invalidf("a workspace's egress mode is %q, %q, %q or empty (the node's), not %q", vane.EgressNone, vane.EgressPublic, vane.EgressAll, c.Mode)
+	}
+	return c.validateBase()
+}
+func (c *setWorkspaceEgressCmd) apply(a *applier) (output, error) {
+	b := a.bucket(bucketWorkspaces)
+	raw := b.Get([]byte(c.Workspace))
+	if raw == nil {
+		return output{}, notFound("workspace", c.Workspace)
+	}
+	var r workspaceRecord
+	if err := unmarshal(raw, &r); err != nil {
+		return output{}, err
+	}
+	r.Egress = c.Mode
+	put(b, []byte(c.Workspace), marshal(r))
+	a.audit(c.Workspace, c.base, "workspaces.edit_egress", actionUpdate, c.Workspace, map[string]string{"egress": c.Mode})
+	return output{}, nil
+}
+
+// SetWorkspaceEgress sets the egress mode workspace ws narrows the node's
+// policy to for its jobs (vane.ValidWorkspaceEgress; "" clears it).
+func (s *Store) SetWorkspaceEgress(ctx context.Context, a vane.Actor, ws, mode string) error {
+	_, err := s.apply(ctx, &setWorkspaceEgressCmd{base: base{At: stampNow(), Actor: a}, Workspace: ws, Mode: mode})
+	return wrapErr("set the workspace's egress", err)
+}
+
 // SetOperatorSettings replaces workspace ws's operator visibility settings.
 func (s *Store) SetOperatorSettings(ctx context.Context, a vane.Actor, ws string, settings vane.OperatorSettings) error {
 	_, err := s.apply(ctx, &setOperatorSettingsCmd{base: base{At: stampNow(), Actor: a}, Workspace: ws, Settings: settings})

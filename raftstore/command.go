@@ -81,6 +81,7 @@ const (
 	cmdSetOperatorSettings cmdType = 72
 	cmdSealPhase           cmdType = 73
 	cmdResealValues        cmdType = 74
+	cmdSetWorkspaceEgress  cmdType = 75
 	cmdInviteUser          cmdType = 80
 	cmdAcceptInvite        cmdType = 81
 	cmdDeleteInvite        cmdType = 82
@@ -170,6 +171,8 @@ func newCommand(t cmdType) command {
 		return &editPermsCmd{}
 	case cmdSetOperatorSettings:
 		return &setOperatorSettingsCmd{}
+	case cmdSetWorkspaceEgress:
+		return &setWorkspaceEgressCmd{}
 	case cmdSealPhase:
 		return &sealPhaseCmd{}
 	case cmdResealValues:

@@ -44,7 +44,7 @@ func startWorkers(cfg serveConfig, st *raftstore.Store, langs *languages, flows 
 	wc.WorkspaceCap = cfg.WorkspaceMaxRunning
 	wc.Flows = flows
 	wc.Logger = log
-	wc.NewEgress = newEgress(cfg, m, log)
+	wc.NewEgress = newEgress(cfg, m, log, st.GetWorkspace)
 	execs := make(map[vane.ScriptLang]jobrt.Executor, len(langs.executors))
 	for lang, e := range langs.executors {
 		execs[lang] = newMeteredExecutor(e, lang, m)
@@ -150,7 +150,11 @@ func (e *meteredExecutor) Run(ctx context.Context, req *jobrt.Request) (jobrt.Ou
 // the operator's policy (--egress, --egress-allow), with this node's own
 // addresses refused, refusals written to the job's log and counted in
 // /metrics.
-func newEgress(cfg serveConfig, m *api.Metrics, log *slog.Logger) func(string, io.Writer) jobrt.Egress {
+// newEgress returns the worker's NewEgress: a session under the node's
+// policy, narrowed by the job's workspace's own mode (vane.Workspace.Egress,
+// read at each job's start; a workspace that cannot be read gets none,
+// failing closed).
+func newEgress(cfg serveConfig, m *api.Metrics, log *slog.Logger, workspace func(id string) (vane.Workspace, error)) func(string, io.Writer) jobrt.Egress {
 	policy := egress.Policy{Mode: cfg.Egress, Allow: cfg.EgressAllow}
 	self := &selfAddrs{}
 	counters := &egress.Counters{}
@@ -160,9 +164,17 @@ func newEgress(cfg serveConfig, m *api.Metrics, log *slog.Logger) func(string, i
 	m.CounterFunc("vane_egress_bytes_in_total", "Bytes jobs received from the outside.", func() uint64 { return uint64(counters.BytesIn.Load()) })
 	m.CounterFunc("vane_egress_bytes_out_total", "Bytes jobs sent to the outside.", func() uint64 { return uint64(counters.BytesOut.Load()) })
 	log.Info("job egress", "policy", policy.String())
-	return func(_ string, logs io.Writer) jobrt.Egress {
+	return func(ws string, logs io.Writer) jobrt.Egress {
 		p := policy
 		p.Self = self.get()
+		w, err := workspace(ws)
+		switch {
+		case err != nil:
+			log.Warn("job egress: cannot read the workspace's setting; the job gets no network", "workspace", ws, "err", err)
+			p = p.Narrow(egress.ModeNone)
+		case w.Egress != "":
+			p = p.Narrow(egress.Mode(w.Egress))
+		}
 		return egress.NewSession(p, cfg.EgressLimits, counters, func(err error) {
 			fmt.Fprintf(logs, "\n%s\n", err)
 		})
