@@ -149,11 +149,10 @@ func (e *meteredExecutor) Run(ctx context.Context, req *jobrt.Request) (jobrt.Ou
 // newEgress returns the worker's opener of each job's egress session under
 // the operator's policy (--egress, --egress-allow), with this node's own
 // addresses refused, refusals written to the job's log and counted in
-// /metrics.
-// newEgress returns the worker's NewEgress: a session under the node's
-// policy, narrowed by the job's workspace's own mode (vane.Workspace.Egress,
-// read at each job's start; a workspace that cannot be read gets none,
-// failing closed).
+// /metrics, narrowed by the job's workspace's own mode
+// (vane.Workspace.Egress, read at each job's start). A workspace that
+// cannot be read gets none, failing closed; its jobs' refusals then name
+// the workspace's mode, and the node's log says why.
 func newEgress(cfg serveConfig, m *api.Metrics, log *slog.Logger, workspace func(id string) (vane.Workspace, error)) func(string, io.Writer) jobrt.Egress {
 	policy := egress.Policy{Mode: cfg.Egress, Allow: cfg.EgressAllow}
 	self := &selfAddrs{}

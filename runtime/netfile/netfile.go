@@ -9,14 +9,16 @@
 // a time and reads its answer before the next:
 //
 //	C <timeout_ms> <host:port>\n                  connect (through the job's Dialer)
-//	T <timeout_ms> <verify> <name> <alpn> <n>\n   TLS handshake; n bytes of extra CA PEM follow
+//	T <timeout_ms> <verify> <roots> <name> <alpn> <n>\n   TLS handshake; n bytes of CA PEM follow
 //	W <timeout_ms> <n>\n                          send; n bytes follow
 //	R <timeout_ms> <max>\n                        receive at most max bytes
 //	S <how>\n                                     shut down: 0 read, 1 write, 2 both
 //
 // A timeout of -1 waits until the job ends. verify is 0 (none), 1 (the
-// chain) or 2 (the chain and the name); name and alpn (comma-separated) are
-// "-" when absent. An answer starts with '+' and the result (C: the peer's
+// chain) or 2 (the chain and the name); roots is 1 when the chain may end at
+// one of vane's trusted CAs (Roots), 0 when only at the PEM's (Python's
+// default certificates against a context's own CA file); name and alpn
+// (comma-separated) are "-" when absent. An answer starts with '+' and the result (C: the peer's
 // address; T: a JSON description of the session; W: the count sent; R: the
 // bytes, none at end of stream), or with a kind byte (Kind*) and a message.
 // Closing the file closes the connection.
@@ -25,6 +27,7 @@ package netfile
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -63,12 +66,13 @@ const (
 // Kinds of failure: the first byte of an answer that is not '+'. The guest
 // raises the matching exception (Python: PermissionError,
 // ConnectionRefusedError, TimeoutError, ConnectionResetError,
-// ssl.SSLCertVerificationError, ssl.SSLError, OSError).
+// socket.gaierror, ssl.SSLCertVerificationError, ssl.SSLError, OSError).
 const (
 	KindPolicy  = 'p' // the egress policy refused the destination
 	KindRefused = 'c' // the destination refused the connection
 	KindTimeout = 't' // the operation's timeout passed
 	KindReset   = 'r' // the peer reset the connection
+	KindLookup  = 'n' // the name did not resolve
 	KindCert    = 'x' // the peer's certificate did not verify
 	KindTLS     = 's' // another TLS failure
 	KindOther   = 'e' // anything else, the job's end included
@@ -95,6 +99,7 @@ func ErrorKind(err error) byte {
 	var hostname x509.HostnameError
 	var invalid x509.CertificateInvalidError
 	var verify *tls.CertificateVerificationError
+	var dnsErr *net.DNSError
 	switch {
 	case errors.As(err, &ke):
 		return ke.Kind
@@ -104,6 +109,8 @@ func ErrorKind(err error) byte {
 		return KindRefused
 	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
 		return KindReset
+	case errors.As(err, &dnsErr) && !dnsErr.IsTimeout:
+		return KindLookup
 	case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, context.DeadlineExceeded),
 		errors.As(err, &netErr) && netErr.Timeout():
 		return KindTimeout
@@ -117,11 +124,58 @@ func ErrorKind(err error) byte {
 var errJobEnded = errors.New("the job's time is up or it was canceled")
 
 // Roots is a PEM bundle of trusted CAs, parsed on first use and shared by
-// every job of an executor.
+// every job of an executor, with the pools of the CA files jobs load on
+// top of it, cached by content (a client that sends certifi's bundle with
+// each handshake parses it once).
 type Roots struct {
 	pem  []byte
 	once sync.Once
 	pool *x509.CertPool
+
+	mu    sync.Mutex // guards extra
+	extra map[[32]byte]*x509.CertPool
+}
+
+// maxExtraPools bounds Roots' cache of pools made with a job's CAs.
+const maxExtraPools = 64
+
+// with is the pool for a handshake: Roots' CAs when withRoots, and ca's.
+// Callers must not modify it. An error says why there is no CA at all.
+func (r *Roots) with(withRoots bool, ca []byte) (*x509.CertPool, error) {
+	if len(ca) == 0 {
+		if !withRoots {
+			return x509.NewCertPool(), errors.New("the context trusts no CA (load_default_certs or load_verify_locations gives it some)")
+		}
+		return r.Pool(), nil
+	}
+	key := sha256.Sum256(append([]byte{boolByte(withRoots)}, ca...))
+	r.mu.Lock()
+	p, ok := r.extra[key]
+	r.mu.Unlock()
+	if ok {
+		return p, nil
+	}
+	p = x509.NewCertPool()
+	if withRoots {
+		p = r.Pool().Clone()
+	}
+	if !p.AppendCertsFromPEM(ca) {
+		return p, errors.New("the CA data holds no PEM certificate")
+	}
+	r.mu.Lock()
+	if r.extra == nil || len(r.extra) >= maxExtraPools {
+		r.extra = make(map[[32]byte]*x509.CertPool)
+	}
+	r.extra[key] = p
+	r.mu.Unlock()
+	return p, nil
+}
+
+func boolByte(b bool) byte {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // NewRoots returns the CAs of pem (none when empty).
@@ -153,14 +207,16 @@ type Net struct {
 }
 
 // Close closes the job's connections; later connects fail. Executors call
-// it when the guest's call returns (the guest may not have closed them).
+// it when the guest's call has returned (the guest may not have closed
+// them); it must not run while the guest runs, whose files it reads
+// without a lock.
 func (n *Net) Close() {
 	n.mu.Lock()
 	files := n.conns
 	n.conns, n.closed = nil, true
 	n.mu.Unlock()
 	for f := range files {
-		_ = f.conn.Close()
+		_ = rawConn(f.conn).Close()
 	}
 }
 
@@ -270,8 +326,8 @@ func payloadSize(fields []string) (int, error) {
 	switch {
 	case fields[0] == "W" && len(fields) == 3:
 		n, limit = atoi(fields[2]), MaxChunk
-	case fields[0] == "T" && len(fields) == 6:
-		n, limit = atoi(fields[5]), maxCA
+	case fields[0] == "T" && len(fields) == 7:
+		n, limit = atoi(fields[6]), maxCA
 	default:
 		return 0, nil
 	}
@@ -329,18 +385,18 @@ func (f *connFile) run(fields []string, payload []byte) {
 	switch {
 	case cmd == "C" && len(fields) == 3:
 		f.connect(timeoutOf(fields[1]), fields[2])
-	case cmd == "T" && len(fields) == 6:
-		verify := atoi(fields[2])
-		if verify > 2 || verify < 0 {
+	case cmd == "T" && len(fields) == 7:
+		verify, roots := atoi(fields[2]), fields[3]
+		if verify > 2 || verify < 0 || (roots != "0" && roots != "1") {
 			bad()
 			return
 		}
-		f.handshake(timeoutOf(fields[1]), verify, dash(fields[3]), dash(fields[4]), payload)
+		f.handshake(timeoutOf(fields[1]), verify, roots == "1", dash(fields[4]), dash(fields[5]), payload)
 	case cmd == "W" && len(fields) == 3:
 		f.send(timeoutOf(fields[1]), payload)
 	case cmd == "R" && len(fields) == 3 && atoi(fields[2]) >= 0:
 		f.receive(timeoutOf(fields[1]), min(atoi(fields[2]), MaxChunk))
-	case cmd == "S" && len(fields) == 2:
+	case cmd == "S" && len(fields) == 2 && atoi(fields[1]) >= 0 && atoi(fields[1]) <= 2:
 		f.shutdown(atoi(fields[1]))
 	default:
 		bad()
@@ -433,7 +489,7 @@ type peerCert struct {
 	SAN       [][2]string `json:"san"`
 }
 
-func (f *connFile) handshake(timeout time.Duration, verify int, name, alpn string, extraCA []byte) {
+func (f *connFile) handshake(timeout time.Duration, verify int, withRoots bool, name, alpn string, ca []byte) {
 	if _, ok := f.conn.(*tls.Conn); ok {
 		f.fail(KindTLS, "vane: the connection already uses TLS")
 		return
@@ -442,13 +498,10 @@ func (f *connFile) handshake(timeout time.Duration, verify int, name, alpn strin
 		f.fail(KindTLS, "vane: checking the host name needs a server name")
 		return
 	}
-	pool := f.net.roots.Pool()
-	if len(extraCA) > 0 {
-		pool = pool.Clone()
-		if !pool.AppendCertsFromPEM(extraCA) {
-			f.fail(KindTLS, "vane: the CA data holds no PEM certificate")
-			return
-		}
+	pool, err := f.net.roots.with(withRoots, ca)
+	if err != nil && verify > 0 {
+		f.fail(KindTLS, "vane: "+err.Error())
+		return
 	}
 	cfg := &tls.Config{ServerName: name, RootCAs: pool, MinVersion: tls.VersionTLS12}
 	if alpn != "" {
@@ -463,7 +516,7 @@ func (f *connFile) handshake(timeout time.Duration, verify int, name, alpn strin
 		}
 	}
 	conn := tls.Client(f.conn, cfg)
-	err := f.bounded(f.conn, timeout, func() error { return conn.HandshakeContext(f.net.ctx) })
+	err = f.bounded(f.conn, timeout, func() error { return conn.HandshakeContext(f.net.ctx) })
 	if err != nil {
 		f.failErr(err)
 		return
@@ -592,6 +645,16 @@ func (f *connFile) shutdown(how int) {
 	f.answer = []byte{'+'}
 }
 
+// rawConn is the connection under c's TLS, if any: closing a *tls.Conn
+// sends close_notify first, which waits up to 5 s for a peer that does not
+// read; CPython's SSLSocket.close sends none either.
+func rawConn(c net.Conn) net.Conn {
+	if tc, ok := c.(*tls.Conn); ok {
+		return tc.NetConn()
+	}
+	return c
+}
+
 // Read implements experimentalsys.File: the last command's answer, then
 // end of file.
 func (f *connFile) Read(p []byte) (int, experimentalsys.Errno) {
@@ -609,7 +672,7 @@ func (f *connFile) Close() experimentalsys.Errno {
 		f.closed = true
 		if f.conn != nil {
 			f.net.untrack(f)
-			_ = f.conn.Close()
+			_ = rawConn(f.conn).Close()
 			f.conn = nil
 		}
 		f.pending, f.answer = nil, nil

@@ -10,7 +10,8 @@ import (
 )
 
 // attackCode is the Python of every attack of the sandbox's attack suite,
-// run as CPython for WASI: no processes, threads or sockets that connect,
+// run as CPython for WASI: no processes or threads, sockets only through
+// vane's dialer under the egress policy (runtime/netfile),
 // and a file system that is the job's directory plus read-only trees
 // (sandbox/wasmfs). Each attack tries what Python's os module offers and
 // reports the refusal.

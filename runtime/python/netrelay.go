@@ -1,7 +1,9 @@
 package python
 
 import (
+	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +28,23 @@ import (
 // the parent relays to and from the connection, or a netfile kind byte and
 // the failure. The relay counts through the egress connection, so the
 // job's byte budget holds; the worker's TLS runs over the relayed socket.
+//
+// On the relayed socket bytes travel in frames (a type byte, a 4-byte
+// big-endian length, the payload), so that what a byte stream cannot say
+// reaches the other side: from the parent, 'd' data and 'x' the
+// connection's failure (a kind byte and the message: a peer's reset or a
+// budget's cut is the job's error, not a clean end of stream); from the
+// worker, 'd' data and 'w' a half-close (shutdown(SHUT_WR)). The end of
+// the worker's stream is its close of the socket, and the parent then
+// closes the connection at once (its egress slot is free again).
+const (
+	relayData      = 'd'
+	relayFailure   = 'x'
+	relayHalfClose = 'w'
+
+	relayHeader   = 5
+	maxRelayFrame = 64 << 10
+)
 
 // maxDialAnswer bounds a dial answer on the jobs socket.
 const maxDialAnswer = 8 << 10
@@ -39,7 +58,8 @@ type relays struct {
 	wg     sync.WaitGroup
 }
 
-// add records c; false (and c closed) once the job has ended.
+// add records the connections of one relay, whose two copies it counts
+// for close; false (and c closed) once the job has ended.
 func (r *relays) add(c ...io.Closer) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -50,6 +70,7 @@ func (r *relays) add(c ...io.Closer) bool {
 		return false
 	}
 	r.conns = append(r.conns, c...)
+	r.wg.Add(2) // relay's copies
 	return true
 }
 
@@ -112,29 +133,66 @@ func dialForWorker(ctx context.Context, jobs *os.File, eg jobrt.Egress, payload 
 	return unix.Sendmsg(int(jobs.Fd()), b, unix.UnixRights(int(theirs.Fd())), nil, 0)
 }
 
-// relay copies between a and b, each way until its end of file, which it
-// passes on as a half-close; once both ways ended it closes both.
-func relay(rs *relays, a, b net.Conn) {
-	var both sync.WaitGroup
-	both.Add(2)
-	oneWay := func(dst, src net.Conn) {
-		defer both.Done()
-		_, _ = io.Copy(dst, src)
-		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
-			_ = cw.CloseWrite()
-		} else {
-			_ = dst.Close()
-		}
-	}
-	rs.wg.Add(3)
-	go func() { defer rs.wg.Done(); oneWay(a, b) }()
-	go func() { defer rs.wg.Done(); oneWay(b, a) }()
-	go func() {
+// relay passes remote's bytes to the worker's end of mine, and the
+// worker's frames to remote, until the worker closes its end (or the job
+// ends: rs.close); it then closes both.
+func relay(rs *relays, remote, mine net.Conn) {
+	go func() { // remote -> worker
 		defer rs.wg.Done()
-		both.Wait()
-		_ = a.Close()
-		_ = b.Close()
+		buf := make([]byte, relayHeader+maxRelayFrame)
+		for {
+			n, err := remote.Read(buf[relayHeader:])
+			if n > 0 {
+				if werr := writeRelayFrame(mine, buf, relayData, n); werr != nil {
+					return
+				}
+			}
+			if err == nil {
+				continue
+			}
+			if !errors.Is(err, io.EOF) {
+				msg := append([]byte{netfile.ErrorKind(err)}, err.Error()...)
+				n := copy(buf[relayHeader:], msg[:min(len(msg), maxDialAnswer)])
+				_ = writeRelayFrame(mine, buf, relayFailure, n)
+			}
+			if cw, ok := mine.(interface{ CloseWrite() error }); ok {
+				_ = cw.CloseWrite()
+			}
+			return
+		}
 	}()
+	go func() { // worker -> remote
+		defer rs.wg.Done()
+		defer func() { _ = remote.Close(); _ = mine.Close() }()
+		var hdr [relayHeader]byte
+		for {
+			if _, err := io.ReadFull(mine, hdr[:]); err != nil {
+				return // the worker closed its end, or the job ended
+			}
+			n := int64(binary.BigEndian.Uint32(hdr[1:]))
+			switch {
+			case hdr[0] == relayData && n <= maxRelayFrame:
+				if _, err := io.CopyN(remote, mine, n); err != nil {
+					return
+				}
+			case hdr[0] == relayHalfClose && n == 0:
+				if cw, ok := remote.(interface{ CloseWrite() error }); ok {
+					_ = cw.CloseWrite()
+				}
+			default:
+				return // not a frame of the worker's side: end the connection
+			}
+		}
+	}()
+}
+
+// writeRelayFrame writes buf[relayHeader:relayHeader+n] as one frame of
+// type typ, its header written into buf's first bytes.
+func writeRelayFrame(w io.Writer, buf []byte, typ byte, n int) error {
+	buf[0] = typ
+	binary.BigEndian.PutUint32(buf[1:relayHeader], uint32(n))
+	_, err := w.Write(buf[:relayHeader+n])
+	return err
 }
 
 // workerDialer is a worker's netfile.Dialer: it asks the parent (send a
@@ -185,17 +243,86 @@ func workerDialer(send func(byte, []byte) error, jobs *os.File) netfile.Dialer {
 			_ = conn.Close()
 			return nil, errors.New("dial tcp " + address + ": vane passed a socket that is not a unix one")
 		}
-		return &relayedConn{UnixConn: uc, remote: peerAddr(buf[1:n])}, nil
+		return &relayedConn{UnixConn: uc, remote: peerAddr(buf[1:n]), in: bufio.NewReaderSize(uc, 32<<10)}, nil
 	}
 }
 
-// relayedConn is a worker's end of a relay: its RemoteAddr is the peer's.
+// relayedConn is a worker's end of a relay, in its frames: its RemoteAddr
+// is the peer's. Only the guest's thread reads and writes it.
 type relayedConn struct {
 	*net.UnixConn
 	remote net.Addr
+	in     *bufio.Reader
+	left   int   // bytes of the current data frame not read yet
+	failed error // the connection's failure, once the parent sent it
+	out    []byte
 }
 
 func (c *relayedConn) RemoteAddr() net.Addr { return c.remote }
+
+// Read implements net.Conn. A deadline that passes mid-header leaves the
+// header buffered for the next Read.
+func (c *relayedConn) Read(p []byte) (int, error) {
+	for c.left == 0 {
+		if c.failed != nil {
+			return 0, c.failed
+		}
+		hdr, err := c.in.Peek(relayHeader)
+		if err != nil {
+			if errors.Is(err, io.EOF) && len(hdr) > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return 0, err
+		}
+		typ, n := hdr[0], int(binary.BigEndian.Uint32(hdr[1:]))
+		switch {
+		case typ == relayData && n <= maxRelayFrame:
+			_, _ = c.in.Discard(relayHeader)
+			c.left = n
+		case typ == relayFailure && n > 0 && n <= maxDialAnswer:
+			msg, err := c.in.Peek(relayHeader + n)
+			if err != nil {
+				return 0, err
+			}
+			c.failed = &netfile.Error{Kind: msg[relayHeader], Msg: string(msg[relayHeader+1:])}
+			_, _ = c.in.Discard(relayHeader + n)
+		default:
+			c.failed = fmt.Errorf("vane sent a relay frame of type %q and %d bytes", typ, n)
+		}
+	}
+	if len(p) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.in.Read(p)
+	c.left -= n
+	if n > 0 {
+		err = nil
+	}
+	return n, err
+}
+
+// Write implements net.Conn, in data frames.
+func (c *relayedConn) Write(p []byte) (int, error) {
+	written := 0
+	for len(p) > 0 {
+		chunk := p[:min(len(p), maxRelayFrame)]
+		c.out = append(c.out[:0], relayData, 0, 0, 0, 0)
+		binary.BigEndian.PutUint32(c.out[1:relayHeader], uint32(len(chunk)))
+		c.out = append(c.out, chunk...)
+		if _, err := c.UnixConn.Write(c.out); err != nil {
+			return written, err
+		}
+		written += len(chunk)
+		p = p[len(chunk):]
+	}
+	return written, nil
+}
+
+// CloseWrite half-closes the connection (the parent passes it on).
+func (c *relayedConn) CloseWrite() error {
+	_, err := c.UnixConn.Write([]byte{relayHalfClose, 0, 0, 0, 0})
+	return err
+}
 
 // peerAddr is a TCP peer's address as the parent wrote it.
 type peerAddr string

@@ -310,3 +310,111 @@ def main(host: str, port: int):
 		t.Fatalf("refused servers accepted %d connections", n)
 	}
 }
+
+// TestExecutor_Run_networkEdges: a peer's reset is the job's
+// ConnectionResetError (not an end of stream, which would truncate a
+// response read until close); a closed socket frees its egress slot at once
+// (four connections in turn under a limit of two open, to a server that
+// never closes); a context given its own CA trusts it, and a context given
+// none trusts nothing, as in CPython. In process and in worker processes.
+func TestExecutor_Run_networkEdges(t *testing.T) {
+	srv := mustNetServers(t)
+	node, _ := egress.SelfIPv4()
+	listen := func(f func(net.Conn)) int {
+		ln, err := net.Listen("tcp", netip.AddrPortFrom(node, 0).String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				go f(c)
+			}
+		}()
+		return ln.Addr().(*net.TCPAddr).Port
+	}
+	resetPort := listen(func(c net.Conn) {
+		_, _ = c.Write([]byte("hello"))
+		time.Sleep(100 * time.Millisecond)
+		_ = c.(*net.TCPConn).SetLinger(0)
+		_ = c.Close() // a reset
+	})
+	holdPort := listen(func(c net.Conn) {
+		_ = c.SetDeadline(time.Now().Add(time.Minute))
+		_, _ = io.Copy(io.Discard, c) // never closes first
+		time.Sleep(time.Minute)
+		c.Close()
+	})
+	ca, err := os.ReadFile(srv.caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code := `import socket
+import ssl
+
+
+def main(host: str, reset_port: int, hold_port: int, https_port: int, ca: str):
+    out = {}
+    s = socket.create_connection((host, reset_port), timeout=10)
+    data = b""
+    try:
+        while True:
+            b = s.recv(100)
+            if not b:
+                out["reset"] = "end of stream after " + repr(data)
+                break
+            data += b
+    except ConnectionResetError as e:
+        out["reset"] = "reset: " + str(e)
+    s.close()
+    for _ in range(4):
+        socket.create_connection((host, hold_port), timeout=10).close()
+    out["cycles"] = 4
+    ctx = ssl.create_default_context(cadata=ca)
+    with socket.create_connection((host, https_port), timeout=10) as r:
+        with ctx.wrap_socket(r, server_hostname=host) as t:
+            out["own_ca"] = t.version()
+    bare = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    r = socket.create_connection((host, https_port), timeout=10)
+    try:
+        bare.wrap_socket(r, server_hostname=host)
+        out["no_ca"] = "accepted"
+    except ssl.SSLError as e:
+        out["no_ca"] = "refused: " + str(e)
+    return out
+`
+	args, _ := json.Marshal(map[string]any{"host": srv.host, "reset_port": resetPort, "hold_port": holdPort,
+		"https_port": srv.https.port(), "ca": string(ca)})
+	executors := map[string]*Executor{
+		"in process":        mustNewExecutorConfig(t, Config{}),
+		"in worker process": mustNewExecutorConfig(t, Config{WorkerCommand: []string{os.Args[0]}, WorkerEnv: []string{workerEnvVar + "=1"}}),
+	}
+	for name, e := range executors {
+		t.Run(name, func(t *testing.T) {
+			eg := egress.NewSession(egress.Policy{Mode: egress.ModeAll}, egress.Limits{MaxConcurrent: 2}, nil, nil)
+			defer eg.Close()
+			var logs syncBuffer
+			out, err := e.Run(context.Background(), &jobrt.Request{Job: &vane.Job{}, Code: code, Args: args, Logs: &logs, Egress: eg,
+				Limits: jobrt.Limits{Timeout: time.Minute}})
+			if err != nil || !out.Success {
+				t.Fatalf("job failed: %v %s\n%s", err, out.Result, logs.String())
+			}
+			var got struct {
+				Reset  string
+				Cycles int
+				OwnCA  string `json:"own_ca"`
+				NoCA   string `json:"no_ca"`
+			}
+			if err := json.Unmarshal(out.Result, &got); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasPrefix(got.Reset, "reset") || got.Cycles != 4 || got.OwnCA == "" || !strings.Contains(got.NoCA, "refused") {
+				t.Fatalf("result %s", out.Result)
+			}
+		})
+	}
+}

@@ -43,6 +43,8 @@ def _fail(answer, ssl_errors=None):
         raise TimeoutError("timed out")
     if kind == b"r":
         raise ConnectionResetError(errno.ECONNRESET, msg)
+    if kind == b"n":
+        raise _socket_module.gaierror(_socket_module.EAI_NONAME, msg)
     if kind in (b"x", b"s"):
         import ssl
         if kind == b"x":
@@ -140,8 +142,11 @@ class socket:
         if any(c.isspace() for c in target) or len(target) > 1024:
             raise OSError(errno.EINVAL, "invalid address %r" % (host,))
         self._fd = os.open(_NET_FILE, os.O_RDWR)
+        # A non-blocking connect cannot be finished later (no select on
+        # these sockets): it waits for the dial, as a blocking one does.
+        timeout = None if self._timeout == 0.0 else self._timeout
         try:
-            answer = self._command(b"C %d %s\n" % (_timeout_ms(self._timeout), target.encode()))
+            answer = self._command(b"C %d %s\n" % (_timeout_ms(timeout), target.encode()))
         except BaseException:
             self._release()
             raise
@@ -213,6 +218,7 @@ class socket:
     sendfile = _socket_module.socket.sendfile
     _sendfile_use_send = _socket_module.socket._sendfile_use_send
     _check_sendfile_params = _socket_module.socket._check_sendfile_params
+    _sendfile_use_sendfile = _socket_module.socket._sendfile_use_sendfile
 
     def _decref_socketios(self):
         if self._io_refs > 0:

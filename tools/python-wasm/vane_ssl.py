@@ -5,8 +5,10 @@ imported, and with it neither HTTPS in http.client nor in urllib.request.
 build.sh installs this file as the stdlib's ssl.py. A handshake is made by
 vane in the host, on the connection it already holds for the socket
 (vane_net.py), with Go's crypto/tls: the peer's chain is verified against
-the CAs vane trusts (the machine's and the operator's --ca-file) plus any
-the job loads with load_verify_locations, and its name against
+the CAs a context trusts, as in CPython: vane's (the machine's and the
+operator's --ca-file) once load_default_certs or set_default_verify_paths
+ran (create_default_context runs it when given no CA of its own), and any
+the job loads with load_verify_locations; its name against
 server_hostname when check_hostname is on. Server-side TLS, client
 certificates and memory BIOs are not available.
 """
@@ -191,8 +193,8 @@ def RAND_add(string, entropy):
 
 
 class SSLContext:
-    """A client context. Its CAs are vane's trusted ones plus what
-    load_verify_locations adds."""
+    """A client context. It trusts vane's CAs once load_default_certs ran,
+    and what load_verify_locations adds."""
 
     sslsocket_class = None  # set below
     sslobject_class = None
@@ -214,6 +216,7 @@ class SSLContext:
         self.hostname_checks_common_name = False
         self.security_level = 2
         self._ca_pem = []
+        self._default_certs = False
         self._alpn = []
 
     @property
@@ -239,10 +242,10 @@ class SSLContext:
         self._check_hostname = value
 
     def load_default_certs(self, purpose=Purpose.SERVER_AUTH):
-        pass  # vane's trusted CAs are always loaded
+        self._default_certs = True  # vane's trusted CAs
 
     def set_default_verify_paths(self):
-        pass
+        self._default_certs = True
 
     def load_verify_locations(self, cafile=None, capath=None, cadata=None):
         if cafile is None and capath is None and cadata is None:
@@ -261,6 +264,9 @@ class SSLContext:
                 self._ca_pem.append(cadata)
             else:
                 self._ca_pem.append(DER_cert_to_PEM_cert(bytes(cadata)))
+        # The same file loaded again adds nothing (and must not grow the
+        # handshake's CA data).
+        self._ca_pem = list(dict.fromkeys(self._ca_pem))
 
     def load_cert_chain(self, certfile, keyfile=None, password=None):
         raise SSLError(errno.EOPNOTSUPP, "vane: client certificates are not available to jobs yet")
@@ -321,6 +327,7 @@ class SSLSocket(_net.socket):
     def _create(cls, sock, context, server_hostname, do_handshake_on_connect, suppress_ragged_eofs):
         self = cls.__new__(cls)
         self.__dict__.update(sock.__dict__)
+        self._io_refs = 0  # the plain socket's files (a proxy tunnel's) stay its own
         # The connection is now this object's: the plain socket must not
         # close it.
         sock._fd, sock._peer, sock._closed = -1, None, True
@@ -332,7 +339,11 @@ class SSLSocket(_net.socket):
         self._session = None
         self._sslobj = None
         if self._fd >= 0 and do_handshake_on_connect:
-            self.do_handshake()
+            try:
+                self.do_handshake()
+            except BaseException:
+                self.close()
+                raise
         return self
 
     @property
@@ -357,8 +368,9 @@ class SSLSocket(_net.socket):
         name = self.server_hostname or "-"
         alpn = ",".join(ctx._alpn) or "-"
         ca = "".join(p if p.endswith("\n") else p + "\n" for p in ctx._ca_pem).encode("ascii", "replace")
-        answer = self._command(b"T %d %d %s %s %d\n" % (_net._timeout_ms(self._timeout), ctx._verify_level(),
-                                                         name.encode("idna"), alpn.encode(), len(ca)), ca)
+        answer = self._command(b"T %d %d %d %s %s %d\n" % (_net._timeout_ms(self._timeout), ctx._verify_level(),
+                                                            1 if ctx._default_certs else 0,
+                                                            name.encode("idna"), alpn.encode(), len(ca)), ca)
         if answer[:1] != b"+":
             if answer[:1] == b"t":
                 raise TimeoutError("_ssl.c:990: The handshake operation timed out")
@@ -451,6 +463,8 @@ def create_default_context(purpose=Purpose.SERVER_AUTH, *, cafile=None, capath=N
     context = SSLContext(PROTOCOL_TLS_CLIENT)
     if cafile or capath or cadata:
         context.load_verify_locations(cafile, capath, cadata)
+    else:
+        context.load_default_certs(purpose)
     return context
 
 
@@ -464,6 +478,8 @@ def _create_unverified_context(protocol=None, *, cert_reqs=CERT_NONE, check_host
         context.load_cert_chain(certfile, keyfile)
     if cafile or capath or cadata:
         context.load_verify_locations(cafile, capath, cadata)
+    elif context.verify_mode != CERT_NONE:
+        context.load_default_certs(purpose)
     return context
 
 
@@ -475,9 +491,12 @@ def wrap_socket(sock, keyfile=None, certfile=None, server_side=False, cert_reqs=
                 ssl_version=PROTOCOL_TLS, ca_certs=None, do_handshake_on_connect=True,
                 suppress_ragged_eofs=True, ciphers=None):
     context = SSLContext(ssl_version)
+    context.check_hostname = False
     context.verify_mode = cert_reqs
     if ca_certs:
         context.load_verify_locations(ca_certs)
+    else:
+        context.load_default_certs()
     return context.wrap_socket(sock, server_side=server_side, do_handshake_on_connect=do_handshake_on_connect,
                                suppress_ragged_eofs=suppress_ragged_eofs)
 
