@@ -141,6 +141,46 @@ func TestStore_OperatorSettings(t *testing.T) {
 	}
 }
 
+// TestStore_WorkspaceEgress: the mode a workspace narrows egress to is
+// stored, cleared, refused when it is no workspace mode (nothing changes)
+// or the workspace is unknown.
+func TestStore_WorkspaceEgress(t *testing.T) {
+	s := MustOpen(t, testConfig(t))
+	MustWorkspace(t, s)
+	get := func() string {
+		ws, err := s.GetWorkspace(testWS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ws.Egress
+	}
+	if got := get(); got != "" {
+		t.Fatalf("new workspace's egress %q", got)
+	}
+	for _, mode := range []string{vane.EgressNone, vane.EgressPublic, vane.EgressAll, ""} {
+		if err := s.SetWorkspaceEgress(context.Background(), testAdmin, testWS, mode); err != nil {
+			t.Fatal(err)
+		}
+		if got := get(); got != mode {
+			t.Fatalf("egress %q after setting %q", got, mode)
+		}
+	}
+	if err := s.SetWorkspaceEgress(context.Background(), testAdmin, testWS, vane.EgressNone); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"everything", "NONE", " none"} {
+		if err := s.SetWorkspaceEgress(context.Background(), testAdmin, testWS, bad); !errors.Is(err, vane.ErrInvalid) {
+			t.Errorf("mode %q: %v, want ErrInvalid", bad, err)
+		}
+	}
+	if got := get(); got != vane.EgressNone {
+		t.Fatalf("a refused mode changed the egress to %q", got)
+	}
+	if err := s.SetWorkspaceEgress(context.Background(), testAdmin, "nope", vane.EgressNone); !errors.Is(err, vane.ErrNotFound) {
+		t.Errorf("unknown workspace: %v", err)
+	}
+}
+
 // TestStore_UpdatesKeepTheStoredACL: an update proposed from a read made
 // before a revocation (a resource, a schedule, a flow, a new script version)
 // does not bring the revoked entry back: extra_perms change through
