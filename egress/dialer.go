@@ -246,6 +246,14 @@ func (s *Session) Dial(ctx context.Context, dst netip.AddrPort) (net.Conn, error
 	return c, nil
 }
 
+// Refuse counts and reports, as Dial does its own refusals, a refusal its
+// caller decided before dialing (the wasm executors refuse a job's
+// loopback in every mode: runtime.DialEgress).
+func (s *Session) Refuse(dst netip.AddrPort, err error) {
+	s.counters.Refused.Add(1)
+	s.report("dial "+dst.String(), err)
+}
+
 // take reserves one dial of MaxConns and one slot of MaxConcurrent, or
 // says which budget ran out.
 func (s *Session) take(dst netip.AddrPort) error {

@@ -45,7 +45,11 @@ func DialEgress(ctx context.Context, eg Egress, address string) (net.Conn, error
 			// host's (vane's API and raft ports, local databases), which no
 			// mode or allow entry opens to it. The unspecified address
 			// connects to this host's loopback too.
-			last = &loopbackError{dst: netip.AddrPortFrom(a, uint16(port))}
+			le := &loopbackError{dst: netip.AddrPortFrom(a, uint16(port))}
+			if r, ok := eg.(refuser); ok {
+				r.Refuse(le.dst, le) // in the job's log and /metrics, as the policy's refusals
+			}
+			last = le
 			continue
 		}
 		conn, err := eg.Dial(ctx, netip.AddrPortFrom(a, uint16(port)))
@@ -58,6 +62,12 @@ func DialEgress(ctx context.Context, eg Egress, address string) (net.Conn, error
 		}
 	}
 	return nil, fmt.Errorf("dial tcp %s: %w", address, last)
+}
+
+// refuser is an Egress that reports refusals its caller decides
+// (egress.Session does).
+type refuser interface {
+	Refuse(dst netip.AddrPort, err error)
 }
 
 // loopbackError is DialEgress's refusal of a loopback or unspecified

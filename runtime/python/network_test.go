@@ -289,14 +289,18 @@ def main(host: str, port: int):
 			t.Run(name+"/"+tc.name, func(t *testing.T) {
 				req := &jobrt.Request{Job: &vane.Job{}, Code: code, Logs: io.Discard, Limits: jobrt.Limits{Timeout: time.Minute}}
 				req.Args, _ = json.Marshal(map[string]any{"host": tc.host, "port": tc.port})
+				var reported atomic.Int64
 				if tc.policy != nil {
-					eg := egress.NewSession(*tc.policy, egress.Limits{}, nil, nil)
+					eg := egress.NewSession(*tc.policy, egress.Limits{}, nil, func(error) { reported.Add(1) })
 					defer eg.Close()
 					req.Egress = eg
 				}
 				out, err := e.Run(context.Background(), req)
 				if err != nil || !out.Success {
 					t.Fatalf("job failed: %v %s", err, out.Result)
+				}
+				if tc.policy != nil && reported.Load() == 0 {
+					t.Errorf("the refusal was not reported to the job's log")
 				}
 				for _, w := range tc.want {
 					if !strings.Contains(string(out.Result), w) {
