@@ -542,3 +542,51 @@ def main(host: str, port: int):
 		t.Errorf("python did not reach the host under the node's policy again: %s\n%s", res, logs)
 	}
 }
+
+// TestEgress_DenoRemoteImport: a Deno script importing an https: module
+// from the remote host (admitted by --egress-allow, its CA by --ca-file)
+// deploys, the module fetched through vane's egress proxy and pinned in the
+// lock, and its jailed job runs it from the cache. Without the allow entry
+// the deployment fails naming the refusal, and the host sees nothing.
+func TestEgress_DenoRemoteImport(t *testing.T) {
+	remote := mustRemoteHost(t)
+	caFile, cert := mustTestCA(t, remote.IP)
+	ln := &countingListener{Listener: remote.listen()}
+	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}},
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/x/greet/mod.ts" {
+				http.NotFound(w, r)
+				return
+			}
+			w.Header().Set("Content-Type", "application/typescript")
+			fmt.Fprint(w, "export function greet(name: string): string { return \"hello \" + name; }\n")
+		})}
+	go func() { _ = srv.Serve(tls.NewListener(ln, srv.TLSConfig)) }()
+	t.Cleanup(func() { srv.Close() })
+	code := fmt.Sprintf("import { greet } from \"https://%s:%d/x/greet/mod.ts\";\nexport function main(name: string) { return greet(name); }\n", remote.IP, port(ln))
+
+	t.Run("allowed", func(t *testing.T) {
+		s := mustStartEgressServer(t, "--egress-allow", remote.IP, "--ca-file", caFile)
+		c := s.Client()
+		c.mustDeployed(t, "u/admin/remote_deno", "deno", code)
+		res, ok, logs := egressJob(t, c, "u/admin/remote_deno", map[string]any{"name": "vane"})
+		if !ok || string(res) != `"hello vane"` {
+			t.Fatalf("job: %s\n%s", res, logs)
+		}
+	})
+	t.Run("refused", func(t *testing.T) {
+		before := ln.n.Load()
+		s := mustStartEgressServer(t, "--ca-file", caFile)
+		c := s.Client()
+		// Another URL of the module: the first subtest's fetch is in the
+		// nodes' shared cache, and a cached module needs no fetch.
+		uncached := strings.Replace(code, "mod.ts", "mod.ts?refused", 1)
+		lock, lockErr := deploymentStatus(t, c, c.MustSaveScript("u/admin/remote_deno", "deno", uncached))
+		if lock != nil || lockErr == nil || !strings.Contains(*lockErr, "egress refused: "+remote.IP) {
+			t.Fatalf("deployment under a policy refusing the host: lock %v, error %v", lock, lockErr)
+		}
+		if n := ln.n.Load() - before; n != 0 {
+			t.Fatalf("the host accepted %d connections from a refused deployment", n)
+		}
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -36,7 +37,7 @@ type languages struct {
 // is this node's HTTP API (host:port), which jobs reach through the
 // sandbox's forwarder. A language whose toolchain is not installed is left
 // out with a warning naming `make deps`; the others still run.
-func newLanguages(ctx context.Context, cfg serveConfig, apiAddr string, log *slog.Logger) (_ *languages, err error) {
+func newLanguages(ctx context.Context, cfg serveConfig, apiAddr string, egressFor func(string, io.Writer) jobrt.Egress, log *slog.Logger) (_ *languages, err error) {
 	l := &languages{executors: map[vane.ScriptLang]jobrt.Executor{}, parsers: map[vane.ScriptLang]api.SignatureParser{},
 		deployers: map[vane.ScriptLang]api.Deployer{}}
 	defer func() {
@@ -87,6 +88,7 @@ func newLanguages(ctx context.Context, cfg serveConfig, apiAddr string, log *slo
 			dc.CacheDir = filepath.Join(cacheDir, "deno")
 			dc.Sandbox = sb
 			dc.CABundle = caBundle
+			dc.NewEgress = egressFor
 			denoVersion, err := deno.CheckDeno(ctx, dc.DenoPath)
 			if err != nil {
 				log.Warn("deno scripts disabled", "path", dc.DenoPath, "error", err)

@@ -138,12 +138,15 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 	defer func() { stopDriver(); unsubscribe(); <-driverDone }()
 
 	// 5. The workers.
-	langs, err := newLanguages(ctx, cfg, internalAddr(ln.Addr()), log)
+	// Jobs, and deployments that fetch (Deno's https: imports), reach the
+	// outside under one egress policy, counted in one set of metrics.
+	egressFor := newEgress(cfg, metrics, log, st.GetWorkspace)
+	langs, err := newLanguages(ctx, cfg, internalAddr(ln.Addr()), egressFor, log)
 	if err != nil {
 		return err
 	}
 	defer langs.Close()
-	workers, err := startWorkers(cfg, st, langs, driver, baseURL, metrics, log)
+	workers, err := startWorkers(cfg, st, langs, driver, baseURL, metrics, egressFor, log)
 	if err != nil {
 		return err
 	}

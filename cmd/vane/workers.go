@@ -27,7 +27,7 @@ type workerPool struct {
 
 // startWorkers creates and starts the worker over the store with the
 // executors of langs, each wrapped to feed the job metrics.
-func startWorkers(cfg serveConfig, st *raftstore.Store, langs *languages, flows jobrt.FlowRunner, baseURL string, m *api.Metrics, log *slog.Logger) (*workerPool, error) {
+func startWorkers(cfg serveConfig, st *raftstore.Store, langs *languages, flows jobrt.FlowRunner, baseURL string, m *api.Metrics, egressFor func(string, io.Writer) jobrt.Egress, log *slog.Logger) (*workerPool, error) {
 	dataDir, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
 		return nil, fmt.Errorf("cannot resolve data dir: %w", err)
@@ -44,7 +44,7 @@ func startWorkers(cfg serveConfig, st *raftstore.Store, langs *languages, flows 
 	wc.WorkspaceCap = cfg.WorkspaceMaxRunning
 	wc.Flows = flows
 	wc.Logger = log
-	wc.NewEgress = newEgress(cfg, m, log, st.GetWorkspace)
+	wc.NewEgress = egressFor
 	execs := make(map[vane.ScriptLang]jobrt.Executor, len(langs.executors))
 	for lang, e := range langs.executors {
 		execs[lang] = newMeteredExecutor(e, lang, m)

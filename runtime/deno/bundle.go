@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	neturl "net/url"
 	"os"
 	"os/exec"
 	"path"
@@ -16,6 +17,8 @@ import (
 	"strings"
 
 	"vane"
+	jobrt "vane/runtime"
+	"vane/runtime/fetchproxy"
 )
 
 // A bundle is one script version prepared to run: a directory under
@@ -28,14 +31,14 @@ import (
 // node's DENO_DIR. Bundles are immutable once renamed into place.
 type bundle struct {
 	dir          string
-	hasLock      bool
+	hasLock      bool // deno.lock: npm packages or remote modules pinned
 	hasImportMap bool
 	names        []string // main's parameters, in order
 }
 
 // bundleVersion changes whenever the wrappers or the layout change, so old
 // bundles are not reused.
-const bundleVersion = "vane-deno-bundle-4"
+const bundleVersion = "vane-deno-bundle-5"
 
 // bundleKey names the bundle of (code, lock).
 func bundleKey(code, lock string) string {
@@ -112,6 +115,8 @@ func specKind(s string) string {
 		return "npm"
 	case strings.HasPrefix(s, "node:"):
 		return "node"
+	case strings.HasPrefix(s, "https://"), strings.HasPrefix(s, "jsr:"):
+		return "remote"
 	case strings.HasPrefix(s, "/") || strings.HasPrefix(s, "./") || strings.HasPrefix(s, "../"):
 		return "script"
 	}
@@ -140,10 +145,14 @@ func scriptPathOf(importer, spec string) (string, error) {
 
 // graph is what a script imports, transitively through workspace scripts.
 type graph struct {
-	scripts  map[string]string // path -> code of every imported workspace script
-	mapping  map[string]string // import map: specifier -> ./ws/<path>.ts
-	hasNPM   bool
-	badSpecs []string
+	scripts map[string]string // path -> code of every imported workspace script
+	mapping map[string]string // import map: specifier -> ./ws/<path>.ts
+	hasNPM  bool
+	// hasRemote: https: or jsr: imports (remote), fetched at save through
+	// the egress proxy and pinned by deno.lock's hashes.
+	hasRemote bool
+	remote    []string
+	badSpecs  []string
 }
 
 // resolveGraph walks the script's imports. Workspace scripts come from
@@ -161,6 +170,9 @@ func resolveGraph(mainPath, code string, pinned map[string]string, resolve func(
 			case "npm":
 				g.hasNPM = true
 			case "node":
+			case "remote":
+				g.hasRemote = true
+				g.remote = append(g.remote, spec)
 			case "other":
 				g.badSpecs = append(g.badSpecs, spec)
 			case "script":
@@ -198,7 +210,7 @@ func resolveGraph(mainPath, code string, pinned map[string]string, resolve func(
 	}
 	if len(g.badSpecs) > 0 {
 		sort.Strings(g.badSpecs)
-		return nil, vane.Invalidf("cannot import %s: vane resolves only npm: and node: specifiers and workspace scripts (\"/f/folder/script.ts\", \"./sibling.ts\")", strings.Join(g.badSpecs, ", "))
+		return nil, vane.Invalidf("cannot import %s: vane resolves npm:, node:, jsr: and https: specifiers and workspace scripts (\"/f/folder/script.ts\", \"./sibling.ts\")", strings.Join(g.badSpecs, ", "))
 	}
 	return g, nil
 }
@@ -257,9 +269,14 @@ func toolFlags(dir string, hasImportMap, frozen bool) []string {
 // the script: `deno install --entrypoint` and `deno check` only fetch and
 // analyse modules, and npm lifecycle scripts are not run.
 func (d *Deno) denoTool(ctx context.Context, dir string, args ...string) error {
+	return d.denoToolEnv(ctx, dir, nil, args...)
+}
+
+// denoToolEnv is denoTool with env added to the tool's environment.
+func (d *Deno) denoToolEnv(ctx context.Context, dir string, env []string, args ...string) error {
 	cmd := exec.CommandContext(ctx, d.cfg.DenoPath, args...)
 	cmd.Dir = dir
-	cmd.Env = append(d.toolEnv(), "HOME="+dir)
+	cmd.Env = append(append(d.toolEnv(), "HOME="+dir), env...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		msg := strings.TrimSpace(string(out))
@@ -290,7 +307,10 @@ func (e *toolError) Error() string { return fmt.Sprintf("deno %s failed: %s", e.
 // script saved on another node, or after the cache was wiped. A lock that
 // pins nothing while the code imports npm packages (a preview) is resolved
 // here, unfrozen.
-func (d *Deno) ensureBundle(ctx context.Context, code, lock string) (*bundle, error) {
+//
+// eg is the job's egress, for remote imports fetched again here (under the
+// job's policy, outside its process; nil refuses them).
+func (d *Deno) ensureBundle(ctx context.Context, code, lock string, eg jobrt.Egress) (*bundle, error) {
 	key := bundleKey(code, lock)
 	d.mu.Lock()
 	b := d.bundles[key]
@@ -301,7 +321,7 @@ func (d *Deno) ensureBundle(ctx context.Context, code, lock string) (*bundle, er
 	v, err, _ := d.prepare.Do(key, func() (any, error) {
 		b, err := d.loadBundle(key, code)
 		if err != nil {
-			built, _, err := d.buildBundle(ctx, code, lock, "", nil, false)
+			built, _, err := d.buildBundle(ctx, code, lock, "", nil, false, eg)
 			if err != nil {
 				return nil, err
 			}
@@ -338,7 +358,7 @@ func (d *Deno) loadBundle(key, code string) (*bundle, error) {
 // resolve), writes the files, fetches npm packages into DENO_DIR (frozen
 // when the lock pins them) and type-checks when check is set. It returns
 // the bundle (to install under its key, or remove) and the lock it ran with.
-func (d *Deno) buildBundle(ctx context.Context, code, lock, scriptPath string, resolve func(string) (string, vane.ScriptLang, error), check bool) (*bundle, string, error) {
+func (d *Deno) buildBundle(ctx context.Context, code, lock, scriptPath string, resolve func(string) (string, vane.ScriptLang, error), check bool, eg jobrt.Egress) (*bundle, string, error) {
 	names, err := paramNames(code)
 	if err != nil {
 		return nil, "", err
@@ -363,8 +383,8 @@ func (d *Deno) buildBundle(ctx context.Context, code, lock, scriptPath string, r
 		_ = os.RemoveAll(tmp)
 		return nil, "", fmt.Errorf("cannot create bundle dir: %w", err)
 	}
-	b := &bundle{dir: tmp, names: names, hasLock: g.hasNPM, hasImportMap: len(g.mapping) > 0}
-	lockOut, err := d.fillBundle(ctx, b, code, scriptPath, lf, g, check)
+	b := &bundle{dir: tmp, names: names, hasLock: g.hasNPM || g.hasRemote, hasImportMap: len(g.mapping) > 0}
+	lockOut, err := d.fillBundle(ctx, b, code, scriptPath, lf, g, check, eg)
 	if err != nil {
 		_ = os.RemoveAll(tmp)
 		return nil, "", err
@@ -373,21 +393,33 @@ func (d *Deno) buildBundle(ctx context.Context, code, lock, scriptPath string, r
 }
 
 // fillBundle writes b's files and runs the save-time deno commands in b.dir.
-func (d *Deno) fillBundle(ctx context.Context, b *bundle, code, scriptPath string, lf *lockFile, g *graph, check bool) (string, error) {
+func (d *Deno) fillBundle(ctx context.Context, b *bundle, code, scriptPath string, lf *lockFile, g *graph, check bool, eg jobrt.Egress) (string, error) {
 	if err := writeBundleFiles(b.dir, code, b.names, g, lf.Deno); err != nil {
 		return "", err
 	}
+	var env []string
+	if g.hasRemote {
+		if eg == nil {
+			return "", vane.Invalidf("cannot fetch %s: this node gives deno no network to fetch imports with", strings.Join(g.remote, ", "))
+		}
+		p, err := fetchproxy.Start(ctx, eg)
+		if err != nil {
+			return "", err
+		}
+		defer p.Close()
+		env = d.proxyEnv(p.URL())
+	}
 	frozen := len(lf.Deno) > 0
-	if g.hasNPM {
-		args := append([]string{"install", "--entrypoint"}, toolFlags(b.dir, b.hasImportMap, frozen)...)
+	if g.hasNPM || g.hasRemote {
+		args := append([]string{"install", "--entrypoint", "--allow-import"}, toolFlags(b.dir, b.hasImportMap, frozen)...)
 		// inner.ts too: main.ts imports it dynamically, which install does not follow.
-		if err := d.denoTool(ctx, b.dir, append(args, "main.ts", "inner.ts")...); err != nil {
+		if err := d.denoToolEnv(ctx, b.dir, env, append(args, "main.ts", "inner.ts")...); err != nil {
 			return "", err
 		}
 	}
 	if check {
-		args := append([]string{"check"}, toolFlags(b.dir, b.hasImportMap, false)...)
-		if err := d.denoTool(ctx, b.dir, append(args, "inner.ts")...); err != nil && !onlyWindmillHints(err) {
+		args := append([]string{"check", "--allow-import"}, toolFlags(b.dir, b.hasImportMap, false)...)
+		if err := d.denoToolEnv(ctx, b.dir, env, append(args, "inner.ts")...); err != nil && !onlyWindmillHints(err) {
 			return "", err
 		}
 	}
@@ -398,7 +430,7 @@ func (d *Deno) fillBundle(ctx context.Context, b *bundle, code, scriptPath strin
 		out.Path = scriptPath
 	}
 	lockPath := filepath.Join(b.dir, "deno.lock")
-	if g.hasNPM {
+	if g.hasNPM || g.hasRemote {
 		raw, err := os.ReadFile(lockPath)
 		if err != nil {
 			return "", fmt.Errorf("cannot read deno.lock: %w", err)
@@ -436,7 +468,7 @@ func (d *Deno) installBundle(ctx context.Context, b *bundle, key string) (*bundl
 // jobs see DENO_DIR read-only, and a Deno that cannot write a missing emit
 // spends about 150 ms more per run; with the emit present it only reads.
 func (d *Deno) warmBundle(ctx context.Context, b *bundle) error {
-	args := []string{"install", "--entrypoint", "--cached-only"}
+	args := []string{"install", "--entrypoint", "--cached-only", "--allow-import"}
 	if b.hasLock {
 		args = append(args, toolFlags(b.dir, b.hasImportMap, true)...)
 	} else {
@@ -457,6 +489,22 @@ var (
 	// importing wmill at all.
 	windmillHintRE = regexp.MustCompile(`has no exported member '(Email|Resource|Base64|Sql)'|Type 'Resource' is not generic|Cannot find namespace 'wmill'`)
 )
+
+// proxyEnv points a save-time deno command's fetches at the proxy at url,
+// except those to the npm registry the operator configured (ToolEnv's
+// NPM_CONFIG_REGISTRY), which is the node's own infrastructure.
+func (d *Deno) proxyEnv(url string) []string {
+	env := []string{"HTTPS_PROXY=" + url, "https_proxy=" + url, "HTTP_PROXY=" + url, "http_proxy=" + url, "ALL_PROXY=", "all_proxy="}
+	noProxy := ""
+	for _, kv := range d.cfg.ToolEnv {
+		if v, ok := strings.CutPrefix(kv, "NPM_CONFIG_REGISTRY="); ok {
+			if u, err := neturl.Parse(v); err == nil && u.Hostname() != "" {
+				noProxy = u.Hostname()
+			}
+		}
+	}
+	return append(env, "NO_PROXY="+noProxy, "no_proxy="+noProxy)
+}
 
 // onlyWindmillHints reports whether a failed `deno check` found nothing but
 // diagnostics of Windmill's type hints; such a script deploys.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	jobrt "vane/runtime"
 	"vane/sandbox"
 )
 
@@ -56,6 +58,13 @@ type Config struct {
 	// CABundle is a PEM file of the CAs jobs trust besides Deno's own
 	// (see runtime.CAEnv); empty: Deno's bundled Mozilla roots only.
 	CABundle string
+	// NewEgress opens the way out of a deployment of workspace's that
+	// fetches https: or jsr: imports (and of a run that fetches them again
+	// on another node, which uses its job's): the save-time deno commands
+	// reach the outside only through a proxy that dials under it
+	// (runtime/fetchproxy). Refusals are written to logs. Nil: such
+	// imports are refused at save.
+	NewEgress func(workspace string, logs io.Writer) jobrt.Egress
 	// DeployTimeout bounds one save-time resolution and type check. Default 5m.
 	DeployTimeout time.Duration
 	// DedicatedPerScript is how many long-lived processes a dedicated-worker

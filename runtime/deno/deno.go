@@ -111,8 +111,20 @@ func (d *Deno) Close() error {
 func (d *Deno) Deploy(ctx context.Context, dep *jobrt.Deployment) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.DeployTimeout)
 	defer cancel()
-	b, lock, err := d.buildBundle(ctx, dep.Code, dep.Lock, dep.Path, dep.ResolveScript, true)
+	var eg jobrt.Egress
+	var refusals strings.Builder
+	if d.cfg.NewEgress != nil {
+		eg = d.cfg.NewEgress(dep.Workspace, &lockedWriter{w: &refusals})
+		defer eg.Close()
+	}
+	b, lock, err := d.buildBundle(ctx, dep.Code, dep.Lock, dep.Path, dep.ResolveScript, true, eg)
 	if err != nil {
+		if eg != nil {
+			eg.Close() // its refusals are all written
+		}
+		if r := strings.TrimSpace(refusals.String()); r != "" {
+			err = fmt.Errorf("%w\n%s", err, r)
+		}
 		return "", fmt.Errorf("cannot deploy %s: %w", dep.Path, err)
 	}
 	key := bundleKey(dep.Code, lock)
@@ -132,7 +144,7 @@ func (d *Deno) Deploy(ctx context.Context, dep *jobrt.Deployment) (string, error
 // failed Outcomes; the error is for failures of vane itself.
 func (d *Deno) Run(ctx context.Context, req *jobrt.Request) (jobrt.Outcome, error) {
 	lim := req.Limits.WithDefaults()
-	b, err := d.ensureBundle(ctx, req.Code, req.Lock)
+	b, err := d.ensureBundle(ctx, req.Code, req.Lock, req.Egress)
 	if err != nil {
 		var tool *toolError
 		if errors.Is(err, vane.ErrInvalid) || errors.As(err, &tool) {
@@ -310,4 +322,17 @@ func crashResult(exit string, tail string) json.RawMessage {
 		return jobrt.ErrorResult("OutOfMemory", "the job ran out of memory (its heap is capped from the memory limit)", tail)
 	}
 	return jobrt.ErrorResult("ExecutionErr", "deno exited without a result: "+exit, tail)
+}
+
+// lockedWriter serializes writes to w (an egress session reports refusals
+// from the goroutines of its dials).
+type lockedWriter struct {
+	mu sync.Mutex // guards w
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

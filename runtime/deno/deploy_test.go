@@ -117,6 +117,7 @@ func TestDeno_Deploy_Errors(t *testing.T) {
 		{"type error", `export function main(x: number): string { return x }`, "TS2322"},
 		{"remote import", `import { x } from "https://example.invalid/mod.ts"; export function main() { return x }`, "https://example.invalid/mod.ts"},
 		{"jsr import", `import { x } from "jsr:@std/fmt"; export function main() { return x }`, "jsr:@std/fmt"},
+		{"plain http import", `import { x } from "http://example.invalid/mod.ts"; export function main() { return x }`, "http://example.invalid/mod.ts"},
 		{"missing workspace script", `import { x } from "/f/nowhere/x.ts"; export function main() { return x }`, "not found"},
 		{"npm package that does not exist", `import x from "npm:vane-no-such-package-e3b0c442@1.0.0"; export function main() { return x }`, "vane-no-such-package"},
 	}

@@ -157,15 +157,17 @@ func (p *plainProc) Kill() {
 }
 
 // runFlags returns the flags of `deno run` for one bundle: no prompts, no
-// config discovery, no remote modules, only the cache filled at deploy time,
+// config discovery, only the cache filled at deploy time (remote modules
+// too: --allow-import lets the script import them from there, and
+// --cached-only keeps a run from fetching anything),
 // the bundle's lock (frozen) and import map, reads of the job dir, the
 // bundle and the npm cache, writes of the job dir only, the job's
 // environment, the network of vane's API (and Config.AllowNet; jailed with
 // an egress, every address, the egress policy being vane's),
 // and the heap capped from Limits.MemoryBytes. There is no --allow-run,
-// --allow-ffi, --allow-sys nor --allow-import.
+// --allow-ffi nor --allow-sys.
 func (d *Deno) runFlags(b *bundle, jobDir string, env map[string]string, memoryBytes int64, egress bool) []string {
-	flags := []string{"run", "--no-prompt", "--no-config", "--no-remote", "--cached-only", "--quiet"}
+	flags := []string{"run", "--no-prompt", "--no-config", "--cached-only", "--allow-import", "--quiet"}
 	if d.cfg.Sandbox != nil {
 		// The jail mounts DENO_DIR read-only: V8's code cache can be
 		// neither written nor, since only runs write it, ever read.
@@ -381,6 +383,9 @@ func (d *Deno) toolEnv() []string {
 		// The machine's CA store, not only Deno's bundled roots: a registry
 		// behind a corporate proxy presents the proxy's certificate.
 		"DENO_TLS_CA_STORE=system,mozilla",
+	}
+	if d.cfg.CABundle != "" {
+		env = append(env, "DENO_CERT="+d.cfg.CABundle) // and the operator's --ca-file (a private mirror's)
 	}
 	return append(env, d.cfg.ToolEnv...)
 }
