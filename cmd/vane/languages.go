@@ -89,6 +89,10 @@ func newLanguages(ctx context.Context, cfg serveConfig, apiAddr string, egressFo
 			dc.Sandbox = sb
 			dc.CABundle = caBundle
 			dc.NewEgress = egressFor
+			dc.ImportMirrors = cfg.DenoImportMirrors
+			if cfg.DenoJSRURL != "" {
+				dc.ToolEnv = append(dc.ToolEnv, "JSR_URL="+cfg.DenoJSRURL)
+			}
 			denoVersion, err := deno.CheckDeno(ctx, dc.DenoPath)
 			if err != nil {
 				log.Warn("deno scripts disabled", "path", dc.DenoPath, "error", err)

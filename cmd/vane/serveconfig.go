@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	goruntime "runtime"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 	"vane"
 	"vane/egress"
 	"vane/raftstore"
+	"vane/runtime/deno"
 )
 
 // serveConfig is everything `vane serve` reads from flags and the environment.
@@ -32,6 +34,11 @@ type serveConfig struct {
 	BodyLimit         int
 	TimeoutWaitResult time.Duration
 	DenoPath          string
+	// DenoImportMirrors redirect Deno's remote imports by URL prefix
+	// (--deno-import-mirror); DenoJSRURL is the JSR registry deployments
+	// fetch jsr: imports from (--deno-jsr-url, Deno's JSR_URL).
+	DenoImportMirrors []deno.Mirror
+	DenoJSRURL        string
 	// PythonPackagesDir is an operator's directory of pure-Python packages
 	// that Python scripts may import (mounted read-only).
 	PythonPackagesDir string
@@ -149,6 +156,8 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.IntVar(&c.BodyLimit, "body-limit", envInt("VANE_BODY_LIMIT", 16<<20), "largest request body in bytes; larger gets 413 (env VANE_BODY_LIMIT)")
 	timeout := fs.Int("timeout-wait-result", envInt("TIMEOUT_WAIT_RESULT", 600), "seconds a run_wait_result call waits before canceling the job (env TIMEOUT_WAIT_RESULT)")
 	fs.StringVar(&c.DenoPath, "deno-path", envStr("VANE_DENO_PATH", ""), "the deno binary; default: .tools/deno, then PATH (env VANE_DENO_PATH)")
+	denoMirrors := fs.String("deno-import-mirror", envStr("VANE_DENO_IMPORT_MIRROR", ""), "comma-separated FROM=TO https: URL prefixes: Deno scripts' remote imports under FROM are fetched from TO, e.g. https://deno.land/=https://mirror.internal/deno.land/ (env VANE_DENO_IMPORT_MIRROR)")
+	fs.StringVar(&c.DenoJSRURL, "deno-jsr-url", envStr("VANE_DENO_JSR_URL", ""), "the JSR registry Deno deployments fetch jsr: imports from; default Deno's (env VANE_DENO_JSR_URL)")
 	fs.StringVar(&c.PythonPackagesDir, "python-packages-dir", envStr("VANE_PYTHON_PACKAGES_DIR", ""), "a directory of pure-Python packages that Python scripts may import (env VANE_PYTHON_PACKAGES_DIR)")
 	fs.BoolVar(&c.PythonInProcess, "python-in-process", envBool("VANE_PYTHON_IN_PROCESS"), "run Python jobs in the server process, stopped by wazero's context checks, instead of in worker processes killed at the deadline (env VANE_PYTHON_IN_PROCESS)")
 	fs.BoolVar(&c.InsecureNoJail, "insecure-no-jail", envBool("VANE_INSECURE_NO_JAIL"), "run subprocess jobs without the jail (development only) (env VANE_INSECURE_NO_JAIL)")
@@ -172,7 +181,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	// can create his own workspace".
 	fs.BoolVar(&c.CreateWorkspaceRequireSuperadmin, "create-workspace-require-superadmin", envBool("CREATE_WORKSPACE_REQUIRE_SUPERADMIN"), "only superadmins may create workspaces (env CREATE_WORKSPACE_REQUIRE_SUPERADMIN, true or false)")
 	headerTimeout := fs.Int("header-timeout", envInt("VANE_HEADER_TIMEOUT", 10), "seconds a client has to send a request's header (env VANE_HEADER_TIMEOUT)")
-	egressMode := fs.String("egress", envStr("VANE_EGRESS", "public"), "what jobs may connect to: public (any public address; not loopback, private, link-local or cloud metadata, nor this node), none (vane's API only) or all (everything, for development); Bash and Deno jobs (env VANE_EGRESS)")
+	egressMode := fs.String("egress", envStr("VANE_EGRESS", "public"), "what jobs may connect to: public (any public address; not loopback, private, link-local or cloud metadata, nor this node), none (vane's API only) or all (everything, for development); jobs of every language, and Deno's fetches at save (env VANE_EGRESS)")
 	egressAllow := fs.String("egress-allow", envStr("VANE_EGRESS_ALLOW", ""), "comma-separated addresses jobs may reach on top of --egress: CIDRs (10.0.0.0/8), addresses, or address:port (192.168.1.5:5432, [fd00::5]:5432) (env VANE_EGRESS_ALLOW)")
 	fs.IntVar(&c.EgressLimits.MaxConns, "egress-max-conns", envInt("VANE_EGRESS_MAX_CONNS", egress.DefaultMaxConns), "connections a job may open over its life (env VANE_EGRESS_MAX_CONNS)")
 	fs.IntVar(&c.EgressLimits.MaxConcurrent, "egress-max-concurrent", envInt("VANE_EGRESS_MAX_CONCURRENT", egress.DefaultMaxConcurrent), "connections a job may have open at once (env VANE_EGRESS_MAX_CONCURRENT)")
@@ -204,6 +213,14 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	}
 	c.ZombieJobTimeout = time.Duration(*zombie) * time.Second
 	var err error
+	if c.DenoImportMirrors, err = deno.ParseMirrors(*denoMirrors); err != nil {
+		return c, fmt.Errorf("--deno-import-mirror: %w", err)
+	}
+	if c.DenoJSRURL != "" {
+		if u, err := url.Parse(c.DenoJSRURL); err != nil || u.Scheme != "https" || u.Host == "" {
+			return c, fmt.Errorf("--deno-jsr-url %q: want an https: URL", c.DenoJSRURL)
+		}
+	}
 	if c.Egress, err = egress.ParseMode(*egressMode); err != nil {
 		return c, fmt.Errorf("--egress: %w", err)
 	}

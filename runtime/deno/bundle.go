@@ -383,6 +383,11 @@ func (d *Deno) buildBundle(ctx context.Context, code, lock, scriptPath string, r
 		_ = os.RemoveAll(tmp)
 		return nil, "", fmt.Errorf("cannot create bundle dir: %w", err)
 	}
+	if g.hasRemote {
+		for _, m := range d.cfg.ImportMirrors {
+			g.mapping[m.From] = m.To
+		}
+	}
 	b := &bundle{dir: tmp, names: names, hasLock: g.hasNPM || g.hasRemote, hasImportMap: len(g.mapping) > 0}
 	lockOut, err := d.fillBundle(ctx, b, code, scriptPath, lf, g, check, eg)
 	if err != nil {

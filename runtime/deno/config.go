@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -65,6 +66,12 @@ type Config struct {
 	// (runtime/fetchproxy). Refusals are written to logs. Nil: such
 	// imports are refused at save.
 	NewEgress func(workspace string, logs io.Writer) jobrt.Egress
+	// ImportMirrors redirect remote imports by URL prefix (ParseMirrors):
+	// a script importing https://deno.land/x/windmill/index.ts, as
+	// Windmill's docs show, is served by the operator's mirror. They go in
+	// each bundle's import map, so they apply to the modules those import
+	// too, and the lock pins the mirror's URLs.
+	ImportMirrors []Mirror
 	// DeployTimeout bounds one save-time resolution and type check. Default 5m.
 	DeployTimeout time.Duration
 	// DedicatedPerScript is how many long-lived processes a dedicated-worker
@@ -167,4 +174,39 @@ func CheckDeno(ctx context.Context, path string) (string, error) {
 	}
 	line, _, _ := bytes.Cut(out, []byte("\n"))
 	return strings.TrimSpace(string(line)), nil
+}
+
+// Mirror redirects the remote imports under From to To (both https: URL
+// prefixes ending in "/").
+type Mirror struct {
+	From, To string
+}
+
+// ParseMirrors parses --deno-import-mirror: comma-separated FROM=TO entries,
+// e.g. "https://deno.land/=https://mirror.internal/deno.land/".
+func ParseMirrors(s string) ([]Mirror, error) {
+	var out []Mirror
+	seen := map[string]bool{}
+	for _, entry := range strings.Split(s, ",") {
+		entry = strings.TrimSpace(entry)
+		if entry == "" {
+			continue
+		}
+		from, to, ok := strings.Cut(entry, "=")
+		if !ok {
+			return nil, fmt.Errorf("import mirror %q: want FROM=TO (https://deno.land/=https://mirror.internal/deno.land/)", entry)
+		}
+		for _, u := range []string{from, to} {
+			p, err := url.Parse(u)
+			if err != nil || p.Scheme != "https" || p.Host == "" || !strings.HasSuffix(u, "/") || p.RawQuery != "" || p.Fragment != "" || p.User != nil {
+				return nil, fmt.Errorf("import mirror %q: %q is not an https: URL prefix ending in \"/\" (without user, query or fragment)", entry, u)
+			}
+		}
+		if seen[from] {
+			return nil, fmt.Errorf("import mirror %q: %s is mirrored twice", entry, from)
+		}
+		seen[from] = true
+		out = append(out, Mirror{From: from, To: to})
+	}
+	return out, nil
 }

@@ -101,3 +101,26 @@ func TestParseLock(t *testing.T) {
 		t.Error("parseLock accepted text that is not JSON")
 	}
 }
+
+func TestParseMirrors(t *testing.T) {
+	got, err := ParseMirrors(" https://deno.land/=https://mirror.internal/deno.land/ ,https://esm.sh/=https://m.internal/esm/")
+	if err != nil || len(got) != 2 || got[0] != (Mirror{"https://deno.land/", "https://mirror.internal/deno.land/"}) || got[1].To != "https://m.internal/esm/" {
+		t.Fatalf("%v %v", got, err)
+	}
+	if got, err := ParseMirrors(""); err != nil || got != nil {
+		t.Fatalf("empty: %v %v", got, err)
+	}
+	for _, bad := range []string{
+		"https://deno.land/",                         // no TO
+		"http://deno.land/=https://m.internal/",      // not https
+		"https://deno.land=https://m.internal/",      // no trailing slash
+		"https://deno.land/=https://u:p@m.internal/", // credentials
+		"https://deno.land/=https://m.internal/?x=1/",
+		"https://deno.land/=https://a.internal/,https://deno.land/=https://b.internal/", // twice
+		"https://deno.land/=/relative/",
+	} {
+		if _, err := ParseMirrors(bad); err == nil {
+			t.Errorf("ParseMirrors(%q) accepted it", bad)
+		}
+	}
+}

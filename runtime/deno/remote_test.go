@@ -150,3 +150,48 @@ export function main(name: string) { return greet(name); }
 		}
 	})
 }
+
+// noLookups is an egress that resolves no name (a test must not send a DNS
+// query off the machine if a mirror were not applied): literal addresses
+// only, counting the names it was asked.
+type noLookups struct {
+	*egress.Session
+	asked atomic.Int64
+}
+
+func (n *noLookups) Lookup(_ context.Context, _, host string) ([]netip.Addr, error) {
+	n.asked.Add(1)
+	return nil, fmt.Errorf("this test resolves no name (%s)", host)
+}
+
+// TestDeno_Deploy_ImportMirror: the seeds' windmill client pattern
+// (`import * as wmill from 'https://deno.land/x/windmill/index.ts'`) is
+// fetched from the operator's mirror (Config.ImportMirrors), and runs; no
+// name is looked up.
+func TestDeno_Deploy_ImportMirror(t *testing.T) {
+	srv := mustRemoteModules(t, map[string]string{
+		"/mirror/deno.land/x/windmill/index.ts": `export function getWorkspace(): string { return Deno.env.get("WM_WORKSPACE") ?? ""; }
+`,
+	})
+	var eg *noLookups
+	d := MustNewDeno(t, func(c *Config) {
+		c.CABundle = srv.caFile
+		c.ImportMirrors = []Mirror{{From: "https://deno.land/", To: srv.base + "/mirror/deno.land/"}}
+		c.NewEgress = func(string, io.Writer) jobrt.Egress {
+			eg = &noLookups{Session: egress.NewSession(egress.Policy{Mode: egress.ModeAll}, egress.Limits{}, nil, nil)}
+			return eg
+		}
+	})
+	code := `import * as wmill from 'https://deno.land/x/windmill/index.ts'
+export function main() { return "workspace " + wmill.getWorkspace(); }
+`
+	lock, err := d.Deploy(context.Background(), &jobrt.Deployment{Workspace: "test", Path: "u/test/mirrored", Code: code, ResolveScript: workspace{}.resolve})
+	if err != nil {
+		t.Fatalf("Deploy: %v", err)
+	}
+	if eg.asked.Load() != 0 {
+		t.Fatalf("the deployment looked up %d names", eg.asked.Load())
+	}
+	out, logs := mustRun(t, d, code, lock, map[string]any{})
+	assertOutcome(t, out, logs, `"workspace test"`)
+}
