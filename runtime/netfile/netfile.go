@@ -59,8 +59,15 @@ const (
 	MaxChunk = 64 << 10
 	// maxLine bounds a command's line.
 	maxLine = 4 << 10
-	// maxCA bounds the extra CA PEM of a handshake.
+	// maxCA bounds the CA PEM of a handshake (certifi's bundle, which
+	// requests loads, is about 290 KiB).
 	maxCA = 1 << 20
+	// maxPending bounds the bytes of incomplete commands a job's files
+	// hold together: each open could otherwise hold a CA payload's worth
+	// of host memory, outside the job's memory limit.
+	maxPending = 2 << 20
+	// maxCachedCA bounds the PEM bytes of the pools Roots keeps.
+	maxCachedCA = 4 << 20
 )
 
 // Kinds of failure: the first byte of an answer that is not '+'. The guest
@@ -132,12 +139,10 @@ type Roots struct {
 	once sync.Once
 	pool *x509.CertPool
 
-	mu    sync.Mutex // guards extra
-	extra map[[32]byte]*x509.CertPool
+	mu         sync.Mutex // guards extra and extraBytes
+	extra      map[[32]byte]*x509.CertPool
+	extraBytes int // the PEM bytes of extra's pools
 }
-
-// maxExtraPools bounds Roots' cache of pools made with a job's CAs.
-const maxExtraPools = 64
 
 // with is the pool for a handshake: Roots' CAs when withRoots, and ca's.
 // Callers must not modify it. An error says why there is no CA at all.
@@ -163,10 +168,11 @@ func (r *Roots) with(withRoots bool, ca []byte) (*x509.CertPool, error) {
 		return p, errors.New("the CA data holds no PEM certificate")
 	}
 	r.mu.Lock()
-	if r.extra == nil || len(r.extra) >= maxExtraPools {
-		r.extra = make(map[[32]byte]*x509.CertPool)
+	if r.extra == nil || r.extraBytes+len(ca) > maxCachedCA {
+		r.extra, r.extraBytes = make(map[[32]byte]*x509.CertPool), 0
 	}
 	r.extra[key] = p
+	r.extraBytes += len(ca)
 	r.mu.Unlock()
 	return p, nil
 }
@@ -204,6 +210,8 @@ type Net struct {
 	mu     sync.Mutex // guards conns and closed
 	conns  map[*connFile]struct{}
 	closed bool
+
+	pending int // bytes of the files' incomplete commands; only the guest's thread touches it
 }
 
 // Close closes the job's connections; later connects fail. Executors call
@@ -255,16 +263,18 @@ func Stat() sys.Stat_t {
 	return sys.Stat_t{Mode: 0o600, Nlink: 1, Atim: now, Mtim: now, Ctim: now}
 }
 
-// Open is one open of the file: a new, unconnected connection.
+// Open is one open of the file: a new, unconnected connection. Past
+// MaxOpen open files it fails with EAGAIN (WASI has no EMFILE; the guest's
+// socket says why), holding nothing.
 func (n *Net) Open(flag experimentalsys.Oflag, _ fs.FileMode) (experimentalsys.File, experimentalsys.Errno) {
 	if flag&experimentalsys.O_DIRECTORY != 0 {
 		return nil, experimentalsys.ENOTDIR
 	}
-	f := &connFile{net: n}
 	if n.open.Add(1) > MaxOpen {
-		f.refused = true // answered by the first command, with a message the guest can show
+		n.open.Add(-1)
+		return nil, experimentalsys.EAGAIN
 	}
-	return f, 0
+	return &connFile{net: n}, 0
 }
 
 // connFile is one open of the file. Only the guest's thread calls it.
@@ -275,7 +285,6 @@ type connFile struct {
 	pending []byte   // a command not complete yet
 	answer  []byte
 	off     int
-	refused bool // the job had MaxOpen others open
 	closed  bool
 }
 
@@ -293,6 +302,11 @@ func (f *connFile) Write(p []byte) (int, experimentalsys.Errno) {
 		return 0, experimentalsys.EBADF
 	}
 	f.answer, f.off = nil, 0
+	if f.net.pending+len(p) > maxPending {
+		f.fail(KindOther, fmt.Sprintf("vane: the job's network commands hold more than %d bytes not yet complete", maxPending))
+		return len(p), 0
+	}
+	f.net.pending += len(p)
 	f.pending = append(f.pending, p...)
 	line, rest, ok := bytes.Cut(f.pending, []byte("\n"))
 	if !ok {
@@ -312,7 +326,7 @@ func (f *connFile) Write(p []byte) (int, experimentalsys.Errno) {
 		f.fail(KindOther, "vane: a network command was followed by another before its answer was read")
 	default:
 		f.run(fields, rest)
-		f.pending = f.pending[:0]
+		f.dropPending()
 	}
 	return len(p), 0
 }
@@ -349,7 +363,17 @@ func atoi(s string) int {
 // fail answers a failure and drops the pending command.
 func (f *connFile) fail(kind byte, msg string) {
 	f.answer = append([]byte{kind}, msg...)
-	f.pending = f.pending[:0]
+	f.dropPending()
+}
+
+// dropPending forgets the pending command (a large one's memory too).
+func (f *connFile) dropPending() {
+	f.net.pending -= len(f.pending)
+	if cap(f.pending) > maxLine {
+		f.pending = nil
+	} else {
+		f.pending = f.pending[:0]
+	}
 }
 
 // failErr answers err.
@@ -362,10 +386,6 @@ func (f *connFile) failErr(err error) {
 }
 
 func (f *connFile) run(fields []string, payload []byte) {
-	if f.refused {
-		f.fail(KindOther, fmt.Sprintf("vane: a job may have at most %d connections open at once (close the others)", MaxOpen))
-		return
-	}
 	if err := f.net.ctx.Err(); err != nil {
 		f.fail(KindOther, fmt.Sprintf("%v (%v)", errJobEnded, err))
 		return
@@ -675,7 +695,8 @@ func (f *connFile) Close() experimentalsys.Errno {
 			_ = rawConn(f.conn).Close()
 			f.conn = nil
 		}
-		f.pending, f.answer = nil, nil
+		f.dropPending()
+		f.answer = nil
 		f.net.open.Add(-1)
 	}
 	return 0

@@ -167,12 +167,27 @@ func TestNet_limits(t *testing.T) {
 	})
 	t.Run("open files", func(t *testing.T) {
 		n := New(context.Background(), plainDial, nil)
-		for range MaxOpen {
-			mustOpen(t, n)
+		files := make([]experimentalsys.File, MaxOpen)
+		for i := range files {
+			files[i] = mustOpen(t, n)
+		}
+		if _, errno := n.Open(experimentalsys.O_RDWR, 0); errno != experimentalsys.EAGAIN {
+			t.Fatalf("open %d: %v, want EAGAIN", MaxOpen+1, errno)
+		}
+		files[0].Close()
+		mustOpen(t, n) // a close makes room
+	})
+	t.Run("pending bytes", func(t *testing.T) {
+		n := New(context.Background(), plainDial, nil)
+		for range maxPending / maxCA {
+			f := mustOpen(t, n)
+			f.Write([]byte("T 100 0 1 x - " + strconv.Itoa(maxCA) + "\n"))
+			f.Write(make([]byte, maxCA-100)) // incomplete: held
 		}
 		f := mustOpen(t, n)
-		if a := command(t, f, "C 100 "+addr+"\n", false); !strings.Contains(a, "at most") {
-			t.Fatalf("open %d: %q", MaxOpen+1, a)
+		a := command(t, f, "T 100 0 1 x - 1000\n"+strings.Repeat("0", 1000), false)
+		if !strings.Contains(a, "not yet complete") || n.pending > maxPending {
+			t.Fatalf("answer %q, %d bytes pending", a, n.pending)
 		}
 	})
 	t.Run("closed by Close", func(t *testing.T) {

@@ -309,7 +309,14 @@ func (c *relayedConn) Write(p []byte) (int, error) {
 		c.out = append(c.out[:0], relayData, 0, 0, 0, 0)
 		binary.BigEndian.PutUint32(c.out[1:relayHeader], uint32(len(chunk)))
 		c.out = append(c.out, chunk...)
-		if _, err := c.UnixConn.Write(c.out); err != nil {
+		if n, err := c.UnixConn.Write(c.out); err != nil {
+			if n > 0 {
+				// Part of a frame went out (a send's timeout passed): the
+				// parent would take what follows for its rest, so the
+				// connection cannot go on. In process it could; a job
+				// that retries a timed-out send here gets an error.
+				_ = c.UnixConn.Close()
+			}
 			return written, err
 		}
 		written += len(chunk)

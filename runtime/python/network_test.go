@@ -422,3 +422,32 @@ def main(host: str, reset_port: int, hold_port: int, https_port: int, ca: str):
 		})
 	}
 }
+
+// TestExecutor_Run_networkOpenLimit: a job holding netfile.MaxOpen
+// sockets is told why it cannot open one more, and can once it closes one.
+func TestExecutor_Run_networkOpenLimit(t *testing.T) {
+	srv := mustNetServers(t)
+	e := MustNewExecutor(t)
+	code := `import socket
+
+
+def main(host: str, port: int):
+    held = [socket.create_connection((host, port), timeout=10) for _ in range(64)]
+    try:
+        socket.create_connection((host, port), timeout=10)
+        return "opened a 65th"
+    except OSError as e:
+        refused = str(e)
+    held.pop().close()
+    socket.create_connection((host, port), timeout=10).close()
+    return refused
+`
+	eg := egress.NewSession(egress.Policy{Mode: egress.ModeAll}, egress.Limits{}, nil, nil)
+	defer eg.Close()
+	args, _ := json.Marshal(map[string]any{"host": srv.host, "port": srv.echo.port()})
+	out, err := e.Run(context.Background(), &jobrt.Request{Job: &vane.Job{}, Code: code, Args: args, Logs: io.Discard, Egress: eg,
+		Limits: jobrt.Limits{Timeout: time.Minute}})
+	if err != nil || !out.Success || !strings.Contains(string(out.Result), "at most 64 connections") {
+		t.Fatalf("%v %s", err, out.Result)
+	}
+}

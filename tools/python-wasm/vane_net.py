@@ -21,6 +21,7 @@ import sys
 
 _NET_FILE = "/script/_vane_net"
 _MAX_CHUNK = 64 << 10
+_MAX_OPEN = 64  # netfile.MaxOpen
 _ANSWER_SIZE = 64 << 10
 
 _GLOBAL_DEFAULT_TIMEOUT = _socket_module._GLOBAL_DEFAULT_TIMEOUT
@@ -141,7 +142,11 @@ class socket:
             target = "%s:%d" % (host, port)
         if any(c.isspace() for c in target) or len(target) > 1024:
             raise OSError(errno.EINVAL, "invalid address %r" % (host,))
-        self._fd = os.open(_NET_FILE, os.O_RDWR)
+        try:
+            self._fd = os.open(_NET_FILE, os.O_RDWR)
+        except BlockingIOError:
+            raise OSError(getattr(errno, "EMFILE", errno.EAGAIN),
+                          "vane: a job may have at most %d connections open at once (close the others)" % _MAX_OPEN) from None
         # A non-blocking connect cannot be finished later (no select on
         # these sockets): it waits for the dial, as a blocking one does.
         timeout = None if self._timeout == 0.0 else self._timeout
