@@ -416,6 +416,10 @@ var auditCases = map[string]func(e *auditEnv) auditCall{
 		return auditCall{method: "POST", path: "/api/w/main/workspaces/operator_settings", body: body, status: 200,
 			ws: "main", op: "workspaces.edit_operator_settings", resource: "main"}
 	},
+	"POST /api/w/{ws}/workspaces/edit_egress": func(e *auditEnv) auditCall {
+		return auditCall{method: "POST", path: "/api/w/main/workspaces/edit_egress", body: M{"egress": "public"}, status: 200,
+			ws: "main", op: "workspaces.edit_egress", resource: "main"}
+	},
 }
 
 // notAudited are the mutating-method routes that write no entry, and why.

@@ -13,6 +13,7 @@
 //	W <timeout_ms> <n>\n                          send; n bytes follow
 //	R <timeout_ms> <max>\n                        receive at most max bytes
 //	S <how>\n                                     shut down: 0 read, 1 write, 2 both
+//	P <timeout_ms>\n                              wait until a receive would not block
 //
 // A timeout of -1 waits until the job ends. verify is 0 (none), 1 (the
 // chain) or 2 (the chain and the name); roots is 1 when the chain may end at
@@ -20,7 +21,11 @@
 // default certificates against a context's own CA file); name and alpn
 // (comma-separated) are "-" when absent. An answer starts with '+' and the result (C: the peer's
 // address; T: a JSON description of the session; W: the count sent; R: the
-// bytes, none at end of stream), or with a kind byte (Kind*) and a message.
+// bytes, none at end of stream; P: 1 when a receive would not block, 0 when
+// the timeout passed first), or with a kind byte (Kind*) and a message.
+// P reads ahead at most one byte, which the next R returns; it is what the
+// guest's select and poll ask (the descriptor is this file, which WASI's
+// poll_oneoff reports ready at once).
 // Closing the file closes the connection.
 package netfile
 
@@ -286,6 +291,10 @@ type connFile struct {
 	answer  []byte
 	off     int
 	closed  bool
+	// ahead is what a poll read ahead (one byte), aheadErr the failure
+	// (or end of stream) it met: the next receive returns them first.
+	ahead    []byte
+	aheadErr error
 }
 
 // Stat implements experimentalsys.File.
@@ -394,7 +403,7 @@ func (f *connFile) run(fields []string, payload []byte) {
 	bad := func() {
 		f.fail(KindOther, fmt.Sprintf("vane: malformed network command %q", strings.Join(fields, " ")))
 	}
-	if len(cmd) != 1 || !strings.Contains("CTWRS", cmd) {
+	if len(cmd) != 1 || !strings.Contains("CTWRSP", cmd) {
 		bad()
 		return
 	}
@@ -418,6 +427,8 @@ func (f *connFile) run(fields []string, payload []byte) {
 		f.receive(timeoutOf(fields[1]), min(atoi(fields[2]), MaxChunk))
 	case cmd == "S" && len(fields) == 2 && atoi(fields[1]) >= 0 && atoi(fields[1]) <= 2:
 		f.shutdown(atoi(fields[1]))
+	case cmd == "P" && len(fields) == 2:
+		f.poll(timeoutOf(fields[1]))
 	default:
 		bad()
 	}
@@ -628,6 +639,21 @@ func (f *connFile) send(timeout time.Duration, data []byte) {
 }
 
 func (f *connFile) receive(timeout time.Duration, max int) {
+	switch {
+	case len(f.ahead) > 0 && max > 0:
+		f.answer = append([]byte{'+'}, f.ahead...)
+		f.ahead = f.ahead[:0]
+		return
+	case f.aheadErr != nil:
+		err := f.aheadErr
+		f.aheadErr = nil
+		if errors.Is(err, io.EOF) {
+			f.answer = []byte{'+'}
+		} else {
+			f.failErr(err)
+		}
+		return
+	}
 	buf := make([]byte, 1+max)
 	buf[0] = '+'
 	var n int
@@ -641,6 +667,35 @@ func (f *connFile) receive(timeout time.Duration, max int) {
 		f.answer = buf[:1+n]
 	default:
 		f.failErr(err)
+	}
+}
+
+// poll answers whether a receive would not block, waiting at most
+// timeout: it reads ahead one byte (or meets the end of stream or a
+// failure), which the next receive returns.
+func (f *connFile) poll(timeout time.Duration) {
+	if len(f.ahead) > 0 || f.aheadErr != nil {
+		f.answer = []byte("+1")
+		return
+	}
+	var b [1]byte
+	var n int
+	err := f.bounded(f.conn, timeout, func() error {
+		var err error
+		n, err = f.conn.Read(b[:])
+		return err
+	})
+	switch {
+	case n > 0:
+		f.ahead = append(f.ahead[:0], b[0])
+		f.answer = []byte("+1")
+	case err == nil:
+		f.answer = []byte("+0")
+	case errors.Is(err, os.ErrDeadlineExceeded) && f.net.ctx.Err() == nil:
+		f.answer = []byte("+0")
+	default:
+		f.aheadErr = err
+		f.answer = []byte("+1")
 	}
 }
 

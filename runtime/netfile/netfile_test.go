@@ -93,6 +93,27 @@ func TestNet_exchange(t *testing.T) {
 			if a := command(t, f, "R 50 64\n", split); a[0] != KindTimeout {
 				t.Fatalf("receive from a quiet peer: %q, want a timeout", a)
 			}
+			if a := command(t, f, "P 50\n", split); a != "+0" {
+				t.Fatalf("poll of a quiet peer: %q", a)
+			}
+			command(t, f, "W 5000 3\nabc", split)
+			if a := command(t, f, "P 5000\n", split); a != "+1" {
+				t.Fatalf("poll with data coming: %q", a)
+			}
+			if a := command(t, f, "P 0\n", split); a != "+1" {
+				t.Fatalf("poll again: %q", a)
+			}
+			got := ""
+			for len(got) < 3 {
+				a := command(t, f, "R 5000 64\n", split)
+				if a == "" || a[0] != '+' {
+					t.Fatalf("receive after a poll: %q", a)
+				}
+				got += a[1:]
+			}
+			if got != "abc" {
+				t.Fatalf("after a poll the bytes were %q, want abc (the byte read ahead first)", got)
+			}
 			if a := command(t, f, "S 1\n", split); a != "+" {
 				t.Fatalf("shutdown: %q", a)
 			}

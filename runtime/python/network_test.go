@@ -451,3 +451,81 @@ def main(host: str, port: int):
 		t.Fatalf("%v %s", err, out.Result)
 	}
 }
+
+// TestExecutor_Run_networkReadiness: select, poll and selectors say a vane
+// socket is readable only when a recv would not block (an idle socket is
+// not; one with data is, and the data is all there), always writable; and
+// asyncio streams work over them. In process and in worker processes.
+func TestExecutor_Run_networkReadiness(t *testing.T) {
+	srv := mustNetServers(t)
+	code := `import asyncio
+import select
+import selectors
+import socket
+
+
+async def main(host: str, echo_port: int, silent_port: int):
+    out = {}
+    s = socket.create_connection((host, silent_port), timeout=10)
+    r, _, _ = select.select([s], [], [], 0.2)
+    out["idle_select"] = len(r)
+    p = select.poll()
+    p.register(s, select.POLLIN)
+    out["idle_poll"] = len(p.poll(100))
+    _, w, _ = select.select([], [s], [], 0)
+    out["writable"] = len(w)
+    e = socket.create_connection((host, echo_port), timeout=10)
+    e.sendall(b"ping")
+    r, _, _ = select.select([s, e.fileno()], [], [], 10)
+    out["echo_select"] = r == [e.fileno()]
+    out["echo"] = e.recv(10).decode() + e.recv(10).decode()  # the byte select read ahead, then the rest
+    sel = selectors.DefaultSelector()
+    sel.register(e, selectors.EVENT_READ)
+    e.sendall(b"again")
+    out["selector"] = len(sel.select(10))
+    got = b""
+    while len(got) < 5:
+        got += e.recv(10)
+    out["again"] = got.decode()
+    reader, writer = await asyncio.open_connection(host, echo_port)
+    writer.write(b"hello async\n")
+    await writer.drain()
+    out["async"] = (await asyncio.wait_for(reader.readline(), 10)).decode().strip()
+    writer.close()
+    return out
+`
+	executors := map[string]*Executor{
+		"in process":        mustNewExecutorConfig(t, Config{}),
+		"in worker process": mustNewExecutorConfig(t, Config{WorkerCommand: []string{os.Args[0]}, WorkerEnv: []string{workerEnvVar + "=1"}}),
+	}
+	args, _ := json.Marshal(map[string]any{"host": srv.host, "echo_port": srv.echo.port(), "silent_port": srv.silent.port()})
+	for name, e := range executors {
+		t.Run(name, func(t *testing.T) {
+			eg := egress.NewSession(egress.Policy{Mode: egress.ModeAll}, egress.Limits{}, nil, nil)
+			defer eg.Close()
+			var logs syncBuffer
+			out, err := e.Run(context.Background(), &jobrt.Request{Job: &vane.Job{}, Code: code, Args: args, Logs: &logs, Egress: eg,
+				Limits: jobrt.Limits{Timeout: time.Minute}})
+			if err != nil || !out.Success {
+				t.Fatalf("job failed: %v %s\n%s", err, out.Result, logs.String())
+			}
+			var got struct {
+				IdleSelect int  `json:"idle_select"`
+				IdlePoll   int  `json:"idle_poll"`
+				Writable   int  `json:"writable"`
+				EchoSelect bool `json:"echo_select"`
+				Echo       string
+				Selector   int
+				Again      string
+				Async      string
+			}
+			if err := json.Unmarshal(out.Result, &got); err != nil {
+				t.Fatal(err)
+			}
+			if got.IdleSelect != 0 || got.IdlePoll != 0 || got.Writable != 1 || !got.EchoSelect || !strings.HasPrefix("ping", got.Echo) ||
+				got.Selector != 1 || got.Again != "again" || got.Async != "hello async" {
+				t.Fatalf("result %s", out.Result)
+			}
+		})
+	}
+}

@@ -12,12 +12,21 @@ in vane_init, so the snapshot holds the patched socket module and user code
 Names are resolved by vane when connecting, where the policy checks the
 address actually dialed: getaddrinfo answers the name itself, and
 gethostbyname is not available.
+
+A socket's descriptor is the virtual file, which WASI's poll reports ready
+at once; select.select, select.poll and selectors' PollSelector are
+replaced by ones that ask vane whether a vane socket has data (the P
+command) and pass other descriptors on.
 """
 
 import errno
 import os
+import select as _select_module
+import selectors as _selectors_module
 import socket as _socket_module
 import sys
+import time
+import weakref
 
 _NET_FILE = "/script/_vane_net"
 _MAX_CHUNK = 64 << 10
@@ -159,6 +168,7 @@ class socket:
             self._release()
             self._blocking_failure(answer)
         self._peer = _parse_peer(answer[1:].decode(), host, port)
+        _by_fd[self._fd] = self
 
     def connect_ex(self, address):
         try:
@@ -281,9 +291,19 @@ class socket:
     def dup(self):
         raise OSError(errno.EOPNOTSUPP, "vane: a job's socket cannot be duplicated")
 
+    def _readable(self, timeout):
+        """Whether a recv would not block, waiting at most timeout seconds
+        (None: until it would not)."""
+        if self._fd < 0:
+            return True  # recv raises at once
+        answer = self._command(b"P %d\n" % _timeout_ms(timeout))
+        return answer != b"+0"
+
     def _release(self):
         fd, self._fd = self._fd, -1
         if fd >= 0:
+            if _by_fd.get(fd) is self:
+                del _by_fd[fd]
             os.close(fd)
 
     def close(self):
@@ -366,7 +386,149 @@ def _unsupported(*args, **kwargs):
     raise OSError(errno.EOPNOTSUPP, "vane: not available to jobs")
 
 
+# The connected vane sockets by descriptor, for select and poll (which are
+# given descriptors as often as sockets).
+_by_fd = weakref.WeakValueDictionary()
+
+
+def _vane_socket(obj):
+    if isinstance(obj, socket):
+        return obj
+    try:
+        fd = obj if isinstance(obj, int) else obj.fileno()
+    except Exception:
+        return None
+    return _by_fd.get(fd)
+
+
+_orig_select = _select_module.select
+_orig_poll = _select_module.poll
+_SLICE = 0.01  # seconds of one round of waits over several vane sockets
+
+
+def _nothing():
+    return False
+
+
+def _wait(socks, others_ready, timeout):
+    """Returns the vane sockets of socks that have data, waiting at most
+    timeout seconds (None: no limit) unless others_ready() (a check of the
+    other descriptors, which does not block) finds something first."""
+    deadline = None if timeout is None else time.monotonic() + max(timeout, 0)
+    while True:
+        ready = [s for s in socks if s._readable(0)]
+        if ready or others_ready():
+            return ready
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            return []
+        if len(socks) == 1 and others_ready is _nothing:
+            return socks if socks[0]._readable(remaining) else []
+        round_ = _SLICE if remaining is None else min(_SLICE, remaining)
+        if not socks:
+            time.sleep(round_)
+            continue
+        ready = [s for s in socks if s._readable(round_ / len(socks))]
+        if ready:
+            return ready
+
+
+def select(rlist, wlist, xlist, timeout=None):
+    """select.select with vane sockets: readable when vane says a recv
+    would not block, always writable (a send waits in vane)."""
+    rlist, wlist, xlist = list(rlist), list(wlist), list(xlist)
+    vr = [o for o in rlist if _vane_socket(o) is not None]
+    vw = [o for o in wlist if _vane_socket(o) is not None]
+    vx = [o for o in xlist if _vane_socket(o) is not None]
+    if not (vr or vw or vx):
+        return _orig_select(rlist, wlist, xlist, timeout)
+    orr = [o for o in rlist if _vane_socket(o) is None]
+    ow = [o for o in wlist if _vane_socket(o) is None]
+    ox = [o for o in xlist if _vane_socket(o) is None]
+    found = [[], [], []]
+
+    def others():
+        if orr or ow or ox:
+            found[:] = [list(x) for x in _orig_select(orr, ow, ox, 0)]
+        return any(found)
+
+    if vw:
+        others()
+        ready = [o for o in vr if _vane_socket(o)._readable(0)]
+        return ready + found[0], vw + found[1], found[2]
+    socks = [_vane_socket(o) for o in vr]
+    ready = _wait(socks, others if (orr or ow or ox) else _nothing, timeout)
+    return [o for o in vr if _vane_socket(o) in ready] + found[0], found[1], found[2]
+
+
+class _Poll:
+    """select.poll with vane sockets (see select)."""
+
+    def __init__(self):
+        self._other = _orig_poll()
+        self._vane = {}
+
+    @staticmethod
+    def _fd(fd):
+        return fd if isinstance(fd, int) else fd.fileno()
+
+    def register(self, fd, eventmask=_select_module.POLLIN | _select_module.POLLPRI | _select_module.POLLOUT):
+        fd = self._fd(fd)
+        if _by_fd.get(fd) is not None:
+            self._vane[fd] = eventmask
+        else:
+            self._other.register(fd, eventmask)
+
+    def modify(self, fd, eventmask):
+        fd = self._fd(fd)
+        if fd in self._vane:
+            self._vane[fd] = eventmask
+        else:
+            self._other.modify(fd, eventmask)
+
+    def unregister(self, fd):
+        fd = self._fd(fd)
+        if fd in self._vane:
+            del self._vane[fd]
+        else:
+            self._other.unregister(fd)
+
+    def poll(self, timeout=None):
+        if not self._vane:
+            return self._other.poll(timeout)
+        if timeout is not None and timeout < 0:
+            timeout = None
+        seconds = None if timeout is None else timeout / 1000
+        found = []
+
+        def others():
+            found[:] = self._other.poll(0)
+            return bool(found)
+
+        out = {}
+        for fd, mask in self._vane.items():
+            if mask & _select_module.POLLOUT:
+                out[fd] = _select_module.POLLOUT
+        readers = {fd: _by_fd.get(fd) for fd, mask in self._vane.items()
+                   if mask & (_select_module.POLLIN | _select_module.POLLPRI)}
+        for fd in [fd for fd, s in readers.items() if s is None]:
+            out[fd] = out.get(fd, 0) | _select_module.POLLNVAL
+            del readers[fd]
+        if out:
+            others()
+            ready = [s for s in readers.values() if s._readable(0)]
+        else:
+            ready = _wait(list(readers.values()), others, seconds)
+        for fd, s in readers.items():
+            if s in ready:
+                out[fd] = out.get(fd, 0) | _select_module.POLLIN
+        return list(out.items()) + [(fd, ev) for fd, ev in found if fd not in out]
+
+
 def _patch():
+    _select_module.select = select
+    _select_module.poll = _Poll
+    _selectors_module.PollSelector._selector_cls = _Poll
     s = _socket_module
     s.socket = socket
     s.SocketType = socket

@@ -331,6 +331,8 @@ class SSLSocket(_net.socket):
         # The connection is now this object's: the plain socket must not
         # close it.
         sock._fd, sock._peer, sock._closed = -1, None, True
+        if self._fd >= 0:
+            _net._by_fd[self._fd] = self
         self._context = context
         self.server_hostname = server_hostname
         self.server_side = False
@@ -360,6 +362,7 @@ class SSLSocket(_net.socket):
 
     def connect(self, address):
         super().connect(address)
+        _net._by_fd[self._fd] = self
         if self.do_handshake_on_connect:
             self.do_handshake()
 

@@ -200,6 +200,7 @@ def _run_coroutine(coro):
     import asyncio
     import asyncio.selector_events
     import selectors
+    import socket
 
     class _Loop(asyncio.selector_events.BaseSelectorEventLoop):
         def _make_self_pipe(self):
@@ -210,6 +211,11 @@ def _run_coroutine(coro):
 
         def _write_to_self(self):
             pass
+
+        async def getaddrinfo(self, host, port, *, family=0, type=0, proto=0, flags=0):
+            # asyncio asks a thread pool, which WASI has not; vane's
+            # getaddrinfo answers at once (vane resolves when connecting).
+            return socket.getaddrinfo(host, port, family, type, proto, flags)
 
     loop = _Loop(selectors.SelectSelector())
     asyncio.set_event_loop(loop)
