@@ -32,6 +32,7 @@ import (
 type bundle struct {
 	dir          string
 	hasLock      bool // deno.lock: npm packages or remote modules pinned
+	hasRemote    bool // remote modules (remoteMarker): runs may import them from the cache
 	hasImportMap bool
 	names        []string // main's parameters, in order
 }
@@ -39,6 +40,11 @@ type bundle struct {
 // bundleVersion changes whenever the wrappers or the layout change, so old
 // bundles are not reused.
 const bundleVersion = "vane-deno-bundle-5"
+
+// remoteMarker is the file a bundle has when its script imports remote
+// modules: its runs may import from DENO_DIR's remote cache; the others
+// run with --no-remote (the cache holds every deployment's modules).
+const remoteMarker = "remote-imports"
 
 // bundleKey names the bundle of (code, lock).
 func bundleKey(code, lock string) string {
@@ -350,7 +356,8 @@ func (d *Deno) loadBundle(key, code string) (*bundle, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &bundle{dir: dir, names: names, hasLock: exists(filepath.Join(dir, "deno.lock")), hasImportMap: exists(filepath.Join(dir, "import_map.json"))}, nil
+	return &bundle{dir: dir, names: names, hasLock: exists(filepath.Join(dir, "deno.lock")), hasImportMap: exists(filepath.Join(dir, "import_map.json")),
+		hasRemote: exists(filepath.Join(dir, remoteMarker))}, nil
 }
 
 // buildBundle prepares the bundle of code in a temporary directory: it
@@ -388,7 +395,7 @@ func (d *Deno) buildBundle(ctx context.Context, code, lock, scriptPath string, r
 			g.mapping[m.From] = m.To
 		}
 	}
-	b := &bundle{dir: tmp, names: names, hasLock: g.hasNPM || g.hasRemote, hasImportMap: len(g.mapping) > 0}
+	b := &bundle{dir: tmp, names: names, hasLock: g.hasNPM || g.hasRemote, hasImportMap: len(g.mapping) > 0, hasRemote: g.hasRemote}
 	lockOut, err := d.fillBundle(ctx, b, code, scriptPath, lf, g, check, eg)
 	if err != nil {
 		_ = os.RemoveAll(tmp)
@@ -402,6 +409,15 @@ func (d *Deno) fillBundle(ctx context.Context, b *bundle, code, scriptPath strin
 	if err := writeBundleFiles(b.dir, code, b.names, g, lf.Deno); err != nil {
 		return "", err
 	}
+	// A script whose imports name remote modules has them fetched through
+	// a proxy under the egress policy (its npm packages too, unless the
+	// operator named the registry), and only then may the commands import
+	// remote modules. Any other script's commands run with --deny-import:
+	// a remote module vane's scan of the imports missed (a `/// <reference
+	// types>`, a template-literal import) is refused by Deno rather than
+	// fetched from the host's network (whose npm registry, which these
+	// commands reach directly, may sit at an address the policy refuses).
+	importFlag := []string{"--deny-import"}
 	var env []string
 	if g.hasRemote {
 		if eg == nil {
@@ -412,18 +428,23 @@ func (d *Deno) fillBundle(ctx context.Context, b *bundle, code, scriptPath strin
 			return "", err
 		}
 		defer p.Close()
-		env = d.proxyEnv(p.URL())
+		env, importFlag = d.proxyEnv(p.URL()), []string{"--allow-import"}
+	}
+	if g.hasRemote {
+		if err := os.WriteFile(filepath.Join(b.dir, remoteMarker), nil, 0o644); err != nil {
+			return "", fmt.Errorf("cannot write bundle file: %w", err)
+		}
 	}
 	frozen := len(lf.Deno) > 0
 	if g.hasNPM || g.hasRemote {
-		args := append([]string{"install", "--entrypoint", "--allow-import"}, toolFlags(b.dir, b.hasImportMap, frozen)...)
+		args := append(append([]string{"install", "--entrypoint"}, importFlag...), toolFlags(b.dir, b.hasImportMap, frozen)...)
 		// inner.ts too: main.ts imports it dynamically, which install does not follow.
 		if err := d.denoToolEnv(ctx, b.dir, env, append(args, "main.ts", "inner.ts")...); err != nil {
 			return "", err
 		}
 	}
 	if check {
-		args := append([]string{"check", "--allow-import"}, toolFlags(b.dir, b.hasImportMap, false)...)
+		args := append(append([]string{"check"}, importFlag...), toolFlags(b.dir, b.hasImportMap, false)...)
 		if err := d.denoToolEnv(ctx, b.dir, env, append(args, "inner.ts")...); err != nil && !onlyWindmillHints(err) {
 			return "", err
 		}
@@ -473,7 +494,10 @@ func (d *Deno) installBundle(ctx context.Context, b *bundle, key string) (*bundl
 // jobs see DENO_DIR read-only, and a Deno that cannot write a missing emit
 // spends about 150 ms more per run; with the emit present it only reads.
 func (d *Deno) warmBundle(ctx context.Context, b *bundle) error {
-	args := []string{"install", "--entrypoint", "--cached-only", "--allow-import"}
+	args := []string{"install", "--entrypoint", "--cached-only"}
+	if b.hasRemote {
+		args = append(args, "--allow-import") // from the cache only
+	}
 	if b.hasLock {
 		args = append(args, toolFlags(b.dir, b.hasImportMap, true)...)
 	} else {

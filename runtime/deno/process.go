@@ -157,8 +157,9 @@ func (p *plainProc) Kill() {
 }
 
 // runFlags returns the flags of `deno run` for one bundle: no prompts, no
-// config discovery, only the cache filled at deploy time (remote modules
-// too: --allow-import lets the script import them from there, and
+// config discovery, only the cache filled at deploy time (a script with
+// remote imports gets --allow-import, to import them from there, and its
+// frozen lock, which refuses any other; the others get --no-remote;
 // --cached-only keeps a run from fetching anything),
 // the bundle's lock (frozen) and import map, reads of the job dir, the
 // bundle and the npm cache, writes of the job dir only, the job's
@@ -167,7 +168,12 @@ func (p *plainProc) Kill() {
 // and the heap capped from Limits.MemoryBytes. There is no --allow-run,
 // --allow-ffi nor --allow-sys.
 func (d *Deno) runFlags(b *bundle, jobDir string, env map[string]string, memoryBytes int64, egress bool) []string {
-	flags := []string{"run", "--no-prompt", "--no-config", "--cached-only", "--allow-import", "--quiet"}
+	flags := []string{"run", "--no-prompt", "--no-config", "--cached-only", "--quiet"}
+	if b.hasRemote {
+		flags = append(flags, "--allow-import")
+	} else {
+		flags = append(flags, "--no-remote")
+	}
 	if d.cfg.Sandbox != nil {
 		// The jail mounts DENO_DIR read-only: V8's code cache can be
 		// neither written nor, since only runs write it, ever read.

@@ -195,3 +195,44 @@ export function main() { return "workspace " + wmill.getWorkspace(); }
 	out, logs := mustRun(t, d, code, lock, map[string]any{})
 	assertOutcome(t, out, logs, `"workspace test"`)
 }
+
+// TestDeno_Deploy_HiddenRemoteFetches: remote modules that vane's scan of
+// the imports does not see (a triple-slash reference, a @ts-types
+// comment, a template-literal import) are not fetched from the host's
+// network at save: a loopback server sees nothing.
+func TestDeno_Deploy_HiddenRemoteFetches(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var accepted atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: application/typescript\r\nContent-Length: 24\r\n\r\nexport const leaked = 1;")
+			c.Close()
+		}
+	}()
+	base := "http://" + ln.Addr().String()
+	allowAll := func(string, io.Writer) jobrt.Egress {
+		return egress.NewSession(egress.Policy{Mode: egress.ModeAll}, egress.Limits{}, nil, nil)
+	}
+	d := MustNewDeno(t, func(c *Config) { c.NewEgress = allowAll })
+	for name, code := range map[string]string{
+		"reference":        "/// <reference types=\"" + base + "/a.d.ts\" />\nexport function main() { return 1; }\n",
+		"ts-types":         "// @ts-types=\"" + base + "/b.d.ts\"\nimport * as m from \"" + base + "/b.js\";\nexport function main() { return m; }\n",
+		"template literal": "export async function main() { return await import(`" + base + "/c.ts`); }\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, _ = d.Deploy(context.Background(), &jobrt.Deployment{Workspace: "test", Path: "u/test/hidden", Code: code, ResolveScript: workspace{}.resolve})
+			if n := accepted.Load(); n != 0 {
+				t.Fatalf("the loopback server saw %d connections from a deployment", n)
+			}
+		})
+	}
+}

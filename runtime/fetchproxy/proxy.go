@@ -14,6 +14,7 @@ package fetchproxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
@@ -31,8 +32,13 @@ import (
 	jobrt "vane/runtime"
 )
 
-// dialTimeout bounds one tunnel's dial.
-const dialTimeout = 30 * time.Second
+const (
+	// dialTimeout bounds one tunnel's dial, and the wait for its request.
+	dialTimeout = 30 * time.Second
+	// maxRequest bounds a request's line and header (read before the
+	// credential is checked).
+	maxRequest = 16 << 10
+)
 
 // Proxy is one deployment's proxy. Close stops it and its tunnels.
 type Proxy struct {
@@ -121,6 +127,12 @@ func (p *Proxy) serve() {
 	}
 }
 
+// peekBuffered returns what br holds unread.
+func peekBuffered(br *bufio.Reader) []byte {
+	b, _ := br.Peek(br.Buffered())
+	return b
+}
+
 // answer writes a response of status with msg as its body.
 func answer(c net.Conn, status int, msg string) {
 	_, _ = fmt.Fprintf(c, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
@@ -143,12 +155,20 @@ func (p *Proxy) authorized(req *http.Request) bool {
 
 func (p *Proxy) tunnel(c net.Conn) {
 	_ = c.SetReadDeadline(time.Now().Add(dialTimeout))
-	br := bufio.NewReaderSize(c, 4<<10)
+	head := &io.LimitedReader{R: c, N: maxRequest}
+	br := bufio.NewReaderSize(head, 4<<10)
 	req, err := http.ReadRequest(br)
 	if err != nil {
+		if head.N == 0 {
+			answer(c, http.StatusRequestHeaderFieldsTooLarge, fmt.Sprintf("vane: a request's header is at most %d bytes", maxRequest))
+			return
+		}
 		answer(c, http.StatusBadRequest, "vane: "+err.Error())
 		return
 	}
+	// What the client sent after the request: the buffered rest, then the
+	// connection itself (the limit was for the header).
+	rest := io.MultiReader(bytes.NewReader(peekBuffered(br)), c)
 	_ = c.SetReadDeadline(time.Time{})
 	switch {
 	case !p.authorized(req):
@@ -176,7 +196,7 @@ func (p *Proxy) tunnel(c net.Conn) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_, _ = io.Copy(up, br) // what the client sent after the request, then the rest
+		_, _ = io.Copy(up, rest)
 		if cw, ok := up.(interface{ CloseWrite() error }); ok {
 			_ = cw.CloseWrite()
 		}

@@ -161,3 +161,33 @@ func TestProxy_policy(t *testing.T) {
 		t.Fatal("a refused destination accepted a connection")
 	}
 }
+
+// TestProxy_headerLimit: a request header larger than maxRequest, sent
+// before any credential, is refused without being held.
+func TestProxy_headerLimit(t *testing.T) {
+	eg := egress.NewSession(egress.Policy{Mode: egress.ModeAll}, egress.Limits{}, nil, nil)
+	defer eg.Close()
+	p, err := Start(context.Background(), eg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	u, _ := url.Parse(p.URL())
+	c, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	go func() {
+		_, _ = io.WriteString(c, "CONNECT x:1 HTTP/1.1\r\nX-Big: ")
+		_, _ = c.Write(make([]byte, 4*maxRequest)) // the proxy stops reading; this write may fail
+	}()
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("status %s", resp.Status)
+	}
+}

@@ -23,7 +23,7 @@
 // address; T: a JSON description of the session; W: the count sent; R: the
 // bytes, none at end of stream; P: 1 when a receive would not block, 0 when
 // the timeout passed first), or with a kind byte (Kind*) and a message.
-// P reads ahead at most one byte, which the next R returns; it is what the
+// P reads ahead what has arrived, which the next R returns; it is what the
 // guest's select and poll ask (the descriptor is this file, which WASI's
 // poll_oneoff reports ready at once).
 // Closing the file closes the connection.
@@ -291,8 +291,8 @@ type connFile struct {
 	answer  []byte
 	off     int
 	closed  bool
-	// ahead is what a poll read ahead (one byte), aheadErr the failure
-	// (or end of stream) it met: the next receive returns them first.
+	// ahead is what a poll read ahead, aheadErr the failure (or end of
+	// stream) it met: the next receives return them first.
 	ahead    []byte
 	aheadErr error
 }
@@ -525,6 +525,12 @@ func (f *connFile) handshake(timeout time.Duration, verify int, withRoots bool, 
 		f.fail(KindTLS, "vane: the connection already uses TLS")
 		return
 	}
+	if len(f.ahead) > 0 || f.aheadErr != nil {
+		// A poll read the peer's bytes before the handshake: they are not
+		// TLS's, and must not be taken for decrypted data.
+		f.fail(KindTLS, "vane: the peer sent data before the TLS handshake")
+		return
+	}
 	if verify == 2 && name == "" {
 		f.fail(KindTLS, "vane: checking the host name needs a server name")
 		return
@@ -641,8 +647,9 @@ func (f *connFile) send(timeout time.Duration, data []byte) {
 func (f *connFile) receive(timeout time.Duration, max int) {
 	switch {
 	case len(f.ahead) > 0 && max > 0:
-		f.answer = append([]byte{'+'}, f.ahead...)
-		f.ahead = f.ahead[:0]
+		n := min(max, len(f.ahead))
+		f.answer = append([]byte{'+'}, f.ahead[:n]...)
+		f.ahead = f.ahead[n:]
 		return
 	case f.aheadErr != nil:
 		err := f.aheadErr
@@ -671,23 +678,26 @@ func (f *connFile) receive(timeout time.Duration, max int) {
 }
 
 // poll answers whether a receive would not block, waiting at most
-// timeout: it reads ahead one byte (or meets the end of stream or a
-// failure), which the next receive returns.
+// timeout: it reads ahead what has arrived (or meets the end of stream or a
+// failure), which the next receives return.
 func (f *connFile) poll(timeout time.Duration) {
 	if len(f.ahead) > 0 || f.aheadErr != nil {
 		f.answer = []byte("+1")
 		return
 	}
-	var b [1]byte
+	buf := make([]byte, MaxChunk)
 	var n int
 	err := f.bounded(f.conn, timeout, func() error {
 		var err error
-		n, err = f.conn.Read(b[:])
+		n, err = f.conn.Read(buf)
 		return err
 	})
 	switch {
 	case n > 0:
-		f.ahead = append(f.ahead[:0], b[0])
+		f.ahead = buf[:n]
+		if err != nil {
+			f.aheadErr = err
+		}
 		f.answer = []byte("+1")
 	case err == nil:
 		f.answer = []byte("+0")

@@ -112,7 +112,20 @@ func TestNet_exchange(t *testing.T) {
 				got += a[1:]
 			}
 			if got != "abc" {
-				t.Fatalf("after a poll the bytes were %q, want abc (the byte read ahead first)", got)
+				t.Fatalf("after a poll the bytes were %q, want abc", got)
+			}
+			command(t, f, "W 5000 3\nxyz", split)
+			if a := command(t, f, "P 5000\n", split); a != "+1" {
+				t.Fatalf("poll: %q", a)
+			}
+			if a := command(t, f, "T 5000 0 1 x - 0\n", split); a[0] == '+' || !strings.Contains(a, "before the TLS handshake") {
+				t.Fatalf("a handshake over bytes a poll read ahead: %q", a)
+			}
+			if a := command(t, f, "R 5000 2\n", split); a != "+xy" {
+				t.Fatalf("a receive smaller than what a poll read ahead: %q", a)
+			}
+			if a := command(t, f, "R 5000 64\n", split); a != "+z" {
+				t.Fatalf("the rest of what a poll read ahead: %q", a)
 			}
 			if a := command(t, f, "S 1\n", split); a != "+" {
 				t.Fatalf("shutdown: %q", a)

@@ -478,7 +478,7 @@ async def main(host: str, echo_port: int, silent_port: int):
     e.sendall(b"ping")
     r, _, _ = select.select([s, e.fileno()], [], [], 10)
     out["echo_select"] = r == [e.fileno()]
-    out["echo"] = e.recv(10).decode() + e.recv(10).decode()  # the byte select read ahead, then the rest
+    out["echo"] = e.recv(10).decode()
     sel = selectors.DefaultSelector()
     sel.register(e, selectors.EVENT_READ)
     e.sendall(b"again")
@@ -492,6 +492,23 @@ async def main(host: str, echo_port: int, silent_port: int):
     await writer.drain()
     out["async"] = (await asyncio.wait_for(reader.readline(), 10)).decode().strip()
     writer.close()
+    # An idle asyncio read waits in select, not in a loop of recvs.
+    calls = [0]
+    recv = socket.socket.recv
+
+    def counting(self, *args):
+        calls[0] += 1
+        return recv(self, *args)
+
+    socket.socket.recv = counting
+    idle_reader, idle_writer = await asyncio.open_connection(host, silent_port)
+    try:
+        await asyncio.wait_for(idle_reader.read(10), 0.5)
+    except asyncio.TimeoutError:
+        pass
+    socket.socket.recv = recv
+    idle_writer.close()
+    out["idle_recvs"] = calls[0]
     return out
 `
 	executors := map[string]*Executor{
@@ -518,12 +535,13 @@ async def main(host: str, echo_port: int, silent_port: int):
 				Selector   int
 				Again      string
 				Async      string
+				IdleRecvs  int `json:"idle_recvs"`
 			}
 			if err := json.Unmarshal(out.Result, &got); err != nil {
 				t.Fatal(err)
 			}
 			if got.IdleSelect != 0 || got.IdlePoll != 0 || got.Writable != 1 || !got.EchoSelect || !strings.HasPrefix("ping", got.Echo) ||
-				got.Selector != 1 || got.Again != "again" || got.Async != "hello async" {
+				got.Selector != 1 || got.Again != "again" || got.Async != "hello async" || got.IdleRecvs > 10 {
 				t.Fatalf("result %s", out.Result)
 			}
 		})

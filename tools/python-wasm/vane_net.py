@@ -528,6 +528,9 @@ class _Poll:
 def _patch():
     _select_module.select = select
     _select_module.poll = _Poll
+    # Both took the originals when selectors was imported (asyncio's loop
+    # uses SelectSelector).
+    _selectors_module.SelectSelector._select = staticmethod(select)
     _selectors_module.PollSelector._selector_cls = _Poll
     s = _socket_module
     s.socket = socket
