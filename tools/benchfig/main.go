@@ -81,6 +81,7 @@ var runs = []run{
 		{what: "`run_wait_result`, Bash script making one HTTP GET (curl) to a test server through the egress policy, sequential", name: "BenchmarkAPI_RunWaitResultHTTPGet/bash", show: []metric{p50, p99}},
 		{what: "the same in Deno (`fetch`)", name: "BenchmarkAPI_RunWaitResultHTTPGet/deno", show: []metric{p50, p99}},
 		{what: "the same in Go (`net/http`'s default client, through vane's dialer)", name: "BenchmarkAPI_RunWaitResultHTTPGet/go", show: []metric{p50, p99}},
+		{what: "the same in Python (`urllib.request`, through vane's sockets)", name: "BenchmarkAPI_RunWaitResultHTTPGet/python", show: []metric{p50, p99}},
 	}},
 	{pkg: "./bench/", bench: "^BenchmarkAPI_RunWaitResultBashNoJail$", benchtime: "400x", timeout: 3 * time.Minute, rows: []row{
 		{what: "`run_wait_result`, Bash, unjailed (`--insecure-no-jail`), sequential", name: "BenchmarkAPI_RunWaitResultBashNoJail/sequential", show: []metric{p50, p99}},
