@@ -82,6 +82,7 @@ const (
 	cmdSealPhase           cmdType = 73
 	cmdResealValues        cmdType = 74
 	cmdSetWorkspaceEgress  cmdType = 75
+	cmdPutBlob             cmdType = 76
 	cmdInviteUser          cmdType = 80
 	cmdAcceptInvite        cmdType = 81
 	cmdDeleteInvite        cmdType = 82
@@ -173,6 +174,8 @@ func newCommand(t cmdType) command {
 		return &setOperatorSettingsCmd{}
 	case cmdSetWorkspaceEgress:
 		return &setWorkspaceEgressCmd{}
+	case cmdPutBlob:
+		return &putBlobCmd{}
 	case cmdSealPhase:
 		return &sealPhaseCmd{}
 	case cmdResealValues:

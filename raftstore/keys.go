@@ -43,6 +43,7 @@ var (
 	bucketFlowRaw       = []byte("flow_raw")        // ws \x00 id -> a flow job's raw flow (kept out of its record)
 	bucketFlowStatus    = []byte("flow_status")     // ws \x00 id -> a flow job's status (kept out of its record)
 	bucketInvites       = []byte("invites")         // ws \x00 email -> vane.Invite (pending)
+	bucketBlobs         = []byte("blobs")           // ws \x00 sha256 hex -> bytes (see blobs.go)
 )
 
 // allBuckets lists every bucket; the FSM creates them on open and after restore.
@@ -54,6 +55,7 @@ var allBuckets = [][]byte{
 	bucketGroups, bucketFolders, bucketFlows, bucketFlowVersions, bucketAudit,
 	bucketClaimTurns, bucketUsage, bucketRunningFlows, bucketFlowRaw, bucketFlowStatus,
 	bucketInvites,
+	bucketBlobs,
 }
 
 var (
