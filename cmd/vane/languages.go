@@ -37,7 +37,7 @@ type languages struct {
 // is this node's HTTP API (host:port), which jobs reach through the
 // sandbox's forwarder. A language whose toolchain is not installed is left
 // out with a warning naming `make deps`; the others still run.
-func newLanguages(ctx context.Context, cfg serveConfig, apiAddr string, egressFor func(string, io.Writer) jobrt.Egress, log *slog.Logger) (_ *languages, err error) {
+func newLanguages(ctx context.Context, cfg serveConfig, apiAddr string, egressFor func(string, io.Writer) jobrt.Egress, wheels python.WheelStore, log *slog.Logger) (_ *languages, err error) {
 	l := &languages{executors: map[vane.ScriptLang]jobrt.Executor{}, parsers: map[vane.ScriptLang]api.SignatureParser{},
 		deployers: map[vane.ScriptLang]api.Deployer{}}
 	defer func() {
@@ -115,7 +115,8 @@ func newLanguages(ctx context.Context, cfg serveConfig, apiAddr string, egressFo
 				return nil, err
 			}
 			pc := python.Config{BuildDir: build, CacheDir: filepath.Join(cacheDir, "python"), Host: host,
-				PackagesDir: cfg.PythonPackagesDir, CABundle: caBundle}
+				PackagesDir: cfg.PythonPackagesDir, CABundle: caBundle,
+				IndexURL: cfg.PythonIndexURL, NewEgress: egressFor, Wheels: wheels}
 			if !cfg.PythonInProcess {
 				// Worker processes run guests without wazero's per-loop
 				// context checks (2-3x faster on CPU-bound code) and are

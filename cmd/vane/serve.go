@@ -141,7 +141,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 	// Jobs, and deployments that fetch (Deno's https: imports), reach the
 	// outside under one egress policy, counted in one set of metrics.
 	egressFor := newEgress(cfg, metrics, log, st.GetWorkspace)
-	langs, err := newLanguages(ctx, cfg, internalAddr(ln.Addr()), egressFor, log)
+	langs, err := newLanguages(ctx, cfg, internalAddr(ln.Addr()), egressFor, st, log)
 	if err != nil {
 		return err
 	}

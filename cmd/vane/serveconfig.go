@@ -20,6 +20,10 @@ import (
 	"vane/runtime/deno"
 )
 
+// defaultPythonIndexURL is the index Windmill's workers resolve Python
+// requirements against by default (pip's and uv's default index).
+const defaultPythonIndexURL = "https://pypi.org/simple/"
+
 // serveConfig is everything `vane serve` reads from flags and the environment.
 type serveConfig struct {
 	DataDir string
@@ -42,6 +46,10 @@ type serveConfig struct {
 	// PythonPackagesDir is an operator's directory of pure-Python packages
 	// that Python scripts may import (mounted read-only).
 	PythonPackagesDir string
+	// PythonIndexURL is the package index (the simple repository API)
+	// deployments resolve Python scripts' third-party requirements against
+	// (--python-index-url); empty: none.
+	PythonIndexURL string
 	// PythonInProcess runs Python jobs inside the server process instead of
 	// in worker processes (see runtime/python/DESIGN.md for the trade-off).
 	PythonInProcess bool
@@ -158,6 +166,8 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.StringVar(&c.DenoPath, "deno-path", envStr("VANE_DENO_PATH", ""), "the deno binary; default: .tools/deno, then PATH (env VANE_DENO_PATH)")
 	denoMirrors := fs.String("deno-import-mirror", envStr("VANE_DENO_IMPORT_MIRROR", ""), "comma-separated FROM=TO https: URL prefixes: Deno scripts' remote imports under FROM are fetched from TO, e.g. https://deno.land/=https://mirror.internal/deno.land/ (env VANE_DENO_IMPORT_MIRROR)")
 	fs.StringVar(&c.DenoJSRURL, "deno-jsr-url", envStr("VANE_DENO_JSR_URL", ""), "the JSR registry Deno deployments fetch jsr: imports from; default Deno's (env VANE_DENO_JSR_URL)")
+	fs.StringVar(&c.PythonIndexURL, "python-index-url", envStr("VANE_PYTHON_INDEX_URL", defaultPythonIndexURL),
+		"the package index (simple repository API, PEP 503/691) Python deployments resolve third-party requirements against, under the workspace's egress; empty: none (env VANE_PYTHON_INDEX_URL)")
 	fs.StringVar(&c.PythonPackagesDir, "python-packages-dir", envStr("VANE_PYTHON_PACKAGES_DIR", ""), "a directory of pure-Python packages that Python scripts may import (env VANE_PYTHON_PACKAGES_DIR)")
 	fs.BoolVar(&c.PythonInProcess, "python-in-process", envBool("VANE_PYTHON_IN_PROCESS"), "run Python jobs in the server process, stopped by wazero's context checks, instead of in worker processes killed at the deadline (env VANE_PYTHON_IN_PROCESS)")
 	fs.BoolVar(&c.InsecureNoJail, "insecure-no-jail", envBool("VANE_INSECURE_NO_JAIL"), "run subprocess jobs without the jail (development only) (env VANE_INSECURE_NO_JAIL)")
@@ -219,6 +229,14 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	if c.DenoJSRURL != "" {
 		if u, err := url.Parse(c.DenoJSRURL); err != nil || u.Scheme != "https" || u.Host == "" {
 			return c, fmt.Errorf("--deno-jsr-url %q: want an https: URL", c.DenoJSRURL)
+		}
+	}
+	if c.PythonIndexURL != "" {
+		if u, err := url.Parse(c.PythonIndexURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return c, fmt.Errorf("--python-index-url %q: want an https: (or http:) URL of a simple repository, without query or fragment", c.PythonIndexURL)
+		}
+		if !strings.HasSuffix(c.PythonIndexURL, "/") {
+			c.PythonIndexURL += "/"
 		}
 	}
 	if c.Egress, err = egress.ParseMode(*egressMode); err != nil {

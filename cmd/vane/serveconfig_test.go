@@ -80,6 +80,22 @@ func TestParseServeConfig(t *testing.T) {
 					t.Fatal("the flag's false did not win over the environment's true")
 				}
 			}},
+		{name: "python index", check: func(t *testing.T, c serveConfig) {
+			if c.PythonIndexURL != defaultPythonIndexURL {
+				t.Fatalf("python index default %q", c.PythonIndexURL)
+			}
+		}},
+		{name: "python index from env, a slash added", env: map[string]string{"VANE_PYTHON_INDEX_URL": "https://idx.internal/simple"},
+			check: func(t *testing.T, c serveConfig) {
+				if c.PythonIndexURL != "https://idx.internal/simple/" {
+					t.Fatalf("python index %q", c.PythonIndexURL)
+				}
+			}},
+		{name: "no python index", args: []string{"--python-index-url", ""}, check: func(t *testing.T, c serveConfig) {
+			if c.PythonIndexURL != "" {
+				t.Fatalf("python index %q, want none", c.PythonIndexURL)
+			}
+		}},
 		{name: "languages list", args: []string{"--languages", "bash, python3"}, check: func(t *testing.T, c serveConfig) {
 			if len(c.Languages) != 2 || c.Languages[0] != "bash" || c.Languages[1] != "python3" {
 				t.Fatalf("languages %v", c.Languages)
@@ -117,6 +133,9 @@ func TestParseServeConfig_Errors(t *testing.T) {
 		{name: "zombie timeout not a number", env: map[string]string{"ZOMBIE_JOB_TIMEOUT": "30s"}, wantErr: "ZOMBIE_JOB_TIMEOUT"},
 		{name: "create workspace require superadmin not a boolean", env: map[string]string{"CREATE_WORKSPACE_REQUIRE_SUPERADMIN": "yes please"},
 			wantErr: "CREATE_WORKSPACE_REQUIRE_SUPERADMIN"},
+		{name: "python index not a URL", args: []string{"--python-index-url", "idx.internal/simple"}, wantErr: "--python-index-url"},
+		{name: "python index with a query", env: map[string]string{"VANE_PYTHON_INDEX_URL": "https://idx.internal/simple/?x=1"}, wantErr: "--python-index-url"},
+		{name: "python index not http", args: []string{"--python-index-url", "file:///srv/simple/"}, wantErr: "--python-index-url"},
 		{name: "bad log level", args: []string{"--log-level", "loud"}, wantErr: "--log-level"},
 		{name: "stray argument", args: []string{"extra"}, wantErr: "unexpected"},
 	}

@@ -18,10 +18,11 @@ const maxImportedScripts = 64
 // Deploy is the save-time step of a Python script version: it compiles the
 // code (a syntax error fails the deployment with Python's message), resolves
 // the workspace scripts it imports by path (`from f.folder.name import x`,
-// transitively) to their current code through d.ResolveScript, rejects
-// third-party imports that the packages directory does not provide, and
-// leaves the compiled .pyc tree in the cache so the first job does not
-// compile. The lock it returns records the imported scripts' code (see Lock).
+// transitively) to their current code through d.ResolveScript, resolves
+// and locks the third-party packages the scripts need that the packages
+// directory does not provide (packages.go), and leaves the compiled .pyc
+// tree in the cache so the first job does not compile. The lock it returns
+// records the imported scripts' code and the requirements lock (see Lock).
 func (e *Executor) Deploy(ctx context.Context, d *jobrt.Deployment) (string, error) {
 	type source struct{ path, code string }
 	queue := []source{{path: d.Path, code: d.Code}}
@@ -75,13 +76,34 @@ func (e *Executor) Deploy(ctx context.Context, d *jobrt.Deployment) (string, err
 			}
 		}
 	}
-	if len(missing) > 0 {
-		return "", fmt.Errorf("third-party packages are not available: %s (vane has no package index; "+
-			"an operator can provide pure-Python packages in the python packages directory)", strings.Join(slices.Sorted(maps.Keys(missing)), ", "))
-	}
 	lock.Packages = slices.Sorted(maps.Keys(packages))
+	imports := sortedKeys(missing)
+	reqs, err := requirementsOf(d.Code, imports)
+	if err != nil {
+		return "", err
+	}
+	if len(reqs) > 0 {
+		given, err := ParseLock(d.Lock)
+		if err != nil {
+			given = Lock{}
+		}
+		if e.cfg.IndexURL == "" && given.Requirements == "" {
+			return "", fmt.Errorf("third-party packages are not available: %s (this node has no package index, --python-index-url; "+
+				"an operator can provide pure-Python packages in the python packages directory)", strings.Join(imports, ", "))
+		}
+		if lock.Requirements, err = e.lockPackages(ctx, d, reqs, given.Requirements); err != nil {
+			return "", fmt.Errorf("cannot install the script's packages: %w", err)
+		}
+		tree, err := e.scripts.packages(ctx, d.Workspace, lock.Requirements, nil)
+		if err != nil {
+			return "", err
+		}
+		if err := checkProvided(tree, imports, lock.Requirements); err != nil {
+			return "", err
+		}
+	}
 	text := lock.String()
-	if _, failure, err := e.scripts.prepare(ctx, d.Code, text); err != nil {
+	if _, failure, err := e.scripts.prepare(ctx, d.Workspace, d.Code, text); err != nil {
 		return "", err
 	} else if failure != nil {
 		return "", fmt.Errorf("the script does not compile: %s", errorMessage(failure))

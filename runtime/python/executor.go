@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/sys"
@@ -76,8 +77,23 @@ type Config struct {
 	WorkerCacheDir string
 	// CABundle is a PEM file of the CAs jobs' TLS trusts (the machine's and
 	// the operator's --ca-file). Empty: none, and every TLS handshake that
-	// verifies fails.
+	// verifies fails. Deployments' index requests trust the same.
 	CABundle string
+	// IndexURL is the package index deployments resolve third-party
+	// requirements against: the simple repository API (PEP 503/691), e.g.
+	// "https://host/simple/". Empty: scripts with third-party imports fail
+	// to deploy, unless PackagesDir provides them.
+	IndexURL string
+	// NewEgress opens the way out of a deployment of workspace's (its index
+	// requests); refusals are written to logs. Nil: deployments reach no
+	// index.
+	NewEgress func(workspace string, logs io.Writer) jobrt.Egress
+	// Wheels keeps the locked wheels, replicated (raftstore's blobs). Nil:
+	// no third-party packages.
+	Wheels WheelStore
+	// DeployTimeout bounds one deployment's resolution and downloads (0
+	// means 5 minutes).
+	DeployTimeout time.Duration
 }
 
 // DefaultBuildDir returns where `make python-wasm` puts its newest build,
@@ -143,6 +159,9 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 	build, err := filepath.EvalSymlinks(cfg.BuildDir)
 	if err != nil {
 		return nil, fmt.Errorf("cannot resolve python build dir: %w", err)
+	}
+	if cfg.DeployTimeout <= 0 {
+		cfg.DeployTimeout = defaultDeployTimeout
 	}
 	e := &Executor{cfg: cfg, host: cfg.Host, apiHTTP: apifile.NewHTTPClient()}
 	var roots []byte
@@ -316,7 +335,7 @@ func (e *Executor) runLocal(ctx context.Context, req *jobrt.Request) (jobrt.Outc
 	limits := req.Limits.WithDefaults()
 	ctx, cancel := context.WithTimeout(ctx, limits.Timeout)
 	defer cancel()
-	dir, failure, err := e.scripts.prepare(ctx, req.Code, req.Lock)
+	dir, failure, err := e.scripts.prepare(ctx, req.Job.Workspace, req.Code, req.Lock)
 	if err != nil {
 		if ctx.Err() != nil {
 			return e.interrupted(ctx, limits), nil

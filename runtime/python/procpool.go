@@ -436,7 +436,7 @@ func (e *Executor) runInWorker(ctx context.Context, req *jobrt.Request) (jobrt.O
 	defer cancel()
 	// The script is compiled here (the worker cannot write the script
 	// cache); a job's first run of a version pays it, as in process.
-	scriptDir, failure, err := e.scripts.prepare(ctx, req.Code, req.Lock)
+	scriptDir, failure, err := e.scripts.prepare(ctx, req.Job.Workspace, req.Code, req.Lock)
 	if err != nil {
 		if ctx.Err() != nil {
 			return e.interrupted(ctx, limits), nil

@@ -6,13 +6,17 @@ import (
 	_ "embed"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+
+	"vane/runtime/python/pyindex"
 )
 
 // mainModule is the module name of the job's own script under /script.
@@ -51,22 +55,33 @@ const (
 
 // Lock is what the Deployer records for a Python script version: the code
 // of the workspace scripts it imports by path (resolved at save time, so a
-// version always runs with the same imports, on any node) and the
-// third-party modules the operator's packages directory provides. It is
-// stored as JSON; a script with no such imports has an empty lock.
+// version always runs with the same imports, on any node), the top-level
+// modules the operator's packages directory provides, and the requirements
+// lock of its third-party packages (packages.go). A lock with only
+// requirements is stored as their text, in Windmill's requirements-lock
+// form (what `wmill` keeps in a script's .lock file); any other as JSON. A
+// script with no such imports has an empty lock.
 type Lock struct {
 	// Scripts maps a workspace script's path (f/folder/name) to its code.
 	Scripts map[string]string `json:"scripts,omitempty"`
 	// Packages lists the top-level modules taken from the packages dir.
 	Packages []string `json:"packages,omitempty"`
+	// Requirements is the requirements lock (pyindex.Lock's text).
+	Requirements string `json:"requirements,omitempty"`
 }
 
-// ParseLock decodes a lock; an empty (or non-JSON, e.g. a requirements.txt
-// given by the user) lock is an empty Lock.
+// ParseLock decodes a lock: JSON, a requirements lock, or anything else
+// (a requirements.txt a user gave), which is the empty Lock.
 func ParseLock(s string) (Lock, error) {
 	var l Lock
 	s = strings.TrimSpace(s)
-	if s == "" || !strings.HasPrefix(s, "{") {
+	if s == "" {
+		return l, nil
+	}
+	if !strings.HasPrefix(s, "{") {
+		if rl, err := pyindex.ParseLock(s); err == nil && len(rl.Pins) > 0 {
+			l.Requirements = s + "\n"
+		}
 		return l, nil
 	}
 	if err := json.Unmarshal([]byte(s), &l); err != nil {
@@ -78,7 +93,7 @@ func ParseLock(s string) (Lock, error) {
 // String encodes the lock; the empty lock is "".
 func (l Lock) String() string {
 	if len(l.Scripts) == 0 && len(l.Packages) == 0 {
-		return ""
+		return l.Requirements
 	}
 	b, _ := json.Marshal(l) // map keys are sorted: the same lock, the same text
 	return string(b)
@@ -156,6 +171,18 @@ func newScriptCache(e *Executor, dir string) *scriptCache {
 	return &scriptCache{e: e, dir: dir, inflight: map[string]*sync.Mutex{}}
 }
 
+// lockKey returns the mutex that serializes the preparation of key.
+func (c *scriptCache) lockKey(key string) *sync.Mutex {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m, ok := c.inflight[key]
+	if !ok {
+		m = &sync.Mutex{}
+		c.inflight[key] = m
+	}
+	return m
+}
+
 func (c *scriptCache) key(code, lock string) string {
 	h := sha256.New()
 	for _, s := range []string{c.e.buildID, code, lock, wmillSource, preprocessorSource} {
@@ -168,19 +195,13 @@ func (c *scriptCache) key(code, lock string) string {
 // prepare returns the directory holding the compiled script and its
 // workspace imports, compiling them if needed. A script that does not
 // compile gives a failed job's result (failure) rather than an error.
-func (c *scriptCache) prepare(ctx context.Context, code, lock string) (dir string, failure json.RawMessage, err error) {
+func (c *scriptCache) prepare(ctx context.Context, ws, code, lock string) (dir string, failure json.RawMessage, err error) {
 	key := c.key(code, lock)
 	dir = filepath.Join(c.dir, key)
 	if _, err := os.Stat(filepath.Join(dir, mainModule+".pyc")); err == nil {
 		return dir, nil, nil
 	}
-	c.mu.Lock()
-	m, ok := c.inflight[key]
-	if !ok {
-		m = &sync.Mutex{}
-		c.inflight[key] = m
-	}
-	c.mu.Unlock()
+	m := c.lockKey(key)
 	m.Lock()
 	defer m.Unlock()
 	if _, err := os.Stat(filepath.Join(dir, mainModule+".pyc")); err == nil {
@@ -215,6 +236,13 @@ func (c *scriptCache) prepare(ctx context.Context, code, lock string) (dir strin
 		files[filepath.FromSlash(path)+".pyc"] = comp
 	}
 
+	var packages string // the installed tree of the requirements, if any
+	if l.Requirements != "" {
+		if packages, err = c.packages(ctx, ws, l.Requirements, nil); err != nil {
+			return "", nil, err
+		}
+	}
+
 	if err := os.MkdirAll(c.dir, 0o755); err != nil {
 		return "", nil, fmt.Errorf("cannot create script cache: %w", err)
 	}
@@ -224,6 +252,12 @@ func (c *scriptCache) prepare(ctx context.Context, code, lock string) (dir strin
 	}
 	if err != nil {
 		return "", nil, fmt.Errorf("cannot create script dir: %w", err)
+	}
+	if packages != "" {
+		if err := linkTree(packages, tmp); err != nil {
+			os.RemoveAll(tmp)
+			return "", nil, fmt.Errorf("cannot link the packages into the script dir: %w", err)
+		}
 	}
 	names := make([]string, 0, len(files))
 	for n := range files {
@@ -235,6 +269,12 @@ func (c *scriptCache) prepare(ctx context.Context, code, lock string) (dir strin
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			os.RemoveAll(tmp)
 			return "", nil, fmt.Errorf("cannot create script dir: %w", err)
+		}
+		// A package's file of the same name is a link into the shared
+		// packages tree: replaced, never written through.
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			os.RemoveAll(tmp)
+			return "", nil, fmt.Errorf("cannot write compiled script: %w", err)
 		}
 		if err := os.WriteFile(p, files[n].pyc, 0o644); err != nil {
 			os.RemoveAll(tmp)
