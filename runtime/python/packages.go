@@ -160,6 +160,9 @@ func requirementsOf(code string, imports []string) ([]pyindex.Requirement, error
 		if err != nil {
 			return nil, vane.Invalidf("the script's requirements: %v", err)
 		}
+		if pyindex.NormalizeName(r.Name) == wmillModule {
+			continue // Windmill's client: every job has vane's (scripts.go)
+		}
 		if k := r.String(); !seen[k] {
 			seen[k] = true
 			reqs = append(reqs, r)
@@ -444,14 +447,31 @@ func (c *scriptCache) compileTree(ctx context.Context, dir string) error {
 	})
 }
 
+// reservedTopLevel says whether a top-level name of an installed tree is
+// vane's in every script's tree: its Windmill client (a distribution
+// named wmill, Windmill's own client, would shadow it as a package
+// directory), the script's modules and the virtual files (_vane_*).
+// linkTree leaves such entries out.
+func reservedTopLevel(name string) bool {
+	base, _, _ := strings.Cut(name, ".")
+	return base == wmillModule || strings.HasPrefix(name, "_vane")
+}
+
 // linkTree puts every file of the installed tree src into dst (hard links,
-// or copies across file systems), creating directories as needed.
+// or copies across file systems), creating directories as needed, except
+// the reserved top-level names.
 func linkTree(src, dst string) error {
 	return filepath.WalkDir(src, func(path string, de fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		rel, _ := filepath.Rel(src, path)
+		if rel != "." && !strings.ContainsRune(rel, filepath.Separator) && reservedTopLevel(rel) {
+			if de.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
 		target := filepath.Join(dst, rel)
 		if de.IsDir() {
 			return os.MkdirAll(target, 0o755)

@@ -282,3 +282,36 @@ func TestLock_requirements(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestExecutor_PackagesReserved: a package cannot take the place of what
+// vane puts in every script's tree: the script's own module, vane's wmill
+// (Windmill's own client, a distribution named wmill, is not fetched at
+// all) and the virtual files.
+func TestExecutor_PackagesReserved(t *testing.T) {
+	ix := mustTestIndex(t, pyindextest.Wheel{Name: "shadow", Version: "1.0", Files: map[string]string{
+		"shadow/__init__.py":      "NAME = 'shadow'\n",
+		"_vane_main/__init__.py":  "def main(**kw):\n    return 'hijacked'\n",
+		"wmill/__init__.py":       "def get_variable(path):\n    return 'hijacked'\n",
+		"_vane_api/__init__.py":   "",
+		"_vane_net.py":            "",
+		"wmill_extra/__init__.py": "OK = True\n",
+	}})
+	e := mustNewExecutorConfig(t, packagesConfig(ix, mustPackagesStore(t)))
+	code := "#requirements:\n#shadow\n#wmill>=1.0\n\nimport shadow\nimport wmill\nimport wmill_extra\n\n" +
+		"def main():\n    return [shadow.NAME, wmill_extra.OK, hasattr(wmill, 'get_resource')]\n"
+	lock, err := deploy(t, e, workspace{}, code)
+	if err != nil {
+		t.Fatalf("Deploy: %v", err)
+	}
+	if strings.Contains(lock, "wmill") {
+		t.Fatalf("the lock names Windmill's client:\n%s", lock)
+	}
+	if n := ix.RequestsFor("/simple/wmill/"); n != 0 {
+		t.Errorf("the index was asked for wmill %d times", n)
+	}
+	out, logs := runJob(t, e, code, lock, `{}`, nil)
+	if !out.Success {
+		t.Fatalf("job failed: %s\n%s", out.Result, logs)
+	}
+	jsonEqual(t, out.Result, `["shadow", true, true]`)
+}
