@@ -475,6 +475,13 @@ static int egress_up(const char *root, const char *tunpath) {
 	ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
 	if (ioctl(tun, TUNSETIFF, &ifr) < 0)
 		return fail("egress", "create tun device");
+	// Persistent: vane's close of its end then detaches from the device
+	// instead of unregistering it, which would wait for RCU grace periods
+	// holding the kernel's rtnl lock (every other jail's network set-up
+	// waits on it); the device goes with the namespace, in the same batch
+	// as its loopback.
+	if (ioctl(tun, TUNSETPERSIST, 1) < 0)
+		return fail("egress", "make tun device persistent");
 	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (s < 0)
 		return fail("egress", "socket");
@@ -540,8 +547,9 @@ static int egress_down(void) {
 	struct ifreq ifr;
 	memset(&ifr, 0, sizeof ifr);
 	strcpy(ifr.ifr_name, TUN_NAME);
-	// vane closes its end of the device of a job without egress as soon as
-	// it has it, which unregisters it: gone is as good as down.
+	// The device is persistent (egress_up): vane's close of its end leaves
+	// it registered until the namespace goes, so it is taken down here. A
+	// device already gone is as good as down.
 	if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
 		return errno == ENODEV ? (close(s), 0) : fail("egress", "read tun flags");
 	ifr.ifr_flags &= ~(IFF_UP | IFF_RUNNING);

@@ -197,14 +197,22 @@ func TestSandbox_EgressNotWithoutIt(t *testing.T) {
 
 // BenchmarkSandbox_Start measures a jailed `true`, from Start to Wait, with
 // the API-only network and with the egress network (tun device, network
-// stack): what the egress network adds to a job that does not use it.
+// stack), and on a sandbox that makes no device (NoDevice): what the egress
+// network adds to a job that does not use it.
 func BenchmarkSandbox_Start(b *testing.B) {
 	for _, c := range []struct {
 		name string
 		net  Network
-	}{{"APIOnly", NetworkAPIOnly}, {"Egress", NetworkEgress}} {
+		cfg  Config
+	}{
+		{"APIOnly", NetworkAPIOnly, Config{}},
+		{"Egress", NetworkEgress, Config{}},
+		// A machine without tun devices: no jail makes one (what every job
+		// paid before egress, for comparison).
+		{"NoDevice", NetworkAPIOnly, Config{tunPath: "/nonexistent/tun"}},
+	} {
 		b.Run(c.name, func(b *testing.B) {
-			s := MustNew(b, Config{})
+			s := MustNew(b, c.cfg)
 			root := MustJobRoot(b)
 			eg := &hostsEgress{}
 			lat := make([]time.Duration, 0, b.N)
