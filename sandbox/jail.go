@@ -156,7 +156,7 @@ func (s *Sandbox) startJailedSpec(ctx context.Context, spec *Spec, probe bool) (
 		}
 		if !sp.Egress {
 			closeTun(tun)
-		} else if p.net, err = startNetstack(tun, spec.Egress); err != nil {
+		} else if p.net, err = newJailNet(tun, spec.Egress); err != nil {
 			return fail(fmt.Errorf("cannot build jail: %w", err))
 		}
 	}

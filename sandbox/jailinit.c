@@ -466,6 +466,12 @@ static int egress_up(const char *root, const char *tunpath) {
 	if (dad)
 		write_file(dad, "0");
 	free(dad);
+	// Nor does the device solicit routers: its first packet is then the
+	// job's own, which is what starts vane's network stack (netstack.go).
+	char *rs = join(root, "proc/sys/net/ipv6/conf/default/router_solicitations");
+	if (rs)
+		write_file(rs, "0");
+	free(rs);
 	int tun = open(tunpath ? tunpath : "/dev/net/tun", O_RDWR | O_CLOEXEC);
 	if (tun < 0)
 		return fail("egress", "open /dev/net/tun");

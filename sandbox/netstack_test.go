@@ -237,6 +237,35 @@ func BenchmarkSandbox_Start(b *testing.B) {
 	}
 }
 
+// TestSandbox_EgressLazy: a job with NetworkEgress that does not use the
+// network starts no network stack (the device sends nothing of its own,
+// even after the pooled init waited), and one that does starts one.
+func TestSandbox_EgressLazy(t *testing.T) {
+	echo, _ := echoServer(t)
+	v4 := netip.MustParseAddrPort("192.0.2.10:7")
+	eg := &hostsEgress{routes: map[netip.AddrPort]string{v4: echo}}
+	s := MustNew(t, Config{})
+	// The pool's inits prepared their devices ahead of need; give them
+	// the time a kernel takes to solicit routers or announce addresses.
+	time.Sleep(1500 * time.Millisecond)
+	before := netstacksStarted.Load()
+	for range 3 {
+		if out, ex := runEgressJob(t, s, eg, "echo quiet"); !ex.Success() || out != "quiet\n" {
+			t.Fatalf("exit %v, output %q", ex, out)
+		}
+	}
+	if n := netstacksStarted.Load() - before; n != 0 {
+		t.Fatalf("%d network stacks started for jobs that never used the network", n)
+	}
+	out, ex := runEgressJob(t, s, eg, "exec 3<>/dev/tcp/192.0.2.10/7; echo ping >&3; read -r l <&3; echo \"got $l\"")
+	if !ex.Success() || out != "got ping\n" {
+		t.Fatalf("exit %v, output %q", ex, out)
+	}
+	if n := netstacksStarted.Load() - before; n != 1 {
+		t.Fatalf("%d network stacks started for one job that connected, want 1", n)
+	}
+}
+
 // TestSandbox_EgressUnavailable: on a machine without tun devices, jails
 // still run, a job asking for egress gets vane's API only (less network,
 // never more), and Status says why.

@@ -61,7 +61,7 @@ type Process struct {
 	cg         cgroup         // nil without cgroups
 	stdin      *os.File       // write end of the stdin pipe
 	lifeline   *os.File       // jailed: vane's end of the init's control socket
-	net        *netstack      // NetworkEgress: the jail's network, closed once the tree is dead
+	net        *jailNet       // NetworkEgress: the jail's network, closed once the tree is dead
 	copying    sync.WaitGroup // stdout/stderr copiers
 
 	stopWatch func() bool // stops the ctx watcher
