@@ -17,7 +17,8 @@ import (
 // replicated like every other entity and keyed by workspace, so a lock
 // written in one workspace cannot name another's private package. A blob is
 // never rewritten (the same sum is the same bytes) and is kept while the
-// workspace is: locks of old versions may name it.
+// workspace is: locks of old versions may name it. Blobs count towards the
+// workspace's quota.
 
 // MaxBlobBytes bounds one blob; a larger wheel fails its deployment.
 const MaxBlobBytes = 16 << 20
@@ -55,6 +56,7 @@ func (c *putBlobCmd) apply(a *applier) (output, error) {
 	k := key(c.Workspace, c.Sum)
 	if b.Get(k) == nil {
 		put(b, k, c.Data)
+		a.addUsage(c.Workspace, len(c.Data))
 	}
 	return output{}, nil
 }
@@ -77,11 +79,15 @@ func validateBlobSum(sum string) error {
 }
 
 // PutBlob stores data in workspace ws under its sha256, which it returns. A
-// blob this node already has is not proposed again.
+// blob this node already has is not proposed again. Blobs count towards the
+// workspace's quota (usage.go).
 func (s *Store) PutBlob(ctx context.Context, ws string, data []byte) (string, error) {
 	sum := blobSum(data)
 	if ok, err := s.HasBlob(ws, sum); err != nil || ok {
 		return sum, err
+	}
+	if err := s.checkQuota(ws, len(data)); err != nil {
+		return "", wrapErr("store the blob", err)
 	}
 	_, err := s.apply(ctx, &putBlobCmd{base: base{At: stampNow()}, Workspace: ws, Sum: sum, Data: data})
 	return sum, wrapErr("store the blob", err)

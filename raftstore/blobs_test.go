@@ -70,3 +70,27 @@ func TestStore_Blobs_badInput(t *testing.T) {
 		}
 	}
 }
+
+// TestStore_Blobs_quota: a blob counts towards its workspace's quota, once,
+// and one past the quota is refused.
+func TestStore_Blobs_quota(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.WorkspaceQuota = 1 << 20
+	s := MustOpen(t, cfg)
+	MustWorkspace(t, s)
+	ctx := context.Background()
+	before, _ := s.WorkspaceUsage(testWS)
+	data := bytes.Repeat([]byte("w"), 300<<10)
+	for range 2 {
+		if _, err := s.PutBlob(ctx, testWS, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if after, _ := s.WorkspaceUsage(testWS); after-before != uint64(len(data)) {
+		t.Fatalf("usage grew by %d, want %d (once)", after-before, len(data))
+	}
+	big := bytes.Repeat([]byte("x"), 800<<10)
+	if _, err := s.PutBlob(ctx, testWS, big); !errors.Is(err, vane.ErrQuotaExceeded) {
+		t.Fatalf("a blob past the quota: %v, want ErrQuotaExceeded", err)
+	}
+}

@@ -13,8 +13,8 @@ import (
 // Storage usage per workspace, for Config.WorkspaceQuota.
 //
 // bucketUsage holds, per workspace, the bytes of what its users put in the
-// store: job args, raw code and lock, results and log lines, and script
-// versions (content and lock). Every command that adds or deletes such bytes
+// store: job args, raw code and lock, results and log lines, script
+// versions (content and lock) and blobs (the wheels of Python locks). Every command that adds or deletes such bytes
 // changes the count in the same transaction (addUsage), so it is exact and
 // the same on every node; a state file written before the count existed has
 // it computed once on open (backfillUsage). Records' own fields (times,
@@ -101,7 +101,7 @@ func backfillUsage(tx *bolt.Tx) error {
 		counts[wsOf(k)] += int64(jobPayload(&r.Job))
 		return nil
 	})
-	for _, b := range [][]byte{bucketJobLogs, bucketFlowRaw, bucketFlowStatus} {
+	for _, b := range [][]byte{bucketJobLogs, bucketFlowRaw, bucketFlowStatus, bucketBlobs} {
 		if err == nil {
 			err = tx.Bucket(b).ForEach(func(k, v []byte) error {
 				counts[wsOf(k)] += int64(len(v))

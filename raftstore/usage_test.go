@@ -41,7 +41,7 @@ func TestUsage_CountsAndQuota(t *testing.T) {
 			defer db.Close()
 			// Copy the payload buckets into a fresh file and backfill it.
 			err = db.Update(func(dst *bolt.Tx) error {
-				for _, name := range [][]byte{bucketMeta, bucketJobs, bucketJobLogs, bucketScripts, bucketUsage, bucketFlowRaw, bucketFlowStatus} {
+				for _, name := range [][]byte{bucketMeta, bucketJobs, bucketJobLogs, bucketScripts, bucketUsage, bucketFlowRaw, bucketFlowStatus, bucketBlobs} {
 					b, err := dst.CreateBucket(name)
 					if err != nil {
 						return err
