@@ -22,6 +22,10 @@ var (
 	// sha256.
 	ErrDirectURL = errors.New("direct URL requirements are not supported")
 	// ErrUnsafeWheel means a wheel has an entry Install refuses to write:
-	// an absolute or escaping path, a symbolic link, native code.
+	// an absolute or escaping path, a path too deep, a symbolic link,
+	// native code.
 	ErrUnsafeWheel = errors.New("unsafe wheel")
+	// ErrPinMismatch means a wheel's own name or version (its .dist-info
+	// directory, its METADATA) is not those of the pin it was fetched for.
+	ErrPinMismatch = errors.New("the wheel is not the pinned distribution")
 )

@@ -1,9 +1,13 @@
 package pyindex
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"io"
+	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 
 	"vane/runtime/python/pyindex/pyindextest"
@@ -39,3 +43,46 @@ func sha256Hex(data []byte) string {
 }
 
 func boolPtr(b bool) *bool { return &b }
+
+// cancelAfterBody makes ix's client call cancel once the body of a
+// response for path has been read and closed: what the resolver does next
+// runs with a done context.
+func cancelAfterBody(ix *Index, path string, cancel context.CancelFunc) {
+	base := ix.Client.Transport
+	client := *ix.Client
+	client.Transport = roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		resp, err := base.RoundTrip(req)
+		if err == nil && req.URL.Path == path {
+			resp.Body = cancelOnClose{resp.Body, cancel}
+		}
+		return resp, err
+	})
+	ix.Client = &client
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
+
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
+}
+
+// countingContext counts the calls of Err, to show that a loop checks its
+// context.
+type countingContext struct {
+	context.Context
+	errCalls atomic.Int64
+}
+
+func (c *countingContext) Err() error {
+	c.errCalls.Add(1)
+	return c.Context.Err()
+}

@@ -94,36 +94,60 @@ func (ix *Index) maxWheelBytes() int64 {
 // URLs are resolved against the page's (final) URL, HTML entities
 // unescaped, the sha256 taken from the JSON "hashes" or the URL's
 // "#sha256=" fragment. A 404 is ErrNoProject, another non-2xx status an
-// error with the status, a page over MaxPageBytes ErrTooLarge, a malformed
-// page an error.
+// error with the status, a page over MaxPageBytes or listing more than
+// 100000 files ErrTooLarge, a malformed page an error.
 func (ix *Index) Files(ctx context.Context, project string) ([]File, error) {
-	base, err := ix.baseURL()
+	page, err := ix.fetchPage(ctx, project, ix.maxPageBytes())
 	if err != nil {
 		return nil, err
+	}
+	return page.files()
+}
+
+// projectPage is a project page as fetched, not yet parsed.
+type projectPage struct {
+	body        []byte
+	url         *url.URL // after redirects
+	contentType string
+}
+
+// fetchPage gets project's page, at most limit bytes (ErrTooLarge, the
+// only cause of that error).
+func (ix *Index) fetchPage(ctx context.Context, project string, limit int64) (projectPage, error) {
+	base, err := ix.baseURL()
+	if err != nil {
+		return projectPage{}, err
 	}
 	name := NormalizeName(project)
 	if !validName(name) {
-		return nil, fmt.Errorf("invalid project name %q", project)
+		return projectPage{}, fmt.Errorf("invalid project name %q", shortText(project))
 	}
 	pageURL := base.ResolveReference(&url.URL{Path: name + "/"})
-	body, finalURL, contentType, err := ix.get(ctx, pageURL, acceptProjectPage, ix.maxPageBytes())
+	body, finalURL, contentType, err := ix.get(ctx, pageURL, acceptProjectPage, limit)
 	if err != nil {
 		var status *statusError
 		if errors.As(err, &status) && status.code == http.StatusNotFound {
-			return nil, fmt.Errorf("%w: the index %s has no project named %q", ErrNoProject, redactURL(base), name)
+			return projectPage{}, fmt.Errorf("%w: the index %s has no project named %q", ErrNoProject, redactURL(base), name)
 		}
-		return nil, err
+		return projectPage{}, err
 	}
-	files, err := parseProjectPage(body, contentType, finalURL)
+	return projectPage{body: body, url: finalURL, contentType: contentType}, nil
+}
+
+// files parses the page.
+func (p projectPage) files() ([]File, error) {
+	files, err := parseProjectPage(p.body, p.contentType, p.url, maxPageFiles)
 	if err != nil {
-		return nil, fmt.Errorf("cannot read the project page %s: %w", redactURL(finalURL), err)
+		return nil, fmt.Errorf("cannot read the project page %s: %w", redactURL(p.url), err)
 	}
 	return files, nil
 }
 
 // Fetch downloads the wheel locked by pin: the file on the pin's project
 // page whose sha256 is pin.SHA256. That file must be a pure wheel of
-// pin.Version. The download is bounded by MaxWheelBytes and its sha256
+// pin.Version by its name, and by its content (VerifyWheel: CheckWheel,
+// and its .dist-info and METADATA name pin's project and version, else
+// ErrPinMismatch). The download is bounded by MaxWheelBytes and its sha256
 // checked (ErrHashMismatch names the file). A pinned file that was yanked
 // since is still fetched, as PEP 592 asks of exact pins.
 func (ix *Index) Fetch(ctx context.Context, pin Pin) ([]byte, error) {
@@ -148,7 +172,14 @@ func (ix *Index) Fetch(ctx context.Context, pin Pin) ([]byte, error) {
 		if err1 != nil || err2 != nil || got.Compare(locked) != 0 || NormalizeName(wn.project) != NormalizeName(pin.Name) {
 			return nil, fmt.Errorf("cannot fetch %s %s: the file with its sha256 is %s", pin.Name, pin.Version, f.Filename)
 		}
-		return ix.download(ctx, f, ix.maxWheelBytes())
+		data, err := ix.download(ctx, f, ix.maxWheelBytes())
+		if err != nil {
+			return nil, err
+		}
+		if _, err := verifyWheel(ctx, data, pin); err != nil {
+			return nil, fmt.Errorf("cannot fetch %s %s (%s): %w", pin.Name, pin.Version, f.Filename, err)
+		}
+		return data, nil
 	}
 	base, _ := ix.baseURL()
 	return nil, fmt.Errorf("cannot fetch %s %s: the index %s lists no file with sha256 %s", pin.Name, pin.Version, redactURL(base), want)
@@ -221,17 +252,18 @@ func (ix *Index) get(ctx context.Context, u *url.URL, accept string, limit int64
 	return body, final, resp.Header.Get("Content-Type"), nil
 }
 
-// parseProjectPage reads a project page by its media type.
-func parseProjectPage(body []byte, contentType string, pageURL *url.URL) ([]File, error) {
+// parseProjectPage reads a project page of at most maxFiles files by its
+// media type.
+func parseProjectPage(body []byte, contentType string, pageURL *url.URL, maxFiles int) ([]File, error) {
 	mediaType, _, err := mime.ParseMediaType(contentType)
 	if err != nil {
 		return nil, fmt.Errorf("invalid Content-Type %q", contentType)
 	}
 	switch mediaType {
 	case "application/vnd.pypi.simple.v1+json", "application/vnd.pypi.simple.latest+json", "application/json":
-		return parseJSONPage(body, pageURL)
+		return parseJSONPage(body, pageURL, maxFiles)
 	case "application/vnd.pypi.simple.v1+html", "application/vnd.pypi.simple.latest+html", "text/html":
-		return parseHTMLPage(string(body), pageURL)
+		return parseHTMLPage(string(body), pageURL, maxFiles)
 	}
 	return nil, fmt.Errorf("unsupported Content-Type %q", mediaType)
 }

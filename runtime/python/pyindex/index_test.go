@@ -222,3 +222,21 @@ func TestTestIndex_Negotiation(t *testing.T) {
 		}
 	}
 }
+
+// TestIndex_FetchMislabelled is a lock that says requests==2.31.0 with the
+// hash of alpha's wheel, which the index lists under requests: the bytes
+// match the hash, but the wheel is not requests.
+func TestIndex_FetchMislabelled(t *testing.T) {
+	repo, ix := MustIndex(t, false)
+	alpha := pyindextest.Wheel{Name: "alpha", Version: "1.0"}.Build()
+	repo.AddFile("requests-2.31.0-py3-none-any.whl", alpha)
+	_, err := ix.Fetch(context.Background(), Pin{Name: "requests", Version: "2.31.0", SHA256: sha256Hex(alpha)})
+	if !errors.Is(err, ErrPinMismatch) {
+		t.Fatalf("Fetch = %v, want ErrPinMismatch", err)
+	}
+	for _, s := range []string{"requests 2.31.0", "alpha-1.0.dist-info"} {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("Fetch error %q does not mention %q", err, s)
+		}
+	}
+}

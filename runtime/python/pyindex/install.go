@@ -2,7 +2,8 @@ package pyindex
 
 import (
 	"archive/zip"
-	"bytes"
+	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -16,13 +17,21 @@ import (
 // Default bounds of an installation.
 const (
 	DefaultMaxInstallFiles       = 20000
+	DefaultMaxInstallDirs        = 20000
 	DefaultMaxInstallBytes int64 = 512 << 20
 )
+
+// maxPathDepth bounds the components of a wheel entry's path; real wheels
+// nest a dozen deep at most.
+const maxPathDepth = 64
 
 // InstallLimits bounds one wheel's installation; zero means the default.
 type InstallLimits struct {
 	// MaxFiles bounds the file entries (DefaultMaxInstallFiles).
 	MaxFiles int
+	// MaxDirs bounds the directories created, directory entries and the
+	// parents of files alike (DefaultMaxInstallDirs).
+	MaxDirs int
 	// MaxBytes bounds the uncompressed bytes written, counted as they are
 	// copied, not taken from the archive's headers (DefaultMaxInstallBytes).
 	MaxBytes int64
@@ -40,31 +49,38 @@ const (
 // ".data/platlib/" go to dir's root, other ".data/*" directories
 // (scripts, headers, data) are skipped, every other entry (packages,
 // modules, the .dist-info) is written as is. Files are 0644, directories
-// 0755. It first checks the wheel (CheckWheel) and every entry, refusing
-// an absolute path, a ".." or "." component, a backslash, a NUL, a
-// symbolic link or other non-regular file, an entry written twice or a file
-// where a directory must be (ErrUnsafeWheel); then it bounds the file
-// count and the bytes written (ErrTooLarge). All writes go through an
-// os.Root, so nothing lands outside dir. On an error files already written
-// stay: the caller extracts into a fresh directory and removes it.
-func Install(data []byte, dir string, lim InstallLimits) error {
-	if lim.MaxFiles < 0 || lim.MaxBytes < 0 {
+// 0755; a file already in dir (another wheel's) is replaced, a directory
+// already there is used. It first checks the wheel (CheckWheel) and every
+// entry, refusing an absolute path, a ".." or "." component, a backslash,
+// a NUL, a path of more than 64 components, a symbolic link or other
+// non-regular file, an entry written twice or a file where a directory
+// must be (ErrUnsafeWheel); then it bounds the files, the directories and
+// the bytes written (ErrTooLarge). It does not check the wheel's name and
+// version: call VerifyWheel first for a pinned wheel. All writes go
+// through an os.Root, so nothing lands outside dir; each directory is
+// created once, from its parent's handle, and each file written from its
+// directory's, so the cost does not grow with the square of a path's
+// depth. ctx is checked before each entry and during each copy; a done
+// ctx returns its error. On an error files already written stay: the
+// caller extracts into a fresh directory and removes it.
+func Install(ctx context.Context, data []byte, dir string, lim InstallLimits) error {
+	if lim.MaxFiles < 0 || lim.MaxDirs < 0 || lim.MaxBytes < 0 {
 		return errors.New("cannot install: the limits must not be negative")
 	}
 	if lim.MaxFiles == 0 {
 		lim.MaxFiles = DefaultMaxInstallFiles
 	}
+	if lim.MaxDirs == 0 {
+		lim.MaxDirs = DefaultMaxInstallDirs
+	}
 	if lim.MaxBytes == 0 {
 		lim.MaxBytes = DefaultMaxInstallBytes
 	}
-	if err := CheckWheel(data); err != nil {
+	contents, err := checkWheel(ctx, data)
+	if err != nil {
 		return err
 	}
-	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
-	if err != nil {
-		return fmt.Errorf("%w: not a zip archive: %v", ErrUnsafeWheel, err)
-	}
-	plan, err := planInstall(zr, lim.MaxFiles)
+	plan, err := planInstall(ctx, contents.zr, lim)
 	if err != nil {
 		return err
 	}
@@ -73,35 +89,15 @@ func Install(data []byte, dir string, lim InstallLimits) error {
 		return fmt.Errorf("cannot install: %w", err)
 	}
 	defer root.Close()
-	for _, d := range plan.dirs {
-		if err := root.MkdirAll(d, 0o755); err != nil {
-			return fmt.Errorf("cannot install %s: %w", d, err)
-		}
-	}
-	remaining := lim.MaxBytes
-	for _, e := range plan.files {
-		n, err := writeEntry(root, e.file, e.target, remaining)
-		if errors.Is(err, ErrTooLarge) {
-			return fmt.Errorf("%w: the wheel unpacks to more than %d bytes", ErrTooLarge, lim.MaxBytes)
-		}
-		if err != nil {
-			return err
-		}
-		remaining -= n
-	}
-	for _, d := range plan.dirs {
-		if err := root.Chmod(d, 0o755); err != nil {
-			return fmt.Errorf("cannot install %s: %w", d, err)
-		}
-	}
-	return nil
+	return plan.write(ctx, root, lim.MaxBytes)
 }
 
-// installPlan is a checked wheel: the directories to create (parents
-// first) and the files to write.
+// installPlan is a checked wheel: the directories to create, each after
+// its parent and before anything else under it, and the files to write
+// by directory.
 type installPlan struct {
-	dirs  []string
-	files []installEntry
+	dirs    []string
+	filesIn map[string][]installEntry // directory ("." for the root) -> its files
 }
 
 type installEntry struct {
@@ -109,41 +105,54 @@ type installEntry struct {
 	target string // slash path under the install directory
 }
 
-// planInstall checks every entry and maps it to its target.
-func planInstall(zr *zip.Reader, maxFiles int) (installPlan, error) {
-	var plan installPlan
+// planInstall checks every entry, maps it to its target and counts the
+// files and directories against lim.
+func planInstall(ctx context.Context, zr *zip.Reader, lim InstallLimits) (installPlan, error) {
+	plan := installPlan{filesIn: map[string][]installEntry{}}
 	files := map[string]bool{}
 	dirs := map[string]bool{}
-	addDir := func(d string) {
+	addDir := func(d string) error {
 		for ; d != "." && !dirs[d]; d = path.Dir(d) {
+			if len(dirs) >= lim.MaxDirs {
+				return fmt.Errorf("%w: the wheel has more than %d directories", ErrTooLarge, lim.MaxDirs)
+			}
 			dirs[d] = true
 		}
+		return nil
 	}
 	for _, f := range zr.File {
+		if err := ctx.Err(); err != nil {
+			return plan, err
+		}
 		if err := checkEntryName(f.Name); err != nil {
-			return plan, fmt.Errorf("%w: entry %q: %v", ErrUnsafeWheel, f.Name, err)
+			return plan, fmt.Errorf("%w: entry %q: %v", ErrUnsafeWheel, shortText(f.Name), err)
 		}
 		isDir, err := entryKind(f)
 		if err != nil {
-			return plan, fmt.Errorf("%w: entry %q: %v", ErrUnsafeWheel, f.Name, err)
+			return plan, fmt.Errorf("%w: entry %q: %v", ErrUnsafeWheel, shortText(f.Name), err)
 		}
 		target := installTarget(strings.TrimSuffix(f.Name, "/"))
 		if target == "" {
 			continue
 		}
 		if isDir {
-			addDir(target)
+			if err := addDir(target); err != nil {
+				return plan, err
+			}
 			continue
 		}
-		if len(plan.files) >= maxFiles {
-			return plan, fmt.Errorf("%w: the wheel has more than %d files", ErrTooLarge, maxFiles)
+		if len(files) >= lim.MaxFiles {
+			return plan, fmt.Errorf("%w: the wheel has more than %d files", ErrTooLarge, lim.MaxFiles)
 		}
 		if files[target] {
 			return plan, fmt.Errorf("%w: %s is written twice", ErrUnsafeWheel, target)
 		}
 		files[target] = true
-		addDir(path.Dir(target))
-		plan.files = append(plan.files, installEntry{file: f, target: target})
+		parent := path.Dir(target)
+		if err := addDir(parent); err != nil {
+			return plan, err
+		}
+		plan.filesIn[parent] = append(plan.filesIn[parent], installEntry{file: f, target: target})
 	}
 	for target := range files {
 		if dirs[target] {
@@ -154,9 +163,99 @@ func planInstall(zr *zip.Reader, maxFiles int) (installPlan, error) {
 	for d := range dirs {
 		plan.dirs = append(plan.dirs, d)
 	}
-	// Sorted, a parent comes before its children.
-	slices.Sort(plan.dirs)
+	slices.SortFunc(plan.dirs, compareTreeOrder)
 	return plan, nil
+}
+
+// compareTreeOrder orders slash paths as a depth-first walk meets them:
+// bytes compared with "/" lowest, so "a", "a/b", "a/b/c", "a/c", "a-c";
+// every path comes before its descendants, and they directly follow it.
+func compareTreeOrder(a, b string) int {
+	for i := 0; i < len(a) && i < len(b); i++ {
+		x, y := a[i], b[i]
+		switch {
+		case x == y:
+			continue
+		case x == '/':
+			return -1
+		case y == '/':
+			return 1
+		}
+		return cmp.Compare(x, y)
+	}
+	return cmp.Compare(len(a), len(b))
+}
+
+// write creates the plan's directories and files under root, at most
+// maxBytes in all. It walks the tree depth first, keeping a handle on each
+// directory of the current path (at most maxPathDepth), so that each
+// directory is made from its parent's handle and each file opened from
+// its directory's.
+func (p installPlan) write(ctx context.Context, root *os.Root, maxBytes int64) error {
+	type openDir struct {
+		path string
+		root *os.Root
+	}
+	stack := []openDir{{".", root}}
+	defer func() {
+		for _, d := range stack[1:] {
+			d.root.Close()
+		}
+	}()
+	remaining := maxBytes
+	writeFiles := func(dir *os.Root, entries []installEntry) error {
+		for _, e := range entries {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			n, err := writeEntry(ctx, dir, e, remaining)
+			if errors.Is(err, ErrTooLarge) {
+				return fmt.Errorf("%w: the wheel unpacks to more than %d bytes", ErrTooLarge, maxBytes)
+			}
+			if err != nil {
+				return err
+			}
+			remaining -= n
+		}
+		return nil
+	}
+	if err := writeFiles(root, p.filesIn["."]); err != nil {
+		return err
+	}
+	for _, d := range p.dirs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		parent := path.Dir(d)
+		for len(stack) > 1 && stack[len(stack)-1].path != parent {
+			stack[len(stack)-1].root.Close()
+			stack = stack[:len(stack)-1]
+		}
+		if stack[len(stack)-1].path != parent {
+			return fmt.Errorf("cannot install %s: its parent was not created first", d) // a bug in the order
+		}
+		sub, err := makeDir(stack[len(stack)-1].root, path.Base(d))
+		if err != nil {
+			return fmt.Errorf("cannot install %s: %w", d, err)
+		}
+		stack = append(stack, openDir{d, sub})
+		if err := writeFiles(sub, p.filesIn[d]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// makeDir creates (or, made by another wheel, reuses) the directory name
+// in parent with mode 0755 and opens it.
+func makeDir(parent *os.Root, name string) (*os.Root, error) {
+	if err := parent.Mkdir(name, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, err
+	}
+	if err := parent.Chmod(name, 0o755); err != nil {
+		return nil, err
+	}
+	return parent.OpenRoot(name)
 }
 
 // checkEntryName refuses a name that could leave the install directory or
@@ -173,6 +272,9 @@ func checkEntryName(name string) error {
 	trimmed := strings.TrimSuffix(name, "/")
 	if trimmed == "" {
 		return errors.New("the name is empty")
+	}
+	if depth := strings.Count(trimmed, "/") + 1; depth > maxPathDepth {
+		return fmt.Errorf("the path has %d components, more than %d", depth, maxPathDepth)
 	}
 	for part := range strings.SplitSeq(trimmed, "/") {
 		switch part {
@@ -222,19 +324,21 @@ func installTarget(name string) string {
 	return inner
 }
 
-// writeEntry copies one file, at most remaining bytes, and returns the
-// bytes written.
-func writeEntry(root *os.Root, f *zip.File, target string, remaining int64) (int64, error) {
-	src, err := f.Open()
+// writeEntry copies one file into its directory, at most remaining
+// bytes, and returns the bytes written.
+func writeEntry(ctx context.Context, dir *os.Root, e installEntry, remaining int64) (int64, error) {
+	src, err := e.file.Open()
 	if err != nil {
-		return 0, fmt.Errorf("cannot read %s from the wheel: %w", f.Name, err)
+		return 0, fmt.Errorf("cannot read %s from the wheel: %w", e.file.Name, err)
 	}
 	defer src.Close()
-	dst, err := root.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	// A file another wheel of the lock installed is replaced, as pip does
+	// (older namespace packages each ship the namespace's __init__.py).
+	dst, err := dir.OpenFile(path.Base(e.target), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
-		return 0, fmt.Errorf("cannot install %s: %w", target, err)
+		return 0, fmt.Errorf("cannot install %s: %w", e.target, err)
 	}
-	n, err := io.Copy(dst, io.LimitReader(src, remaining+1))
+	n, err := io.Copy(dst, io.LimitReader(ctxReader{ctx, src}, remaining+1))
 	if err == nil && n > remaining {
 		err = ErrTooLarge
 	}
@@ -245,7 +349,20 @@ func writeEntry(root *os.Root, f *zip.File, target string, remaining int64) (int
 		err = closeErr
 	}
 	if err != nil {
-		return n, fmt.Errorf("cannot install %s: %w", target, err)
+		return n, fmt.Errorf("cannot install %s: %w", e.target, err)
 	}
 	return n, nil
+}
+
+// ctxReader fails a read once ctx is done, so a long copy stops.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }

@@ -34,16 +34,6 @@ func TargetEnv(pythonFullVersion string) Env {
 	}
 }
 
-// with returns a copy of env with key set to value.
-func (env Env) with(key, value string) Env {
-	out := make(Env, len(env)+1)
-	for k, v := range env {
-		out[k] = v
-	}
-	out[key] = value
-	return out
-}
-
 // markerVariables maps every variable name a marker may use, including the
 // legacy dotted spellings setuptools still writes, to its PEP 508 name.
 var markerVariables = map[string]string{
@@ -78,12 +68,30 @@ var versionVariables = map[string]bool{
 // `python_version < "3.12" and sys_platform != "win32"`. It is immutable
 // and safe for concurrent use.
 type Marker struct {
-	text string
-	root markerNode
+	text      string
+	root      markerNode
+	usesExtra bool // a comparison reads "extra"
 }
 
 type markerNode interface {
-	eval(env Env) (bool, error)
+	eval(vars markerVars) (bool, error)
+}
+
+// markerVars is what a marker reads: the environment, with "extra" held
+// apart so that evaluating a marker once per requested extra copies
+// nothing.
+type markerVars struct {
+	env   Env
+	extra string
+}
+
+// lookup returns a variable's value; "extra" is always set.
+func (v markerVars) lookup(name string) (string, bool) {
+	if name == "extra" {
+		return v.extra, true
+	}
+	value, ok := v.env[name]
+	return value, ok
 }
 
 type markerOr []markerNode
@@ -98,9 +106,9 @@ type markerCompare struct {
 	variableFar bool // the variable is on the right: "3.8" <= python_version
 }
 
-func (m markerOr) eval(env Env) (bool, error) {
+func (m markerOr) eval(vars markerVars) (bool, error) {
 	for _, n := range m {
-		ok, err := n.eval(env)
+		ok, err := n.eval(vars)
 		if err != nil || ok {
 			return ok, err
 		}
@@ -108,9 +116,9 @@ func (m markerOr) eval(env Env) (bool, error) {
 	return false, nil
 }
 
-func (m markerAnd) eval(env Env) (bool, error) {
+func (m markerAnd) eval(vars markerVars) (bool, error) {
 	for _, n := range m {
-		ok, err := n.eval(env)
+		ok, err := n.eval(vars)
 		if err != nil || !ok {
 			return ok, err
 		}
@@ -135,7 +143,7 @@ func ParseMarker(s string) (Marker, error) {
 	if err != nil {
 		return Marker{}, fmt.Errorf("invalid marker %q: %w", s, err)
 	}
-	return Marker{text: strings.TrimSpace(s), root: root}, nil
+	return Marker{text: strings.TrimSpace(s), root: root, usesExtra: p.usesExtra}, nil
 }
 
 // String returns the marker as written, trimmed.
@@ -149,19 +157,21 @@ func (m Marker) String() string { return m.text }
 // than "extra", which defaults to "") and on "~=" between non-versions. A
 // zero Marker is true.
 func (m Marker) Evaluate(env Env) (bool, error) {
+	return m.evaluateExtra(env, env["extra"])
+}
+
+// evaluateExtra is Evaluate with "extra" set to extra, whatever env says.
+func (m Marker) evaluateExtra(env Env, extra string) (bool, error) {
 	if m.root == nil {
 		return true, nil
 	}
-	return m.root.eval(env)
+	return m.root.eval(markerVars{env: env, extra: extra})
 }
 
-func (c markerCompare) eval(env Env) (bool, error) {
-	value, ok := env[c.variable]
+func (c markerCompare) eval(vars markerVars) (bool, error) {
+	value, ok := vars.lookup(c.variable)
 	if !ok {
-		if c.variable != "extra" {
-			return false, fmt.Errorf("the environment has no marker variable %s", c.variable)
-		}
-		value = ""
+		return false, fmt.Errorf("the environment has no marker variable %s", c.variable)
 	}
 	lhs, rhs := c.literal, value
 	if !c.variableFar {
@@ -228,11 +238,12 @@ func (t token) String() string {
 
 // markerParser is a recursive-descent parser over a one-token lookahead.
 type markerParser struct {
-	src   string
-	pos   int
-	tok   token
-	err   error // first tokenizer error
-	depth int   // parenthesis nesting, bounded against stack exhaustion
+	src       string
+	pos       int
+	tok       token
+	err       error // first tokenizer error
+	depth     int   // parenthesis nesting, bounded against stack exhaustion
+	usesExtra bool  // a comparison reads "extra"
 }
 
 // maxMarkerDepth bounds nested parentheses.
@@ -371,6 +382,7 @@ func (p *markerParser) parseAtom() (markerNode, error) {
 	if err != nil {
 		return nil, err
 	}
+	p.usesExtra = p.usesExtra || (leftVar && left == "extra") || (rightVar && right == "extra")
 	switch {
 	case leftVar && !rightVar:
 		return markerCompare{op: op, variable: left, literal: right}, nil

@@ -1,9 +1,17 @@
 package pyindex
 
 import (
+	"maps"
 	"strings"
 	"testing"
 )
+
+// with returns a copy of env with key set to value.
+func (env Env) with(key, value string) Env {
+	out := maps.Clone(env)
+	out[key] = value
+	return out
+}
 
 func TestMarker_Evaluate(t *testing.T) {
 	env := TargetEnv("3.11.2")

@@ -9,6 +9,11 @@ import (
 	"strings"
 )
 
+// maxPageFiles bounds the files of a project page (PyPI's largest list
+// tens of thousands), so one project costs the resolver a bounded number
+// of versions.
+const maxPageFiles = 100000
+
 // jsonPage is a PEP 691 project page.
 type jsonPage struct {
 	Meta struct {
@@ -23,14 +28,18 @@ type jsonPage struct {
 	} `json:"files"`
 }
 
-// parseJSONPage reads a PEP 691 project page (API version 1.x).
-func parseJSONPage(body []byte, pageURL *url.URL) ([]File, error) {
+// parseJSONPage reads a PEP 691 project page (API version 1.x) of at most
+// maxFiles files (ErrTooLarge).
+func parseJSONPage(body []byte, pageURL *url.URL, maxFiles int) ([]File, error) {
 	var page jsonPage
 	if err := json.Unmarshal(body, &page); err != nil {
 		return nil, fmt.Errorf("invalid JSON: %w", err)
 	}
 	if major, _, _ := strings.Cut(page.Meta.APIVersion, "."); major != "1" {
 		return nil, fmt.Errorf("unsupported API version %q, want 1.x", page.Meta.APIVersion)
+	}
+	if len(page.Files) > maxFiles {
+		return nil, fmt.Errorf("%w: the page lists %d files, more than %d", ErrTooLarge, len(page.Files), maxFiles)
 	}
 	files := make([]File, 0, len(page.Files))
 	for i, entry := range page.Files {
@@ -85,8 +94,8 @@ func canonicalSHA256(s string) string {
 // its text the filename (the URL's last path segment if the text is
 // empty), data-requires-python and data-yanked its attributes. Comments
 // are skipped. An unterminated tag, attribute, comment or anchor, or an
-// unparsable href, is an error.
-func parseHTMLPage(page string, pageURL *url.URL) ([]File, error) {
+// unparsable href, is an error; more than maxFiles files is ErrTooLarge.
+func parseHTMLPage(page string, pageURL *url.URL, maxFiles int) ([]File, error) {
 	var files []File
 	for i := 0; ; {
 		lt := strings.IndexByte(page[i:], '<')
@@ -119,6 +128,9 @@ func parseHTMLPage(page string, pageURL *url.URL) ([]File, error) {
 		href, ok := attrs["href"]
 		if !ok {
 			continue
+		}
+		if len(files) == maxFiles {
+			return nil, fmt.Errorf("%w: the page lists more than %d files", ErrTooLarge, maxFiles)
 		}
 		f, err := htmlFile(href, text, attrs, pageURL)
 		if err != nil {

@@ -1,6 +1,8 @@
 package pyindex
 
 import (
+	"errors"
+	"fmt"
 	"net/url"
 	"reflect"
 	"strings"
@@ -18,12 +20,12 @@ func TestParseHTMLPage(t *testing.T) {
 <a/>
 </body></html>`
 	pageURL, _ := url.Parse("https://host.invalid/simple/a/")
-	files, err := parseHTMLPage(page, pageURL)
+	files, err := parseHTMLPage(page, pageURL, maxPageFiles)
 	if err == nil {
 		t.Fatalf("parseHTMLPage with a stray <a/> = %#v, want an error (no </a>)", files)
 	}
 	page = strings.Replace(page, "<a/>", "", 1)
-	files, err = parseHTMLPage(page, pageURL)
+	files, err = parseHTMLPage(page, pageURL, maxPageFiles)
 	if err != nil {
 		t.Fatalf("parseHTMLPage: %v", err)
 	}
@@ -46,7 +48,7 @@ func FuzzParseHTMLPage(f *testing.F) {
 	}
 	pageURL, _ := url.Parse("https://host.invalid/simple/a/")
 	f.Fuzz(func(t *testing.T, page string) {
-		files, err := parseHTMLPage(page, pageURL)
+		files, err := parseHTMLPage(page, pageURL, maxPageFiles)
 		if err != nil {
 			return
 		}
@@ -71,7 +73,7 @@ func FuzzParseJSONPage(f *testing.F) {
 	}
 	pageURL, _ := url.Parse("https://host.invalid/simple/a/")
 	f.Fuzz(func(t *testing.T, page string) {
-		files, err := parseJSONPage([]byte(page), pageURL)
+		files, err := parseJSONPage([]byte(page), pageURL, maxPageFiles)
 		if err != nil {
 			return
 		}
@@ -81,4 +83,43 @@ func FuzzParseJSONPage(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestParseProjectPage_TooManyFiles checks the bound on a page's files,
+// which bounds the versions the resolver considers for one project
+// (maxPageFiles; a smaller bound here keeps the test light).
+func TestParseProjectPage_TooManyFiles(t *testing.T) {
+	const bound = 100
+	pageURL, _ := url.Parse("https://host.invalid/simple/a/")
+	page := func(n int) (html, json string) {
+		var h, j strings.Builder
+		j.WriteString(`{"meta":{"api-version":"1.0"},"files":[`)
+		for i := range n {
+			fmt.Fprintf(&h, "<a href=f%d>a-%d.tar.gz</a>\n", i, i)
+			if i > 0 {
+				j.WriteByte(',')
+			}
+			fmt.Fprintf(&j, `{"filename":"a-%d.tar.gz","url":"f"}`, i)
+		}
+		j.WriteString("]}")
+		return h.String(), j.String()
+	}
+	for _, tt := range []struct {
+		files int
+		ok    bool
+	}{{bound, true}, {bound + 1, false}} {
+		html, json := page(tt.files)
+		for _, p := range []struct{ contentType, body string }{
+			{"text/html", html},
+			{"application/vnd.pypi.simple.v1+json", json},
+		} {
+			files, err := parseProjectPage([]byte(p.body), p.contentType, pageURL, bound)
+			if tt.ok && (err != nil || len(files) != tt.files) {
+				t.Errorf("%s page of %d files: %d files, %v", p.contentType, tt.files, len(files), err)
+			}
+			if !tt.ok && (!errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "more than 100")) {
+				t.Errorf("%s page of %d files: %v, want ErrTooLarge", p.contentType, tt.files, err)
+			}
+		}
+	}
 }

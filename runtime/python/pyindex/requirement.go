@@ -1,6 +1,7 @@
 package pyindex
 
 import (
+	"context"
 	"fmt"
 	"net/url"
 	"regexp"
@@ -180,8 +181,10 @@ func (r Requirement) String() string {
 
 // applies reports whether r's marker holds in env for one of the requested
 // extras (or none): a dependency marked `extra == "x"` applies only when x
-// was requested, an unmarked one always.
-func (r Requirement) applies(env Env, extras []string) (bool, error) {
+// was requested, an unmarked one always. A marker that does not read
+// "extra" is evaluated once; one that does, once per extra, ctx checked
+// before each evaluation.
+func (r Requirement) applies(ctx context.Context, env Env, extras []string) (bool, error) {
 	if r.Marker == "" {
 		return true, nil
 	}
@@ -189,8 +192,18 @@ func (r Requirement) applies(env Env, extras []string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	for _, extra := range append([]string{""}, extras...) {
-		ok, err := m.Evaluate(env.with("extra", extra))
+	if !m.usesExtra {
+		extras = nil
+	}
+	for i := -1; i < len(extras); i++ {
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+		extra := ""
+		if i >= 0 {
+			extra = extras[i]
+		}
+		ok, err := m.evaluateExtra(env, extra)
 		if err != nil {
 			return false, fmt.Errorf("cannot evaluate the marker of %q: %w", r.String(), err)
 		}

@@ -1,6 +1,8 @@
 package pyindex
 
 import (
+	"context"
+	"errors"
 	"reflect"
 	"testing"
 )
@@ -114,4 +116,39 @@ func FuzzParseRequirement(f *testing.F) {
 			t.Fatalf("ParseRequirement(%q) = %#v, read back as %#v", s, r, again)
 		}
 	})
+}
+
+func TestRequirement_Applies(t *testing.T) {
+	env := TargetEnv("3.11.2")
+	tests := []struct {
+		name, req string
+		extras    []string
+		want      bool
+	}{
+		{"no marker", "a", nil, true},
+		{"environment marker", `a; sys_platform == "wasi"`, []string{"x"}, true},
+		{"extra not requested", `a; extra == "x"`, []string{"y", "z"}, false},
+		{"extra requested", `a; extra == "x"`, []string{"y", "X"}, true},
+		{"extra and environment", `a; extra == "x" and python_version < "3"`, []string{"x"}, false},
+		{"no extra", `a; extra != "x"`, nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := mustRequirements(t, tt.req)[0]
+			extras := make([]string, len(tt.extras))
+			for i, e := range tt.extras {
+				extras[i] = NormalizeName(e)
+			}
+			got, err := r.applies(context.Background(), env, extras)
+			if err != nil || got != tt.want {
+				t.Errorf("applies = %t, %v; want %t", got, err, tt.want)
+			}
+		})
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r := mustRequirements(t, `a; extra == "x"`)[0]
+	if _, err := r.applies(ctx, env, []string{"y"}); !errors.Is(err, context.Canceled) {
+		t.Errorf("applies with a canceled context = %v, want context.Canceled", err)
+	}
 }

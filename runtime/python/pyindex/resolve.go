@@ -21,16 +21,29 @@ const (
 // excluded a version it had chosen.
 const maxRestarts = 20
 
-// maxListedVersions bounds the versions an unsatisfiable error lists.
-const maxListedVersions = 10
+// maxListedVersions bounds the versions an unsatisfiable error lists,
+// maxListedConstraints the constraints an error lists.
+const (
+	maxListedVersions    = 10
+	maxListedConstraints = 20
+)
+
+// maxRequirementExtras bounds the extras one requirement names,
+// maxProjectExtras those requested of one project by all its requirers:
+// each is a marker evaluation per Requires-Dist line that reads "extra".
+const (
+	maxRequirementExtras = 64
+	maxProjectExtras     = 128
+)
 
 // Limits bounds one resolution; zero means the default.
 type Limits struct {
 	// MaxPackages bounds the distributions in the result
 	// (DefaultMaxPackages).
 	MaxPackages int
-	// MaxTotalBytes bounds the bytes of all wheels downloaded, those of
-	// versions given up after a restart included (DefaultMaxTotalBytes).
+	// MaxTotalBytes bounds the bytes of all project pages and wheels
+	// downloaded, those of versions given up after a restart included
+	// (DefaultMaxTotalBytes).
 	MaxTotalBytes int64
 }
 
@@ -46,8 +59,15 @@ type Resolved struct {
 // constraint is one requirement's specifier on a project, with its origin.
 type constraint struct {
 	set       SpecifierSet
-	by        string // normalized name of the requirer, "" for Resolve's reqs
-	byVersion string // the requirer's version
+	by        string  // normalized name of the requirer, "" for Resolve's reqs
+	byVersion string  // the requirer's version
+	byVer     Version // byVersion parsed, zero for Resolve's reqs
+}
+
+// key identifies c among the constraints on project: its specifier and
+// its requirer.
+func (c constraint) key(project string) string {
+	return project + "\x00" + c.by + "\x00" + c.byVersion + "\x00" + c.set.String()
 }
 
 // describe is the constraint for an error message: `>=1.0 (required by
@@ -65,10 +85,11 @@ func (c constraint) describe() string {
 
 // choice is the distribution chosen for a project in a round.
 type choice struct {
-	version Version
-	file    File
-	wheel   []byte
-	meta    wheelMetadata
+	version     Version
+	versionText string // version.String()
+	file        File
+	wheel       []byte
+	meta        wheelMetadata
 }
 
 // resolver holds what a resolution learns; rounds share it so a restart
@@ -81,8 +102,9 @@ type resolver struct {
 	minor       int                        // env's python_version minor
 	pages       map[string][]File          // project -> its files
 	wheels      map[string][]byte          // sha256 -> wheel
-	downloaded  int64                      // bytes of all wheels downloaded
+	downloaded  int64                      // bytes of all pages and wheels downloaded
 	constraints map[string][]constraint    // project -> constraints on it
+	known       map[string]bool            // the keys of constraints
 	extras      map[string]map[string]bool // project -> requested extras (normalized)
 }
 
@@ -101,16 +123,22 @@ type resolver struct {
 // requested of the project, merged across requirers) adds a constraint.
 // When a new constraint excludes a version already chosen, the resolution
 // starts over with every constraint learned so far (at most 20 times),
-// reusing pages and wheels already fetched.
+// reusing pages and wheels already fetched. A chosen wheel must be what its
+// file on the index says (VerifyWheel: its .dist-info and METADATA name the
+// project and version).
 //
 // Errors: *NativeCodeError when the newest satisfying version has no pure
 // wheel and no older one does; ErrUnsatisfiable naming the constraints and
 // who set them; ErrNoProject; ErrDirectURL for "name @ url"; ErrTooLarge
-// for the Limits and the Index bounds. The result is sorted by name.
-// Resolve makes one request at a time; concurrent calls, on the same Index
-// too, are safe.
+// for the Limits, the Index bounds, a page of more than 100000 files, a
+// requirement naming more than 64 extras, a project asked for more than
+// 128, a METADATA with more than 1000 Requires-Dist lines;
+// ErrUnsafeWheel and ErrPinMismatch for a wheel VerifyWheel refuses;
+// ctx's error, which is checked in every loop over versions, requirements
+// and marker evaluations. The result is sorted by name. Resolve makes one
+// request at a time; concurrent calls, on the same Index too, are safe.
 func Resolve(ctx context.Context, ix *Index, env Env, reqs []Requirement, lim Limits) ([]Resolved, error) {
-	r, roots, err := newResolver(ix, env, reqs, lim)
+	r, roots, err := newResolver(ctx, ix, env, reqs, lim)
 	if err != nil {
 		return nil, err
 	}
@@ -127,12 +155,14 @@ func Resolve(ctx context.Context, ix *Index, env Env, reqs []Requirement, lim Li
 		if restarts == maxRestarts {
 			return nil, fmt.Errorf("%w: the resolution did not settle after %d restarts; the last conflict: %s", ErrUnsatisfiable, maxRestarts, lastConflict)
 		}
-		r.prune()
+		if err := r.prune(ctx); err != nil {
+			return nil, err
+		}
 	}
 }
 
 // newResolver validates the arguments and records reqs' constraints.
-func newResolver(ix *Index, env Env, reqs []Requirement, lim Limits) (*resolver, []string, error) {
+func newResolver(ctx context.Context, ix *Index, env Env, reqs []Requirement, lim Limits) (*resolver, []string, error) {
 	if ix == nil {
 		return nil, nil, errors.New("cannot resolve: no index")
 	}
@@ -166,76 +196,99 @@ func newResolver(ix *Index, env Env, reqs []Requirement, lim Limits) (*resolver,
 		pages:       map[string][]File{},
 		wheels:      map[string][]byte{},
 		constraints: map[string][]constraint{},
+		known:       map[string]bool{},
 		extras:      map[string]map[string]bool{},
 	}
 	var roots []string
+	isRoot := map[string]bool{}
 	for _, req := range reqs {
-		name, ok, err := r.require(req, "", "", nil)
+		name, c, err := r.require(ctx, req, nil, nil)
 		if err != nil {
 			return nil, nil, err
 		}
-		if !ok {
+		if c == nil {
 			continue
 		}
-		r.addExtras(name, req.Extras)
-		if !slices.Contains(roots, name) {
+		if _, err := r.addExtras(name, req.Extras); err != nil {
+			return nil, nil, err
+		}
+		if !isRoot[name] {
+			isRoot[name] = true
 			roots = append(roots, name)
 		}
 	}
 	return r, roots, nil
 }
 
-// require records req, required by the project by at byVersion ("" for
+// require records req, required by the project chosen as by (nil for
 // Resolve's reqs) for its requested extras byExtras. It returns req's
-// normalized name and whether its marker holds.
-func (r *resolver) require(req Requirement, by, byVersion string, byExtras []string) (string, bool, error) {
+// normalized name and, if its marker holds, the constraint it sets.
+func (r *resolver) require(ctx context.Context, req Requirement, by *requirer, byExtras []string) (string, *constraint, error) {
 	origin := "the requirement"
-	if by != "" {
-		origin = fmt.Sprintf("%s %s requires", by, byVersion)
+	if by != nil {
+		origin = fmt.Sprintf("%s %s requires", by.name, by.versionText)
 	}
 	name := NormalizeName(req.Name)
 	if !validName(req.Name) {
-		return "", false, fmt.Errorf("%s %q: invalid project name", origin, req.String())
+		return "", nil, fmt.Errorf("%s %q: invalid project name", origin, shortText(req.String()))
 	}
-	applies, err := req.applies(r.env, byExtras)
+	if len(req.Extras) > maxRequirementExtras {
+		return "", nil, fmt.Errorf("%w: %s %s with %d extras, more than %d", ErrTooLarge, origin, name, len(req.Extras), maxRequirementExtras)
+	}
+	applies, err := req.applies(ctx, r.env, byExtras)
 	if err != nil {
-		return "", false, fmt.Errorf("%s %q: %w", origin, req.String(), err)
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return "", nil, fmt.Errorf("cannot resolve: %w", ctxErr)
+		}
+		return "", nil, fmt.Errorf("%s %q: %w", origin, shortText(req.String()), err)
 	}
 	if !applies {
-		return name, false, nil
+		return name, nil, nil
 	}
 	if req.URL != "" {
-		return "", false, fmt.Errorf("%w: %s %q; vane installs only packages an index lists with a sha256", ErrDirectURL, origin, req.String())
+		return "", nil, fmt.Errorf("%w: %s %q; vane installs only packages an index lists with a sha256", ErrDirectURL, origin, shortText(req.String()))
 	}
 	set, err := ParseSpecifierSet(req.Specifier)
 	if err != nil {
-		return "", false, fmt.Errorf("%s %q: %w", origin, req.String(), err)
+		return "", nil, fmt.Errorf("%s %q: %w", origin, shortText(req.String()), err)
 	}
-	c := constraint{set: set, by: by, byVersion: byVersion}
-	known := slices.ContainsFunc(r.constraints[name], func(k constraint) bool {
-		return k.by == c.by && k.byVersion == c.byVersion && k.set.String() == c.set.String()
-	})
-	if !known {
+	c := constraint{set: set}
+	if by != nil {
+		c.by, c.byVersion, c.byVer = by.name, by.versionText, by.version
+	}
+	if key := c.key(name); !r.known[key] {
+		r.known[key] = true
 		r.constraints[name] = append(r.constraints[name], c)
 	}
-	return name, true, nil
+	return name, &c, nil
+}
+
+// requirer is a project chosen in a round, whose Requires-Dist are read.
+type requirer struct {
+	name        string
+	version     Version
+	versionText string
 }
 
 // addExtras records extras requested of project and reports whether one
-// is new.
-func (r *resolver) addExtras(project string, extras []string) bool {
+// is new. More than maxProjectExtras in all is ErrTooLarge.
+func (r *resolver) addExtras(project string, extras []string) (bool, error) {
 	added := false
 	for _, e := range extras {
 		e = NormalizeName(e)
 		if r.extras[project] == nil {
 			r.extras[project] = map[string]bool{}
 		}
-		if !r.extras[project][e] {
-			r.extras[project][e] = true
-			added = true
+		if r.extras[project][e] {
+			continue
 		}
+		if len(r.extras[project]) >= maxProjectExtras {
+			return false, fmt.Errorf("%w: the requirements ask for more than %d extras of %s", ErrTooLarge, maxProjectExtras, project)
+		}
+		r.extras[project][e] = true
+		added = true
 	}
-	return added
+	return added, nil
 }
 
 // active returns the constraints on project that hold in a round:
@@ -243,7 +296,7 @@ func (r *resolver) addExtras(project string, extras []string) bool {
 func (r *resolver) active(project string, chosen map[string]*choice) []constraint {
 	var out []constraint
 	for _, c := range r.constraints[project] {
-		if ch := chosen[c.by]; c.by != "" && ch != nil && ch.version.String() != c.byVersion {
+		if ch := chosen[c.by]; c.by != "" && ch != nil && ch.versionText != c.byVersion {
 			continue
 		}
 		out = append(out, c)
@@ -253,22 +306,39 @@ func (r *resolver) active(project string, chosen map[string]*choice) []constrain
 
 // prune drops, before a restart, the constraints of requirer versions that
 // the constraints now exclude: those versions will not be chosen again.
-func (r *resolver) prune() {
-	for changed := true; changed; {
-		changed = false
+// Each pass decides on the constraints as they were at its start, each
+// requirer version once, and the passes repeat until one drops nothing.
+func (r *resolver) prune(ctx context.Context) error {
+	for {
+		excluded := map[string]bool{} // requirer "name\x00version" -> excluded
+		drop := map[string]bool{}     // constraint keys
 		for project, list := range r.constraints {
-			kept := list[:0:0]
 			for _, c := range list {
-				if c.by != "" {
-					v, err := ParseVersion(c.byVersion)
-					if err == nil && !allowedBy(r.constraints[c.by], v) {
-						changed = true
-						continue
-					}
+				if err := ctx.Err(); err != nil {
+					return fmt.Errorf("cannot resolve: %w", err)
 				}
-				kept = append(kept, c)
+				if c.by == "" {
+					continue
+				}
+				who := c.by + "\x00" + c.byVersion
+				out, ok := excluded[who]
+				if !ok {
+					out = !allowedBy(r.constraints[c.by], c.byVer)
+					excluded[who] = out
+				}
+				if out {
+					drop[c.key(project)] = true
+				}
 			}
-			r.constraints[project] = kept
+		}
+		if len(drop) == 0 {
+			return nil
+		}
+		for project, list := range r.constraints {
+			r.constraints[project] = slices.DeleteFunc(list, func(c constraint) bool { return drop[c.key(project)] })
+		}
+		for key := range drop {
+			delete(r.known, key)
 		}
 	}
 }
@@ -311,24 +381,33 @@ func (r *resolver) round(ctx context.Context, roots []string) (map[string]*choic
 			}
 			chosen[name] = ch
 		}
-		version := ch.version.String()
+		by := &requirer{name: name, version: ch.version, versionText: ch.versionText}
 		extras := slices.Sorted(maps.Keys(r.extras[name]))
 		for _, line := range ch.meta.requiresDist {
+			if err := ctx.Err(); err != nil {
+				return nil, "", fmt.Errorf("cannot resolve: %w", err)
+			}
 			req, err := ParseRequirement(line)
 			if err != nil {
-				return nil, "", fmt.Errorf("package %q %s has an invalid Requires-Dist: %w", name, version, err)
+				return nil, "", fmt.Errorf("package %q %s has an invalid Requires-Dist: %w", name, ch.versionText, err)
 			}
-			dep, applies, err := r.require(req, name, version, extras)
+			dep, c, err := r.require(ctx, req, by, extras)
 			if err != nil {
 				return nil, "", err
 			}
-			if !applies {
+			if c == nil {
 				continue
 			}
-			newExtras := r.addExtras(dep, req.Extras)
+			newExtras, err := r.addExtras(dep, req.Extras)
+			if err != nil {
+				return nil, "", err
+			}
 			if depChoice := chosen[dep]; depChoice != nil {
-				if !allowedBy(r.active(dep, chosen), depChoice.version) {
-					return nil, fmt.Sprintf("%s %s requires %q, which excludes %s %s chosen before", name, version, req.String(), dep, depChoice.version), nil
+				// The constraints on dep that were active when it was
+				// chosen admit it, and a requirer chosen since can only
+				// have made some stale: only the new one needs a look.
+				if !c.set.allows(depChoice.version) {
+					return nil, fmt.Sprintf("%s %s requires %q, which excludes %s %s chosen before", name, ch.versionText, shortText(req.String()), dep, depChoice.versionText), nil
 				}
 				if !newExtras {
 					continue
@@ -360,16 +439,25 @@ func (r *resolver) choose(ctx context.Context, project string, constraints []con
 		exact = exact || c.set.exactPin()
 		allowPre = allowPre || c.set.namesPrerelease()
 	}
-	groups, skipped := r.groupVersions(project, files, exact)
-	matching := filterGroups(groups, constraints, allowPre)
-	if len(matching) == 0 && !allowPre {
-		matching = filterGroups(groups, constraints, true)
+	groups, skipped, err := r.groupVersions(ctx, project, files, exact)
+	if err != nil {
+		return nil, err
+	}
+	matching, err := filterGroups(ctx, groups, constraints, allowPre)
+	if err == nil && len(matching) == 0 && !allowPre {
+		matching, err = filterGroups(ctx, groups, constraints, true)
+	}
+	if err != nil {
+		return nil, err
 	}
 	if len(matching) == 0 {
 		return nil, unsatisfiable(project, constraints, groups, skipped)
 	}
 	var hashless *File
 	for _, g := range matching {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("cannot resolve: %w", err)
+		}
 		best, bestRank := -1, -1
 		for i, f := range g.files {
 			rank := pureWheelRank(f.Filename, r.minor)
@@ -401,17 +489,35 @@ func (r *resolver) choose(ctx context.Context, project string, constraints []con
 	return nil, &NativeCodeError{Package: project, Version: newest.version.String(), Files: names}
 }
 
-// projectFiles returns project's files, fetching its page once.
+// projectFiles returns project's files, fetching its page once; the
+// page's bytes count towards MaxTotalBytes.
 func (r *resolver) projectFiles(ctx context.Context, project string) ([]File, error) {
 	if files, ok := r.pages[project]; ok {
 		return files, nil
 	}
-	files, err := r.ix.Files(ctx, project)
+	limit, byTotal := r.ix.maxPageBytes(), false
+	if left := r.lim.MaxTotalBytes - r.downloaded; left < limit {
+		limit, byTotal = left, true
+	}
+	page, err := r.ix.fetchPage(ctx, project, limit)
+	if byTotal && errors.Is(err, ErrTooLarge) {
+		return nil, r.overTotal()
+	}
+	if err != nil {
+		return nil, err
+	}
+	r.downloaded += int64(len(page.body))
+	files, err := page.files()
 	if err != nil {
 		return nil, err
 	}
 	r.pages[project] = files
 	return files, nil
+}
+
+// overTotal is the error for a resolution over MaxTotalBytes.
+func (r *resolver) overTotal() error {
+	return fmt.Errorf("%w: the pages and wheels of the resolution add up to more than %d bytes", ErrTooLarge, r.lim.MaxTotalBytes)
 }
 
 // skippedFiles counts files left out of the candidates, for error messages.
@@ -421,11 +527,17 @@ type skippedFiles struct {
 
 // groupVersions groups project's usable files by version, newest first:
 // files whose version does not parse are skipped, yanked ones unless exact,
-// those whose Requires-Python excludes the interpreter.
-func (r *resolver) groupVersions(project string, files []File, exact bool) ([]versionGroup, skippedFiles) {
+// those whose Requires-Python excludes the interpreter. Its cost is linear
+// in the files (and a sort of the versions).
+func (r *resolver) groupVersions(ctx context.Context, project string, files []File, exact bool) ([]versionGroup, skippedFiles, error) {
 	var groups []versionGroup
 	var skipped skippedFiles
+	groupOf := map[string]int{}        // version's equality key -> index in groups
+	pythonAllowed := map[string]bool{} // Requires-Python -> admits the interpreter
 	for _, f := range files {
+		if err := ctx.Err(); err != nil {
+			return nil, skipped, fmt.Errorf("cannot resolve: %w", err)
+		}
 		text, ok := distributionVersion(f.Filename, project)
 		if !ok {
 			continue
@@ -439,33 +551,44 @@ func (r *resolver) groupVersions(project string, files []File, exact bool) ([]ve
 			continue
 		}
 		if f.RequiresPython != "" {
-			// An invalid Requires-Python is ignored, as pip does.
-			if set, err := ParseSpecifierSet(f.RequiresPython); err == nil && !set.allows(r.python) {
+			allowed, ok := pythonAllowed[f.RequiresPython]
+			if !ok {
+				// An invalid Requires-Python is ignored, as pip does.
+				set, err := ParseSpecifierSet(f.RequiresPython)
+				allowed = err != nil || set.allows(r.python)
+				pythonAllowed[f.RequiresPython] = allowed
+			}
+			if !allowed {
 				skipped.python++
 				continue
 			}
 		}
-		i := slices.IndexFunc(groups, func(g versionGroup) bool { return g.version.Compare(v) == 0 })
-		if i < 0 {
+		key := v.equalityKey()
+		i, ok := groupOf[key]
+		if !ok {
+			i = len(groups)
+			groupOf[key] = i
 			groups = append(groups, versionGroup{version: v})
-			i = len(groups) - 1
 		}
 		groups[i].files = append(groups[i].files, f)
 	}
 	slices.SortStableFunc(groups, func(a, b versionGroup) int { return b.version.Compare(a.version) })
-	return groups, skipped
+	return groups, skipped, nil
 }
 
 // filterGroups keeps the versions every constraint allows, pre-releases
-// only if allowPre.
-func filterGroups(groups []versionGroup, constraints []constraint, allowPre bool) []versionGroup {
+// only if allowPre; ctx is checked before each version.
+func filterGroups(ctx context.Context, groups []versionGroup, constraints []constraint, allowPre bool) ([]versionGroup, error) {
 	var out []versionGroup
 	for _, g := range groups {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("cannot resolve: %w", err)
+		}
 		if (allowPre || !g.version.IsPrerelease()) && allowedBy(constraints, g.version) {
 			out = append(out, g)
 		}
 	}
-	return out
+	return out, nil
 }
 
 // unsatisfiable is the error for a project no version of which fits.
@@ -497,17 +620,22 @@ func unsatisfiable(project string, constraints []constraint, groups []versionGro
 		ErrUnsatisfiable, project, describeAll(constraints), listed, note)
 }
 
-// describeAll lists constraints for an error message.
+// describeAll lists constraints for an error message, the first
+// maxListedConstraints of them.
 func describeAll(constraints []constraint) string {
-	parts := make([]string, len(constraints))
+	var parts []string
 	for i, c := range constraints {
-		parts[i] = c.describe()
+		if i == maxListedConstraints {
+			parts = append(parts, fmt.Sprintf("and %d more", len(constraints)-i))
+			break
+		}
+		parts = append(parts, c.describe())
 	}
 	return strings.Join(parts, ", ")
 }
 
-// fetchChoice downloads (or reuses) the chosen wheel, checks it and reads
-// its metadata.
+// fetchChoice downloads (or reuses) the chosen wheel, verifies it against
+// its project and version and reads its metadata.
 func (r *resolver) fetchChoice(ctx context.Context, project string, v Version, f File) (*choice, error) {
 	wheel, ok := r.wheels[f.SHA256]
 	if !ok {
@@ -518,7 +646,7 @@ func (r *resolver) fetchChoice(ctx context.Context, project string, v Version, f
 		var err error
 		wheel, err = r.ix.download(ctx, f, limit)
 		if byTotal && errors.Is(err, ErrTooLarge) {
-			return nil, fmt.Errorf("%w: the wheels of the resolution add up to more than %d bytes", ErrTooLarge, r.lim.MaxTotalBytes)
+			return nil, r.overTotal()
 		}
 		if err != nil {
 			return nil, fmt.Errorf("cannot download %q %s: %w", project, v, err)
@@ -526,19 +654,19 @@ func (r *resolver) fetchChoice(ctx context.Context, project string, v Version, f
 		r.downloaded += int64(len(wheel))
 		r.wheels[f.SHA256] = wheel
 	}
-	if err := CheckWheel(wheel); err != nil {
-		return nil, fmt.Errorf("package %q %s (%s): %w", project, v, f.Filename, err)
-	}
-	meta, err := readWheelMetadata(wheel)
+	meta, err := verifyWheel(ctx, wheel, Pin{Name: project, Version: v.String(), SHA256: f.SHA256})
 	if err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return nil, fmt.Errorf("cannot resolve: %w", ctxErr)
+		}
 		return nil, fmt.Errorf("package %q %s (%s): %w", project, v, f.Filename, err)
 	}
 	if meta.requiresPython != "" {
 		if set, err := ParseSpecifierSet(meta.requiresPython); err == nil && !set.allows(r.python) {
-			return nil, fmt.Errorf("package %q %s requires Python %s; vane's interpreter is %s", project, v, meta.requiresPython, r.python)
+			return nil, fmt.Errorf("package %q %s requires Python %s; vane's interpreter is %s", project, v, shortText(meta.requiresPython), r.python)
 		}
 	}
-	return &choice{version: v, file: f, wheel: wheel, meta: meta}, nil
+	return &choice{version: v, versionText: v.String(), file: f, wheel: wheel, meta: meta}, nil
 }
 
 // resolvedList returns the choices sorted by name.
@@ -546,7 +674,7 @@ func resolvedList(chosen map[string]*choice) []Resolved {
 	out := make([]Resolved, 0, len(chosen))
 	for name, ch := range chosen {
 		out = append(out, Resolved{
-			Pin:      Pin{Name: name, Version: ch.version.String(), SHA256: ch.file.SHA256},
+			Pin:      Pin{Name: name, Version: ch.versionText, SHA256: ch.file.SHA256},
 			Filename: ch.file.Filename,
 			Wheel:    ch.wheel,
 		})

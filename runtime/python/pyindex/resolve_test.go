@@ -3,6 +3,9 @@ package pyindex
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -78,7 +81,7 @@ func TestResolve(t *testing.T) {
 			if err != nil || string(data) != string(got[i].Wheel) {
 				t.Errorf("Fetch(%v) = %d bytes, %v", pin, len(data), err)
 			}
-			if err := Install(data, t.TempDir(), InstallLimits{}); err != nil {
+			if err := Install(context.Background(), data, t.TempDir(), InstallLimits{}); err != nil {
 				t.Errorf("Install(%s): %v", pin.Name, err)
 			}
 		}
@@ -341,6 +344,43 @@ func TestResolve_Errors(t *testing.T) {
 			want:        ErrTooLarge,
 			wantInError: []string{"more than 1000 bytes"},
 		},
+		{
+			name:        "requirement with too many extras",
+			reqs:        []string{withExtras("beta", "e", maxRequirementExtras+1)},
+			want:        ErrTooLarge,
+			wantInError: []string{"the requirement beta with 65 extras, more than 64"},
+		},
+		{
+			name:        "dependency with too many extras",
+			packages:    []pyindextest.Wheel{pkg("alpha", "1.0", withExtras("beta", "e", 1000))},
+			reqs:        []string{"alpha"},
+			want:        ErrTooLarge,
+			wantInError: []string{"alpha 1.0 requires beta with 1000 extras, more than 64"},
+		},
+		{
+			name: "too many extras of one project",
+			reqs: []string{withExtras("beta", "e", maxRequirementExtras), withExtras("beta", "f", maxRequirementExtras),
+				withExtras("beta", "g", 1)},
+			want:        ErrTooLarge,
+			wantInError: []string{"more than 128 extras of beta"},
+		},
+		{
+			name:        "too many Requires-Dist",
+			packages:    []pyindextest.Wheel{pkg("alpha", "1.0", numbered("dep", maxRequiresDist+1)...)},
+			reqs:        []string{"alpha"},
+			want:        ErrTooLarge,
+			wantInError: []string{`"alpha" 1.0`, "1001 Requires-Dist lines"},
+		},
+		{
+			name:     "mislabelled wheel",
+			packages: []pyindextest.Wheel{pkg("alpha", "1.0", "beta")},
+			setup: func(repo *pyindextest.Index) {
+				repo.AddFile("beta-1.0-py3-none-any.whl", pkg("gamma", "1.0").Build())
+			},
+			reqs:        []string{"alpha"},
+			want:        ErrPinMismatch,
+			wantInError: []string{`"beta" 1.0`, "gamma-1.0.dist-info"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -417,5 +457,179 @@ func TestResolve_NoRequestWhenNothingApplies(t *testing.T) {
 	}
 	if n := repo.Requests(); n != 0 {
 		t.Errorf("the index served %d requests, want none", n)
+	}
+}
+
+// withExtras is the requirement name[prefix0,...,prefix(n-1)].
+func withExtras(name, prefix string, n int) string {
+	return name + "[" + strings.Join(numbered(prefix, n), ",") + "]"
+}
+
+// numbered is prefix0, ..., prefix(n-1).
+func numbered(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = prefix + strconv.Itoa(i)
+	}
+	return out
+}
+
+// TestResolve_PagesCountTowardsTotal checks that project pages are
+// counted against MaxTotalBytes: no wheel is fetched once the pages used
+// up the bound.
+func TestResolve_PagesCountTowardsTotal(t *testing.T) {
+	repo, ix := MustIndex(t, false)
+	repo.Add(pkg("alpha", "1.0"))
+	_, err := Resolve(context.Background(), ix, TargetEnv("3.11.2"), mustRequirements(t, "alpha"), Limits{MaxTotalBytes: 50})
+	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "pages and wheels of the resolution add up to more than 50 bytes") {
+		t.Fatalf("Resolve = %v, want ErrTooLarge for the total", err)
+	}
+	if n := repo.RequestsFor("/files/alpha-1.0-py3-none-any.whl"); n != 0 {
+		t.Errorf("the wheel was requested %d times, want none", n)
+	}
+}
+
+// TestResolve_CanceledInsideLoops cancels the context right after a page or
+// a wheel has been read: the resolution must notice before its next
+// request, not only between projects.
+func TestResolve_CanceledInsideLoops(t *testing.T) {
+	tests := []struct {
+		name, path string
+		setup      func(repo *pyindextest.Index)
+	}{
+		{
+			name: "a page of many versions",
+			path: "/simple/alpha/",
+			setup: func(repo *pyindextest.Index) {
+				for i := range 5000 {
+					repo.AddFile(fmt.Sprintf("alpha-%d.0.tar.gz", i), []byte("sdist"))
+				}
+			},
+		},
+		{
+			name:  "a wheel",
+			path:  "/files/alpha-1.0-py3-none-any.whl",
+			setup: func(repo *pyindextest.Index) { repo.Add(pkg("alpha", "1.0", numbered("dep", maxRequiresDist)...)) },
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			repo, ix := MustIndex(t, false)
+			tt.setup(repo)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			cancelAfterBody(ix, tt.path, cancel)
+			_, err := Resolve(ctx, ix, TargetEnv("3.11.2"), mustRequirements(t, "alpha"), Limits{})
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("Resolve = %v, want context.Canceled", err)
+			}
+			if n := repo.RequestsFor(tt.path); n != 1 {
+				t.Errorf("%s was requested %d times, want once", tt.path, n)
+			}
+		})
+	}
+}
+
+// TestResolve_ChecksContextPerItem counts the context checks of a
+// resolution: at least one per version on a page, per Requires-Dist line
+// and per marker evaluation.
+func TestResolve_ChecksContextPerItem(t *testing.T) {
+	repo, ix := MustIndex(t, false)
+	const versions, lines = 3000, maxRequiresDist
+	for i := range versions {
+		repo.AddFile(fmt.Sprintf("alpha-0.%d.tar.gz", i), []byte("sdist"))
+	}
+	var requires []string
+	for i := range lines {
+		requires = append(requires, fmt.Sprintf(`dep%d; extra == "never"`, i))
+	}
+	repo.Add(pkg("alpha", "1.0", requires...))
+	ctx := &countingContext{Context: context.Background()}
+	got, err := Resolve(ctx, ix, TargetEnv("3.11.2"), mustRequirements(t, withExtras("alpha", "x", 8)), Limits{})
+	if err != nil || pins(got) != "alpha==1.0" {
+		t.Fatalf("Resolve = %s, %v; want alpha==1.0", pins(got), err)
+	}
+	// Each line: once in the loop, then once per extra and once for none.
+	if n, want := ctx.errCalls.Load(), int64(versions+lines*(1+1+8)); n < want {
+		t.Errorf("the context was checked %d times, want at least %d", n, want)
+	}
+}
+
+func TestResolver_Constraints(t *testing.T) {
+	_, ix := MustIndex(t, false)
+	ctx := context.Background()
+	r, roots, err := newResolver(ctx, ix, TargetEnv("3.11.2"), mustRequirements(t, "beta>=1", "Beta >= 1", "BETA>=1.0", "alpha"), Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(roots, []string{"beta", "alpha"}) {
+		t.Errorf("roots = %q", roots)
+	}
+	if n := len(r.constraints["beta"]); n != 2 {
+		t.Errorf("%d constraints on beta, want 2 (>=1, >=1.0)", n)
+	}
+	alpha := &requirer{name: "alpha", version: mustVersion(t, "1.0"), versionText: "1.0"}
+	gamma := mustRequirements(t, "gamma<2")[0]
+	for range 1000 {
+		if _, c, err := r.require(ctx, gamma, alpha, nil); err != nil || c == nil {
+			t.Fatalf("require = %v, %v", c, err)
+		}
+	}
+	if n := len(r.constraints["gamma"]); n != 1 {
+		t.Fatalf("%d constraints on gamma after one requirement 1000 times, want 1", n)
+	}
+	// A later constraint excludes alpha 1.0: its requirements go, and may
+	// come back.
+	if _, _, err := r.require(ctx, mustRequirements(t, "alpha>=2")[0], nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.prune(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(r.constraints["gamma"]); n != 0 {
+		t.Errorf("%d constraints on gamma after the prune, want 0", n)
+	}
+	r.require(ctx, gamma, alpha, nil)
+	if n := len(r.constraints["gamma"]); n != 1 {
+		t.Errorf("%d constraints on gamma after requiring it again, want 1", n)
+	}
+	canceled, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := r.prune(canceled); !errors.Is(err, context.Canceled) {
+		t.Errorf("prune with a canceled context = %v, want context.Canceled", err)
+	}
+}
+
+func TestResolver_GroupVersions(t *testing.T) {
+	r := &resolver{python: mustVersion(t, "3.11.2")}
+	files := []File{
+		{Filename: "a-1.0-py3-none-any.whl"},
+		{Filename: "a-1.0.0.tar.gz"},
+		{Filename: "a-2.0-py3-none-any.whl", Yanked: true},
+		{Filename: "a-2.0.tar.gz"},
+		{Filename: "a-3.0.tar.gz", RequiresPython: ">=3.12"},
+		{Filename: "a-3.0-py3-none-any.whl", RequiresPython: ">=3.12"},
+		{Filename: "a-0.9.tar.gz", RequiresPython: "not a specifier"},
+		{Filename: "a-bad.tar.gz"},
+		{Filename: "b-5.0.tar.gz"},
+	}
+	groups, skipped, err := r.groupVersions(context.Background(), "a", files, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, g := range groups {
+		got = append(got, fmt.Sprintf("%s:%d", g.version, len(g.files)))
+	}
+	if want := []string{"2.0:1", "1.0:2", "0.9:1"}; !slices.Equal(got, want) {
+		t.Errorf("groups = %q, want %q", got, want)
+	}
+	if skipped.yanked != 1 || skipped.python != 2 {
+		t.Errorf("skipped = %+v, want 1 yanked and 2 for another Python", skipped)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, _, err := r.groupVersions(ctx, "a", files, false); !errors.Is(err, context.Canceled) {
+		t.Errorf("groupVersions with a canceled context = %v, want context.Canceled", err)
 	}
 }

@@ -275,3 +275,30 @@ func trimLeadingZeros(s string) string {
 	}
 	return t
 }
+
+// equalityKey returns a string that two versions share exactly when
+// Compare says they are equal: trailing zeros of the release dropped
+// (1.0 == 1.0.0), numeric local segments without leading zeros. It keys
+// maps of versions.
+func (v Version) equalityKey() string {
+	var b strings.Builder
+	b.WriteString(strconv.FormatUint(v.epoch, 10))
+	b.WriteByte('!')
+	release := v.release
+	for len(release) > 0 && release[len(release)-1] == 0 {
+		release = release[:len(release)-1]
+	}
+	for _, n := range release {
+		b.WriteString(strconv.FormatUint(n, 10))
+		b.WriteByte('.')
+	}
+	fmt.Fprintf(&b, "|%s%d|%t%d|%t%d|", v.pre, v.preN, v.hasPost, v.post, v.hasDev, v.dev)
+	for _, seg := range v.local {
+		if isDigits(seg) {
+			seg = trimLeadingZeros(seg)
+		}
+		b.WriteString(seg)
+		b.WriteByte('.')
+	}
+	return b.String()
+}

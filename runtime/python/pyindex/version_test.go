@@ -140,3 +140,30 @@ func FuzzParseVersion(f *testing.F) {
 		}
 	})
 }
+
+// TestVersion_EqualityKey checks that the key groups versions exactly as
+// Compare does.
+func TestVersion_EqualityKey(t *testing.T) {
+	versions := []string{
+		"1", "1.0", "1.0.0", "1.0.1", "0", "0.0", "1!1.0", "1.0a0", "1.0a", "1.0b0", "1.0rc0",
+		"1.0.post0", "1.0-0", "1.0.dev0", "1.0dev", "1.0.post0.dev0", "1.0+1", "1.0+01", "1.0+1.0",
+		"1.0+1.00", "1.0+abc", "1.0+ABC", "1.0+abc.1", "10.0", "1.00", "1.0a1", "1.0a01",
+	}
+	for _, a := range versions {
+		for _, b := range versions {
+			va, vb := mustVersion(t, a), mustVersion(t, b)
+			if same := va.equalityKey() == vb.equalityKey(); same != (va.Compare(vb) == 0) {
+				t.Errorf("%s and %s: same key %t, Compare %d", a, b, same, va.Compare(vb))
+			}
+		}
+	}
+}
+
+func mustVersion(tb testing.TB, s string) Version {
+	tb.Helper()
+	v, err := ParseVersion(s)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return v
+}

@@ -1,11 +1,7 @@
 package pyindex
 
 import (
-	"archive/zip"
-	"bytes"
 	"fmt"
-	"io"
-	"path"
 	"regexp"
 	"strconv"
 	"strings"
@@ -140,10 +136,30 @@ func distributionVersion(filename, project string) (string, bool) {
 			break
 		}
 	}
+	// The first "-" after which the normalized prefix is project. The
+	// prefix is normalized as it is read, so a name of many dashes costs
+	// one pass, not one NormalizeName per dash.
+	matched, inRun := 0, false // project[:matched] is the prefix so far
 	for i := 0; i < len(stem); i++ {
-		if stem[i] == '-' && NormalizeName(stem[:i]) == project {
+		c := stem[i]
+		if c == '-' && matched == len(project) {
 			return stem[i+1:], true
 		}
+		if c == '-' || c == '_' || c == '.' {
+			if inRun {
+				continue
+			}
+			c, inRun = '-', true
+		} else {
+			inRun = false
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+		}
+		if matched == len(project) || project[matched] != c {
+			return "", false // no longer prefix can match
+		}
+		matched++
 	}
 	return "", false
 }
@@ -192,130 +208,4 @@ var nativeSuffix = regexp.MustCompile(`(?i)\.(so(\.[0-9]+)*|pyd|dylib|dll)$`)
 // isNativeFile reports whether a wheel entry is native code.
 func isNativeFile(name string) bool {
 	return nativeSuffix.MatchString(name)
-}
-
-// maxHeaderFileBytes bounds the WHEEL and METADATA files read.
-const maxHeaderFileBytes = 4 << 20
-
-// CheckWheel verifies that data is a wheel of pure Python: a zip archive
-// with one top-level *.dist-info/WHEEL file that does not say
-// "Root-Is-Purelib: false", and no native code entry (.so, .so.N, .pyd,
-// .dylib, .dll). Errors wrap ErrUnsafeWheel and name the offending file.
-func CheckWheel(data []byte) error {
-	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
-	if err != nil {
-		return fmt.Errorf("%w: not a zip archive: %v", ErrUnsafeWheel, err)
-	}
-	distInfo, err := findDistInfo(zr)
-	if err != nil {
-		return err
-	}
-	text, err := readZipFile(zr, distInfo+"/WHEEL")
-	if err != nil {
-		return err
-	}
-	headers := parseHeaders(text)
-	if values := headers["root-is-purelib"]; len(values) > 0 && strings.EqualFold(strings.TrimSpace(values[0]), "false") {
-		return fmt.Errorf("%w: %s/WHEEL says Root-Is-Purelib: false (the wheel is built for a platform)", ErrUnsafeWheel, distInfo)
-	}
-	for _, f := range zr.File {
-		if isNativeFile(f.Name) {
-			return fmt.Errorf("%w: %s is native code", ErrUnsafeWheel, f.Name)
-		}
-	}
-	return nil
-}
-
-// findDistInfo returns the wheel's one top-level "*.dist-info" directory
-// that has a WHEEL file.
-func findDistInfo(zr *zip.Reader) (string, error) {
-	found := ""
-	for _, f := range zr.File {
-		dir, file, ok := strings.Cut(f.Name, "/")
-		if !ok || file != "WHEEL" || !strings.HasSuffix(dir, ".dist-info") {
-			continue
-		}
-		if found != "" && found != dir {
-			return "", fmt.Errorf("%w: more than one .dist-info directory (%s, %s)", ErrUnsafeWheel, found, dir)
-		}
-		found = dir
-	}
-	if found == "" {
-		return "", fmt.Errorf("%w: no .dist-info/WHEEL file", ErrUnsafeWheel)
-	}
-	return found, nil
-}
-
-// readZipFile reads one entry, at most maxHeaderFileBytes.
-func readZipFile(zr *zip.Reader, name string) (string, error) {
-	f, err := zr.Open(name)
-	if err != nil {
-		return "", fmt.Errorf("cannot open %s in the wheel: %w", name, err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxHeaderFileBytes+1))
-	if err != nil {
-		return "", fmt.Errorf("cannot read %s in the wheel: %w", name, err)
-	}
-	if len(data) > maxHeaderFileBytes {
-		return "", fmt.Errorf("%w: %s is over %d bytes", ErrTooLarge, name, maxHeaderFileBytes)
-	}
-	return string(data), nil
-}
-
-// parseHeaders reads RFC 822 style headers (the WHEEL and METADATA format)
-// up to the first blank line: keys lowercased, values trimmed, a line
-// starting with white space continuing the previous value, a line without
-// a colon ignored.
-func parseHeaders(text string) map[string][]string {
-	headers := map[string][]string{}
-	var lastKey string
-	for line := range strings.SplitSeq(text, "\n") {
-		line = strings.TrimSuffix(line, "\r")
-		if strings.TrimSpace(line) == "" {
-			break
-		}
-		if line[0] == ' ' || line[0] == '\t' {
-			if values := headers[lastKey]; len(values) > 0 {
-				values[len(values)-1] += "\n" + strings.TrimSpace(line)
-			}
-			continue
-		}
-		key, value, ok := strings.Cut(line, ":")
-		if !ok {
-			lastKey = ""
-			continue
-		}
-		lastKey = strings.ToLower(strings.TrimSpace(key))
-		headers[lastKey] = append(headers[lastKey], strings.TrimSpace(value))
-	}
-	return headers
-}
-
-// wheelMetadata is what Resolve needs of a wheel's METADATA.
-type wheelMetadata struct {
-	requiresDist   []string
-	requiresPython string
-}
-
-// readWheelMetadata reads METADATA from the wheel's .dist-info.
-func readWheelMetadata(data []byte) (wheelMetadata, error) {
-	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
-	if err != nil {
-		return wheelMetadata{}, fmt.Errorf("%w: not a zip archive: %v", ErrUnsafeWheel, err)
-	}
-	distInfo, err := findDistInfo(zr)
-	if err != nil {
-		return wheelMetadata{}, err
-	}
-	text, err := readZipFile(zr, path.Join(distInfo, "METADATA"))
-	if err != nil {
-		return wheelMetadata{}, err
-	}
-	headers := parseHeaders(text)
-	md := wheelMetadata{requiresDist: headers["requires-dist"]}
-	if rp := headers["requires-python"]; len(rp) > 0 {
-		md.requiresPython = rp[0]
-	}
-	return md, nil
 }

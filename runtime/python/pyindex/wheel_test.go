@@ -1,13 +1,9 @@
 package pyindex
 
 import (
-	"archive/zip"
-	"errors"
 	"fmt"
 	"strings"
 	"testing"
-
-	"vane/runtime/python/pyindex/pyindextest"
 )
 
 func TestIsPureWheel(t *testing.T) {
@@ -45,48 +41,6 @@ func TestIsPureWheel(t *testing.T) {
 	}
 }
 
-// zipWithWheelFile is a wheel archive with a valid WHEEL file plus the
-// entries add writes.
-func zipWithWheelFile(add func(zw *zip.Writer)) []byte {
-	return pyindextest.BuildZip(func(zw *zip.Writer) {
-		w, _ := zw.Create("x-1.0.dist-info/WHEEL")
-		fmt.Fprint(w, "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
-		add(zw)
-	})
-}
-
-func TestCheckWheel(t *testing.T) {
-	good := pyindextest.Wheel{Name: "alpha", Version: "1.0", Files: map[string]string{"alpha/__init__.py": ""}}.Build()
-	if err := CheckWheel(good); err != nil {
-		t.Fatalf("CheckWheel(good wheel): %v", err)
-	}
-	tests := []struct {
-		name, data, wantInError string
-	}{
-		{"not a zip", "hello", "not a zip"},
-		{"platlib root", string(pyindextest.Wheel{Name: "alpha", Version: "1.0", Purelib: boolPtr(false)}.Build()), "Root-Is-Purelib"},
-		{"extension module", string(pyindextest.Wheel{Name: "alpha", Version: "1.0",
-			Files: map[string]string{"alpha/_speed.cpython-311-x86_64-linux-gnu.so": "ELF"}}.Build()), "alpha/_speed.cpython-311-x86_64-linux-gnu.so"},
-		{"versioned library", string(zipWithWheelFile(func(zw *zip.Writer) { zw.Create("alpha.libs/libz.so.1.2") })), "libz.so.1.2"},
-		{"pyd", string(zipWithWheelFile(func(zw *zip.Writer) { zw.Create("alpha/_x.PYD") })), "_x.PYD"},
-		{"dylib", string(zipWithWheelFile(func(zw *zip.Writer) { zw.Create("alpha/lib.dylib") })), "lib.dylib"},
-		{"dll", string(zipWithWheelFile(func(zw *zip.Writer) { zw.Create("alpha/x.dll") })), "x.dll"},
-		{"no dist-info", string(pyindextest.BuildZip(func(zw *zip.Writer) { zw.Create("alpha/__init__.py") })), ".dist-info"},
-		{"two dist-infos", string(zipWithWheelFile(func(zw *zip.Writer) { zw.Create("y-1.0.dist-info/WHEEL") })), "more than one"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := CheckWheel([]byte(tt.data))
-			if !errors.Is(err, ErrUnsafeWheel) {
-				t.Fatalf("CheckWheel = %v, want ErrUnsafeWheel", err)
-			}
-			if !strings.Contains(err.Error(), tt.wantInError) {
-				t.Errorf("CheckWheel error %q does not mention %q", err, tt.wantInError)
-			}
-		})
-	}
-}
-
 func TestNativeCodeError_Error(t *testing.T) {
 	native := &NativeCodeError{Package: "fastthing", Version: "1.2.0",
 		Files: []string{"fastthing-1.2.0-cp311-cp311-manylinux_2_17_x86_64.whl", "fastthing-1.2.0.tar.gz"}}
@@ -108,13 +62,29 @@ func TestNativeCodeError_Error(t *testing.T) {
 	}
 }
 
-func TestParseHeaders(t *testing.T) {
-	text := "Name: alpha\nRequires-Dist: beta>=1.0\nrequires-dist: gamma ;\n  extra == 'x'\nno colon here\nDescription: first\n\tsecond\n\nRequires-Dist: body-not-header\n"
-	h := parseHeaders(text)
-	if got := h["requires-dist"]; len(got) != 2 || got[0] != "beta>=1.0" || got[1] != "gamma ;\nextra == 'x'" {
-		t.Errorf("requires-dist = %q", got)
+func TestDistributionVersion(t *testing.T) {
+	tests := []struct {
+		filename, project, want string
+		ok                      bool
+	}{
+		{"alpha-1.0-py3-none-any.whl", "alpha", "1.0", true},
+		{"Alpha_Beta-1.0-py3-none-any.whl", "alpha-beta", "1.0", true},
+		{"alpha-1.0-py3-none-any.whl", "beta", "1.0", false},
+		{"alpha-1.0.tar.gz", "alpha", "1.0", true},
+		{"Alpha.Beta-2.0rc1.ZIP", "alpha-beta", "2.0rc1", true},
+		{"alpha--beta-3.0.tar.gz", "alpha-beta", "3.0", true},
+		{"alpha-beta-3.0.tar.gz", "alpha", "beta-3.0", true},
+		{"alpha_-1.0.tar.gz", "alpha", "", false},
+		{"alphabet-1.0.tar.gz", "alpha", "", false},
+		{"alpha.tar.gz", "alpha", "", false},
+		{"alpha-1.0.exe", "alpha", "", false},
+		{strings.Repeat("a-", 100000) + "1.0.tar.gz", "a", strings.Repeat("a-", 99999) + "1.0", true},
+		{strings.Repeat("a-", 100000) + "1.0.tar.gz", "b", "", false},
 	}
-	if got := h["description"]; len(got) != 1 || got[0] != "first\nsecond" {
-		t.Errorf("description = %q", got)
+	for _, tt := range tests {
+		got, ok := distributionVersion(tt.filename, tt.project)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("distributionVersion(%.40q, %q) = %.40q, %t; want %.40q, %t", tt.filename, tt.project, got, ok, tt.want, tt.ok)
+		}
 	}
 }
