@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -127,6 +128,9 @@ func newLanguages(ctx context.Context, cfg serveConfig, apiAddr string, egressFo
 				}
 				pc.WorkerCommand = []string{exe, pythonWorkerCommandName}
 			}
+			if strings.HasPrefix(cfg.PythonIndexURL, "http:") {
+				log.Warn("the python package index is plain http: what a deployment first resolves can be altered on the way (the lock's hashes protect later installs only)", "url", redactURL(cfg.PythonIndexURL))
+			}
 			p, err := python.New(ctx, pc)
 			if err != nil {
 				return nil, fmt.Errorf("cannot create python executor: %w", err)
@@ -220,4 +224,13 @@ func toolsDir(getenv func(string) string) string {
 		}
 	}
 	return ".tools"
+}
+
+// redactURL drops the credentials of u (user:password@) for a log line.
+func redactURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "(an invalid URL)"
+	}
+	return p.Redacted()
 }

@@ -112,9 +112,9 @@ func (d *Deno) Deploy(ctx context.Context, dep *jobrt.Deployment) (string, error
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.DeployTimeout)
 	defer cancel()
 	var eg jobrt.Egress
-	var refusals strings.Builder
+	var refusals jobrt.RefusalLog
 	if d.cfg.NewEgress != nil {
-		eg = d.cfg.NewEgress(dep.Workspace, &lockedWriter{w: &refusals})
+		eg = d.cfg.NewEgress(dep.Workspace, &refusals)
 		defer eg.Close()
 	}
 	b, lock, err := d.buildBundle(ctx, dep.Code, dep.Lock, dep.Path, dep.ResolveScript, true, eg)
@@ -122,10 +122,7 @@ func (d *Deno) Deploy(ctx context.Context, dep *jobrt.Deployment) (string, error
 		if eg != nil {
 			eg.Close() // its refusals are all written
 		}
-		if r := strings.TrimSpace(refusals.String()); r != "" {
-			err = fmt.Errorf("%w\n%s", err, r)
-		}
-		return "", fmt.Errorf("cannot deploy %s: %w", dep.Path, err)
+		return "", fmt.Errorf("cannot deploy %s: %w", dep.Path, refusals.Annotate(err))
 	}
 	key := bundleKey(dep.Code, lock)
 	installed, err := d.installBundle(ctx, b, key)
@@ -324,15 +321,3 @@ func crashResult(exit string, tail string) json.RawMessage {
 	return jobrt.ErrorResult("ExecutionErr", "deno exited without a result: "+exit, tail)
 }
 
-// lockedWriter serializes writes to w (an egress session reports refusals
-// from the goroutines of its dials).
-type lockedWriter struct {
-	mu sync.Mutex // guards w
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}

@@ -24,8 +24,8 @@ const maxImportedScripts = 64
 // tree in the cache so the first job does not compile. The lock it returns
 // records the imported scripts' code and the requirements lock (see Lock).
 func (e *Executor) Deploy(ctx context.Context, d *jobrt.Deployment) (string, error) {
-	type source struct{ path, code string }
-	queue := []source{{path: d.Path, code: d.Code}}
+	queue := []scriptSource{{path: d.Path, code: d.Code}}
+	var sources []scriptSource // every script, the main one first, with its missing imports
 	lock := Lock{Scripts: map[string]string{}}
 	seen := map[string]bool{d.Path: true}
 	missing := map[string]bool{}
@@ -54,6 +54,9 @@ func (e *Executor) Deploy(ctx context.Context, d *jobrt.Deployment) (string, err
 			}
 			switch imp.Kind {
 			case "missing":
+				if !missing[top] {
+					src.missing = append(src.missing, top)
+				}
 				missing[top] = true
 			case "package":
 				packages[top] = true
@@ -71,34 +74,32 @@ func (e *Executor) Deploy(ctx context.Context, d *jobrt.Deployment) (string, err
 						return "", fmt.Errorf("the script imports more than %d workspace scripts", maxImportedScripts)
 					}
 					lock.Scripts[path] = code
-					queue = append(queue, source{path: path, code: code})
+					queue = append(queue, scriptSource{path: path, code: code})
 				}
 			}
 		}
+		sources = append(sources, src)
 	}
 	lock.Packages = slices.Sorted(maps.Keys(packages))
-	imports := sortedKeys(missing)
-	reqs, err := requirementsOf(d.Code, imports)
+	imports := slices.Sorted(maps.Keys(missing))
+	reqs, err := requirementsOf(sources)
 	if err != nil {
 		return "", err
 	}
-	if len(reqs) > 0 {
-		given, err := ParseLock(d.Lock)
-		if err != nil {
-			given = Lock{}
+	given, _ := ParseLock(d.Lock) // anything else is no lock (a requirements.txt, say)
+	pins := windmillPins(d.Lock)
+	switch {
+	case len(reqs) == 0 && len(imports) == 0:
+	case e.cfg.IndexURL == "" && given.Requirements == "":
+		return "", fmt.Errorf("third-party packages are not available: %s (this node has no package index, --python-index-url; "+
+			"an operator can provide pure-Python packages in the python packages directory)", strings.Join(imports, ", "))
+	case len(reqs) == 0 && given.Requirements == "" && pins == nil:
+		return "", vane.Invalidf("the script imports %s, and its #requirements: block names no package", strings.Join(imports, ", "))
+	default:
+		if pins != nil {
+			reqs = pins // a Windmill lock: its versions, resolved here to wheels and hashes
 		}
-		if e.cfg.IndexURL == "" && given.Requirements == "" {
-			return "", fmt.Errorf("third-party packages are not available: %s (this node has no package index, --python-index-url; "+
-				"an operator can provide pure-Python packages in the python packages directory)", strings.Join(imports, ", "))
-		}
-		if lock.Requirements, err = e.lockPackages(ctx, d, reqs, given.Requirements); err != nil {
-			return "", fmt.Errorf("cannot install the script's packages: %w", err)
-		}
-		tree, err := e.scripts.packages(ctx, d.Workspace, lock.Requirements, nil)
-		if err != nil {
-			return "", err
-		}
-		if err := checkProvided(tree, imports, lock.Requirements); err != nil {
+		if lock.Requirements, err = e.lockPackages(ctx, d, reqs, given.Requirements, imports); err != nil {
 			return "", err
 		}
 	}

@@ -7,6 +7,7 @@ package python
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -84,7 +85,7 @@ type Config struct {
 	// "https://host/simple/". Empty: scripts with third-party imports fail
 	// to deploy, unless PackagesDir provides them.
 	IndexURL string
-	// NewEgress opens the way out of a deployment of workspace's (its index
+	// NewEgress opens the way out of a deployment in workspace (its index
 	// requests); refusals are written to logs. Nil: deployments reach no
 	// index.
 	NewEgress func(workspace string, logs io.Writer) jobrt.Egress
@@ -141,6 +142,8 @@ type Executor struct {
 	pool                    *workerPool        // nil unless Config.WorkerCommand is set
 	apiHTTP                 *http.Client       // the jobs' API calls (see runtime/apifile)
 	roots                   *netfile.Roots     // the CAs of Config.CABundle
+	indexRoots              *x509.CertPool     // the same, for deployments' index requests
+	stdlibNames             map[string]bool    // the top-level names of the stdlib's tree
 }
 
 var (
@@ -171,6 +174,11 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 		}
 	}
 	e.roots = netfile.NewRoots(roots)
+	e.indexRoots = x509.NewCertPool()
+	e.indexRoots.AppendCertsFromPEM(roots)
+	if e.stdlibNames, err = stdlibNames(filepath.Join(build, StdlibDir, "lib", "python3.11")); err != nil {
+		return nil, err
+	}
 	if e.snapshot, err = os.Open(filepath.Join(build, SnapshotFile)); err != nil {
 		return nil, fmt.Errorf("cannot read python snapshot: %w", err)
 	}
@@ -204,6 +212,7 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 		e.ownsHost = true
 	}
 	e.scripts = newScriptCache(e, filepath.Join(cfg.CacheDir, "scripts"))
+	sweepInstalls(filepath.Join(cfg.CacheDir, "packages"))
 	if e.tmpl, err = e.template(ctx); err != nil {
 		return nil, errors.Join(err, e.Close())
 	}

@@ -4,13 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -18,7 +16,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"vane"
@@ -41,6 +38,7 @@ import (
 type WheelStore interface {
 	PutBlob(ctx context.Context, ws string, data []byte) (string, error)
 	Blob(ws, sum string) ([]byte, error)
+	HasBlob(ws, sum string) (bool, error)
 }
 
 // interpreterVersion is the CPython the snapshot carries (tools/python-wasm).
@@ -52,9 +50,10 @@ const defaultDeployTimeout = 5 * time.Minute
 
 // importPackages maps import names to the distributions that provide them
 // where the two differ; the rest are looked up under their own name. The
-// entries are those of Windmill's PYTHON_IMPORTS_REPLACEMENT
-// (backend/parsers/windmill-parser-py-imports/src/lib.rs) that name
-// pure-Python distributions.
+// entries follow Windmill's exceptions (PYTHON_IMPORTS_REPLACEMENT in
+// backend/parsers/windmill-parser-py-imports, and its mapping.rs); some name
+// distributions with native code, whose deployment then fails naming them,
+// which says more than a lookup of the import name would.
 var importPackages = map[string]string{
 	"yaml":              "pyyaml",
 	"git":               "GitPython",
@@ -139,13 +138,32 @@ func codeRequirements(code string) (reqs []string, replace bool) {
 	return r, false
 }
 
-// requirementsOf returns what a deployment must resolve: the requirement
-// lines of its code (codeRequirements) and, unless those replace it, the
-// distributions of its third-party imports (importPackages).
-func requirementsOf(code string, imports []string) ([]pyindex.Requirement, error) {
-	lines, replace := codeRequirements(code)
-	if !replace {
-		for _, imp := range imports {
+// scriptSource is one script of a deployment (the main one or a workspace
+// script it imports) with its third-party imports.
+type scriptSource struct {
+	path, code string
+	missing    []string // top-level modules neither stdlib, packages dir nor workspace
+}
+
+// requirementsOf returns what a deployment must resolve, by Windmill's rule
+// (parse_python_imports): a `#requirements:` block of the main script is
+// all of it; otherwise each script (the main one first, then the workspace
+// scripts it imports) adds its own `#requirements:` block or else its
+// `#extra_requirements:` block and the distributions of its third-party
+// imports (importPackages). Windmill's client (wmill) is left out: every
+// job has vane's.
+func requirementsOf(sources []scriptSource) ([]pyindex.Requirement, error) {
+	var lines []string
+	for i, src := range sources {
+		block, replace := codeRequirements(src.code)
+		lines = append(lines, block...)
+		if replace {
+			if i == 0 {
+				break
+			}
+			continue
+		}
+		for _, imp := range src.missing {
 			if d, ok := importPackages[imp]; ok {
 				lines = append(lines, d)
 			} else {
@@ -161,7 +179,7 @@ func requirementsOf(code string, imports []string) ([]pyindex.Requirement, error
 			return nil, vane.Invalidf("the script's requirements: %v", err)
 		}
 		if pyindex.NormalizeName(r.Name) == wmillModule {
-			continue // Windmill's client: every job has vane's (scripts.go)
+			continue
 		}
 		if k := r.String(); !seen[k] {
 			seen[k] = true
@@ -171,104 +189,129 @@ func requirementsOf(code string, imports []string) ([]pyindex.Requirement, error
 	return reqs, nil
 }
 
-// lockPackages resolves reqs for deployment d (or takes the pins of a lock
-// the deployment was given), stores every wheel in the workspace's
-// WheelStore and installs the lock on this node. It returns the
-// requirements-lock text. Refusals of the egress policy are added to the
-// error: they are often why the index could not be reached.
-func (e *Executor) lockPackages(ctx context.Context, d *jobrt.Deployment, reqs []pyindex.Requirement, given string) (string, error) {
+// windmillPins reads a lock in Windmill's own form, which `wmill` pushes
+// with a script: `uv pip compile`'s output, `name==version` lines (markers
+// allowed) without hashes, under a `# py: 3.11` header. It returns them as
+// exact requirements, or nil when text is not such a lock.
+func windmillPins(text string) []pyindex.Requirement {
+	var pins []pyindex.Requirement
+	for line := range strings.SplitSeq(text, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		r, err := pyindex.ParseRequirement(line)
+		if err != nil || r.URL != "" || !strings.HasPrefix(r.Specifier, "==") || strings.ContainsAny(r.Specifier, ",*") {
+			return nil
+		}
+		pins = append(pins, r)
+	}
+	return pins
+}
+
+// lockPackages locks the packages of deployment d: it resolves reqs, or
+// installs exactly the hashed lock the deployment was given (fetching only
+// the wheels the workspace does not hold), under the workspace's egress;
+// installs the lock on this node and checks that it provides imports; and
+// only then stores the wheels in the workspace's WheelStore, so a refused
+// deployment leaves nothing behind. It returns the requirements-lock text.
+func (e *Executor) lockPackages(ctx context.Context, d *jobrt.Deployment, reqs []pyindex.Requirement, given string, imports []string) (string, error) {
 	if e.cfg.Wheels == nil {
-		return "", errors.New("this node keeps no packages (no wheel store)")
+		return "", errors.New("cannot install the script's packages: this node keeps no packages (no wheel store)")
 	}
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.DeployTimeout)
 	defer cancel()
-	var eg jobrt.Egress
-	var refusals lockedBuilder
-	if e.cfg.NewEgress != nil {
-		eg = e.cfg.NewEgress(d.Workspace, &refusals)
-	}
-	ix := &pyindex.Index{URL: e.cfg.IndexURL, Client: e.indexClient(eg)}
-	defer ix.Client.CloseIdleConnections()
-	closeEgress := func() {
-		if eg != nil {
-			eg.Close() // its refusals are all written
-			eg = nil
+	lock, wheels, err := e.fetchPackages(ctx, d.Workspace, reqs, given)
+	if err != nil {
+		var native *pyindex.NativeCodeError
+		if errors.As(err, &native) || errors.Is(err, pyindex.ErrUnsafeWheel) || errors.Is(err, pyindex.ErrPinMismatch) || errors.Is(err, pyindex.ErrTooLarge) {
+			return "", vane.Invalidf("cannot install the script's packages: %v", err)
 		}
-	}
-	defer closeEgress()
-	withRefusals := func(err error) error {
-		closeEgress()
-		var extra []string
-		for _, r := range strings.Split(strings.TrimSpace(refusals.String()), "\n") {
-			if r != "" && !strings.Contains(err.Error(), r) && !slices.Contains(extra, r) {
-				extra = append(extra, r)
-			}
-		}
-		if len(extra) > 0 {
-			return fmt.Errorf("%w\n%s", err, strings.Join(extra, "\n"))
-		}
-		return err
-	}
-
-	var lock pyindex.Lock
-	wheels := map[string][]byte{}
-	if given != "" {
-		// A lock the deployment carries (wmill's .script.lock): installed
-		// exactly, each wheel fetched by its hash unless the workspace
-		// already holds it.
-		var err error
-		if lock, err = pyindex.ParseLock(given); err != nil {
-			return "", vane.Invalidf("the script's lock: %v", err)
-		}
-		for _, p := range lock.Pins {
-			if data, err := e.cfg.Wheels.Blob(d.Workspace, p.SHA256); err == nil {
-				wheels[p.SHA256] = data
-				continue
-			}
-			if e.cfg.IndexURL == "" {
-				return "", fmt.Errorf("the wheel of %s %s is not in the workspace's store, and this node has no package index (--python-index-url)", p.Name, p.Version)
-			}
-			data, err := ix.Fetch(ctx, p)
-			if err != nil {
-				return "", withRefusals(err)
-			}
-			wheels[p.SHA256] = data
-		}
-	} else {
-		resolved, err := pyindex.Resolve(ctx, ix, pyindex.TargetEnv(interpreterVersion), reqs, pyindex.Limits{})
-		if err != nil {
-			var native *pyindex.NativeCodeError
-			if errors.As(err, &native) {
-				return "", vane.Invalidf("%v", err)
-			}
-			return "", withRefusals(err)
-		}
-		lock.Python = pythonTag()
-		for _, r := range resolved {
-			lock.Pins = append(lock.Pins, r.Pin)
-			wheels[r.SHA256] = r.Wheel
-		}
-	}
-	closeEgress()
-	for _, p := range lock.Pins {
-		data := wheels[p.SHA256]
-		if len(data) > maxWheelBytes {
-			return "", vane.Invalidf("the wheel of %s %s is %d bytes, more than the %d a workspace stores", p.Name, p.Version, len(data), maxWheelBytes)
-		}
-		if _, err := e.cfg.Wheels.PutBlob(ctx, d.Workspace, data); err != nil {
-			return "", fmt.Errorf("cannot store the wheel of %s %s: %w", p.Name, p.Version, err)
-		}
+		return "", fmt.Errorf("cannot install the script's packages: %w", err)
 	}
 	text := lock.String()
-	if _, err := e.scripts.packages(ctx, d.Workspace, text, wheels); err != nil {
+	tree, err := e.scripts.packages(ctx, d.Workspace, text, wheels)
+	if err != nil {
 		return "", err
+	}
+	if err := checkProvided(tree, imports, lock); err != nil {
+		return "", err
+	}
+	for _, p := range lock.Pins {
+		if _, err := e.cfg.Wheels.PutBlob(ctx, d.Workspace, wheels[p.SHA256]); err != nil {
+			return "", fmt.Errorf("cannot store the wheel of %s %s: %w", p.Name, p.Version, err)
+		}
 	}
 	return text, nil
 }
 
-// maxWheelBytes is the largest wheel a deployment stores (raftstore's
-// MaxBlobBytes, which this package does not import).
-const maxWheelBytes = 16 << 20
+// fetchPackages resolves reqs, or reads the hashed lock given, to a lock
+// and its wheels (by sha256), each checked for native code.
+func (e *Executor) fetchPackages(ctx context.Context, ws string, reqs []pyindex.Requirement, given string) (pyindex.Lock, map[string][]byte, error) {
+	var eg jobrt.Egress
+	var refusals jobrt.RefusalLog
+	if e.cfg.NewEgress != nil {
+		eg = e.cfg.NewEgress(ws, &refusals)
+	}
+	ix := &pyindex.Index{URL: e.cfg.IndexURL, Client: e.indexClient(eg)}
+	defer func() {
+		ix.Client.CloseIdleConnections()
+		if eg != nil {
+			eg.Close()
+		}
+	}()
+	fail := func(err error) (pyindex.Lock, map[string][]byte, error) {
+		if eg != nil {
+			eg.Close() // its refusals are all written
+			eg = nil
+		}
+		return pyindex.Lock{}, nil, refusals.Annotate(err)
+	}
+	wheels := map[string][]byte{}
+	if given == "" {
+		resolved, err := pyindex.Resolve(ctx, ix, pyindex.TargetEnv(interpreterVersion), reqs, pyindex.Limits{})
+		if err != nil {
+			return fail(err)
+		}
+		lock := pyindex.Lock{Python: pythonTag()}
+		for _, r := range resolved {
+			lock.Pins = append(lock.Pins, r.Pin)
+			wheels[r.SHA256] = r.Wheel
+		}
+		return lock, wheels, nil
+	}
+	// A lock the deployment carries (wmill's .lock, in the hashed form):
+	// installed exactly, under the same bounds as a resolution.
+	lock, err := pyindex.ParseLock(given)
+	if err != nil {
+		return fail(vane.Invalidf("the script's lock: %v", err))
+	}
+	if len(lock.Pins) > pyindex.DefaultMaxPackages {
+		return fail(vane.Invalidf("the script's lock pins %d packages, more than %d", len(lock.Pins), pyindex.DefaultMaxPackages))
+	}
+	var total int64
+	for _, p := range lock.Pins {
+		data, err := e.cfg.Wheels.Blob(ws, p.SHA256)
+		if err != nil {
+			if e.cfg.IndexURL == "" {
+				return fail(fmt.Errorf("the wheel of %s %s is not in the workspace's store, and this node has no package index (--python-index-url)", p.Name, p.Version))
+			}
+			if data, err = ix.Fetch(ctx, p); err != nil {
+				return fail(err)
+			}
+		}
+		// The lock names the wheel by hash; its name and version must be
+		// what the lock says too (a lock is read by people).
+		if err := pyindex.VerifyWheel(ctx, data, p); err != nil {
+			return fail(fmt.Errorf("%s %s: %w", p.Name, p.Version, err))
+		}
+		if total += int64(len(data)); total > pyindex.DefaultMaxTotalBytes {
+			return fail(vane.Invalidf("the script's lock needs more than %d MiB of wheels", pyindex.DefaultMaxTotalBytes>>20))
+		}
+		wheels[p.SHA256] = data
+	}
+	return lock, wheels, nil
+}
 
 // pythonTag is the lock's `# py:` header: the interpreter's minor version.
 func pythonTag() string {
@@ -281,17 +324,11 @@ func pythonTag() string {
 // resolver and checks, loopback refused), TLS verified against
 // Config.CABundle, no proxy from the environment.
 func (e *Executor) indexClient(eg jobrt.Egress) *http.Client {
-	roots := x509.NewCertPool()
-	if e.cfg.CABundle != "" {
-		if pem, err := os.ReadFile(e.cfg.CABundle); err == nil {
-			roots.AppendCertsFromPEM(pem)
-		}
-	}
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
 			return jobrt.DialEgress(ctx, eg, addr)
 		},
-		TLSClientConfig:        &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+		TLSClientConfig:        &tls.Config{RootCAs: e.indexRoots, MinVersion: tls.VersionTLS12},
 		ForceAttemptHTTP2:      true,
 		TLSHandshakeTimeout:    30 * time.Second,
 		ResponseHeaderTimeout:  time.Minute,
@@ -308,27 +345,43 @@ func (e *Executor) indexClient(eg jobrt.Egress) *http.Client {
 
 // packages returns this node's installed tree of requirements lock text
 // (a directory whose top level goes on the guest's path), installing it on
-// first use from wheels (by sha256) or else from workspace ws's
-// WheelStore. Each wheel's bytes are checked against the lock's hash
-// whatever their source. Python files are compiled to sourceless .pyc (the
-// tree is read-only to jobs, which could not cache their own). The tree is
-// keyed by the lock text: a lock names its wheels by hash, and a workspace
-// gets a lock only after its own deployment fetched or held each wheel.
+// first use from wheels (by sha256, which the caller checked) or else from
+// workspace ws's WheelStore. Without wheels, every pin must be in ws's
+// store even when the tree is here already: the tree is keyed by the lock
+// (and the interpreter), and a workspace may use only wheels it holds. Each
+// wheel's bytes are checked against the lock's hash whatever their source.
+// Python files are compiled to sourceless .pyc (the tree is read-only to
+// jobs, which could not cache their own).
 func (c *scriptCache) packages(ctx context.Context, ws, text string, wheels map[string][]byte) (string, error) {
 	lock, err := pyindex.ParseLock(text)
 	if err != nil {
 		return "", fmt.Errorf("cannot read the script's requirements lock: %w", err)
 	}
-	sum := sha256.Sum256([]byte(text))
-	key := "pkg-" + hex.EncodeToString(sum[:16])
+	if wheels == nil {
+		if err := c.checkWheels(ws, lock); err != nil {
+			return "", err
+		}
+	}
+	if lock.Python != pythonTag() {
+		return "", vane.Invalidf("the script's lock is for Python %q; vane runs %s", lock.Python, pythonTag())
+	}
+	// Keyed by the lock as vane writes it: comments, spacing and order
+	// do not make another installation.
+	h := sha256.New()
+	for _, s := range []string{c.e.buildID, lock.String()} {
+		fmt.Fprintf(h, "%d:%s", len(s), s)
+	}
+	key := "pkg-" + hex.EncodeToString(h.Sum(nil)[:16])
 	root := filepath.Join(filepath.Dir(c.dir), "packages")
 	dir := filepath.Join(root, key)
 	if _, err := os.Stat(dir); err == nil {
 		return dir, nil
 	}
-	m := c.lockKey(key)
-	m.Lock()
-	defer m.Unlock()
+	release, err := c.acquire(ctx, key)
+	if err != nil {
+		return "", err
+	}
+	defer release()
 	if _, err := os.Stat(dir); err == nil {
 		return dir, nil
 	}
@@ -347,13 +400,7 @@ func (c *scriptCache) packages(ctx context.Context, ws, text string, wheels map[
 	for _, p := range lock.Pins {
 		data, ok := wheels[p.SHA256]
 		if !ok {
-			if c.e.cfg.Wheels == nil {
-				return "", errors.New("this node keeps no packages (no wheel store)")
-			}
 			if data, err = c.e.cfg.Wheels.Blob(ws, p.SHA256); err != nil {
-				if errors.Is(err, vane.ErrNotFound) {
-					return "", fmt.Errorf("the wheel of %s %s (sha256 %s) is not in the workspace's store; deploy the script again", p.Name, p.Version, p.SHA256)
-				}
 				return "", fmt.Errorf("cannot read the wheel of %s %s: %w", p.Name, p.Version, err)
 			}
 		}
@@ -361,9 +408,16 @@ func (c *scriptCache) packages(ctx context.Context, ws, text string, wheels map[
 			return "", fmt.Errorf("the wheel of %s %s does not match the lock's sha256 %s", p.Name, p.Version, p.SHA256)
 		}
 		if used >= maxInstalledBytes {
-			return "", fmt.Errorf("cannot install %s %s: the packages of one lock take at most %d MiB unpacked", p.Name, p.Version, maxInstalledBytes>>20)
+			return "", vane.Invalidf("cannot install %s %s: the packages of one lock take at most %d MiB unpacked", p.Name, p.Version, maxInstalledBytes>>20)
 		}
-		if err := pyindex.Install(data, tmp, pyindex.InstallLimits{MaxBytes: maxInstalledBytes - used}); err != nil {
+		lim := pyindex.InstallLimits{MaxBytes: min(pyindex.DefaultMaxInstallBytes, maxInstalledBytes-used)}
+		if err := pyindex.VerifyWheel(ctx, data, p); err != nil {
+			return "", vane.Invalidf("cannot install %s %s: %v", p.Name, p.Version, err)
+		}
+		if err := pyindex.Install(ctx, data, tmp, lim); err != nil {
+			if errors.Is(err, pyindex.ErrUnsafeWheel) || errors.Is(err, pyindex.ErrTooLarge) {
+				return "", vane.Invalidf("cannot install %s %s: %v", p.Name, p.Version, err)
+			}
 			return "", fmt.Errorf("cannot install %s %s: %w", p.Name, p.Version, err)
 		}
 		if used, err = treeBytes(tmp); err != nil {
@@ -380,6 +434,68 @@ func (c *scriptCache) packages(ctx context.Context, ws, text string, wheels map[
 		return "", fmt.Errorf("cannot install packages: %w", err)
 	}
 	return dir, nil
+}
+
+// checkWheels fails unless workspace ws holds every wheel of lock: a
+// workspace may use only the wheels its own deployments fetched, whatever
+// this node has installed for others.
+func (c *scriptCache) checkWheels(ws string, lock pyindex.Lock) error {
+	if c.e.cfg.Wheels == nil {
+		return errors.New("this node keeps no packages (no wheel store)")
+	}
+	for _, p := range lock.Pins {
+		ok, err := c.e.cfg.Wheels.HasBlob(ws, p.SHA256)
+		if err != nil {
+			return fmt.Errorf("cannot read the wheel of %s %s: %w", p.Name, p.Version, err)
+		}
+		if !ok {
+			return fmt.Errorf("the wheel of %s %s (sha256 %s) is not in the workspace's store on this node; deploy the script again", p.Name, p.Version, p.SHA256)
+		}
+	}
+	return nil
+}
+
+// staleInstall is how old an unfinished installation (a *.tmp* directory
+// left by a process that died) must be before New removes it: another
+// process sharing the cache dir may be installing.
+const staleInstall = time.Hour
+
+// sweepInstalls removes the unfinished installations under the packages
+// cache that are older than staleInstall.
+func sweepInstalls(root string) {
+	entries, _ := os.ReadDir(root)
+	for _, de := range entries {
+		if !strings.Contains(de.Name(), ".tmp") {
+			continue
+		}
+		if info, err := de.Info(); err == nil && time.Since(info.ModTime()) > staleInstall {
+			_ = os.RemoveAll(filepath.Join(root, de.Name()))
+		}
+	}
+}
+
+// packagesForJob is packages for a job's preparation: the installation
+// runs detached from the job (bounded by Config.DeployTimeout), so a job
+// whose timeout is shorter than the first installation on this node fails
+// alone, and a later job finds the tree installed.
+func (c *scriptCache) packagesForJob(ctx context.Context, ws, text string) (string, error) {
+	type result struct {
+		dir string
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.e.cfg.DeployTimeout)
+		defer cancel()
+		dir, err := c.packages(ictx, ws, text, nil)
+		done <- result{dir, err}
+	}()
+	select {
+	case r := <-done:
+		return r.dir, r.err
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
 }
 
 // maxInstalledBytes bounds the unpacked files of one lock's packages (a
@@ -450,23 +566,60 @@ func (c *scriptCache) compileTree(ctx context.Context, dir string) error {
 // reservedTopLevel says whether a top-level name of an installed tree is
 // vane's in every script's tree: its Windmill client (a distribution
 // named wmill, Windmill's own client, would shadow it as a package
-// directory), the script's modules and the virtual files (_vane_*).
+// directory), the script's modules, the virtual files (_vane_*) and the
+// roots of workspace imports.
 // linkTree leaves such entries out.
 func reservedTopLevel(name string) bool {
 	base, _, _ := strings.Cut(name, ".")
-	return base == wmillModule || strings.HasPrefix(name, "_vane")
+	return base == wmillModule || strings.HasPrefix(name, "_vane") || slices.Contains(workspaceRoots, base)
+}
+
+// workspaceRoots are the top-level packages of workspace scripts imported
+// by path (f.folder.name, u.user.name, g.group.name): a package's f/
+// directory would take the place of the script's imports.
+var workspaceRoots = []string{"f", "u", "g"}
+
+// stdlibNames lists the top-level names of the standard library's tree
+// (modules and packages), which packages must not shadow.
+func stdlibNames(dir string) (map[string]bool, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("cannot list the python standard library: %w", err)
+	}
+	names := map[string]bool{}
+	for _, de := range entries {
+		n := de.Name()
+		switch {
+		case de.IsDir() && !strings.Contains(n, ".") && !strings.Contains(n, "-") && n != "__pycache__":
+			names[n] = true
+		case strings.HasSuffix(n, ".py"), strings.HasSuffix(n, ".pyc"):
+			names[strings.TrimSuffix(strings.TrimSuffix(n, ".pyc"), ".py")] = true
+		}
+	}
+	return names, nil
+}
+
+// shadowsStdlib says whether a top-level name of an installed tree is a
+// module of the standard library's tree (stdlib: its top-level names).
+// pip installs packages after the standard library on sys.path, where such
+// a module (PyPI's asyncio 3.4.3, which old packages still require) is
+// never imported; /script comes first, so linkTree leaves it out instead.
+// Built-in and frozen modules are found before any path and need no check.
+func shadowsStdlib(stdlib map[string]bool, name string) bool {
+	base, _, _ := strings.Cut(name, ".")
+	return stdlib[base]
 }
 
 // linkTree puts every file of the installed tree src into dst (hard links,
 // or copies across file systems), creating directories as needed, except
-// the reserved top-level names.
-func linkTree(src, dst string) error {
+// the top-level names skip says so.
+func linkTree(src, dst string, skip func(name string) bool) error {
 	return filepath.WalkDir(src, func(path string, de fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		rel, _ := filepath.Rel(src, path)
-		if rel != "." && !strings.ContainsRune(rel, filepath.Separator) && reservedTopLevel(rel) {
+		if rel != "." && !strings.ContainsRune(rel, filepath.Separator) && skip(rel) {
 			if de.IsDir() {
 				return filepath.SkipDir
 			}
@@ -524,7 +677,7 @@ func topLevelNames(dir string) (map[string]bool, error) {
 // checkProvided fails a deployment whose third-party imports the locked
 // packages do not provide, naming them, rather than letting its jobs fail
 // with ModuleNotFoundError.
-func checkProvided(tree string, imports []string, lock string) error {
+func checkProvided(tree string, imports []string, lock pyindex.Lock) error {
 	names, err := topLevelNames(tree)
 	if err != nil {
 		return fmt.Errorf("cannot list the installed packages: %w", err)
@@ -538,33 +691,10 @@ func checkProvided(tree string, imports []string, lock string) error {
 	if len(missing) == 0 {
 		return nil
 	}
-	l, _ := pyindex.ParseLock(lock)
 	var pins []string
-	for _, p := range l.Pins {
+	for _, p := range lock.Pins {
 		pins = append(pins, p.Name+"=="+p.Version)
 	}
 	return vane.Invalidf("the script imports %s, which the locked packages (%s) do not provide; list the distribution that provides it in a #requirements: block",
 		strings.Join(missing, ", "), strings.Join(pins, ", "))
 }
-
-// lockedBuilder is a strings.Builder safe for the egress session's
-// concurrent refusal reports.
-type lockedBuilder struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuilder) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuilder) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// sortedKeys returns a set's keys in order.
-func sortedKeys(m map[string]bool) []string { return slices.Sorted(maps.Keys(m)) }

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"vane"
 	"vane/egress"
@@ -131,13 +133,12 @@ func TestExecutor_Packages(t *testing.T) {
 	jsonEqual(t, out.Result, `"alpha says BOB 1.1"`)
 
 	// Another node: its own cache, the same (replicated) store, the index
-	// gone. In this process and in worker processes.
-	ix.srv.Close()
+	// reachable under its policy but never asked. In this process and in
+	// worker processes.
 	served := ix.Requests()
-	for name, cfg := range map[string]Config{
-		"in process":        {Wheels: st, IndexURL: ix.url},
-		"in worker process": {Wheels: st, IndexURL: ix.url, WorkerCommand: []string{os.Args[0]}, WorkerEnv: []string{workerEnvVar + "=1"}},
-	} {
+	inWorkers := packagesConfig(ix, st)
+	inWorkers.WorkerCommand, inWorkers.WorkerEnv = []string{os.Args[0]}, []string{workerEnvVar + "=1"}
+	for name, cfg := range map[string]Config{"in process": packagesConfig(ix, st), "in worker process": inWorkers} {
 		t.Run(name, func(t *testing.T) {
 			other := mustNewExecutorConfig(t, cfg)
 			out, logs := runJob(t, other, alphaScript, lock, `{"name":"eve"}`, nil)
@@ -173,13 +174,37 @@ func TestExecutor_PackagesRequirements(t *testing.T) {
 	}
 	jsonEqual(t, out.Result, `"alpha says bob"`)
 
-	// A given lock wins over resolution: the plain import now gets beta 1.0.
-	got, err := e.Deploy(context.Background(), &jobrt.Deployment{Workspace: "test", Path: "u/test/given", Code: alphaScript, Lock: lock})
+	// A given lock wins over resolution: the plain import now gets beta
+	// 1.0. On another node with a store of its own, so the wheels come
+	// from the index by their hashes.
+	other := mustNewExecutorConfig(t, packagesConfig(ix, mustPackagesStore(t)))
+	before := ix.Requests()
+	got, err := other.Deploy(context.Background(), &jobrt.Deployment{Workspace: "test", Path: "u/test/given", Code: alphaScript, Lock: lock})
 	if err != nil {
 		t.Fatalf("Deploy with a lock: %v", err)
 	}
 	if got != lock {
 		t.Fatalf("the given lock was not kept:\n%s\nwant:\n%s", got, lock)
+	}
+	if ix.Requests() == before {
+		t.Fatal("the given lock's wheels were not fetched")
+	}
+
+	// Windmill's own lock (no hashes): its versions are kept, and hashed.
+	got, err = other.Deploy(context.Background(), &jobrt.Deployment{Workspace: "test", Path: "u/test/windmill", Code: alphaScript,
+		Lock: "# py: 3.11\nalpha==1.0\nbeta==1.0\n"})
+	if err != nil {
+		t.Fatalf("Deploy with a Windmill lock: %v", err)
+	}
+	if got != lock {
+		t.Fatalf("the Windmill lock's versions were not kept:\n%s\nwant:\n%s", got, lock)
+	}
+
+	// A workspace script's own block counts, as in Windmill.
+	ws := workspace{"f/lib/util": {"#requirements:\n#beta==1.0\n\nimport beta\n\ndef f(s):\n    return beta.shout(s)\n", vane.LangPython3}}
+	got, err = deploy(t, e, ws, "from f.lib.util import f\n\ndef main():\n    return f('x')\n")
+	if err != nil || !strings.Contains(got, "beta==1.0 --hash") {
+		t.Fatalf("an imported script's #requirements: block was not followed: %v\n%s", err, got)
 	}
 }
 
@@ -202,6 +227,8 @@ func TestExecutor_PackagesRefused(t *testing.T) {
 		{"unknown package", "import nosuchpkg\n\ndef main():\n    pass\n", []string{"nosuchpkg"}},
 		{"bad requirement", "#requirements:\n#alpha>=>1\n\ndef main():\n    pass\n", []string{"alpha>=>1"}},
 		{"import not provided", "#requirements:\n#beta\n\nimport alpha\n\ndef main():\n    pass\n", []string{"alpha", "do not provide", "beta==1.1"}},
+		{"empty requirements block", "#requirements:\n\nimport alpha\n\ndef main():\n    pass\n", []string{"alpha", "names no package"}},
+		{"only wmill required", "#requirements:\n#wmill\n\nimport alpha\n\ndef main():\n    pass\n", []string{"alpha", "names no package"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -217,8 +244,30 @@ func TestExecutor_PackagesRefused(t *testing.T) {
 			}
 		})
 	}
-	if ok, _ := st.HasBlob("test", wheelSum(nativeWheel)); ok {
-		t.Error("a refused native wheel was stored")
+	// A refused deployment leaves no wheel behind, not even one it
+	// fetched and installed before refusing (beta, for "import not
+	// provided").
+	for _, w := range []pyindextest.Wheel{nativeWheel, beta11} {
+		if ok, _ := st.HasBlob("test", wheelSum(w)); ok {
+			t.Errorf("a refused deployment stored the wheel of %s", w.Name)
+		}
+	}
+
+	// A given lock must say what its hashes are, and be for this Python;
+	// the wheels are in the workspace's store, so nothing is fetched.
+	if _, err := deploy(t, e, workspace{}, alphaScript); err != nil {
+		t.Fatal(err)
+	}
+	for name, given := range map[string]string{
+		"mislabelled pin": fmt.Sprintf("# py: 3.11\nbeta==1.1 --hash=sha256:%s\nrequests==2.31.0 --hash=sha256:%s\n", wheelSum(beta11), wheelSum(alphaWheel)),
+		"other python":    fmt.Sprintf("# py: 2.7\nalpha==1.0 --hash=sha256:%s\nbeta==1.1 --hash=sha256:%s\n", wheelSum(alphaWheel), wheelSum(beta11)),
+	} {
+		_, err := e.Deploy(context.Background(), &jobrt.Deployment{Workspace: "test", Path: "u/test/given", Code: alphaScript, Lock: given})
+		if err == nil {
+			t.Errorf("%s: a given lock was installed", name)
+		} else {
+			t.Logf("%s: %v", name, err)
+		}
 	}
 
 	// The policy refuses the index: under public without the allow entry,
@@ -286,7 +335,7 @@ func TestLock_requirements(t *testing.T) {
 // TestExecutor_PackagesReserved: a package cannot take the place of what
 // vane puts in every script's tree: the script's own module, vane's wmill
 // (Windmill's own client, a distribution named wmill, is not fetched at
-// all) and the virtual files.
+// all), the virtual files and the workspace scripts it imports.
 func TestExecutor_PackagesReserved(t *testing.T) {
 	ix := mustTestIndex(t, pyindextest.Wheel{Name: "shadow", Version: "1.0", Files: map[string]string{
 		"shadow/__init__.py":      "NAME = 'shadow'\n",
@@ -295,11 +344,13 @@ func TestExecutor_PackagesReserved(t *testing.T) {
 		"_vane_api/__init__.py":   "",
 		"_vane_net.py":            "",
 		"wmill_extra/__init__.py": "OK = True\n",
+		"f/lib/util/__init__.py":  "def value():\n    return 'hijacked'\n",
 	}})
 	e := mustNewExecutorConfig(t, packagesConfig(ix, mustPackagesStore(t)))
-	code := "#requirements:\n#shadow\n#wmill>=1.0\n\nimport shadow\nimport wmill\nimport wmill_extra\n\n" +
-		"def main():\n    return [shadow.NAME, wmill_extra.OK, hasattr(wmill, 'get_resource')]\n"
-	lock, err := deploy(t, e, workspace{}, code)
+	code := "#requirements:\n#shadow\n#wmill>=1.0\n\nimport shadow\nimport wmill\nimport wmill_extra\nfrom f.lib import util\n\n" +
+		"def main():\n    return [shadow.NAME, wmill_extra.OK, hasattr(wmill, 'get_resource'), util.value()]\n"
+	ws := workspace{"f/lib/util": {"def value():\n    return 'mine'\n", vane.LangPython3}}
+	lock, err := deploy(t, e, ws, code)
 	if err != nil {
 		t.Fatalf("Deploy: %v", err)
 	}
@@ -313,5 +364,83 @@ func TestExecutor_PackagesReserved(t *testing.T) {
 	if !out.Success {
 		t.Fatalf("job failed: %s\n%s", out.Result, logs)
 	}
-	jsonEqual(t, out.Result, `["shadow", true, true]`)
+	jsonEqual(t, out.Result, `["shadow", true, true, "mine"]`)
+}
+
+// TestExecutor_PackagesOtherWorkspace: a lock is installed only from its
+// workspace's own wheels, on every node alike: a job of another workspace
+// carrying it (a preview) fails, on the node that installed it as on a
+// fresh one.
+func TestExecutor_PackagesOtherWorkspace(t *testing.T) {
+	ix := mustTestIndex(t, alphaWheel, beta11)
+	st := mustPackagesStore(t)
+	e := mustNewExecutorConfig(t, packagesConfig(ix, st))
+	lock, err := deploy(t, e, workspace{}, alphaScript)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, ex := range map[string]*Executor{"installed here": e, "fresh node": mustNewExecutorConfig(t, Config{Wheels: st})} {
+		t.Run(name, func(t *testing.T) {
+			_, err := ex.Run(context.Background(), &jobrt.Request{Job: &vane.Job{ID: "j", Workspace: "other", Kind: vane.JobPreview, Language: vane.LangPython3},
+				Code: alphaScript, Lock: lock, Args: json.RawMessage(`{"name":"x"}`), Dir: t.TempDir(), Logs: &syncBuffer{},
+				Limits: jobrt.Limits{Timeout: time.Minute}})
+			if err == nil || !strings.Contains(err.Error(), "not in the workspace's store") {
+				t.Fatalf("another workspace's job with the lock: %v; want the wheels refused", err)
+			}
+		})
+	}
+}
+
+// TestExecutor_PackagesInstallOutlivesJob: a node's first installation of
+// a lock is not bounded by the job that needs it: a job whose timeout is
+// shorter fails alone, and a later one finds the packages installed.
+func TestExecutor_PackagesInstallOutlivesJob(t *testing.T) {
+	files := map[string]string{"big/__init__.py": "OK = 1\n"}
+	for i := range 150 {
+		files[fmt.Sprintf("big/m%03d.py", i)] = fmt.Sprintf("X = %d\n", i)
+	}
+	ix := mustTestIndex(t, pyindextest.Wheel{Name: "big", Version: "1.0", Files: files})
+	st := mustPackagesStore(t)
+	code := "import big\n\ndef main():\n    return big.OK\n"
+	lock, err := deploy(t, mustNewExecutorConfig(t, packagesConfig(ix, st)), workspace{}, code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := mustNewExecutorConfig(t, Config{Wheels: st})
+	run := func(timeout time.Duration) (jobrt.Outcome, error) {
+		return other.Run(context.Background(), &jobrt.Request{Job: &vane.Job{ID: "j", Workspace: "test", Kind: vane.JobScript, Language: vane.LangPython3},
+			Code: code, Lock: lock, Args: json.RawMessage(`{}`), Dir: t.TempDir(), Logs: &syncBuffer{}, Limits: jobrt.Limits{Timeout: timeout}})
+	}
+	if out, err := run(time.Millisecond); err == nil && out.Success {
+		t.Fatalf("a job of 1 ms installed 151 modules and ran: %s", out.Result)
+	}
+	out, err := run(time.Minute)
+	if err != nil || !out.Success {
+		t.Fatalf("the next job: %v %s", err, out.Result)
+	}
+	jsonEqual(t, out.Result, `1`)
+}
+
+// TestExecutor_PackagesLayout: what pip would make of a lock: a package's
+// copy of a standard library module is never imported (pip's site-packages
+// come after the stdlib), and two wheels may ship the same file (older
+// namespace packages' __init__.py).
+func TestExecutor_PackagesLayout(t *testing.T) {
+	ix := mustTestIndex(t,
+		pyindextest.Wheel{Name: "shadowy", Version: "1.0", Files: map[string]string{"shadowy/__init__.py": "",
+			"fractions.py": "SHADOW = True\n", "csv.py": "SHADOW = True\n", "asyncio/__init__.py": "SHADOW = True\n"}},
+		pyindextest.Wheel{Name: "ns-one", Version: "1.0", Files: map[string]string{"ns/__init__.py": "", "ns/one.py": "X = 1\n"}},
+		pyindextest.Wheel{Name: "ns-two", Version: "1.0", Files: map[string]string{"ns/__init__.py": "", "ns/two.py": "Y = 2\n"}})
+	e := mustNewExecutorConfig(t, packagesConfig(ix, mustPackagesStore(t)))
+	code := "#requirements:\n#shadowy\n#ns-one\n#ns-two\n\nimport shadowy\nimport ns.one\nimport ns.two\nimport importlib\n\ndef main():\n" +
+		"    return [ns.one.X + ns.two.Y] + [hasattr(importlib.import_module(m), 'SHADOW') for m in ['fractions', 'csv', 'asyncio']]\n"
+	lock, err := deploy(t, e, workspace{}, code)
+	if err != nil {
+		t.Fatalf("Deploy: %v", err)
+	}
+	out, logs := runJob(t, e, code, lock, `{}`, nil)
+	if !out.Success {
+		t.Fatalf("job failed: %s\n%s", out.Result, logs)
+	}
+	jsonEqual(t, out.Result, `[3, false, false, false]`)
 }

@@ -118,10 +118,10 @@ type scriptCache struct {
 	e   *Executor
 	dir string
 
-	mu       sync.Mutex             // guards inflight, wmillPyc and prePyc
-	inflight map[string]*sync.Mutex // one preparation per key at a time
-	wmillPyc compiled               // wmill.py compiled, once per executor
-	prePyc   compiled               // preprocessorSource compiled, once per executor
+	mu       sync.Mutex               // guards inflight, wmillPyc and prePyc
+	inflight map[string]chan struct{} // one preparation per key at a time (see acquire)
+	wmillPyc compiled                 // wmill.py compiled, once per executor
+	prePyc   compiled                 // preprocessorSource compiled, once per executor
 }
 
 // wmill returns wmill.py compiled, compiling it on first use.
@@ -168,19 +168,26 @@ func (c *scriptCache) preprocessor(ctx context.Context) (compiled, error) {
 }
 
 func newScriptCache(e *Executor, dir string) *scriptCache {
-	return &scriptCache{e: e, dir: dir, inflight: map[string]*sync.Mutex{}}
+	return &scriptCache{e: e, dir: dir, inflight: map[string]chan struct{}{}}
 }
 
-// lockKey returns the mutex that serializes the preparation of key.
-func (c *scriptCache) lockKey(key string) *sync.Mutex {
+// acquire takes the right to prepare key, waiting for another preparation
+// of it to end or ctx, whichever is first (a job waiting for another's
+// long preparation gives up at its own deadline); release gives it back.
+func (c *scriptCache) acquire(ctx context.Context, key string) (release func(), err error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	m, ok := c.inflight[key]
+	slot, ok := c.inflight[key]
 	if !ok {
-		m = &sync.Mutex{}
-		c.inflight[key] = m
+		slot = make(chan struct{}, 1)
+		c.inflight[key] = slot
 	}
-	return m
+	c.mu.Unlock()
+	select {
+	case slot <- struct{}{}:
+		return func() { <-slot }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 func (c *scriptCache) key(code, lock string) string {
@@ -196,22 +203,35 @@ func (c *scriptCache) key(code, lock string) string {
 // workspace imports, compiling them if needed. A script that does not
 // compile gives a failed job's result (failure) rather than an error.
 func (c *scriptCache) prepare(ctx context.Context, ws, code, lock string) (dir string, failure json.RawMessage, err error) {
+	l, err := ParseLock(lock)
+	if err != nil {
+		return "", nil, err
+	}
+	if l.Requirements != "" {
+		// The dir is keyed by code and lock, not workspace: whoever
+		// prepared it, this job's workspace must hold the wheels.
+		rl, err := pyindex.ParseLock(l.Requirements)
+		if err != nil {
+			return "", nil, fmt.Errorf("cannot read the script's requirements lock: %w", err)
+		}
+		if err := c.checkWheels(ws, rl); err != nil {
+			return "", nil, err
+		}
+	}
 	key := c.key(code, lock)
 	dir = filepath.Join(c.dir, key)
 	if _, err := os.Stat(filepath.Join(dir, mainModule+".pyc")); err == nil {
 		return dir, nil, nil
 	}
-	m := c.lockKey(key)
-	m.Lock()
-	defer m.Unlock()
+	release, err := c.acquire(ctx, key)
+	if err != nil {
+		return "", nil, err
+	}
+	defer release()
 	if _, err := os.Stat(filepath.Join(dir, mainModule+".pyc")); err == nil {
 		return dir, nil, nil
 	}
 
-	l, err := ParseLock(lock)
-	if err != nil {
-		return "", nil, err
-	}
 	files := map[string]compiled{}
 	main, failure, err := c.compile(ctx, code, "main.py")
 	if err != nil || failure != nil {
@@ -238,7 +258,7 @@ func (c *scriptCache) prepare(ctx context.Context, ws, code, lock string) (dir s
 
 	var packages string // the installed tree of the requirements, if any
 	if l.Requirements != "" {
-		if packages, err = c.packages(ctx, ws, l.Requirements, nil); err != nil {
+		if packages, err = c.packagesForJob(ctx, ws, l.Requirements); err != nil {
 			return "", nil, err
 		}
 	}
@@ -254,7 +274,8 @@ func (c *scriptCache) prepare(ctx context.Context, ws, code, lock string) (dir s
 		return "", nil, fmt.Errorf("cannot create script dir: %w", err)
 	}
 	if packages != "" {
-		if err := linkTree(packages, tmp); err != nil {
+		skip := func(name string) bool { return reservedTopLevel(name) || shadowsStdlib(c.e.stdlibNames, name) }
+		if err := linkTree(packages, tmp, skip); err != nil {
 			os.RemoveAll(tmp)
 			return "", nil, fmt.Errorf("cannot link the packages into the script dir: %w", err)
 		}
