@@ -320,4 +320,3 @@ func crashResult(exit string, tail string) json.RawMessage {
 	}
 	return jobrt.ErrorResult("ExecutionErr", "deno exited without a result: "+exit, tail)
 }
-
