@@ -83,6 +83,12 @@ var runs = []run{
 		{what: "the same in Go (`net/http`'s default client, through vane's dialer)", name: "BenchmarkAPI_RunWaitResultHTTPGet/go", show: []metric{p50, p99}},
 		{what: "the same in Python (`urllib.request`, through vane's sockets)", name: "BenchmarkAPI_RunWaitResultHTTPGet/python", show: []metric{p50, p99}},
 	}},
+	{pkg: "./sandbox/", bench: "^BenchmarkSandbox_Start$", benchtime: "300x", timeout: 3 * time.Minute, rows: []row{
+		{what: "a jailed `/bin/true`, start to exit, with the egress network every Bash and Deno job gets, unused", name: "BenchmarkSandbox_Start/Egress", show: []metric{p50, p99},
+			goal: "as NoDevice", limit: "the kernel's work on the job's tun device and namespace"},
+		{what: "the same with the API-only network", name: "BenchmarkSandbox_Start/APIOnly", show: []metric{p50, p99}},
+		{what: "the same on a sandbox that makes no network device (a job before egress)", name: "BenchmarkSandbox_Start/NoDevice", show: []metric{p50, p99}},
+	}},
 	{pkg: "./bench/", bench: "^BenchmarkAPI_RunWaitResultBashNoJail$", benchtime: "400x", timeout: 3 * time.Minute, rows: []row{
 		{what: "`run_wait_result`, Bash, unjailed (`--insecure-no-jail`), sequential", name: "BenchmarkAPI_RunWaitResultBashNoJail/sequential", show: []metric{p50, p99}},
 	}},
