@@ -82,7 +82,7 @@ func TestDeploy_Python(t *testing.T) {
 
 	bad := c.MustSaveScript("u/admin/bad_import", "python3", "import no_such_module_vane\n\ndef main():\n    return 1\n")
 	if lock, lockErr := deploymentStatus(t, c, bad); lockErr == nil || !strings.Contains(*lockErr, "no_such_module_vane") {
-		t.Fatalf("a script with a missing import: lock %v, error logs %v", lock, lockErr)
+		t.Fatalf("a script with a missing import: lock %v, error logs %q", lock, deref(lockErr))
 	}
 }
 
@@ -115,4 +115,12 @@ func TestRunCommand(t *testing.T) {
 	if err := cmd.Run(); err == nil {
 		t.Fatal("vane run of a failing script exited 0")
 	}
+}
+
+// deref is *s, or "(none)".
+func deref(s *string) string {
+	if s == nil {
+		return "(none)"
+	}
+	return *s
 }

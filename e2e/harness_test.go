@@ -193,7 +193,11 @@ func MustStartServer(tb testing.TB, opts ServerOptions) *Server {
 		"--raft-addr", "127.0.0.1:0", "--shutdown-grace", "2", "--log-level", "warn", "--cache-dir", cacheDir,
 		// Bash is all these tests run; the jail is still used where the kernel
 		// allows it (the flag only permits running unjailed where it does not).
-		"--languages", "bash", "--insecure-no-jail"}, opts.Args...)
+		"--languages", "bash", "--insecure-no-jail",
+		// No package index: a test that deploys Python packages serves its
+		// own index and passes it (a later flag wins); none may reach one
+		// outside this machine.
+		"--python-index-url="}, opts.Args...)
 	s := &Server{tb: tb, DataDir: dir, args: args, wrapper: opts.Wrapper, env: opts.Env}
 	s.start()
 	tb.Cleanup(s.Stop)

@@ -223,11 +223,15 @@ func (e *Executor) lockPackages(ctx context.Context, d *jobrt.Deployment, reqs [
 	defer cancel()
 	lock, wheels, err := e.fetchPackages(ctx, d.Workspace, reqs, given)
 	if err != nil {
+		what := "cannot install the script's packages"
+		if len(imports) > 0 { // the import as written: a requirement's name is normalized
+			what += " (it imports " + strings.Join(imports, ", ") + ")"
+		}
 		var native *pyindex.NativeCodeError
 		if errors.As(err, &native) || errors.Is(err, pyindex.ErrUnsafeWheel) || errors.Is(err, pyindex.ErrPinMismatch) || errors.Is(err, pyindex.ErrTooLarge) {
-			return "", vane.Invalidf("cannot install the script's packages: %v", err)
+			return "", vane.Invalidf("%s: %v", what, err)
 		}
-		return "", fmt.Errorf("cannot install the script's packages: %w", err)
+		return "", fmt.Errorf("%s: %w", what, err)
 	}
 	text := lock.String()
 	tree, err := e.scripts.packages(ctx, d.Workspace, text, wheels)
