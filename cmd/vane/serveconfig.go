@@ -20,10 +20,6 @@ import (
 	"vane/runtime/deno"
 )
 
-// defaultPythonIndexURL is the index Windmill's workers resolve Python
-// requirements against by default (pip's and uv's default index).
-const defaultPythonIndexURL = "https://pypi.org/simple/"
-
 // serveConfig is everything `vane serve` reads from flags and the environment.
 type serveConfig struct {
 	DataDir string
@@ -166,8 +162,10 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.StringVar(&c.DenoPath, "deno-path", envStr("VANE_DENO_PATH", ""), "the deno binary; default: .tools/deno, then PATH (env VANE_DENO_PATH)")
 	denoMirrors := fs.String("deno-import-mirror", envStr("VANE_DENO_IMPORT_MIRROR", ""), "comma-separated FROM=TO https: URL prefixes: Deno scripts' remote imports under FROM are fetched from TO, e.g. https://deno.land/=https://mirror.internal/deno.land/ (env VANE_DENO_IMPORT_MIRROR)")
 	fs.StringVar(&c.DenoJSRURL, "deno-jsr-url", envStr("VANE_DENO_JSR_URL", ""), "the JSR registry Deno deployments fetch jsr: imports from; default Deno's (env VANE_DENO_JSR_URL)")
-	fs.StringVar(&c.PythonIndexURL, "python-index-url", envStr("VANE_PYTHON_INDEX_URL", defaultPythonIndexURL),
-		"the package index (simple repository API, PEP 503/691) Python deployments resolve third-party requirements against, under the workspace's egress; empty: none (env VANE_PYTHON_INDEX_URL)")
+	// Without its own setting vane takes pip's (PIP_INDEX_URL, which
+	// Windmill's workers honour too) and names no index itself.
+	fs.StringVar(&c.PythonIndexURL, "python-index-url", envStr("VANE_PYTHON_INDEX_URL", getenv("PIP_INDEX_URL")),
+		"the package index (simple repository API, PEP 503/691) Python deployments resolve third-party requirements against, under the workspace's egress; default pip's PIP_INDEX_URL; empty: none (env VANE_PYTHON_INDEX_URL)")
 	fs.StringVar(&c.PythonPackagesDir, "python-packages-dir", envStr("VANE_PYTHON_PACKAGES_DIR", ""), "a directory of pure-Python packages that Python scripts may import (env VANE_PYTHON_PACKAGES_DIR)")
 	fs.BoolVar(&c.PythonInProcess, "python-in-process", envBool("VANE_PYTHON_IN_PROCESS"), "run Python jobs in the server process, stopped by wazero's context checks, instead of in worker processes killed at the deadline (env VANE_PYTHON_IN_PROCESS)")
 	fs.BoolVar(&c.InsecureNoJail, "insecure-no-jail", envBool("VANE_INSECURE_NO_JAIL"), "run subprocess jobs without the jail (development only) (env VANE_INSECURE_NO_JAIL)")

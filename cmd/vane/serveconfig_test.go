@@ -81,10 +81,16 @@ func TestParseServeConfig(t *testing.T) {
 				}
 			}},
 		{name: "python index", check: func(t *testing.T, c serveConfig) {
-			if c.PythonIndexURL != defaultPythonIndexURL {
-				t.Fatalf("python index default %q", c.PythonIndexURL)
+			if c.PythonIndexURL != "" {
+				t.Fatalf("python index default %q, want none", c.PythonIndexURL)
 			}
 		}},
+		{name: "python index from pip's variable", env: map[string]string{"PIP_INDEX_URL": "https://mirror.internal/simple/"},
+			check: func(t *testing.T, c serveConfig) {
+				if c.PythonIndexURL != "https://mirror.internal/simple/" {
+					t.Fatalf("python index %q", c.PythonIndexURL)
+				}
+			}},
 		{name: "python index from env, a slash added", env: map[string]string{"VANE_PYTHON_INDEX_URL": "https://idx.internal/simple"},
 			check: func(t *testing.T, c serveConfig) {
 				if c.PythonIndexURL != "https://idx.internal/simple/" {

@@ -91,7 +91,7 @@ func (e *Executor) Deploy(ctx context.Context, d *jobrt.Deployment) (string, err
 	switch {
 	case len(reqs) == 0 && len(imports) == 0:
 	case e.cfg.IndexURL == "" && given.Requirements == "":
-		return "", fmt.Errorf("third-party packages are not available: %s (this node has no package index, --python-index-url; "+
+		return "", fmt.Errorf("third-party packages are not available: %s (this node has no package index: set --python-index-url or pip's PIP_INDEX_URL; "+
 			"an operator can provide pure-Python packages in the python packages directory)", strings.Join(imports, ", "))
 	case len(reqs) == 0 && given.Requirements == "" && pins == nil:
 		return "", vane.Invalidf("the script imports %s, and its #requirements: block names no package", strings.Join(imports, ", "))
