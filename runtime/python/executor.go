@@ -7,7 +7,6 @@ package python
 
 import (
 	"context"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -142,7 +141,6 @@ type Executor struct {
 	pool                    *workerPool        // nil unless Config.WorkerCommand is set
 	apiHTTP                 *http.Client       // the jobs' API calls (see runtime/apifile)
 	roots                   *netfile.Roots     // the CAs of Config.CABundle
-	indexRoots              *x509.CertPool     // the same, for deployments' index requests
 	stdlibNames             map[string]bool    // the top-level names of the stdlib's tree
 }
 
@@ -174,8 +172,6 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 		}
 	}
 	e.roots = netfile.NewRoots(roots)
-	e.indexRoots = x509.NewCertPool()
-	e.indexRoots.AppendCertsFromPEM(roots)
 	if e.stdlibNames, err = stdlibNames(filepath.Join(build, StdlibDir, "lib", "python3.11")); err != nil {
 		return nil, err
 	}

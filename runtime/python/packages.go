@@ -332,7 +332,7 @@ func (e *Executor) indexClient(eg jobrt.Egress) *http.Client {
 		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
 			return jobrt.DialEgress(ctx, eg, addr)
 		},
-		TLSClientConfig:        &tls.Config{RootCAs: e.indexRoots, MinVersion: tls.VersionTLS12},
+		TLSClientConfig:        &tls.Config{RootCAs: e.roots.Pool(), MinVersion: tls.VersionTLS12},
 		ForceAttemptHTTP2:      true,
 		TLSHandshakeTimeout:    30 * time.Second,
 		ResponseHeaderTimeout:  time.Minute,
