@@ -161,11 +161,15 @@ func (j *jailNet) waitFirstPacket() {
 	defer close(j.done)
 	rc, err := j.wake.SyscallConn()
 	if err == nil {
-		polled := false
-		err = rc.Read(func(uintptr) bool {
-			ready := polled // the first call only asks the netpoller to wait
-			polled = true
-			return ready
+		// Each call asks the device itself whether a packet waits: the
+		// netpoller's readiness is reset before the first call and is
+		// edge-triggered, so a packet that came before it would otherwise
+		// be seen only with the next one (a SYN's retransmission, 1 s
+		// later, which the job's connection then also sent twice).
+		err = rc.Read(func(fd uintptr) bool {
+			p := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+			n, _ := unix.Poll(p, 0)
+			return n > 0
 		})
 	}
 	_ = j.wake.Close()
